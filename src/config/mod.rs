@@ -1,0 +1,18 @@
+//! The configuration: Envoy's v3 bootstrap and file-based xDS resources, plus the v2 (2018-2019)
+//! spellings tutorials still show.
+//!
+//! Pipeline, all in here and nowhere else (this is the only module that touches YAML):
+//!
+//! ```text
+//! text --parse (yaml/json by extension)--> serde_yaml::Value --normalise_v2--> Value
+//!      --per-resource typed deserialise (serde_path_to_error, deny_unknown_fields)--> raw types
+//!      --validate (collects every error with its field path)--> model::Bootstrap
+//! ```
+//!
+//! Errors carry the file and the field path
+//! (`static_resources.clusters[1].lb_policy: unknown value "round_robbin"`).
+
+pub mod model;
+
+mod error;
+pub use error::{ConfigError, ConfigErrors};

@@ -1,0 +1,542 @@
+//! Validated domain types: what the rest of legate sees of a configuration.
+//!
+//! Nothing here knows about YAML, JSON, v2 spellings or `@type` URLs: `config::parse_*` turns
+//! text into serde types, `config::validate_*` turns those into the types below (durations as
+//! `Duration`, regexes compiled, enums resolved, header names lowercased). Every type is
+//! `PartialEq` so that a reload can diff two configurations without rebuilding anything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+/// A whole bootstrap after v2 normalisation and validation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Bootstrap {
+    pub node: Node,
+    pub admin: Option<Admin>,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+    pub dynamic: DynamicResources,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Node {
+    pub id: String,
+    pub cluster: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub address: SocketAddr,
+    /// v2 `admin.access_log_path` or v3 `admin.access_log` file path; `None` logs nothing.
+    pub access_log_path: Option<PathBuf>,
+}
+
+/// `dynamic_resources`: file-based LDS and CDS.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DynamicResources {
+    pub lds: Option<FileSource>,
+    pub cds: Option<FileSource>,
+}
+
+/// A `config_source` that names a file (`path` or `path_config_source`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSource {
+    pub path: PathBuf,
+    /// `path_config_source.watched_directory.path`
+    pub watched_directory: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// Envoy's `name`; when absent in the file, `listener_<index>` (stable across reloads).
+    pub name: String,
+    pub address: SocketAddr,
+    pub hcm: HttpConnectionManager,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CodecType {
+    #[default]
+    Auto,
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConnectionManager {
+    pub stat_prefix: String,
+    pub codec_type: CodecType,
+    pub routes: RouteSource,
+    /// `server_name`, default `envoy` (what Envoy sends).
+    pub server_name: String,
+    /// `server_header_transformation`: `OVERWRITE` (default), `APPEND_IF_ABSENT`, `PASS_THROUGH`.
+    pub server_header: ServerHeaderTransformation,
+    pub use_remote_address: bool,
+    pub xff_num_trusted_hops: u32,
+    /// `internal_address_config.cidr_ranges`; empty means no client is internal (Envoy 1.40's
+    /// default), so `x-envoy-*` request headers are never trusted.
+    pub internal_cidrs: Vec<CidrRange>,
+    /// `skip_xff_append`
+    pub skip_xff_append: bool,
+    /// `generate_request_id`, default true.
+    pub generate_request_id: bool,
+    /// `preserve_external_request_id`, default false.
+    pub preserve_external_request_id: bool,
+    /// `max_request_headers_kb`, default 60.
+    pub max_request_headers_kb: u32,
+    /// `common_http_protocol_options.max_headers_count`, default 100.
+    pub max_headers_count: u32,
+    /// `http_protocol_options.accept_http_10`
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`
+    pub default_host_for_http_10: Option<String>,
+    /// `stream_idle_timeout`, default 5 min; `None` when set to 0.
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout`, default disabled.
+    pub request_timeout: Option<Duration>,
+    /// `common_http_protocol_options.idle_timeout`, default 1 h; `None` when 0.
+    pub idle_timeout: Option<Duration>,
+    /// `drain_timeout`, default 5 s.
+    pub drain_timeout: Duration,
+    pub access_logs: Vec<AccessLog>,
+    /// The HTTP filters in order; the last one is always the router.
+    pub http_filters: Vec<HttpFilter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerHeaderTransformation {
+    #[default]
+    Overwrite,
+    AppendIfAbsent,
+    PassThrough,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrRange {
+    pub address: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl CidrRange {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix_len.min(32));
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                (u32::from(net) & mask) == (u32::from(ip) & mask)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix_len.min(128));
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                (u128::from(net) & mask) == (u128::from(ip) & mask)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An HTTP filter in the connection manager's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilter {
+    /// `envoy.filters.http.router` (v2: `envoy.router`).
+    Router,
+    /// `envoy.filters.http.health_check` with `pass_through_mode: false` answering on a path.
+    HealthCheck { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteSource {
+    Inline(RouteConfig),
+    /// `rds`: a route configuration read from a file.
+    Rds { route_config_name: String, source: FileSource },
+}
+
+/// `access_log` entries of the connection manager.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLog {
+    pub sink: AccessLogSink,
+    pub format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccessLogSink {
+    File(PathBuf),
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccessLogFormat {
+    /// Envoy's default line.
+    Default,
+    /// `text_format` / `text_format_source.inline_string` / v2 `format`.
+    Text(String),
+    /// `json_format`: key -> format string, in file order.
+    Json(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderOps {
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    /// Lowercased header names.
+    pub request_headers_to_remove: Vec<String>,
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    /// Lowercased header names.
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendAction {
+    /// `APPEND_IF_EXISTS_OR_ADD` (default; also `append: true`).
+    #[default]
+    Append,
+    AddIfAbsent,
+    /// `OVERWRITE_IF_EXISTS_OR_ADD` (also `append: false`).
+    OverwriteOrAdd,
+    OverwriteIfExists,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderValueOption {
+    /// Lowercased.
+    pub key: String,
+    pub value: String,
+    pub action: AppendAction,
+    /// `keep_empty_value`
+    pub keep_empty_value: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub headers: HeaderOps,
+    /// `validate_clusters`: `None` when not set (true for inline configs, false for RDS).
+    pub validate_clusters: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    pub name: String,
+    /// As written (lowercased); routing decides exact/suffix/prefix/`*`.
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+    pub headers: HeaderOps,
+    pub retry_policy: Option<RetryPolicy>,
+    pub include_request_attempt_count: bool,
+    pub include_attempt_count_in_response: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: Option<String>,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    pub headers: HeaderOps,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// `case_sensitive`, default true; applies to `prefix` and `path`.
+    pub case_sensitive: bool,
+    pub headers: Vec<HeaderMatcher>,
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Prefix(String),
+    Path(String),
+    /// Anchored: must match the whole path (without the query).
+    Regex(Regex),
+    PathSeparatedPrefix(String),
+}
+
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Prefix(a), Self::Prefix(b)) => a == b,
+            (Self::Path(a), Self::Path(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            (Self::PathSeparatedPrefix(a), Self::PathSeparatedPrefix(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A string matcher (`StringMatcher` / `HeaderMatcher`'s legacy fields).
+#[derive(Debug, Clone)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// Anchored: must match the whole value.
+    Regex(Regex),
+}
+
+impl PartialEq for StringMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exact(a), Self::Exact(b))
+            | (Self::Prefix(a), Self::Prefix(b))
+            | (Self::Suffix(a), Self::Suffix(b))
+            | (Self::Contains(a), Self::Contains(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringMatcher {
+    pub kind: StringMatch,
+    /// `ignore_case` (not for regex).
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderMatchKind {
+    /// `present_match: true|false`
+    Present(bool),
+    String(StringMatcher),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatcher {
+    /// Lowercased; `:authority`, `:path`, `:method`, `:scheme` are pseudo-headers.
+    pub name: String,
+    pub kind: HeaderMatchKind,
+    pub invert_match: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    /// `None`: `present_match: true`.
+    pub string_match: Option<StringMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    Forward(ForwardAction),
+    Redirect(RedirectAction),
+    DirectResponse(DirectResponseAction),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterSpecifier {
+    Cluster(String),
+    /// Each cluster with its weight; weights are > 0 in total.
+    Weighted(Vec<WeightedCluster>),
+    /// `cluster_header`: the cluster named by this (lowercased) request header.
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedCluster {
+    pub name: String,
+    pub weight: u32,
+    pub headers: HeaderOps,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostRewrite {
+    None,
+    Literal(String),
+    /// `auto_host_rewrite`: the chosen endpoint's `hostname` (or nothing for IP endpoints
+    /// without one, as Envoy does for STATIC clusters; STRICT_DNS uses the DNS name).
+    Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegexRewrite {
+    pub pattern: Regex,
+    /// Envoy's `\1` style references, as written.
+    pub substitution: String,
+}
+
+impl PartialEq for RegexRewrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.substitution == other.substitution
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardAction {
+    pub cluster: ClusterSpecifier,
+    /// `cluster_not_found_response_code`: 503 (default), 404 or 500.
+    pub cluster_not_found_status: u16,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite: HostRewrite,
+    /// `timeout`, default 15 s; `None` when set to 0 (disabled).
+    pub timeout: Option<Duration>,
+    /// Route-level policy; when `None` the virtual host's applies.
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    pub five_xx: bool,
+    pub gateway_error: bool,
+    pub connect_failure: bool,
+    pub reset: bool,
+    pub retriable_4xx: bool,
+    pub refused_stream: bool,
+    pub retriable_status_codes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub retry_on: RetryOn,
+    /// `num_retries`, default 1.
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    pub retriable_status_codes: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedirectAction {
+    /// `https_redirect: true` gives `Some("https")`; `scheme_redirect` as written.
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub strip_query: bool,
+    /// 301 (default), 302, 303, 307, 308.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectResponseAction {
+    pub status: u16,
+    /// `body.inline_string` / `inline_bytes` / `filename` (read at validation).
+    pub body: Option<bytes::Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsLookupFamily {
+    /// Envoy's `AUTO`: IPv6 if any, else IPv4.
+    Auto,
+    #[default]
+    V4Preferred,
+    V4Only,
+    V6Only,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiscoveryType {
+    Static,
+    StrictDns,
+    LogicalDns,
+    /// `EDS` with its `service_name` (defaults to the cluster name) and where the
+    /// endpoints come from.
+    Eds { service_name: String, source: EdsSource },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EdsSource {
+    File(FileSource),
+    /// v2 `api_config_source: {api_type: REST, cluster_names: [..], refresh_delay}`:
+    /// POST `/v2/discovery:endpoints` (or v3) to that cluster every `refresh_delay`.
+    Rest { cluster: String, refresh_delay: Duration, request_timeout: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EndpointAddress {
+    Ip(SocketAddr),
+    /// A DNS name (STRICT_DNS / LOGICAL_DNS clusters).
+    Dns { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub address: EndpointAddress,
+    /// `endpoint.hostname`
+    pub hostname: Option<String>,
+    /// `load_balancing_weight`, default 1.
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalityEndpoints {
+    pub priority: u32,
+    /// `load_balancing_weight` of the locality, default 1.
+    pub weight: u32,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    pub discovery: DiscoveryType,
+    pub lb_policy: LbPolicy,
+    /// `connect_timeout`, default 5 s.
+    pub connect_timeout: Duration,
+    /// `dns_refresh_rate`, default 5 s.
+    pub dns_refresh_rate: Duration,
+    /// `dns_resolvers` / `typed_dns_resolver_config`: empty means the system resolver.
+    pub dns_resolvers: Vec<SocketAddr>,
+    pub dns_lookup_family: DnsLookupFamily,
+    /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
+    pub endpoints: Vec<LocalityEndpoints>,
+    pub protocol: UpstreamProtocol,
+    /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.
+    pub idle_timeout: Option<Duration>,
+    /// `per_connection_buffer_limit_bytes`, default 1 MiB.
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `circuit_breakers.thresholds[default]`: max connections/pending/requests/retries.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreakers {
+    pub max_connections: u32,
+    pub max_pending_requests: u32,
+    pub max_requests: u32,
+    pub max_retries: u32,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        // Envoy's defaults.
+        CircuitBreakers { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 }
+    }
+}
+
+/// One resource of a file-based discovery response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterLoadAssignment {
+    pub cluster_name: String,
+    pub endpoints: Vec<LocalityEndpoints>,
+}
+
+/// A validated file-based xDS file: `version_info` plus its resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery<T> {
+    pub version_info: String,
+    pub resources: Vec<T>,
+}

@@ -81,6 +81,6 @@ mod tests {
         assert_eq!(i.find("example.org"), Some(1));
         assert_eq!(i.find("other.org"), Some(0));
         // The port is part of the host.
-        assert_eq!(i.find("api.example.com:8080"), Some(2));
+        assert_eq!(i.find("api.example.com:8080"), Some(0));
     }
 }

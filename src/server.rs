@@ -150,6 +150,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let store = Store::new();
     let clusters = build_clusters(&bootstrap.clusters, &store).await;
+    upstream::eds_rest::spawn_all(&clusters, &bootstrap.node);
     let listeners = build_listeners(&bootstrap.listeners, &clusters, &store).map_err(StartError::Build)?;
     store.gauge("cluster_manager.active_clusters").set(clusters.len() as i64);
     store.counter("cluster_manager.cluster_added").add(clusters.len() as u64);

@@ -7,6 +7,7 @@
 
 pub mod balancer;
 pub mod dns;
+pub mod eds_rest;
 pub mod pool;
 
 use std::net::SocketAddr;

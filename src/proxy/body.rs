@@ -1,12 +1,15 @@
 //! The two body types the proxy moves: requests sent upstream and responses sent downstream.
 //! Both are enums rather than boxed trait objects so that a request allocates no body box.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use crate::stats::Counter;
 
 /// The body of a request sent upstream: streamed from downstream, or replayed from memory
 /// (retries of a buffered request).
@@ -48,9 +51,19 @@ impl Body for ReqBody {
     }
 }
 
-/// The body of a response sent downstream: the upstream's, streamed, or a local reply.
+/// An error ending a streamed response body.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The route timeout ran out while the upstream was still sending the body.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream request timeout")]
+pub struct BodyTimeout;
+
+/// The body of a response sent downstream: the upstream's, streamed (within the route timeout,
+/// which in Envoy covers the whole response), or a local reply.
 pub enum ResBody {
     Upstream(Incoming),
+    UpstreamUntil { body: Incoming, deadline: Pin<Box<tokio::time::Sleep>>, on_timeout: Option<Counter> },
     Full(Option<Bytes>),
 }
 
@@ -70,25 +83,39 @@ impl ResBody {
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ResBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ResBody::UpstreamUntil { body, deadline, on_timeout } => {
+                if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+                    return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+                }
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        if let Some(c) = on_timeout.take() {
+                            c.inc();
+                        }
+                        Poll::Ready(Some(Err(Box::new(BodyTimeout))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             ResBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResBody::Upstream(b) => b.is_end_stream(),
+            ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.is_end_stream(),
             ResBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResBody::Upstream(b) => b.size_hint(),
+            ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.size_hint(),
             ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResBody::Full(None) => SizeHint::with_exact(0),
         }

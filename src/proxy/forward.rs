@@ -47,6 +47,8 @@ pub struct Outcome {
     pub host: Arc<Host>,
     pub service_time: Duration,
     pub attempts: u32,
+    /// When the route timeout ends; the response body must be complete by then.
+    pub deadline: Option<Instant>,
 }
 
 pub struct Failure {
@@ -130,7 +132,7 @@ pub async fn forward(
                 if attempt > 1 {
                     stats.upstream_rq_retry_success.inc();
                 }
-                return Ok(Outcome { response, host, service_time: sent.elapsed(), attempts: attempt });
+                return Ok(Outcome { response, host, service_time: sent.elapsed(), attempts: attempt, deadline });
             }
             Err(AttemptError::Timeout) => {
                 host.stats.rq_timeout.inc();

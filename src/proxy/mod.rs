@@ -306,7 +306,15 @@ async fn forward_to(
             {
                 rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
-            Ok(Response::from_parts(rparts, ResBody::Upstream(rbody)))
+            let body = match out.deadline {
+                Some(d) if !rbody.is_end_stream() => ResBody::UpstreamUntil {
+                    body: rbody,
+                    deadline: Box::pin(tokio::time::sleep_until(d.into())),
+                    on_timeout: Some(cluster.stats.upstream_rq_timeout.clone()),
+                },
+                _ => ResBody::Upstream(rbody),
+            };
+            Ok(Response::from_parts(rparts, body))
         }
         Err(f) => Err(f.reason),
     }

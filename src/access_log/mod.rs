@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! config::model::AccessLog --LineFormat::build--> LineFormat (text | JSON)     (config time)
+//!                          --spawn_writer(Sink)--> AccessLogWriter --> writer task per sink
 //! request done --> LogContext (borrowed, only if a logger is configured)
 //!   --> LineFormat::render into a String --> AccessLogWriter::send (try_send; a full queue drops)
+//!   --> writer task: batches what is queued into one write; reopen() on /reopen_logs, SIGUSR1
 //! ```
 
 pub mod context;
@@ -11,10 +13,12 @@ pub mod format;
 pub mod json;
 mod operator;
 mod start_time;
+pub mod writer;
 
 pub use context::LogContext;
 pub use format::{Format, DEFAULT_FORMAT};
 pub use json::JsonFormat;
+pub use writer::{spawn_writer, spawn_writer_with_capacity, AccessLogWriter, Sink, QUEUE_CAPACITY};
 
 use crate::config::model::AccessLogFormat;
 

@@ -29,5 +29,5 @@ pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), Stri
     let store = stats::Store::new();
     let clusters: HashMap<String, Arc<upstream::Cluster>> =
         bootstrap.clusters.iter().map(|c| (c.name.clone(), upstream::Cluster::build(c.clone(), &store))).collect();
-    server::build_listeners(&bootstrap.listeners, &clusters, &store).map(|_| ())
+    server::build_listeners(&bootstrap.listeners, &clusters, &store, None).map(|_| ())
 }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::config::model;
 use crate::listener::{self, Drain};
 use crate::proxy::Shared;
-use crate::snapshot::{build_listener, ListenerRt, Snapshot};
+use crate::snapshot::{build_listener, ListenerRt, LogWriters, Snapshot};
 use crate::stats::Store;
 use crate::upstream::{self, Cluster};
 
@@ -52,6 +52,7 @@ pub struct Server {
     pub bootstrap: Arc<model::Bootstrap>,
     /// The bootstrap as loaded, in v3 JSON form, for `/config_dump`.
     pub bootstrap_json: serde_json::Value,
+    pub log_writers: Arc<LogWriters>,
     started: Instant,
     started_at: SystemTime,
     bound: Mutex<Vec<(String, SocketAddr)>>,
@@ -131,8 +132,9 @@ pub fn build_listeners(
     configs: &[model::Listener],
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
+    writers: Option<&LogWriters>,
 ) -> Result<Vec<Arc<ListenerRt>>, String> {
-    configs.iter().map(|l| build_listener(l, clusters, store).map(Arc::new)).collect()
+    configs.iter().map(|l| build_listener(l, clusters, store, writers).map(Arc::new)).collect()
 }
 
 fn first_local_ip() -> Option<IpAddr> {
@@ -151,7 +153,9 @@ pub async fn run(
     let store = Store::new();
     let clusters = build_clusters(&bootstrap.clusters, &store).await;
     upstream::eds_rest::spawn_all(&clusters, &bootstrap.node);
-    let listeners = build_listeners(&bootstrap.listeners, &clusters, &store).map_err(StartError::Build)?;
+    let writers = Arc::new(LogWriters::default());
+    let listeners =
+        build_listeners(&bootstrap.listeners, &clusters, &store, Some(&writers)).map_err(StartError::Build)?;
     store.gauge("cluster_manager.active_clusters").set(clusters.len() as i64);
     store.counter("cluster_manager.cluster_added").add(clusters.len() as u64);
     store.gauge("cluster_manager.warming_clusters").set(0);
@@ -178,6 +182,7 @@ pub async fn run(
         options: options.clone(),
         bootstrap: Arc::clone(&bootstrap),
         bootstrap_json,
+        log_writers: Arc::clone(&writers),
         started: Instant::now(),
         started_at: SystemTime::now(),
         bound: Mutex::new(Vec::new()),
@@ -229,6 +234,7 @@ pub async fn run(
                 .map_err(|source| StartError::AdminAddressPath { path: path.clone(), source })?;
         }
     }
+    spawn_reopen_on_sigusr1(Arc::clone(&writers));
     tracing::info!("all listeners started");
 
     tokio::select! {
@@ -247,7 +253,21 @@ pub async fn run(
         ),
     }
     drop(stops);
+    // Lines of the last requests still queued: give the writers a moment, bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writers.flush()).await;
     Ok(())
+}
+
+/// logrotate's `postrotate kill -USR1`: reopen access-log files.
+fn spawn_reopen_on_sigusr1(writers: Arc<LogWriters>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else { return };
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("SIGUSR1: reopening access logs");
+            writers.reopen();
+        }
+    });
 }
 
 async fn signal_terminate() {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
+use crate::access_log::{spawn_writer, AccessLogWriter, LineFormat, Sink};
 use crate::config::model;
+use crate::proxy::Logger;
 use crate::routing::RouteTable;
 use crate::stats::{CodeCounters, Counter, Gauge, Store};
 use crate::upstream::Cluster;
@@ -63,6 +65,41 @@ pub struct Hcm {
     pub stats: HcmStats,
     /// `server` header value.
     pub server_name: HeaderValue,
+    /// Access loggers; empty means no per-request log work at all.
+    pub access_logs: Arc<[Logger]>,
+}
+
+/// One writer task per sink, shared by every connection manager that logs there (and kept
+/// across snapshots, so a reload does not reopen files).
+#[derive(Default)]
+pub struct LogWriters(std::sync::Mutex<Vec<(Sink, AccessLogWriter)>>);
+
+impl LogWriters {
+    pub fn get(&self, sink: Sink) -> std::io::Result<AccessLogWriter> {
+        let mut writers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, w)) = writers.iter().find(|(s, _)| *s == sink) {
+            return Ok(w.clone());
+        }
+        let w = spawn_writer(sink.clone())?;
+        writers.push((sink, w.clone()));
+        Ok(w)
+    }
+
+    /// Waits until every line queued so far is written.
+    pub async fn flush(&self) {
+        let writers: Vec<AccessLogWriter> =
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, w)| w.clone()).collect();
+        for w in writers {
+            w.flush().await;
+        }
+    }
+
+    /// Reopens every file sink (`/reopen_logs`, SIGUSR1).
+    pub fn reopen(&self) {
+        for (_, w) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            w.reopen();
+        }
+    }
 }
 
 /// Envoy's `listener.<address>.*`.
@@ -112,12 +149,26 @@ impl Snapshot {
     }
 }
 
-/// Builds the listeners' runtime state against the given clusters.
+/// Builds a listener's runtime state against the given clusters; `writers` is `None` when
+/// only validating (formats are compiled, no file is opened).
 pub fn build_listener(
     config: &model::Listener,
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
+    writers: Option<&LogWriters>,
 ) -> Result<ListenerRt, String> {
+    let mut loggers = Vec::with_capacity(config.hcm.access_logs.len());
+    for (i, log) in config.hcm.access_logs.iter().enumerate() {
+        let format =
+            LineFormat::build(&log.format).map_err(|e| format!("listener {:?}: access_log[{i}]: {e}", config.name))?;
+        let writer = match writers {
+            Some(w) => Some(w.get(Sink::from(&log.sink)).map_err(|e| {
+                format!("listener {:?}: access_log[{i}]: cannot open {:?}: {e}", config.name, log.sink)
+            })?),
+            None => None,
+        };
+        loggers.push(Logger { format, writer });
+    }
     let route_config = match &config.hcm.routes {
         model::RouteSource::Inline(rc) => rc.clone(),
         model::RouteSource::Rds { route_config_name, .. } => {
@@ -141,6 +192,7 @@ pub fn build_listener(
             routes: Arc::new(routes),
             stats: HcmStats::new(store, &config.hcm.stat_prefix),
             server_name,
+            access_logs: loggers.into(),
         }),
         stats: ListenerStats::new(store, config.address),
     })

@@ -33,6 +33,7 @@ const ENDPOINTS: &[(&str, &str, bool)] = &[
     ("/help", "print out list of admin commands", false),
     ("/listeners", "print listener info", false),
     ("/quitquitquit", "exit the server", true),
+    ("/reopen_logs", "reopen access logs", true),
     ("/ready", "print server state, return 200 if LIVE, otherwise return 503", false),
     ("/server_info", "print server version/status information", false),
     ("/stats", "print server stats", false),
@@ -149,6 +150,10 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/healthcheck/ok" => {
             server.shared.health_failing.store(false, Ordering::Relaxed);
+            resp(StatusCode::OK, TEXT, "OK\n")
+        }
+        "/reopen_logs" => {
+            server.log_writers.reopen();
             resp(StatusCode::OK, TEXT, "OK\n")
         }
         "/quitquitquit" => {

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -14,7 +16,8 @@ use crate::stats::Counter;
 /// The body of a request sent upstream: streamed from downstream, or replayed from memory
 /// (retries of a buffered request).
 pub enum ReqBody {
-    Stream(Incoming),
+    /// Streamed from downstream; the counter (when an access log wants it) sees every byte.
+    Stream(Incoming, Option<Arc<AtomicU64>>),
     Full(Option<Bytes>),
 }
 
@@ -30,21 +33,29 @@ impl Body for ReqBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ReqBody::Stream(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::Stream(b, counter) => {
+                let polled = Pin::new(b).poll_frame(cx);
+                if let (Some(c), Poll::Ready(Some(Ok(frame)))) = (counter, &polled) {
+                    if let Some(d) = frame.data_ref() {
+                        c.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                polled
+            }
             ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReqBody::Stream(b) => b.is_end_stream(),
+            ReqBody::Stream(b, _) => b.is_end_stream(),
             ReqBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReqBody::Stream(b) => b.size_hint(),
+            ReqBody::Stream(b, _) => b.size_hint(),
             ReqBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ReqBody::Full(None) => SizeHint::with_exact(0),
         }

@@ -4,6 +4,7 @@
 //! Per request: one snapshot load, a route lookup in compiled tables, atomic stat adds on
 //! pre-registered handles. Nothing here takes a lock except the host's connection pool.
 
+mod access;
 pub mod body;
 pub mod forward;
 pub mod headers;
@@ -12,8 +13,9 @@ mod rewrite;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, LOCATION, SERVER, UPGRADE};
@@ -28,6 +30,8 @@ use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::{Hcm, ListenerRt, SnapshotStore};
 use crate::stats::{GaugeGuard, Store};
+pub use access::{LoggedBody, Logger};
+use access::{PendingLog, Trace};
 use body::{ReqBody, ResBody};
 use forward::{BodySource, Prepared};
 use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
@@ -57,7 +61,7 @@ pub struct ConnCtx {
 /// per-connection buffer limit).
 const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
 
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
     let snap = ctx.shared.snapshot.load_full();
     let hcm = Arc::clone(snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm));
     let stats = &hcm.stats;
@@ -70,12 +74,38 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     }
     let _active = GaugeGuard::new(&stats.downstream_rq_active);
     let head_request = req.method() == Method::HEAD;
-    let mut resp = match process(&ctx, &snap.clusters, &hcm, req).await {
+
+    // Only when a logger is configured: keep the request head as the client sent it.
+    let mut trace = Trace::default();
+    let captured = (!hcm.access_logs.is_empty()).then(|| {
+        let counter = Arc::new(AtomicU64::new(0));
+        trace.rx_bytes = Some(Arc::clone(&counter));
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+            .unwrap_or_default();
+        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+        (
+            req.headers().clone(),
+            req.method().clone(),
+            path,
+            authority,
+            req.version(),
+            counter,
+            SystemTime::now(),
+            Instant::now(),
+        )
+    });
+
+    let mut resp = match process(&ctx, &snap.clusters, &hcm, req, &mut trace).await {
         Ok(r) => r,
         Err(reason) => {
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
+            trace.response_flags = reason.flag();
             let mut r = local_reply(reason, &hcm.server_name);
             if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
@@ -89,7 +119,37 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     }
     stats.codes.record(resp.status().as_u16());
     stats.downstream_rq_completed.inc();
-    Ok(resp)
+    let (parts, body) = resp.into_parts();
+    let body = match captured {
+        None => LoggedBody::plain(body),
+        Some((mut request_headers, method, path, authority, version, bytes_received, start, started)) => {
+            if let Some(id) = trace.request_id.take() {
+                request_headers.insert(headers::X_REQUEST_ID.clone(), id);
+            }
+            LoggedBody::logged(
+                body,
+                Box::new(PendingLog {
+                    loggers: Arc::clone(&hcm.access_logs),
+                    start,
+                    started,
+                    request_headers,
+                    method,
+                    path,
+                    authority,
+                    version,
+                    status: parts.status.as_u16(),
+                    response_headers: parts.headers.clone(),
+                    trailers: None,
+                    trace,
+                    remote: ctx.remote,
+                    local: ctx.local,
+                    bytes_received,
+                    bytes_sent: 0,
+                }),
+            )
+        }
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Methods Envoy's HTTP/1 codec knows; anything else is a 400 there.
@@ -138,6 +198,7 @@ async fn process(
     clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
     hcm: &Hcm,
     req: Request<Incoming>,
+    trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
     if req.version() == Version::HTTP_10 && !cfg.accept_http_10 {
@@ -192,6 +253,7 @@ async fn process(
         Ok(found) => found,
         Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
     };
+    trace.route_name.clone_from(&route.name);
 
     match &route.action {
         ActionRt::Direct { status, body } => {
@@ -221,10 +283,12 @@ async fn process(
                 return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
             };
             let weighted_ops = weighted_ops.cloned();
+            trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(EXPECT);
             headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
+            trace.request_id = parts.headers.get(&headers::X_REQUEST_ID).cloned();
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
@@ -249,7 +313,8 @@ async fn process(
                 // Resolved per host below.
                 HostRewrite::Auto => authority,
             };
-            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops).await
+            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops, trace)
+                .await
         }
     }
 }
@@ -267,15 +332,19 @@ async fn forward_to(
     path: String,
     authority: HeaderValue,
     weighted_ops: Option<HeaderOpsRt>,
+    trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
     let body = if body.is_end_stream() {
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= RETRY_BUFFER_LIMIT) {
         let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
+        if let Some(c) = &trace.rx_bytes {
+            c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
         BodySource::Replayable(Some(bytes))
     } else {
-        BodySource::Stream(Some(ReqBody::Stream(body)))
+        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
     };
     let prepared = Prepared {
         method: parts.method,
@@ -288,6 +357,7 @@ async fn forward_to(
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
     match outcome {
         Ok(out) => {
+            trace.upstream_host = Some(out.host.addr);
             let (mut rparts, rbody) = out.response.into_parts();
             headers::strip_hop_by_hop(&mut rparts.headers);
             let ms = out.service_time.as_millis() as u64;
@@ -316,7 +386,10 @@ async fn forward_to(
             };
             Ok(Response::from_parts(rparts, body))
         }
-        Err(f) => Err(f.reason),
+        Err(f) => {
+            trace.upstream_host = f.host.map(|h| h.addr);
+            Err(f.reason)
+        }
     }
 }
 

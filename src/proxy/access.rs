@@ -1,0 +1,145 @@
+//! Access logging on the request path: a response body wrapper that counts bytes and, when
+//! the response ends (or the client goes away), renders one line per configured logger.
+//! Nothing here runs unless the connection manager has a logger.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Version};
+use http_body::{Body, Frame, SizeHint};
+
+use super::body::{BodyError, ResBody};
+use crate::access_log::{AccessLogWriter, LineFormat, LogContext};
+
+/// One configured logger: its compiled format and its sink's writer.
+pub struct Logger {
+    pub format: LineFormat,
+    /// `None` only in `--mode validate`, where nothing is written.
+    pub writer: Option<AccessLogWriter>,
+}
+
+/// What the request path learned about a request, for logs and stats.
+#[derive(Default)]
+pub struct Trace {
+    pub upstream_host: Option<SocketAddr>,
+    pub cluster: Option<Arc<crate::upstream::Cluster>>,
+    pub route_name: Option<String>,
+    pub response_flags: &'static str,
+    pub details: Option<&'static str>,
+    /// `x-request-id` as sent upstream (generated or kept).
+    pub request_id: Option<http::HeaderValue>,
+    /// Counts request body bytes when a logger wants `%BYTES_RECEIVED%`.
+    pub rx_bytes: Option<Arc<AtomicU64>>,
+}
+
+/// Everything a line needs that outlives the handler.
+pub struct PendingLog {
+    pub loggers: Arc<[Logger]>,
+    pub start: SystemTime,
+    pub started: Instant,
+    pub request_headers: HeaderMap,
+    pub method: Method,
+    pub path: String,
+    pub authority: String,
+    pub version: Version,
+    pub status: u16,
+    pub response_headers: HeaderMap,
+    pub trailers: Option<HeaderMap>,
+    pub trace: Trace,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub bytes_received: Arc<AtomicU64>,
+    pub bytes_sent: u64,
+}
+
+impl PendingLog {
+    fn write(&self) {
+        let ctx = LogContext {
+            start: self.start,
+            request_headers: &self.request_headers,
+            method: self.method.as_str(),
+            path: &self.path,
+            authority: &self.authority,
+            scheme: "http",
+            protocol: self.version,
+            response_code: Some(self.status),
+            response_code_details: self.trace.details,
+            response_headers: Some(&self.response_headers),
+            response_trailers: self.trailers.as_ref(),
+            response_flags: self.trace.response_flags,
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent,
+            duration: Some(self.started.elapsed()),
+            request_duration: None,
+            response_duration: None,
+            upstream_host: self.trace.upstream_host,
+            upstream_cluster: self.trace.cluster.as_ref().map(|c| c.name()),
+            upstream_local_address: None,
+            upstream_transport_failure_reason: None,
+            downstream_remote: self.remote,
+            downstream_local: self.local,
+            route_name: self.trace.route_name.as_deref(),
+        };
+        for logger in self.loggers.iter() {
+            if let Some(w) = &logger.writer {
+                let mut line = String::with_capacity(256);
+                logger.format.render(&ctx, &mut line);
+                w.send(line);
+            }
+        }
+    }
+}
+
+/// The body sent downstream, with the access log that is written when it ends.
+pub struct LoggedBody {
+    inner: ResBody,
+    log: Option<Box<PendingLog>>,
+}
+
+impl LoggedBody {
+    pub fn plain(inner: ResBody) -> Self {
+        LoggedBody { inner, log: None }
+    }
+    pub fn logged(inner: ResBody, log: Box<PendingLog>) -> Self {
+        LoggedBody { inner, log: Some(log) }
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.write();
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (this.log.as_mut(), &polled) {
+            if let Some(data) = frame.data_ref() {
+                log.bytes_sent += data.len() as u64;
+            } else if let Some(t) = frame.trailers_ref() {
+                log.trailers = Some(t.clone());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -202,16 +202,14 @@ impl<'v> Obj<'v> {
     }
 
     /// A repeated field: each element with its indexed path.
-    pub fn list(&mut self, ctx: &mut Ctx, name: &str) -> Vec<(&'v Value, String)> {
+    pub fn list(&mut self, _ctx: &mut Ctx, name: &str) -> Vec<(&'v Value, String)> {
         let Some((v, path)) = self.get(name) else {
             return Vec::new();
         };
         match v {
             Value::Sequence(items) => items.iter().enumerate().map(|(i, item)| (item, index(&path, i))).collect(),
-            _ => {
-                ctx.err(&path, "expected a list");
-                Vec::new()
-            }
+            // Like protobuf's JSON parser (and so Envoy), a single value stands for a list of one.
+            single => vec![(single, index(&path, 0))],
         }
     }
 

@@ -3,6 +3,7 @@
 //! `dynamic_resources`, `layered_runtime`); the submodules own one Envoy message family each,
 //! and `checks` the cross-resource rules (duplicates, cluster references).
 
+pub(crate) mod access_log;
 pub(crate) mod checks;
 pub(crate) mod cluster;
 pub(crate) mod common;
@@ -136,7 +137,7 @@ fn admin(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Admin> {
     let address = o.get("address").and_then(|(v, p)| ip_address(ctx, v, &p));
     let mut access_log_path = o.str(ctx, "access_log_path").map(PathBuf::from);
     for l in o.objs(ctx, "access_log") {
-        if let Some(log) = hcm::access_log(ctx, l) {
+        if let Some(log) = access_log::access_log(ctx, l) {
             access_log_path = Some(match log.sink {
                 AccessLogSink::File(p) => p,
                 AccessLogSink::Stdout => PathBuf::from("/dev/stdout"),

@@ -85,6 +85,12 @@ fn clusters_and_listeners_with_refs() {
     let d = parse_clusters(&cds, &bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.resources[0].name, "example_proxy_cluster");
     assert_eq!(d.resources[0].discovery, DiscoveryType::StrictDns);
+    // Its `filters:` is a single object, not a list: accepted like Envoy does.
+    let lds = shared("envoy-examples/dynamic-config-fs/configs/lds.yaml");
+    let bytes = std::fs::read(&lds).unwrap_or_else(|e| panic!("{e}"));
+    let d = parse_listeners(&lds, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.resources[0].name, "listener_0");
+    assert!(check_cluster_refs(&d.resources, &["example_proxy_cluster".to_string()].into(), "resources").is_empty());
 
     let lds = r#"{"version_info": "1", "resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
       "name": "main", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 10000}},

@@ -4,40 +4,92 @@
 //! Pipeline, all in here and nowhere else (this is the only module that touches YAML):
 //!
 //! ```text
-//! text --parse (yaml/json by extension)--> serde_yaml::Value --normalise_v2--> Value
-//!      --per-resource typed deserialise (serde_path_to_error, deny_unknown_fields)--> raw types
-//!      --validate (collects every error with its field path)--> model::Bootstrap
+//! bytes --parse (yaml/json by extension; `--config-yaml` merged by `merge`)--> serde_yaml::Value
+//!       --v2::normalise_*--> Value in v3 spelling
+//!       --validate (reader::Obj walks each message, marking the fields it reads; every
+//!         unread field is an error; every error is collected with its field path)--> model
+//!       --validate::checks (duplicates, cluster references)--> model::Bootstrap / Discovery
 //! ```
 //!
-//! Errors carry the file and the field path
+//! The reader plays the part of typed serde structs with `deny_unknown_fields`, but keeps going
+//! after an error, so one load reports every problem, each with the file and field path
 //! (`static_resources.clusters[1].lb_policy: unknown value "round_robbin"`).
 
 pub mod model;
 
+mod discovery;
+mod duration;
 mod error;
+mod merge;
+mod parse;
+mod reader;
+mod type_urls;
+mod v2;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config};
 pub use error::{ConfigError, ConfigErrors};
 
-use std::path::Path;
+use discovery::single;
+use reader::Ctx;
 
-/// TEMPORARY until the parser lands: the real one lives on the config branch.
-pub fn load_bootstrap(_path: Option<&Path>, _config_yaml: Option<&str>) -> Result<model::Bootstrap, ConfigErrors> {
-    Err(ConfigErrors(vec![]))
+/// Reads and validates a bootstrap; `config_yaml` is Envoy's `--config-yaml`, merged over the file
+/// with proto MergeFrom semantics (scalars replace, maps/messages merge recursively, lists append).
+/// Either argument may be absent, not both (path None + yaml Some is allowed, like Envoy).
+pub fn load_bootstrap(path: Option<&Path>, config_yaml: Option<&str>) -> Result<model::Bootstrap, ConfigErrors> {
+    load_bootstrap_with_json(path, config_yaml).map(|(b, _)| b)
 }
 
-/// TEMPORARY until the parser lands.
-pub fn parse_endpoints(
-    _path: &Path,
-    _bytes: &[u8],
-    _name: &str,
-) -> Result<model::Discovery<model::ClusterLoadAssignment>, ConfigErrors> {
-    Err(ConfigErrors(vec![]))
-}
-
-/// The bootstrap and its JSON form (after v2 normalisation) for `/config_dump`.
+/// [`load_bootstrap`], plus the bootstrap as JSON in v3 spelling (after v2 normalisation and
+/// the `--config-yaml` merge), which `/config_dump` shows.
 pub fn load_bootstrap_with_json(
     path: Option<&Path>,
     config_yaml: Option<&str>,
 ) -> Result<(model::Bootstrap, serde_json::Value), ConfigErrors> {
-    let b = load_bootstrap(path, config_yaml)?;
-    Ok((b, serde_json::Value::Null))
+    let file = path.map_or_else(|| PathBuf::from("--config-yaml"), Path::to_path_buf);
+    let mut value = match path {
+        Some(p) => {
+            let bytes = parse::read_file(p).map_err(single)?;
+            parse::parse_value(p, &bytes, parse::format_for(p)).map_err(single)?
+        }
+        None if config_yaml.is_none() => {
+            return Err(single(ConfigError {
+                file,
+                path: String::new(),
+                message: "no configuration: give a config file (-c) or --config-yaml".to_string(),
+            }))
+        }
+        None => serde_yaml::Value::Mapping(Default::default()),
+    };
+    if let Some(text) = config_yaml {
+        let over = parse::parse_yaml(Path::new("--config-yaml"), text).map_err(single)?;
+        merge::merge_from(&mut value, over);
+    }
+    v2::normalise_bootstrap(&mut value);
+    let mut ctx = Ctx::new(file.clone());
+    match validate::bootstrap(&mut ctx, &value) {
+        Some(b) if ctx.errors.is_empty() => Ok((b, serde_json::to_value(&value).unwrap_or_default())),
+        _ if ctx.errors.is_empty() => {
+            Err(single(ConfigError { file, path: String::new(), message: "invalid configuration".to_string() }))
+        }
+        _ => Err(ConfigErrors(ctx.errors)),
+    }
+}
+
+/// Cross-resource checks usable after an LDS/CDS update too: route configs (inline) naming
+/// clusters that do not exist (unless `validate_clusters` is false) -> one error each, with the
+/// field path under `root` (`resources`, `static_resources.listeners`). The errors' `file` is
+/// empty: the caller knows which file the listeners came from.
+pub fn check_cluster_refs(listeners: &[model::Listener], clusters: &HashSet<String>, root: &str) -> Vec<ConfigError> {
+    listeners
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| validate::checks::listener_cluster_refs(&format!("{root}[{i}]"), l, clusters))
+        .collect()
 }

@@ -1,0 +1,149 @@
+//! File-based xDS: a `DiscoveryResponse` file (`version_info` + `resources`, each with its
+//! `@type`) turned into validated listeners, clusters, a route configuration or a cluster load
+//! assignment. The caller reads (and hashes) the file; this module only parses bytes.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfig};
+use super::parse::{format_for, parse_value};
+use super::reader::{Ctx, Obj};
+use super::type_urls as t;
+use super::v2;
+use super::validate::{checks, cluster, listener, route};
+
+/// Validated resources with their paths (`resources[i]`).
+struct Parsed<T> {
+    ctx: Ctx,
+    version_info: String,
+    resources: Vec<(String, T)>,
+    /// How many resources the file listed (valid or not).
+    listed: usize,
+}
+
+fn parse<T>(
+    path: &Path,
+    bytes: &[u8],
+    types: &[&str],
+    normalise: fn(&mut Value),
+    mut each: impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
+) -> Result<Parsed<T>, ConfigErrors> {
+    let mut value = parse_value(path, bytes, format_for(path)).map_err(|e| ConfigErrors(vec![e]))?;
+    if let Some(Value::Sequence(items)) = value.get_mut("resources") {
+        items.iter_mut().for_each(normalise);
+    }
+    let mut ctx = Ctx::new(path);
+    let mut version_info = String::new();
+    let mut resources = Vec::new();
+    let mut listed = 0;
+    if let Some(mut root) = Obj::new(&mut ctx, &value, "") {
+        version_info = root.str(&mut ctx, "version_info").unwrap_or_default();
+        if let Some(url) = root.str(&mut ctx, "type_url") {
+            if !types.contains(&url.as_str()) {
+                ctx.err("type_url", format!("wrong type_url \"{url}\": expected \"{}\"", types[0]));
+            }
+        }
+        root.ignore(&["nonce", "canary", "control_plane"]);
+        let objs = root.objs(&mut ctx, "resources");
+        listed = objs.len();
+        for (i, mut r) in objs.into_iter().enumerate() {
+            match r.str(&mut ctx, "@type") {
+                Some(u) if types.contains(&u.as_str()) => {
+                    let p = r.path.clone();
+                    if let Some(res) = each(&mut ctx, r, i) {
+                        resources.push((p, res));
+                    }
+                }
+                Some(u) => ctx.err(&r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
+                None => ctx.err(&r.path, format!("missing @type (expected \"{}\")", types[0])),
+            }
+        }
+        root.finish(&mut ctx, &[]);
+    }
+    Ok(Parsed { ctx, version_info, resources, listed })
+}
+
+fn finish<T>(p: Parsed<T>) -> Result<Discovery<T>, ConfigErrors> {
+    if p.ctx.errors.is_empty() {
+        Ok(Discovery { version_info: p.version_info, resources: p.resources.into_iter().map(|(_, r)| r).collect() })
+    } else {
+        Err(ConfigErrors(p.ctx.errors))
+    }
+}
+
+/// An LDS file. Cluster references are checked by the caller with `check_cluster_refs`.
+pub fn parse_listeners(path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
+    let mut p = parse(path, bytes, t::LISTENER, v2::normalise_listener, listener::listener)?;
+    checks::duplicate_listeners(&mut p.ctx, &p.resources);
+    finish(p)
+}
+
+/// A CDS file.
+pub fn parse_clusters(path: &Path, bytes: &[u8]) -> Result<Discovery<Cluster>, ConfigErrors> {
+    let mut p = parse(path, bytes, t::CLUSTER, v2::normalise_cluster, |ctx, o, _| cluster::cluster(ctx, o))?;
+    checks::duplicate_clusters(&mut p.ctx, &p.resources);
+    finish(p)
+}
+
+/// An RDS file: exactly one `RouteConfiguration`, named `name`.
+pub fn parse_route_config(path: &Path, bytes: &[u8], name: &str) -> Result<Discovery<RouteConfig>, ConfigErrors> {
+    let mut p = parse(path, bytes, t::ROUTE_CONFIGURATION, v2::normalise_route_config, |ctx, o, _| {
+        route::route_config(ctx, o)
+    })?;
+    if p.listed != 1 {
+        p.ctx.err("resources", format!("expected exactly one RouteConfiguration, found {}", p.listed));
+    }
+    for (path, rc) in &p.resources {
+        if rc.name != name {
+            p.ctx.err(
+                &format!("{path}.name"),
+                format!("unexpected RouteConfiguration \"{}\": expected \"{name}\"", rc.name),
+            );
+        }
+    }
+    finish(p)
+}
+
+/// An EDS file: exactly one `ClusterLoadAssignment` for `name`, or none at all (an empty
+/// update: the caller keeps the endpoints it has).
+pub fn parse_endpoints(
+    path: &Path,
+    bytes: &[u8],
+    name: &str,
+) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
+    let mut p = parse(
+        path,
+        bytes,
+        t::CLUSTER_LOAD_ASSIGNMENT,
+        |_| {},
+        |ctx, o, _| {
+            let opath = o.path.clone();
+            let before = ctx.error_count();
+            let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);
+            let Some(cluster_name) = cluster_name else {
+                ctx.err(&format!("{opath}.cluster_name"), "missing cluster_name");
+                return None;
+            };
+            (ctx.error_count() == before).then_some(ClusterLoadAssignment { cluster_name, endpoints })
+        },
+    )?;
+    if p.listed > 1 {
+        p.ctx.err("resources", format!("expected exactly one ClusterLoadAssignment, found {}", p.listed));
+    }
+    for (path, cla) in &p.resources {
+        if cla.cluster_name != name {
+            p.ctx.err(
+                &format!("{path}.cluster_name"),
+                format!("unexpected ClusterLoadAssignment \"{}\": expected \"{name}\"", cla.cluster_name),
+            );
+        }
+    }
+    finish(p)
+}
+
+/// Wraps one error (used for whole-file problems).
+pub(crate) fn single(e: ConfigError) -> ConfigErrors {
+    ConfigErrors(vec![e])
+}

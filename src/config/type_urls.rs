@@ -1,0 +1,31 @@
+//! The `@type` URLs legate understands, one constant each, so that typed configs and discovery
+//! resources are checked against exactly one spelling.
+
+pub(crate) const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+pub(crate) const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+pub(crate) const HEALTH_CHECK: &str = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck";
+pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+pub(crate) const STDOUT_ACCESS_LOG: &str =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+pub(crate) const STDERR_ACCESS_LOG: &str =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+pub(crate) const HTTP_PROTOCOL_OPTIONS_KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(crate) const HTTP_PROTOCOL_OPTIONS: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(crate) const CARES: &str =
+    "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig";
+
+/// Discovery resource types, with the v2 spelling a 2019 file would carry.
+pub(crate) const LISTENER: &[&str] =
+    &["type.googleapis.com/envoy.config.listener.v3.Listener", "type.googleapis.com/envoy.api.v2.Listener"];
+pub(crate) const CLUSTER: &[&str] =
+    &["type.googleapis.com/envoy.config.cluster.v3.Cluster", "type.googleapis.com/envoy.api.v2.Cluster"];
+pub(crate) const ROUTE_CONFIGURATION: &[&str] = &[
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+    "type.googleapis.com/envoy.api.v2.RouteConfiguration",
+];
+pub(crate) const CLUSTER_LOAD_ASSIGNMENT: &[&str] = &[
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+    "type.googleapis.com/envoy.api.v2.ClusterLoadAssignment",
+];

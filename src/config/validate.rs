@@ -1,0 +1,177 @@
+//! Validation: normalised value trees to `model` types, collecting every error with its path.
+//! This file owns the bootstrap's top level (`node`, `admin`, `static_resources`,
+//! `dynamic_resources`, `layered_runtime`); the submodules own one Envoy message family each,
+//! and `checks` the cross-resource rules (duplicates, cluster references).
+
+pub(crate) mod access_log;
+pub(crate) mod checks;
+pub(crate) mod cluster;
+pub(crate) mod common;
+pub(crate) mod hcm;
+pub(crate) mod headers;
+pub(crate) mod listener;
+pub(crate) mod matcher;
+pub(crate) mod route;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+use super::model::{AccessLogSink, Admin, Bootstrap, DynamicResources, EdsSource, FileSource, Node};
+use super::reader::{Ctx, Obj};
+use common::{config_source, ip_address};
+
+const UNSUPPORTED_TOP_LEVEL: &[&str] = &[
+    "stats_config",
+    "overload_manager",
+    "tracing",
+    "stats_sinks",
+    "watchdog",
+    "watchdogs",
+    "cluster_manager",
+    "stats_flush_interval",
+    "stats_flush_on_admin",
+    "hds_config",
+    "flags_path",
+    "enable_dispatcher_stats",
+    "header_prefix",
+    "stats_server_version_override",
+    "use_tcp_for_dns_lookups",
+    "dns_resolution_config",
+    "typed_dns_resolver_config",
+    "bootstrap_extensions",
+    "fatal_actions",
+    "config_sources",
+    "default_config_source",
+    "default_socket_interface",
+    "certificate_provider_instances",
+    "inline_headers",
+    "perf_tracing_file_path",
+    "default_regex_engine",
+    "xds_delegate_extension",
+    "xds_config_tracker_extension",
+    "listener_manager",
+    "application_log_config",
+    "grpc_async_client_manager_config",
+    "memory_allocator_manager",
+    "deferred_stat_options",
+    "node_context_params",
+    "runtime",
+];
+
+/// The whole bootstrap. `None` when any error was recorded.
+pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
+    let before = ctx.error_count();
+    let mut o = Obj::new(ctx, v, "")?;
+    let node = o.obj(ctx, "node").map(|n| node(ctx, n)).unwrap_or_default();
+    let admin = o.obj(ctx, "admin").and_then(|a| admin(ctx, a));
+    let dynamic = o.obj(ctx, "dynamic_resources").map(|d| dynamic(ctx, d)).unwrap_or_default();
+    let mut listeners = Vec::new();
+    let mut clusters = Vec::new();
+    if let Some(mut sr) = o.obj(ctx, "static_resources") {
+        for (i, l) in sr.objs(ctx, "listeners").into_iter().enumerate() {
+            let path = l.path.clone();
+            if let Some(l) = listener::listener(ctx, l, i) {
+                listeners.push((path, l));
+            }
+        }
+        for c in sr.objs(ctx, "clusters") {
+            let path = c.path.clone();
+            if let Some(c) = cluster::cluster(ctx, c) {
+                clusters.push((path, c));
+            }
+        }
+        sr.finish(ctx, &["secrets"]);
+    }
+    if let Some(lr) = o.obj(ctx, "layered_runtime") {
+        layered_runtime(ctx, lr);
+    }
+    o.finish(ctx, UNSUPPORTED_TOP_LEVEL);
+
+    checks::duplicate_listeners(ctx, &listeners);
+    checks::duplicate_clusters(ctx, &clusters);
+    let names: HashSet<String> = clusters.iter().map(|(_, c)| c.name.clone()).collect();
+    checks::eds_rest_clusters(ctx, &clusters, &names);
+    if dynamic.cds.is_none() {
+        for (path, l) in &listeners {
+            let file = ctx.file.clone();
+            for mut e in checks::listener_cluster_refs(path, l, &names) {
+                e.file = file.clone();
+                ctx.errors.push(e);
+            }
+        }
+    }
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(Bootstrap {
+        node,
+        admin,
+        listeners: listeners.into_iter().map(|(_, l)| l).collect(),
+        clusters: clusters.into_iter().map(|(_, c)| c).collect(),
+        dynamic,
+    })
+}
+
+fn node(ctx: &mut Ctx, mut o: Obj<'_>) -> Node {
+    let id = o.str(ctx, "id").unwrap_or_default();
+    let cluster = o.str(ctx, "cluster").unwrap_or_default();
+    o.ignore(&["metadata", "locality"]);
+    o.finish(
+        ctx,
+        &[
+            "user_agent_name",
+            "user_agent_version",
+            "user_agent_build_version",
+            "extensions",
+            "client_features",
+            "listening_addresses",
+            "dynamic_parameters",
+        ],
+    );
+    Node { id, cluster }
+}
+
+fn admin(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Admin> {
+    let address = o.get("address").and_then(|(v, p)| ip_address(ctx, v, &p));
+    let mut access_log_path = o.str(ctx, "access_log_path").map(PathBuf::from);
+    for l in o.objs(ctx, "access_log") {
+        if let Some(log) = access_log::access_log(ctx, l) {
+            access_log_path = Some(match log.sink {
+                AccessLogSink::File(p) => p,
+                AccessLogSink::Stdout => PathBuf::from("/dev/stdout"),
+                AccessLogSink::Stderr => PathBuf::from("/dev/stderr"),
+            });
+        }
+    }
+    o.ignore(&["profile_path", "ignore_global_conn_limit"]);
+    o.finish(ctx, &["socket_options"]);
+    // An admin without an address serves nothing, as in Envoy.
+    Some(Admin { address: address?, access_log_path: access_log_path.filter(|p| p.as_os_str() != "/dev/null") })
+}
+
+fn file_source(ctx: &mut Ctx, o: Option<Obj<'_>>) -> Option<FileSource> {
+    match config_source(ctx, o?, false)? {
+        EdsSource::File(f) => Some(f),
+        EdsSource::Rest { .. } => None,
+    }
+}
+
+fn dynamic(ctx: &mut Ctx, mut o: Obj<'_>) -> DynamicResources {
+    let lds_obj = o.obj(ctx, "lds_config");
+    let lds = file_source(ctx, lds_obj);
+    let cds_obj = o.obj(ctx, "cds_config");
+    let cds = file_source(ctx, cds_obj);
+    o.finish(ctx, &["ads_config", "lds_resources_locator", "cds_resources_locator"]);
+    DynamicResources { lds, cds }
+}
+
+/// Static runtime layers are accepted and ignored; legate has no runtime.
+fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) {
+    for mut layer in o.objs(ctx, "layers") {
+        layer.ignore(&["name", "static_layer", "admin_layer"]);
+        layer.finish(ctx, &["disk_layer", "rtds_layer"]);
+    }
+    o.finish(ctx, &[]);
+}

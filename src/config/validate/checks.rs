@@ -1,0 +1,82 @@
+//! Cross-resource rules, run over everything that validated: duplicate listener names and
+//! addresses, duplicate cluster names, routes naming clusters that do not exist, and REST EDS
+//! sources naming clusters that do not exist.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use crate::config::error::ConfigError;
+use crate::config::model::{Cluster, ClusterSpecifier, DiscoveryType, EdsSource, Listener, RouteAction, RouteSource};
+use crate::config::reader::Ctx;
+
+pub(crate) fn duplicate_listeners(ctx: &mut Ctx, listeners: &[(String, Listener)]) {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut addrs: HashMap<std::net::SocketAddr, &str> = HashMap::new();
+    for (path, l) in listeners {
+        if let Some(first) = names.insert(&l.name, path) {
+            ctx.err(&format!("{path}.name"), format!("duplicate listener name \"{}\" (first at {first})", l.name));
+        }
+        if let Some(first) = addrs.insert(l.address, path) {
+            ctx.err(&format!("{path}.address"), format!("duplicate listener address {} (first at {first})", l.address));
+        }
+    }
+}
+
+pub(crate) fn duplicate_clusters(ctx: &mut Ctx, clusters: &[(String, Cluster)]) {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for (path, c) in clusters {
+        if let Some(first) = names.insert(&c.name, path) {
+            ctx.err(&format!("{path}.name"), format!("duplicate cluster name \"{}\" (first at {first})", c.name));
+        }
+    }
+}
+
+/// A REST EDS source must name a cluster defined in the same file.
+pub(crate) fn eds_rest_clusters(ctx: &mut Ctx, clusters: &[(String, Cluster)], names: &HashSet<String>) {
+    for (path, c) in clusters {
+        if let DiscoveryType::Eds { source: EdsSource::Rest { cluster, .. }, .. } = &c.discovery {
+            if !names.contains(cluster) {
+                ctx.err(
+                    &format!("{path}.eds_cluster_config.eds_config.api_config_source.cluster_names[0]"),
+                    format!("unknown cluster \"{cluster}\""),
+                );
+            }
+        }
+    }
+}
+
+/// Routes of one listener's inline route configuration naming unknown clusters (unless
+/// `validate_clusters: false`). The errors' `file` is left empty for the caller.
+pub(crate) fn listener_cluster_refs(path: &str, l: &Listener, clusters: &HashSet<String>) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let RouteSource::Inline(rc) = &l.hcm.routes else {
+        return out;
+    };
+    if rc.validate_clusters == Some(false) {
+        return out;
+    }
+    let base = format!("{path}.filter_chains[0].filters[0].typed_config.route_config");
+    let mut err = |p: String, name: &str| {
+        out.push(ConfigError { file: PathBuf::new(), path: p, message: format!("unknown cluster \"{name}\"") });
+    };
+    for (v, vh) in rc.virtual_hosts.iter().enumerate() {
+        for (r, route) in vh.routes.iter().enumerate() {
+            let RouteAction::Forward(fwd) = &route.action else {
+                continue;
+            };
+            let rpath = format!("{base}.virtual_hosts[{v}].routes[{r}].route");
+            match &fwd.cluster {
+                ClusterSpecifier::Cluster(c) if !clusters.contains(c) => err(format!("{rpath}.cluster"), c),
+                ClusterSpecifier::Weighted(ws) => {
+                    for (w, wc) in ws.iter().enumerate() {
+                        if !clusters.contains(&wc.name) {
+                            err(format!("{rpath}.weighted_clusters.clusters[{w}].name"), &wc.name);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,379 @@
+//! `Cluster` (discovery type, load balancing, DNS, timeouts, protocol options, circuit
+//! breakers, EDS config) and `ClusterLoadAssignment` endpoints.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::model::{
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, LbPolicy, LocalityEndpoints,
+    UpstreamProtocol,
+};
+use crate::config::reader::{Ctx, Obj};
+use crate::config::type_urls as t;
+
+use super::common::{address, config_source, ip_address, parse_ip, typed_config};
+use super::hcm::http2_options;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Static,
+    StrictDns,
+    LogicalDns,
+    Eds,
+}
+
+pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
+    let before = ctx.error_count();
+    let name = o.str(ctx, "name").filter(|n| !n.is_empty());
+    if name.is_none() {
+        ctx.err(&o.at("name"), "missing name");
+    }
+    let kind = o
+        .enumv(
+            ctx,
+            "type",
+            &[
+                ("STATIC", Some(Kind::Static)),
+                ("STRICT_DNS", Some(Kind::StrictDns)),
+                ("LOGICAL_DNS", Some(Kind::LogicalDns)),
+                ("EDS", Some(Kind::Eds)),
+                ("ORIGINAL_DST", None),
+            ],
+        )
+        .unwrap_or(Kind::Static);
+    let lb_policy = o
+        .enumv(
+            ctx,
+            "lb_policy",
+            &[
+                ("ROUND_ROBIN", Some(LbPolicy::RoundRobin)),
+                ("LEAST_REQUEST", Some(LbPolicy::LeastRequest)),
+                ("RANDOM", Some(LbPolicy::Random)),
+                ("RING_HASH", None),
+                ("MAGLEV", None),
+                ("CLUSTER_PROVIDED", None),
+                ("LOAD_BALANCING_POLICY_CONFIG", None),
+                ("ORIGINAL_DST_LB", None),
+            ],
+        )
+        .unwrap_or_default();
+    let connect_timeout = positive(ctx, &mut o, "connect_timeout", Duration::from_secs(5));
+    let dns_refresh_rate = positive(ctx, &mut o, "dns_refresh_rate", Duration::from_secs(5));
+    let dns_lookup_family = o
+        .enumv(
+            ctx,
+            "dns_lookup_family",
+            &[
+                ("AUTO", Some(DnsLookupFamily::Auto)),
+                ("V4_ONLY", Some(DnsLookupFamily::V4Only)),
+                ("V6_ONLY", Some(DnsLookupFamily::V6Only)),
+                ("V4_PREFERRED", Some(DnsLookupFamily::V4Preferred)),
+                ("ALL", Some(DnsLookupFamily::All)),
+            ],
+        )
+        .unwrap_or_default();
+    let mut dns_resolvers = resolvers(ctx, &mut o, "dns_resolvers");
+    if let Some(mut cfg) = o.obj(ctx, "typed_dns_resolver_config") {
+        match cfg.str(ctx, "name").as_deref() {
+            Some("envoy.network.dns_resolver.cares") => {
+                if let Some(mut c) = typed_config(ctx, &mut cfg, t::CARES) {
+                    dns_resolvers.extend(resolvers(ctx, &mut c, "resolvers"));
+                    dns_resolver_options(ctx, &mut c);
+                    c.ignore(&["use_resolvers_as_fallback", "filter_unroutable_families"]);
+                    c.finish(
+                        ctx,
+                        &["udp_max_queries", "query_timeout_seconds", "query_tries", "edns0_max_payload_size"],
+                    );
+                }
+            }
+            other => {
+                ctx.err(&cfg.path, format!("unsupported DNS resolver {}", other.unwrap_or("(unnamed)")));
+                let _ = cfg.get("typed_config");
+            }
+        }
+        cfg.finish(ctx, &[]);
+    }
+    if let Some(mut cfg) = o.obj(ctx, "dns_resolution_config") {
+        dns_resolvers.extend(resolvers(ctx, &mut cfg, "resolvers"));
+        dns_resolver_options(ctx, &mut cfg);
+        cfg.finish(ctx, &[]);
+    }
+    let _ = o.bool(ctx, "use_tcp_for_dns_lookups");
+    let la_path = o.at("load_assignment");
+    let mut endpoints = Vec::new();
+    if let Some(la) = o.obj(ctx, "load_assignment") {
+        endpoints = load_assignment(ctx, la, kind == Kind::Static || kind == Kind::Eds).1;
+    }
+    let (protocol, idle_timeout) = protocol_options(ctx, &mut o);
+    let per_connection_buffer_limit_bytes =
+        o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX)).map_or(1 << 20, |v| v as u32);
+    let circuit_breakers = o.obj(ctx, "circuit_breakers").map(|c| circuit_breakers(ctx, c)).unwrap_or_default();
+    let eds_path = o.at("eds_cluster_config");
+    let eds = o.obj(ctx, "eds_cluster_config").map(|mut e| {
+        let service_name = e.str(ctx, "service_name");
+        let source = e.obj(ctx, "eds_config").and_then(|s| config_source(ctx, s, true));
+        if !e.has("eds_config") {
+            ctx.err(&e.at("eds_config"), "missing eds_config");
+        }
+        e.finish(ctx, &[]);
+        (service_name, source)
+    });
+    o.ignore(&[
+        "alt_stat_name",
+        "metadata",
+        "ignore_health_on_host_removal",
+        "close_connections_on_host_health_failure",
+    ]);
+    o.finish(
+        ctx,
+        &[
+            "cluster_type",
+            "health_checks",
+            "outlier_detection",
+            "transport_socket",
+            "transport_socket_matches",
+            "tls_context",
+            "upstream_connection_options",
+            "upstream_bind_config",
+            "common_lb_config",
+            "least_request_lb_config",
+            "ring_hash_lb_config",
+            "maglev_lb_config",
+            "original_dst_lb_config",
+            "round_robin_lb_config",
+            "load_balancing_policy",
+            "lb_subset_config",
+            "max_requests_per_connection",
+            "cleanup_interval",
+            "respect_dns_ttl",
+            "dns_failure_refresh_rate",
+            "dns_jitter",
+            "protocol_selection",
+            "filters",
+            "upstream_config",
+            "track_cluster_stats",
+            "track_timeout_budgets",
+            "preconnect_policy",
+            "connection_pool_per_downstream_connection",
+            "lrs_server",
+            "lrs_report_endpoint_metrics",
+            "wait_for_warm_on_init",
+            "drain_connections_on_host_removal",
+            "upstream_http_protocol_options",
+        ],
+    );
+    let name = name?;
+    let has_eds = eds.is_some();
+    let discovery = match kind {
+        Kind::Static => DiscoveryType::Static,
+        Kind::StrictDns => DiscoveryType::StrictDns,
+        Kind::LogicalDns => DiscoveryType::LogicalDns,
+        Kind::Eds => match eds {
+            Some((service_name, Some(source))) => {
+                DiscoveryType::Eds { service_name: service_name.unwrap_or_else(|| name.clone()), source }
+            }
+            Some((_, None)) => DiscoveryType::Static, // its error is already reported
+            None => {
+                ctx.err(&eds_path, "an EDS cluster needs eds_cluster_config");
+                DiscoveryType::Static
+            }
+        },
+    };
+    if kind != Kind::Eds && has_eds {
+        ctx.err(&eds_path, "eds_cluster_config is only valid for type EDS");
+    }
+    if kind == Kind::LogicalDns {
+        let n: usize = endpoints.iter().map(|l: &LocalityEndpoints| l.endpoints.len()).sum();
+        if n != 1 || endpoints.len() != 1 {
+            ctx.err(&la_path, "LOGICAL_DNS clusters must have exactly one endpoint");
+        }
+    }
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(Cluster {
+        name,
+        discovery,
+        lb_policy,
+        connect_timeout,
+        dns_refresh_rate,
+        dns_resolvers,
+        dns_lookup_family,
+        endpoints,
+        protocol,
+        idle_timeout,
+        per_connection_buffer_limit_bytes,
+        circuit_breakers,
+    })
+}
+
+/// A duration that must be greater than zero.
+fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str, default: Duration) -> Duration {
+    match o.duration(ctx, field) {
+        Some(Duration::ZERO) => {
+            ctx.err(&o.at(field), "must be greater than 0s");
+            default
+        }
+        Some(d) => d,
+        None => default,
+    }
+}
+
+fn resolvers(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> Vec<SocketAddr> {
+    let items = o.list(ctx, field);
+    items.into_iter().filter_map(|(v, p)| ip_address(ctx, v, &p)).collect()
+}
+
+fn dns_resolver_options(ctx: &mut Ctx, o: &mut Obj<'_>) {
+    if let Some(mut opts) = o.obj(ctx, "dns_resolver_options") {
+        let _ = opts.bool(ctx, "use_tcp_for_dns_lookups");
+        let _ = opts.bool(ctx, "no_default_search_domain");
+        opts.finish(ctx, &[]);
+    }
+}
+
+/// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).
+fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Option<Duration>) {
+    let mut protocol = UpstreamProtocol::Http1;
+    let mut idle = Some(Duration::from_secs(3600));
+    for (key, v, path) in o.entries(ctx, "typed_extension_protocol_options") {
+        if key != t::HTTP_PROTOCOL_OPTIONS_KEY {
+            ctx.err(&path, format!("unsupported protocol options {key}"));
+            continue;
+        }
+        let Some(mut opts) = Obj::new(ctx, v, path.clone()) else {
+            continue;
+        };
+        match opts.str(ctx, "@type") {
+            Some(u) if u == t::HTTP_PROTOCOL_OPTIONS => {}
+            Some(u) => {
+                ctx.err(&opts.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", t::HTTP_PROTOCOL_OPTIONS));
+                continue;
+            }
+            None => {
+                ctx.err(&path, format!("missing @type (expected \"{}\")", t::HTTP_PROTOCOL_OPTIONS));
+                continue;
+            }
+        }
+        if let Some(mut explicit) = opts.obj(ctx, "explicit_http_config") {
+            if let Some(mut h1) = explicit.obj(ctx, "http_protocol_options") {
+                h1.ignore(&["header_key_format", "enable_trailers"]);
+                h1.finish(ctx, &[]);
+            }
+            if let Some(h2) = explicit.obj(ctx, "http2_protocol_options") {
+                http2_options(ctx, h2);
+                protocol = UpstreamProtocol::Http2;
+            }
+            explicit.finish(ctx, &["http3_protocol_options"]);
+        }
+        if let Some(mut common) = opts.obj(ctx, "common_http_protocol_options") {
+            idle = match common.duration(ctx, "idle_timeout") {
+                Some(Duration::ZERO) => None,
+                Some(d) => Some(d),
+                None => idle,
+            };
+            common.finish(
+                ctx,
+                &["max_connection_duration", "max_headers_count", "max_stream_duration", "max_requests_per_connection"],
+            );
+        }
+        opts.finish(
+            ctx,
+            &[
+                "use_downstream_protocol_config",
+                "auto_config",
+                "upstream_http_protocol_options",
+                "http_filters",
+                "header_validation_config",
+            ],
+        );
+    }
+    (protocol, idle)
+}
+
+fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {
+    let mut out = CircuitBreakers::default();
+    for mut th in o.objs(ctx, "thresholds") {
+        let high = th.enumv(ctx, "priority", &[("DEFAULT", Some(false)), ("HIGH", Some(true))]).unwrap_or(false);
+        let mut cb = CircuitBreakers::default();
+        cb.max_connections = th.u32(ctx, "max_connections").unwrap_or(cb.max_connections);
+        cb.max_pending_requests = th.u32(ctx, "max_pending_requests").unwrap_or(cb.max_pending_requests);
+        cb.max_requests = th.u32(ctx, "max_requests").unwrap_or(cb.max_requests);
+        cb.max_retries = th.u32(ctx, "max_retries").unwrap_or(cb.max_retries);
+        th.ignore(&["track_remaining"]);
+        th.finish(ctx, &["retry_budget", "max_connection_pools"]);
+        if !high {
+            out = cb;
+        }
+    }
+    o.finish(ctx, &["per_host_thresholds"]);
+    out
+}
+
+/// A `ClusterLoadAssignment`: its `cluster_name` and endpoints. `ip_only` for STATIC and EDS.
+pub(crate) fn load_assignment(
+    ctx: &mut Ctx,
+    mut o: Obj<'_>,
+    ip_only: bool,
+) -> (Option<String>, Vec<LocalityEndpoints>) {
+    let cluster_name = o.str(ctx, "cluster_name");
+    let mut out = Vec::new();
+    for mut loc in o.objs(ctx, "endpoints") {
+        let priority = loc.u32(ctx, "priority").unwrap_or(0);
+        let loc_weight = lb_weight(ctx, &mut loc, "load_balancing_weight");
+        loc.ignore(&["locality", "metadata"]);
+        let mut endpoints = Vec::new();
+        for mut lb in loc.objs(ctx, "lb_endpoints") {
+            let weight = lb_weight(ctx, &mut lb, "load_balancing_weight");
+            lb.ignore(&["health_status", "metadata"]);
+            if let Some(mut ep) = lb.obj(ctx, "endpoint") {
+                let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
+                let addr = match ep.get("address") {
+                    Some((v, p)) => endpoint_address(ctx, v, &p, ip_only),
+                    None => {
+                        ctx.err(&ep.at("address"), "missing address");
+                        None
+                    }
+                };
+                ep.finish(ctx, &["health_check_config", "additional_addresses"]);
+                if let Some(address) = addr {
+                    endpoints.push(Endpoint { address, hostname, weight });
+                }
+            } else if !lb.has("endpoint_name") {
+                ctx.err(&lb.at("endpoint"), "missing endpoint");
+            }
+            lb.finish(ctx, &["endpoint_name"]);
+        }
+        loc.finish(ctx, &["leds_cluster_locality_config", "proximity"]);
+        out.push(LocalityEndpoints { priority, weight: loc_weight, endpoints });
+    }
+    o.finish(ctx, &["policy", "named_endpoints"]);
+    (cluster_name, out)
+}
+
+/// A `load_balancing_weight`: at least 1, default 1.
+fn lb_weight(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> u32 {
+    match o.u32(ctx, field) {
+        Some(0) => {
+            ctx.err(&o.at(field), "must be at least 1");
+            1
+        }
+        Some(w) => w,
+        None => 1,
+    }
+}
+
+fn endpoint_address(ctx: &mut Ctx, v: &serde_yaml::Value, path: &str, ip_only: bool) -> Option<EndpointAddress> {
+    let (host, port) = address(ctx, v, path)?;
+    match parse_ip(&host) {
+        Some(ip) => Some(EndpointAddress::Ip(SocketAddr::new(ip, port))),
+        None if ip_only => {
+            ctx.err(
+                &format!("{path}.socket_address.address"),
+                format!("expected an IP address for a STATIC or EDS cluster, got \"{host}\""),
+            );
+            None
+        }
+        None => Some(EndpointAddress::Dns { host, port }),
+    }
+}

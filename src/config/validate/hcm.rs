@@ -1,0 +1,341 @@
+//! The `envoy.filters.network.http_connection_manager` network filter: its options, HTTP
+//! filters (router, health check) and access loggers.
+
+use std::time::Duration;
+
+use crate::config::model::{
+    CidrRange, CodecType, HttpConnectionManager, HttpFilter, RouteSource, ServerHeaderTransformation,
+};
+use crate::config::reader::{Ctx, Obj};
+use crate::config::type_urls as t;
+
+use super::access_log::access_log;
+use super::common::{config_source, parse_ip, typed_config};
+use super::route::route_config;
+use crate::config::model::EdsSource;
+
+/// Zero disables a timeout.
+fn nonzero(d: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
+    match d {
+        None => default,
+        Some(Duration::ZERO) => None,
+        Some(d) => Some(d),
+    }
+}
+
+/// Reads the HCM's `typed_config` (already checked for its `@type`).
+pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager> {
+    let before = ctx.error_count();
+    let stat_prefix = o.str(ctx, "stat_prefix");
+    if stat_prefix.is_none() {
+        ctx.err(&o.at("stat_prefix"), "missing stat_prefix");
+    }
+    let codec_type = o
+        .enumv(
+            ctx,
+            "codec_type",
+            &[
+                ("AUTO", Some(CodecType::Auto)),
+                ("HTTP1", Some(CodecType::Http1)),
+                ("HTTP2", Some(CodecType::Http2)),
+                ("HTTP3", None),
+            ],
+        )
+        .unwrap_or_default();
+    let routes = route_source(ctx, &mut o);
+    let http_filters = http_filters(ctx, &mut o);
+    let server_name = o.str(ctx, "server_name").unwrap_or_else(|| "envoy".to_string());
+    let server_header = o
+        .enumv(
+            ctx,
+            "server_header_transformation",
+            &[
+                ("OVERWRITE", Some(ServerHeaderTransformation::Overwrite)),
+                ("APPEND_IF_ABSENT", Some(ServerHeaderTransformation::AppendIfAbsent)),
+                ("PASS_THROUGH", Some(ServerHeaderTransformation::PassThrough)),
+            ],
+        )
+        .unwrap_or_default();
+    let use_remote_address = o.bool(ctx, "use_remote_address").unwrap_or(false);
+    let xff_num_trusted_hops = o.u32(ctx, "xff_num_trusted_hops").unwrap_or(0);
+    let skip_xff_append = o.bool(ctx, "skip_xff_append").unwrap_or(false);
+    let internal_cidrs = o.obj(ctx, "internal_address_config").map(|i| internal_cidrs(ctx, i)).unwrap_or_default();
+    let generate_request_id = o.bool(ctx, "generate_request_id").unwrap_or(true);
+    let preserve_external_request_id = o.bool(ctx, "preserve_external_request_id").unwrap_or(false);
+    let max_request_headers_kb = o.uint(ctx, "max_request_headers_kb", 8192).map_or(60, |v| v as u32);
+    if max_request_headers_kb == 0 {
+        ctx.err(&o.at("max_request_headers_kb"), "must be greater than 0");
+    }
+    let mut max_headers_count = 100;
+    let mut idle_timeout = Some(Duration::from_secs(3600));
+    if let Some(mut c) = o.obj(ctx, "common_http_protocol_options") {
+        idle_timeout = nonzero(c.duration(ctx, "idle_timeout"), idle_timeout);
+        max_headers_count = c.u32(ctx, "max_headers_count").unwrap_or(100);
+        c.finish(
+            ctx,
+            &[
+                "max_connection_duration",
+                "max_stream_duration",
+                "headers_with_underscores_action",
+                "max_requests_per_connection",
+                "max_response_headers_kb",
+            ],
+        );
+    }
+    let mut accept_http_10 = false;
+    let mut default_host_for_http_10 = None;
+    if let Some(mut h) = o.obj(ctx, "http_protocol_options") {
+        accept_http_10 = h.bool(ctx, "accept_http_10").unwrap_or(false);
+        default_host_for_http_10 = h.str(ctx, "default_host_for_http_10");
+        h.finish(
+            ctx,
+            &[
+                "allow_absolute_url",
+                "header_key_format",
+                "enable_trailers",
+                "allow_chunked_length",
+                "override_stream_error_on_invalid_http_message",
+                "send_fully_qualified_url",
+            ],
+        );
+    }
+    if let Some(h2) = o.obj(ctx, "http2_protocol_options") {
+        http2_options(ctx, h2);
+    }
+    let stream_idle_timeout = nonzero(o.duration(ctx, "stream_idle_timeout"), Some(Duration::from_secs(300)));
+    let request_timeout = nonzero(o.duration(ctx, "request_timeout"), None);
+    let drain_timeout = o.duration(ctx, "drain_timeout").unwrap_or(Duration::from_secs(5));
+    let access_logs = o.objs(ctx, "access_log").into_iter().filter_map(|l| access_log(ctx, l)).collect();
+    o.ignore(&["normalize_path", "merge_slashes"]);
+    o.finish(
+        ctx,
+        &[
+            "scoped_routes",
+            "tracing",
+            "add_user_agent",
+            "upgrade_configs",
+            "http3_protocol_options",
+            "forward_client_cert_details",
+            "set_current_client_cert_details",
+            "via",
+            "local_reply_config",
+            "request_id_extension",
+            "original_ip_detection_extensions",
+            "path_with_escaped_slashes_action",
+            "strip_matching_host_port",
+            "strip_any_host_port",
+            "proxy_100_continue",
+            "delayed_close_timeout",
+            "request_headers_timeout",
+            "access_log_options",
+            "early_header_mutation_extensions",
+            "stream_error_on_invalid_http_message",
+            "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
+            "always_set_request_id_in_response",
+            "scheme_header_transformation",
+            "strip_trailing_host_dot",
+            "typed_header_validation_config",
+            "append_x_forwarded_port",
+            "add_proxy_protocol_connection_state",
+            "http1_safe_max_connection_duration",
+        ],
+    );
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(HttpConnectionManager {
+        stat_prefix: stat_prefix?,
+        codec_type,
+        routes: routes?,
+        server_name,
+        server_header,
+        use_remote_address,
+        xff_num_trusted_hops,
+        internal_cidrs,
+        skip_xff_append,
+        generate_request_id,
+        preserve_external_request_id,
+        max_request_headers_kb,
+        max_headers_count,
+        accept_http_10,
+        default_host_for_http_10,
+        stream_idle_timeout,
+        request_timeout,
+        idle_timeout,
+        drain_timeout,
+        access_logs,
+        http_filters,
+    })
+}
+
+/// `Http2ProtocolOptions`: the common knobs are accepted and left to the HTTP/2 library.
+pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>) {
+    let _ = o.u32(ctx, "max_concurrent_streams");
+    let _ = o.u32(ctx, "initial_stream_window_size");
+    let _ = o.u32(ctx, "initial_connection_window_size");
+    let _ = o.u32(ctx, "hpack_table_size");
+    let _ = o.bool(ctx, "allow_connect");
+    o.finish(
+        ctx,
+        &[
+            "connection_keepalive",
+            "allow_metadata",
+            "max_outbound_frames",
+            "max_outbound_control_frames",
+            "override_stream_error_on_invalid_http_message",
+            "custom_settings_parameters",
+        ],
+    );
+}
+
+fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
+    let inline = o.obj(ctx, "route_config");
+    let rds = o.obj(ctx, "rds");
+    match (inline, rds) {
+        (Some(_), Some(r)) => {
+            ctx.err(&r.path, "only one of route_config, rds may be set");
+            None
+        }
+        (Some(rc), None) => route_config(ctx, rc).map(RouteSource::Inline),
+        (None, Some(mut r)) => {
+            let name = r.str(ctx, "route_config_name");
+            let source = r.obj(ctx, "config_source").and_then(|cs| config_source(ctx, cs, false));
+            let path = r.path.clone();
+            r.finish(ctx, &[]);
+            if name.is_none() {
+                ctx.err(&format!("{path}.route_config_name"), "missing route_config_name");
+            }
+            match (name, source) {
+                (Some(route_config_name), Some(EdsSource::File(source))) => {
+                    Some(RouteSource::Rds { route_config_name, source })
+                }
+                (_, None) if !ctx.errors.iter().any(|e| e.path.starts_with(&path)) => {
+                    ctx.err(&format!("{path}.config_source"), "missing config_source");
+                    None
+                }
+                _ => None,
+            }
+        }
+        (None, None) => {
+            if !o.has("scoped_routes") {
+                ctx.err(&o.path, "missing route_config or rds");
+            }
+            None
+        }
+    }
+}
+
+fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
+    let list_path = o.at("http_filters");
+    let objs = o.objs(ctx, "http_filters");
+    let count = objs.len();
+    let mut out = Vec::new();
+    let mut router_at = None;
+    for (i, mut f) in objs.into_iter().enumerate() {
+        let name = f.str(ctx, "name").unwrap_or_default();
+        let path = f.path.clone();
+        f.ignore(&["is_optional"]);
+        let filter = match name.as_str() {
+            "envoy.filters.http.router" => {
+                if let Some(r) = typed_config(ctx, &mut f, t::ROUTER) {
+                    r.finish(
+                        ctx,
+                        &[
+                            "dynamic_stats",
+                            "start_child_span",
+                            "upstream_log",
+                            "upstream_log_options",
+                            "suppress_envoy_headers",
+                            "strict_check_headers",
+                            "respect_expected_rq_timeout",
+                            "suppress_grpc_request_failure_code_stats",
+                            "upstream_http_filters",
+                        ],
+                    );
+                }
+                router_at = Some(i);
+                Some(HttpFilter::Router)
+            }
+            "envoy.filters.http.health_check" => {
+                typed_config(ctx, &mut f, t::HEALTH_CHECK).and_then(|h| health_check(ctx, h))
+            }
+            "" => {
+                ctx.err(&format!("{path}.name"), "missing name");
+                None
+            }
+            other => {
+                ctx.err(&path, format!("unsupported HTTP filter {other}"));
+                let _ = f.get("typed_config");
+                None
+            }
+        };
+        f.finish(ctx, &["config_discovery", "disabled"]);
+        out.extend(filter);
+    }
+    match router_at {
+        None => ctx.err(&list_path, "the router filter (envoy.filters.http.router) is missing"),
+        Some(i) if i + 1 != count => {
+            ctx.err(&format!("{list_path}[{i}]"), "the router filter must be the last HTTP filter")
+        }
+        Some(_) => {}
+    }
+    out
+}
+
+fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpFilter> {
+    let before = ctx.error_count();
+    match o.bool(ctx, "pass_through_mode") {
+        Some(false) => {}
+        Some(true) => ctx.err(&o.at("pass_through_mode"), "pass_through_mode: true is not supported"),
+        None => ctx.err(&o.at("pass_through_mode"), "missing pass_through_mode (only false is supported)"),
+    }
+    let mut path = None;
+    let headers = o.objs(ctx, "headers");
+    let list_path = o.at("headers");
+    if headers.len() != 1 {
+        ctx.err(&list_path, "exactly one header matcher (:path exact) is supported");
+    }
+    for mut h in headers {
+        let name = h.str(ctx, "name");
+        let mut exact = h.str(ctx, "exact_match");
+        if let Some(mut sm) = h.obj(ctx, "string_match") {
+            exact = sm.str(ctx, "exact");
+            sm.finish(ctx, &["prefix", "suffix", "contains", "safe_regex", "ignore_case"]);
+        }
+        let hpath = h.path.clone();
+        h.finish(ctx, &["prefix_match", "suffix_match", "safe_regex_match", "present_match", "invert_match"]);
+        if name.as_deref() != Some(":path") || exact.is_none() {
+            ctx.err(&hpath, "only a :path header with an exact match is supported");
+        }
+        path = exact;
+    }
+    o.finish(ctx, &["cache_time", "cluster_min_healthy_percentages"]);
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(HttpFilter::HealthCheck { path: path? })
+}
+
+fn internal_cidrs(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<CidrRange> {
+    let mut out = Vec::new();
+    for mut c in o.objs(ctx, "cidr_ranges") {
+        let prefix = c.str(ctx, "address_prefix");
+        let len = c.uint(ctx, "prefix_len", 128);
+        let path = c.path.clone();
+        c.finish(ctx, &[]);
+        match prefix.as_deref().map(parse_ip) {
+            Some(Some(address)) => {
+                let max = if address.is_ipv4() { 32 } else { 128 };
+                let prefix_len = len.unwrap_or(0);
+                if prefix_len > max {
+                    ctx.err(&format!("{path}.prefix_len"), format!("must be at most {max}"));
+                } else {
+                    out.push(CidrRange { address, prefix_len: prefix_len as u8 });
+                }
+            }
+            _ => ctx.err(&format!("{path}.address_prefix"), "expected an IP address"),
+        }
+    }
+    o.finish(ctx, &["unix_sockets"]);
+    out
+}

@@ -1,0 +1,103 @@
+//! `Listener`: its address and its single filter chain holding the HTTP connection manager.
+
+use crate::config::model::Listener;
+use crate::config::reader::{Ctx, Obj};
+use crate::config::type_urls as t;
+
+use super::common::{ip_address, typed_config};
+use super::hcm::hcm;
+
+/// One listener; `i` names it `listener_<i>` when it has no `name`.
+pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listener> {
+    let before = ctx.error_count();
+    let name = o.str(ctx, "name").filter(|n| !n.is_empty()).unwrap_or_else(|| format!("listener_{i}"));
+    let address = match o.get("address") {
+        Some((v, p)) => ip_address(ctx, v, &p),
+        None => {
+            ctx.err(&o.at("address"), "missing address");
+            None
+        }
+    };
+    let _ = o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX));
+    let _ =
+        o.enumv(ctx, "traffic_direction", &[("UNSPECIFIED", Some(())), ("INBOUND", Some(())), ("OUTBOUND", Some(()))]);
+    o.ignore(&["stat_prefix", "metadata"]);
+    let chains = o.objs(ctx, "filter_chains");
+    let chains_path = o.at("filter_chains");
+    let has_default = o.has("default_filter_chain");
+    o.finish(
+        ctx,
+        &[
+            "default_filter_chain",
+            "listener_filters",
+            "listener_filters_timeout",
+            "continue_on_listener_filters_timeout",
+            "use_original_dst",
+            "deprecated_v1",
+            "transparent",
+            "freebind",
+            "socket_options",
+            "tcp_fast_open_queue_length",
+            "udp_listener_config",
+            "api_listener",
+            "connection_balance_config",
+            "reuse_port",
+            "enable_reuse_port",
+            "access_log",
+            "tcp_backlog_size",
+            "bind_to_port",
+            "additional_addresses",
+            "enable_mptcp",
+            "ignore_global_conn_limit",
+            "internal_listener",
+            "drain_type",
+            "filter_chain_matcher",
+            "max_connections_to_accept_per_socket_event",
+            "listener_specifier",
+        ],
+    );
+    let mut hcm_out = None;
+    match chains.len() {
+        0 if !has_default => ctx.err(&chains_path, "at least one filter chain is required"),
+        0 => {}
+        1 => {}
+        n => ctx.err(&chains_path, format!("only one filter chain is supported, found {n}")),
+    }
+    if let Some(mut chain) = chains.into_iter().next() {
+        let filters = chain.objs(ctx, "filters");
+        let filters_path = chain.at("filters");
+        chain.ignore(&["name"]);
+        chain.finish(
+            ctx,
+            &[
+                "filter_chain_match",
+                "transport_socket",
+                "transport_socket_connect_timeout",
+                "metadata",
+                "use_proxy_proto",
+                "tls_context",
+            ],
+        );
+        if filters.is_empty() {
+            ctx.err(&filters_path, "exactly one network filter (http_connection_manager) is required");
+        }
+        for (j, mut f) in filters.into_iter().enumerate() {
+            let fname = f.str(ctx, "name").unwrap_or_default();
+            if fname == "envoy.filters.network.http_connection_manager" && j == 0 {
+                hcm_out = typed_config(ctx, &mut f, t::HCM).and_then(|c| hcm(ctx, c));
+            } else if fname == "envoy.filters.network.http_connection_manager" {
+                ctx.err(&f.path, "only one http_connection_manager filter is supported");
+                let _ = f.get("typed_config");
+            } else {
+                ctx.err(&f.path, format!("unsupported network filter {fname}"));
+                let _ = f.get("typed_config");
+                let _ = f.get("config");
+            }
+            f.finish(ctx, &["config_discovery"]);
+        }
+    }
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(Listener { name, address: address?, hcm: hcm_out? })
+}

@@ -1,0 +1,403 @@
+//! `RouteConfiguration`, virtual hosts, routes and their actions (forward, redirect,
+//! direct response) and retry policies.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::config::model::{
+    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, RedirectAction, RegexRewrite, RetryOn,
+    RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
+};
+use crate::config::reader::{Ctx, Obj};
+
+use super::common::{data_source, regex_matcher};
+use super::headers::header_ops;
+use super::matcher::route_match;
+
+/// Envoy's default `max_direct_response_body_size_bytes`.
+const DEFAULT_MAX_DIRECT_BODY: u64 = 4096;
+
+pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig> {
+    let before = ctx.error_count();
+    let name = o.str(ctx, "name").unwrap_or_default();
+    let validate_clusters = o.bool(ctx, "validate_clusters");
+    let max_body = o.uint(ctx, "max_direct_response_body_size_bytes", u64::from(u32::MAX));
+    let max_body = max_body.unwrap_or(DEFAULT_MAX_DIRECT_BODY);
+    let headers = header_ops(ctx, &mut o);
+    o.ignore(&["internal_only_headers", "ignore_port_in_host_matching"]);
+    let vhost_objs = o.objs(ctx, "virtual_hosts");
+    let mut virtual_hosts = Vec::new();
+    let mut seen_domains: HashMap<String, String> = HashMap::new();
+    for vh in vhost_objs {
+        let vpath = vh.path.clone();
+        if let Some(v) = virtual_host(ctx, vh, max_body) {
+            for (i, d) in v.domains.iter().enumerate() {
+                if let Some(first) = seen_domains.insert(d.clone(), vpath.clone()) {
+                    ctx.err(
+                        &format!("{vpath}.domains[{i}]"),
+                        format!("duplicate domain \"{d}\" in route configuration \"{name}\" (first in {first})"),
+                    );
+                }
+            }
+            virtual_hosts.push(v);
+        }
+    }
+    o.finish(
+        ctx,
+        &[
+            "vhds",
+            "most_specific_header_mutations_wins",
+            "cluster_specifier_plugins",
+            "request_mirror_policies",
+            "typed_per_filter_config",
+            "metadata",
+        ],
+    );
+    (ctx.error_count() == before).then_some(RouteConfig { name, virtual_hosts, headers, validate_clusters })
+}
+
+fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualHost> {
+    let before = ctx.error_count();
+    let name = o.str(ctx, "name");
+    let domains: Vec<String> = o.strs(ctx, "domains").into_iter().map(|d| d.to_ascii_lowercase()).collect();
+    let headers = header_ops(ctx, &mut o);
+    let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
+    let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
+    let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
+    let routes = o.objs(ctx, "routes").into_iter().filter_map(|r| route(ctx, r, max_body)).collect();
+    let path = o.path.clone();
+    o.finish(
+        ctx,
+        &[
+            "require_tls",
+            "virtual_clusters",
+            "rate_limits",
+            "cors",
+            "typed_per_filter_config",
+            "hedge_policy",
+            "per_request_buffer_limit_bytes",
+            "request_mirror_policies",
+            "matcher",
+            "metadata",
+        ],
+    );
+    if name.as_deref().map_or(true, str::is_empty) {
+        ctx.err(&format!("{path}.name"), "missing name");
+    }
+    if domains.is_empty() {
+        ctx.err(&format!("{path}.domains"), "at least one domain is required");
+    }
+    (ctx.error_count() == before).then(|| VirtualHost {
+        name: name.unwrap_or_default(),
+        domains,
+        routes,
+        headers,
+        retry_policy,
+        include_request_attempt_count,
+        include_attempt_count_in_response,
+    })
+}
+
+fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
+    let before = ctx.error_count();
+    let name = o.str(ctx, "name");
+    let matcher = o.obj(ctx, "match").and_then(|m| route_match(ctx, m));
+    let mut actions = Vec::new();
+    if let Some(a) = o.obj(ctx, "route") {
+        actions.push(forward(ctx, a).map(RouteAction::Forward));
+    }
+    if let Some(a) = o.obj(ctx, "redirect") {
+        actions.push(redirect(ctx, a).map(RouteAction::Redirect));
+    }
+    if let Some(a) = o.obj(ctx, "direct_response") {
+        actions.push(direct_response(ctx, a, max_body).map(RouteAction::DirectResponse));
+    }
+    let headers = header_ops(ctx, &mut o);
+    o.ignore(&["decorator"]);
+    let path = o.path.clone();
+    let has_match = o.has("match");
+    let unsupported_action = o.has("filter_action") || o.has("non_forwarding_action");
+    o.finish(
+        ctx,
+        &[
+            "filter_action",
+            "non_forwarding_action",
+            "typed_per_filter_config",
+            "tracing",
+            "per_request_buffer_limit_bytes",
+            "stat_prefix",
+            "metadata",
+        ],
+    );
+    if !has_match {
+        ctx.err(&format!("{path}.match"), "missing match");
+    }
+    if actions.len() > 1 {
+        ctx.err(&path, "only one of route, redirect, direct_response may be set");
+    }
+    if actions.is_empty() && !unsupported_action {
+        ctx.err(&path, "missing action: one of route, redirect, direct_response is required");
+    }
+    if ctx.error_count() > before {
+        return None;
+    }
+    let action = actions.pop()??;
+    Some(Route { name, matcher: matcher?, action, headers })
+}
+
+fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
+    let before = ctx.error_count();
+    let mut specs = Vec::new();
+    if let Some(c) = o.str(ctx, "cluster") {
+        if c.is_empty() {
+            ctx.err(&o.at("cluster"), "must not be empty");
+        }
+        specs.push(ClusterSpecifier::Cluster(c));
+    }
+    if let Some(w) = o.obj(ctx, "weighted_clusters") {
+        specs.push(ClusterSpecifier::Weighted(weighted(ctx, w)));
+    }
+    if let Some(h) = o.str(ctx, "cluster_header") {
+        specs.push(ClusterSpecifier::Header(h.to_ascii_lowercase()));
+    }
+    let cluster_not_found_status = o
+        .enumv(
+            ctx,
+            "cluster_not_found_response_code",
+            &[("SERVICE_UNAVAILABLE", Some(503)), ("NOT_FOUND", Some(404)), ("INTERNAL_SERVER_ERROR", Some(500))],
+        )
+        .unwrap_or(503);
+    let prefix_rewrite = o.str(ctx, "prefix_rewrite");
+    let regex_rewrite = o.obj(ctx, "regex_rewrite").and_then(|r| regex_rewrite(ctx, r));
+    if prefix_rewrite.is_some() && regex_rewrite.is_some() {
+        ctx.err(&o.path, "only one of prefix_rewrite, regex_rewrite may be set");
+    }
+    let literal = o.str(ctx, "host_rewrite_literal");
+    let auto = o.bool(ctx, "auto_host_rewrite").unwrap_or(false);
+    let host_rewrite = match (literal, auto) {
+        (Some(_), true) => {
+            ctx.err(&o.path, "only one of host_rewrite_literal, auto_host_rewrite may be set");
+            HostRewrite::None
+        }
+        (Some(l), false) => HostRewrite::Literal(l),
+        (None, true) => HostRewrite::Auto,
+        (None, false) => HostRewrite::None,
+    };
+    let timeout = match o.duration(ctx, "timeout") {
+        None => Some(Duration::from_secs(15)),
+        Some(Duration::ZERO) => None,
+        Some(d) => Some(d),
+    };
+    let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
+    o.ignore(&["priority"]);
+    let path = o.path.clone();
+    let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
+    o.finish(
+        ctx,
+        &[
+            "cluster_specifier_plugin",
+            "inline_cluster_specifier_plugin",
+            "metadata_match",
+            "host_rewrite_header",
+            "host_rewrite_path_regex",
+            "append_x_forwarded_host",
+            "idle_timeout",
+            "early_data_policy",
+            "request_mirror_policies",
+            "rate_limits",
+            "include_vh_rate_limits",
+            "hash_policy",
+            "cors",
+            "max_grpc_timeout",
+            "grpc_timeout_offset",
+            "upgrade_configs",
+            "internal_redirect_policy",
+            "internal_redirect_action",
+            "max_internal_redirects",
+            "hedge_policy",
+            "max_stream_duration",
+            "retry_policy_typed_config",
+            "path_rewrite_policy",
+            "host_rewrite_path_regex",
+        ],
+    );
+    if specs.len() > 1 {
+        ctx.err(&path, "only one of cluster, weighted_clusters, cluster_header may be set");
+    }
+    if specs.is_empty() && !plugin {
+        ctx.err(&path, "missing cluster specifier (cluster, weighted_clusters or cluster_header)");
+    }
+    if ctx.error_count() > before {
+        return None;
+    }
+    Some(ForwardAction {
+        cluster: specs.pop()?,
+        cluster_not_found_status,
+        prefix_rewrite,
+        regex_rewrite,
+        host_rewrite,
+        timeout,
+        retry_policy,
+    })
+}
+
+fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
+    let mut out = Vec::new();
+    for mut c in o.objs(ctx, "clusters") {
+        let name = c.str(ctx, "name");
+        let weight = c.u32(ctx, "weight").unwrap_or(0);
+        let headers = header_ops(ctx, &mut c);
+        let path = c.path.clone();
+        c.finish(ctx, &["cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"]);
+        match name.filter(|n| !n.is_empty()) {
+            Some(name) => out.push(WeightedCluster { name, weight, headers }),
+            None => ctx.err(&format!("{path}.name"), "missing name"),
+        }
+    }
+    // v2 `total_weight`: accepted, the weights are relative anyway.
+    let _ = o.u32(ctx, "total_weight");
+    let path = o.path.clone();
+    o.finish(ctx, &["runtime_key_prefix", "header_name", "random_value_specifier"]);
+    if out.iter().map(|c| u64::from(c.weight)).sum::<u64>() == 0 {
+        ctx.err(&format!("{path}.clusters"), "the sum of weights must be greater than 0");
+    }
+    out
+}
+
+fn regex_rewrite(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RegexRewrite> {
+    let pattern = o.obj(ctx, "pattern").and_then(|p| regex_matcher(ctx, p, false));
+    let substitution = o.str(ctx, "substitution");
+    let path = o.path.clone();
+    o.finish(ctx, &[]);
+    if substitution.is_none() {
+        ctx.err(&format!("{path}.substitution"), "missing substitution");
+    }
+    Some(RegexRewrite { pattern: pattern?, substitution: substitution? })
+}
+
+pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy> {
+    let before = ctx.error_count();
+    let mut retry_on = RetryOn::default();
+    if let Some(list) = o.str(ctx, "retry_on") {
+        let path = o.at("retry_on");
+        for cond in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            match cond {
+                "5xx" => retry_on.five_xx = true,
+                "gateway-error" => retry_on.gateway_error = true,
+                "connect-failure" => retry_on.connect_failure = true,
+                "reset" => retry_on.reset = true,
+                "retriable-4xx" => retry_on.retriable_4xx = true,
+                "refused-stream" => retry_on.refused_stream = true,
+                "retriable-status-codes" => retry_on.retriable_status_codes = true,
+                "envoy-ratelimited"
+                | "retriable-headers"
+                | "reset-before-request"
+                | "http3-post-connect-failure"
+                | "cancelled"
+                | "deadline-exceeded"
+                | "internal"
+                | "resource-exhausted"
+                | "unavailable" => ctx.err(&path, format!("unsupported retry condition \"{cond}\"")),
+                _ => ctx.err(&path, format!("unknown retry condition \"{cond}\"")),
+            }
+        }
+    }
+    let num_retries = o.u32(ctx, "num_retries").unwrap_or(1);
+    let per_try_timeout = o.duration(ctx, "per_try_timeout").filter(|d| !d.is_zero());
+    let mut retriable_status_codes = Vec::new();
+    for (v, path) in o.list(ctx, "retriable_status_codes") {
+        match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+            Some(c @ 100..=599) => retriable_status_codes.push(c as u16),
+            _ => ctx.err(&path, "expected an HTTP status code (100-599)"),
+        }
+    }
+    o.finish(
+        ctx,
+        &[
+            "per_try_idle_timeout",
+            "retry_priority",
+            "retry_host_predicate",
+            "retry_options_predicates",
+            "host_selection_retry_max_attempts",
+            "retry_back_off",
+            "rate_limited_retry_back_off",
+            "retriable_headers",
+            "retriable_request_headers",
+        ],
+    );
+    (ctx.error_count() == before).then_some(RetryPolicy {
+        retry_on,
+        num_retries,
+        per_try_timeout,
+        retriable_status_codes,
+    })
+}
+
+fn redirect(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RedirectAction> {
+    let before = ctx.error_count();
+    let https = o.bool(ctx, "https_redirect").unwrap_or(false);
+    let scheme_redirect = o.str(ctx, "scheme_redirect");
+    if https && scheme_redirect.is_some() {
+        ctx.err(&o.path, "only one of https_redirect, scheme_redirect may be set");
+    }
+    let scheme = if https { Some("https".to_string()) } else { scheme_redirect.map(|s| s.to_ascii_lowercase()) };
+    let host = o.str(ctx, "host_redirect");
+    let port = o.uint(ctx, "port_redirect", 65535).and_then(|p| u16::try_from(p).ok());
+    let path = o.str(ctx, "path_redirect");
+    let prefix_rewrite = o.str(ctx, "prefix_rewrite");
+    if path.is_some() && prefix_rewrite.is_some() {
+        ctx.err(&o.path, "only one of path_redirect, prefix_rewrite may be set");
+    }
+    let strip_query = o.bool(ctx, "strip_query").unwrap_or(false);
+    let status = o
+        .enumv(
+            ctx,
+            "response_code",
+            &[
+                ("MOVED_PERMANENTLY", Some(301)),
+                ("FOUND", Some(302)),
+                ("SEE_OTHER", Some(303)),
+                ("TEMPORARY_REDIRECT", Some(307)),
+                ("PERMANENT_REDIRECT", Some(308)),
+            ],
+        )
+        .unwrap_or(301);
+    o.finish(ctx, &["regex_rewrite", "path_rewrite_policy"]);
+    (ctx.error_count() == before).then_some(RedirectAction {
+        scheme,
+        host,
+        port,
+        path,
+        prefix_rewrite,
+        strip_query,
+        status,
+    })
+}
+
+fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<DirectResponseAction> {
+    let before = ctx.error_count();
+    let status = o.uint(ctx, "status", u64::from(u32::MAX));
+    let status_path = o.at("status");
+    let body_path = o.at("body");
+    let body = o.obj(ctx, "body").and_then(|b| data_source(ctx, b));
+    o.finish(ctx, &[]);
+    let status = match status {
+        Some(s @ 100..=599) => s as u16,
+        Some(s) => {
+            ctx.err(&status_path, format!("status {s} out of range (100-599)"));
+            return None;
+        }
+        None => {
+            if ctx.error_count() == before {
+                ctx.err(&status_path, "missing status");
+            }
+            return None;
+        }
+    };
+    if let Some(b) = &body {
+        if b.len() as u64 > max_body {
+            ctx.err(&body_path, format!("body of {} bytes exceeds the limit of {max_body} bytes", b.len()));
+        }
+    }
+    (ctx.error_count() == before).then_some(DirectResponseAction { status, body })
+}

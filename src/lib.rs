@@ -1,4 +1,33 @@
 //! legate: an Envoy-compatible L7 proxy whose whole configuration lives in files.
+//!
+//! ```text
+//! files --config (parse, normalise v2, validate)--> model::Bootstrap
+//!   --server (build clusters, compile routes, bind)--> snapshot::Snapshot --ArcSwap-->
+//!   listener (accept, hyper) --> proxy (route -> cluster -> balancer -> pool) --> upstream
+//!                            \--> admin (/stats, /clusters, /config_dump) reads the same snapshot
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod access_log;
+pub mod admin;
+pub mod cli;
 pub mod config;
+pub mod listener;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod stats;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Checks what only building the runtime can check (header values, route compilation),
+/// without binding or resolving anything: `--mode validate`.
+pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), String> {
+    let store = stats::Store::new();
+    let clusters: HashMap<String, Arc<upstream::Cluster>> =
+        bootstrap.clusters.iter().map(|c| (c.name.clone(), upstream::Cluster::build(c.clone(), &store))).collect();
+    server::build_listeners(&bootstrap.listeners, &clusters, &store).map(|_| ())
+}

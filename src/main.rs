@@ -1,1 +1,64 @@
-fn main() {}
+//! The `legate` binary: Envoy's command line in front of `legate::server::run`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use legate::cli::{Cli, Mode};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("legate version: {}/RELEASE", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(cli.log_filter())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("legate=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    if cli.config_path.is_none() && cli.config_yaml.is_none() {
+        eprintln!("legate: no configuration: give -c/--config-path or --config-yaml");
+        return ExitCode::FAILURE;
+    }
+    let shown = cli.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--config-yaml".into());
+    let loaded = legate::config::load_bootstrap_with_json(cli.config_path.as_deref(), cli.config_yaml.as_deref());
+    let (bootstrap, json) = match loaded {
+        Ok(b) => b,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            if cli.mode == Mode::Validate {
+                println!("configuration '{shown}' is invalid ({} error(s))", errors.0.len());
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.mode == Mode::Validate {
+        if let Err(e) = legate::validate_runtime(&bootstrap) {
+            eprintln!("{shown}: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("configuration '{shown}' OK");
+        return ExitCode::SUCCESS;
+    }
+    let options = cli.options();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.concurrency)
+        .enable_all()
+        .thread_name("legate-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("legate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(legate::server::run(bootstrap, json, options, std::future::pending())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("legate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -152,7 +152,10 @@ pub enum HttpFilter {
 pub enum RouteSource {
     Inline(RouteConfig),
     /// `rds`: a route configuration read from a file.
-    Rds { route_config_name: String, source: FileSource },
+    Rds {
+        route_config_name: String,
+        source: FileSource,
+    },
 }
 
 /// `access_log` entries of the connection manager.
@@ -454,7 +457,10 @@ pub enum DiscoveryType {
     LogicalDns,
     /// `EDS` with its `service_name` (defaults to the cluster name) and where the
     /// endpoints come from.
-    Eds { service_name: String, source: EdsSource },
+    Eds {
+        service_name: String,
+        source: EdsSource,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -462,14 +468,21 @@ pub enum EdsSource {
     File(FileSource),
     /// v2 `api_config_source: {api_type: REST, cluster_names: [..], refresh_delay}`:
     /// POST `/v2/discovery:endpoints` (or v3) to that cluster every `refresh_delay`.
-    Rest { cluster: String, refresh_delay: Duration, request_timeout: Duration },
+    Rest {
+        cluster: String,
+        refresh_delay: Duration,
+        request_timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EndpointAddress {
     Ip(SocketAddr),
     /// A DNS name (STRICT_DNS / LOGICAL_DNS clusters).
-    Dns { host: String, port: u16 },
+    Dns {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,229 @@
+//! Listeners: bind sockets, accept connections and serve them with hyper (HTTP/1.1 and h2c by
+//! prior knowledge on one port for `codec_type: AUTO`), until told to drain.
+//!
+//! A connection finds its listener's current connection manager in the snapshot on every
+//! request, so route changes reach open keep-alive connections.
+
+mod prefixed;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::model::CodecType;
+use crate::proxy::{handle, ConnCtx, Shared};
+use crate::snapshot::ListenerRt;
+use crate::stats::GaugeGuard;
+use prefixed::PrefixedIo;
+
+/// Binds a listener socket (SO_REUSEADDR, as Envoy).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Signals shared by every listener: `shutdown` flips to true when the process drains; each
+/// connection holds a clone of `alive` so the server can wait for the last one to close.
+#[derive(Clone)]
+pub struct Drain {
+    pub shutdown: watch::Receiver<bool>,
+    pub alive: mpsc::Sender<()>,
+}
+
+/// Accepts connections until `stop` or the process-wide drain says otherwise.
+pub fn spawn_listener(
+    socket: TcpListener,
+    listener: Arc<ListenerRt>,
+    shared: Arc<Shared>,
+    drain: Drain,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = drain.shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                r = socket.accept() => r,
+                _ = shutdown.changed() => break,
+                _ = stop.changed() => break,
+            };
+            match accepted {
+                Ok((stream, remote)) => {
+                    let ctx = Arc::new(ConnCtx {
+                        shared: Arc::clone(&shared),
+                        listener: Arc::clone(&listener),
+                        remote,
+                        local: stream.local_addr().unwrap_or(listener.config.address),
+                    });
+                    let drain = drain.clone();
+                    let stop = stop.clone();
+                    tokio::spawn(serve_connection(stream, ctx, drain, stop));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(listener.name = %listener.config.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        tracing::debug!(listener.name = %listener.config.name, "listener stopped accepting");
+    })
+}
+
+/// What the first bytes of a connection say about its protocol.
+enum FirstLine {
+    /// Let hyper parse it (HTTP/1.1, h2 preface, or garbage hyper will reject).
+    Pass,
+    /// HTTP/1.0 without `accept_http_10`, HTTP/0.9 or an unknown version: Envoy answers 426.
+    UpgradeRequired,
+}
+
+fn inspect_first_line(buf: &[u8], accept_http_10: bool) -> FirstLine {
+    let Some(end) = buf.iter().position(|&b| b == b'\n') else { return FirstLine::Pass };
+    let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
+    if line.starts_with(b"PRI * HTTP/2.0") {
+        return FirstLine::Pass;
+    }
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        [_, _] => FirstLine::UpgradeRequired,
+        [_, _, v] => match *v {
+            b"HTTP/1.1" => FirstLine::Pass,
+            b"HTTP/1.0" if accept_http_10 => FirstLine::Pass,
+            v if v.starts_with(b"HTTP/") => FirstLine::UpgradeRequired,
+            _ => FirstLine::Pass,
+        },
+        _ => FirstLine::Pass,
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, ctx: Arc<ConnCtx>, drain: Drain, mut stop: watch::Receiver<bool>) {
+    let _alive = drain.alive;
+    let mut shutdown = drain.shutdown;
+    let lstats = &ctx.listener.stats;
+    lstats.downstream_cx_total.inc();
+    let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
+    let snap = ctx.shared.snapshot.load_full();
+    let hcm = Arc::clone(snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm));
+    drop(snap);
+    let hstats = &hcm.stats;
+    hstats.downstream_cx_total.inc();
+    let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
+    let _ = stream.set_nodelay(true);
+    let cfg = &hcm.config;
+
+    // Read what the client sent first; it goes back in front of the stream for hyper.
+    let mut first = vec![0u8; 4096];
+    let n = match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => n,
+        _ => {
+            lstats.downstream_cx_destroy.inc();
+            hstats.downstream_cx_destroy.inc();
+            return;
+        }
+    };
+    first.truncate(n);
+    let is_h2 = first.starts_with(b"PRI * HTTP/2.0") || cfg.codec_type == CodecType::Http2;
+    if is_h2 {
+        hstats.downstream_cx_http2_total.inc();
+    } else {
+        hstats.downstream_cx_http1_total.inc();
+        if let FirstLine::UpgradeRequired = inspect_first_line(&first, cfg.accept_http_10) {
+            hstats.downstream_rq_total.inc();
+            hstats.codes.record(426);
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let resp = format!(
+                "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 16\r\ncontent-type: text/plain\r\ndate: {date}\r\nserver: {}\r\nconnection: close\r\n\r\nUpgrade Required",
+                hcm.config.server_name
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            lstats.downstream_cx_destroy.inc();
+            hstats.downstream_cx_destroy.inc();
+            return;
+        }
+    }
+
+    let io = TokioIo::new(PrefixedIo::new(Bytes::from(first), stream));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(header_bytes)
+        .max_headers(cfg.max_headers_count as usize)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(header_bytes as u32)
+        .max_concurrent_streams(2_147_483_647);
+    let builder = match cfg.codec_type {
+        CodecType::Auto => builder,
+        CodecType::Http1 => builder.http1_only(),
+        CodecType::Http2 => builder.http2_only(),
+    };
+    drop(hcm);
+    let svc_ctx = Arc::clone(&ctx);
+    let service = service_fn(move |req| handle(Arc::clone(&svc_ctx), req));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(client.addr = %ctx.remote, error = %e, "downstream connection error");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = stop.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    lstats.downstream_cx_destroy.inc();
+    hstats_destroy(&ctx);
+}
+
+fn hstats_destroy(ctx: &ConnCtx) {
+    let snap = ctx.shared.snapshot.load();
+    let hcm = snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm);
+    hcm.stats.downstream_cx_destroy.inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_rules_follow_envoy() {
+        assert!(matches!(inspect_first_line(b"GET / HTTP/1.1\r\n", false), FirstLine::Pass));
+        assert!(matches!(inspect_first_line(b"GET / HTTP/1.0\r\n", false), FirstLine::UpgradeRequired));
+        assert!(matches!(inspect_first_line(b"GET / HTTP/1.0\r\n", true), FirstLine::Pass));
+        assert!(matches!(inspect_first_line(b"GET /\r\n", false), FirstLine::UpgradeRequired));
+        assert!(matches!(inspect_first_line(b"GET / HTTP/9.9\r\n", false), FirstLine::UpgradeRequired));
+        assert!(matches!(inspect_first_line(b"GARBAGE\r\n", false), FirstLine::Pass));
+        assert!(matches!(inspect_first_line(b"PRI * HTTP/2.0\r\n", false), FirstLine::Pass));
+    }
+}

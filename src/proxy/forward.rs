@@ -1,0 +1,231 @@
+//! Sends a request to a cluster: host choice, timeouts and Envoy's retry policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::body::ReqBody;
+use super::headers::X_ENVOY_ATTEMPT_COUNT;
+use super::local_reply::LocalReason;
+use crate::config::model::RetryPolicy;
+use crate::stats::GaugeGuard;
+use crate::upstream::{Cluster, Host, UpstreamError};
+
+/// The parts of an upstream request that every attempt repeats.
+pub struct Prepared {
+    pub method: Method,
+    /// Path and query; the authority for HTTP/2 upstreams comes from `authority`.
+    pub path: String,
+    pub authority: HeaderValue,
+    pub headers: HeaderMap,
+    pub set_attempt_count: bool,
+    /// `auto_host_rewrite`: the chosen host's name replaces the authority.
+    pub auto_host_rewrite: bool,
+}
+
+/// The request body: streamed once, or held in memory so that retries can resend it.
+pub enum BodySource {
+    Stream(Option<ReqBody>),
+    Replayable(Option<Bytes>),
+}
+
+impl BodySource {
+    fn take(&mut self) -> Option<ReqBody> {
+        match self {
+            BodySource::Stream(b) => b.take(),
+            BodySource::Replayable(b) => Some(ReqBody::Full(b.clone())),
+        }
+    }
+}
+
+pub struct Outcome {
+    pub response: Response<Incoming>,
+    pub host: Arc<Host>,
+    pub service_time: Duration,
+    pub attempts: u32,
+    /// When the route timeout ends; the response body must be complete by then.
+    pub deadline: Option<Instant>,
+}
+
+pub struct Failure {
+    pub reason: LocalReason,
+    pub host: Option<Arc<Host>>,
+    pub attempts: u32,
+}
+
+enum AttemptError {
+    Upstream(UpstreamError),
+    Timeout,
+}
+
+/// Tries the request up to `1 + num_retries` times within the route timeout.
+pub async fn forward(
+    cluster: &Arc<Cluster>,
+    prepared: &Prepared,
+    mut body: BodySource,
+    timeout: Option<Duration>,
+    policy: Option<&RetryPolicy>,
+) -> Result<Outcome, Failure> {
+    let stats = &cluster.stats;
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    let max_attempts = match (&body, policy) {
+        (BodySource::Replayable(_), Some(p)) => 1 + p.num_retries,
+        _ => 1,
+    };
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let Some(host) = cluster.choose() else {
+            stats.upstream_cx_none_healthy.inc();
+            return Err(Failure { reason: LocalReason::NoHealthyUpstream, host: None, attempts: attempt });
+        };
+        let Some(req_body) = body.take() else {
+            return Err(Failure { reason: LocalReason::UpstreamReset, host: Some(host), attempts: attempt });
+        };
+        let req = build_request(cluster, prepared, req_body, attempt, &host);
+        stats.upstream_rq_total.inc();
+        host.stats.rq_total.inc();
+        if attempt > 1 {
+            stats.upstream_rq_retry.inc();
+        }
+        let try_timeout = match (policy.and_then(|p| p.per_try_timeout), deadline) {
+            (Some(p), Some(d)) => Some(p.min(d.saturating_duration_since(Instant::now()))),
+            (Some(p), None) => Some(p),
+            (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+            (None, None) => None,
+        };
+        let sent = Instant::now();
+        let result = {
+            let _active = GaugeGuard::new(&stats.upstream_rq_active);
+            let _host_active = GaugeGuard::new(&host.stats.rq_active);
+            let send = host.pool.send(req);
+            match try_timeout {
+                Some(t) => match tokio::time::timeout(t, send).await {
+                    Ok(r) => r.map_err(AttemptError::Upstream),
+                    Err(_) => Err(AttemptError::Timeout),
+                },
+                None => send.await.map_err(AttemptError::Upstream),
+            }
+        };
+        let global_timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        let retriable = attempt < max_attempts && !global_timed_out;
+        match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                stats.codes.record(status);
+                stats.upstream_rq_completed.inc();
+                if status >= 500 {
+                    host.stats.rq_error.inc();
+                } else {
+                    host.stats.rq_success.inc();
+                }
+                if retriable && policy.is_some_and(|p| retry_on_status(p, status)) {
+                    drop(response);
+                    backoff(attempt, deadline).await;
+                    continue;
+                }
+                if attempt > 1 {
+                    stats.upstream_rq_retry_success.inc();
+                }
+                return Ok(Outcome { response, host, service_time: sent.elapsed(), attempts: attempt, deadline });
+            }
+            Err(AttemptError::Timeout) => {
+                host.stats.rq_timeout.inc();
+                if global_timed_out {
+                    stats.upstream_rq_timeout.inc();
+                    return Err(Failure { reason: LocalReason::UpstreamTimeout, host: Some(host), attempts: attempt });
+                }
+                stats.upstream_rq_per_try_timeout.inc();
+                if retriable && policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error) {
+                    backoff(attempt, deadline).await;
+                    continue;
+                }
+                return Err(Failure { reason: LocalReason::UpstreamTimeout, host: Some(host), attempts: attempt });
+            }
+            Err(AttemptError::Upstream(e)) => {
+                host.stats.rq_error.inc();
+                let reason = LocalReason::from_upstream_error(&e);
+                if matches!(reason, LocalReason::UpstreamReset) {
+                    stats.upstream_rq_rx_reset.inc();
+                }
+                tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
+                if retriable && policy.is_some_and(|p| retry_on_error(p, reason)) {
+                    backoff(attempt, deadline).await;
+                    continue;
+                }
+                return Err(Failure { reason, host: Some(host), attempts: attempt });
+            }
+        }
+    }
+}
+
+fn retry_on_status(p: &RetryPolicy, status: u16) -> bool {
+    let r = &p.retry_on;
+    (r.five_xx && status >= 500)
+        || (r.gateway_error && matches!(status, 502..=504))
+        || (r.retriable_4xx && status == 409)
+        || (r.retriable_status_codes && p.retriable_status_codes.contains(&status))
+}
+
+fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
+    let r = &p.retry_on;
+    match reason {
+        LocalReason::ConnectFailure | LocalReason::ConnectTimeout => r.connect_failure || r.five_xx || r.gateway_error,
+        LocalReason::UpstreamReset => r.reset || r.five_xx,
+        _ => false,
+    }
+}
+
+/// Envoy's default back-off: 25 ms base, doubling, full jitter; never past the deadline.
+async fn backoff(attempt: u32, deadline: Option<Instant>) {
+    let cap = 25u64 << (attempt - 1).min(4);
+    let mut wait = Duration::from_millis(rand::random::<u64>() % cap + 1);
+    if let Some(d) = deadline {
+        wait = wait.min(d.saturating_duration_since(Instant::now()));
+    }
+    tokio::time::sleep(wait).await;
+}
+
+fn build_request(cluster: &Cluster, p: &Prepared, body: ReqBody, attempt: u32, host: &Host) -> Request<ReqBody> {
+    let mut req = Request::new(body);
+    *req.method_mut() = p.method.clone();
+    let mut headers = p.headers.clone();
+    if p.set_attempt_count {
+        headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+    }
+    let mut authority = &p.authority;
+    let rewritten;
+    if p.auto_host_rewrite {
+        if let Some(v) = host.hostname.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            headers.insert(super::headers::X_ENVOY_ORIGINAL_HOST.clone(), p.authority.clone());
+            rewritten = v;
+            authority = &rewritten;
+        }
+    }
+    match cluster.config.protocol {
+        crate::config::model::UpstreamProtocol::Http1 => {
+            *req.version_mut() = Version::HTTP_11;
+            headers.insert(http::header::HOST, authority.clone());
+            *req.uri_mut() = Uri::try_from(p.path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+        }
+        crate::config::model::UpstreamProtocol::Http2 => {
+            *req.version_mut() = Version::HTTP_2;
+            headers.remove(http::header::HOST);
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(authority.as_bytes())
+                .path_and_query(p.path.as_str())
+                .build()
+                .or_else(|_| Uri::try_from(p.path.as_str()))
+                .unwrap_or_else(|_| Uri::from_static("/"));
+            *req.uri_mut() = uri;
+        }
+    }
+    *req.headers_mut() = headers;
+    req
+}

@@ -1,0 +1,108 @@
+//! Every response legate makes up itself, with Envoy's status and body text. Proxy errors
+//! become local replies here and nowhere else.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
+use http::{Response, StatusCode};
+
+use super::body::ResBody;
+use crate::upstream::UpstreamError;
+
+/// Why the proxy answered by itself; the variants map to Envoy's response flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalReason {
+    /// NR
+    NoRoute,
+    /// NC: the route's cluster does not exist.
+    NoCluster(StatusCode),
+    /// UH
+    NoHealthyUpstream,
+    /// UF
+    ConnectFailure,
+    /// UF (timeout)
+    ConnectTimeout,
+    /// UC
+    UpstreamReset,
+    /// UT
+    UpstreamTimeout,
+    /// DPE: malformed request.
+    BadRequest,
+    /// HTTP/1.0 without `accept_http_10`.
+    UpgradeRequired,
+    /// WebSocket upgrade on a route without upgrade_configs.
+    UpgradeForbidden,
+    /// The health check filter while failing.
+    HealthCheckFailed,
+    /// The health check filter while passing.
+    HealthCheckOk,
+}
+
+impl LocalReason {
+    pub fn status_and_body(self) -> (StatusCode, &'static str) {
+        match self {
+            LocalReason::NoRoute => (StatusCode::NOT_FOUND, ""),
+            LocalReason::NoCluster(s) => (s, ""),
+            LocalReason::NoHealthyUpstream => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
+            LocalReason::ConnectFailure => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
+            ),
+            LocalReason::ConnectTimeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
+            ),
+            LocalReason::UpstreamReset => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            ),
+            LocalReason::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            LocalReason::BadRequest => (StatusCode::BAD_REQUEST, "Bad Request"),
+            LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
+            LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
+            LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
+            LocalReason::HealthCheckOk => (StatusCode::OK, ""),
+        }
+    }
+
+    /// Envoy's short response flag, for access logs.
+    pub fn flag(self) -> &'static str {
+        match self {
+            LocalReason::NoRoute => "NR",
+            LocalReason::NoCluster(_) => "NC",
+            LocalReason::NoHealthyUpstream => "UH",
+            LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
+            LocalReason::UpstreamReset => "UC",
+            LocalReason::UpstreamTimeout => "UT",
+            LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
+            LocalReason::UpgradeForbidden => "",
+            LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
+        }
+    }
+
+    pub fn from_upstream_error(e: &UpstreamError) -> Self {
+        match e {
+            UpstreamError::ConnectFailure { .. } | UpstreamError::Handshake { .. } => LocalReason::ConnectFailure,
+            UpstreamError::ConnectTimeout { .. } => LocalReason::ConnectTimeout,
+            UpstreamError::Reset { .. } => LocalReason::UpstreamReset,
+        }
+    }
+}
+
+/// A local reply: `text/plain` when it has a body, and `content-length` always.
+pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBody> {
+    let (status, body) = reason.status_and_body();
+    reply(status, Bytes::from_static(body.as_bytes()), server)
+}
+
+pub fn reply(status: StatusCode, body: Bytes, server: &HeaderValue) -> Response<ResBody> {
+    let mut resp = Response::new(ResBody::empty());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if !body.is_empty() {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    h.insert(SERVER, server.clone());
+    *resp.body_mut() = ResBody::full(body);
+    resp
+}

@@ -1,0 +1,362 @@
+//! The request path: route a downstream request, forward it upstream (or answer locally),
+//! and shape the response as Envoy does.
+//!
+//! Per request: one snapshot load, a route lookup in compiled tables, atomic stat adds on
+//! pre-registered handles. Nothing here takes a lock except the host's connection pool.
+
+pub mod body;
+pub mod forward;
+pub mod headers;
+pub mod local_reply;
+mod rewrite;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, LOCATION, SERVER, UPGRADE};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
+use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
+use crate::routing::matcher::RequestView;
+use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
+use crate::snapshot::{Hcm, ListenerRt, SnapshotStore};
+use crate::stats::{GaugeGuard, Store};
+use body::{ReqBody, ResBody};
+use forward::{BodySource, Prepared};
+use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
+use local_reply::{local_reply, reply, LocalReason};
+
+/// Process-wide state the request path reads.
+pub struct Shared {
+    pub snapshot: Arc<SnapshotStore>,
+    pub stats: Arc<Store>,
+    /// The machine's first non-loopback address, appended to `x-forwarded-for` for loopback
+    /// clients as Envoy does.
+    pub local_ip: Option<IpAddr>,
+    /// Set by the admin's `/healthcheck/fail`.
+    pub health_failing: AtomicBool,
+}
+
+/// One downstream connection.
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    /// The listener as it was when the connection was accepted; used when a reload removed it.
+    pub listener: Arc<ListenerRt>,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Largest request body buffered so that a retry can resend it (Envoy's default
+/// per-connection buffer limit).
+const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
+
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+    let snap = ctx.shared.snapshot.load_full();
+    let hcm = Arc::clone(snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm));
+    let stats = &hcm.stats;
+    stats.downstream_rq_total.inc();
+    stats.rq_total.inc();
+    if req.version() == Version::HTTP_2 {
+        stats.downstream_rq_http2_total.inc();
+    } else {
+        stats.downstream_rq_http1_total.inc();
+    }
+    let _active = GaugeGuard::new(&stats.downstream_rq_active);
+    let head_request = req.method() == Method::HEAD;
+    let mut resp = match process(&ctx, &snap.clusters, &hcm, req).await {
+        Ok(r) => r,
+        Err(reason) => {
+            if matches!(reason, LocalReason::NoRoute) {
+                stats.no_route.inc();
+            }
+            let mut r = local_reply(reason, &hcm.server_name);
+            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
+                r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        }
+    };
+    if head_request {
+        // hyper sends no body for HEAD; keep the headers that describe it.
+        *resp.body_mut() = ResBody::empty();
+    }
+    stats.codes.record(resp.status().as_u16());
+    stats.downstream_rq_completed.inc();
+    Ok(resp)
+}
+
+/// Methods Envoy's HTTP/1 codec knows; anything else is a 400 there.
+fn known_method(m: &Method) -> bool {
+    matches!(
+        m.as_str(),
+        "GET"
+            | "HEAD"
+            | "POST"
+            | "PUT"
+            | "DELETE"
+            | "CONNECT"
+            | "OPTIONS"
+            | "TRACE"
+            | "PATCH"
+            | "COPY"
+            | "LOCK"
+            | "MKCOL"
+            | "MOVE"
+            | "PROPFIND"
+            | "PROPPATCH"
+            | "SEARCH"
+            | "UNLOCK"
+            | "BIND"
+            | "REBIND"
+            | "UNBIND"
+            | "ACL"
+            | "REPORT"
+            | "MKACTIVITY"
+            | "CHECKOUT"
+            | "MERGE"
+            | "M-SEARCH"
+            | "NOTIFY"
+            | "SUBSCRIBE"
+            | "UNSUBSCRIBE"
+            | "PURGE"
+            | "MKCALENDAR"
+            | "LINK"
+            | "UNLINK"
+            | "SOURCE"
+    )
+}
+
+async fn process(
+    ctx: &ConnCtx,
+    clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
+    hcm: &Hcm,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, LocalReason> {
+    let cfg = &hcm.config;
+    if req.version() == Version::HTTP_10 && !cfg.accept_http_10 {
+        return Err(LocalReason::UpgradeRequired);
+    }
+    if req.version() != Version::HTTP_2 && !known_method(req.method()) {
+        return Err(LocalReason::BadRequest);
+    }
+    let (mut parts, body) = req.into_parts();
+
+    // The authority: `:authority` for h2, `Host` for HTTP/1.
+    let authority: HeaderValue = match parts.uri.authority() {
+        Some(a) if parts.version == Version::HTTP_2 => {
+            HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?
+        }
+        _ => match parts.headers.get(HOST) {
+            Some(h) => h.clone(),
+            None => match (&cfg.default_host_for_http_10, parts.version) {
+                (Some(d), Version::HTTP_10) => HeaderValue::from_str(d).map_err(|_| LocalReason::BadRequest)?,
+                _ => match parts.uri.authority() {
+                    Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
+                    None => return Err(LocalReason::BadRequest),
+                },
+            },
+        },
+    };
+    let authority_str = authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
+    let full_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+
+    if let Some(up) = parts.headers.get(UPGRADE) {
+        if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
+            return Err(LocalReason::UpgradeForbidden);
+        }
+    }
+
+    for f in &cfg.http_filters {
+        if let HttpFilter::HealthCheck { path } = f {
+            if parts.uri.path() == path {
+                return Err(if ctx.shared.health_failing.load(Ordering::Relaxed) {
+                    LocalReason::HealthCheckFailed
+                } else {
+                    LocalReason::HealthCheckOk
+                });
+            }
+        }
+    }
+
+    let table: &RouteTable = &hcm.routes;
+    let method_str = parts.method.as_str().to_string();
+    let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let (vh, route) = match table.find(&view) {
+        Ok(found) => found,
+        Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
+    };
+
+    match &route.action {
+        ActionRt::Direct { status, body } => {
+            let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
+            if *status == StatusCode::CREATED {
+                if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
+                    resp.headers_mut().insert(LOCATION, v);
+                }
+            }
+            response_header_ops(resp.headers_mut(), None, route, vh, table);
+            Ok(resp)
+        }
+        ActionRt::Redirect(rd) => {
+            let location = rewrite::redirect_location(rd, route, &vh.matchers, vh, &authority_str, &full_path);
+            let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            let mut resp = reply(status, Bytes::new(), &hcm.server_name);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(LOCATION, v);
+            }
+            response_header_ops(resp.headers_mut(), None, route, vh, table);
+            Ok(resp)
+        }
+        ActionRt::Forward(fwd) => {
+            let (cluster, weighted_ops) = fwd.target.pick(&parts.headers, clusters);
+            let Some(cluster) = cluster.cloned() else {
+                hcm.stats.no_cluster.inc();
+                return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
+            };
+            let weighted_ops = weighted_ops.cloned();
+
+            headers::strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(EXPECT);
+            headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
+            if let Some(t) = &fwd.timeout_header {
+                parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
+            }
+            request_header_ops(&mut parts.headers, weighted_ops.as_ref(), route, vh, table);
+
+            let path = match rewrite::rewrite_path(fwd, &full_path) {
+                Some(new_path) => {
+                    if let Ok(v) = HeaderValue::from_str(&full_path) {
+                        parts.headers.insert(X_ENVOY_ORIGINAL_PATH.clone(), v);
+                    }
+                    new_path
+                }
+                None => full_path,
+            };
+
+            let chosen_authority = match &fwd.host_rewrite {
+                HostRewrite::None => authority,
+                HostRewrite::Literal(h) => {
+                    parts.headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), authority.clone());
+                    HeaderValue::from_str(h).unwrap_or(authority)
+                }
+                // Resolved per host below.
+                HostRewrite::Auto => authority,
+            };
+            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward_to(
+    hcm: &Hcm,
+    cluster: &Arc<crate::upstream::Cluster>,
+    fwd: &ForwardRt,
+    vh: &VirtualHostRt,
+    route: &RouteRt,
+    table: &RouteTable,
+    parts: http::request::Parts,
+    body: Incoming,
+    path: String,
+    authority: HeaderValue,
+    weighted_ops: Option<HeaderOpsRt>,
+) -> Result<Response<ResBody>, LocalReason> {
+    let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let body = if body.is_end_stream() {
+        BodySource::Replayable(None)
+    } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= RETRY_BUFFER_LIMIT) {
+        let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
+        BodySource::Replayable(Some(bytes))
+    } else {
+        BodySource::Stream(Some(ReqBody::Stream(body)))
+    };
+    let prepared = Prepared {
+        method: parts.method,
+        path,
+        authority,
+        headers: parts.headers,
+        set_attempt_count: vh.include_request_attempt_count,
+        auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
+    };
+    let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
+    match outcome {
+        Ok(out) => {
+            let (mut rparts, rbody) = out.response.into_parts();
+            headers::strip_hop_by_hop(&mut rparts.headers);
+            let ms = out.service_time.as_millis() as u64;
+            rparts.headers.insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            set_server(&mut rparts.headers, hcm);
+            if vh.include_attempt_count_in_response {
+                rparts.headers.insert(headers::X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(out.attempts));
+            }
+            response_header_ops(&mut rparts.headers, weighted_ops.as_ref(), route, vh, table);
+            // The downstream connection may speak another HTTP version.
+            rparts.version = Version::HTTP_11;
+            if rbody.is_end_stream()
+                && !rparts.headers.contains_key(CONTENT_LENGTH)
+                && rparts.status != StatusCode::NOT_MODIFIED
+                && rparts.status != StatusCode::NO_CONTENT
+            {
+                rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
+            let body = match out.deadline {
+                Some(d) if !rbody.is_end_stream() => ResBody::UpstreamUntil {
+                    body: rbody,
+                    deadline: Box::pin(tokio::time::sleep_until(d.into())),
+                    on_timeout: Some(cluster.stats.upstream_rq_timeout.clone()),
+                },
+                _ => ResBody::Upstream(rbody),
+            };
+            Ok(Response::from_parts(rparts, body))
+        }
+        Err(f) => Err(f.reason),
+    }
+}
+
+fn set_server(h: &mut http::HeaderMap, hcm: &Hcm) {
+    match hcm.config.server_header {
+        ServerHeaderTransformation::Overwrite => {
+            h.insert(SERVER, hcm.server_name.clone());
+        }
+        ServerHeaderTransformation::AppendIfAbsent => {
+            if !h.contains_key(SERVER) {
+                h.insert(SERVER, hcm.server_name.clone());
+            }
+        }
+        ServerHeaderTransformation::PassThrough => {}
+    }
+}
+
+/// Route, then virtual host, then route configuration; each removes before it adds.
+fn request_header_ops(
+    h: &mut http::HeaderMap,
+    weighted: Option<&HeaderOpsRt>,
+    route: &RouteRt,
+    vh: &VirtualHostRt,
+    table: &RouteTable,
+) {
+    for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
+        apply_removes(h, &ops.request_remove);
+        apply_adds(h, &ops.request_add);
+    }
+}
+
+fn response_header_ops(
+    h: &mut http::HeaderMap,
+    weighted: Option<&HeaderOpsRt>,
+    route: &RouteRt,
+    vh: &VirtualHostRt,
+    table: &RouteTable,
+) {
+    for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
+        apply_removes(h, &ops.response_remove);
+        apply_adds(h, &ops.response_add);
+    }
+}

@@ -1,0 +1,157 @@
+//! Evaluates Envoy's route matchers against one request: path, headers, query parameters.
+
+use http::HeaderMap;
+
+use crate::config::model::{
+    HeaderMatchKind, HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatch, StringMatcher,
+};
+
+/// What a matcher looks at, extracted once per request.
+pub struct RequestView<'a> {
+    /// `:path` with its query.
+    pub full_path: &'a str,
+    /// `:path` without the query.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub method: &'a str,
+    pub authority: &'a str,
+    pub scheme: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RequestView<'a> {
+    pub fn new(
+        full_path: &'a str,
+        method: &'a str,
+        authority: &'a str,
+        scheme: &'a str,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        let (path, query) = match full_path.find('?') {
+            Some(i) => (&full_path[..i], Some(&full_path[i + 1..])),
+            None => (full_path, None),
+        };
+        RequestView { full_path, path, query, method, authority, scheme, headers }
+    }
+}
+
+pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
+    path_matches(&m.path, m.case_sensitive, req)
+        && m.headers.iter().all(|h| header_matches(h, req))
+        && m.query_parameters.iter().all(|q| query_matches(q, req))
+}
+
+pub fn path_matches(pm: &PathMatch, case_sensitive: bool, req: &RequestView<'_>) -> bool {
+    match pm {
+        PathMatch::Prefix(p) => starts_with(req.full_path, p, case_sensitive),
+        PathMatch::Path(p) => {
+            if case_sensitive {
+                req.path == p
+            } else {
+                req.path.eq_ignore_ascii_case(p)
+            }
+        }
+        PathMatch::Regex(r) => r.is_match(req.path),
+        PathMatch::PathSeparatedPrefix(p) => {
+            starts_with(req.path, p, case_sensitive)
+                && (req.path.len() == p.len() || req.path.as_bytes().get(p.len()) == Some(&b'/'))
+        }
+    }
+}
+
+fn starts_with(s: &str, prefix: &str, case_sensitive: bool) -> bool {
+    if case_sensitive {
+        s.starts_with(prefix)
+    } else {
+        s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    }
+}
+
+pub fn string_matches(m: &StringMatcher, value: &str) -> bool {
+    let ic = m.ignore_case;
+    match &m.kind {
+        StringMatch::Exact(e) => {
+            if ic {
+                value.eq_ignore_ascii_case(e)
+            } else {
+                value == e
+            }
+        }
+        StringMatch::Prefix(p) => starts_with(value, p, !ic),
+        StringMatch::Suffix(sfx) => {
+            value.len() >= sfx.len() && {
+                let tail = &value.as_bytes()[value.len() - sfx.len()..];
+                if ic {
+                    tail.eq_ignore_ascii_case(sfx.as_bytes())
+                } else {
+                    tail == sfx.as_bytes()
+                }
+            }
+        }
+        StringMatch::Contains(c) => {
+            if ic {
+                value.to_ascii_lowercase().contains(&c.to_ascii_lowercase())
+            } else {
+                value.contains(c.as_str())
+            }
+        }
+        StringMatch::Regex(r) => r.is_match(value),
+    }
+}
+
+fn header_value<'a>(name: &str, req: &RequestView<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    match name {
+        ":path" => Some(Cow::Borrowed(req.full_path)),
+        ":method" => Some(Cow::Borrowed(req.method)),
+        ":authority" | "host" => Some(Cow::Borrowed(req.authority)),
+        ":scheme" => Some(Cow::Borrowed(req.scheme)),
+        _ => {
+            let mut values = req.headers.get_all(name).iter();
+            let first = values.next()?;
+            let first = first.to_str().unwrap_or("");
+            match values.next() {
+                None => Some(Cow::Borrowed(first)),
+                // Envoy matches a repeated header against its values joined by commas.
+                Some(second) => {
+                    let mut joined = format!("{first},{}", second.to_str().unwrap_or(""));
+                    for v in values {
+                        joined.push(',');
+                        joined.push_str(v.to_str().unwrap_or(""));
+                    }
+                    Some(Cow::Owned(joined))
+                }
+            }
+        }
+    }
+}
+
+pub fn header_matches(h: &HeaderMatcher, req: &RequestView<'_>) -> bool {
+    match header_value(&h.name, req) {
+        None => match h.kind {
+            HeaderMatchKind::Present(p) => !p ^ h.invert_match,
+            HeaderMatchKind::String(_) => false,
+        },
+        Some(v) => {
+            let r = match &h.kind {
+                HeaderMatchKind::Present(p) => *p,
+                HeaderMatchKind::String(m) => string_matches(m, &v),
+            };
+            r ^ h.invert_match
+        }
+    }
+}
+
+pub fn query_matches(q: &QueryParameterMatcher, req: &RequestView<'_>) -> bool {
+    let Some(query) = req.query else { return false };
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == q.name {
+            return match &q.string_match {
+                None => true,
+                Some(m) => string_matches(m, v),
+            };
+        }
+    }
+    false
+}

@@ -1,0 +1,150 @@
+//! The immutable runtime snapshot: listeners' connection managers with compiled routes, and
+//! clusters by name. Built off the request path, published with one `ArcSwap` store; a
+//! request loads it once and finishes on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+
+use crate::config::model;
+use crate::routing::RouteTable;
+use crate::stats::{CodeCounters, Counter, Gauge, Store};
+use crate::upstream::Cluster;
+
+/// Envoy's `http.<stat_prefix>.*`.
+pub struct HcmStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_http1_total: Counter,
+    pub downstream_cx_http2_total: Counter,
+    pub downstream_cx_destroy: Counter,
+    pub downstream_rq_total: Counter,
+    pub downstream_rq_active: Gauge,
+    pub downstream_rq_completed: Counter,
+    pub downstream_rq_http1_total: Counter,
+    pub downstream_rq_http2_total: Counter,
+    pub downstream_rq_timeout: Counter,
+    pub rq_total: Counter,
+    pub no_route: Counter,
+    pub no_cluster: Counter,
+    pub codes: CodeCounters,
+}
+
+impl HcmStats {
+    pub fn new(store: &Arc<Store>, prefix: &str) -> Self {
+        let c = |s: &str| store.counter(&format!("http.{prefix}.{s}"));
+        let g = |s: &str| store.gauge(&format!("http.{prefix}.{s}"));
+        HcmStats {
+            downstream_cx_total: c("downstream_cx_total"),
+            downstream_cx_active: g("downstream_cx_active"),
+            downstream_cx_http1_total: c("downstream_cx_http1_total"),
+            downstream_cx_http2_total: c("downstream_cx_http2_total"),
+            downstream_cx_destroy: c("downstream_cx_destroy"),
+            downstream_rq_total: c("downstream_rq_total"),
+            downstream_rq_active: g("downstream_rq_active"),
+            downstream_rq_completed: c("downstream_rq_completed"),
+            downstream_rq_http1_total: c("downstream_rq_http1_total"),
+            downstream_rq_http2_total: c("downstream_rq_http2_total"),
+            downstream_rq_timeout: c("downstream_rq_timeout"),
+            rq_total: c("rq_total"),
+            no_route: c("no_route"),
+            no_cluster: c("no_cluster"),
+            codes: CodeCounters::new(store, &format!("http.{prefix}.downstream_rq"), true),
+        }
+    }
+}
+
+/// A listener's HTTP connection manager as the request path needs it.
+pub struct Hcm {
+    pub config: model::HttpConnectionManager,
+    pub routes: Arc<RouteTable>,
+    pub stats: HcmStats,
+    /// `server` header value.
+    pub server_name: HeaderValue,
+}
+
+/// Envoy's `listener.<address>.*`.
+pub struct ListenerStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_destroy: Counter,
+}
+
+impl ListenerStats {
+    pub fn new(store: &Arc<Store>, addr: std::net::SocketAddr) -> Self {
+        // Envoy's stat name for 127.0.0.1:10000 is `127.0.0.1_10000`; IPv6 `[::1]:80` is `[__1]_80`.
+        let name = match addr {
+            std::net::SocketAddr::V4(a) => format!("{}_{}", a.ip(), a.port()),
+            std::net::SocketAddr::V6(a) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
+        };
+        let c = |s: &str| store.counter(&format!("listener.{name}.{s}"));
+        ListenerStats {
+            downstream_cx_total: c("downstream_cx_total"),
+            downstream_cx_active: store.gauge(&format!("listener.{name}.downstream_cx_active")),
+            downstream_cx_destroy: c("downstream_cx_destroy"),
+        }
+    }
+}
+
+pub struct ListenerRt {
+    pub config: model::Listener,
+    pub hcm: Arc<Hcm>,
+    pub stats: ListenerStats,
+}
+
+pub struct Snapshot {
+    pub listeners: Vec<Arc<ListenerRt>>,
+    pub clusters: HashMap<String, Arc<Cluster>>,
+    pub bootstrap: Arc<model::Bootstrap>,
+}
+
+impl Snapshot {
+    pub fn empty() -> Self {
+        Snapshot { listeners: Vec::new(), clusters: HashMap::new(), bootstrap: Arc::new(model::Bootstrap::default()) }
+    }
+
+    /// The connection manager now serving the listener with this name.
+    #[inline]
+    pub fn hcm(&self, listener: &str) -> Option<&Arc<Hcm>> {
+        self.listeners.iter().find(|l| l.config.name == listener).map(|l| &l.hcm)
+    }
+}
+
+/// Builds the listeners' runtime state against the given clusters.
+pub fn build_listener(
+    config: &model::Listener,
+    clusters: &HashMap<String, Arc<Cluster>>,
+    store: &Arc<Store>,
+) -> Result<ListenerRt, String> {
+    let route_config = match &config.hcm.routes {
+        model::RouteSource::Inline(rc) => rc.clone(),
+        model::RouteSource::Rds { route_config_name, .. } => {
+            // Route configs from files arrive with the hot-reload work; until then an RDS
+            // listener serves an empty table (404) under its name.
+            model::RouteConfig {
+                name: route_config_name.clone(),
+                virtual_hosts: Vec::new(),
+                headers: Default::default(),
+                validate_clusters: Some(false),
+            }
+        }
+    };
+    let routes = RouteTable::build(&route_config, clusters).map_err(|e| format!("listener {:?}: {e}", config.name))?;
+    let server_name = HeaderValue::from_str(&config.hcm.server_name)
+        .map_err(|_| format!("listener {:?}: invalid server_name", config.name))?;
+    Ok(ListenerRt {
+        config: config.clone(),
+        hcm: Arc::new(Hcm {
+            config: config.hcm.clone(),
+            routes: Arc::new(routes),
+            stats: HcmStats::new(store, &config.hcm.stat_prefix),
+            server_name,
+        }),
+        stats: ListenerStats::new(store, config.address),
+    })
+}
+
+/// Where the running snapshot lives.
+pub type SnapshotStore = ArcSwap<Snapshot>;

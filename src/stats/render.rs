@@ -1,0 +1,187 @@
+//! Renders the store the way Envoy's admin does: `/stats` text and JSON, and
+//! `/stats/prometheus` with Envoy's default tag extraction.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use regex::Regex;
+
+use super::Store;
+
+/// Which stats to show: Envoy's `?filter=` and `?usedonly`.
+#[derive(Default)]
+pub struct Filter {
+    pub regex: Option<Regex>,
+    pub used_only: bool,
+}
+
+impl Filter {
+    fn keep(&self, name: &str, value: i64, is_counter: bool) -> bool {
+        if self.used_only && is_counter && value == 0 {
+            return false;
+        }
+        self.regex.as_ref().is_none_or(|r| r.is_match(name))
+    }
+}
+
+/// `name: value` lines sorted by name.
+pub fn text(store: &Store, filter: &Filter) -> String {
+    let mut out = String::new();
+    for (name, value, counter) in store.entries() {
+        if filter.keep(&name, value, counter) {
+            let _ = writeln!(out, "{name}: {value}");
+        }
+    }
+    out
+}
+
+/// `{"stats":[{"name":..,"value":..}]}` as Envoy's `?format=json`.
+pub fn json(store: &Store, filter: &Filter) -> String {
+    let stats: Vec<serde_json::Value> = store
+        .entries()
+        .into_iter()
+        .filter(|(n, v, c)| filter.keep(n, *v, *c))
+        .map(|(name, value, _)| serde_json::json!({"name": name, "value": value}))
+        .collect();
+    serde_json::json!({ "stats": stats }).to_string()
+}
+
+/// Prometheus text exposition with Envoy's names and labels.
+pub fn prometheus(store: &Store, filter: &Filter) -> String {
+    // metric name -> (is_counter, lines)
+    let mut families: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+    for (name, value, counter) in store.entries() {
+        if !filter.keep(&name, value, counter) {
+            continue;
+        }
+        let (metric, labels) = extract_tags(&name);
+        let mut line = metric.clone();
+        if !labels.is_empty() {
+            line.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                let _ = write!(line, "{k}=\"{}\"", escape_label(v));
+            }
+            line.push('}');
+        }
+        let _ = write!(line, " {value}");
+        families.entry(metric).or_insert_with(|| (counter, Vec::new())).1.push(line);
+    }
+    let mut out = String::new();
+    for (metric, (counter, lines)) in families {
+        let kind = if counter { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# TYPE {metric} {kind}");
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Envoy's default tag extractors, for the names legate emits: response code (class),
+/// cluster name, connection manager prefix, RDS route config, listener address.
+/// Returns the Prometheus metric name (`envoy_` + the name without tag values) and labels
+/// in Envoy's order (response code first).
+pub fn extract_tags(name: &str) -> (String, Vec<(&'static str, String)>) {
+    let mut labels: Vec<(&'static str, String)> = Vec::new();
+    let mut rest = name.to_string();
+
+    // `..._rq_200` -> `..._rq` + code; `..._rq_2xx` -> `..._rq_xx` + class.
+    if let Some(pos) = rest.rfind("_rq_") {
+        let tail = &rest[pos + 4..];
+        let b = tail.as_bytes();
+        if b.len() == 3 && b.iter().all(u8::is_ascii_digit) {
+            labels.push(("envoy_response_code", tail.to_string()));
+            rest.truncate(pos + 3);
+        } else if b.len() == 3 && b[0].is_ascii_digit() && &b[1..] == b"xx" {
+            labels.push(("envoy_response_code_class", (b[0] as char).to_string()));
+            rest.truncate(pos + 4);
+            rest.push_str("xx");
+        }
+    }
+
+    let mut out = String::from("envoy_");
+    if let Some(after) = rest.strip_prefix("cluster.") {
+        if let Some((cluster, tail)) = after.split_once('.') {
+            labels.push(("envoy_cluster_name", cluster.to_string()));
+            out.push_str("cluster.");
+            out.push_str(tail);
+        } else {
+            out.push_str(&rest);
+        }
+    } else if let Some(after) = rest.strip_prefix("http.") {
+        if let Some((prefix, tail)) = after.split_once('.') {
+            out.push_str("http.");
+            if let Some(rds) = tail.strip_prefix("rds.") {
+                if let Some((rc, t)) = rds.split_once('.') {
+                    labels.push(("envoy_rds_route_config", rc.to_string()));
+                    out.push_str("rds.");
+                    out.push_str(t);
+                } else {
+                    out.push_str(tail);
+                }
+            } else {
+                out.push_str(tail);
+            }
+            labels.push(("envoy_http_conn_manager_prefix", prefix.to_string()));
+        } else {
+            out.push_str(&rest);
+        }
+    } else if let Some(after) = rest.strip_prefix("listener.") {
+        let run = after.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.' || *c == b'_').count();
+        match after[..run].rfind('.') {
+            Some(dot) if dot > 0 => {
+                labels.push(("envoy_listener_address", after[..dot].to_string()));
+                out.push_str("listener.");
+                out.push_str(&after[dot + 1..]);
+            }
+            _ => out.push_str(&rest),
+        }
+    } else {
+        out.push_str(&rest);
+    }
+    let metric = out.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
+    (metric, labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_envoy_default_tags() {
+        let (m, l) = extract_tags("cluster.a_svc.upstream_rq_200");
+        assert_eq!(m, "envoy_cluster_upstream_rq");
+        assert_eq!(l, vec![("envoy_response_code", "200".into()), ("envoy_cluster_name", "a_svc".into())]);
+        let (m, l) = extract_tags("cluster.a_svc.upstream_rq_2xx");
+        assert_eq!(m, "envoy_cluster_upstream_rq_xx");
+        assert_eq!(l[0], ("envoy_response_code_class", "2".into()));
+        let (m, l) = extract_tags("http.ingress.downstream_rq_total");
+        assert_eq!(m, "envoy_http_downstream_rq_total");
+        assert_eq!(l, vec![("envoy_http_conn_manager_prefix", "ingress".into())]);
+        let (m, l) = extract_tags("listener.127.0.0.1_10000.downstream_cx_total");
+        assert_eq!(m, "envoy_listener_downstream_cx_total");
+        assert_eq!(l, vec![("envoy_listener_address", "127.0.0.1_10000".into())]);
+        let (m, l) = extract_tags("cluster_manager.active_clusters");
+        assert_eq!(m, "envoy_cluster_manager_active_clusters");
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn prometheus_groups_by_family() {
+        let s = Store::new();
+        s.counter("cluster.a.upstream_rq_total").add(3);
+        s.counter("cluster.b.upstream_rq_total").inc();
+        s.gauge("cluster.a.membership_healthy").set(1);
+        let out = prometheus(&s, &Filter::default());
+        assert!(out.contains("# TYPE envoy_cluster_upstream_rq_total counter\nenvoy_cluster_upstream_rq_total{envoy_cluster_name=\"a\"} 3\nenvoy_cluster_upstream_rq_total{envoy_cluster_name=\"b\"} 1\n"));
+        assert!(out.contains("# TYPE envoy_cluster_membership_healthy gauge\n"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Load balancing: Envoy's ROUND_ROBIN (weighted, as a precomputed smooth schedule), RANDOM
+//! (weighted) and LEAST_REQUEST (power of two choices). Choosing takes no lock: the schedule
+//! is built with the host set, and the round-robin position is one atomic in the cluster.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::{Host, HostSet};
+use crate::config::model::LbPolicy;
+
+/// Host indexes in round-robin order, each host as often as its weight (scaled down to at most
+/// `MAX_SLOTS` entries), interleaved by smooth weighted round robin.
+pub struct Schedule {
+    slots: Vec<u32>,
+    /// Cumulative weights for weighted random choice.
+    cumulative: Vec<u64>,
+    equal_weights: bool,
+}
+
+const MAX_SLOTS: u64 = 4096;
+
+impl Schedule {
+    pub fn new(hosts: &[Arc<Host>]) -> Self {
+        let weights: Vec<u64> = hosts.iter().map(|h| u64::from(h.weight.max(1))).collect();
+        let equal_weights = weights.windows(2).all(|w| w[0] == w[1]);
+        let mut cumulative = Vec::with_capacity(weights.len());
+        let mut sum = 0;
+        for w in &weights {
+            sum += w;
+            cumulative.push(sum);
+        }
+        let slots = if equal_weights {
+            Vec::new()
+        } else {
+            let scale = sum.div_ceil(MAX_SLOTS).max(1);
+            let scaled: Vec<i64> = weights.iter().map(|w| (w / scale).max(1) as i64).collect();
+            let total: i64 = scaled.iter().sum();
+            let mut current = vec![0i64; scaled.len()];
+            let mut slots = Vec::with_capacity(total as usize);
+            for _ in 0..total {
+                let mut best = 0;
+                for i in 0..scaled.len() {
+                    current[i] += scaled[i];
+                    if current[i] > current[best] {
+                        best = i;
+                    }
+                }
+                current[best] -= total;
+                slots.push(best as u32);
+            }
+            slots
+        };
+        Schedule { slots, cumulative, equal_weights }
+    }
+}
+
+pub struct Balancer {
+    policy: LbPolicy,
+    next: AtomicUsize,
+}
+
+impl Balancer {
+    pub fn new(policy: LbPolicy) -> Self {
+        // Envoy starts round robin at a random position so that proxies do not move in step.
+        let start = rand::thread_rng().gen_range(0..1024);
+        Balancer { policy, next: AtomicUsize::new(start) }
+    }
+
+    pub fn choose<'a>(&self, set: &'a HostSet) -> Option<&'a Arc<Host>> {
+        let hosts = &set.active;
+        match hosts.len() {
+            0 => None,
+            1 => hosts.first(),
+            n => {
+                let i = match self.policy {
+                    LbPolicy::RoundRobin => {
+                        let k = self.next.fetch_add(1, Ordering::Relaxed);
+                        if set.schedule.equal_weights {
+                            k % n
+                        } else {
+                            set.schedule.slots[k % set.schedule.slots.len()] as usize
+                        }
+                    }
+                    LbPolicy::Random => weighted_random(&set.schedule),
+                    LbPolicy::LeastRequest => {
+                        let mut rng = rand::thread_rng();
+                        let a = rng.gen_range(0..n);
+                        let b = rng.gen_range(0..n);
+                        let ra = hosts[a].stats.rq_active.value() as f64 / f64::from(hosts[a].weight);
+                        let rb = hosts[b].stats.rq_active.value() as f64 / f64::from(hosts[b].weight);
+                        if rb < ra {
+                            b
+                        } else {
+                            a
+                        }
+                    }
+                };
+                hosts.get(i)
+            }
+        }
+    }
+}
+
+fn weighted_random(s: &Schedule) -> usize {
+    let total = s.cumulative.last().copied().unwrap_or(1);
+    let r = rand::thread_rng().gen_range(0..total);
+    s.cumulative.partition_point(|&c| c <= r)
+}

@@ -1,0 +1,248 @@
+//! Upstream clusters: their hosts, load balancing, connection pools and DNS discovery.
+//!
+//! A [`Cluster`] keeps its identity across reloads that do not change it: the same `Arc`,
+//! with its pools, balancer position and stats. Its host set is an `ArcSwap` replaced whole
+//! when DNS (or, later, EDS) changes the membership; hosts that stay keep their `Arc<Host>`
+//! and so their connections.
+
+pub mod balancer;
+pub mod dns;
+pub mod eds_rest;
+pub mod pool;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::model::{self, EndpointAddress};
+use crate::stats::{CodeCounters, Counter, Gauge, Store};
+use balancer::Balancer;
+pub use pool::{Pool, UpstreamError};
+
+/// Per-cluster stats, Envoy's `cluster.<name>.*`.
+pub struct ClusterStats {
+    pub upstream_rq_total: Counter,
+    pub upstream_rq_completed: Counter,
+    pub upstream_rq_active: Gauge,
+    pub upstream_rq_timeout: Counter,
+    pub upstream_rq_per_try_timeout: Counter,
+    pub upstream_rq_retry: Counter,
+    pub upstream_rq_retry_success: Counter,
+    pub upstream_rq_rx_reset: Counter,
+    pub upstream_rq_pending_total: Counter,
+    pub upstream_cx_none_healthy: Counter,
+    pub membership_total: Gauge,
+    pub membership_healthy: Gauge,
+    pub membership_change: Counter,
+    pub codes: CodeCounters,
+    pub conn: pool::ConnStats,
+}
+
+impl ClusterStats {
+    fn new(store: &Arc<Store>, name: &str) -> Self {
+        let c = |s: &str| store.counter(&format!("cluster.{name}.{s}"));
+        let g = |s: &str| store.gauge(&format!("cluster.{name}.{s}"));
+        ClusterStats {
+            upstream_rq_total: c("upstream_rq_total"),
+            upstream_rq_completed: c("upstream_rq_completed"),
+            upstream_rq_active: g("upstream_rq_active"),
+            upstream_rq_timeout: c("upstream_rq_timeout"),
+            upstream_rq_per_try_timeout: c("upstream_rq_per_try_timeout"),
+            upstream_rq_retry: c("upstream_rq_retry"),
+            upstream_rq_retry_success: c("upstream_rq_retry_success"),
+            upstream_rq_rx_reset: c("upstream_rq_rx_reset"),
+            upstream_rq_pending_total: c("upstream_rq_pending_total"),
+            upstream_cx_none_healthy: c("upstream_cx_none_healthy"),
+            membership_total: g("membership_total"),
+            membership_healthy: g("membership_healthy"),
+            membership_change: c("membership_change"),
+            codes: CodeCounters::new(store, &format!("cluster.{name}.upstream_rq"), false),
+            conn: pool::ConnStats {
+                cx_total: c("upstream_cx_total"),
+                cx_active: g("upstream_cx_active"),
+                cx_connect_fail: c("upstream_cx_connect_fail"),
+                cx_connect_timeout: c("upstream_cx_connect_timeout"),
+                cx_destroy: c("upstream_cx_destroy"),
+                host_cx_total: Counter::default(),
+                host_cx_active: Gauge::default(),
+                host_cx_connect_fail: Counter::default(),
+            },
+        }
+    }
+}
+
+/// Per-host counters shown by `/clusters`.
+#[derive(Default)]
+pub struct HostStats {
+    pub rq_total: Counter,
+    pub rq_success: Counter,
+    pub rq_error: Counter,
+    pub rq_timeout: Counter,
+    pub rq_active: Gauge,
+}
+
+/// One upstream endpoint.
+pub struct Host {
+    pub addr: SocketAddr,
+    /// (cx_total, cx_active, cx_connect_fail) of this host's connections.
+    conn: (Counter, Gauge, Counter),
+    /// `endpoint.hostname`, or the DNS name it was resolved from: what `auto_host_rewrite` uses.
+    pub hostname: Option<String>,
+    pub weight: u32,
+    pub priority: u32,
+    pub pool: Arc<Pool>,
+    pub stats: HostStats,
+}
+
+impl Host {
+    /// (cx_total, cx_active, cx_connect_fail) for `/clusters`.
+    pub fn pool_stats(&self) -> (u64, i64, u64) {
+        (self.conn.0.value(), self.conn.1.value(), self.conn.2.value())
+    }
+}
+
+/// The hosts of a cluster at one moment, with what the balancer precomputed for them.
+pub struct HostSet {
+    pub all: Vec<Arc<Host>>,
+    /// Hosts of the lowest priority that has any (without health checks every host is healthy).
+    pub active: Vec<Arc<Host>>,
+    pub schedule: balancer::Schedule,
+}
+
+impl HostSet {
+    fn new(all: Vec<Arc<Host>>) -> Self {
+        let min_prio = all.iter().map(|h| h.priority).min().unwrap_or(0);
+        let active: Vec<Arc<Host>> = all.iter().filter(|h| h.priority == min_prio).cloned().collect();
+        let schedule = balancer::Schedule::new(&active);
+        HostSet { all, active, schedule }
+    }
+}
+
+/// A desired endpoint before it becomes a [`Host`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostSpec {
+    pub addr: SocketAddr,
+    pub hostname: Option<String>,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+pub struct Cluster {
+    pub config: model::Cluster,
+    pub hosts: ArcSwap<HostSet>,
+    pub stats: ClusterStats,
+    pub balancer: Balancer,
+    /// Bumped whenever `hosts` changes, so pollers can wait on membership in tests/admin.
+    pub generation: AtomicU64,
+}
+
+impl Cluster {
+    /// Builds a cluster; STATIC hosts are set at once, DNS hosts after resolution.
+    pub fn build(config: model::Cluster, store: &Arc<Store>) -> Arc<Cluster> {
+        let stats = ClusterStats::new(store, &config.name);
+        let balancer = Balancer::new(config.lb_policy);
+        let cluster = Arc::new(Cluster {
+            config,
+            hosts: ArcSwap::from_pointee(HostSet::new(Vec::new())),
+            stats,
+            balancer,
+            generation: AtomicU64::new(0),
+        });
+        let specs = static_specs(&cluster.config);
+        cluster.set_hosts(specs);
+        cluster
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Replaces the host set; hosts with the same address, hostname, weight and priority keep
+    /// their `Arc` (and so their pools and counters).
+    pub fn set_hosts(&self, specs: Vec<HostSpec>) {
+        let current = self.hosts.load();
+        let mut next = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let kept = current.all.iter().find(|h| {
+                h.addr == spec.addr
+                    && h.hostname == spec.hostname
+                    && h.weight == spec.weight
+                    && h.priority == spec.priority
+            });
+            next.push(match kept {
+                Some(h) => Arc::clone(h),
+                None => self.new_host(spec),
+            });
+        }
+        let changed =
+            next.len() != current.all.len() || next.iter().zip(current.all.iter()).any(|(a, b)| !Arc::ptr_eq(a, b));
+        if !changed {
+            return;
+        }
+        for old in current.all.iter() {
+            if !next.iter().any(|h| Arc::ptr_eq(h, old)) {
+                old.pool.close_idle();
+            }
+        }
+        let n = next.len() as i64;
+        self.hosts.store(Arc::new(HostSet::new(next)));
+        self.stats.membership_total.set(n);
+        self.stats.membership_healthy.set(n);
+        self.stats.membership_change.inc();
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn new_host(&self, spec: HostSpec) -> Arc<Host> {
+        let stats = HostStats::default();
+        let mut conn = self.stats.conn.clone();
+        conn.host_cx_total = Counter::default();
+        conn.host_cx_active = Gauge::default();
+        conn.host_cx_connect_fail = Counter::default();
+        let host_conn = (conn.host_cx_total.clone(), conn.host_cx_active.clone(), conn.host_cx_connect_fail.clone());
+        let pool = Arc::new(Pool::new(spec.addr, self.config.protocol, self.config.connect_timeout, conn));
+        Arc::new(Host {
+            addr: spec.addr,
+            conn: host_conn,
+            hostname: spec.hostname,
+            weight: spec.weight.max(1),
+            priority: spec.priority,
+            pool,
+            stats,
+        })
+    }
+
+    /// Picks a host for a request, or `None` when the cluster has no hosts.
+    #[inline]
+    pub fn choose(&self) -> Option<Arc<Host>> {
+        let set = self.hosts.load();
+        self.balancer.choose(&set).cloned()
+    }
+
+    /// Closes every idle upstream connection (the cluster left the configuration).
+    pub fn shutdown(&self) {
+        for h in self.hosts.load().all.iter() {
+            h.pool.close_idle();
+        }
+    }
+}
+
+/// The hosts a cluster's config names by IP (STATIC, EDS-with-inline, DNS clusters' literal IPs).
+fn static_specs(config: &model::Cluster) -> Vec<HostSpec> {
+    let mut specs = Vec::new();
+    for loc in &config.endpoints {
+        for ep in &loc.endpoints {
+            if let EndpointAddress::Ip(addr) = ep.address {
+                specs.push(HostSpec { addr, hostname: ep.hostname.clone(), weight: ep.weight, priority: loc.priority });
+            }
+        }
+    }
+    specs
+}
+
+/// Does this cluster's config need DNS?
+pub fn needs_dns(config: &model::Cluster) -> bool {
+    matches!(config.discovery, model::DiscoveryType::StrictDns | model::DiscoveryType::LogicalDns)
+        && config.endpoints.iter().flat_map(|l| &l.endpoints).any(|e| matches!(e.address, EndpointAddress::Dns { .. }))
+}

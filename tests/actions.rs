@@ -4,9 +4,7 @@
 mod common;
 
 use common::client::Client;
-use common::config::{
-    bootstrap, direct, route_config, static_cluster, strict_dns_cluster, to_cluster, vhost,
-};
+use common::config::{bootstrap, direct, route_config, static_cluster, strict_dns_cluster, to_cluster, vhost};
 use common::dns::DnsServer;
 use common::legate::Legate;
 use common::upstream::{self, Upstream};
@@ -30,10 +28,7 @@ async fn routes_pick_their_cluster() {
     let one = upstream::http1().name("one").spawn().await;
     let two = upstream::http1().name("two").spawn().await;
     let legate = start_with(
-        json!([
-            to_cluster(json!({"prefix": "/one"}), "service1"),
-            to_cluster(json!({"prefix": "/two"}), "service2"),
-        ]),
+        json!([to_cluster(json!({"prefix": "/one"}), "service1"), to_cluster(json!({"prefix": "/two"}), "service2"),]),
         &[("service1", &one), ("service2", &two)],
     )
     .await;
@@ -85,14 +80,8 @@ async fn prefix_and_regex_rewrites() {
     let up = upstream::http1().name("up").spawn().await;
     let legate = start_with(
         json!([
-            route(
-                json!({"prefix": "/old/"}),
-                json!({"cluster": "c", "prefix_rewrite": "/new/"})
-            ),
-            route(
-                json!({"prefix": "/strip"}),
-                json!({"cluster": "c", "prefix_rewrite": "/"})
-            ),
+            route(json!({"prefix": "/old/"}), json!({"cluster": "c", "prefix_rewrite": "/new/"})),
+            route(json!({"prefix": "/strip"}), json!({"cluster": "c", "prefix_rewrite": "/"})),
             route(
                 json!({"prefix": "/v1/"}),
                 json!({"cluster": "c", "regex_rewrite": {
@@ -110,14 +99,8 @@ async fn prefix_and_regex_rewrites() {
     assert_eq!(e["query"], "q=1");
     assert_eq!(e["headers"]["x-envoy-original-path"], "/old/a/b?q=1");
     let e = c.get(&legate.url("main", "/strip/x")).await.echo();
-    assert_eq!(
-        e["path"],
-        "//x".trim_start_matches('/').to_string().replace("x", "/x")
-    );
-    let e = c
-        .get(&legate.url("main", "/v1/books/item/42?z"))
-        .await
-        .echo();
+    assert_eq!(e["path"], "//x".trim_start_matches('/').to_string().replace("x", "/x"));
+    let e = c.get(&legate.url("main", "/v1/books/item/42?z")).await.echo();
     assert_eq!(e["path"], "/api/42/books");
     assert_eq!(e["query"], "z");
 }
@@ -126,17 +109,11 @@ async fn prefix_and_regex_rewrites() {
 async fn host_rewrite_literal() {
     let up = upstream::http1().name("up").spawn().await;
     let legate = start_with(
-        json!([route(
-            json!({"prefix": "/"}),
-            json!({"cluster": "c", "host_rewrite_literal": "rewritten.example"})
-        )]),
+        json!([route(json!({"prefix": "/"}), json!({"cluster": "c", "host_rewrite_literal": "rewritten.example"}))]),
         &[("c", &up)],
     )
     .await;
-    let e = Client::h1()
-        .get_with(&legate.url("main", "/"), &[("host", "original.example")])
-        .await
-        .echo();
+    let e = Client::h1().get_with(&legate.url("main", "/"), &[("host", "original.example")]).await.echo();
     assert_eq!(e["headers"]["host"], "rewritten.example");
 }
 
@@ -147,16 +124,8 @@ async fn auto_host_rewrite_uses_the_dns_name() {
     dns.set("backend.test", &["127.0.0.1"]);
     let legate = Legate::start(
         bootstrap()
-            .routes(json!([route(
-                json!({"prefix": "/"}),
-                json!({"cluster": "c", "auto_host_rewrite": true})
-            )]))
-            .cluster(strict_dns_cluster(
-                "c",
-                "backend.test",
-                up.port(),
-                dns.port(),
-            ))
+            .routes(json!([route(json!({"prefix": "/"}), json!({"cluster": "c", "auto_host_rewrite": true}))]))
+            .cluster(strict_dns_cluster("c", "backend.test", up.port(), dns.port()))
             .yaml(),
     )
     .await;
@@ -174,24 +143,16 @@ async fn auto_host_rewrite_uses_the_dns_name() {
 #[tokio::test]
 async fn route_timeout_answers_504() {
     let up = upstream::http1().name("slow").spawn().await;
-    let legate = start_with(
-        json!([route(
-            json!({"prefix": "/"}),
-            json!({"cluster": "c", "timeout": "0.3s"})
-        )]),
-        &[("c", &up)],
-    )
-    .await;
+    let legate =
+        start_with(json!([route(json!({"prefix": "/"}), json!({"cluster": "c", "timeout": "0.3s"}))]), &[("c", &up)])
+            .await;
     let c = Client::h1();
     let r = c.get(&legate.url("main", "/delay/3000ms")).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.text(), "upstream request timeout");
     let e = c.get(&legate.url("main", "/fast")).await.echo();
     assert_eq!(e["headers"]["x-envoy-expected-rq-timeout-ms"], "300");
-    assert_eventually!(
-        legate.stat("cluster.c.upstream_rq_timeout").await == 1,
-        "upstream_rq_timeout counted"
-    );
+    assert_eventually!(legate.stat("cluster.c.upstream_rq_timeout").await == 1, "upstream_rq_timeout counted");
 }
 
 #[tokio::test]
@@ -213,29 +174,25 @@ async fn retry_on_5xx() {
     .await;
     let c = Client::h1();
     let fail_twice = |key: &'static str| [("x-echo-fail-times", "2"), ("x-echo-fail-key", key)];
-    let r = c
-        .get_with(&legate.url("main", "/two"), &fail_twice("a"))
-        .await;
+    let r = c.get_with(&legate.url("main", "/two"), &fail_twice("a")).await;
     assert_eq!(r.status, 200, "two retries cover two failures");
     assert_eq!(up.requests(), 3);
-    let r = c
-        .get_with(&legate.url("main", "/one"), &fail_twice("b"))
-        .await;
+    let r = c.get_with(&legate.url("main", "/one"), &fail_twice("b")).await;
     assert_eq!(r.status, 503, "one retry does not cover two failures");
     assert_eq!(up.requests(), 5);
-    assert_eventually!(
-        legate.stat("cluster.c.upstream_rq_retry").await == 3,
-        "three retries counted"
-    );
+    assert_eventually!(legate.stat("cluster.c.upstream_rq_retry").await == 3, "three retries counted");
 }
 
 #[tokio::test]
 async fn retry_on_retriable_status_codes() {
     let up = upstream::http1().name("conflicted").spawn().await;
     let legate = start_with(
-        json!([route(json!({"prefix": "/"}), json!({"cluster": "c", "retry_policy": {
-            "retry_on": "retriable-status-codes", "retriable_status_codes": [409], "num_retries": 1,
-        }}))]),
+        json!([route(
+            json!({"prefix": "/"}),
+            json!({"cluster": "c", "retry_policy": {
+                "retry_on": "retriable-status-codes", "retriable_status_codes": [409], "num_retries": 1,
+            }})
+        )]),
         &[("c", &up)],
     )
     .await;
@@ -243,19 +200,13 @@ async fn retry_on_retriable_status_codes() {
     let r = c
         .get_with(
             &legate.url("main", "/"),
-            &[
-                ("x-echo-fail-times", "1"),
-                ("x-echo-fail-key", "k"),
-                ("x-echo-fail-status", "409"),
-            ],
+            &[("x-echo-fail-times", "1"), ("x-echo-fail-key", "k"), ("x-echo-fail-status", "409")],
         )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(up.requests(), 2);
     // 503 is not in the list: no retry.
-    let r = c
-        .get_with(&legate.url("main", "/"), &[("x-echo-status", "503")])
-        .await;
+    let r = c.get_with(&legate.url("main", "/"), &[("x-echo-status", "503")]).await;
     assert_eq!(r.status, 503);
     assert_eq!(up.requests(), 3);
 }
@@ -304,31 +255,13 @@ async fn direct_response_and_redirects() {
     assert_eq!(r.status, 418);
     assert_eq!(r.text(), "teapot");
     assert_eq!(c.get(&legate.url("main", "/empty")).await.status, 204);
-    let r = c
-        .get_with(
-            &legate.url("main", "/moved?x=1"),
-            &[("host", "site.example")],
-        )
-        .await;
+    let r = c.get_with(&legate.url("main", "/moved?x=1"), &[("host", "site.example")]).await;
     assert_eq!(r.status, 308);
     assert_eq!(r.header("location"), Some("http://site.example/new-home"));
-    let r = c
-        .get_with(
-            &legate.url("main", "/secure/page?a=b"),
-            &[("host", "site.example")],
-        )
-        .await;
+    let r = c.get_with(&legate.url("main", "/secure/page?a=b"), &[("host", "site.example")]).await;
     assert_eq!(r.status, 301);
-    assert_eq!(
-        r.header("location"),
-        Some("https://site.example/secure/page?a=b")
-    );
-    let r = c
-        .get_with(
-            &legate.url("main", "/elsewhere/x"),
-            &[("host", "site.example")],
-        )
-        .await;
+    assert_eq!(r.header("location"), Some("https://site.example/secure/page?a=b"));
+    let r = c.get_with(&legate.url("main", "/elsewhere/x"), &[("host", "site.example")]).await;
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("http://other.example/there/x"));
 }
@@ -355,13 +288,8 @@ async fn header_mutations_at_route_vhost_and_route_config_level() {
     rc["request_headers_to_add"] = json!([add("x-rc-req", "rc")]);
     rc["response_headers_to_add"] = json!([add("x-rc-resp", "rc")]);
     rc["request_headers_to_remove"] = json!(["x-drop-at-rc"]);
-    let legate = Legate::start(
-        bootstrap()
-            .listener("main", rc)
-            .cluster(static_cluster("c", &[up.addr()]))
-            .yaml(),
-    )
-    .await;
+    let legate =
+        Legate::start(bootstrap().listener("main", rc).cluster(static_cluster("c", &[up.addr()])).yaml()).await;
     let r = Client::h1()
         .get_with(
             &legate.url("main", "/"),
@@ -406,14 +334,7 @@ async fn appended_request_header_keeps_the_client_value() {
     )
     .await;
     let e = Client::h1()
-        .get_with(
-            &legate.url("main", "/"),
-            &[
-                ("x-tag", "client"),
-                ("x-over", "client"),
-                ("x-keep", "client"),
-            ],
-        )
+        .get_with(&legate.url("main", "/"), &[("x-tag", "client"), ("x-over", "client"), ("x-keep", "client")])
         .await
         .echo();
     assert_eq!(e["headers"]["x-tag"], "client,proxy");
@@ -430,21 +351,9 @@ async fn vhost_routes_are_independent() {
             .listener(
                 "main",
                 route_config(json!([
-                    vhost(
-                        "a",
-                        &["a.test"],
-                        json!([to_cluster(json!({"prefix": "/"}), "ca")])
-                    ),
-                    vhost(
-                        "b",
-                        &["b.test"],
-                        json!([to_cluster(json!({"prefix": "/"}), "cb")])
-                    ),
-                    vhost(
-                        "d",
-                        &["*"],
-                        json!([direct(json!({"prefix": "/"}), "default")])
-                    ),
+                    vhost("a", &["a.test"], json!([to_cluster(json!({"prefix": "/"}), "ca")])),
+                    vhost("b", &["b.test"], json!([to_cluster(json!({"prefix": "/"}), "cb")])),
+                    vhost("d", &["*"], json!([direct(json!({"prefix": "/"}), "default")])),
                 ])),
             )
             .cluster(static_cluster("ca", &[a.addr()]))
@@ -454,16 +363,7 @@ async fn vhost_routes_are_independent() {
     .await;
     let c = Client::h1();
     let url = legate.url("main", "/");
-    assert_eq!(
-        c.get_with(&url, &[("host", "a.test")]).await.instance(),
-        "a"
-    );
-    assert_eq!(
-        c.get_with(&url, &[("host", "b.test")]).await.instance(),
-        "b"
-    );
-    assert_eq!(
-        c.get_with(&url, &[("host", "c.test")]).await.text(),
-        "default"
-    );
+    assert_eq!(c.get_with(&url, &[("host", "a.test")]).await.instance(), "a");
+    assert_eq!(c.get_with(&url, &[("host", "b.test")]).await.instance(), "b");
+    assert_eq!(c.get_with(&url, &[("host", "c.test")]).await.text(), "default");
 }

@@ -52,19 +52,11 @@ async fn listeners_show_names_and_bound_ports() {
         bootstrap()
             .listener(
                 "first",
-                route_config(json!([vhost(
-                    "v",
-                    &["*"],
-                    json!([direct(json!({"prefix": "/"}), "one")])
-                )])),
+                route_config(json!([vhost("v", &["*"], json!([direct(json!({"prefix": "/"}), "one")]))])),
             )
             .listener(
                 "second",
-                route_config(json!([vhost(
-                    "v",
-                    &["*"],
-                    json!([direct(json!({"prefix": "/"}), "two")])
-                )])),
+                route_config(json!([vhost("v", &["*"], json!([direct(json!({"prefix": "/"}), "two")]))])),
             )
             .yaml(),
     )
@@ -100,9 +92,7 @@ async fn stats_count_requests() {
             want.iter().all(|(k, v)| last.get(*k) == Some(v))
         },
         "stats reach {want:?}; last seen: {:?}",
-        want.iter()
-            .map(|(k, _)| (k, last.get(*k)))
-            .collect::<Vec<_>>()
+        want.iter().map(|(k, _)| (k, last.get(*k))).collect::<Vec<_>>()
     );
 }
 
@@ -132,19 +122,11 @@ async fn prometheus_stats() {
     three_requests(&legate).await;
     let line = "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"service1\"} 3";
     assert_eventually!(
-        legate
-            .admin_get("/stats/prometheus")
-            .await
-            .text()
-            .lines()
-            .any(|l| l == line),
+        legate.admin_get("/stats/prometheus").await.text().lines().any(|l| l == line),
         "prometheus output has {line:?}"
     );
     let text = legate.admin_get("/stats/prometheus").await.text();
-    assert!(
-        text.contains("# TYPE envoy_cluster_upstream_rq_total counter"),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE envoy_cluster_upstream_rq_total counter"), "{text}");
 }
 
 #[tokio::test]

@@ -24,18 +24,9 @@ fn yaml(v: &Value) -> String {
 async fn rejects(text: &str, needles: &[&str]) -> String {
     let (file, run) = validate("broken.yaml", text).await;
     assert_eq!(run.code(), Some(1), "exit code; output:\n{}", run.output);
-    assert!(
-        run.output.contains(file.path_str()),
-        "output does not name {}:\n{}",
-        file.path_str(),
-        run.output
-    );
+    assert!(run.output.contains(file.path_str()), "output does not name {}:\n{}", file.path_str(), run.output);
     for n in needles {
-        assert!(
-            run.output.contains(n),
-            "output lacks {n:?}:\n{}",
-            run.output
-        );
+        assert!(run.output.contains(n), "output lacks {n:?}:\n{}", run.output);
     }
     assert!(!run.output.contains("' OK"), "claims OK:\n{}", run.output);
     run.output
@@ -45,21 +36,14 @@ async fn rejects(text: &str, needles: &[&str]) -> String {
 async fn valid_yaml_config_is_ok() {
     let (file, run) = validate("good.yaml", &yaml(&good())).await;
     assert_eq!(run.code(), Some(0), "{}", run.output);
-    assert!(
-        run.output
-            .contains(&format!("configuration '{}' OK", file.path_str())),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains(&format!("configuration '{}' OK", file.path_str())), "{}", run.output);
 }
 
 #[tokio::test]
 async fn valid_json_config_is_ok() {
     let (file, run) = validate("good.json", &serde_json::to_string(&good()).unwrap()).await;
     assert_eq!(run.code(), Some(0), "{}", run.output);
-    assert!(run
-        .output
-        .contains(&format!("configuration '{}' OK", file.path_str())));
+    assert!(run.output.contains(&format!("configuration '{}' OK", file.path_str())));
 }
 
 #[tokio::test]
@@ -73,11 +57,7 @@ async fn unknown_field() {
 async fn bad_enum_value() {
     let mut v = good();
     v["static_resources"]["clusters"][1]["lb_policy"] = json!("ROUND_ROBBIN");
-    rejects(
-        &yaml(&v),
-        &["static_resources.clusters[1].lb_policy", "ROUND_ROBBIN"],
-    )
-    .await;
+    rejects(&yaml(&v), &["static_resources.clusters[1].lb_policy", "ROUND_ROBBIN"]).await;
 }
 
 #[tokio::test]
@@ -95,10 +75,7 @@ async fn route_to_unknown_cluster() {
         hcm(route_config(json!([vhost(
             "v",
             &["*"],
-            json!([
-                to_cluster(json!({"prefix": "/a"}), "service1"),
-                to_cluster(json!({"prefix": "/"}), "nope")
-            ])
+            json!([to_cluster(json!({"prefix": "/a"}), "service1"), to_cluster(json!({"prefix": "/"}), "nope")])
         )])));
     rejects(&yaml(&v), &["virtual_hosts[0].routes[1]", "nope"]).await;
 }
@@ -112,13 +89,8 @@ async fn yaml_syntax_error() {
 #[tokio::test]
 async fn router_filter_missing() {
     let mut v = good();
-    v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["http_filters"] = json!([]);
-    rejects(
-        &yaml(&v),
-        &["static_resources.listeners[0]", "http_filters"],
-    )
-    .await;
+    v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"] = json!([]);
+    rejects(&yaml(&v), &["static_resources.listeners[0]", "http_filters"]).await;
 }
 
 #[tokio::test]
@@ -126,25 +98,14 @@ async fn every_error_is_reported() {
     let mut v = good();
     v["static_resources"]["clusters"][0]["lb_policy"] = json!("NOPE_ONE");
     v["static_resources"]["clusters"][1]["lb_policy"] = json!("NOPE_TWO");
-    rejects(
-        &yaml(&v),
-        &[
-            "static_resources.clusters[0].lb_policy",
-            "static_resources.clusters[1].lb_policy",
-        ],
-    )
-    .await;
+    rejects(&yaml(&v), &["static_resources.clusters[0].lb_policy", "static_resources.clusters[1].lb_policy"]).await;
 }
 
 #[tokio::test]
 async fn missing_config_file() {
     let run = legate::run(&["-c", "/nonexistent/legate.yaml", "--mode", "validate"]).await;
     assert_ne!(run.code(), Some(0), "{}", run.output);
-    assert!(
-        run.output.contains("/nonexistent/legate.yaml"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("/nonexistent/legate.yaml"), "{}", run.output);
 }
 
 #[tokio::test]
@@ -166,25 +127,12 @@ async fn config_yaml_flag_is_merged_into_the_file() {
     v["static_resources"]["clusters"] = json!([]);
     let file = legate::ConfigFile::new("base.yaml", &yaml(&v));
     let alone = legate::run(&["-c", file.path_str(), "--mode", "validate"]).await;
-    assert_eq!(
-        alone.code(),
-        Some(1),
-        "route to a missing cluster:\n{}",
-        alone.output
-    );
+    assert_eq!(alone.code(), Some(1), "route to a missing cluster:\n{}", alone.output);
     // Envoy merges --config-yaml into the file; repeated fields are appended.
     let extra = serde_json::to_string(&json!({"static_resources": {"clusters": [
         static_cluster("service1", &["127.0.0.1:8080".parse().unwrap()])
     ]}}))
     .unwrap();
-    let run = legate::run(&[
-        "-c",
-        file.path_str(),
-        "--config-yaml",
-        &extra,
-        "--mode",
-        "validate",
-    ])
-    .await;
+    let run = legate::run(&["-c", file.path_str(), "--config-yaml", &extra, "--mode", "validate"]).await;
     assert_eq!(run.code(), Some(0), "{}", run.output);
 }

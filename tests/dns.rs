@@ -34,15 +34,8 @@ fn total(ups: &[Upstream]) -> usize {
 
 #[tokio::test]
 async fn strict_dns_follows_the_a_records() {
-    let ups = upstream::spawn_same_port(
-        Proto::Http1,
-        &[
-            ("a", "127.0.0.21"),
-            ("b", "127.0.0.22"),
-            ("c", "127.0.0.23"),
-        ],
-    )
-    .await;
+    let ups =
+        upstream::spawn_same_port(Proto::Http1, &[("a", "127.0.0.21"), ("b", "127.0.0.22"), ("c", "127.0.0.23")]).await;
     let dns = DnsServer::spawn().await;
     dns.set("service1", &["127.0.0.21", "127.0.0.22", "127.0.0.23"]);
     let legate = start(&dns, "service1", ups[0].port()).await;
@@ -73,10 +66,7 @@ async fn strict_dns_follows_the_a_records() {
         assert_eq!(c.get(&url).await.status, 200);
     }
     assert_eq!(removed.requests(), gone, "removed host got traffic again");
-    assert!(
-        ups[0].requests() > a && ups[1].requests() > b,
-        "both remaining hosts serve"
-    );
+    assert!(ups[0].requests() > a && ups[1].requests() > b, "both remaining hosts serve");
     assert_eq!(total(&ups), a + b + gone + 20);
     assert!(dns.queries("service1") >= 2, "resolved more than once");
 }

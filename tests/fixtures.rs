@@ -13,14 +13,8 @@ use serde_json::json;
 
 #[test]
 fn sha256_matches_known_vectors() {
-    assert_eq!(
-        sha256::hex(b""),
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    assert_eq!(
-        sha256::hex(b"abc"),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(sha256::hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(sha256::hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_eq!(
         sha256::hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
@@ -31,12 +25,7 @@ fn sha256_matches_known_vectors() {
 async fn http1_upstream_echoes_the_request() {
     let up = upstream::http1().name("a").spawn().await;
     let c = Client::h1();
-    let r = c
-        .get_with(
-            &format!("http://{}/some/path?x=1", up.addr()),
-            &[("x-test", "1"), ("x-multi", "a")],
-        )
-        .await;
+    let r = c.get_with(&format!("http://{}/some/path?x=1", up.addr()), &[("x-test", "1"), ("x-multi", "a")]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.instance(), "a");
     let e = r.echo();
@@ -61,9 +50,7 @@ async fn upstream_knobs() {
     let base = format!("http://{}", up.addr());
     let c = Client::h1();
     assert_eq!(c.get(&format!("{base}/status/418")).await.status, 418);
-    let r = c
-        .get_with(&format!("{base}/"), &[("x-echo-status", "503")])
-        .await;
+    let r = c.get_with(&format!("{base}/"), &[("x-echo-status", "503")]).await;
     assert_eq!(r.status, 503);
     assert_eq!(c.get(&format!("{base}/delay/50ms")).await.status, 200);
     let r = c.get(&format!("{base}/bytes/1000")).await;
@@ -74,32 +61,18 @@ async fn upstream_knobs() {
     let e = c.post(&format!("{base}/x"), body.clone()).await.echo();
     assert_eq!(e["body_len"], 100_000);
     assert_eq!(e["body_sha256"], sha256::hex(&body));
-    let r = c
-        .get_with(
-            &format!("{base}/"),
-            &[("x-echo-response-header", "x-extra: yes")],
-        )
-        .await;
+    let r = c.get_with(&format!("{base}/"), &[("x-echo-response-header", "x-extra: yes")]).await;
     assert_eq!(r.header("x-extra"), Some("yes"));
     let fail = [("x-echo-fail-times", "2"), ("x-echo-fail-key", "k1")];
     assert_eq!(c.get_with(&format!("{base}/"), &fail).await.status, 503);
     assert_eq!(c.get_with(&format!("{base}/"), &fail).await.status, 503);
     assert_eq!(c.get_with(&format!("{base}/"), &fail).await.status, 200);
     let err = Client::h1()
-        .try_send(
-            client::request(hyper::Method::GET, &format!("{base}/reset"))
-                .body(Default::default())
-                .unwrap(),
-        )
+        .try_send(client::request(hyper::Method::GET, &format!("{base}/reset")).body(Default::default()).unwrap())
         .await;
     assert!(err.is_err(), "/reset must not answer: {err:?}");
     let fixed = upstream::http1().status(503).spawn().await;
-    assert_eq!(
-        client::get(&format!("http://{}/", fixed.addr()))
-            .await
-            .status,
-        503
-    );
+    assert_eq!(client::get(&format!("http://{}/", fixed.addr())).await.status, 503);
 }
 
 #[tokio::test]
@@ -109,14 +82,11 @@ async fn h2_upstream_speaks_h2c_and_sends_grpc_trailers() {
     let r = c.get(&format!("http://{}/plain", up.addr())).await;
     assert_eq!(r.version, hyper::Version::HTTP_2);
     assert_eq!(r.echo()["proto"], "HTTP/2.0");
-    let req = client::request(
-        hyper::Method::POST,
-        &format!("http://{}/pkg.Svc/Call", up.addr()),
-    )
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(bytes::Bytes::from_static(b"\0\0\0\0\0").into())
-    .unwrap();
+    let req = client::request(hyper::Method::POST, &format!("http://{}/pkg.Svc/Call", up.addr()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(bytes::Bytes::from_static(b"\0\0\0\0\0").into())
+        .unwrap();
     let r = c.send(req).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/grpc"));
@@ -127,15 +97,8 @@ async fn h2_upstream_speaks_h2c_and_sends_grpc_trailers() {
 
 #[tokio::test]
 async fn upstreams_share_a_port_on_several_loopback_ips() {
-    let ups = upstream::spawn_same_port(
-        Proto::Http1,
-        &[
-            ("a", "127.0.0.31"),
-            ("b", "127.0.0.32"),
-            ("c", "127.0.0.33"),
-        ],
-    )
-    .await;
+    let ups =
+        upstream::spawn_same_port(Proto::Http1, &[("a", "127.0.0.31"), ("b", "127.0.0.32"), ("c", "127.0.0.33")]).await;
     let port = ups[0].port();
     for u in &ups {
         assert_eq!(u.port(), port);
@@ -153,9 +116,7 @@ async fn resolve(server: std::net::SocketAddr, name: &str, rtype: RecordType) ->
         .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     sock.send_to(&q.to_vec().unwrap(), server).await.unwrap();
     let mut buf = [0u8; 2048];
-    let (n, _) = common::bounded("dns answer", sock.recv_from(&mut buf))
-        .await
-        .unwrap();
+    let (n, _) = common::bounded("dns answer", sock.recv_from(&mut buf)).await.unwrap();
     Message::from_vec(&buf[..n]).unwrap()
 }
 
@@ -179,13 +140,7 @@ async fn dns_server_answers_from_a_mutable_table() {
     assert_eq!(a_records(&m).len(), 3);
     dns.set("service1", &["127.0.0.21", "127.0.0.22"]);
     let m = resolve(dns.addr(), "Service1.", RecordType::A).await;
-    assert_eq!(
-        a_records(&m),
-        vec![
-            "127.0.0.21".parse::<Ipv4Addr>().unwrap(),
-            "127.0.0.22".parse().unwrap()
-        ]
-    );
+    assert_eq!(a_records(&m), vec!["127.0.0.21".parse::<Ipv4Addr>().unwrap(), "127.0.0.22".parse().unwrap()]);
     let m = resolve(dns.addr(), "service1.", RecordType::AAAA).await;
     assert_eq!(m.response_code(), ResponseCode::NoError);
     assert!(m.answers().is_empty());
@@ -211,12 +166,7 @@ async fn assert_eventually_gives_up() {
 #[tokio::test]
 async fn raw_client_reads_a_response() {
     let up = upstream::http1().spawn().await;
-    let r = client::raw(
-        up.addr(),
-        b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
-    )
-    .await
-    .expect("response");
+    let r = client::raw(up.addr(), b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n").await.expect("response");
     assert_eq!(r.status, 200);
     assert!(r.header("content-length").is_some());
     let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -227,18 +177,15 @@ async fn raw_client_reads_a_response() {
 fn config_builder_writes_envoy_yaml() {
     let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let b = config::bootstrap()
-        .routes(json!([config::to_cluster(
-            json!({"prefix": "/"}),
-            "service1"
-        )]))
+        .routes(json!([config::to_cluster(json!({"prefix": "/"}), "service1")]))
         .cluster(config::static_cluster("service1", &[addr]));
     let v: serde_json::Value = serde_yaml::from_str(&b.yaml()).unwrap();
     assert_eq!(v, b.value());
     let l = &v["static_resources"]["listeners"][0];
     assert_eq!(l["name"], "main");
     assert_eq!(l["address"]["socket_address"]["port_value"], 0);
-    let ep = &v["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
-        ["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    let ep = &v["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ["address"]["socket_address"];
     assert_eq!(ep["port_value"], 8080);
     assert_eq!(
         common::legate::parse_listeners("main::127.0.0.1:1234\nadmin2::127.0.0.2:5\n")["main"],

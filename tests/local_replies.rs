@@ -76,12 +76,7 @@ async fn upstream_reset_before_headers_is_503() {
     let legate = start(&up).await;
     let r = Client::h1().get(&legate.url("main", "/ok/reset")).await;
     assert_eq!(r.status, 503);
-    assert!(
-        r.text()
-            .starts_with("upstream connect error or disconnect/reset before headers"),
-        "body {:?}",
-        r.text()
-    );
+    assert!(r.text().starts_with("upstream connect error or disconnect/reset before headers"), "body {:?}", r.text());
     still_serving(&legate).await;
 }
 
@@ -89,9 +84,7 @@ async fn upstream_reset_before_headers_is_503() {
 async fn timeout_is_504() {
     let up = upstream::http1().spawn().await;
     let legate = start(&up).await;
-    let r = Client::h1()
-        .get(&legate.url("main", "/slow/delay/2000ms"))
-        .await;
+    let r = Client::h1().get(&legate.url("main", "/slow/delay/2000ms")).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.text(), "upstream request timeout");
     still_serving(&legate).await;
@@ -101,9 +94,7 @@ async fn timeout_is_504() {
 async fn garbage_request_line_is_400() {
     let up = upstream::http1().spawn().await;
     let legate = start(&up).await;
-    let r = client::raw(legate.listener("main"), b"THIS IS NOT HTTP\r\n\r\n")
-        .await
-        .expect("an answer");
+    let r = client::raw(legate.listener("main"), b"THIS IS NOT HTTP\r\n\r\n").await.expect("an answer");
     assert_eq!(r.status, 400, "{}", r.head);
     still_serving(&legate).await;
 }
@@ -114,9 +105,7 @@ async fn oversized_headers_are_431() {
     let legate = start(&up).await;
     let big = "a".repeat(70 * 1024);
     let req = format!("GET /ok HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
-    let r = client::raw(legate.listener("main"), req.as_bytes())
-        .await
-        .expect("an answer");
+    let r = client::raw(legate.listener("main"), req.as_bytes()).await.expect("an answer");
     assert_eq!(r.status, 431, "{}", r.head);
     assert_eq!(up.requests(), 0);
     still_serving(&legate).await;
@@ -127,15 +116,8 @@ async fn malformed_requests_get_envoys_status() {
     let up = upstream::http1().spawn().await;
     let legate = start(&up).await;
     for (raw, want) in [
-        (
-            &b"GET /ok HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello"
-                [..],
-            400,
-        ),
-        (
-            b"GET /ok HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n",
-            400,
-        ),
+        (&b"GET /ok HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello"[..], 400),
+        (b"GET /ok HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n", 400),
         (b"GET /ok HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n", 400),
     ] {
         let r = client::raw(legate.listener("main"), raw).await;
@@ -143,10 +125,6 @@ async fn malformed_requests_get_envoys_status() {
         let r = r.unwrap_or_else(|| panic!("no answer to {text:?}"));
         assert_eq!(r.status, want, "request {text:?}: {}", r.head);
     }
-    assert_eq!(
-        up.requests(),
-        0,
-        "no malformed request reached the upstream"
-    );
+    assert_eq!(up.requests(), 0, "no malformed request reached the upstream");
     still_serving(&legate).await;
 }

@@ -33,10 +33,7 @@ async fn http1_and_h2c_share_the_listener() {
     assert_eq!(r2.version, Version::HTTP_2);
     let e = r2.echo();
     assert_eq!(e["path"], "/two");
-    assert_eq!(
-        e["proto"], "HTTP/1.1",
-        "the cluster speaks HTTP/1.1 upstream"
-    );
+    assert_eq!(e["proto"], "HTTP/1.1", "the cluster speaks HTTP/1.1 upstream");
 }
 
 #[tokio::test]
@@ -46,23 +43,15 @@ async fn five_megabytes_both_ways() {
     let body = Bytes::from(sha256::pattern(5 * 1024 * 1024 + 7));
     let want = sha256::hex(&body);
     for c in [Client::h1(), Client::h2c()] {
-        let r = c
-            .post(&legate.url("main", "/echo-body"), body.clone())
-            .await;
+        let r = c.post(&legate.url("main", "/echo-body"), body.clone()).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.body.len(), body.len());
         assert_eq!(sha256::hex(&r.body), want);
-        let e = c
-            .post(&legate.url("main", "/upload"), body.clone())
-            .await
-            .echo();
+        let e = c.post(&legate.url("main", "/upload"), body.clone()).await.echo();
         assert_eq!(e["body_len"], body.len());
         assert_eq!(e["body_sha256"], want);
         let r = c.get(&legate.url("main", "/bytes/5242880")).await;
-        assert_eq!(
-            sha256::hex(&r.body),
-            sha256::hex(&sha256::pattern(5_242_880))
-        );
+        assert_eq!(sha256::hex(&r.body), sha256::hex(&sha256::pattern(5_242_880)));
     }
 }
 
@@ -76,21 +65,11 @@ async fn headers_added_upstream() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-envoy-expected-rq-timeout-ms"], "15000");
     let id = h["x-request-id"].as_str().expect("x-request-id generated");
-    let uuid = regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-        .unwrap();
+    let uuid = regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").unwrap();
     assert!(uuid.is_match(id), "x-request-id {id:?} is not a UUID");
     let other = c.get(&legate.url("main", "/")).await.echo();
-    assert_ne!(
-        other["headers"]["x-request-id"], id,
-        "a fresh id per request"
-    );
-    let kept = c
-        .get_with(
-            &legate.url("main", "/"),
-            &[("x-request-id", "client-chosen-id")],
-        )
-        .await
-        .echo();
+    assert_ne!(other["headers"]["x-request-id"], id, "a fresh id per request");
+    let kept = c.get_with(&legate.url("main", "/"), &[("x-request-id", "client-chosen-id")]).await.echo();
     assert_eq!(kept["headers"]["x-request-id"], "client-chosen-id");
 }
 
@@ -101,13 +80,8 @@ async fn headers_added_downstream() {
     let r = Client::h1().get(&legate.url("main", "/")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("server"), Some("envoy"));
-    let t = r
-        .header("x-envoy-upstream-service-time")
-        .expect("x-envoy-upstream-service-time");
-    assert!(
-        t.parse::<u64>().is_ok(),
-        "service time {t:?} is not a number"
-    );
+    let t = r.header("x-envoy-upstream-service-time").expect("x-envoy-upstream-service-time");
+    assert!(t.parse::<u64>().is_ok(), "service time {t:?} is not a number");
 }
 
 #[tokio::test]
@@ -132,11 +106,7 @@ async fn hop_by_hop_headers_are_dropped() {
         assert!(h.get(hop).is_none(), "{hop} forwarded upstream: {h}");
     }
     assert_eq!(h["x-end-to-end"], "kept");
-    assert_eq!(
-        r.header("keep-alive"),
-        None,
-        "keep-alive forwarded downstream"
-    );
+    assert_eq!(r.header("keep-alive"), None, "keep-alive forwarded downstream");
 }
 
 #[tokio::test]
@@ -164,10 +134,9 @@ async fn h2c_requests_are_multiplexed() {
     for i in 0..20 {
         let c = c.clone();
         let url = legate.url("main", &format!("/delay/50ms?i={i}"));
-        tasks.push(tokio::spawn(async move {
-            c.send(request(Method::GET, &url).body(Default::default()).unwrap())
-                .await
-        }));
+        tasks.push(tokio::spawn(
+            async move { c.send(request(Method::GET, &url).body(Default::default()).unwrap()).await },
+        ));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().status, 200);

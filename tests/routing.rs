@@ -13,13 +13,7 @@ async fn start(vhosts: Value) -> Legate {
 }
 
 /// Which route answered `path` for `host` (its body), or `status:N` for a non-200 answer.
-async fn hit(
-    legate: &Legate,
-    c: &Client,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> String {
+async fn hit(legate: &Legate, c: &Client, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let mut all = vec![("host", host)];
     all.extend_from_slice(headers);
     let r = c.get_with(&legate.url("main", path), &all).await;
@@ -73,10 +67,7 @@ async fn host_port_is_part_of_the_match() {
     assert_eq!(hit(&legate, &c, "svc.test:8080", "/", &[]).await, "ported");
     // Envoy considers the port: svc.test:9090 is not svc.test.
     assert_eq!(hit(&legate, &c, "svc.test:9090", "/", &[]).await, "any");
-    assert_eq!(
-        hit(&legate, &c, "api.test:9090", "/", &[]).await,
-        "wild_prefix"
-    );
+    assert_eq!(hit(&legate, &c, "api.test:9090", "/", &[]).await, "wild_prefix");
 }
 
 #[tokio::test]
@@ -114,10 +105,7 @@ async fn path_matchers() {
             direct(json!({"path": "/exact"}), "path"),
             direct(json!({"safe_regex": {"regex": "/re/[0-9]+"}}), "regex"),
             direct(json!({"path_separated_prefix": "/sep"}), "separated"),
-            direct(
-                json!({"prefix": "/CaSe", "case_sensitive": false}),
-                "insensitive"
-            ),
+            direct(json!({"prefix": "/CaSe", "case_sensitive": false}), "insensitive"),
             direct(json!({"prefix": "/pre"}), "prefix"),
             direct(json!({"prefix": "/"}), "fallback"),
         ])
@@ -158,41 +146,13 @@ async fn header_matchers() {
         "v",
         &["*"],
         json!([
-            on(
-                "/exact",
-                json!({"name": "x-h", "string_match": {"exact": "val"}}),
-                "exact"
-            ),
-            on(
-                "/prefix",
-                json!({"name": "x-h", "string_match": {"prefix": "va"}}),
-                "prefix"
-            ),
-            on(
-                "/suffix",
-                json!({"name": "x-h", "string_match": {"suffix": "al"}}),
-                "suffix"
-            ),
-            on(
-                "/contains",
-                json!({"name": "x-h", "string_match": {"contains": "mid"}}),
-                "contains"
-            ),
-            on(
-                "/regex",
-                json!({"name": "x-h", "string_match": {"safe_regex": {"regex": "v[0-9]+"}}}),
-                "regex"
-            ),
-            on(
-                "/present",
-                json!({"name": "x-h", "present_match": true}),
-                "present"
-            ),
-            on(
-                "/invert",
-                json!({"name": "x-h", "string_match": {"exact": "bad"}, "invert_match": true}),
-                "invert"
-            ),
+            on("/exact", json!({"name": "x-h", "string_match": {"exact": "val"}}), "exact"),
+            on("/prefix", json!({"name": "x-h", "string_match": {"prefix": "va"}}), "prefix"),
+            on("/suffix", json!({"name": "x-h", "string_match": {"suffix": "al"}}), "suffix"),
+            on("/contains", json!({"name": "x-h", "string_match": {"contains": "mid"}}), "contains"),
+            on("/regex", json!({"name": "x-h", "string_match": {"safe_regex": {"regex": "v[0-9]+"}}}), "regex"),
+            on("/present", json!({"name": "x-h", "present_match": true}), "present"),
+            on("/invert", json!({"name": "x-h", "string_match": {"exact": "bad"}, "invert_match": true}), "invert"),
             direct(json!({"prefix": "/"}), "fallback"),
         ])
     )]))
@@ -217,11 +177,7 @@ async fn header_matchers() {
         ("/invert", Some("bad"), "fallback"),
     ] {
         let headers: Vec<(&str, &str)> = value.map(|v| ("x-h", v)).into_iter().collect();
-        assert_eq!(
-            hit(&legate, &c, "x", path, &headers).await,
-            want,
-            "{path} with x-h {value:?}"
-        );
+        assert_eq!(hit(&legate, &c, "x", path, &headers).await, want, "{path} with x-h {value:?}");
     }
 }
 

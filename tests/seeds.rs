@@ -44,27 +44,15 @@ async fn every_seed_config_validates() {
         let p = path.to_str().unwrap();
         let run = legate::run(&["-c", p, "--mode", "validate"]).await;
         assert_eq!(run.code(), Some(0), "{p}:\n{}", run.output);
-        assert!(
-            run.output.contains(&format!("configuration '{p}' OK")),
-            "{p}:\n{}",
-            run.output
-        );
+        assert!(run.output.contains(&format!("configuration '{p}' OK")), "{p}:\n{}", run.output);
     }
     assert!(seen >= 6, "found {seen} seeds");
 }
 
 async fn front_envoy(s1: &Upstream, s2: &Upstream) -> Legate {
     let mut text = seed("front-envoy.yaml");
-    text = replace_once(
-        &text,
-        r"address: 0\.0\.0\.0(\s+)port_value: 80\b",
-        "address: 127.0.0.1${1}port_value: 0",
-    );
-    text = replace_once(
-        &text,
-        r"address: 0\.0\.0\.0(\s+)port_value: 8001\b",
-        "address: 127.0.0.1${1}port_value: 0",
-    );
+    text = replace_once(&text, r"address: 0\.0\.0\.0(\s+)port_value: 80\b", "address: 127.0.0.1${1}port_value: 0");
+    text = replace_once(&text, r"address: 0\.0\.0\.0(\s+)port_value: 8001\b", "address: 127.0.0.1${1}port_value: 0");
     for (name, up) in [("service1", s1), ("service2", s2)] {
         text = replace_once(
             &text,
@@ -77,16 +65,8 @@ async fn front_envoy(s1: &Upstream, s2: &Upstream) -> Legate {
 
 #[tokio::test]
 async fn front_envoy_routes_each_service_over_h2c() {
-    let s1 = upstream::h2()
-        .name("service1")
-        .bind("127.0.0.41:0")
-        .spawn()
-        .await;
-    let s2 = upstream::h2()
-        .name("service2")
-        .bind("127.0.0.42:0")
-        .spawn()
-        .await;
+    let s1 = upstream::h2().name("service1").bind("127.0.0.41:0").spawn().await;
+    let s2 = upstream::h2().name("service2").bind("127.0.0.42:0").spawn().await;
     let legate = front_envoy(&s1, &s2).await;
     let base = format!("http://{}", sole_listener(&legate));
     let c = Client::h1();
@@ -108,21 +88,9 @@ async fn front_envoy_routes_each_service_over_h2c() {
 async fn service_sidecar_forwards_to_the_local_app() {
     let app = upstream::http1().name("app").spawn().await;
     let mut text = seed("service-envoy.yaml");
-    text = replace_once(
-        &text,
-        r"address: 0\.0\.0\.0(\s+)port_value: 80\b",
-        "address: 127.0.0.1${1}port_value: 0",
-    );
-    text = replace_once(
-        &text,
-        r"address: 0\.0\.0\.0(\s+)port_value: 8081\b",
-        "address: 127.0.0.1${1}port_value: 0",
-    );
-    text = replace_once(
-        &text,
-        r"port_value: 8080\b",
-        &format!("port_value: {}", app.port()),
-    );
+    text = replace_once(&text, r"address: 0\.0\.0\.0(\s+)port_value: 80\b", "address: 127.0.0.1${1}port_value: 0");
+    text = replace_once(&text, r"address: 0\.0\.0\.0(\s+)port_value: 8081\b", "address: 127.0.0.1${1}port_value: 0");
+    text = replace_once(&text, r"port_value: 8080\b", &format!("port_value: {}", app.port()));
     let legate = Legate::start(text).await;
     let base = format!("http://{}", sole_listener(&legate));
     let c = Client::h1();

@@ -34,12 +34,7 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     assert_eq!(r.status, 200, "in-flight request completes: {}", r.text());
     assert_eq!(r.echo()["instance"], "slow");
     let status = legate.wait_exit().await;
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status; output:\n{}",
-        legate.output()
-    );
+    assert_eq!(status.code(), Some(0), "exit status; output:\n{}", legate.output());
 }
 
 #[tokio::test]
@@ -50,10 +45,7 @@ async fn sigterm_stops_accepting() {
     assert_eq!(Client::h1().get(&legate.url("main", "/")).await.status, 200);
     let status = legate.stop_with_sigterm().await;
     assert_eq!(status.code(), Some(0), "{}", legate.output());
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "listener still accepts after exit"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still accepts after exit");
 }
 
 #[tokio::test]

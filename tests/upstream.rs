@@ -9,8 +9,7 @@ use bytes::Bytes;
 use common::assert_eventually;
 use common::client::{request, Client};
 use common::config::{
-    bootstrap, endpoint, static_cluster, static_cluster_with, to_cluster, weighted_endpoint,
-    with_h2,
+    bootstrap, endpoint, static_cluster, static_cluster_with, to_cluster, weighted_endpoint, with_h2,
 };
 use common::legate::Legate;
 use common::upstream::{self, Upstream};
@@ -20,24 +19,14 @@ use serde_json::{json, Value};
 async fn three(prefix: &str) -> Vec<Upstream> {
     let mut ups = Vec::new();
     for i in 1..=3 {
-        ups.push(
-            upstream::http1()
-                .name(&format!("{prefix}{i}"))
-                .spawn()
-                .await,
-        );
+        ups.push(upstream::http1().name(&format!("{prefix}{i}")).spawn().await);
     }
     ups
 }
 
 async fn start(cluster: Value) -> Legate {
-    Legate::start(
-        bootstrap()
-            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
-            .cluster(cluster)
-            .yaml(),
-    )
-    .await
+    Legate::start(bootstrap().routes(json!([to_cluster(json!({"prefix": "/"}), "service1")])).cluster(cluster).yaml())
+        .await
 }
 
 async fn instances(legate: &Legate, n: usize) -> Vec<String> {
@@ -64,11 +53,7 @@ async fn round_robin_is_a_strict_cycle() {
     let legate = start(static_cluster("service1", &addrs)).await;
     let seen = instances(&legate, 12).await;
     let first: std::collections::HashSet<_> = seen[..3].iter().collect();
-    assert_eq!(
-        first.len(),
-        3,
-        "first three requests hit three hosts: {seen:?}"
-    );
+    assert_eq!(first.len(), 3, "first three requests hit three hosts: {seen:?}");
     for i in 3..seen.len() {
         assert_eq!(seen[i], seen[i - 3], "not a strict cycle: {seen:?}");
     }
@@ -98,11 +83,7 @@ async fn least_request_uses_every_host_and_avoids_the_busy_one() {
     let legate = start(cluster).await;
     let seen = counts(&instances(&legate, 150).await);
     for u in &ups {
-        assert!(
-            seen.get(u.name()).copied().unwrap_or(0) > 0,
-            "{} unused: {seen:?}",
-            u.name()
-        );
+        assert!(seen.get(u.name()).copied().unwrap_or(0) > 0, "{} unused: {seen:?}", u.name());
     }
 }
 
@@ -110,21 +91,13 @@ async fn least_request_uses_every_host_and_avoids_the_busy_one() {
 async fn endpoint_weights_shape_round_robin() {
     let a = upstream::http1().name("heavy").spawn().await;
     let b = upstream::http1().name("light").spawn().await;
-    let legate = start(static_cluster_with(
-        "service1",
-        vec![
-            weighted_endpoint(a.addr(), 3),
-            weighted_endpoint(b.addr(), 1),
-        ],
-    ))
-    .await;
+    let legate =
+        start(static_cluster_with("service1", vec![weighted_endpoint(a.addr(), 3), weighted_endpoint(b.addr(), 1)]))
+            .await;
     let seen = counts(&instances(&legate, 400).await);
     let heavy = seen.get("heavy").copied().unwrap_or(0);
     // Weighted round robin is deterministic (3:1); leave room for the start offset.
-    assert!(
-        (280..=320).contains(&heavy),
-        "heavy got {heavy} of 400: {seen:?}"
-    );
+    assert!((280..=320).contains(&heavy), "heavy got {heavy} of 400: {seen:?}");
 }
 
 #[tokio::test]
@@ -137,16 +110,9 @@ async fn http1_upstream_connections_are_reused() {
         last = c.get(&legate.url("main", "/")).await.echo();
         assert_eq!(last["proto"], "HTTP/1.1");
     }
-    assert_eq!(
-        up.connections(),
-        1,
-        "one upstream connection for sequential requests"
-    );
+    assert_eq!(up.connections(), 1, "one upstream connection for sequential requests");
     assert_eq!(last["req_on_conn"], 5);
-    assert_eventually!(
-        legate.stat("cluster.service1.upstream_cx_total").await == 1,
-        "upstream_cx_total is 1"
-    );
+    assert_eventually!(legate.stat("cluster.service1.upstream_cx_total").await == 1, "upstream_cx_total is 1");
 }
 
 #[tokio::test]
@@ -154,9 +120,7 @@ async fn upstream_connection_close_opens_a_new_connection() {
     let up = upstream::http1().name("closer").spawn().await;
     let legate = start(static_cluster("service1", &[up.addr()])).await;
     let c = Client::h1();
-    let r = c
-        .get_with(&legate.url("main", "/"), &[("x-echo-close", "1")])
-        .await;
+    let r = c.get_with(&legate.url("main", "/"), &[("x-echo-close", "1")]).await;
     assert_eq!(r.status, 200);
     let e = c.get(&legate.url("main", "/")).await.echo();
     assert_eq!(e["conn_seq"], 2, "the closed connection is not reused");
@@ -170,14 +134,11 @@ async fn h2_upstream_carries_grpc_with_trailers() {
     let c = Client::h2c();
     let frame = Bytes::from_static(b"\x00\x00\x00\x00\x03abc");
     for _ in 0..3 {
-        let req = request(
-            Method::POST,
-            &legate.url("main", "/helloworld.Greeter/SayHello"),
-        )
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(frame.clone().into())
-        .unwrap();
+        let req = request(Method::POST, &legate.url("main", "/helloworld.Greeter/SayHello"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frame.clone().into())
+            .unwrap();
         let r = c.send(req).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("application/grpc"));
@@ -189,11 +150,7 @@ async fn h2_upstream_carries_grpc_with_trailers() {
         assert_eq!(doc["body_len"], 8);
         assert_eq!(doc["headers"]["te"], "trailers");
     }
-    assert_eq!(
-        up.connections(),
-        1,
-        "requests multiplexed on one h2 connection"
-    );
+    assert_eq!(up.connections(), 1, "requests multiplexed on one h2 connection");
 }
 
 #[tokio::test]
@@ -201,10 +158,7 @@ async fn h1_downstream_to_h2_upstream() {
     let up = upstream::h2().name("h2only").spawn().await;
     let legate = start(with_h2(static_cluster("service1", &[up.addr()]))).await;
     let body = vec![7u8; 100_000];
-    let e = Client::h1()
-        .post(&legate.url("main", "/upload"), body.clone())
-        .await
-        .echo();
+    let e = Client::h1().post(&legate.url("main", "/upload"), body.clone()).await.echo();
     assert_eq!(e["proto"], "HTTP/2.0");
     assert_eq!(e["body_len"], 100_000);
     assert_eq!(e["body_sha256"], common::sha256::hex(&body));

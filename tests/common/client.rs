@@ -32,23 +32,13 @@ impl Resp {
 
     /// The body as JSON; panics with the body text if it is not.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {} body is not JSON ({e}): {:?}",
-                self.status,
-                self.text()
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("status {} body is not JSON ({e}): {:?}", self.status, self.text()))
     }
 
     /// The echo upstream's view of the request: `instance`, `path`, `headers`, ...
     pub fn echo(&self) -> Value {
-        assert!(
-            self.status.is_success(),
-            "expected an echo answer, got {} {:?}",
-            self.status,
-            self.text()
-        );
+        assert!(self.status.is_success(), "expected an echo answer, got {} {:?}", self.status, self.text());
         self.json()
     }
 
@@ -73,23 +63,18 @@ pub struct Client {
 impl Client {
     /// HTTP/1.1 with keep-alive.
     pub fn h1() -> Self {
-        Client {
-            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
-        }
+        Client { inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http() }
     }
 
     /// HTTP/2 over cleartext with prior knowledge.
     pub fn h2c() -> Self {
         Client {
-            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build_http(),
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
         }
     }
 
     pub async fn get(&self, url: &str) -> Resp {
-        self.send(request(Method::GET, url).body(Full::default()).unwrap())
-            .await
+        self.send(request(Method::GET, url).body(Full::default()).unwrap()).await
     }
 
     /// GET with extra headers (`("host", "example.com")` sets Host on HTTP/1.1).
@@ -102,12 +87,7 @@ impl Client {
     }
 
     pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Resp {
-        self.send(
-            request(Method::POST, url)
-                .body(Full::new(body.into()))
-                .unwrap(),
-        )
-        .await
+        self.send(request(Method::POST, url).body(Full::new(body.into())).unwrap()).await
     }
 
     /// Sends and collects; panics on transport errors or after [`super::EVENTUALLY`].
@@ -121,11 +101,7 @@ impl Client {
 
     /// Sends and collects, returning transport errors.
     pub async fn try_send(&self, req: Request<Full<Bytes>>) -> Result<Resp, String> {
-        let resp = self
-            .inner
-            .request(req)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let resp = self.inner.request(req).await.map_err(|e| format!("{e:?}"))?;
         let (parts, body) = resp.into_parts();
         let collected = body.collect().await.map_err(|e| format!("{e:?}"))?;
         let trailers = collected.trailers().cloned();
@@ -163,9 +139,7 @@ impl RawResp {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
     }
 }
@@ -214,9 +188,5 @@ fn parse_raw(buf: &[u8]) -> Option<RawResp> {
 
 fn parse_raw_eof(buf: &[u8]) -> Option<RawResp> {
     let (head, body) = split_head(buf)?;
-    Some(RawResp {
-        status: status_of(&head)?,
-        head,
-        body,
-    })
+    Some(RawResp { status: status_of(&head)?, head, body })
 }

@@ -30,10 +30,7 @@ pub struct Bootstrap {
 impl Bootstrap {
     /// Adds listener `main` (stat prefix `ingress_http`) with one virtual host `*`.
     pub fn routes(self, routes: Value) -> Self {
-        self.listener(
-            "main",
-            route_config(json!([vhost("default", &["*"], routes)])),
-        )
+        self.listener("main", route_config(json!([vhost("default", &["*"], routes)])))
     }
 
     /// Adds an HTTP listener named `name` with this `route_config`.

@@ -32,13 +32,7 @@ impl DnsServer {
         let queries: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let total = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(serve(socket, table.clone(), queries.clone(), total.clone()));
-        DnsServer {
-            addr,
-            table,
-            queries,
-            total,
-            task,
-        }
+        DnsServer { addr, table, queries, total, task }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -51,10 +45,7 @@ impl DnsServer {
 
     /// Sets the A records of `name` (an empty list answers NOERROR with no records).
     pub fn set(&self, name: &str, ips: &[&str]) {
-        let ips = ips
-            .iter()
-            .map(|ip| ip.parse().expect("ipv4 address"))
-            .collect();
+        let ips = ips.iter().map(|ip| ip.parse().expect("ipv4 address")).collect();
         self.table.lock().unwrap().insert(normalize(name), ips);
     }
 
@@ -65,12 +56,7 @@ impl DnsServer {
 
     /// A queries received for `name` so far.
     pub fn queries(&self, name: &str) -> usize {
-        self.queries
-            .lock()
-            .unwrap()
-            .get(&normalize(name))
-            .copied()
-            .unwrap_or(0)
+        self.queries.lock().unwrap().get(&normalize(name)).copied().unwrap_or(0)
     }
 
     /// Queries of any kind received so far.
@@ -89,12 +75,7 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-async fn serve(
-    socket: UdpSocket,
-    table: Table,
-    queries: Arc<Mutex<HashMap<String, usize>>>,
-    total: Arc<AtomicUsize>,
-) {
+async fn serve(socket: UdpSocket, table: Table, queries: Arc<Mutex<HashMap<String, usize>>>, total: Arc<AtomicUsize>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
@@ -111,11 +92,7 @@ async fn serve(
     }
 }
 
-fn answer(
-    request: &Message,
-    table: &Table,
-    queries: &Arc<Mutex<HashMap<String, usize>>>,
-) -> Message {
+fn answer(request: &Message, table: &Table, queries: &Arc<Mutex<HashMap<String, usize>>>) -> Message {
     let mut response = Message::new();
     response
         .set_id(request.id())
@@ -136,11 +113,7 @@ fn answer(
             None => code = ResponseCode::NXDomain,
             Some(ips) if query.query_type() == RecordType::A => {
                 for ip in ips {
-                    response.add_answer(Record::from_rdata(
-                        query.name().clone(),
-                        0,
-                        RData::A(A(*ip)),
-                    ));
+                    response.add_answer(Record::from_rdata(query.name().clone(), 0, RData::A(A(*ip))));
                 }
             }
             Some(_) => {}

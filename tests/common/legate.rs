@@ -32,11 +32,7 @@ pub struct LegateBuilder {
 
 /// Starts a builder for a run with `config` as its `.yaml` file.
 pub fn config(config: impl Into<String>) -> LegateBuilder {
-    LegateBuilder {
-        config: config.into(),
-        file_name: "legate.yaml".into(),
-        args: Vec::new(),
-    }
+    LegateBuilder { config: config.into(), file_name: "legate.yaml".into(), args: Vec::new() }
 }
 
 impl LegateBuilder {
@@ -69,15 +65,8 @@ impl LegateBuilder {
             .stderr(out)
             .spawn()
             .expect("spawn legate");
-        let mut legate = Legate {
-            child,
-            dir,
-            config_path,
-            out_path,
-            admin: None,
-            listeners: HashMap::new(),
-            client: Client::h1(),
-        };
+        let mut legate =
+            Legate { child, dir, config_path, out_path, admin: None, listeners: HashMap::new(), client: Client::h1() };
         legate.wait_ready(&admin_path).await;
         legate
     }
@@ -104,21 +93,15 @@ impl Legate {
         let deadline = Instant::now() + EVENTUALLY;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "legate exited with {status} before becoming ready:\n{}",
-                    self.output()
-                );
+                panic!("legate exited with {status} before becoming ready:\n{}", self.output());
             }
             if self.admin.is_none() {
-                self.admin = std::fs::read_to_string(admin_path)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
+                self.admin = std::fs::read_to_string(admin_path).ok().and_then(|s| s.trim().parse().ok());
             }
             if let Some(admin) = self.admin {
                 let ready = tokio::time::timeout(
                     Duration::from_secs(2),
-                    self.client
-                        .try_send(get_req(&format!("http://{admin}/ready"))),
+                    self.client.try_send(get_req(&format!("http://{admin}/ready"))),
                 )
                 .await;
                 if let Ok(Ok(r)) = ready {
@@ -128,11 +111,7 @@ impl Legate {
                 }
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "legate not ready within {EVENTUALLY:?} (admin {:?}):\n{}",
-                    self.admin,
-                    self.output()
-                );
+                panic!("legate not ready within {EVENTUALLY:?} (admin {:?}):\n{}", self.admin, self.output());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -148,13 +127,10 @@ impl Legate {
 
     /// Bound address of listener `name`, from `GET /listeners`.
     pub fn listener(&self, name: &str) -> SocketAddr {
-        *self.listeners.get(name).unwrap_or_else(|| {
-            panic!(
-                "no listener {name:?} in /listeners: {:?}\n{}",
-                self.listeners,
-                self.output()
-            )
-        })
+        *self
+            .listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name:?} in /listeners: {:?}\n{}", self.listeners, self.output()))
     }
 
     /// Every listener from `GET /listeners`.
@@ -211,11 +187,7 @@ impl Legate {
 
     /// Sends SIGTERM to this child (`kill -TERM PID`).
     pub fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let ok = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
         assert!(ok.success(), "kill -TERM {}", self.pid());
     }
 
@@ -233,10 +205,7 @@ impl Legate {
                 return status;
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "legate did not exit within {EVENTUALLY:?}:\n{}",
-                    self.output()
-                );
+                panic!("legate did not exit within {EVENTUALLY:?}:\n{}", self.output());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -266,9 +235,7 @@ impl Drop for Legate {
 }
 
 fn get_req(url: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
-    hyper::Request::get(url)
-        .body(http_body_util::Full::default())
-        .unwrap()
+    hyper::Request::get(url).body(http_body_util::Full::default()).unwrap()
 }
 
 /// Parses Envoy's `/listeners` text: `NAME::IP:PORT` per line.

@@ -72,12 +72,7 @@ pub struct UpstreamBuilder {
 
 impl UpstreamBuilder {
     fn new(proto: Proto) -> Self {
-        UpstreamBuilder {
-            name: "upstream".into(),
-            bind: "127.0.0.1:0".into(),
-            proto,
-            status: None,
-        }
+        UpstreamBuilder { name: "upstream".into(), bind: "127.0.0.1:0".into(), proto, status: None }
     }
 
     /// The `instance` reported in every answer.
@@ -101,9 +96,7 @@ impl UpstreamBuilder {
     /// Binds and starts serving; panics if the address cannot be bound.
     pub async fn spawn(self) -> Upstream {
         let addr = self.bind.clone();
-        self.try_spawn()
-            .await
-            .unwrap_or_else(|e| panic!("upstream bind {addr}: {e}"))
+        self.try_spawn().await.unwrap_or_else(|e| panic!("upstream bind {addr}: {e}"))
     }
 
     /// Binds and starts serving.
@@ -120,12 +113,7 @@ impl UpstreamBuilder {
             fail_counters: Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Upstream {
-            name: self.name,
-            addr,
-            state,
-            task,
-        })
+        Ok(Upstream { name: self.name, addr, state, task })
     }
 }
 
@@ -134,20 +122,11 @@ impl UpstreamBuilder {
 pub async fn spawn_same_port(proto: Proto, hosts: &[(&str, &str)]) -> Vec<Upstream> {
     for _ in 0..50 {
         let (first_name, first_ip) = hosts[0];
-        let first = UpstreamBuilder::new(proto)
-            .name(first_name)
-            .bind(&format!("{first_ip}:0"))
-            .spawn()
-            .await;
+        let first = UpstreamBuilder::new(proto).name(first_name).bind(&format!("{first_ip}:0")).spawn().await;
         let port = first.port();
         let mut all = vec![first];
         for (name, ip) in &hosts[1..] {
-            match UpstreamBuilder::new(proto)
-                .name(name)
-                .bind(&format!("{ip}:{port}"))
-                .try_spawn()
-                .await
-            {
+            match UpstreamBuilder::new(proto).name(name).bind(&format!("{ip}:{port}")).try_spawn().await {
                 Ok(u) => all.push(u),
                 Err(_) => break,
             }
@@ -255,16 +234,8 @@ async fn serve_conn(stream: TcpStream, conn_seq: usize, state: Arc<State>) {
         }
     });
     let _ = match proto {
-        Proto::Http1 => {
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await
-        }
-        Proto::H2c => {
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(io, svc)
-                .await
-        }
+        Proto::Http1 => hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await,
+        Proto::H2c => hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc).await,
     };
 }
 
@@ -273,10 +244,7 @@ fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn capture_num(re: &str, path: &str) -> Option<u64> {
-    regex::Regex::new(re)
-        .expect("regex")
-        .captures(path)
-        .and_then(|c| c[1].parse().ok())
+    regex::Regex::new(re).expect("regex").captures(path).and_then(|c| c[1].parse().ok())
 }
 
 async fn handle(
@@ -313,9 +281,7 @@ async fn handle(
             *c
         };
         if seen <= times {
-            status = first(h, "x-echo-fail-status")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(503);
+            status = first(h, "x-echo-fail-status").and_then(|s| s.parse().ok()).unwrap_or(503);
         }
     }
 
@@ -360,8 +326,7 @@ async fn handle(
         "req_on_conn": req_on_conn,
     });
 
-    let grpc = path.starts_with("/grpc")
-        || first(h, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
+    let grpc = path.starts_with("/grpc") || first(h, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
     let (content_type, payload, trailers) = if grpc {
         let json = serde_json::to_vec(&doc).expect("json");
         let mut frame = BytesMut::with_capacity(json.len() + 5);
@@ -373,19 +338,11 @@ async fn handle(
         t.insert("grpc-message", HeaderValue::from_static("OK"));
         ("application/grpc", frame.freeze(), Some(t))
     } else if let Some(n) = capture_num(r"^/bytes/(\d+)", &path) {
-        (
-            "application/octet-stream",
-            Bytes::from(sha256::pattern(n as usize)),
-            None,
-        )
+        ("application/octet-stream", Bytes::from(sha256::pattern(n as usize)), None)
     } else if path.starts_with("/echo-body") {
         ("application/octet-stream", body, None)
     } else {
-        (
-            "application/json",
-            Bytes::from(serde_json::to_vec(&doc).expect("json")),
-            None,
-        )
+        ("application/json", Bytes::from(serde_json::to_vec(&doc).expect("json")), None)
     };
 
     let mut resp = Response::builder()
@@ -397,18 +354,13 @@ async fn handle(
     }
     for v in h.get_all("x-echo-response-header") {
         if let Some((k, v)) = v.to_str().ok().and_then(|s| s.split_once(':')) {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.trim().as_bytes()),
-                HeaderValue::from_str(v.trim()),
-            ) {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim())) {
                 resp = resp.header(k, v);
             }
         }
     }
     let body: Body = match trailers {
-        Some(t) => Full::new(payload)
-            .with_trailers(async move { Some(Ok(t)) })
-            .boxed(),
+        Some(t) => Full::new(payload).with_trailers(async move { Some(Ok(t)) }).boxed(),
         None => Full::new(payload).boxed(),
     };
     Ok(resp.body(body).expect("response"))

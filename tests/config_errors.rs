@@ -24,7 +24,9 @@ fn yaml(v: &Value) -> String {
 async fn rejects(text: &str, needles: &[&str]) -> String {
     let (file, run) = validate("broken.yaml", text).await;
     assert_eq!(run.code(), Some(1), "exit code; output:\n{}", run.output);
-    assert!(run.output.contains(file.path_str()), "output does not name {}:\n{}", file.path_str(), run.output);
+    // Each error is one line `FILE: field.path: message`.
+    let prefix = format!("{}: ", file.path_str());
+    assert!(run.output.lines().any(|l| l.starts_with(&prefix)), "no line starts with {prefix:?}:\n{}", run.output);
     for n in needles {
         assert!(run.output.contains(n), "output lacks {n:?}:\n{}", run.output);
     }

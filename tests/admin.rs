@@ -1,0 +1,167 @@
+//! The admin endpoints: /ready, /listeners, /stats, /stats/prometheus, /clusters,
+//! /config_dump.
+
+mod common;
+
+use common::assert_eventually;
+use common::client::Client;
+use common::config::{bootstrap, direct, route_config, static_cluster, to_cluster, vhost};
+use common::legate::Legate;
+use common::upstream::{self, Upstream};
+use serde_json::{json, Value};
+
+async fn start(up: &Upstream) -> Legate {
+    Legate::start(
+        bootstrap()
+            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
+            .cluster(static_cluster("service1", &[up.addr()]))
+            .yaml(),
+    )
+    .await
+}
+
+async fn three_requests(legate: &Legate) {
+    let c = Client::h1();
+    for _ in 0..3 {
+        assert_eq!(c.get(&legate.url("main", "/")).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn ready_answers_live() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let r = legate.admin_get("/ready").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "LIVE\n");
+}
+
+#[tokio::test]
+async fn admin_address_file_holds_the_bound_address() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let text = std::fs::read_to_string(legate.dir().join("admin.address")).unwrap();
+    let addr: std::net::SocketAddr = text.trim().parse().unwrap();
+    assert_eq!(addr, legate.admin());
+    assert_ne!(addr.port(), 0);
+}
+
+#[tokio::test]
+async fn listeners_show_names_and_bound_ports() {
+    let legate = Legate::start(
+        bootstrap()
+            .listener(
+                "first",
+                route_config(json!([vhost("v", &["*"], json!([direct(json!({"prefix": "/"}), "one")]))])),
+            )
+            .listener(
+                "second",
+                route_config(json!([vhost("v", &["*"], json!([direct(json!({"prefix": "/"}), "two")]))])),
+            )
+            .yaml(),
+    )
+    .await;
+    let text = legate.admin_get("/listeners").await.text();
+    let re = regex::Regex::new(r"^(first|second)::127\.0\.0\.1:[1-9][0-9]*$").unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert!(lines.iter().all(|l| re.is_match(l)), "{text:?}");
+    assert_ne!(legate.listener("first"), legate.listener("second"));
+    let c = Client::h1();
+    assert_eq!(c.get(&legate.url("first", "/")).await.text(), "one");
+    assert_eq!(c.get(&legate.url("second", "/")).await.text(), "two");
+}
+
+#[tokio::test]
+async fn stats_count_requests() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    three_requests(&legate).await;
+    let want = [
+        ("cluster.service1.upstream_rq_total", 3),
+        ("cluster.service1.upstream_rq_200", 3),
+        ("cluster.service1.upstream_rq_2xx", 3),
+        ("cluster.service1.upstream_cx_total", 1),
+        ("http.ingress_http.downstream_rq_total", 3),
+        ("http.ingress_http.downstream_rq_2xx", 3),
+    ];
+    let mut last: std::collections::HashMap<String, u64>;
+    assert_eventually!(
+        {
+            last = legate.stats().await;
+            want.iter().all(|(k, v)| last.get(*k) == Some(v))
+        },
+        "stats reach {want:?}; last seen: {:?}",
+        want.iter().map(|(k, _)| (k, last.get(*k))).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn stats_count_errors_by_class() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let c = Client::h1();
+    assert_eq!(c.get(&legate.url("main", "/status/503")).await.status, 503);
+    assert_eq!(c.get(&legate.url("main", "/status/404")).await.status, 404);
+    assert_eventually!(
+        {
+            let s = legate.stats().await;
+            s.get("cluster.service1.upstream_rq_503") == Some(&1)
+                && s.get("cluster.service1.upstream_rq_5xx") == Some(&1)
+                && s.get("cluster.service1.upstream_rq_4xx") == Some(&1)
+                && s.get("http.ingress_http.downstream_rq_5xx") == Some(&1)
+        },
+        "per-status and per-class counters"
+    );
+}
+
+#[tokio::test]
+async fn prometheus_stats() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    three_requests(&legate).await;
+    let line = "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"service1\"} 3";
+    assert_eventually!(
+        legate.admin_get("/stats/prometheus").await.text().lines().any(|l| l == line),
+        "prometheus output has {line:?}"
+    );
+    let text = legate.admin_get("/stats/prometheus").await.text();
+    assert!(text.contains("# TYPE envoy_cluster_upstream_rq_total counter"), "{text}");
+}
+
+#[tokio::test]
+async fn clusters_list_hosts_and_health() {
+    let a = upstream::http1().spawn().await;
+    let b = upstream::http1().spawn().await;
+    let legate = Legate::start(
+        bootstrap()
+            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
+            .cluster(static_cluster("service1", &[a.addr(), b.addr()]))
+            .yaml(),
+    )
+    .await;
+    let text = legate.admin_get("/clusters").await.text();
+    for up in [&a, &b] {
+        let line = format!("service1::{}::health_flags::healthy", up.addr());
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn config_dump_is_json_with_the_config() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let r = legate.admin_get("/config_dump").await;
+    assert_eq!(r.status, 200);
+    let v: Value = r.json();
+    let text = v.to_string();
+    assert!(text.contains("service1"), "{text}");
+    assert!(text.contains("local_route"), "{text}");
+}
+
+#[tokio::test]
+async fn unknown_admin_path_is_404() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    assert_eq!(legate.admin_get("/no-such-endpoint").await.status, 404);
+}

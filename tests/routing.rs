@@ -1,0 +1,217 @@
+//! Route selection: virtual host choice by Host, then the first matching route.
+//! Routes answer with `direct_response` bodies naming themselves.
+
+mod common;
+
+use common::client::Client;
+use common::config::{bootstrap, direct, route_config, vhost};
+use common::legate::Legate;
+use serde_json::{json, Value};
+
+async fn start(vhosts: Value) -> Legate {
+    Legate::start(bootstrap().listener("main", route_config(vhosts)).yaml()).await
+}
+
+/// Which route answered `path` for `host` (its body), or `status:N` for a non-200 answer.
+async fn hit(legate: &Legate, c: &Client, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut all = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let r = c.get_with(&legate.url("main", path), &all).await;
+    if r.status == 200 {
+        r.text()
+    } else {
+        format!("status:{}", r.status.as_u16())
+    }
+}
+
+fn named(name: &str, domains: &[&str]) -> Value {
+    vhost(name, domains, json!([direct(json!({"prefix": "/"}), name)]))
+}
+
+#[tokio::test]
+async fn vhost_exact_beats_longest_suffix_beats_longest_prefix_beats_any() {
+    let legate = start(json!([
+        named("any", &["*"]),
+        named("prefix_short", &["www.*"]),
+        named("prefix_long", &["www.example.*"]),
+        named("suffix_short", &["*.com"]),
+        named("suffix_long", &["*.example.com"]),
+        named("exact", &["www.example.com"]),
+    ]))
+    .await;
+    let c = Client::h1();
+    for (host, want) in [
+        ("www.example.com", "exact"),
+        ("WWW.Example.COM", "exact"),
+        ("api.example.com", "suffix_long"),
+        ("api.other.com", "suffix_short"),
+        ("www.example.org", "prefix_long"),
+        ("www.other.org", "prefix_short"),
+        ("unrelated.net", "any"),
+    ] {
+        assert_eq!(hit(&legate, &c, host, "/", &[]).await, want, "Host: {host}");
+    }
+}
+
+#[tokio::test]
+async fn host_port_is_part_of_the_match() {
+    let legate = start(json!([
+        named("any", &["*"]),
+        named("plain", &["svc.test"]),
+        named("ported", &["svc.test:8080"]),
+        named("wild_prefix", &["api.*"]),
+    ]))
+    .await;
+    let c = Client::h1();
+    assert_eq!(hit(&legate, &c, "svc.test", "/", &[]).await, "plain");
+    assert_eq!(hit(&legate, &c, "svc.test:8080", "/", &[]).await, "ported");
+    // Envoy considers the port: svc.test:9090 is not svc.test.
+    assert_eq!(hit(&legate, &c, "svc.test:9090", "/", &[]).await, "any");
+    assert_eq!(hit(&legate, &c, "api.test:9090", "/", &[]).await, "wild_prefix");
+}
+
+#[tokio::test]
+async fn no_wildcard_vhost_means_404() {
+    let legate = start(json!([named("only", &["only.test"])])).await;
+    let c = Client::h1();
+    assert_eq!(hit(&legate, &c, "only.test", "/", &[]).await, "only");
+    assert_eq!(hit(&legate, &c, "other.test", "/", &[]).await, "status:404");
+}
+
+#[tokio::test]
+async fn first_matching_route_wins() {
+    let legate = start(json!([vhost(
+        "v",
+        &["*"],
+        json!([
+            direct(json!({"prefix": "/a"}), "first"),
+            direct(json!({"path": "/a/b"}), "second"),
+            direct(json!({"prefix": "/"}), "fallback"),
+        ])
+    )]))
+    .await;
+    let c = Client::h1();
+    assert_eq!(hit(&legate, &c, "x", "/a/b", &[]).await, "first");
+    assert_eq!(hit(&legate, &c, "x", "/abc", &[]).await, "first");
+    assert_eq!(hit(&legate, &c, "x", "/b", &[]).await, "fallback");
+}
+
+#[tokio::test]
+async fn path_matchers() {
+    let legate = start(json!([vhost(
+        "v",
+        &["*"],
+        json!([
+            direct(json!({"path": "/exact"}), "path"),
+            direct(json!({"safe_regex": {"regex": "/re/[0-9]+"}}), "regex"),
+            direct(json!({"path_separated_prefix": "/sep"}), "separated"),
+            direct(json!({"prefix": "/CaSe", "case_sensitive": false}), "insensitive"),
+            direct(json!({"prefix": "/pre"}), "prefix"),
+            direct(json!({"prefix": "/"}), "fallback"),
+        ])
+    )]))
+    .await;
+    let c = Client::h1();
+    for (path, want) in [
+        ("/exact", "path"),
+        ("/exact?x=1", "path"),
+        ("/exact/more", "fallback"),
+        ("/EXACT", "fallback"),
+        ("/re/123", "regex"),
+        ("/re/123?q=a", "regex"),
+        // safe_regex must match the whole path.
+        ("/re/123x", "fallback"),
+        ("/x/re/1", "fallback"),
+        ("/sep", "separated"),
+        ("/sep/child", "separated"),
+        ("/sep?q", "separated"),
+        ("/separate", "fallback"),
+        ("/case/x", "insensitive"),
+        ("/CASE", "insensitive"),
+        ("/prefix-anything", "prefix"),
+        ("/Pre", "fallback"),
+    ] {
+        assert_eq!(hit(&legate, &c, "x", path, &[]).await, want, "path {path}");
+    }
+}
+
+#[tokio::test]
+async fn header_matchers() {
+    let on = |prefix: &str, header: Value, name: &str| {
+        let mut r = direct(json!({"prefix": prefix, "headers": [header]}), name);
+        r["name"] = json!(name);
+        r
+    };
+    let legate = start(json!([vhost(
+        "v",
+        &["*"],
+        json!([
+            on("/exact", json!({"name": "x-h", "string_match": {"exact": "val"}}), "exact"),
+            on("/prefix", json!({"name": "x-h", "string_match": {"prefix": "va"}}), "prefix"),
+            on("/suffix", json!({"name": "x-h", "string_match": {"suffix": "al"}}), "suffix"),
+            on("/contains", json!({"name": "x-h", "string_match": {"contains": "mid"}}), "contains"),
+            on("/regex", json!({"name": "x-h", "string_match": {"safe_regex": {"regex": "v[0-9]+"}}}), "regex"),
+            on("/present", json!({"name": "x-h", "present_match": true}), "present"),
+            on("/invert", json!({"name": "x-h", "string_match": {"exact": "bad"}, "invert_match": true}), "invert"),
+            direct(json!({"prefix": "/"}), "fallback"),
+        ])
+    )]))
+    .await;
+    let c = Client::h1();
+    for (path, value, want) in [
+        ("/exact", Some("val"), "exact"),
+        ("/exact", Some("val2"), "fallback"),
+        ("/exact", None, "fallback"),
+        ("/prefix", Some("value"), "prefix"),
+        ("/prefix", Some("xva"), "fallback"),
+        ("/suffix", Some("total"), "suffix"),
+        ("/suffix", Some("alt"), "fallback"),
+        ("/contains", Some("a-mid-b"), "contains"),
+        ("/contains", Some("mi-d"), "fallback"),
+        ("/regex", Some("v42"), "regex"),
+        ("/regex", Some("v42x"), "fallback"),
+        ("/present", Some(""), "present"),
+        ("/present", Some("anything"), "present"),
+        ("/present", None, "fallback"),
+        ("/invert", Some("good"), "invert"),
+        ("/invert", Some("bad"), "fallback"),
+    ] {
+        let headers: Vec<(&str, &str)> = value.map(|v| ("x-h", v)).into_iter().collect();
+        assert_eq!(hit(&legate, &c, "x", path, &headers).await, want, "{path} with x-h {value:?}");
+    }
+}
+
+#[tokio::test]
+async fn query_parameter_matchers() {
+    let legate = start(json!([vhost(
+        "v",
+        &["*"],
+        json!([
+            direct(
+                json!({"prefix": "/q", "query_parameters": [
+            {"name": "mode", "string_match": {"exact": "fast"}}]}),
+                "exact"
+            ),
+            direct(
+                json!({"prefix": "/q", "query_parameters": [
+            {"name": "flag", "present_match": true}]}),
+                "present"
+            ),
+            direct(json!({"prefix": "/"}), "fallback"),
+        ])
+    )]))
+    .await;
+    let c = Client::h1();
+    for (path, want) in [
+        ("/q?mode=fast", "exact"),
+        ("/q?a=1&mode=fast", "exact"),
+        ("/q?mode=slow", "fallback"),
+        ("/q?mode=fastest", "fallback"),
+        ("/q?flag", "present"),
+        ("/q?flag=0", "present"),
+        ("/q?flagged=1", "fallback"),
+        ("/q", "fallback"),
+    ] {
+        assert_eq!(hit(&legate, &c, "x", path, &[]).await, want, "path {path}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Stopping: SIGTERM and `POST /quitquitquit` let in-flight requests finish and exit 0.
+
+mod common;
+
+use common::assert_eventually;
+use common::client::Client;
+use common::config::{bootstrap, static_cluster, to_cluster};
+use common::legate::{self, Legate};
+use common::upstream::{self, Upstream};
+use serde_json::json;
+
+async fn start(up: &Upstream) -> Legate {
+    legate::config(
+        bootstrap()
+            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
+            .cluster(static_cluster("service1", &[up.addr()]))
+            .yaml(),
+    )
+    .arg("--drain-time-s")
+    .arg("1")
+    .spawn()
+    .await
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish() {
+    let up = upstream::http1().name("slow").spawn().await;
+    let mut legate = start(&up).await;
+    let url = legate.url("main", "/delay/1500ms");
+    let in_flight = tokio::spawn(async move { Client::h1().get(&url).await });
+    assert_eventually!(up.in_flight() == 1, "the slow request reaches the upstream");
+    legate.sigterm();
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200, "in-flight request completes: {}", r.text());
+    assert_eq!(r.echo()["instance"], "slow");
+    let status = legate.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "exit status; output:\n{}", legate.output());
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting() {
+    let up = upstream::http1().spawn().await;
+    let mut legate = start(&up).await;
+    let addr = legate.listener("main");
+    assert_eq!(Client::h1().get(&legate.url("main", "/")).await.status, 200);
+    let status = legate.stop_with_sigterm().await;
+    assert_eq!(status.code(), Some(0), "{}", legate.output());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still accepts after exit");
+}
+
+#[tokio::test]
+async fn quitquitquit_exits_zero() {
+    let up = upstream::http1().spawn().await;
+    let mut legate = start(&up).await;
+    let r = legate.admin_post("/quitquitquit").await;
+    assert_eq!(r.status, 200);
+    let status = legate.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", legate.output());
+}
+
+#[tokio::test]
+async fn quitquitquit_lets_the_in_flight_request_finish() {
+    let up = upstream::http1().name("slow").spawn().await;
+    let mut legate = start(&up).await;
+    let url = legate.url("main", "/delay/1500ms");
+    let in_flight = tokio::spawn(async move { Client::h1().get(&url).await });
+    assert_eventually!(up.in_flight() == 1, "the slow request reaches the upstream");
+    assert_eq!(legate.admin_post("/quitquitquit").await.status, 200);
+    assert_eq!(in_flight.await.unwrap().status, 200);
+    assert_eq!(legate.wait_exit().await.code(), Some(0));
+}

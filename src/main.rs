@@ -1,5 +1,6 @@
 //! The `legate` binary: Envoy's command line in front of `legate::server::run`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +14,11 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log_filter())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("legate=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 
     if cli.config_path.is_none() && cli.config_yaml.is_none() {
         eprintln!("legate: no configuration: give -c/--config-path or --config-yaml");

@@ -3,13 +3,17 @@
 mod common;
 
 use common::assert_eventually;
-use common::client::Client;
+use common::client::{self, Client};
 use common::config::{bootstrap, static_cluster, to_cluster};
 use common::legate::{self, Legate};
 use common::upstream::{self, Upstream};
 use serde_json::json;
 
 async fn start(up: &Upstream) -> Legate {
+    start_with_drain(up, "10").await
+}
+
+async fn start_with_drain(up: &Upstream, drain_seconds: &str) -> Legate {
     legate::config(
         bootstrap()
             .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
@@ -17,7 +21,7 @@ async fn start(up: &Upstream) -> Legate {
             .yaml(),
     )
     .arg("--drain-time-s")
-    .arg("1")
+    .arg(drain_seconds)
     .spawn()
     .await
 }
@@ -68,4 +72,20 @@ async fn quitquitquit_lets_the_in_flight_request_finish() {
     assert_eq!(legate.admin_post("/quitquitquit").await.status, 200);
     assert_eq!(in_flight.await.unwrap().status, 200);
     assert_eq!(legate.wait_exit().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn drain_time_bounds_the_wait_for_in_flight_requests() {
+    let up = upstream::http1().name("stuck").spawn().await;
+    let mut legate = start_with_drain(&up, "1").await;
+    let url = legate.url("main", "/delay/8000ms");
+    let in_flight = tokio::spawn(async move {
+        Client::h1().try_send(client::request(hyper::Method::GET, &url).body(Default::default()).unwrap()).await
+    });
+    assert_eventually!(up.in_flight() == 1, "the stuck request reaches the upstream");
+    legate.sigterm();
+    // The process gives up on the request after the drain time and still exits cleanly.
+    let status = legate.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "exit status; output:\n{}", legate.output());
+    assert!(in_flight.await.unwrap().is_err(), "the cut-off request does not get a response");
 }

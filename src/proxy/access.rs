@@ -33,6 +33,8 @@ pub struct Trace {
     pub details: Option<&'static str>,
     /// `x-request-id` as sent upstream (generated or kept).
     pub request_id: Option<http::HeaderValue>,
+    /// The proxy answered by itself (no upstream response).
+    pub local_reply: bool,
     /// Counts request body bytes when a logger wants `%BYTES_RECEIVED%`.
     pub rx_bytes: Option<Arc<AtomicU64>>,
 }

@@ -74,8 +74,14 @@ pub struct BodyTimeout;
 /// which in Envoy covers the whole response), or a local reply.
 pub enum ResBody {
     Upstream(Incoming),
-    UpstreamUntil { body: Incoming, deadline: Pin<Box<tokio::time::Sleep>>, on_timeout: Option<Counter> },
+    UpstreamUntil {
+        body: Incoming,
+        deadline: Pin<Box<tokio::time::Sleep>>,
+        on_timeout: Option<Counter>,
+    },
     Full(Option<Bytes>),
+    /// No bytes, but of unknown length: hyper frames it as chunked (Envoy's HEAD replies).
+    EmptyUnsized,
 }
 
 impl ResBody {
@@ -114,6 +120,7 @@ impl Body for ResBody {
                 }
             }
             ResBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            ResBody::EmptyUnsized => Poll::Ready(None),
         }
     }
 
@@ -121,11 +128,13 @@ impl Body for ResBody {
         match self {
             ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.is_end_stream(),
             ResBody::Full(b) => b.is_none(),
+            ResBody::EmptyUnsized => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
+            ResBody::EmptyUnsized => SizeHint::default(),
             ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.size_hint(),
             ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResBody::Full(None) => SizeHint::with_exact(0),

@@ -56,7 +56,7 @@ impl LocalReason {
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
             ),
             LocalReason::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-            LocalReason::BadRequest => (StatusCode::BAD_REQUEST, "Bad Request"),
+            LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
             LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),

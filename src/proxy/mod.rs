@@ -74,6 +74,13 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     }
     let _active = GaugeGuard::new(&stats.downstream_rq_active);
     let head_request = req.method() == Method::HEAD;
+    let version = req.version();
+    // A local reply sent before the request body was read ends an HTTP/1 connection (Envoy).
+    let unread_body = version != Version::HTTP_2 && !req.body().is_end_stream();
+    let keep_alive_10 = version == Version::HTTP_10
+        && req.headers().get(CONNECTION).is_some_and(|v| {
+            v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
+        });
 
     // Only when a logger is configured: keep the request head as the client sent it.
     let mut trace = Trace::default();
@@ -106,6 +113,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                 stats.no_route.inc();
             }
             trace.response_flags = reason.flag();
+            trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
             if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
@@ -113,9 +121,15 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             r
         }
     };
-    if head_request {
+    if trace.local_reply {
+        shape_local_reply(&mut resp, version, head_request, unread_body);
+    }
+    if head_request && !matches!(resp.body(), ResBody::EmptyUnsized) {
         // hyper sends no body for HEAD; keep the headers that describe it.
         *resp.body_mut() = ResBody::empty();
+    }
+    if version == Version::HTTP_10 && !keep_alive_10 {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
     stats.codes.record(resp.status().as_u16());
     stats.downstream_rq_completed.inc();
@@ -150,6 +164,26 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// The framing headers of a local reply, as Envoy's codecs write them.
+fn shape_local_reply(resp: &mut Response<ResBody>, version: Version, head: bool, unread_body: bool) {
+    let empty = resp.body().is_end_stream();
+    let h = resp.headers_mut();
+    if version == Version::HTTP_10 && !h.contains_key(CONNECTION) {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if unread_body {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if version == Version::HTTP_2 && empty {
+        // Headers with END_STREAM: no content-length in Envoy's h2 codec.
+        h.remove(CONTENT_LENGTH);
+    } else if head && empty && version != Version::HTTP_2 {
+        // Envoy answers HEAD with an empty local reply as if a chunked body would follow.
+        h.remove(CONTENT_LENGTH);
+        *resp.body_mut() = ResBody::EmptyUnsized;
+    }
 }
 
 /// Methods Envoy's HTTP/1 codec knows; anything else is a 400 there.
@@ -257,6 +291,7 @@ async fn process(
 
     match &route.action {
         ActionRt::Direct { status, body } => {
+            trace.local_reply = true;
             let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
@@ -268,6 +303,7 @@ async fn process(
         }
         ActionRt::Redirect(rd) => {
             let location = rewrite::redirect_location(rd, route, &vh.matchers, vh, &authority_str, &full_path);
+            trace.local_reply = true;
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
             let mut resp = reply(status, Bytes::new(), &hcm.server_name);
             if let Ok(v) = HeaderValue::from_str(&location) {

@@ -10,6 +10,7 @@
 //! body_len, body_sha256, proto, conn_seq, req_on_conn}`.
 //!
 //! Knobs (path or request header):
+//! Knobs match anywhere in the path, so a route prefix in front of them does not matter.
 //! - `/status/NNN` or `x-echo-status: NNN`: answer with that status.
 //! - `/delay/NNNms` or `x-echo-delay-ms: NNN`: wait before answering.
 //! - `/bytes/N`: `N` bytes of [`super::sha256::pattern`] instead of JSON.
@@ -260,10 +261,10 @@ async fn handle(
 
     let mut status = state.status.unwrap_or(200);
     let mut delay_ms = 0;
-    if let Some(s) = capture_num(r"^/status/(\d{3})", &path) {
+    if let Some(s) = capture_num(r"/status/(\d{3})", &path) {
         status = s as u16;
     }
-    if let Some(d) = capture_num(r"^/delay/(\d+)ms", &path) {
+    if let Some(d) = capture_num(r"/delay/(\d+)ms", &path) {
         delay_ms = d;
     }
     if let Some(s) = first(h, "x-echo-status").and_then(|s| s.parse().ok()) {
@@ -289,7 +290,7 @@ async fn handle(
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    if path.starts_with("/reset") {
+    if path.contains("/reset") {
         return Err(Reset);
     }
 

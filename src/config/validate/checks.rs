@@ -16,6 +16,10 @@ pub(crate) fn duplicate_listeners(ctx: &mut Ctx, listeners: &[(String, Listener)
         if let Some(first) = names.insert(&l.name, path) {
             ctx.err(&format!("{path}.name"), format!("duplicate listener name \"{}\" (first at {first})", l.name));
         }
+        // Port 0 asks the kernel for a fresh port each time: never a clash.
+        if l.address.port() == 0 {
+            continue;
+        }
         if let Some(first) = addrs.insert(l.address, path) {
             ctx.err(&format!("{path}.address"), format!("duplicate listener address {} (first at {first})", l.address));
         }

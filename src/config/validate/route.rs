@@ -81,7 +81,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
             "metadata",
         ],
     );
-    if name.as_deref().map_or(true, str::is_empty) {
+    if name.as_deref().is_none_or(str::is_empty) {
         ctx.err(&format!("{path}.name"), "missing name");
     }
     if domains.is_empty() {

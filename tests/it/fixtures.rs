@@ -1,12 +1,10 @@
 //! Self-tests of the fixtures in `tests/common/`; they do not need legate.
 
-mod common;
-
 use std::net::Ipv4Addr;
 
-use common::client::{self, Client};
-use common::upstream::{self, Proto};
-use common::{assert_eventually, config, dns::DnsServer, sha256};
+use crate::common::client::{self, Client};
+use crate::common::upstream::{self, Proto};
+use crate::common::{assert_eventually, config, dns::DnsServer, sha256};
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::json;
@@ -116,7 +114,7 @@ async fn resolve(server: std::net::SocketAddr, name: &str, rtype: RecordType) ->
         .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     sock.send_to(&q.to_vec().unwrap(), server).await.unwrap();
     let mut buf = [0u8; 2048];
-    let (n, _) = common::bounded("dns answer", sock.recv_from(&mut buf)).await.unwrap();
+    let (n, _) = crate::common::bounded("dns answer", sock.recv_from(&mut buf)).await.unwrap();
     Message::from_vec(&buf[..n]).unwrap()
 }
 
@@ -188,7 +186,7 @@ fn config_builder_writes_envoy_yaml() {
         ["address"]["socket_address"];
     assert_eq!(ep["port_value"], 8080);
     assert_eq!(
-        common::legate::parse_listeners("main::127.0.0.1:1234\nadmin2::127.0.0.2:5\n")["main"],
+        crate::common::legate::parse_listeners("main::127.0.0.1:1234\nadmin2::127.0.0.2:5\n")["main"],
         "127.0.0.1:1234".parse().unwrap()
     );
 }

@@ -1,10 +1,8 @@
 //! `--mode validate` and the CLI: a good config prints `configuration 'FILE' OK`; each kind of
 //! config error exits 1 and names the file and the field path.
 
-mod common;
-
-use common::config::{bootstrap, hcm, route_config, static_cluster, to_cluster, vhost};
-use common::legate::{self, validate};
+use crate::common::config::{bootstrap, hcm, route_config, static_cluster, to_cluster, vhost};
+use crate::common::legate::{self, validate};
 use serde_json::{json, Value};
 
 fn good() -> Value {

@@ -1,18 +1,16 @@
 //! Clusters and connections to upstreams: load-balancing policies, endpoint weights,
 //! HTTP/1.1 keep-alive reuse and HTTP/2 upstreams carrying gRPC.
 
-mod common;
-
 use std::collections::HashMap;
 
-use bytes::Bytes;
-use common::assert_eventually;
-use common::client::{request, Client};
-use common::config::{
+use crate::common::assert_eventually;
+use crate::common::client::{request, Client};
+use crate::common::config::{
     bootstrap, endpoint, static_cluster, static_cluster_with, to_cluster, weighted_endpoint, with_h2,
 };
-use common::legate::Legate;
-use common::upstream::{self, Upstream};
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Upstream};
+use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
 
@@ -161,7 +159,7 @@ async fn h1_downstream_to_h2_upstream() {
     let e = Client::h1().post(&legate.url("main", "/upload"), body.clone()).await.echo();
     assert_eq!(e["proto"], "HTTP/2.0");
     assert_eq!(e["body_len"], 100_000);
-    assert_eq!(e["body_sha256"], common::sha256::hex(&body));
+    assert_eq!(e["body_sha256"], crate::common::sha256::hex(&body));
 }
 
 #[tokio::test]

@@ -1,14 +1,12 @@
 //! STRICT_DNS clusters resolved through the test DNS server: every A record becomes a host,
 //! and a changed answer changes the hosts.
 
-mod common;
-
-use common::assert_eventually;
-use common::client::Client;
-use common::config::{bootstrap, strict_dns_cluster, to_cluster};
-use common::dns::DnsServer;
-use common::legate::Legate;
-use common::upstream::{self, Proto, Upstream};
+use crate::common::assert_eventually;
+use crate::common::client::Client;
+use crate::common::config::{bootstrap, strict_dns_cluster, to_cluster};
+use crate::common::dns::DnsServer;
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Proto, Upstream};
 use serde_json::json;
 
 async fn start(dns: &DnsServer, name: &str, port: u16) -> Legate {

@@ -1,13 +1,11 @@
 //! Answers legate makes itself: no route, no healthy upstream, connect failure, timeout,
 //! malformed requests; after each, the listener keeps serving.
 
-mod common;
-
-use common::client::{self, Client};
-use common::config::{bootstrap, static_cluster, static_cluster_with, to_cluster};
-use common::dead_addr;
-use common::legate::Legate;
-use common::upstream::{self, Upstream};
+use crate::common::client::{self, Client};
+use crate::common::config::{bootstrap, static_cluster, static_cluster_with, to_cluster};
+use crate::common::dead_addr;
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Upstream};
 use serde_json::json;
 
 async fn start(up: &Upstream) -> Legate {

@@ -1,11 +1,9 @@
 //! Route selection: virtual host choice by Host, then the first matching route.
 //! Routes answer with `direct_response` bodies naming themselves.
 
-mod common;
-
-use common::client::Client;
-use common::config::{bootstrap, direct, route_config, vhost};
-use common::legate::Legate;
+use crate::common::client::Client;
+use crate::common::config::{bootstrap, direct, route_config, vhost};
+use crate::common::legate::Legate;
 use serde_json::{json, Value};
 
 async fn start(vhosts: Value) -> Legate {

@@ -1,12 +1,10 @@
 //! Stopping: SIGTERM and `POST /quitquitquit` let in-flight requests finish and exit 0.
 
-mod common;
-
-use common::assert_eventually;
-use common::client::{self, Client};
-use common::config::{bootstrap, static_cluster, to_cluster};
-use common::legate::{self, Legate};
-use common::upstream::{self, Upstream};
+use crate::common::assert_eventually;
+use crate::common::client::{self, Client};
+use crate::common::config::{bootstrap, static_cluster, to_cluster};
+use crate::common::legate::{self, Legate};
+use crate::common::upstream::{self, Upstream};
 use serde_json::json;
 
 async fn start(up: &Upstream) -> Legate {

@@ -1,14 +1,12 @@
 //! Route actions: cluster choice, weighted clusters, rewrites, timeouts, retries, direct
 //! responses, redirects and header mutations at route, vhost and route-config level.
 
-mod common;
-
-use common::client::Client;
-use common::config::{bootstrap, direct, route_config, static_cluster, strict_dns_cluster, to_cluster, vhost};
-use common::dns::DnsServer;
-use common::legate::Legate;
-use common::upstream::{self, Upstream};
-use common::{assert_eventually, dead_addr};
+use crate::common::client::Client;
+use crate::common::config::{bootstrap, direct, route_config, static_cluster, strict_dns_cluster, to_cluster, vhost};
+use crate::common::dns::DnsServer;
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Upstream};
+use crate::common::{assert_eventually, dead_addr};
 use serde_json::{json, Value};
 
 async fn start_with(routes: Value, ups: &[(&str, &Upstream)]) -> Legate {

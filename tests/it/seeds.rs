@@ -1,13 +1,11 @@
 //! The seed configs in `../shared/seed-configs/` (Envoy v2-era files from real deployments):
 //! each validates, and the front proxy and service sidecar work when pointed at test servers.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::client::Client;
-use common::legate::{self, Legate};
-use common::upstream::{self, Upstream};
+use crate::common::client::Client;
+use crate::common::legate::{self, Legate};
+use crate::common::upstream::{self, Upstream};
 
 fn seeds_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed-configs")

@@ -1,14 +1,12 @@
 //! Downstream protocols and the headers a proxy adds or drops: HTTP/1.1 and h2c on one port,
 //! large bodies, x-forwarded-proto, x-request-id, hop-by-hop headers.
 
-mod common;
-
+use crate::common::client::{self, request, Client};
+use crate::common::config::{bootstrap, static_cluster, to_cluster};
+use crate::common::legate::Legate;
+use crate::common::sha256;
+use crate::common::upstream::{self, Upstream};
 use bytes::Bytes;
-use common::client::{self, request, Client};
-use common::config::{bootstrap, static_cluster, to_cluster};
-use common::legate::Legate;
-use common::sha256;
-use common::upstream::{self, Upstream};
 use hyper::{Method, Version};
 use serde_json::json;
 

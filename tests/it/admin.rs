@@ -1,13 +1,11 @@
 //! The admin endpoints: /ready, /listeners, /stats, /stats/prometheus, /clusters,
 //! /config_dump.
 
-mod common;
-
-use common::assert_eventually;
-use common::client::Client;
-use common::config::{bootstrap, direct, route_config, static_cluster, to_cluster, vhost};
-use common::legate::Legate;
-use common::upstream::{self, Upstream};
+use crate::common::assert_eventually;
+use crate::common::client::Client;
+use crate::common::config::{bootstrap, direct, route_config, static_cluster, to_cluster, vhost};
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Upstream};
 use serde_json::{json, Value};
 
 async fn start(up: &Upstream) -> Legate {

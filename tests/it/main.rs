@@ -1,0 +1,16 @@
+//! legate's integration tests: the real binary, real upstream servers, real sockets on
+//! 127.0.0.x. One test binary (one link) with a module per feature.
+
+mod common;
+
+mod actions;
+mod admin;
+mod config_errors;
+mod dns;
+mod fixtures;
+mod local_replies;
+mod protocol;
+mod routing;
+mod seeds;
+mod shutdown;
+mod upstream;

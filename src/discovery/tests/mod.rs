@@ -1,0 +1,1 @@
+//! Integration tests: real files in temp directories, real inotify.

@@ -2,7 +2,6 @@
 //! are due, polls as a safety net, and hands batches to the reload task.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -277,12 +276,10 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     }
 }
 
-fn sleep_until(deadline: Option<Instant>) -> impl Future<Output = ()> {
-    async move {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            None => std::future::pending().await,
-        }
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -300,9 +297,20 @@ pub(crate) async fn run(
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let deadline = core.next_deadline();
+        // Biased: commands first (a `set_specs` is in force before any later write is
+        // reported), then delivery, due reads and the poll, which a flood of events in a busy
+        // directory must not starve.
         tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             () = tx.closed() => break,
+            () = control.wake.notified() => core.apply(control.take()).await,
+            permit = tx.reserve(), if !core.outbox.is_empty() => match permit {
+                Ok(permit) => permit.send(std::mem::take(&mut core.outbox)),
+                Err(_) => break,
+            },
+            () = sleep_until(deadline) => core.flush().await,
+            _ = poll.tick() => core.poll().await,
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let now = Instant::now();
@@ -311,13 +319,6 @@ pub(crate) async fn run(
                     core.on_event(event, now);
                 }
             }
-            () = control.wake.notified() => core.apply(control.take()).await,
-            () = sleep_until(deadline) => core.flush().await,
-            _ = poll.tick() => core.poll().await,
-            permit = tx.reserve(), if !core.outbox.is_empty() => match permit {
-                Ok(permit) => permit.send(std::mem::take(&mut core.outbox)),
-                Err(_) => break,
-            },
         }
         if overflow.swap(false, Ordering::Relaxed) {
             core.rescan("event channel full", Instant::now());

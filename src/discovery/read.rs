@@ -172,6 +172,17 @@ mod tests {
     }
 
     #[test]
+    fn observe_too_large_fails_without_reading() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("huge.yaml");
+        File::create(&path)?.set_len(MAX_FILE_SIZE + 1)?; // sparse: nothing is written
+        let obs = observe(&path);
+        assert_eq!(obs.outcome, Outcome::Failed);
+        assert_eq!(obs.stamp.map(|s| s.len), Some(MAX_FILE_SIZE + 1));
+        Ok(())
+    }
+
+    #[test]
     fn observe_directory_fails() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         assert_eq!(observe(dir.path()).outcome, Outcome::Failed);

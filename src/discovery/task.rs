@@ -112,7 +112,9 @@ impl Core {
         self.entries[i].signal(signal, now);
         if self.entries[i].in_window() {
             let cap = self.opts.quiet.max(self.opts.coalesce);
-            self.window = Some(match self.window {
+            // A window whose deadline passed without a flush (everything in it was
+            // downgraded to an ongoing write) does not extend: open a new one.
+            self.window = Some(match self.window.filter(|w| w.1 > now) {
                 None => (now, now + self.opts.coalesce),
                 Some((opened, _)) => (opened, (now + self.opts.coalesce).min(opened + cap)),
             });

@@ -123,6 +123,12 @@ async fn a_directory_created_later_is_watched_once_it_exists() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn the_handle_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Watcher>();
+}
+
 #[tokio::test]
 async fn dropping_the_handle_ends_the_task() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -153,3 +153,15 @@ async fn files_renamed_together_are_one_batch() -> TestResult {
     fx.expect_nothing_else().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_file_over_the_size_limit_is_skipped() -> TestResult {
+    let mut fx = Fixture::start(&[("rds.yaml", "v1")], &["rds.yaml"], opts())?;
+    let tmp = fx.path(".rds.yaml.tmp");
+    File::create(&tmp)?.set_len(crate::discovery::MAX_FILE_SIZE + 1)?; // sparse
+    fs::rename(&tmp, fx.path("rds.yaml"))?;
+    fx.expect_nothing_else().await?;
+    write_atomic(&fx.path("rds.yaml"), "v2")?;
+    fx.expect("rds.yaml", Some("v2"), true).await;
+    Ok(())
+}

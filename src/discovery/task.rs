@@ -29,6 +29,8 @@ fn dir_id(dir: &Path) -> Option<DirId> {
 #[derive(Debug, Default)]
 struct Dir {
     registered: bool,
+    /// Watching failed already: retries are logged at debug level only.
+    failed: bool,
     id: Option<DirId>,
 }
 
@@ -93,9 +95,14 @@ impl Core {
             return;
         }
         match self.notify.watch(dir, RecursiveMode::NonRecursive) {
-            Ok(()) => state.registered = true,
+            Ok(()) => (state.registered, state.failed) = (true, false),
+            Err(e) if state.failed => {
+                tracing::debug!(dir.path = %dir.display(), error = %e, "still cannot watch directory");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(dir.path = %dir.display(), error = %e, "cannot watch directory; relying on the poll");
+                state.failed = true;
                 return;
             }
         }

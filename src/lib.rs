@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod listener;
 pub mod proxy;
 pub mod routing;

@@ -55,6 +55,13 @@ pub struct Cli {
     /// Accepted for compatibility; legate has no hot restart.
     #[arg(long = "base-id")]
     pub base_id: Option<u32>,
+    /// How long file changes that are complete (rename, close, symlink swap) are coalesced
+    /// before a reload, in milliseconds.
+    #[arg(long = "watch-coalesce-ms", default_value_t = 2)]
+    pub watch_coalesce_ms: u64,
+    /// How long a file modified but not closed must stay quiet before it is read, in ms.
+    #[arg(long = "watch-quiet-ms", default_value_t = 100)]
+    pub watch_quiet_ms: u64,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -74,6 +81,11 @@ impl Cli {
             service_cluster: self.service_cluster.clone(),
             service_node: self.service_node.clone(),
             log_level: self.log_level.clone(),
+            watch: crate::discovery::WatchOptions {
+                coalesce: Duration::from_millis(self.watch_coalesce_ms),
+                quiet: Duration::from_millis(self.watch_quiet_ms),
+                ..Default::default()
+            },
         }
     }
 

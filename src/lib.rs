@@ -15,6 +15,7 @@ pub mod config;
 pub mod discovery;
 pub mod listener;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
@@ -30,5 +31,17 @@ pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), Stri
     let store = stats::Store::new();
     let clusters: HashMap<String, Arc<upstream::Cluster>> =
         bootstrap.clusters.iter().map(|c| (c.name.clone(), upstream::Cluster::build(c.clone(), &store))).collect();
-    server::build_listeners(&bootstrap.listeners, &clusters, &store, None).map(|_| ())
+    for l in &bootstrap.listeners {
+        let routes = match &l.hcm.routes {
+            config::model::RouteSource::Inline(rc) => rc.clone(),
+            config::model::RouteSource::Rds { route_config_name, .. } => config::model::RouteConfig {
+                name: route_config_name.clone(),
+                virtual_hosts: Vec::new(),
+                headers: Default::default(),
+                validate_clusters: Some(false),
+            },
+        };
+        snapshot::build_listener(l, routes, &clusters, &store, None)?;
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
-//! The process: builds the first snapshot from a bootstrap, binds listeners and the admin,
-//! and drains on SIGTERM/SIGINT or `/quitquitquit`.
+//! The process: serves a bootstrap (through the reloader, which builds every snapshot, the
+//! first one included), runs the admin, and drains on SIGTERM/SIGINT or `/quitquitquit`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +12,15 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::model;
+use crate::discovery::WatchOptions;
+use crate::listener::manager::ListenerManager;
 use crate::listener::{self, Drain};
 use crate::proxy::Shared;
-use crate::snapshot::{build_listener, ListenerRt, LogWriters, Snapshot};
+use crate::reload::history::History;
+use crate::reload::sources::Sources;
+use crate::reload::Reloader;
+use crate::snapshot::{LogWriters, Snapshot};
 use crate::stats::Store;
-use crate::upstream::{self, Cluster};
 
 /// What the command line decided, as far as the running server cares.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +33,7 @@ pub struct Options {
     pub service_cluster: Option<String>,
     pub service_node: Option<String>,
     pub log_level: String,
+    pub watch: WatchOptions,
 }
 
 /// Why the server could not start.
@@ -36,12 +41,10 @@ pub struct Options {
 pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigErrors),
-    #[error("listener '{name}': cannot bind {addr}: {source}")]
-    Bind { name: String, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Reload(#[from] crate::reload::StartError),
     #[error("admin: cannot bind {addr}: {source}")]
     AdminBind { addr: SocketAddr, source: std::io::Error },
-    #[error("{0}")]
-    Build(String),
     #[error("writing --admin-address-path {path}: {source}")]
     AdminAddressPath { path: PathBuf, source: std::io::Error },
 }
@@ -49,10 +52,12 @@ pub enum StartError {
 pub struct Server {
     pub shared: Arc<Shared>,
     pub options: Options,
+    /// The bootstrap the process started with (admin and node do not change live).
     pub bootstrap: Arc<model::Bootstrap>,
-    /// The bootstrap as loaded, in v3 JSON form, for `/config_dump`.
-    pub bootstrap_json: serde_json::Value,
     pub log_writers: Arc<LogWriters>,
+    pub history: History,
+    sources: ArcSwap<Sources>,
+    errors: Mutex<BTreeMap<String, serde_json::Value>>,
     started: Instant,
     started_at: SystemTime,
     bound: Mutex<Vec<(String, SocketAddr)>>,
@@ -77,6 +82,34 @@ impl Server {
     /// Listener names with the addresses they are bound to (port 0 resolved).
     pub fn bound_listeners(&self) -> Vec<(String, SocketAddr)> {
         self.bound.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    pub fn set_bound(&self, bound: Vec<(String, SocketAddr)>) {
+        if let Ok(mut b) = self.bound.lock() {
+            *b = bound;
+        }
+    }
+
+    pub fn sources(&self) -> Arc<Sources> {
+        self.sources.load_full()
+    }
+
+    pub fn set_sources(&self, s: Arc<Sources>) {
+        self.sources.store(s);
+    }
+
+    /// Remembers why the last update of a role was refused, for `/config_dump`.
+    pub fn set_error(&self, role: &str, file: &std::path::Path, details: &str) {
+        let e = serde_json::json!({
+            "details": details,
+            "file": file.display().to_string(),
+            "last_update_attempt": httpdate::fmt_http_date(SystemTime::now()),
+        });
+        self.errors.lock().unwrap_or_else(|e| e.into_inner()).insert(role.to_string(), e);
+    }
+
+    pub fn clear_error(&self, role: &str) {
+        self.errors.lock().unwrap_or_else(|e| e.into_inner()).remove(role);
     }
 
     pub fn server_info(&self) -> serde_json::Value {
@@ -105,36 +138,10 @@ impl Server {
         })
     }
 
-    pub fn config_dump(&self) -> serde_json::Value {
-        let last_updated = httpdate::fmt_http_date(self.started_at);
-        crate::admin::config_dump::config_dump(&self.bootstrap_json, &last_updated)
+    pub fn config_dump(&self, q: &crate::admin::config_dump::DumpQuery) -> serde_json::Value {
+        let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        crate::admin::config_dump::config_dump(&self.sources(), &errors, self.started_at, q)
     }
-}
-
-/// Builds clusters and waits (bounded) for DNS clusters' first answers.
-pub async fn build_clusters(configs: &[model::Cluster], store: &Arc<Store>) -> HashMap<String, Arc<Cluster>> {
-    let mut clusters = HashMap::with_capacity(configs.len());
-    let mut warming = Vec::new();
-    for c in configs {
-        let cluster = Cluster::build(c.clone(), store);
-        if upstream::needs_dns(c) {
-            warming.push(Arc::clone(&cluster));
-        }
-        clusters.insert(c.name.clone(), cluster);
-    }
-    let first_wait = Duration::from_secs(5);
-    futures_util::future::join_all(warming.iter().map(|c| upstream::dns::spawn_dns(c, first_wait))).await;
-    clusters
-}
-
-/// Builds every listener's runtime state; errors name the listener.
-pub fn build_listeners(
-    configs: &[model::Listener],
-    clusters: &HashMap<String, Arc<Cluster>>,
-    store: &Arc<Store>,
-    writers: Option<&LogWriters>,
-) -> Result<Vec<Arc<ListenerRt>>, String> {
-    configs.iter().map(|l| build_listener(l, clusters, store, writers).map(Arc::new)).collect()
 }
 
 fn first_local_ip() -> Option<IpAddr> {
@@ -151,38 +158,27 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
     let store = Store::new();
-    let clusters = build_clusters(&bootstrap.clusters, &store).await;
-    upstream::eds_rest::spawn_all(&clusters, &bootstrap.node);
-    let writers = Arc::new(LogWriters::default());
-    let listeners =
-        build_listeners(&bootstrap.listeners, &clusters, &store, Some(&writers)).map_err(StartError::Build)?;
-    store.gauge("cluster_manager.active_clusters").set(clusters.len() as i64);
-    store.counter("cluster_manager.cluster_added").add(clusters.len() as u64);
-    store.gauge("cluster_manager.warming_clusters").set(0);
-    store.counter("listener_manager.listener_added").add(listeners.len() as u64);
-    store.gauge("listener_manager.total_listeners_active").set(listeners.len() as i64);
     store.gauge("server.live").set(1);
     store.gauge("server.concurrency").set(options.concurrency as i64);
-
-    let bootstrap = Arc::new(bootstrap);
-    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
-        listeners: listeners.clone(),
-        clusters,
-        bootstrap: Arc::clone(&bootstrap),
-    }));
     let shared = Arc::new(Shared {
-        snapshot,
+        snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
         stats: Arc::clone(&store),
         local_ip: first_local_ip(),
         health_failing: AtomicBool::new(false),
+        drain_time: options.drain_time,
     });
+    let sources =
+        Sources::new(options.config_path.clone(), options.config_yaml.clone(), bootstrap.clone(), bootstrap_json);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let writers = Arc::new(LogWriters::default());
     let server = Arc::new(Server {
         shared: Arc::clone(&shared),
         options: options.clone(),
-        bootstrap: Arc::clone(&bootstrap),
-        bootstrap_json,
+        bootstrap: Arc::new(bootstrap),
         log_writers: Arc::clone(&writers),
+        history: History::default(),
+        sources: ArcSwap::from_pointee(sources.clone()),
+        errors: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         started_at: SystemTime::now(),
         bound: Mutex::new(Vec::new()),
@@ -191,20 +187,8 @@ pub async fn run(
         draining: AtomicBool::new(false),
     });
 
-    // Bind everything before serving anything: a bind failure stops startup cleanly.
-    let mut sockets = Vec::new();
-    for l in &listeners {
-        let addr = l.config.address;
-        let socket =
-            listener::bind(addr).map_err(|source| StartError::Bind { name: l.config.name.clone(), addr, source })?;
-        let local = socket.local_addr().unwrap_or(addr);
-        tracing::info!(listener.name = %l.config.name, listener.address = %local, "listener bound");
-        if let Ok(mut b) = server.bound.lock() {
-            b.push((l.config.name.clone(), local));
-        }
-        sockets.push((socket, Arc::clone(l)));
-    }
-    let admin_socket = match &bootstrap.admin {
+    // The admin binds first: a port clash there stops startup before anything serves.
+    let admin_socket = match &server.bootstrap.admin {
         Some(admin) => {
             let socket = listener::bind(admin.address)
                 .map_err(|source| StartError::AdminBind { addr: admin.address, source })?;
@@ -219,14 +203,11 @@ pub async fn run(
     };
 
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let drain = Drain { shutdown: shutdown_rx, alive: alive_tx };
-    let mut stops = Vec::new();
-    for (socket, l) in sockets {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        listener::spawn_listener(socket, l, Arc::clone(&shared), drain.clone(), stop_rx);
-        stops.push(stop_tx);
-    }
-    drop(drain);
+    let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx };
+    let manager = ListenerManager::new(Arc::clone(&shared), drain);
+    let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch.clone()).await?;
+    let reload_task = tokio::spawn(reloader.run(shutdown_rx));
+
     if let Some((socket, local)) = admin_socket {
         crate::admin::spawn_admin(socket, Arc::clone(&server));
         if let Some(path) = &options.admin_address_path {
@@ -244,6 +225,8 @@ pub async fn run(
     }
     server.draining.store(true, Ordering::Relaxed);
     let _ = server.shutdown_tx.send(true);
+    // The reloader owns the listener manager: once it ends, no accept loop holds a sender.
+    let _ = reload_task.await;
     // Every connection holds a sender; recv() returns None once the last one closed.
     match tokio::time::timeout(options.drain_time, alive_rx.recv()).await {
         Ok(_) => tracing::info!("all connections closed"),
@@ -252,7 +235,6 @@ pub async fn run(
             "drain time over; closing remaining connections"
         ),
     }
-    drop(stops);
     // Lines of the last requests still queued: give the writers a moment, bounded.
     let _ = tokio::time::timeout(Duration::from_secs(1), writers.flush()).await;
     Ok(())

@@ -22,6 +22,7 @@ pub struct HcmStats {
     pub downstream_cx_http1_total: Counter,
     pub downstream_cx_http2_total: Counter,
     pub downstream_cx_destroy: Counter,
+    pub downstream_cx_drain_close: Counter,
     pub downstream_rq_total: Counter,
     pub downstream_rq_active: Gauge,
     pub downstream_rq_completed: Counter,
@@ -44,6 +45,7 @@ impl HcmStats {
             downstream_cx_http1_total: c("downstream_cx_http1_total"),
             downstream_cx_http2_total: c("downstream_cx_http2_total"),
             downstream_cx_destroy: c("downstream_cx_destroy"),
+            downstream_cx_drain_close: c("downstream_cx_drain_close"),
             downstream_rq_total: c("downstream_rq_total"),
             downstream_rq_active: g("downstream_rq_active"),
             downstream_rq_completed: c("downstream_rq_completed"),
@@ -127,6 +129,8 @@ impl ListenerStats {
 
 pub struct ListenerRt {
     pub config: model::Listener,
+    /// The route configuration its tables were compiled from (inline or RDS).
+    pub route_config: model::RouteConfig,
     pub hcm: Arc<Hcm>,
     pub stats: ListenerStats,
 }
@@ -153,6 +157,7 @@ impl Snapshot {
 /// only validating (formats are compiled, no file is opened).
 pub fn build_listener(
     config: &model::Listener,
+    route_config: model::RouteConfig,
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
     writers: Option<&LogWriters>,
@@ -169,24 +174,12 @@ pub fn build_listener(
         };
         loggers.push(Logger { format, writer });
     }
-    let route_config = match &config.hcm.routes {
-        model::RouteSource::Inline(rc) => rc.clone(),
-        model::RouteSource::Rds { route_config_name, .. } => {
-            // Route configs from files arrive with the hot-reload work; until then an RDS
-            // listener serves an empty table (404) under its name.
-            model::RouteConfig {
-                name: route_config_name.clone(),
-                virtual_hosts: Vec::new(),
-                headers: Default::default(),
-                validate_clusters: Some(false),
-            }
-        }
-    };
     let routes = RouteTable::build(&route_config, clusters).map_err(|e| format!("listener {:?}: {e}", config.name))?;
     let server_name = HeaderValue::from_str(&config.hcm.server_name)
         .map_err(|_| format!("listener {:?}: invalid server_name", config.name))?;
     Ok(ListenerRt {
         config: config.clone(),
+        route_config,
         hcm: Arc::new(Hcm {
             config: config.hcm.clone(),
             routes: Arc::new(routes),

@@ -34,6 +34,7 @@ const ENDPOINTS: &[(&str, &str, bool)] = &[
     ("/listeners", "print listener info", false),
     ("/quitquitquit", "exit the server", true),
     ("/reopen_logs", "reopen access logs", true),
+    ("/reloads", "the last 50 configuration reload attempts (legate)", false),
     ("/ready", "print server state, return 200 if LIVE, otherwise return 503", false),
     ("/server_info", "print server version/status information", false),
     ("/stats", "print server stats", false),
@@ -185,7 +186,22 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 resp(StatusCode::OK, TEXT, clusters::text(&snap))
             }
         }
-        "/config_dump" => resp(StatusCode::OK, JSON, server.config_dump().to_string()),
+        "/config_dump" => {
+            let name_regex = match query_param(query, "name_regex").map(percent_decode) {
+                Some(f) if !f.is_empty() => match regex::Regex::new(&f) {
+                    Ok(r) => Some(r),
+                    Err(e) => return resp(StatusCode::BAD_REQUEST, TEXT, format!("Invalid re2 regex: {e}")),
+                },
+                _ => None,
+            };
+            let q = config_dump::DumpQuery {
+                resource: query_param(query, "resource").filter(|r| !r.is_empty()).map(percent_decode),
+                include_eds: query.split('&').any(|kv| kv == "include_eds" || kv.starts_with("include_eds=")),
+                name_regex,
+            };
+            resp(StatusCode::OK, JSON, server.config_dump(&q).to_string())
+        }
+        "/reloads" => resp(StatusCode::OK, JSON, server.history.json().to_string()),
         "/stats" | "/stats/prometheus" => {
             let regex = match query_param(query, "filter").map(percent_decode) {
                 Some(f) if !f.is_empty() => match regex::Regex::new(&f) {

@@ -147,3 +147,12 @@ pub fn parse_endpoints(
 pub(crate) fn single(e: ConfigError) -> ConfigErrors {
     ConfigErrors(vec![e])
 }
+
+/// The `resources` of a discovery file as JSON (for `/config_dump`); empty when unparseable.
+pub fn resources_json(path: &Path, bytes: &[u8]) -> Vec<serde_json::Value> {
+    let Ok(value) = parse_value(path, bytes, format_for(path)) else { return Vec::new() };
+    match value.get("resources") {
+        Some(Value::Sequence(items)) => items.iter().filter_map(|v| serde_json::to_value(v).ok()).collect(),
+        _ => Vec::new(),
+    }
+}

@@ -33,7 +33,7 @@ mod tests;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config};
+pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json};
 pub use error::{ConfigError, ConfigErrors};
 
 use discovery::single;

@@ -4,6 +4,7 @@
 //! A connection finds its listener's current connection manager in the snapshot on every
 //! request, so route changes reach open keep-alive connections.
 
+pub mod manager;
 mod prefixed;
 
 use std::net::SocketAddr;
@@ -64,11 +65,19 @@ pub fn spawn_listener(
             };
             match accepted {
                 Ok((stream, remote)) => {
+                    // The snapshot's version of this listener: a reload may have changed its
+                    // connection manager while the socket stayed.
+                    let current = {
+                        let snap = shared.snapshot.load();
+                        snap.listeners.iter().find(|l| l.config.name == listener.config.name).cloned()
+                    };
+                    let current = current.unwrap_or_else(|| Arc::clone(&listener));
                     let ctx = Arc::new(ConnCtx {
                         shared: Arc::clone(&shared),
-                        listener: Arc::clone(&listener),
+                        local: stream.local_addr().unwrap_or(current.config.address),
+                        listener: current,
                         remote,
-                        local: stream.local_addr().unwrap_or(listener.config.address),
+                        draining: std::sync::atomic::AtomicBool::new(false),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
@@ -184,6 +193,9 @@ async fn serve_connection(mut stream: TcpStream, ctx: Arc<ConnCtx>, drain: Drain
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;
+    // Set once the listener stops: past it, the connection is closed whatever it is doing.
+    let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(drain_deadline);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -197,8 +209,18 @@ async fn serve_connection(mut stream: TcpStream, ctx: Arc<ConnCtx>, drain: Drain
                 conn.as_mut().graceful_shutdown();
             }
             _ = stop.changed(), if !draining => {
+                // The listener left the configuration: HTTP/1.1 answers its next response with
+                // `connection: close`, h2 gets a GOAWAY; both are cut after the drain time.
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                if is_h2 {
+                    conn.as_mut().graceful_shutdown();
+                }
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
+            }
+            _ = &mut drain_deadline => {
+                tracing::debug!(client.addr = %ctx.remote, "drain time over; closing connection");
+                break;
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct Shared {
     pub local_ip: Option<IpAddr>,
     /// Set by the admin's `/healthcheck/fail`.
     pub health_failing: AtomicBool,
+    /// `--drain-time-s`: how long draining connections may live.
+    pub drain_time: std::time::Duration,
 }
 
 /// One downstream connection.
@@ -55,6 +57,8 @@ pub struct ConnCtx {
     pub listener: Arc<ListenerRt>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// The listener is draining: HTTP/1 responses close the connection.
+    pub draining: AtomicBool,
 }
 
 /// Largest request body buffered so that a retry can resend it (Envoy's default
@@ -127,6 +131,10 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     if head_request && !matches!(resp.body(), ResBody::EmptyUnsized) {
         // hyper sends no body for HEAD; keep the headers that describe it.
         *resp.body_mut() = ResBody::empty();
+    }
+    if version != Version::HTTP_2 && ctx.draining.load(Ordering::Relaxed) {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        stats.downstream_cx_drain_close.inc();
     }
     if version == Version::HTTP_10 && !keep_alive_10 {
         resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));

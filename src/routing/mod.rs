@@ -108,6 +108,24 @@ impl RouteTable {
         Ok(RouteTable { name: config.name.clone(), vhosts, domains, headers: HeaderOpsRt::build(&config.headers)? })
     }
 
+    /// Whether every cluster this table resolved is still the same `Arc` in `clusters` (so the
+    /// table can be reused by the next snapshot).
+    pub fn clusters_unchanged(&self, clusters: &HashMap<String, Arc<Cluster>>) -> bool {
+        let same = |r: &ClusterRef| match (&r.cluster, clusters.get(&r.name)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.vhosts.iter().flat_map(|v| &v.routes).all(|r| match &r.action {
+            ActionRt::Forward(f) => match &f.target {
+                Target::Cluster(c) => same(c),
+                Target::Weighted { entries, .. } => entries.iter().all(|(c, _, _)| same(c)),
+                Target::Header(_) => true,
+            },
+            _ => true,
+        })
+    }
+
     pub fn find(&self, req: &RequestView<'_>) -> Result<(&VirtualHostRt, &RouteRt), NoRoute> {
         let vi = self.domains.find(req.authority).ok_or(NoRoute::NoVirtualHost)?;
         let vh = &self.vhosts[vi];

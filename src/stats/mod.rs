@@ -66,10 +66,26 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// A text stat (Envoy's text readouts, e.g. `version_text`).
+#[derive(Clone, Debug, Default)]
+pub struct TextReadout(Arc<Mutex<String>>);
+
+impl TextReadout {
+    pub fn set(&self, v: &str) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.clear();
+        s.push_str(v);
+    }
+    pub fn value(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Metric {
     Counter(Counter),
     Gauge(Gauge),
+    Text(TextReadout),
 }
 
 /// Every stat by its Envoy dotted name.
@@ -110,21 +126,45 @@ impl Store {
         g
     }
 
-    /// Current value of a stat, for tests and the admin.
+    /// The text readout with this name, created empty if new.
+    pub fn text(&self, name: &str) -> TextReadout {
+        let mut m = self.lock();
+        if let Some(Metric::Text(t)) = m.get(name) {
+            return t.clone();
+        }
+        let t = TextReadout::default();
+        m.insert(name.to_string(), Metric::Text(t.clone()));
+        t
+    }
+
+    /// Current value of a numeric stat, for tests and the admin.
     pub fn value(&self, name: &str) -> Option<i64> {
         match self.lock().get(name)? {
             Metric::Counter(c) => Some(c.value() as i64),
             Metric::Gauge(g) => Some(g.value()),
+            Metric::Text(_) => None,
         }
     }
 
-    /// A sorted copy of every stat: (name, value, is_counter).
+    /// A sorted copy of every numeric stat: (name, value, is_counter).
     pub fn entries(&self) -> Vec<(String, i64, bool)> {
         self.lock()
             .iter()
-            .map(|(k, m)| match m {
-                Metric::Counter(c) => (k.clone(), c.value() as i64, true),
-                Metric::Gauge(g) => (k.clone(), g.value(), false),
+            .filter_map(|(k, m)| match m {
+                Metric::Counter(c) => Some((k.clone(), c.value() as i64, true)),
+                Metric::Gauge(g) => Some((k.clone(), g.value(), false)),
+                Metric::Text(_) => None,
+            })
+            .collect()
+    }
+
+    /// A sorted copy of every text readout.
+    pub fn texts(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter_map(|(k, m)| match m {
+                Metric::Text(t) => Some((k.clone(), t.value())),
+                _ => None,
             })
             .collect()
     }
@@ -137,6 +177,7 @@ impl Store {
                 || match m {
                     Metric::Counter(c) => Arc::strong_count(&c.0) > 1,
                     Metric::Gauge(g) => Arc::strong_count(&g.0) > 1,
+                    Metric::Text(t) => Arc::strong_count(&t.0) > 1,
                 }
         });
     }

@@ -24,9 +24,15 @@ impl Filter {
     }
 }
 
-/// `name: value` lines sorted by name.
+/// `name: value` lines sorted by name; text readouts as `name: "value"` (Envoy's order:
+/// text readouts first, then counters and gauges).
 pub fn text(store: &Store, filter: &Filter) -> String {
     let mut out = String::new();
+    for (name, value) in store.texts() {
+        if filter.regex.as_ref().is_none_or(|r| r.is_match(&name)) && !(filter.used_only && value.is_empty()) {
+            let _ = writeln!(out, "{name}: {value:?}");
+        }
+    }
     for (name, value, counter) in store.entries() {
         if filter.keep(&name, value, counter) {
             let _ = writeln!(out, "{name}: {value}");

@@ -97,6 +97,10 @@ pub struct Host {
 }
 
 impl Host {
+    pub fn spec(&self) -> HostSpec {
+        HostSpec { addr: self.addr, hostname: self.hostname.clone(), weight: self.weight, priority: self.priority }
+    }
+
     /// (cx_total, cx_active, cx_connect_fail) for `/clusters`.
     pub fn pool_stats(&self) -> (u64, i64, u64) {
         (self.conn.0.value(), self.conn.1.value(), self.conn.2.value())
@@ -141,6 +145,15 @@ pub struct Cluster {
 impl Cluster {
     /// Builds a cluster; STATIC hosts are set at once, DNS hosts after resolution.
     pub fn build(config: model::Cluster, store: &Arc<Store>) -> Arc<Cluster> {
+        Self::build_adopting(config, store, None)
+    }
+
+    /// Builds a cluster that replaces `old`: hosts of `old` that the new config keeps (same
+    /// address, name, weight, priority, protocol and connect timeout) keep their connections.
+    pub fn build_adopting(config: model::Cluster, store: &Arc<Store>, old: Option<&Cluster>) -> Arc<Cluster> {
+        let adopt = old
+            .filter(|o| o.config.protocol == config.protocol && o.config.connect_timeout == config.connect_timeout)
+            .map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, &config.name);
         let balancer = Balancer::new(config.lb_policy);
         let cluster = Arc::new(Cluster {
@@ -150,7 +163,15 @@ impl Cluster {
             balancer,
             generation: AtomicU64::new(0),
         });
-        let specs = static_specs(&cluster.config);
+        if let Some(hosts) = adopt {
+            // Seed with the old set so that set_hosts below keeps the hosts that stayed.
+            cluster.hosts.store(hosts);
+        }
+        let mut specs = static_specs(&cluster.config);
+        if specs.is_empty() && !matches!(cluster.config.discovery, model::DiscoveryType::Static) {
+            // DNS and EDS clusters keep the adopted hosts until their own discovery answers.
+            specs = cluster.hosts.load().all.iter().map(|h| h.spec()).collect();
+        }
         cluster.set_hosts(specs);
         cluster
     }

@@ -1,0 +1,113 @@
+//! Reads one configuration file for the role it plays into a copy of the sources.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::{self, ConfigErrors};
+
+use super::sources::{Loaded, Role, Sources};
+use super::stats::Outcome;
+
+/// Why a file was not taken.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Unreadable or not YAML/JSON: Envoy's `update_failure`.
+    Failure(ConfigErrors),
+    /// Parsed, but invalid: Envoy's `update_rejected`.
+    Rejected(ConfigErrors),
+}
+
+impl LoadError {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            LoadError::Failure(_) => Outcome::Failure,
+            LoadError::Rejected(_) => Outcome::Rejected,
+        }
+    }
+
+    pub fn errors(&self) -> &ConfigErrors {
+        match self {
+            LoadError::Failure(e) | LoadError::Rejected(e) => e,
+        }
+    }
+}
+
+fn classify(e: ConfigErrors) -> LoadError {
+    // Syntax and read errors concern the file as a whole: no field path.
+    if e.0.iter().all(|err| err.path.is_empty()) {
+        LoadError::Failure(e)
+    } else {
+        LoadError::Rejected(e)
+    }
+}
+
+fn loaded<T>(value: T, version_info: String, path: &Path, bytes: &[u8]) -> Arc<Loaded<T>> {
+    Arc::new(Loaded {
+        value,
+        version_info,
+        last_updated: SystemTime::now(),
+        path: path.to_path_buf(),
+        json: config::resources_json(path, bytes),
+    })
+}
+
+/// Takes `bytes` as the new content of `path` for `role`; returns the outcome and the
+/// version it carried.
+pub fn load(sources: &mut Sources, role: &Role, path: &Path, bytes: &[u8]) -> Result<(Outcome, String), LoadError> {
+    match role {
+        Role::Bootstrap => {
+            let (b, json) =
+                config::load_bootstrap_with_json(Some(path), sources.config_yaml.as_deref()).map_err(classify)?;
+            if b.admin != sources.bootstrap.admin || b.node != sources.bootstrap.node {
+                tracing::warn!(config.file = %path.display(), "admin or node changed: they take effect after a restart; the rest applies now");
+            }
+            let changed = b != sources.bootstrap;
+            let dynamic_changed = b.dynamic != sources.bootstrap.dynamic;
+            sources.bootstrap = b;
+            sources.bootstrap_json = json;
+            if dynamic_changed {
+                // New LDS/CDS paths are read afresh.
+                sources.lds = None;
+                sources.cds = None;
+            }
+            Ok((Outcome::Success { changed }, String::new()))
+        }
+        Role::Lds => {
+            let d = config::parse_listeners(path, bytes).map_err(classify)?;
+            let changed = sources.lds.as_ref().is_none_or(|l| l.value != d.resources);
+            let v = d.version_info.clone();
+            sources.lds = Some(loaded(d.resources, d.version_info, path, bytes));
+            Ok((Outcome::Success { changed }, v))
+        }
+        Role::Cds => {
+            let d = config::parse_clusters(path, bytes).map_err(classify)?;
+            let changed = sources.cds.as_ref().is_none_or(|c| c.value != d.resources);
+            let v = d.version_info.clone();
+            sources.cds = Some(loaded(d.resources, d.version_info, path, bytes));
+            Ok((Outcome::Success { changed }, v))
+        }
+        Role::Rds(name) => {
+            let d = config::parse_route_config(path, bytes, name).map_err(classify)?;
+            let v = d.version_info.clone();
+            let Some(rc) = d.resources.into_iter().next() else {
+                return Ok((Outcome::Empty, v));
+            };
+            let changed = sources.rds.get(name).is_none_or(|r| r.value != rc);
+            sources.rds.insert(name.clone(), loaded(rc, d.version_info, path, bytes));
+            Ok((Outcome::Success { changed }, v))
+        }
+        Role::Eds(service) => {
+            let d = config::parse_endpoints(path, bytes, service).map_err(classify)?;
+            let v = d.version_info.clone();
+            if d.resources.is_empty() {
+                // Envoy's update_empty: the endpoints the cluster has stay.
+                return Ok((Outcome::Empty, v));
+            }
+            let endpoints: Vec<_> = d.resources.into_iter().flat_map(|cla| cla.endpoints).collect();
+            let changed = sources.eds.get(service).is_none_or(|e| e.value != endpoints);
+            sources.eds.insert(service.clone(), loaded(endpoints, d.version_info, path, bytes));
+            Ok((Outcome::Success { changed }, v))
+        }
+    }
+}

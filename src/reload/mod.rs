@@ -1,0 +1,387 @@
+//! Hot reload: the one writer of the running configuration.
+//!
+//! ```text
+//! watcher batch (files changed together) --load (parse + validate per role)--> Sources'
+//!   --effective--> Effective' --cross checks--> diff(old, new) --build (bind new listeners,
+//!   reuse unchanged clusters and tables)--> Snapshot' --ArcSwap store--> commit (start and
+//!   stop accept loops) --> stats, /reloads, /config_dump
+//! ```
+//! A batch is applied whole or not at all: any error leaves the running snapshot untouched
+//! (Envoy applies the valid part of a bad LDS/CDS update; legate does not).
+
+pub mod build;
+pub mod history;
+pub mod load;
+pub mod sources;
+pub mod state;
+pub mod stats;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::model::{DiscoveryType, RouteSource};
+use crate::config::{self as cfg, ConfigErrors};
+use crate::discovery::{content_hash, FileChange, WatchOptions, WatchSpec, Watcher};
+use crate::listener::manager::ListenerManager;
+use crate::server::Server;
+use crate::snapshot::Snapshot;
+use history::Attempt;
+use load::LoadError;
+use sources::{Role, Sources};
+use state::{diff, Diff, Effective};
+use stats::{Outcome, SubscriptionStats};
+
+/// Why the initial configuration could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    #[error("file watcher: {0}")]
+    Watch(std::io::Error),
+}
+
+pub struct Reloader {
+    server: Arc<Server>,
+    sources: Sources,
+    effective: Effective,
+    manager: ListenerManager,
+    watcher: Option<Watcher>,
+    changes: Option<mpsc::Receiver<Vec<FileChange>>>,
+}
+
+/// One file's result inside a batch.
+struct FileResult {
+    role: Role,
+    path: PathBuf,
+    /// `content_hash` of the bytes loaded.
+    hash: u64,
+    result: Result<(Outcome, String), LoadError>,
+}
+
+impl Reloader {
+    /// Loads the discovery files the bootstrap names, builds and serves the first snapshot,
+    /// and starts watching every file.
+    pub async fn start(
+        server: Arc<Server>,
+        sources: Sources,
+        manager: ListenerManager,
+        watch: WatchOptions,
+    ) -> Result<Reloader, StartError> {
+        let mut r =
+            Reloader { server, sources, effective: Effective::default(), manager, watcher: None, changes: None };
+        let started = Instant::now();
+        let mut results = Vec::new();
+        let mut next = r.sources.clone();
+        load_missing(&mut next, &mut results);
+        let (next, eff, errors) = r.checked(next, &results);
+        if let Some(e) = &errors {
+            tracing::error!("initial discovery files rejected:\n{e}");
+        }
+        let d = diff(&r.effective, &eff);
+        r.apply(next, eff, &d).await?;
+        r.record(&results, errors.is_none(), errors.map(|e| e.to_string()), started, &d);
+        let files = r.watch_specs();
+        if !files.is_empty() {
+            let (w, rx) = Watcher::spawn(files, watch).map_err(StartError::Watch)?;
+            // What was loaded is the baseline: a write after it (even before the watch
+            // started) is reported.
+            for res in &results {
+                w.applied(&res.path, res.hash);
+            }
+            if let Some(p) = &r.sources.bootstrap_path {
+                if let Ok(bytes) = std::fs::read(p) {
+                    w.applied(p, content_hash(&bytes));
+                }
+            }
+            r.watcher = Some(w);
+            r.changes = Some(rx);
+        }
+        Ok(r)
+    }
+
+    /// Applies watcher batches until `shutdown` flips.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let Some(mut rx) = self.changes.take() else {
+            let _ = shutdown.changed().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                batch = rx.recv() => match batch {
+                    Some(b) => self.apply_batch(b).await,
+                    None => {
+                        // The watcher is gone; the listeners this reloader owns keep serving.
+                        tracing::error!("file watcher stopped: configuration changes are no longer applied");
+                        let _ = shutdown.changed().await;
+                        return;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn watch_specs(&self) -> Vec<WatchSpec> {
+        self.sources
+            .files()
+            .into_iter()
+            .map(|(_, s)| WatchSpec { path: s.path, watched_directory: s.watched_directory })
+            .collect()
+    }
+
+    async fn apply_batch(&mut self, batch: Vec<FileChange>) {
+        let started = Instant::now();
+        let mut next = self.sources.clone();
+        let mut results = Vec::new();
+        // Bootstrap first: it says which other files exist.
+        let mut ordered: Vec<(Role, &FileChange)> =
+            batch.iter().flat_map(|c| self.sources.roles_of(&c.path).into_iter().map(move |r| (r, c))).collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (role, change) in ordered {
+            let Some(bytes) = &change.content else {
+                tracing::info!(config.file = %change.path.display(), config.role = %role, "file removed; keeping its last good configuration");
+                continue;
+            };
+            let result = load::load(&mut next, &role, &change.path, bytes);
+            if let (Err(e), false) = (&result, change.settled) {
+                // A writer may still be writing: wait for it to close the file.
+                tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
+                continue;
+            }
+            results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result });
+        }
+        if results.is_empty() {
+            return;
+        }
+        load_missing(&mut next, &mut results);
+        let (next, eff, errors) = self.checked(next, &results);
+        let d = diff(&self.effective, &eff);
+        let mut error = errors.map(|e| e.to_string());
+        if error.is_none() {
+            if let Err(e) = self.apply(next, eff, &d).await {
+                error = Some(e.to_string());
+            }
+        }
+        match &error {
+            None => {
+                tracing::info!(reload.ms = started.elapsed().as_secs_f64() * 1000.0, changes = %d.summary(), "configuration applied")
+            }
+            Some(e) => tracing::error!("configuration update rejected, the running configuration stays:\n{e}"),
+        }
+        self.record(&results, error.is_none(), error, started, &d);
+        if let Some(w) = &self.watcher {
+            w.set_specs(self.watch_specs());
+        }
+    }
+
+    /// Validates what crosses files; returns the sources to apply (or the running ones with
+    /// the errors).
+    fn checked(&self, next: Sources, results: &[FileResult]) -> (Sources, Effective, Option<ConfigErrors>) {
+        let mut errors: Vec<cfg::ConfigError> = Vec::new();
+        for r in results {
+            if let Err(e) = &r.result {
+                errors.extend(e.errors().0.iter().cloned());
+            }
+        }
+        let names: HashSet<String> = next.clusters().map(|c| c.name.clone()).collect();
+        let mut seen = HashSet::new();
+        for c in next.clusters() {
+            if !seen.insert(c.name.as_str()) {
+                errors.push(err_in(
+                    next.cds.as_ref().map(|c| c.path.clone()),
+                    "resources",
+                    format!("cluster {:?} is also a static cluster", c.name),
+                ));
+            }
+        }
+        if let Some(lds) = &next.lds {
+            for mut e in cfg::check_cluster_refs(&lds.value, &names, "resources") {
+                e.file.clone_from(&lds.path);
+                errors.push(e);
+            }
+            let static_names: HashSet<&str> = next.bootstrap.listeners.iter().map(|l| l.name.as_str()).collect();
+            for (i, l) in lds.value.iter().enumerate() {
+                if static_names.contains(l.name.as_str()) {
+                    errors.push(err_in(
+                        Some(lds.path.clone()),
+                        &format!("resources[{i}].name"),
+                        format!("listener {:?} is also a static listener", l.name),
+                    ));
+                }
+            }
+        }
+        for mut e in cfg::check_cluster_refs(&next.bootstrap.listeners, &names, "static_resources.listeners") {
+            if let Some(p) = &next.bootstrap_path {
+                e.file.clone_from(p);
+            }
+            e.message.push_str(" (a CDS update may not remove a cluster static routes use)");
+            errors.push(e);
+        }
+        if errors.is_empty() {
+            let eff = next.effective();
+            (next, eff, None)
+        } else {
+            (self.sources.clone(), self.effective.clone(), Some(ConfigErrors(errors)))
+        }
+    }
+
+    async fn apply(&mut self, next: Sources, eff: Effective, d: &Diff) -> Result<(), build::BuildError> {
+        let server = Arc::clone(&self.server);
+        let prev = server.shared.snapshot.load_full();
+        let order: Vec<String> = next.listeners().map(|l| l.name.clone()).collect();
+        let bootstrap = Arc::new(next.bootstrap.clone());
+        let built =
+            build::build(&prev, &eff, d, &order, bootstrap, &server.shared.stats, &server.log_writers, &self.manager)
+                .await?;
+        let removed_clusters: Vec<_> = prev
+            .clusters
+            .iter()
+            .filter(|(n, _)| !built.snapshot.clusters.contains_key(*n))
+            .map(|(_, c)| Arc::clone(c))
+            .collect();
+        server.shared.snapshot.store(Arc::new(built.snapshot));
+        self.manager.commit(built.plan);
+        server.set_bound(self.manager.bound());
+        for c in removed_clusters {
+            // In-flight requests hold their own Arc; idle connections can go now.
+            c.shutdown();
+        }
+        count_changes(&server, d, &prev);
+        self.sources = next;
+        self.effective = eff;
+        server.set_sources(Arc::new(self.sources.clone()));
+        Ok(())
+    }
+
+    fn record(&self, results: &[FileResult], applied: bool, error: Option<String>, started: Instant, d: &Diff) {
+        let server = &self.server;
+        for r in results {
+            let outcome = match (&r.result, applied) {
+                (Ok((o, _)), true) => *o,
+                (Ok(_), false) => Outcome::Rejected,
+                (Err(e), _) => e.outcome(),
+            };
+            let version = r.result.as_ref().map(|(_, v)| v.as_str()).unwrap_or("");
+            for prefix in stat_prefixes(&r.role, &self.sources) {
+                SubscriptionStats::new(&server.shared.stats, &prefix).record(outcome, version);
+            }
+            if let Err(e) = &r.result {
+                server.set_error(&r.role.to_string(), &r.path, &e.errors().to_string());
+            } else if !applied {
+                server.set_error(&r.role.to_string(), &r.path, error.as_deref().unwrap_or(""));
+            } else {
+                server.clear_error(&r.role.to_string());
+            }
+        }
+        server.history.record(Attempt {
+            files: results.iter().map(|r| r.path.display().to_string()).collect(),
+            outcome: if applied { "applied" } else { "rejected" },
+            error,
+            duration: started.elapsed(),
+            changes: if applied { d.summary() } else { serde_json::Value::Null },
+        });
+    }
+}
+
+fn err_in(file: Option<PathBuf>, path: &str, message: String) -> cfg::ConfigError {
+    cfg::ConfigError { file: file.unwrap_or_default(), path: path.to_string(), message }
+}
+
+/// Reads the discovery files the sources name but have not loaded (startup, a new LDS
+/// listener with RDS, a new EDS cluster, new LDS/CDS paths); drops what nothing names.
+fn load_missing(next: &mut Sources, results: &mut Vec<FileResult>) {
+    for _ in 0..3 {
+        // LDS/CDS first, then the RDS/EDS files they name: at most a few rounds.
+        let mut loaded_any = false;
+        for (role, src) in next.files() {
+            let missing = match &role {
+                Role::Bootstrap => false,
+                Role::Lds => next.lds.is_none(),
+                Role::Cds => next.cds.is_none(),
+                Role::Rds(n) => !next.rds.contains_key(n),
+                Role::Eds(s) => !next.eds.contains_key(s),
+            };
+            if !missing || results.iter().any(|r| r.role == role) {
+                continue;
+            }
+            match std::fs::read(&src.path) {
+                Ok(bytes) => {
+                    let result = load::load(next, &role, &src.path, &bytes);
+                    loaded_any = true;
+                    results.push(FileResult { role, path: src.path, hash: content_hash(&bytes), result });
+                }
+                Err(e) => {
+                    tracing::warn!(config.file = %src.path.display(), config.role = %role, error = %e, "cannot read discovery file yet; waiting for it");
+                }
+            }
+        }
+        if !loaded_any {
+            break;
+        }
+    }
+    let rds: HashSet<String> = next
+        .listeners()
+        .filter_map(|l| match &l.hcm.routes {
+            RouteSource::Rds { route_config_name, .. } => Some(route_config_name.clone()),
+            RouteSource::Inline(_) => None,
+        })
+        .collect();
+    next.rds.retain(|n, _| rds.contains(n));
+    let eds: HashSet<String> = next
+        .clusters()
+        .filter_map(|c| match &c.discovery {
+            DiscoveryType::Eds { service_name, .. } => Some(service_name.clone()),
+            _ => None,
+        })
+        .collect();
+    next.eds.retain(|n, _| eds.contains(n));
+}
+
+/// Envoy's stat prefixes for a role: one per connection manager using an RDS name, one per
+/// cluster using an EDS service.
+fn stat_prefixes(role: &Role, sources: &Sources) -> Vec<String> {
+    match role {
+        Role::Bootstrap => vec!["server.bootstrap".to_string()],
+        Role::Lds => vec!["listener_manager.lds".to_string()],
+        Role::Cds => vec!["cluster_manager.cds".to_string()],
+        Role::Rds(name) => {
+            let mut v: Vec<String> = sources
+                .listeners()
+                .filter(|l| matches!(&l.hcm.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name))
+                .map(|l| format!("http.{}.rds.{name}", l.hcm.stat_prefix))
+                .collect();
+            v.dedup();
+            v
+        }
+        Role::Eds(service) => sources
+            .clusters()
+            .filter(|c| matches!(&c.discovery, DiscoveryType::Eds { service_name, .. } if service_name == service))
+            .map(|c| format!("cluster.{}", c.name))
+            .collect(),
+    }
+}
+
+fn count_changes(server: &Server, d: &Diff, prev: &Snapshot) {
+    let s = &server.shared.stats;
+    let initial = prev.listeners.is_empty() && prev.clusters.is_empty();
+    s.counter("listener_manager.listener_added").add(d.listeners.added.len() as u64);
+    s.counter("cluster_manager.cluster_added").add(d.clusters.added.len() as u64);
+    if !initial {
+        s.counter("listener_manager.listener_modified").add(d.listeners.modified.len() as u64);
+        s.counter("listener_manager.listener_removed").add(d.listeners.removed.len() as u64);
+        s.counter("cluster_manager.cluster_modified").add(d.clusters.modified.len() as u64);
+        s.counter("cluster_manager.cluster_removed").add(d.clusters.removed.len() as u64);
+    }
+    let snap = server.shared.snapshot.load();
+    s.gauge("cluster_manager.active_clusters").set(snap.clusters.len() as i64);
+    s.gauge("cluster_manager.warming_clusters").set(0);
+    if d.listeners.modified.iter().any(|(_, l)| matches!(l.hcm.routes, RouteSource::Rds { .. })) || !d.routes.is_empty()
+    {
+        // RDS-fed tables were recompiled.
+        tracing::debug!(routes = %d.routes.summary(), "route configurations changed");
+    }
+}

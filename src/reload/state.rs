@@ -1,0 +1,182 @@
+//! The configuration as a whole: what the bootstrap and every discovery file currently say,
+//! flattened into one [`Effective`] config, and the pure [`diff`] between two of them.
+//!
+//! `diff(old, new)` lists what a reload adds, modifies and removes; [`apply`] replays such a
+//! diff, so `apply(empty, diff(empty, s)) == s` and `apply(s, diff(s, empty)) == empty`.
+
+use std::collections::BTreeMap;
+
+use crate::config::model::{Cluster, Listener, LocalityEndpoints, RouteConfig, RouteSource};
+
+/// Everything a snapshot is built from, by name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Effective {
+    pub listeners: BTreeMap<String, Listener>,
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Route configurations from RDS files, by route config name.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Endpoints from EDS files, by EDS service name.
+    pub endpoints: BTreeMap<String, Vec<LocalityEndpoints>>,
+}
+
+/// Added, modified and removed entries of one kind of resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes<T> {
+    pub added: Vec<(String, T)>,
+    pub modified: Vec<(String, T)>,
+    pub removed: Vec<String>,
+}
+
+impl<T> Default for Changes<T> {
+    fn default() -> Self {
+        Changes { added: Vec::new(), modified: Vec::new(), removed: Vec::new() }
+    }
+}
+
+impl<T> Changes<T> {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
+
+    /// `+a ~b -c` for logs and `/reloads`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "added": self.added.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "modified": self.modified.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "removed": self.removed,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Diff {
+    pub listeners: Changes<Listener>,
+    pub clusters: Changes<Cluster>,
+    pub routes: Changes<RouteConfig>,
+    pub endpoints: Changes<Vec<LocalityEndpoints>>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty() && self.clusters.is_empty() && self.routes.is_empty() && self.endpoints.is_empty()
+    }
+
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "listeners": self.listeners.summary(),
+            "clusters": self.clusters.summary(),
+            "routes": self.routes.summary(),
+            "endpoints": self.endpoints.summary(),
+        })
+    }
+}
+
+fn diff_map<T: Clone + PartialEq>(old: &BTreeMap<String, T>, new: &BTreeMap<String, T>) -> Changes<T> {
+    let mut c = Changes::default();
+    for (name, v) in new {
+        match old.get(name) {
+            None => c.added.push((name.clone(), v.clone())),
+            Some(o) if o != v => c.modified.push((name.clone(), v.clone())),
+            Some(_) => {}
+        }
+    }
+    c.removed = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    c
+}
+
+fn apply_map<T: Clone>(map: &mut BTreeMap<String, T>, c: &Changes<T>) {
+    for name in &c.removed {
+        map.remove(name);
+    }
+    for (name, v) in c.added.iter().chain(&c.modified) {
+        map.insert(name.clone(), v.clone());
+    }
+}
+
+/// What changes from `old` to `new`.
+pub fn diff(old: &Effective, new: &Effective) -> Diff {
+    Diff {
+        listeners: diff_map(&old.listeners, &new.listeners),
+        clusters: diff_map(&old.clusters, &new.clusters),
+        routes: diff_map(&old.routes, &new.routes),
+        endpoints: diff_map(&old.endpoints, &new.endpoints),
+    }
+}
+
+/// `state` with `d` applied.
+pub fn apply(state: &Effective, d: &Diff) -> Effective {
+    let mut s = state.clone();
+    apply_map(&mut s.listeners, &d.listeners);
+    apply_map(&mut s.clusters, &d.clusters);
+    apply_map(&mut s.routes, &d.routes);
+    apply_map(&mut s.endpoints, &d.endpoints);
+    s
+}
+
+impl Effective {
+    /// Route configurations the listeners name through RDS.
+    pub fn rds_names(&self) -> impl Iterator<Item = &str> {
+        self.listeners.values().filter_map(|l| match &l.hcm.routes {
+            RouteSource::Rds { route_config_name, .. } => Some(route_config_name.as_str()),
+            RouteSource::Inline(_) => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{DiscoveryType, Endpoint, EndpointAddress};
+    use std::time::Duration;
+
+    fn cluster(name: &str, port: u16) -> Cluster {
+        Cluster {
+            name: name.into(),
+            discovery: DiscoveryType::Static,
+            lb_policy: Default::default(),
+            connect_timeout: Duration::from_secs(1),
+            dns_refresh_rate: Duration::from_secs(5),
+            dns_resolvers: vec![],
+            dns_lookup_family: Default::default(),
+            endpoints: vec![LocalityEndpoints {
+                priority: 0,
+                weight: 1,
+                endpoints: vec![Endpoint {
+                    address: EndpointAddress::Ip(([127, 0, 0, 1], port).into()),
+                    hostname: None,
+                    weight: 1,
+                }],
+            }],
+            protocol: Default::default(),
+            idle_timeout: None,
+            per_connection_buffer_limit_bytes: 1 << 20,
+            circuit_breakers: Default::default(),
+        }
+    }
+
+    fn state(clusters: &[(&str, u16)], eds: &[&str]) -> Effective {
+        let mut s = Effective::default();
+        for (n, p) in clusters {
+            s.clusters.insert(n.to_string(), cluster(n, *p));
+        }
+        for e in eds {
+            s.endpoints.insert(e.to_string(), vec![]);
+        }
+        s
+    }
+
+    #[test]
+    fn diff_round_trips() {
+        let empty = Effective::default();
+        let s = state(&[("a", 1), ("b", 2)], &["svc"]);
+        assert_eq!(apply(&empty, &diff(&empty, &s)), s);
+        assert_eq!(apply(&s, &diff(&s, &empty)), empty);
+        let t = state(&[("a", 1), ("b", 3), ("c", 4)], &[]);
+        let d = diff(&s, &t);
+        assert_eq!(d.clusters.added.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(d.clusters.modified.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(d.endpoints.removed, ["svc"]);
+        assert_eq!(apply(&s, &d), t);
+        assert!(diff(&t, &t).is_empty());
+    }
+}

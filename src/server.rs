@@ -205,7 +205,7 @@ pub async fn run(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx };
     let manager = ListenerManager::new(Arc::clone(&shared), drain);
-    let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch.clone()).await?;
+    let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch).await?;
     let reload_task = tokio::spawn(reloader.run(shutdown_rx));
 
     if let Some((socket, local)) = admin_socket {

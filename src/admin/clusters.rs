@@ -2,9 +2,15 @@
 
 use std::fmt::Write;
 
+use crate::reload::sources::Sources;
 use crate::snapshot::Snapshot;
 
-pub fn text(snap: &Snapshot) -> String {
+/// Whether a cluster came from CDS (Envoy's `added_via_api`).
+fn via_api(sources: &Sources, name: &str) -> bool {
+    sources.cds.as_ref().is_some_and(|c| c.value.iter().any(|c| c.name == name))
+}
+
+pub fn text(snap: &Snapshot, sources: &Sources) -> String {
     let mut names: Vec<&String> = snap.clusters.keys().collect();
     names.sort();
     let mut out = String::new();
@@ -18,7 +24,7 @@ pub fn text(snap: &Snapshot) -> String {
             let _ = writeln!(out, "{name}::{prio}::max_requests::{}", cb.max_requests);
             let _ = writeln!(out, "{name}::{prio}::max_retries::{}", cb.max_retries);
         }
-        let _ = writeln!(out, "{name}::added_via_api::false");
+        let _ = writeln!(out, "{name}::added_via_api::{}", via_api(sources, name));
         for h in c.hosts.load().all.iter() {
             let p = format!("{name}::{}", h.addr);
             let s = &h.stats;
@@ -27,6 +33,7 @@ pub fn text(snap: &Snapshot) -> String {
             let _ = writeln!(out, "{p}::cx_total::{}", h.pool_stats().0);
             let _ = writeln!(out, "{p}::rq_active::{}", s.rq_active.value());
             let _ = writeln!(out, "{p}::rq_error::{}", s.rq_error.value());
+            let _ = writeln!(out, "{p}::rq_pending_active::0");
             let _ = writeln!(out, "{p}::rq_success::{}", s.rq_success.value());
             let _ = writeln!(out, "{p}::rq_timeout::{}", s.rq_timeout.value());
             let _ = writeln!(out, "{p}::rq_total::{}", s.rq_total.value());
@@ -45,7 +52,7 @@ pub fn text(snap: &Snapshot) -> String {
     out
 }
 
-pub fn json(snap: &Snapshot) -> String {
+pub fn json(snap: &Snapshot, sources: &Sources) -> String {
     let mut names: Vec<&String> = snap.clusters.keys().collect();
     names.sort();
     let statuses: Vec<serde_json::Value> = names
@@ -74,7 +81,7 @@ pub fn json(snap: &Snapshot) -> String {
                     })
                 })
                 .collect();
-            serde_json::json!({"name": name, "observability_name": name, "host_statuses": hosts})
+            serde_json::json!({"name": name, "observability_name": name, "added_via_api": via_api(sources, name), "host_statuses": hosts})
         })
         .collect();
     serde_json::json!({"cluster_statuses": statuses}).to_string()

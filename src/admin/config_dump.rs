@@ -116,11 +116,9 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
         configs.push(json!({"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
                             "dynamic_endpoint_configs": eps}));
     }
-    // Drop nulls (absent errors) so the output stays Envoy-shaped.
+    // Envoy's JSON leaves out empty strings and absent messages.
     for c in configs.iter_mut() {
-        if let Value::Object(m) = c {
-            m.retain(|_, v| !v.is_null());
-        }
+        prune(c);
     }
     if let Some(field) = &q.resource {
         let items: Vec<Value> =
@@ -128,4 +126,15 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
         return json!({"configs": items});
     }
     json!({"configs": configs})
+}
+
+fn prune(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, v| !(v.is_null() || k == "version_info" && v.as_str() == Some("")));
+            m.values_mut().for_each(prune);
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune),
+        _ => {}
+    }
 }

@@ -181,9 +181,9 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/clusters" => {
             let snap = server.shared.snapshot.load();
             if query_param(query, "format") == Some("json") {
-                resp(StatusCode::OK, JSON, clusters::json(&snap))
+                resp(StatusCode::OK, JSON, clusters::json(&snap, &server.sources()))
             } else {
-                resp(StatusCode::OK, TEXT, clusters::text(&snap))
+                resp(StatusCode::OK, TEXT, clusters::text(&snap, &server.sources()))
             }
         }
         "/config_dump" => {

@@ -432,6 +432,8 @@ async fn forward_to(
         }
         Err(f) => {
             trace.upstream_host = f.host.map(|h| h.addr);
+            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
+            cluster.stats.codes.record(f.reason.status_and_body().0.as_u16());
             Err(f.reason)
         }
     }

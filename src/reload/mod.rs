@@ -172,9 +172,16 @@ impl Reloader {
             }
             Some(e) => tracing::error!("configuration update rejected, the running configuration stays:\n{e}"),
         }
-        self.record(&results, error.is_none(), error, started, &d);
+        let applied = error.is_none();
+        self.record(&results, applied, error, started, &d);
         if let Some(w) = &self.watcher {
             w.set_specs(self.watch_specs());
+            if applied {
+                // What runs now is the baseline: writing an older content back is a change.
+                for r in results.iter().filter(|r| r.result.is_ok()) {
+                    w.applied(&r.path, r.hash);
+                }
+            }
         }
     }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs legate on this folder's files, then edits them the ways people do and shows traffic
+# follow each edit. Everything listens on 127.0.0.1; everything started here is stopped here.
+# Usage: examples/file-based/run.sh [path/to/legate]   (default: target/release/legate)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+legate=${1:-$here/../../target/release/legate}
+work=$(mktemp -d)
+cp "$here"/*.yaml "$work"/
+cd "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Three upstreams that say who they are.
+for port in 18081 18082 18083; do
+  mkdir -p "up$port" && echo "upstream $port" > "up$port/index.html"
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "up$port" >/dev/null 2>&1 &
+  pids+=($!)
+done
+"$legate" -c envoy.yaml -l warning &
+pids+=($!)
+
+# Bounded wait for a condition: up to 10 s.
+until_answer() { # until_answer EXPECTED
+  for _ in $(seq 1 100); do
+    got=$(curl -s --max-time 1 http://127.0.0.1:18000/ || true)
+    if [ "$got" = "$1" ]; then echo "  -> $got"; return 0; fi
+    sleep 0.1
+  done
+  echo "  !! expected '$1', got '$got'"; return 1
+}
+
+echo "1. start: / goes to the EDS endpoint 18081";            until_answer "upstream 18081"
+echo "2. EDS edited in place (sed -i): endpoint 18082"
+sed -i 's/18081/18082/' eds.yaml;                              until_answer "upstream 18082"
+echo "3. RDS replaced atomically (write + mv): route to canary"
+sed 's/cluster: backend/cluster: canary/' rds.yaml > rds.tmp && mv rds.tmp rds.yaml
+until_answer "upstream 18083"
+echo "4. RDS rewritten with cat > (truncate + write): back to backend"
+sed 's/cluster: canary/cluster: backend/' rds.yaml > rds.new && cat rds.new > rds.yaml
+until_answer "upstream 18082"
+echo "5. a broken CDS edit is rejected; traffic does not notice"
+cp cds.yaml cds.good && echo "  lb_policy: ROUND_ROBBIN" >> cds.yaml
+for _ in $(seq 1 100); do
+  curl -s http://127.0.0.1:19901/stats | grep -q 'cluster_manager.cds.update_rejected: 1' && break; sleep 0.1
+done
+curl -s http://127.0.0.1:19901/stats | grep 'cluster_manager.cds.update_rejected'
+until_answer "upstream 18082"
+mv cds.good cds.yaml
+echo "6. the last reloads, as legate saw them:"
+curl -s http://127.0.0.1:19901/reloads | python3 -c 'import json,sys; [print("  ", r["outcome"], r["files"], round(r["duration_ms"],2), "ms") for r in json.load(sys.stdin)["reloads"][:6]]'
+echo "sandbox OK"

@@ -11,6 +11,7 @@ mod fixtures;
 mod local_replies;
 mod protocol;
 mod reload;
+mod reload_bad;
 mod reload_io;
 mod reload_styles;
 mod reload_triggers;

@@ -13,6 +13,7 @@ mod protocol;
 mod reload;
 mod reload_bad;
 mod reload_io;
+mod reload_resources;
 mod reload_styles;
 mod reload_triggers;
 mod routing;

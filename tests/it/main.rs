@@ -14,6 +14,7 @@ mod reload;
 mod reload_bad;
 mod reload_io;
 mod reload_resources;
+mod reload_soak;
 mod reload_styles;
 mod reload_triggers;
 mod routing;

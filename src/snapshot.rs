@@ -105,6 +105,7 @@ impl LogWriters {
 }
 
 /// Envoy's `listener.<address>.*`.
+#[derive(Clone)]
 pub struct ListenerStats {
     pub downstream_cx_total: Counter,
     pub downstream_cx_active: Gauge,

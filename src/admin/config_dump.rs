@@ -56,7 +56,7 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
 
     let mut dyn_active_listeners = Vec::new();
     if let Some(lds) = &src.lds {
-        for l in lds.json.iter().filter(|v| named(v)) {
+        for l in lds.json().iter().filter(|v| named(v)) {
             dyn_active_listeners.push(json!({
                 "name": l.get("name").cloned().unwrap_or(Value::Null),
                 "active_state": {"version_info": lds.version_info, "listener": l, "last_updated": time(lds.last_updated)},
@@ -70,7 +70,7 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
         .cds
         .iter()
         .flat_map(|c| {
-            c.json.iter().filter(|v| named(v)).map(
+            c.json().into_iter().filter(|v| named(v)).map(
                 move |v| json!({"version_info": c.version_info, "cluster": v, "last_updated": time(c.last_updated)}),
             )
         })
@@ -79,7 +79,7 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
         .rds
         .values()
         .flat_map(|r| {
-            r.json.iter().map(move |v| {
+            r.json().into_iter().map(move |v| {
                 json!({"version_info": r.version_info, "route_config": v, "last_updated": time(r.last_updated)})
             })
         })
@@ -108,7 +108,7 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
             .eds
             .values()
             .flat_map(|e| {
-                e.json.iter().map(move |v| {
+                e.json().into_iter().map(move |v| {
                     json!({"version_info": e.version_info, "endpoint_config": v, "last_updated": time(e.last_updated)})
                 })
             })

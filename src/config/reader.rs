@@ -52,6 +52,26 @@ pub(crate) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// Whether `key` is `snake` spelled in lowerCamelCase (`per_try_timeout` / `perTryTimeout`),
+/// without allocating: this runs for every field lookup of every resource.
+fn is_camel_of(key: &str, snake: &str) -> bool {
+    let mut k = key.chars();
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+            continue;
+        }
+        let want = if upper { c.to_ascii_uppercase() } else { c };
+        upper = false;
+        if k.next() != Some(want) {
+            return false;
+        }
+    }
+    k.next().is_none()
+}
+
+#[cfg(test)]
 fn camel(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
@@ -82,7 +102,8 @@ pub(crate) fn scalar_string(v: &Value) -> Option<String> {
 pub(crate) struct Obj<'v> {
     pub path: String,
     map: Option<&'v Mapping>,
-    used: Vec<String>,
+    /// Keys read, borrowed from the mapping.
+    used: Vec<&'v str>,
 }
 
 impl<'v> Obj<'v> {
@@ -106,9 +127,8 @@ impl<'v> Obj<'v> {
 
     fn lookup(&self, name: &str) -> Option<(&'v str, &'v Value)> {
         let map = self.map?;
-        let alt = camel(name);
         map.iter().find_map(|(k, v)| match k {
-            Value::String(s) if s == name || *s == alt => Some((s.as_str(), v)),
+            Value::String(s) if s == name || is_camel_of(s, name) => Some((s.as_str(), v)),
             _ => None,
         })
     }
@@ -121,7 +141,7 @@ impl<'v> Obj<'v> {
     /// The raw value of a field (marked as read); `None` when absent or null.
     pub fn get(&mut self, name: &str) -> Option<(&'v Value, String)> {
         let (key, v) = self.lookup(name)?;
-        self.used.push(key.to_string());
+        self.used.push(key);
         if v.is_null() {
             None
         } else {
@@ -280,10 +300,10 @@ impl<'v> Obj<'v> {
         let Some(map) = self.map else { return };
         for k in map.keys() {
             let key = scalar_string(k).unwrap_or_else(|| "?".to_string());
-            if self.used.contains(&key) {
+            if self.used.contains(&key.as_str()) {
                 continue;
             }
-            let known = unsupported.iter().any(|u| *u == key || camel(u) == key);
+            let known = unsupported.iter().any(|u| *u == key || is_camel_of(&key, u));
             let msg = if known { "unsupported field (not implemented by legate)" } else { "unknown field" };
             ctx.err(&join(&self.path, &key), msg);
         }

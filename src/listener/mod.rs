@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::model::CodecType;
 use crate::proxy::{handle, ConnCtx, Shared};
-use crate::snapshot::ListenerRt;
+use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::GaugeGuard;
 use prefixed::PrefixedIo;
 
@@ -56,12 +56,18 @@ pub fn spawn_listener(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut listener = listener;
+        let name: Arc<str> = Arc::from(listener.config.name.as_str());
         let mut shutdown = drain.shutdown.clone();
+        let mut stopped = false;
         loop {
             let accepted = tokio::select! {
                 r = socket.accept() => r,
                 _ = shutdown.changed() => break,
-                _ = stop.changed() => break,
+                _ = stop.changed() => {
+                    stopped = true;
+                    break;
+                }
             };
             match accepted {
                 Ok((stream, remote)) => {
@@ -71,17 +77,22 @@ pub fn spawn_listener(
                         let snap = shared.snapshot.load();
                         snap.listeners.iter().find(|l| l.config.name == listener.config.name).cloned()
                     };
-                    let current = current.unwrap_or_else(|| Arc::clone(&listener));
+                    if let Some(current) = current {
+                        // Hold only the newest version: older route tables can go.
+                        listener = current;
+                    }
                     let ctx = Arc::new(ConnCtx {
                         shared: Arc::clone(&shared),
-                        local: stream.local_addr().unwrap_or(current.config.address),
-                        listener: current,
+                        local: stream.local_addr().unwrap_or(listener.config.address),
+                        listener_name: Arc::clone(&name),
+                        listener: Arc::downgrade(&listener),
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
-                    tokio::spawn(serve_connection(stream, ctx, drain, stop));
+                    let lstats = listener.stats.clone();
+                    tokio::spawn(serve_connection(stream, ctx, lstats, drain, stop));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -91,6 +102,11 @@ pub fn spawn_listener(
             }
         }
         tracing::debug!(listener.name = %listener.config.name, "listener stopped accepting");
+        if stopped {
+            // Its draining connections still route with it (they hold only a Weak).
+            tokio::time::sleep(shared.drain_time).await;
+        }
+        drop(listener);
     })
 }
 
@@ -121,15 +137,18 @@ fn inspect_first_line(buf: &[u8], accept_http_10: bool) -> FirstLine {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, ctx: Arc<ConnCtx>, drain: Drain, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    ctx: Arc<ConnCtx>,
+    lstats: ListenerStats,
+    drain: Drain,
+    mut stop: watch::Receiver<bool>,
+) {
     let _alive = drain.alive;
     let mut shutdown = drain.shutdown;
-    let lstats = &ctx.listener.stats;
     lstats.downstream_cx_total.inc();
     let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
-    let snap = ctx.shared.snapshot.load_full();
-    let hcm = Arc::clone(snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm));
-    drop(snap);
+    let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) else { return };
     let hstats = &hcm.stats;
     hstats.downstream_cx_total.inc();
     let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
@@ -229,9 +248,9 @@ async fn serve_connection(mut stream: TcpStream, ctx: Arc<ConnCtx>, drain: Drain
 }
 
 fn hstats_destroy(ctx: &ConnCtx) {
-    let snap = ctx.shared.snapshot.load();
-    let hcm = snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm);
-    hcm.stats.downstream_cx_destroy.inc();
+    if let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) {
+        hcm.stats.downstream_cx_destroy.inc();
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod rewrite;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
-use crate::snapshot::{Hcm, ListenerRt, SnapshotStore};
+use crate::snapshot::{Hcm, ListenerRt, Snapshot, SnapshotStore};
 use crate::stats::{GaugeGuard, Store};
 pub use access::{LoggedBody, Logger};
 use access::{PendingLog, Trace};
@@ -53,12 +53,24 @@ pub struct Shared {
 /// One downstream connection.
 pub struct ConnCtx {
     pub shared: Arc<Shared>,
-    /// The listener as it was when the connection was accepted; used when a reload removed it.
-    pub listener: Arc<ListenerRt>,
+    pub listener_name: Arc<str>,
+    /// The listener's last version, for requests after a reload removed it (it lives while it
+    /// drains). Weak, so that keep-alive connections do not pin old route tables.
+    pub listener: Weak<ListenerRt>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
     pub draining: AtomicBool,
+}
+
+impl ConnCtx {
+    /// The connection manager now serving this connection's listener.
+    pub fn hcm(&self, snap: &Snapshot) -> Option<Arc<Hcm>> {
+        match snap.hcm(&self.listener_name) {
+            Some(h) => Some(Arc::clone(h)),
+            None => self.listener.upgrade().map(|l| Arc::clone(&l.hcm)),
+        }
+    }
 }
 
 /// Largest request body buffered so that a retry can resend it (Envoy's default
@@ -67,7 +79,13 @@ const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
 
 pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
     let snap = ctx.shared.snapshot.load_full();
-    let hcm = Arc::clone(snap.hcm(&ctx.listener.config.name).unwrap_or(&ctx.listener.hcm));
+    let Some(hcm) = ctx.hcm(&snap) else {
+        // The listener is gone and its drain time over.
+        let mut r = local_reply(LocalReason::NoRoute, &HeaderValue::from_static("envoy"));
+        r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        let (parts, body) = r.into_parts();
+        return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
+    };
     let stats = &hcm.stats;
     stats.downstream_rq_total.inc();
     stats.rq_total.inc();

@@ -48,7 +48,7 @@ fn loaded<T>(value: T, version_info: String, path: &Path, bytes: &[u8]) -> Arc<L
         version_info,
         last_updated: SystemTime::now(),
         path: path.to_path_buf(),
-        json: config::resources_json(path, bytes),
+        raw: bytes::Bytes::copy_from_slice(bytes),
     })
 }
 

@@ -20,8 +20,15 @@ pub struct Loaded<T> {
     pub version_info: String,
     pub last_updated: SystemTime,
     pub path: PathBuf,
+    /// The file as loaded; `/config_dump` turns it into JSON when asked, not on every reload.
+    pub raw: bytes::Bytes,
+}
+
+impl<T> Loaded<T> {
     /// The resources as JSON, for `/config_dump`.
-    pub json: Vec<serde_json::Value>,
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        crate::config::resources_json(&self.path, &self.raw)
+    }
 }
 
 /// Which discovery a file feeds.

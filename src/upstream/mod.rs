@@ -202,8 +202,9 @@ impl Cluster {
         if !changed {
             return;
         }
+        let kept: std::collections::HashSet<*const Host> = next.iter().map(Arc::as_ptr).collect();
         for old in current.all.iter() {
-            if !next.iter().any(|h| Arc::ptr_eq(h, old)) {
+            if !kept.contains(&Arc::as_ptr(old)) {
                 old.pool.close_idle();
             }
         }

@@ -59,14 +59,14 @@ fn main() {
     let json_text =
         serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(&rds).unwrap_or_default()).unwrap_or_default();
     time("same file as JSON: parse + validate", 5, || {
-        config::parse_route_config(Path::new("rds.json"), json_text.as_bytes(), "r")
+        config::parse_route_config(Path::new("rds.json"), json_text.as_bytes(), "r").is_ok()
     });
     let d = time("parse + validate RDS file", 5, || config::parse_route_config(path, rds.as_bytes(), "r"));
     let rc = d.ok().and_then(|d| d.resources.into_iter().next()).expect("valid RDS");
     time("resources as JSON (config_dump)", 5, || config::resources_json(path, rds.as_bytes()));
     let store = Store::new();
     let clusters: HashMap<String, Arc<legate::upstream::Cluster>> = HashMap::new();
-    time("compile route table", 5, || RouteTable::build(&rc, &clusters));
+    time("compile route table", 5, || RouteTable::build(&rc, &clusters).is_ok());
     time("clone route config", 5, || rc.clone());
     time("compare route configs", 5, || rc == rc.clone());
     let e =

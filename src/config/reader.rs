@@ -71,23 +71,6 @@ fn is_camel_of(key: &str, snake: &str) -> bool {
     k.next().is_none()
 }
 
-#[cfg(test)]
-fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Text of a scalar as proto-JSON accepts it for a string field.
 pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     match v {
@@ -313,6 +296,14 @@ impl<'v> Obj<'v> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn camel_case_names_match_snake_case_fields() {
+        assert!(is_camel_of("perTryTimeout", "per_try_timeout"));
+        assert!(!is_camel_of("perTry", "per_try_timeout"));
+        assert!(!is_camel_of("perTryTimeoutX", "per_try_timeout"));
+        assert!(is_camel_of("name", "name"));
+    }
 
     fn yaml(s: &str) -> Value {
         serde_yaml::from_str(s).unwrap_or(Value::Null)

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use legate::admin::logging::Loggers;
 use legate::cli::{Cli, Mode};
 
 fn main() -> ExitCode {
@@ -12,13 +13,7 @@ fn main() -> ExitCode {
         println!("legate version: {}/RELEASE", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(cli.log_filter())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("legate=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let loggers = init_tracing(&cli);
 
     if cli.config_path.is_none() && cli.config_yaml.is_none() {
         eprintln!("legate: no configuration: give -c/--config-path or --config-yaml");
@@ -59,11 +54,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(legate::server::run(bootstrap, json, options, std::future::pending())) {
+    match runtime.block_on(legate::server::run_with_loggers(bootstrap, json, options, loggers, std::future::pending()))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("legate: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Installs the stderr subscriber behind a reload layer, so `/logging` can change levels.
+fn init_tracing(cli: &Cli) -> Loggers {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+
+    let loggers = Loggers::new(&cli.log_level);
+    let component_error = cli.component_log_level.as_deref().and_then(|spec| loggers.set_components(spec).err());
+    let filter = EnvFilter::try_new(loggers.filter()).unwrap_or_else(|_| EnvFilter::new("legate=info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr))
+        .init();
+    if let Some(e) = component_error {
+        tracing::warn!(error = %e, "--component-log-level ignored");
+    }
+    loggers.with_apply(Box::new(move |directives: &str| {
+        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::admin::drain::{DrainListeners, ListenerDrain};
+use crate::admin::logging::Loggers;
 use crate::config::model;
 use crate::discovery::WatchOptions;
 use crate::listener::manager::ListenerManager;
@@ -64,6 +66,11 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
     quit: Notify,
     draining: AtomicBool,
+    /// `/logging`: the loggers' levels and how to apply them.
+    pub loggers: Loggers,
+    /// What the admin asks of the listeners (`/drain_listeners`, `/healthcheck/fail`); the
+    /// listener code reads it through [`Server::listener_drain`].
+    listener_drain: watch::Sender<ListenerDrain>,
 }
 
 impl Server {
@@ -77,6 +84,35 @@ impl Server {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `LIVE` for `/ready` and `/server_info`: not shutting down, not failing health checks,
+    /// listeners not drained through the admin.
+    pub fn is_live(&self) -> bool {
+        !(self.is_draining()
+            || self.shared.health_failing.load(Ordering::Relaxed)
+            || self.listener_drain.borrow().listeners_draining())
+    }
+
+    /// The admin's requests to the listeners, for the listener code to follow.
+    pub fn listener_drain(&self) -> watch::Receiver<ListenerDrain> {
+        self.listener_drain.subscribe()
+    }
+
+    /// `/drain_listeners`: from now on the listeners drain (sticky until restart).
+    pub fn drain_listeners(&self, request: DrainListeners) {
+        tracing::info!(
+            drain.graceful = request.graceful,
+            drain.inbound_only = request.inbound_only,
+            "admin: draining listeners"
+        );
+        self.listener_drain.send_modify(|d| d.drain_listeners = Some(request));
+    }
+
+    /// `/healthcheck/fail` and `/healthcheck/ok`.
+    pub fn set_health_check_failed(&self, failed: bool) {
+        self.shared.health_failing.store(failed, Ordering::Relaxed);
+        self.listener_drain.send_if_modified(|d| std::mem::replace(&mut d.health_check_failed, failed) != failed);
     }
 
     /// Listener names with the addresses they are bound to (port 0 resolved).
@@ -113,8 +149,7 @@ impl Server {
     }
 
     pub fn server_info(&self) -> serde_json::Value {
-        let state =
-            if self.is_draining() || self.shared.health_failing.load(Ordering::Relaxed) { "DRAINING" } else { "LIVE" };
+        let state = if self.is_live() { "LIVE" } else { "DRAINING" };
         let up = self.started.elapsed().as_secs();
         serde_json::json!({
             "version": format!("legate/{}", env!("CARGO_PKG_VERSION")),
@@ -150,11 +185,24 @@ fn first_local_ip() -> Option<IpAddr> {
 }
 
 /// Runs the proxy on a validated bootstrap until `shutdown` resolves, SIGTERM/SIGINT or
-/// `/quitquitquit`; then drains for at most `options.drain_time`.
+/// `/quitquitquit`; then drains for at most `options.drain_time`. `/logging` records levels
+/// but changes nothing: the caller owns the tracing subscriber (see [`run_with_loggers`]).
 pub async fn run(
     bootstrap: model::Bootstrap,
     bootstrap_json: serde_json::Value,
     options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StartError> {
+    let loggers = Loggers::new(&options.log_level);
+    run_with_loggers(bootstrap, bootstrap_json, options, loggers, shutdown).await
+}
+
+/// [`run`], with `/logging` changing levels through `loggers`.
+pub async fn run_with_loggers(
+    bootstrap: model::Bootstrap,
+    bootstrap_json: serde_json::Value,
+    options: Options,
+    loggers: Loggers,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
     let store = Store::new();
@@ -185,6 +233,8 @@ pub async fn run(
         shutdown_tx,
         quit: Notify::new(),
         draining: AtomicBool::new(false),
+        loggers,
+        listener_drain: watch::channel(ListenerDrain::default()).0,
     });
 
     // The admin binds first: a port clash there stops startup before anything serves.

@@ -3,10 +3,13 @@
 
 mod clusters;
 pub mod config_dump;
+pub mod drain;
+mod home;
+pub mod logging;
+pub mod memory;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,28 +26,72 @@ use crate::stats::render;
 
 const TEXT: &str = "text/plain; charset=UTF-8";
 const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=UTF-8";
 
-/// (path, help, POST only)
-const ENDPOINTS: &[(&str, &str, bool)] = &[
-    ("/clusters", "upstream cluster status", false),
-    ("/config_dump", "dump current Envoy configs", false),
-    ("/healthcheck/fail", "cause the server to fail health checks", true),
-    ("/healthcheck/ok", "cause the server to pass health checks", true),
-    ("/help", "print out list of admin commands", false),
-    ("/listeners", "print listener info", false),
-    ("/quitquitquit", "exit the server", true),
-    ("/reopen_logs", "reopen access logs", true),
-    ("/reloads", "the last 50 configuration reload attempts (legate)", false),
-    ("/ready", "print server state, return 200 if LIVE, otherwise return 503", false),
-    ("/server_info", "print server version/status information", false),
-    ("/stats", "print server stats", false),
-    ("/stats/prometheus", "print server stats in prometheus format", false),
+/// One admin path, for routing, `/help` and the home page.
+pub struct Endpoint {
+    pub path: &'static str,
+    pub help: &'static str,
+    pub post_only: bool,
+    /// (name, help) of the query parameters `/help` documents.
+    pub params: &'static [(&'static str, &'static str)],
+}
+
+const fn get(path: &'static str, help: &'static str) -> Endpoint {
+    Endpoint { path, help, post_only: false, params: &[] }
+}
+
+const fn post(path: &'static str, help: &'static str) -> Endpoint {
+    Endpoint { path, help, post_only: true, params: &[] }
+}
+
+/// Every path, sorted as Envoy's `/help` lists them.
+const ENDPOINTS: &[Endpoint] = &[
+    get("/", "Admin home page"),
+    get("/certs", "print certs on machine"),
+    get("/clusters", "upstream cluster status"),
+    get("/config_dump", "dump current Envoy configs"),
+    Endpoint {
+        params: &[
+            ("graceful", "When draining listeners, enter a graceful drain period prior to closing listeners"),
+            ("skip_exit", "When draining listeners, drain the connections but never stop the listeners"),
+            ("inboundonly", "Drains all inbound listeners (traffic_direction INBOUND)"),
+        ],
+        ..post("/drain_listeners", "drain listeners")
+    },
+    post("/healthcheck/fail", "cause the server to fail health checks"),
+    post("/healthcheck/ok", "cause the server to pass health checks"),
+    get("/help", "print out list of admin commands"),
+    get("/hot_restart_version", "print the hot restart compatibility version"),
+    get("/listeners", "print listener info"),
+    Endpoint {
+        params: &[
+            ("paths", "Change multiple logging levels by setting to <logger_name1>:<desired_level1>,<logger_name2>:<desired_level2>"),
+            ("group", "Change given logger group to desired level, set to <logger_group_name>:<desired_level>"),
+            ("level", "desired logging level, this will change all loggers's level; One of (, trace, debug, info, warning, error, critical, off)"),
+        ],
+        ..post("/logging", "query/change logging levels")
+    },
+    get("/memory", "print current allocation/heap usage"),
+    post("/quitquitquit", "exit the server"),
+    get("/ready", "print server state, return 200 if LIVE, otherwise return 503"),
+    get("/reloads", "the last 50 configuration reload attempts (legate)"),
+    post("/reopen_logs", "reopen access logs"),
+    post("/reset_counters", "reset all counters to zero"),
+    get("/runtime", "print runtime values"),
+    get("/server_info", "print server version/status information"),
+    get("/stats", "print server stats"),
+    get("/stats/prometheus", "print server stats in prometheus format"),
 ];
 
 fn help_text() -> String {
     let mut s = String::from("admin commands are:\n");
-    for (path, help, _) in ENDPOINTS {
-        s.push_str(&format!("  {path}: {help}\n"));
+    for e in ENDPOINTS {
+        let post = if e.post_only { " (POST)" } else { "" };
+        s.push_str(&format!("  {}{post}: {}\n", e.path, e.help));
+        for (name, help) in e.params {
+            s.push_str(&format!("      {name}: {help}\n"));
+        }
     }
     s
 }
@@ -90,6 +137,29 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// Every `key=value` of a query, both percent-decoded (a bare `key` has an empty value).
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// JSON as Envoy's admin prints it: one-space indents, a final newline.
+fn pretty_json<T: serde::Serialize>(value: &T) -> String {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b" "));
+    if value.serialize(&mut ser).is_err() {
+        return "{}\n".into();
+    }
+    buf.push(b'\n');
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -125,11 +195,12 @@ fn percent_decode(s: &str) -> String {
 fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
-    let Some((_, _, post_only)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
+    tracing::debug!(http.method = %req.method(), http.path = path, "admin request");
+    let Some(endpoint) = ENDPOINTS.iter().find(|e| e.path == path) else {
         let body = format!("invalid path. {}", help_text());
         return resp(StatusCode::NOT_FOUND, TEXT, body);
     };
-    if *post_only && req.method() != Method::POST {
+    if endpoint.post_only && req.method() != Method::POST {
         return resp(
             StatusCode::METHOD_NOT_ALLOWED,
             TEXT,
@@ -137,22 +208,39 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         );
     }
     match path {
+        "/" => resp(StatusCode::OK, HTML, home::html(ENDPOINTS)),
         "/help" => resp(StatusCode::OK, TEXT, help_text()),
         "/ready" => {
-            if server.shared.health_failing.load(Ordering::Relaxed) || server.is_draining() {
-                resp(StatusCode::SERVICE_UNAVAILABLE, TEXT, "DRAINING\n")
-            } else {
+            if server.is_live() {
                 resp(StatusCode::OK, TEXT, "LIVE\n")
+            } else {
+                resp(StatusCode::SERVICE_UNAVAILABLE, TEXT, "DRAINING\n")
             }
         }
         "/healthcheck/fail" => {
-            server.shared.health_failing.store(true, Ordering::Relaxed);
+            server.set_health_check_failed(true);
             resp(StatusCode::OK, TEXT, "OK\n")
         }
         "/healthcheck/ok" => {
-            server.shared.health_failing.store(false, Ordering::Relaxed);
+            server.set_health_check_failed(false);
             resp(StatusCode::OK, TEXT, "OK\n")
         }
+        "/drain_listeners" => {
+            server.drain_listeners(drain::DrainListeners::parse_query(query));
+            resp(StatusCode::OK, TEXT, "OK\n")
+        }
+        "/logging" => {
+            let (status, body) = server.loggers.handle(&query_pairs(query));
+            resp(status, TEXT, body)
+        }
+        "/reset_counters" => {
+            server.shared.stats.reset_counters();
+            resp(StatusCode::OK, TEXT, "OK\n")
+        }
+        "/memory" => resp(StatusCode::OK, JSON, pretty_json(&memory::read())),
+        "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"entries": {}, "layers": []}))),
+        "/certs" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"certificates": []}))),
+        "/hot_restart_version" => resp(StatusCode::OK, TEXT, "disabled"),
         "/reopen_logs" => {
             server.log_writers.reopen();
             resp(StatusCode::OK, TEXT, "OK\n")

@@ -181,6 +181,16 @@ impl Store {
                 }
         });
     }
+
+    /// Sets every counter back to zero (the admin's `/reset_counters`); gauges and text
+    /// readouts keep their values, as in Envoy.
+    pub fn reset_counters(&self) {
+        for m in self.lock().values() {
+            if let Metric::Counter(c) = m {
+                c.0.store(0, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Status-code counters (`<prefix>_200`, `<prefix>_2xx`) created on first use, so the store

@@ -5,6 +5,7 @@ mod common;
 
 mod actions;
 mod admin;
+mod admin_api;
 mod config_errors;
 mod dns;
 mod fixtures;

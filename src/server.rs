@@ -88,10 +88,9 @@ impl Server {
 
     /// `LIVE` for `/ready` and `/server_info`: not shutting down, not failing health checks,
     /// listeners not drained through the admin.
+    /// `/ready` and `server_info.state`: Envoy 1.40 stays LIVE after `/drain_listeners`.
     pub fn is_live(&self) -> bool {
-        !(self.is_draining()
-            || self.shared.health_failing.load(Ordering::Relaxed)
-            || self.listener_drain.borrow().listeners_draining())
+        !(self.is_draining() || self.shared.health_failing.load(Ordering::Relaxed))
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.

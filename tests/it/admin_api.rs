@@ -236,20 +236,17 @@ async fn reset_counters_zeroes_counters_after_traffic() {
 }
 
 #[tokio::test]
-async fn drain_listeners_makes_ready_fail() {
+async fn drain_listeners_is_post_only_and_leaves_ready_live() {
     let up = upstream::http1().spawn().await;
     let legate = start(&up).await;
-    assert_eq!(legate.admin_get("/ready").await.status, 200);
+    assert_eq!(legate.admin_get("/drain_listeners").await.status, 405);
     let r = legate.admin_post("/drain_listeners?graceful&inboundonly").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "OK\n");
+    // As in Envoy 1.40: draining listeners does not make the server unready.
     let r = legate.admin_get("/ready").await;
-    assert_eq!(r.status, 503);
-    assert_eq!(r.text(), "DRAINING\n");
-    assert_eq!(legate.admin_get("/server_info").await.json()["state"], "DRAINING");
-    // Sticky: /healthcheck/ok does not undo a listener drain.
-    legate.admin_post("/healthcheck/ok").await;
-    assert_eq!(legate.admin_get("/ready").await.status, 503);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "LIVE\n");
 }
 
 #[tokio::test]

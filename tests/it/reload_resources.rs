@@ -4,10 +4,10 @@
 
 use serde_json::json;
 
-use crate::common::assert_eventually;
 use crate::common::client::Client;
 use crate::common::config::{bootstrap, direct, static_cluster};
 use crate::common::legate::{parse_listeners, Legate};
+use crate::common::{assert_eventually, dead_addr};
 use crate::reload::{body_text, cds, cds_of, cla, direct_listener, discovery, rds_listener, rds_to, Conn, Rig, Write};
 
 #[tokio::test]
@@ -82,6 +82,35 @@ async fn lds_removes_a_listener_and_drains_its_connections() {
     // The idle connection is closed once the drain time is over.
     assert_eventually!(idle.get("/").await.is_err(), "the idle connection is closed after the drain time");
     assert_eq!(rig.hit("/").await, "a", "main is untouched");
+}
+
+#[tokio::test]
+async fn lds_moves_a_listener_to_a_new_address() {
+    let rig = Rig::dynamic(|_| vec![direct_listener("main", "here")]).await;
+    let old = rig.listener("main").await.expect("main");
+    let new = dead_addr();
+    let mut moved = direct_listener("main", "moved");
+    moved["address"]["socket_address"]["port_value"] = json!(new.port());
+    Write::Rename.apply(&rig.path("lds.yaml"), &discovery("v2", vec![moved]));
+    assert_eventually!(rig.listener("main").await == Some(new), "main moves to {new}");
+    let r = Client::h1().get(&format!("http://{new}/")).await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "moved".to_string()));
+    assert_eventually!(tokio::net::TcpStream::connect(old).await.is_err(), "the old address stops accepting");
+    rig.assert_no_rejected_reload().await;
+}
+
+/// A request that started before a route swap finishes on the old route.
+#[tokio::test]
+async fn rds_swap_under_an_in_flight_request() {
+    let rig = Rig::rds().await;
+    let main = rig.listener("main").await.expect("main");
+    let slow = tokio::spawn(async move { Client::h1().get(&format!("http://{main}/delay/1500ms")).await });
+    assert_eventually!(rig.setup.a.in_flight() == 1, "the slow request reaches a");
+    Write::Rename.apply(&rig.path("rds.yaml"), &rds_to("v2", "b_svc"));
+    assert_eventually!(rig.hit("/").await == "b", "new requests take the new route");
+    let r = slow.await.expect("slow request task");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.instance(), "a", "the in-flight request finishes on the old route");
 }
 
 #[tokio::test]

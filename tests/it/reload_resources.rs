@@ -84,6 +84,17 @@ async fn lds_removes_a_listener_and_drains_its_connections() {
     assert_eq!(rig.hit("/").await, "a", "main is untouched");
 }
 
+/// With the default (long) drain time, a removed listener must refuse new connections at once
+/// rather than leave them queued on a socket nobody accepts from.
+#[tokio::test]
+async fn lds_removed_listener_refuses_new_connections_during_the_drain() {
+    let rig = Rig::dynamic(|s| vec![rds_listener(s, "main"), direct_listener("gone", "bye")]).await;
+    let gone = rig.listener("gone").await.expect("gone");
+    Write::Rename.apply(&rig.path("lds.yaml"), &discovery("v2", vec![rds_listener(&rig.setup, "main")]));
+    assert_eventually!(rig.listener("gone").await.is_none(), "gone leaves /listeners");
+    assert_eventually!(tokio::net::TcpStream::connect(gone).await.is_err(), "new connections to {gone} are refused");
+}
+
 #[tokio::test]
 async fn lds_moves_a_listener_to_a_new_address() {
     let rig = Rig::dynamic(|_| vec![direct_listener("main", "here")]).await;

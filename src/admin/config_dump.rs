@@ -114,7 +114,8 @@ pub fn config_dump(src: &Sources, errors: &BTreeMap<String, Value>, started: Sys
             })
             .collect();
         configs.push(json!({"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
-                            "dynamic_endpoint_configs": eps}));
+                            "dynamic_endpoint_configs": eps,
+                            "eds_errors": errors.iter().filter(|(k, _)| k.starts_with("eds(")).map(|(k, v)| json!({"name": k, "error_state": v})).collect::<Vec<_>>()}));
     }
     // Envoy's JSON leaves out empty strings and absent messages.
     for c in configs.iter_mut() {

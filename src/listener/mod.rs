@@ -102,6 +102,8 @@ pub fn spawn_listener(
             }
         }
         tracing::debug!(listener.name = %listener.config.name, "listener stopped accepting");
+        // Close the socket now: new connections must be refused, not queued unanswered.
+        drop(socket);
         if stopped {
             // Its draining connections still route with it (they hold only a Weak).
             tokio::time::sleep(shared.drain_time).await;

@@ -8,6 +8,7 @@ mod admin;
 mod admin_api;
 mod config_errors;
 mod dns;
+mod examples;
 mod fixtures;
 mod local_replies;
 mod protocol;

@@ -324,7 +324,7 @@ async fn process(
                     resp.headers_mut().insert(LOCATION, v);
                 }
             }
-            response_header_ops(resp.headers_mut(), None, route, vh, table);
+            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
             Ok(resp)
         }
         ActionRt::Redirect(rd) => {
@@ -335,7 +335,7 @@ async fn process(
             if let Ok(v) = HeaderValue::from_str(&location) {
                 resp.headers_mut().insert(LOCATION, v);
             }
-            response_header_ops(resp.headers_mut(), None, route, vh, table);
+            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
             Ok(resp)
         }
         ActionRt::Forward(fwd) => {
@@ -354,7 +354,7 @@ async fn process(
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
-            request_header_ops(&mut parts.headers, weighted_ops.as_ref(), route, vh, table);
+            header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table);
 
             let path = match rewrite::rewrite_path(fwd, &full_path) {
                 Some(new_path) => {
@@ -428,7 +428,7 @@ async fn forward_to(
             if vh.include_attempt_count_in_response {
                 rparts.headers.insert(headers::X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(out.attempts));
             }
-            response_header_ops(&mut rparts.headers, weighted_ops.as_ref(), route, vh, table);
+            header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table);
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()
@@ -471,21 +471,17 @@ fn set_server(h: &mut http::HeaderMap, hcm: &Hcm) {
     }
 }
 
-/// Route, then virtual host, then route configuration; each removes before it adds.
-fn request_header_ops(
-    h: &mut http::HeaderMap,
-    weighted: Option<&HeaderOpsRt>,
-    route: &RouteRt,
-    vh: &VirtualHostRt,
-    table: &RouteTable,
-) {
-    for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
-        apply_removes(h, &ops.request_remove);
-        apply_adds(h, &ops.request_add);
-    }
+/// Which side of a message header operations apply to.
+#[derive(Clone, Copy)]
+enum Side {
+    Request,
+    Response,
 }
 
-fn response_header_ops(
+/// Weighted cluster, then route, then virtual host, then route configuration; each level
+/// removes before it adds.
+fn header_ops(
+    side: Side,
     h: &mut http::HeaderMap,
     weighted: Option<&HeaderOpsRt>,
     route: &RouteRt,
@@ -493,7 +489,11 @@ fn response_header_ops(
     table: &RouteTable,
 ) {
     for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
-        apply_removes(h, &ops.response_remove);
-        apply_adds(h, &ops.response_add);
+        let (remove, add) = match side {
+            Side::Request => (&ops.request_remove, &ops.request_add),
+            Side::Response => (&ops.response_remove, &ops.response_add),
+        };
+        apply_removes(h, remove);
+        apply_adds(h, add);
     }
 }

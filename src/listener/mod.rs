@@ -64,8 +64,9 @@ pub fn spawn_listener(
             let accepted = tokio::select! {
                 r = socket.accept() => r,
                 _ = shutdown.changed() => break,
-                _ = stop.changed() => {
-                    stopped = true;
+                changed = stop.changed() => {
+                    // Err: the manager is gone, which happens only when the process stops.
+                    stopped = changed.is_ok();
                     break;
                 }
             };
@@ -102,8 +103,10 @@ pub fn spawn_listener(
             }
         }
         tracing::debug!(listener.name = %listener.config.name, "listener stopped accepting");
-        // Close the socket now: new connections must be refused, not queued unanswered.
+        // Close the socket now: new connections must be refused, not queued unanswered; and
+        // let go of the drain handle, which only live connections should hold.
         drop(socket);
+        drop(drain);
         if stopped {
             // Its draining connections still route with it (they hold only a Weak).
             tokio::time::sleep(shared.drain_time).await;
@@ -214,6 +217,7 @@ async fn serve_connection(
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;
+    let mut stopping = false;
     // Set once the listener stops: past it, the connection is closed whatever it is doing.
     let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(drain_deadline);
@@ -225,19 +229,26 @@ async fn serve_connection(
                 }
                 break;
             }
-            _ = shutdown.changed(), if !draining => {
-                draining = true;
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = stop.changed(), if !draining => {
-                // The listener left the configuration: HTTP/1.1 answers its next response with
-                // `connection: close`, h2 gets a GOAWAY; both are cut after the drain time.
+            changed = stop.changed(), if !draining && !stopping => {
                 draining = true;
-                ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-                if is_h2 {
+                if changed.is_err() {
+                    // The listener manager is gone: the process is stopping.
+                    stopping = true;
                     conn.as_mut().graceful_shutdown();
+                } else {
+                    // The listener left the configuration: HTTP/1.1 answers its next response
+                    // with `connection: close`, h2 gets a GOAWAY; both are cut after the drain
+                    // time.
+                    ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if is_h2 {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
                 }
-                drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
             }
             _ = &mut drain_deadline => {
                 tracing::debug!(client.addr = %ctx.remote, "drain time over; closing connection");

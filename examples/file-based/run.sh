@@ -4,12 +4,21 @@
 # Usage: examples/file-based/run.sh [path/to/legate]   (default: target/release/legate)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-legate=${1:-$here/../../target/release/legate}
+legate=$(realpath "${1:-$here/../../target/release/legate}")
 work=$(mktemp -d)
 cp "$here"/*.yaml "$work"/
 cd "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Bounded wait for them to go, then force what is left: only our own PIDs.
+  for _ in $(seq 1 50); do
+    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # Three upstreams that say who they are.
@@ -18,7 +27,7 @@ for port in 18081 18082 18083; do
   python3 -m http.server "$port" --bind 127.0.0.1 --directory "up$port" >/dev/null 2>&1 &
   pids+=($!)
 done
-"$legate" -c envoy.yaml -l warning &
+"$legate" -c envoy.yaml -l warning --drain-time-s 2 &
 pids+=($!)
 
 # Bounded wait for a condition: up to 10 s.

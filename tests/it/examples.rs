@@ -6,11 +6,15 @@ use std::time::Duration;
 
 fn run_example(script: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
+    // Output to files, not pipes: a process the script leaves behind cannot block the test.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
     let mut child = Command::new("bash")
         .arg(format!("{root}/examples/{script}"))
         .arg(env!("CARGO_BIN_EXE_legate"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
         .expect("bash runs");
     // Bounded: the scripts wait at most 10 s per step.
@@ -22,14 +26,10 @@ fn run_example(script: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("sandbox OK"),
-        "{script} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = child.wait().expect("wait");
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(status.success() && stdout.contains("sandbox OK"), "{script} failed ({status}):\n{stdout}\n{stderr}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{bind, spawn_listener, Drain};
 use crate::proxy::Shared;
-use crate::snapshot::ListenerRt;
+use crate::snapshot::{ListenerRt, Snapshot};
 
 struct Running {
     configured: SocketAddr,
@@ -71,8 +71,9 @@ impl ListenerManager {
         Ok(Plan { bind: bind_list, stop, order: listeners.iter().map(|l| l.config.name.clone()).collect() })
     }
 
-    /// Starts the new accept loops and stops the old ones; their connections drain.
-    pub fn commit(&mut self, plan: Plan) {
+    /// Starts the new accept loops and stops the old ones; their connections drain, routed by
+    /// the listener's last version from `prev`, kept alive here for the drain time.
+    pub fn commit(&mut self, plan: Plan, prev: &Snapshot) {
         for name in plan.stop {
             if let Some(r) = self.running.remove(&name) {
                 tracing::info!(listener.name = %name, listener.address = %r.bound, "listener stops accepting; draining");
@@ -80,9 +81,11 @@ impl ListenerManager {
                 let draining = self.shared.stats.gauge("listener_manager.total_listeners_draining");
                 draining.inc();
                 let drain_time = self.shared.drain_time;
+                let last = prev.listeners.iter().find(|l| l.config.name == name).cloned();
                 tokio::spawn(async move {
                     tokio::time::sleep(drain_time).await;
                     draining.dec();
+                    drop(last);
                 });
             }
         }

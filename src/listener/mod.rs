@@ -8,7 +8,7 @@ pub mod manager;
 mod prefixed;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,19 +56,16 @@ pub fn spawn_listener(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut listener = listener;
         let name: Arc<str> = Arc::from(listener.config.name.as_str());
+        // Weak: the snapshot (or, while it drains, the listener manager) keeps it alive; an
+        // accept loop must not pin old route tables, nor the clusters they name.
+        let mut listener: Weak<ListenerRt> = Arc::downgrade(&listener);
         let mut shutdown = drain.shutdown.clone();
-        let mut stopped = false;
         loop {
             let accepted = tokio::select! {
                 r = socket.accept() => r,
                 _ = shutdown.changed() => break,
-                changed = stop.changed() => {
-                    // Err: the manager is gone, which happens only when the process stops.
-                    stopped = changed.is_ok();
-                    break;
-                }
+                _ = stop.changed() => break,
             };
             match accepted {
                 Ok((stream, remote)) => {
@@ -76,42 +73,37 @@ pub fn spawn_listener(
                     // connection manager while the socket stayed.
                     let current = {
                         let snap = shared.snapshot.load();
-                        snap.listeners.iter().find(|l| l.config.name == listener.config.name).cloned()
+                        snap.listeners.iter().find(|l| *l.config.name == *name).cloned()
                     };
-                    if let Some(current) = current {
-                        // Hold only the newest version: older route tables can go.
-                        listener = current;
-                    }
+                    let Some(current) = current.or_else(|| listener.upgrade()) else {
+                        // Removed and drained: nothing can serve this connection.
+                        continue;
+                    };
+                    listener = Arc::downgrade(&current);
                     let ctx = Arc::new(ConnCtx {
                         shared: Arc::clone(&shared),
-                        local: stream.local_addr().unwrap_or(listener.config.address),
+                        local: stream.local_addr().unwrap_or(current.config.address),
                         listener_name: Arc::clone(&name),
-                        listener: Arc::downgrade(&listener),
+                        listener: Arc::downgrade(&current),
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
-                    let lstats = listener.stats.clone();
+                    let lstats = current.stats.clone();
+                    drop(current);
                     tokio::spawn(serve_connection(stream, ctx, lstats, drain, stop));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(listener.name = %listener.config.name, error = %e, "accept failed");
+                    tracing::warn!(listener.name = %name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
         }
-        tracing::debug!(listener.name = %listener.config.name, "listener stopped accepting");
-        // Close the socket now: new connections must be refused, not queued unanswered; and
-        // let go of the drain handle, which only live connections should hold.
+        tracing::debug!(listener.name = %name, "listener stopped accepting");
+        // Close the socket now: new connections must be refused, not queued unanswered.
         drop(socket);
-        drop(drain);
-        if stopped {
-            // Its draining connections still route with it (they hold only a Weak).
-            tokio::time::sleep(shared.drain_time).await;
-        }
-        drop(listener);
     })
 }
 

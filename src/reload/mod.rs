@@ -251,11 +251,12 @@ impl Reloader {
             .map(|(_, c)| Arc::clone(c))
             .collect();
         server.shared.snapshot.store(Arc::new(built.snapshot));
-        self.manager.commit(built.plan);
+        self.manager.commit(built.plan, &prev);
         server.set_bound(self.manager.bound());
         for c in removed_clusters {
             // In-flight requests hold their own Arc; idle connections can go now.
             c.shutdown();
+            forget_stats_when_gone(&server, Arc::downgrade(&c), format!("cluster.{}.", c.name()));
         }
         count_changes(&server, d, &prev);
         self.sources = next;
@@ -292,6 +293,24 @@ impl Reloader {
             changes: if applied { d.summary() } else { serde_json::Value::Null },
         });
     }
+}
+
+/// Drops a removed cluster's stats from the store once its last request has ended (the last
+/// `Arc` gone), so thousands of reloads do not grow `/stats`. Bounded: it checks once a second
+/// for at most the drain time plus a minute. A cluster of the same name added back meanwhile
+/// holds its own handles, which `retain_live` keeps.
+fn forget_stats_when_gone(server: &Arc<Server>, cluster: std::sync::Weak<crate::upstream::Cluster>, prefix: String) {
+    let stats = Arc::clone(&server.shared.stats);
+    let checks = server.shared.drain_time.as_secs().saturating_add(60);
+    tokio::spawn(async move {
+        for _ in 0..checks {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if cluster.upgrade().is_none() {
+                stats.retain_live(&prefix);
+                return;
+            }
+        }
+    });
 }
 
 fn err_in(file: Option<PathBuf>, path: &str, message: String) -> cfg::ConfigError {

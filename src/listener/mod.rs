@@ -59,7 +59,10 @@ pub fn spawn_listener(
         let name: Arc<str> = Arc::from(listener.config.name.as_str());
         // Weak: the snapshot (or, while it drains, the listener manager) keeps it alive; an
         // accept loop must not pin old route tables, nor the clusters they name.
-        let mut listener: Weak<ListenerRt> = Arc::downgrade(&listener);
+        let first = listener;
+        let mut listener: Weak<ListenerRt> = Arc::downgrade(&first);
+        // Shadowing would not drop it: the task would pin the first version for good.
+        drop(first);
         let mut shutdown = drain.shutdown.clone();
         loop {
             let accepted = tokio::select! {

@@ -146,6 +146,10 @@ async fn cds_removes_a_cluster_under_an_in_flight_request() {
     let r = slow.await.expect("slow request task");
     assert_eq!(r.status, 200, "the in-flight request through the removed cluster completes: {}", r.text());
     assert_eq!(r.instance(), "a");
+    assert_eventually!(
+        !rig.legate.admin_get("/stats").await.text().contains("cluster.a_svc."),
+        "cluster.a_svc.* stats are dropped after the cluster is gone"
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use crate::reload::history::History;
 use crate::reload::sources::Sources;
 use crate::reload::Reloader;
 use crate::snapshot::{LogWriters, Snapshot};
-use crate::stats::Store;
+use crate::stats::{Gauge, Histogram, Store};
 
 /// What the command line decided, as far as the running server cares.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +71,43 @@ pub struct Server {
     /// What the admin asks of the listeners (`/drain_listeners`, `/healthcheck/fail`); the
     /// listener code reads it through [`Server::listener_drain`].
     listener_drain: watch::Sender<ListenerDrain>,
+    server_stats: ServerStats,
+}
+
+/// Envoy's `server.*` gauges that change by themselves, refreshed on every stats flush and
+/// before the admin renders stats.
+struct ServerStats {
+    uptime: Gauge,
+    state: Gauge,
+    memory_allocated: Gauge,
+    memory_physical_size: Gauge,
+    memory_heap_size: Gauge,
+    initialization_time_ms: Histogram,
+}
+
+impl ServerStats {
+    fn new(store: &Store) -> Self {
+        // Envoy's integer version comes from its SCM revision; legate's from its crate
+        // version (major * 10000 + minor * 100 + patch).
+        let part = |s: &str| s.parse::<i64>().unwrap_or(0);
+        let version = part(env!("CARGO_PKG_VERSION_MAJOR")) * 10_000
+            + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+            + part(env!("CARGO_PKG_VERSION_PATCH"));
+        store.gauge("server.version").set(version);
+        store.gauge("server.hot_restart_epoch").set(0);
+        store.gauge("server.parent_connections").set(0);
+        let state = store.gauge("server.state");
+        // PRE_INITIALIZING until the first snapshot serves.
+        state.set(2);
+        ServerStats {
+            uptime: store.gauge("server.uptime"),
+            state,
+            memory_allocated: store.gauge("server.memory_allocated"),
+            memory_physical_size: store.gauge("server.memory_physical_size"),
+            memory_heap_size: store.gauge("server.memory_heap_size"),
+            initialization_time_ms: store.histogram("server.initialization_time_ms"),
+        }
+    }
 }
 
 impl Server {
@@ -91,6 +128,19 @@ impl Server {
     /// `/ready` and `server_info.state`: Envoy 1.40 stays LIVE after `/drain_listeners`.
     pub fn is_live(&self) -> bool {
         !(self.is_draining() || self.shared.health_failing.load(Ordering::Relaxed))
+    }
+
+    /// Brings `server.uptime`, `state` and the memory gauges up to date.
+    pub fn refresh_stats(&self) {
+        let st = &self.server_stats;
+        st.uptime.set(self.started.elapsed().as_secs() as i64);
+        // Envoy's ServerState: 0 LIVE, 1 DRAINING (also while health checks fail).
+        st.state.set(if self.is_live() { 0 } else { 1 });
+        let mem = crate::admin::memory::read();
+        let num = |s: &str| s.parse::<i64>().unwrap_or(0);
+        st.memory_allocated.set(num(&mem.allocated));
+        st.memory_physical_size.set(num(&mem.total_physical_bytes));
+        st.memory_heap_size.set(num(&mem.heap_size));
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.
@@ -213,6 +263,7 @@ pub async fn run_with_loggers(
         local_ip: first_local_ip(),
         health_failing: AtomicBool::new(false),
         drain_time: options.drain_time,
+        total_connections: store.gauge("server.total_connections"),
     });
     let sources =
         Sources::new(options.config_path.clone(), options.config_yaml.clone(), bootstrap.clone(), bootstrap_json);
@@ -234,6 +285,7 @@ pub async fn run_with_loggers(
         draining: AtomicBool::new(false),
         loggers,
         listener_drain: watch::channel(ListenerDrain::default()).0,
+        server_stats: ServerStats::new(&store),
     });
 
     // The admin binds first: a port clash there stops startup before anything serves.
@@ -256,6 +308,9 @@ pub async fn run_with_loggers(
     let manager = ListenerManager::new(Arc::clone(&shared), drain);
     let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch).await?;
     let reload_task = tokio::spawn(reloader.run(shutdown_rx));
+    server.server_stats.initialization_time_ms.record_duration(server.started.elapsed());
+    server.refresh_stats();
+    spawn_stats_flush(Arc::clone(&server));
 
     if let Some((socket, local)) = admin_socket {
         crate::admin::spawn_admin(socket, Arc::clone(&server));
@@ -287,6 +342,24 @@ pub async fn run_with_loggers(
     // Lines of the last requests still queued: give the writers a moment, bounded.
     let _ = tokio::time::timeout(Duration::from_secs(1), writers.flush()).await;
     Ok(())
+}
+
+/// Envoy's stats flush (its default `stats_flush_interval`, 5 s): histograms' interval
+/// quantiles and the `server.*` gauges.
+fn spawn_stats_flush(server: Arc<Server>) {
+    let weak = Arc::downgrade(&server);
+    drop(server);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(server) = weak.upgrade() else { return };
+            server.shared.stats.flush_histograms();
+            server.refresh_stats();
+        }
+    });
 }
 
 /// logrotate's `postrotate kill -USR1`: reopen access-log files.

@@ -12,7 +12,7 @@ use crate::access_log::{spawn_writer, AccessLogWriter, LineFormat, Sink};
 use crate::config::model;
 use crate::proxy::Logger;
 use crate::routing::RouteTable;
-use crate::stats::{CodeCounters, Counter, Gauge, Store};
+use crate::stats::{CodeCounters, Counter, Gauge, Histogram, Store};
 use crate::upstream::Cluster;
 
 /// Envoy's `http.<stat_prefix>.*`.
@@ -23,12 +23,18 @@ pub struct HcmStats {
     pub downstream_cx_http2_total: Counter,
     pub downstream_cx_destroy: Counter,
     pub downstream_cx_drain_close: Counter,
+    pub downstream_cx_rx_bytes_total: Counter,
+    pub downstream_cx_tx_bytes_total: Counter,
+    pub downstream_cx_length_ms: Histogram,
     pub downstream_rq_total: Counter,
     pub downstream_rq_active: Gauge,
     pub downstream_rq_completed: Counter,
     pub downstream_rq_http1_total: Counter,
     pub downstream_rq_http2_total: Counter,
     pub downstream_rq_timeout: Counter,
+    pub downstream_rq_rx_reset: Counter,
+    pub downstream_rq_tx_reset: Counter,
+    pub downstream_rq_time: Histogram,
     pub rq_total: Counter,
     pub no_route: Counter,
     pub no_cluster: Counter,
@@ -46,12 +52,18 @@ impl HcmStats {
             downstream_cx_http2_total: c("downstream_cx_http2_total"),
             downstream_cx_destroy: c("downstream_cx_destroy"),
             downstream_cx_drain_close: c("downstream_cx_drain_close"),
+            downstream_cx_rx_bytes_total: c("downstream_cx_rx_bytes_total"),
+            downstream_cx_tx_bytes_total: c("downstream_cx_tx_bytes_total"),
+            downstream_cx_length_ms: store.histogram(&format!("http.{prefix}.downstream_cx_length_ms")),
             downstream_rq_total: c("downstream_rq_total"),
             downstream_rq_active: g("downstream_rq_active"),
             downstream_rq_completed: c("downstream_rq_completed"),
             downstream_rq_http1_total: c("downstream_rq_http1_total"),
             downstream_rq_http2_total: c("downstream_rq_http2_total"),
             downstream_rq_timeout: c("downstream_rq_timeout"),
+            downstream_rq_rx_reset: c("downstream_rq_rx_reset"),
+            downstream_rq_tx_reset: c("downstream_rq_tx_reset"),
+            downstream_rq_time: store.histogram(&format!("http.{prefix}.downstream_rq_time")),
             rq_total: c("rq_total"),
             no_route: c("no_route"),
             no_cluster: c("no_cluster"),
@@ -110,6 +122,11 @@ pub struct ListenerStats {
     pub downstream_cx_total: Counter,
     pub downstream_cx_active: Gauge,
     pub downstream_cx_destroy: Counter,
+    /// Always 0: legate sets no listener connection limit.
+    pub downstream_cx_overflow: Counter,
+    /// Connections no filter chain matched (legate's listeners have one chain matching all).
+    pub no_filter_chain_match: Counter,
+    pub downstream_cx_length_ms: Histogram,
 }
 
 impl ListenerStats {
@@ -124,6 +141,9 @@ impl ListenerStats {
             downstream_cx_total: c("downstream_cx_total"),
             downstream_cx_active: store.gauge(&format!("listener.{name}.downstream_cx_active")),
             downstream_cx_destroy: c("downstream_cx_destroy"),
+            downstream_cx_overflow: c("downstream_cx_overflow"),
+            no_filter_chain_match: c("no_filter_chain_match"),
+            downstream_cx_length_ms: store.histogram(&format!("listener.{name}.downstream_cx_length_ms")),
         }
     }
 }

@@ -299,6 +299,7 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 _ => None,
             };
             let filter = render::Filter { regex, used_only: query.split('&').any(|kv| kv == "usedonly") };
+            server.refresh_stats();
             let stats = &server.shared.stats;
             if path == "/stats/prometheus" || query_param(query, "format") == Some("prometheus") {
                 resp(StatusCode::OK, "text/plain; charset=UTF-8", render::prometheus(stats, &filter))

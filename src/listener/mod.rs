@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::model::CodecType;
 use crate::proxy::{handle, ConnCtx, Shared};
 use crate::snapshot::{ListenerRt, ListenerStats};
+use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
 use prefixed::PrefixedIo;
 
@@ -146,10 +147,18 @@ async fn serve_connection(
 ) {
     let _alive = drain.alive;
     let mut shutdown = drain.shutdown;
+    let opened = std::time::Instant::now();
     lstats.downstream_cx_total.inc();
     let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
+    let _total = GaugeGuard::new(&ctx.shared.total_connections);
     let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) else { return };
     let hstats = &hcm.stats;
+    let hcm_cx_length = hstats.downstream_cx_length_ms.clone();
+    let record_length = |h: &crate::stats::Histogram| {
+        let ms = opened.elapsed();
+        lstats.downstream_cx_length_ms.record_duration(ms);
+        h.record_duration(ms);
+    };
     hstats.downstream_cx_total.inc();
     let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
     let _ = stream.set_nodelay(true);
@@ -162,10 +171,12 @@ async fn serve_connection(
         _ => {
             lstats.downstream_cx_destroy.inc();
             hstats.downstream_cx_destroy.inc();
+            record_length(&hcm_cx_length);
             return;
         }
     };
     first.truncate(n);
+    hstats.downstream_cx_rx_bytes_total.add(n as u64);
     let is_h2 = first.starts_with(b"PRI * HTTP/2.0") || cfg.codec_type == CodecType::Http2;
     if is_h2 {
         hstats.downstream_cx_http2_total.inc();
@@ -179,15 +190,23 @@ async fn serve_connection(
                 "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 16\r\ncontent-type: text/plain\r\ndate: {date}\r\nserver: {}\r\nconnection: close\r\n\r\nUpgrade Required",
                 hcm.config.server_name
             );
-            let _ = stream.write_all(resp.as_bytes()).await;
+            if stream.write_all(resp.as_bytes()).await.is_ok() {
+                hstats.downstream_cx_tx_bytes_total.add(resp.len() as u64);
+            }
             let _ = stream.shutdown().await;
             lstats.downstream_cx_destroy.inc();
             hstats.downstream_cx_destroy.inc();
+            record_length(&hcm_cx_length);
             return;
         }
     }
 
-    let io = TokioIo::new(PrefixedIo::new(Bytes::from(first), stream));
+    let counted = CountedIo::new(
+        stream,
+        hstats.downstream_cx_rx_bytes_total.clone(),
+        hstats.downstream_cx_tx_bytes_total.clone(),
+    );
+    let io = TokioIo::new(PrefixedIo::new(Bytes::from(first), counted));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
     builder
@@ -252,6 +271,7 @@ async fn serve_connection(
         }
     }
     lstats.downstream_cx_destroy.inc();
+    record_length(&hcm_cx_length);
     hstats_destroy(&ctx);
 }
 

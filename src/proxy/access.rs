@@ -15,6 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::body::{BodyError, ResBody};
 use crate::access_log::{AccessLogWriter, LineFormat, LogContext};
+use crate::stats::Histogram;
 
 /// One configured logger: its compiled format and its sink's writer.
 pub struct Logger {
@@ -37,6 +38,26 @@ pub struct Trace {
     pub local_reply: bool,
     /// Counts request body bytes when a logger wants `%BYTES_RECEIVED%`.
     pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// When the answering upstream attempt was sent, and its cluster's `upstream_rq_time`.
+    pub upstream_sent: Option<(Instant, Histogram)>,
+}
+
+/// Envoy's request-time histograms, recorded when the response to the client ends.
+pub struct RqTiming {
+    pub started: Instant,
+    /// `http.<prefix>.downstream_rq_time`.
+    pub downstream: Histogram,
+    /// When the upstream attempt was sent, and `cluster.<name>.upstream_rq_time`.
+    pub upstream: Option<(Instant, Histogram)>,
+}
+
+impl RqTiming {
+    fn record(&self) {
+        self.downstream.record_duration(self.started.elapsed());
+        if let Some((sent, h)) = &self.upstream {
+            h.record_duration(sent.elapsed());
+        }
+    }
 }
 
 /// Everything a line needs that outlives the handler.
@@ -101,19 +122,28 @@ impl PendingLog {
 pub struct LoggedBody {
     inner: ResBody,
     log: Option<Box<PendingLog>>,
+    timing: Option<RqTiming>,
 }
 
 impl LoggedBody {
     pub fn plain(inner: ResBody) -> Self {
-        LoggedBody { inner, log: None }
+        LoggedBody { inner, log: None, timing: None }
     }
     pub fn logged(inner: ResBody, log: Box<PendingLog>) -> Self {
-        LoggedBody { inner, log: Some(log) }
+        LoggedBody { inner, log: Some(log), timing: None }
+    }
+    /// Records the request-time histograms when the body ends.
+    pub fn timed(mut self, timing: RqTiming) -> Self {
+        self.timing = Some(timing);
+        self
     }
 }
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
+        if let Some(t) = self.timing.take() {
+            t.record();
+        }
         if let Some(log) = self.log.take() {
             log.write();
         }

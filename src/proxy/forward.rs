@@ -46,6 +46,8 @@ pub struct Outcome {
     pub response: Response<Incoming>,
     pub host: Arc<Host>,
     pub service_time: Duration,
+    /// When the answering attempt was sent (the start of Envoy's `upstream_rq_time`).
+    pub sent: Instant,
     pub attempts: u32,
     /// When the route timeout ends; the response body must be complete by then.
     pub deadline: Option<Instant>,
@@ -132,7 +134,7 @@ pub async fn forward(
                 if attempt > 1 {
                     stats.upstream_rq_retry_success.inc();
                 }
-                return Ok(Outcome { response, host, service_time: sent.elapsed(), attempts: attempt, deadline });
+                return Ok(Outcome { response, host, service_time: sent.elapsed(), sent, attempts: attempt, deadline });
             }
             Err(AttemptError::Timeout) => {
                 host.stats.rq_timeout.inc();

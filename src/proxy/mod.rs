@@ -31,7 +31,7 @@ use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualH
 use crate::snapshot::{Hcm, ListenerRt, Snapshot, SnapshotStore};
 use crate::stats::{GaugeGuard, Store};
 pub use access::{LoggedBody, Logger};
-use access::{PendingLog, Trace};
+use access::{PendingLog, RqTiming, Trace};
 use body::{ReqBody, ResBody};
 use forward::{BodySource, Prepared};
 use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
@@ -48,6 +48,8 @@ pub struct Shared {
     pub health_failing: AtomicBool,
     /// `--drain-time-s`: how long draining connections may live.
     pub drain_time: std::time::Duration,
+    /// `server.total_connections`: open downstream connections on every listener.
+    pub total_connections: crate::stats::Gauge,
 }
 
 /// One downstream connection.
@@ -86,6 +88,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         let (parts, body) = r.into_parts();
         return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
     };
+    let started = Instant::now();
     let stats = &hcm.stats;
     stats.downstream_rq_total.inc();
     stats.rq_total.inc();
@@ -124,7 +127,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             req.version(),
             counter,
             SystemTime::now(),
-            Instant::now(),
+            started,
         )
     });
 
@@ -160,6 +163,8 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     stats.codes.record(resp.status().as_u16());
     stats.downstream_rq_completed.inc();
     let (parts, body) = resp.into_parts();
+    let timing =
+        RqTiming { started, downstream: stats.downstream_rq_time.clone(), upstream: trace.upstream_sent.take() };
     let body = match captured {
         None => LoggedBody::plain(body),
         Some((mut request_headers, method, path, authority, version, bytes_received, start, started)) => {
@@ -189,7 +194,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             )
         }
     };
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(parts, body.timed(timing)))
 }
 
 /// The framing headers of a local reply, as Envoy's codecs write them.
@@ -420,6 +425,7 @@ async fn forward_to(
     match outcome {
         Ok(out) => {
             trace.upstream_host = Some(out.host.addr);
+            trace.upstream_sent = Some((out.sent, cluster.stats.upstream_rq_time.clone()));
             let (mut rparts, rbody) = out.response.into_parts();
             headers::strip_hop_by_hop(&mut rparts.headers);
             let ms = out.service_time.as_millis() as u64;

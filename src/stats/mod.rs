@@ -5,11 +5,15 @@
 //! lock and happens at build time (or once per lazily-created status-code counter). Rendering
 //! (`/stats`, `/stats/prometheus`) lives in [`render`].
 
+pub mod histogram;
+pub mod io;
 pub mod render;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+pub use histogram::Histogram;
 
 /// A monotonically increasing count.
 #[derive(Clone, Debug, Default)]
@@ -86,6 +90,7 @@ pub(crate) enum Metric {
     Counter(Counter),
     Gauge(Gauge),
     Text(TextReadout),
+    Histogram(Histogram),
 }
 
 /// Every stat by its Envoy dotted name.
@@ -137,12 +142,41 @@ impl Store {
         t
     }
 
+    /// The histogram with this name, created empty if new.
+    pub fn histogram(&self, name: &str) -> Histogram {
+        let mut m = self.lock();
+        if let Some(Metric::Histogram(h)) = m.get(name) {
+            return h.clone();
+        }
+        let h = Histogram::default();
+        m.insert(name.to_string(), Metric::Histogram(h.clone()));
+        h
+    }
+
+    /// Every histogram, sorted by name.
+    pub fn histograms(&self) -> Vec<(String, Histogram)> {
+        self.lock()
+            .iter()
+            .filter_map(|(k, m)| match m {
+                Metric::Histogram(h) => Some((k.clone(), h.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Ends a flush period for every histogram (their interval quantiles).
+    pub fn flush_histograms(&self) {
+        for (_, h) in self.histograms() {
+            h.flush();
+        }
+    }
+
     /// Current value of a numeric stat, for tests and the admin.
     pub fn value(&self, name: &str) -> Option<i64> {
         match self.lock().get(name)? {
             Metric::Counter(c) => Some(c.value() as i64),
             Metric::Gauge(g) => Some(g.value()),
-            Metric::Text(_) => None,
+            Metric::Text(_) | Metric::Histogram(_) => None,
         }
     }
 
@@ -153,7 +187,7 @@ impl Store {
             .filter_map(|(k, m)| match m {
                 Metric::Counter(c) => Some((k.clone(), c.value() as i64, true)),
                 Metric::Gauge(g) => Some((k.clone(), g.value(), false)),
-                Metric::Text(_) => None,
+                Metric::Text(_) | Metric::Histogram(_) => None,
             })
             .collect()
     }
@@ -178,6 +212,7 @@ impl Store {
                     Metric::Counter(c) => Arc::strong_count(&c.0) > 1,
                     Metric::Gauge(g) => Arc::strong_count(&g.0) > 1,
                     Metric::Text(t) => Arc::strong_count(&t.0) > 1,
+                    Metric::Histogram(h) => !h.orphaned(),
                 }
         });
     }

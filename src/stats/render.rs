@@ -6,7 +6,10 @@ use std::fmt::Write;
 
 use regex::Regex;
 
-use super::Store;
+use metrics_exporter_prometheus::formatting;
+
+use super::histogram::{BUCKETS, QUANTILES};
+use super::{Histogram, Store};
 
 /// Which stats to show: Envoy's `?filter=` and `?usedonly`.
 #[derive(Default)]
@@ -25,7 +28,8 @@ impl Filter {
 }
 
 /// `name: value` lines sorted by name; text readouts as `name: "value"` (Envoy's order:
-/// text readouts first, then counters and gauges).
+/// text readouts first, then counters and gauges, then histograms with their quantiles as
+/// `P0(interval,cumulative) ...`).
 pub fn text(store: &Store, filter: &Filter) -> String {
     let mut out = String::new();
     for (name, value) in store.texts() {
@@ -38,57 +42,146 @@ pub fn text(store: &Store, filter: &Filter) -> String {
             let _ = writeln!(out, "{name}: {value}");
         }
     }
+    for (name, h) in histograms(store, filter) {
+        let Some(cumulative) = h.cumulative_quantiles() else {
+            let _ = writeln!(out, "{name}: No recorded values");
+            continue;
+        };
+        let interval = h.interval_quantiles();
+        let _ = write!(out, "{name}:");
+        for (i, q) in QUANTILES.iter().enumerate() {
+            let iv = interval.map_or_else(|| "nan".to_string(), |v| v[i].to_string());
+            let _ = write!(out, " P{q}({iv},{})", cumulative[i]);
+        }
+        out.push('\n');
+    }
     out
 }
 
-/// `{"stats":[{"name":..,"value":..}]}` as Envoy's `?format=json`.
-pub fn json(store: &Store, filter: &Filter) -> String {
-    let stats: Vec<serde_json::Value> = store
-        .entries()
+/// The histograms a filter keeps (`?usedonly` drops those with no values).
+fn histograms(store: &Store, filter: &Filter) -> Vec<(String, Histogram)> {
+    store
+        .histograms()
         .into_iter()
-        .filter(|(n, v, c)| filter.keep(n, *v, *c))
-        .map(|(name, value, _)| serde_json::json!({"name": name, "value": value}))
-        .collect();
-    serde_json::json!({ "stats": stats }).to_string()
+        .filter(|(n, h)| !(filter.used_only && h.count() == 0) && filter.regex.as_ref().is_none_or(|r| r.is_match(n)))
+        .collect()
 }
 
-/// Prometheus text exposition with Envoy's names and labels.
+/// `{"stats":[{"name":..,"value":..}, ..., {"histograms": {...}}]}` as Envoy's `?format=json`.
+pub fn json(store: &Store, filter: &Filter) -> String {
+    use serde_json::{json, Value};
+    let mut stats: Vec<Value> = Vec::new();
+    for (name, value) in store.texts() {
+        if filter.regex.as_ref().is_none_or(|r| r.is_match(&name)) && !(filter.used_only && value.is_empty()) {
+            stats.push(json!({"name": name, "value": value}));
+        }
+    }
+    stats.extend(
+        store
+            .entries()
+            .into_iter()
+            .filter(|(n, v, c)| filter.keep(n, *v, *c))
+            .map(|(name, value, _)| json!({"name": name, "value": value})),
+    );
+    let hists = histograms(store, filter);
+    if !hists.is_empty() {
+        let computed: Vec<Value> = hists
+            .iter()
+            .map(|(name, h)| {
+                let (interval, cumulative) = (h.interval_quantiles(), h.cumulative_quantiles());
+                let values: Vec<Value> = (0..QUANTILES.len())
+                    .map(|i| json!({"interval": interval.map(|v| number(v[i])), "cumulative": cumulative.map(|v| number(v[i]))}))
+                    .collect();
+                json!({"name": name, "values": values})
+            })
+            .collect();
+        stats.push(json!({"histograms": {"supported_quantiles": QUANTILES, "computed_quantiles": computed}}));
+    }
+    json!({ "stats": stats }).to_string()
+}
+
+/// Envoy prints whole quantiles as integers (`0`, not `0.0`).
+fn number(v: f64) -> serde_json::Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        serde_json::Value::from(v as i64)
+    } else {
+        serde_json::Value::from(v)
+    }
+}
+
+/// One Prometheus family: its `# TYPE` and sample lines.
+struct Family {
+    kind: &'static str,
+    lines: String,
+}
+
+/// Prometheus text exposition with Envoy's names and labels: counters and gauges, then
+/// histograms (only those with values, as Envoy) with `_bucket{le=..}`, `_sum`, `_count`.
 pub fn prometheus(store: &Store, filter: &Filter) -> String {
-    // metric name -> (is_counter, lines)
-    let mut families: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for (name, value, counter) in store.entries() {
         if !filter.keep(&name, value, counter) {
             continue;
         }
         let (metric, labels) = extract_tags(&name);
-        let mut line = metric.clone();
-        if !labels.is_empty() {
-            line.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    line.push(',');
-                }
-                let _ = write!(line, "{k}=\"{}\"", escape_label(v));
-            }
-            line.push('}');
+        let kind = if counter { "counter" } else { "gauge" };
+        let family = families.entry(metric.clone()).or_insert_with(|| Family { kind, lines: String::new() });
+        sample(&mut family.lines, &metric, "", &labels, None, value);
+    }
+    let mut hist_families: BTreeMap<String, Family> = BTreeMap::new();
+    for (name, h) in histograms(store, filter) {
+        let count = h.count();
+        if count == 0 {
+            continue;
         }
-        let _ = write!(line, " {value}");
-        families.entry(metric).or_insert_with(|| (counter, Vec::new())).1.push(line);
+        let (metric, labels) = extract_tags(&name);
+        let family =
+            hist_families.entry(metric.clone()).or_insert_with(|| Family { kind: "histogram", lines: String::new() });
+        for (bound, n) in BUCKETS.iter().zip(h.buckets()) {
+            sample(&mut family.lines, &metric, "_bucket", &labels, Some(bound), n);
+        }
+        sample(&mut family.lines, &metric, "_bucket", &labels, Some(&"+Inf"), count);
+        sample(&mut family.lines, &metric, "_sum", &labels, None, h.sum());
+        sample(&mut family.lines, &metric, "_count", &labels, None, count);
     }
     let mut out = String::new();
-    for (metric, (counter, lines)) in families {
-        let kind = if counter { "counter" } else { "gauge" };
-        let _ = writeln!(out, "# TYPE {metric} {kind}");
-        for l in lines {
-            out.push_str(&l);
-            out.push('\n');
-        }
+    for (metric, family) in families.iter().chain(hist_families.iter()) {
+        formatting::write_type_line(&mut out, metric, None, None, family.kind);
+        out.push_str(&family.lines);
     }
     out
 }
 
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// `metric{labels} value`, or `metric value` with no label (Envoy 1.40 writes `metric{} value`;
+/// both are valid exposition, the short one is what metrics-exporter-prometheus and simpler
+/// scrapers expect).
+fn sample(
+    out: &mut String,
+    metric: &str,
+    suffix: &str,
+    labels: &[(&'static str, String)],
+    le: Option<&dyn std::fmt::Display>,
+    value: impl std::fmt::Display,
+) {
+    out.push_str(metric);
+    out.push_str(suffix);
+    if !labels.is_empty() || le.is_some() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", formatting::sanitize_label_value(v));
+        }
+        if let Some(le) = le {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            let _ = write!(out, "le=\"{le}\"");
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// Envoy's default tag extractors, for the names legate emits: response code (class),
@@ -153,8 +246,7 @@ pub fn extract_tags(name: &str) -> (String, Vec<(&'static str, String)>) {
     } else {
         out.push_str(&rest);
     }
-    let metric = out.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
-    (metric, labels)
+    (formatting::sanitize_metric_name(&out), labels)
 }
 
 #[cfg(test)]

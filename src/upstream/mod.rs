@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::model::{self, EndpointAddress};
-use crate::stats::{CodeCounters, Counter, Gauge, Store};
+use crate::stats::{CodeCounters, Counter, Gauge, Histogram, Store};
 use balancer::Balancer;
 pub use pool::{Pool, UpstreamError};
 
@@ -31,7 +31,10 @@ pub struct ClusterStats {
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_rx_reset: Counter,
-    pub upstream_rq_pending_total: Counter,
+    pub upstream_rq_tx_reset: Counter,
+    /// Always 0: legate sets no pending-request limit (circuit breaker).
+    pub upstream_rq_pending_overflow: Counter,
+    pub upstream_rq_time: Histogram,
     pub upstream_cx_none_healthy: Counter,
     pub membership_total: Gauge,
     pub membership_healthy: Gauge,
@@ -44,6 +47,7 @@ impl ClusterStats {
     fn new(store: &Arc<Store>, name: &str) -> Self {
         let c = |s: &str| store.counter(&format!("cluster.{name}.{s}"));
         let g = |s: &str| store.gauge(&format!("cluster.{name}.{s}"));
+        let h = |s: &str| store.histogram(&format!("cluster.{name}.{s}"));
         ClusterStats {
             upstream_rq_total: c("upstream_rq_total"),
             upstream_rq_completed: c("upstream_rq_completed"),
@@ -53,7 +57,9 @@ impl ClusterStats {
             upstream_rq_retry: c("upstream_rq_retry"),
             upstream_rq_retry_success: c("upstream_rq_retry_success"),
             upstream_rq_rx_reset: c("upstream_rq_rx_reset"),
-            upstream_rq_pending_total: c("upstream_rq_pending_total"),
+            upstream_rq_tx_reset: c("upstream_rq_tx_reset"),
+            upstream_rq_pending_overflow: c("upstream_rq_pending_overflow"),
+            upstream_rq_time: h("upstream_rq_time"),
             upstream_cx_none_healthy: c("upstream_cx_none_healthy"),
             membership_total: g("membership_total"),
             membership_healthy: g("membership_healthy"),
@@ -65,6 +71,13 @@ impl ClusterStats {
                 cx_connect_fail: c("upstream_cx_connect_fail"),
                 cx_connect_timeout: c("upstream_cx_connect_timeout"),
                 cx_destroy: c("upstream_cx_destroy"),
+                cx_rx_bytes_total: c("upstream_cx_rx_bytes_total"),
+                cx_tx_bytes_total: c("upstream_cx_tx_bytes_total"),
+                cx_connect_ms: h("upstream_cx_connect_ms"),
+                cx_length_ms: h("upstream_cx_length_ms"),
+                rq_pending_total: c("upstream_rq_pending_total"),
+                rq_pending_active: g("upstream_rq_pending_active"),
+                rq_pending_failure_eject: c("upstream_rq_pending_failure_eject"),
                 host_cx_total: Counter::default(),
                 host_cx_active: Gauge::default(),
                 host_cx_connect_fail: Counter::default(),

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 
 use crate::config::model::UpstreamProtocol;
 use crate::proxy::body::ReqBody;
-use crate::stats::{Counter, Gauge, GaugeGuard};
+use crate::stats::io::CountedIo;
+use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 
 /// Why a request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,15 @@ pub struct ConnStats {
     pub cx_connect_fail: Counter,
     pub cx_connect_timeout: Counter,
     pub cx_destroy: Counter,
+    pub cx_rx_bytes_total: Counter,
+    pub cx_tx_bytes_total: Counter,
+    pub cx_connect_ms: Histogram,
+    pub cx_length_ms: Histogram,
+    /// Requests that waited for a new connection (Envoy's pending requests).
+    pub rq_pending_total: Counter,
+    pub rq_pending_active: Gauge,
+    /// Pending requests that failed because their connection could not be made.
+    pub rq_pending_failure_eject: Counter,
     pub host_cx_total: Counter,
     pub host_cx_active: Gauge,
     pub host_cx_connect_fail: Counter,
@@ -119,26 +129,36 @@ impl Pool {
         });
     }
 
-    async fn connect_tcp(&self) -> Result<TokioIo<TcpStream>, UpstreamError> {
+    /// Connects for a request that found no connection to use: the request is pending
+    /// until the connection is up.
+    async fn connect_tcp(&self) -> Result<TokioIo<CountedIo<TcpStream>>, UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
+        self.stats.rq_pending_total.inc();
+        let _pending = GaugeGuard::new(&self.stats.rq_pending_active);
         let addr = self.addr;
+        let started = Instant::now();
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {
                 self.stats.cx_connect_fail.inc();
                 self.stats.host_cx_connect_fail.inc();
+                self.stats.rq_pending_failure_eject.inc();
                 return Err(UpstreamError::ConnectFailure { addr, source });
             }
             Err(_) => {
                 self.stats.cx_connect_fail.inc();
                 self.stats.cx_connect_timeout.inc();
                 self.stats.host_cx_connect_fail.inc();
+                self.stats.rq_pending_failure_eject.inc();
                 return Err(UpstreamError::ConnectTimeout { addr });
             }
         };
+        self.stats.cx_connect_ms.record_duration(started.elapsed());
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        let counted =
+            CountedIo::new(stream, self.stats.cx_rx_bytes_total.clone(), self.stats.cx_tx_bytes_total.clone());
+        Ok(TokioIo::new(counted))
     }
 
     fn track<F>(&self, conn: F)
@@ -148,8 +168,11 @@ impl Pool {
         let active = GaugeGuard::new(&self.stats.cx_active);
         let host_active = GaugeGuard::new(&self.stats.host_cx_active);
         let destroy = self.stats.cx_destroy.clone();
+        let length = self.stats.cx_length_ms.clone();
+        let opened = Instant::now();
         tokio::spawn(async move {
             let _ = conn.await;
+            length.record_duration(opened.elapsed());
             destroy.inc();
             drop((active, host_active));
         });

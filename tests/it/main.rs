@@ -22,4 +22,5 @@ mod reload_triggers;
 mod routing;
 mod seeds;
 mod shutdown;
+mod stats;
 mod upstream;

@@ -1,0 +1,184 @@
+//! Stats after known traffic: histograms in the three formats, byte counters, pending
+//! requests, `server.*`, and a Prometheus parser reading `/stats/prometheus` whole.
+
+use std::collections::HashMap;
+
+use prometheus_parse::{LineInfo, Scrape, Value};
+use serde_json::json;
+
+use crate::common::assert_eventually;
+use crate::common::client::Client;
+use crate::common::config::{bootstrap, static_cluster, to_cluster};
+use crate::common::legate::Legate;
+use crate::common::upstream::{self, Upstream};
+
+async fn start(up: &Upstream) -> Legate {
+    Legate::start(
+        bootstrap()
+            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
+            .cluster(static_cluster("service1", &[up.addr()]))
+            .yaml(),
+    )
+    .await
+}
+
+/// Three requests on one keep-alive connection, then that connection closed.
+async fn three_requests(legate: &Legate) {
+    let c = Client::h1();
+    for _ in 0..3 {
+        assert_eq!(c.get(&legate.url("main", "/")).await.status, 200);
+    }
+    drop(c);
+    assert_eventually!(
+        legate.stat("http.ingress_http.downstream_cx_destroy").await >= 1,
+        "the client's connection closed"
+    );
+}
+
+#[tokio::test]
+async fn histograms_before_traffic_have_no_recorded_values() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let text = legate.admin_get("/stats").await.text();
+    for h in ["cluster.service1.upstream_rq_time", "http.ingress_http.downstream_rq_time"] {
+        assert!(text.lines().any(|l| l == format!("{h}: No recorded values")), "{h} in:\n{text}");
+    }
+    let used = legate.admin_get("/stats?usedonly").await.text();
+    assert!(!used.contains("cluster.service1.upstream_rq_time"), "{used}");
+    let prom = legate.admin_get("/stats/prometheus").await.text();
+    assert!(!prom.contains("envoy_cluster_upstream_rq_time_"), "unused histograms are not exported: {prom}");
+}
+
+#[tokio::test]
+async fn histograms_count_every_request_in_every_format() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    three_requests(&legate).await;
+
+    // Text: Envoy's quantile line, `P0(interval,cumulative) ... P100(..)`.
+    let text = legate.admin_get("/stats").await.text();
+    let quantiles = regex::Regex::new(
+        r"^cluster\.service1\.upstream_rq_time: P0\((nan|[0-9.]+),[0-9.]+\) P25\(.*\) P99\.9\(.*\) P100\((nan|[0-9.]+),[0-9.]+\)$",
+    )
+    .unwrap();
+    assert!(text.lines().any(|l| quantiles.is_match(l)), "{text}");
+    for h in [
+        "http.ingress_http.downstream_rq_time",
+        "http.ingress_http.downstream_cx_length_ms",
+        "cluster.service1.upstream_cx_connect_ms",
+        "server.initialization_time_ms",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{h}: P0("))), "{h} has values:\n{text}");
+    }
+    let listener_len =
+        text.lines().any(|l| l.starts_with("listener.127.0.0.1_") && l.contains("downstream_cx_length_ms: P0("));
+    assert!(listener_len, "{text}");
+
+    // Prometheus: cumulative buckets ending in +Inf, a count equal to the requests.
+    let prom = legate.admin_get("/stats/prometheus").await.text();
+    let lines: Vec<&str> = prom.lines().collect();
+    assert!(lines.contains(&"# TYPE envoy_cluster_upstream_rq_time histogram"), "{prom}");
+    assert!(lines.contains(&r#"envoy_cluster_upstream_rq_time_count{envoy_cluster_name="service1"} 3"#), "{prom}");
+    assert!(
+        lines.contains(&r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="service1",le="+Inf"} 3"#),
+        "{prom}"
+    );
+    assert!(
+        lines.contains(&r#"envoy_http_downstream_rq_time_count{envoy_http_conn_manager_prefix="ingress_http"} 3"#),
+        "{prom}"
+    );
+    let buckets: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.starts_with(r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="service1",le="#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(buckets.len(), 20, "Envoy's 19 default buckets and +Inf: {prom}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "buckets are cumulative: {buckets:?}");
+
+    // JSON: a trailing `histograms` element with Envoy's supported quantiles.
+    let stats = legate.admin_get("/stats?format=json").await.json();
+    let all = stats["stats"].as_array().cloned().unwrap_or_default();
+    let hist = all.iter().find_map(|s| s.get("histograms")).expect("a histograms element");
+    assert_eq!(hist["supported_quantiles"], json!([0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 100.0]));
+    let rq_time = hist["computed_quantiles"]
+        .as_array()
+        .and_then(|a| a.iter().find(|q| q["name"] == "cluster.service1.upstream_rq_time"))
+        .expect("upstream_rq_time quantiles");
+    assert_eq!(rq_time["values"].as_array().map(Vec::len), Some(10));
+    assert!(rq_time["values"][9]["cumulative"].is_number(), "{rq_time}");
+}
+
+#[tokio::test]
+async fn byte_counters_pending_requests_and_server_stats() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let before = legate.stats().await;
+    assert_eq!(before.get("server.state"), Some(&0), "LIVE");
+    assert!(before.contains_key("server.uptime"));
+    assert!(before.get("server.memory_allocated").is_some_and(|m| *m > 0), "{before:?}");
+    assert!(before.get("server.memory_physical_size").is_some_and(|m| *m > 0), "{before:?}");
+    assert!(before.contains_key("server.version"));
+    for zero in ["listener_manager.total_listeners_active", "server.total_connections"] {
+        assert!(before.contains_key(zero), "{zero}");
+    }
+    let listener_stats: Vec<&String> = before
+        .keys()
+        .filter(|k| k.starts_with("listener.127.0.0.1_") && k.ends_with(".no_filter_chain_match"))
+        .collect();
+    assert_eq!(listener_stats.len(), 1, "{before:?}");
+
+    // One connection held open: it counts in server.total_connections.
+    let c = Client::h1();
+    assert_eq!(c.get(&legate.url("main", "/")).await.status, 200);
+    assert_eq!(legate.stat("server.total_connections").await, 1);
+    drop(c);
+    assert_eventually!(legate.stat("server.total_connections").await == 0, "the connection is gone");
+
+    let s = legate.stats().await;
+    // The request line alone is more than 14 bytes; the response more than its status line.
+    for k in [
+        "http.ingress_http.downstream_cx_rx_bytes_total",
+        "http.ingress_http.downstream_cx_tx_bytes_total",
+        "cluster.service1.upstream_cx_rx_bytes_total",
+        "cluster.service1.upstream_cx_tx_bytes_total",
+    ] {
+        assert!(s.get(k).is_some_and(|v| *v > 14), "{k}: {:?}", s.get(k));
+    }
+    // The first request had to wait for a new upstream connection.
+    assert_eq!(s.get("cluster.service1.upstream_rq_pending_total"), Some(&1));
+    assert_eq!(s.get("cluster.service1.upstream_rq_pending_active"), Some(&0));
+    assert_eq!(s.get("cluster.service1.upstream_rq_pending_overflow"), Some(&0));
+}
+
+#[tokio::test]
+async fn prometheus_output_parses_and_agrees_with_stats() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    three_requests(&legate).await;
+    let text = legate.admin_get("/stats/prometheus").await.text();
+    // Every line is a TYPE line or a sample the parser understands.
+    for line in text.lines() {
+        assert!(!matches!(LineInfo::parse(line), LineInfo::Ignored | LineInfo::Empty), "unparsable line {line:?}");
+    }
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    let find = |metric: &str, labels: &[(&str, &str)]| {
+        scrape.samples.iter().find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    };
+    let total = find("envoy_cluster_upstream_rq_total", &[("envoy_cluster_name", "service1")]).expect("rq_total");
+    assert!(matches!(total.value, Value::Counter(v) if v == 3.0), "{:?}", total.value);
+    let code = find("envoy_cluster_upstream_rq", &[("envoy_cluster_name", "service1"), ("envoy_response_code", "200")]);
+    assert!(code.is_some_and(|s| matches!(s.value, Value::Counter(v) if v == 3.0)), "{code:?}");
+    let live = find("envoy_server_live", &[]).expect("server_live");
+    assert!(matches!(live.value, Value::Gauge(v) if v == 1.0), "{:?}", live.value);
+    let hist = find("envoy_cluster_upstream_rq_time", &[("envoy_cluster_name", "service1")]).expect("histogram");
+    match &hist.value {
+        Value::Histogram(buckets) => {
+            assert_eq!(buckets.len(), 20, "{buckets:?}");
+            assert_eq!(buckets.last().map(|b| b.count), Some(3.0));
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    // The same figure as `/stats`.
+    let stats: HashMap<String, u64> = legate.stats().await;
+    assert_eq!(stats.get("cluster.service1.upstream_rq_total"), Some(&3));
+}

@@ -268,6 +268,7 @@ pub async fn run_with_loggers(
     let sources =
         Sources::new(options.config_path.clone(), options.config_yaml.clone(), bootstrap.clone(), bootstrap_json);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (admin_drain_tx, admin_drain_rx) = watch::channel(ListenerDrain::default());
     let writers = Arc::new(LogWriters::default());
     let server = Arc::new(Server {
         shared: Arc::clone(&shared),
@@ -284,7 +285,7 @@ pub async fn run_with_loggers(
         quit: Notify::new(),
         draining: AtomicBool::new(false),
         loggers,
-        listener_drain: watch::channel(ListenerDrain::default()).0,
+        listener_drain: admin_drain_tx,
         server_stats: ServerStats::new(&store),
     });
 
@@ -304,7 +305,7 @@ pub async fn run_with_loggers(
     };
 
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx };
+    let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx, admin: admin_drain_rx };
     let manager = ListenerManager::new(Arc::clone(&shared), drain);
     let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch).await?;
     let reload_task = tokio::spawn(reloader.run(shutdown_rx));

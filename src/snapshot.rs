@@ -116,6 +116,15 @@ impl LogWriters {
     }
 }
 
+/// Envoy's stat name for a listener address: 127.0.0.1:10000 is `127.0.0.1_10000`, IPv6
+/// `[::1]:80` is `[__1]_80`.
+pub fn listener_stat_name(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) => format!("{}_{}", a.ip(), a.port()),
+        std::net::SocketAddr::V6(a) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
+    }
+}
+
 /// Envoy's `listener.<address>.*`.
 #[derive(Clone)]
 pub struct ListenerStats {
@@ -131,11 +140,7 @@ pub struct ListenerStats {
 
 impl ListenerStats {
     pub fn new(store: &Arc<Store>, addr: std::net::SocketAddr) -> Self {
-        // Envoy's stat name for 127.0.0.1:10000 is `127.0.0.1_10000`; IPv6 `[::1]:80` is `[__1]_80`.
-        let name = match addr {
-            std::net::SocketAddr::V4(a) => format!("{}_{}", a.ip(), a.port()),
-            std::net::SocketAddr::V6(a) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
-        };
+        let name = listener_stat_name(addr);
         let c = |s: &str| store.counter(&format!("listener.{name}.{s}"));
         ListenerStats {
             downstream_cx_total: c("downstream_cx_total"),

@@ -54,6 +54,8 @@ pub struct Listener {
     /// Envoy's `name`; when absent in the file, `listener_<index>` (stable across reloads).
     pub name: String,
     pub address: SocketAddr,
+    /// `traffic_direction: INBOUND` (what the admin's `/drain_listeners?inboundonly` drains).
+    pub inbound: bool,
     pub hcm: HttpConnectionManager,
 }
 

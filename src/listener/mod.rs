@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::admin::drain::ListenerDrain;
 use crate::config::model::CodecType;
 use crate::proxy::{handle, ConnCtx, Shared};
 use crate::snapshot::{ListenerRt, ListenerStats};
@@ -46,6 +47,24 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Drain {
     pub shutdown: watch::Receiver<bool>,
     pub alive: mpsc::Sender<()>,
+    /// What the admin asks (`/drain_listeners`, `/healthcheck/fail`).
+    pub admin: watch::Receiver<ListenerDrain>,
+}
+
+/// Whether the admin's `/drain_listeners` request stops this listener, and when.
+enum AdminStop {
+    Keep,
+    Now,
+    AfterDrainTime,
+}
+
+fn admin_stop(d: &ListenerDrain, inbound: bool) -> AdminStop {
+    match d.drain_listeners {
+        Some(r) if r.skip_exit || (r.inbound_only && !inbound) => AdminStop::Keep,
+        Some(r) if r.graceful => AdminStop::AfterDrainTime,
+        Some(_) => AdminStop::Now,
+        None => AdminStop::Keep,
+    }
 }
 
 /// Accepts connections until `stop` or the process-wide drain says otherwise.
@@ -58,6 +77,7 @@ pub fn spawn_listener(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let name: Arc<str> = Arc::from(listener.config.name.as_str());
+        let inbound = listener.config.inbound;
         // Weak: the snapshot (or, while it drains, the listener manager) keeps it alive; an
         // accept loop must not pin old route tables, nor the clusters they name.
         let first = listener;
@@ -65,11 +85,36 @@ pub fn spawn_listener(
         // Shadowing would not drop it: the task would pin the first version for good.
         drop(first);
         let mut shutdown = drain.shutdown.clone();
+        let mut admin = drain.admin.clone();
+        let mut admin_open = true;
+        // Set by a graceful `/drain_listeners`: accepting ends when the drain time is over.
+        let stop_at = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+        tokio::pin!(stop_at);
+        let mut stopping = false;
+        if let AdminStop::Now = admin_stop(&admin.borrow_and_update(), inbound) {
+            return;
+        }
         loop {
             let accepted = tokio::select! {
                 r = socket.accept() => r,
                 _ = shutdown.changed() => break,
                 _ = stop.changed() => break,
+                () = &mut stop_at, if stopping => break,
+                changed = admin.changed(), if admin_open && !stopping => {
+                    if changed.is_err() {
+                        admin_open = false;
+                        continue;
+                    }
+                    match admin_stop(&admin.borrow_and_update(), inbound) {
+                        AdminStop::Keep => continue,
+                        AdminStop::Now => break,
+                        AdminStop::AfterDrainTime => {
+                            stopping = true;
+                            stop_at.as_mut().reset(tokio::time::Instant::now() + shared.drain_time);
+                            continue;
+                        }
+                    }
+                }
             };
             match accepted {
                 Ok((stream, remote)) => {
@@ -105,7 +150,7 @@ pub fn spawn_listener(
                 }
             }
         }
-        tracing::debug!(listener.name = %name, "listener stopped accepting");
+        tracing::info!(listener.name = %name, "listener stopped accepting");
         // Close the socket now: new connections must be refused, not queued unanswered.
         drop(socket);
     })
@@ -147,6 +192,13 @@ async fn serve_connection(
 ) {
     let _alive = drain.alive;
     let mut shutdown = drain.shutdown;
+    let mut admin = drain.admin;
+    let mut admin_open = true;
+    // Connections opened while the admin asks for drain-close close after their first response.
+    let mut admin_close = admin.borrow_and_update().drain_close();
+    if admin_close {
+        ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let opened = std::time::Instant::now();
     lstats.downstream_cx_total.inc();
     let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
@@ -262,6 +314,23 @@ async fn serve_connection(
                         conn.as_mut().graceful_shutdown();
                     }
                     drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
+                }
+            }
+            changed = admin.changed(), if admin_open && !stopping => {
+                if changed.is_err() {
+                    admin_open = false;
+                    continue;
+                }
+                // Envoy's drain-close: `/healthcheck/fail` or `/drain_listeners` close HTTP/1.1
+                // connections after their next response and send h2 a GOAWAY;
+                // `/healthcheck/ok` lifts it for HTTP/1.1.
+                let close = admin.borrow_and_update().drain_close();
+                if close != admin_close {
+                    admin_close = close;
+                    ctx.draining.store(close || draining, std::sync::atomic::Ordering::Relaxed);
+                    if close && is_h2 {
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
             }
             _ = &mut drain_deadline => {

@@ -250,13 +250,35 @@ impl Reloader {
             .filter(|(n, _)| !built.snapshot.clusters.contains_key(*n))
             .map(|(_, c)| Arc::clone(c))
             .collect();
+        // Listeners removed or rebuilt: the old version's stats may be orphans once it drains.
+        let replaced_listeners: Vec<_> = prev
+            .listeners
+            .iter()
+            .filter(|l| !built.snapshot.listeners.iter().any(|n| Arc::ptr_eq(n, l)))
+            .map(|l| (Arc::downgrade(l), l.config.address, l.config.hcm.stat_prefix.clone()))
+            .collect();
         server.shared.snapshot.store(Arc::new(built.snapshot));
         self.manager.commit(built.plan, &prev);
         server.set_bound(self.manager.bound());
         for c in removed_clusters {
             // In-flight requests hold their own Arc; idle connections can go now.
             c.shutdown();
-            forget_stats_when_gone(&server, Arc::downgrade(&c), format!("cluster.{}.", c.name()));
+            let (stats, prefix) = (Arc::clone(&server.shared.stats), format!("cluster.{}.", c.name()));
+            forget_when_gone(&server, Arc::downgrade(&c), move || stats.retain_live(&prefix));
+        }
+        for (weak, addr, stat_prefix) in replaced_listeners {
+            let shared = Arc::clone(&server.shared);
+            forget_when_gone(&server, weak, move || {
+                // Another listener may use the same address or stat prefix: its handles keep
+                // the shared names, and only names no listener uses go (RDS stats included).
+                let snap = shared.snapshot.load();
+                if !snap.listeners.iter().any(|l| l.config.address == addr) {
+                    shared.stats.retain_live(&format!("listener.{}.", crate::snapshot::listener_stat_name(addr)));
+                }
+                if !snap.listeners.iter().any(|l| l.config.hcm.stat_prefix == stat_prefix) {
+                    shared.stats.retain_live(&format!("http.{stat_prefix}."));
+                }
+            });
         }
         count_changes(&server, d, &prev);
         self.sources = next;
@@ -295,18 +317,21 @@ impl Reloader {
     }
 }
 
-/// Drops a removed cluster's stats from the store once its last request has ended (the last
-/// `Arc` gone), so thousands of reloads do not grow `/stats`. Bounded: it checks once a second
-/// for at most the drain time plus a minute. A cluster of the same name added back meanwhile
-/// holds its own handles, which `retain_live` keeps.
-fn forget_stats_when_gone(server: &Arc<Server>, cluster: std::sync::Weak<crate::upstream::Cluster>, prefix: String) {
-    let stats = Arc::clone(&server.shared.stats);
+/// Drops a removed cluster's or listener's stats from the store once its last user has ended
+/// (the last `Arc` gone), so thousands of reloads do not grow `/stats`. Bounded: it checks once
+/// a second for at most the drain time plus a minute. A cluster or listener of the same name
+/// added back meanwhile holds its own handles, which `retain_live` keeps.
+fn forget_when_gone<T: Send + Sync + 'static>(
+    server: &Arc<Server>,
+    gone: std::sync::Weak<T>,
+    forget: impl FnOnce() + Send + 'static,
+) {
     let checks = server.shared.drain_time.as_secs().saturating_add(60);
     tokio::spawn(async move {
         for _ in 0..checks {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            if cluster.upgrade().is_none() {
-                stats.retain_live(&prefix);
+            if gone.upgrade().is_none() {
+                forget();
                 return;
             }
         }

@@ -4,9 +4,9 @@
 
 use crate::common::assert_eventually;
 use crate::common::client::Client;
-use crate::common::config::{bootstrap, static_cluster, to_cluster};
+use crate::common::config::{bootstrap, route_config, static_cluster, to_cluster, vhost};
 use crate::common::dead_addr;
-use crate::common::legate::Legate;
+use crate::common::legate::{self, Legate};
 use crate::common::upstream::{self, Upstream};
 use serde_json::json;
 
@@ -235,6 +235,31 @@ async fn reset_counters_zeroes_counters_after_traffic() {
     assert_eventually!(legate.stat(TOTAL).await == 1, "{TOTAL} counts again after the reset");
 }
 
+/// Two listeners, one `traffic_direction: INBOUND`, both routing to `up`.
+async fn start_in_and_out(up: &Upstream, args: &[&str]) -> Legate {
+    let mut b = bootstrap()
+        .listener(
+            "outbound",
+            route_config(json!([vhost("all", &["*"], json!([to_cluster(json!({"prefix": "/"}), "service1")]))])),
+        )
+        .listener(
+            "inbound",
+            route_config(json!([vhost("all", &["*"], json!([to_cluster(json!({"prefix": "/"}), "service1")]))])),
+        )
+        .cluster(static_cluster("service1", &[up.addr()]))
+        .value();
+    b["static_resources"]["listeners"][1]["traffic_direction"] = json!("INBOUND");
+    let mut builder = legate::config(b.to_string());
+    for a in args {
+        builder = builder.arg(a);
+    }
+    builder.spawn().await
+}
+
+async fn refuses(addr: std::net::SocketAddr) -> bool {
+    tokio::net::TcpStream::connect(addr).await.is_err()
+}
+
 #[tokio::test]
 async fn drain_listeners_is_post_only_and_leaves_ready_live() {
     let up = upstream::http1().spawn().await;
@@ -250,6 +275,44 @@ async fn drain_listeners_is_post_only_and_leaves_ready_live() {
 }
 
 #[tokio::test]
+async fn drain_listeners_stops_accepting_and_closes_kept_alive_connections() {
+    let up = upstream::http1().spawn().await;
+    let legate = start_in_and_out(&up, &[]).await;
+    let c = Client::h1();
+    let before = c.get(&legate.url("outbound", "/")).await;
+    assert_eq!((before.status.as_u16(), before.header("connection")), (200, None));
+    assert_eq!(legate.admin_post("/drain_listeners").await.status, 200);
+    for name in ["outbound", "inbound"] {
+        let addr = legate.listener(name);
+        assert_eventually!(refuses(addr).await, "listener {name} stops accepting");
+    }
+    // The connection opened before is still served, and told to close.
+    let after = c.get(&legate.url("outbound", "/")).await;
+    assert_eq!((after.status.as_u16(), after.header("connection")), (200, Some("close")));
+    assert!(legate.stat("http.ingress_http.downstream_cx_drain_close").await >= 1);
+}
+
+#[tokio::test]
+async fn drain_listeners_inboundonly_keeps_other_listeners() {
+    let up = upstream::http1().spawn().await;
+    let legate = start_in_and_out(&up, &[]).await;
+    assert_eq!(legate.admin_post("/drain_listeners?inboundonly").await.status, 200);
+    let inbound = legate.listener("inbound");
+    assert_eventually!(refuses(inbound).await, "the INBOUND listener stops accepting");
+    // The other one still accepts new connections.
+    assert_eq!(Client::h1().get(&legate.url("outbound", "/")).await.status, 200);
+}
+
+#[tokio::test]
+async fn graceful_drain_stops_accepting_after_the_drain_time() {
+    let up = upstream::http1().spawn().await;
+    let legate = start_in_and_out(&up, &["--drain-time-s", "1"]).await;
+    assert_eq!(legate.admin_post("/drain_listeners?graceful").await.status, 200);
+    let addr = legate.listener("outbound");
+    assert_eventually!(refuses(addr).await, "accepting ends once the drain time is over");
+}
+
+#[tokio::test]
 async fn healthcheck_fail_drains_until_ok() {
     let up = upstream::http1().spawn().await;
     let legate = start(&up).await;
@@ -260,4 +323,22 @@ async fn healthcheck_fail_drains_until_ok() {
     let r = legate.admin_get("/ready").await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "LIVE\n".to_string()));
     assert_eq!(legate.admin_get("/server_info").await.json()["state"], "LIVE");
+}
+
+#[tokio::test]
+async fn healthcheck_fail_closes_connections_after_their_response_until_ok() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let c = Client::h1();
+    assert_eq!(c.get(&legate.url("main", "/")).await.header("connection"), None);
+    legate.admin_post("/healthcheck/fail").await;
+    // Listeners keep accepting (Envoy's drain-close); responses end the connection.
+    let r = c.get(&legate.url("main", "/")).await;
+    assert_eq!((r.status.as_u16(), r.header("connection")), (200, Some("close")));
+    let fresh = Client::h1().get(&legate.url("main", "/")).await;
+    assert_eq!((fresh.status.as_u16(), fresh.header("connection")), (200, Some("close")));
+    legate.admin_post("/healthcheck/ok").await;
+    let c = Client::h1();
+    let r = c.get(&legate.url("main", "/")).await;
+    assert_eq!((r.status.as_u16(), r.header("connection")), (200, None));
 }

@@ -62,9 +62,13 @@ async fn lds_changes_a_route_under_an_open_connection() {
 
 #[tokio::test]
 async fn lds_removes_a_listener_and_drains_its_connections() {
-    let rig =
-        Rig::dynamic_args(|s| vec![rds_listener(s, "main"), direct_listener("gone", "bye")], &["--drain-time-s", "1"])
-            .await;
+    let gone_listener = || {
+        let mut l = direct_listener("gone", "bye");
+        l["filter_chains"][0]["filters"][0]["typed_config"]["stat_prefix"] = json!("gone_http");
+        l
+    };
+    let rig = Rig::dynamic_args(|s| vec![rds_listener(s, "main"), gone_listener()], &["--drain-time-s", "1"]).await;
+    assert!(rig.legate.admin_get("/stats").await.text().contains("http.gone_http.downstream_cx_total"));
     let gone = rig.listener("gone").await.expect("gone");
     let mut busy = Conn::open(gone).await;
     let mut idle = Conn::open(gone).await;
@@ -82,6 +86,12 @@ async fn lds_removes_a_listener_and_drains_its_connections() {
     // The idle connection is closed once the drain time is over.
     assert_eventually!(idle.get("/").await.is_err(), "the idle connection is closed after the drain time");
     assert_eq!(rig.hit("/").await, "a", "main is untouched");
+    drop((busy, idle));
+    assert_eventually!(
+        !rig.legate.admin_get("/stats").await.text().contains("http.gone_http."),
+        "the removed listener's connection-manager stats leave /stats once it has drained"
+    );
+    assert!(rig.legate.admin_get("/stats").await.text().contains("http.ingress_http.downstream_cx_total"));
 }
 
 /// With the default (long) drain time, a removed listener must refuse new connections at once

@@ -19,8 +19,13 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
         }
     };
     let _ = o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX));
-    let _ =
-        o.enumv(ctx, "traffic_direction", &[("UNSPECIFIED", Some(())), ("INBOUND", Some(())), ("OUTBOUND", Some(()))]);
+    let inbound = o
+        .enumv(
+            ctx,
+            "traffic_direction",
+            &[("UNSPECIFIED", Some(false)), ("INBOUND", Some(true)), ("OUTBOUND", Some(false))],
+        )
+        .unwrap_or(false);
     o.ignore(&["stat_prefix", "metadata"]);
     let chains = o.objs(ctx, "filter_chains");
     let chains_path = o.at("filter_chains");
@@ -99,5 +104,5 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     if ctx.error_count() > before {
         return None;
     }
-    Some(Listener { name, address: address?, hcm: hcm_out? })
+    Some(Listener { name, address: address?, inbound, hcm: hcm_out? })
 }

@@ -17,6 +17,12 @@ pub const BUCKETS: [f64; 19] = [
     600000.0, 1800000.0, 3600000.0,
 ];
 
+/// [`BUCKETS`] as Prometheus `le` label values.
+pub const BUCKET_LABELS: [&str; 19] = [
+    "0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000",
+    "300000", "600000", "1800000", "3600000",
+];
+
 /// The quantiles `/stats` prints (Envoy's `supported_quantiles`), in percent.
 pub const QUANTILES: [f64; 10] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 100.0];
 
@@ -42,8 +48,23 @@ fn bin_of(v: u64) -> usize {
     EXACT + (decade - 1) * 90 + (mantissa as usize - 10)
 }
 
-/// (lower bound, width) of a bin.
+/// (lower bound, width) of every bin, and the first of [`BUCKETS`] each bin counts in.
+struct Tables {
+    bounds: Vec<(f64, f64)>,
+    bucket: Vec<usize>,
+}
+
+static TABLES: std::sync::LazyLock<Tables> = std::sync::LazyLock::new(|| {
+    let bounds: Vec<(f64, f64)> = (0..BINS).map(compute_bounds).collect();
+    let bucket = bounds.iter().map(|(low, _)| BUCKETS.iter().position(|b| low <= b).unwrap_or(BUCKETS.len())).collect();
+    Tables { bounds, bucket }
+});
+
 fn bin_bounds(i: usize) -> (f64, f64) {
+    TABLES.bounds[i]
+}
+
+fn compute_bounds(i: usize) -> (f64, f64) {
     match i {
         0 => (0.0, 0.0),
         1..10 => (i as f64, 0.1),
@@ -121,17 +142,23 @@ impl Histogram {
 
     /// Cumulative counts at or below each of [`BUCKETS`].
     pub fn buckets(&self) -> [u64; 19] {
-        let bins = self.cumulative_bins();
-        let mut out = [0u64; 19];
-        for (i, &n) in bins.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let (low, _) = bin_bounds(i);
-            for (slot, bound) in out.iter_mut().zip(BUCKETS) {
-                if low <= bound {
-                    *slot += n;
+        let mut out = [0u64; 20];
+        if let Some(bins) = self.0.bins.get() {
+            let table = &TABLES.bucket;
+            for (i, c) in bins.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    out[table[i]] += n;
                 }
             }
         }
-        out
+        let mut cumulative = [0u64; 19];
+        let mut sum = 0;
+        for (slot, n) in cumulative.iter_mut().zip(out) {
+            sum += n;
+            *slot = sum;
+        }
+        cumulative
     }
 
     /// Nothing but the store holds it any more.
@@ -147,21 +174,24 @@ fn quantiles(bins: &[u64]) -> Option<[f64; 10]> {
     if total == 0 {
         return None;
     }
+    // The ranks grow with the quantiles: one walk over the bins serves them all.
+    let ranks = QUANTILES.map(|q| ((q / 100.0 * total as f64).ceil() as u64).clamp(1, total));
     let mut out = [0.0; 10];
-    for (slot, q) in out.iter_mut().zip(QUANTILES) {
-        let rank = ((q / 100.0 * total as f64).ceil() as u64).clamp(1, total);
-        let mut below = 0u64;
-        for (i, &n) in bins.iter().enumerate() {
-            if n == 0 {
-                continue;
-            }
-            if below + n >= rank {
-                let (low, width) = bin_bounds(i);
-                *slot = low + width * (rank - below) as f64 / (n + 1) as f64;
-                break;
-            }
-            below += n;
+    let mut next = 0;
+    let mut below = 0u64;
+    for (i, &n) in bins.iter().enumerate() {
+        if n == 0 {
+            continue;
         }
+        while next < ranks.len() && below + n >= ranks[next] {
+            let (low, width) = bin_bounds(i);
+            out[next] = low + width * (ranks[next] - below) as f64 / (n + 1) as f64;
+            next += 1;
+        }
+        if next == ranks.len() {
+            break;
+        }
+        below += n;
     }
     Some(out)
 }

@@ -8,7 +8,7 @@ use regex::Regex;
 
 use metrics_exporter_prometheus::formatting;
 
-use super::histogram::{BUCKETS, QUANTILES};
+use super::histogram::{BUCKET_LABELS, QUANTILES};
 use super::{Histogram, Store};
 
 /// Which stats to show: Envoy's `?filter=` and `?usedonly`.
@@ -68,44 +68,98 @@ fn histograms(store: &Store, filter: &Filter) -> Vec<(String, Histogram)> {
 }
 
 /// `{"stats":[{"name":..,"value":..}, ..., {"histograms": {...}}]}` as Envoy's `?format=json`.
+/// Written straight into one string: a `serde_json::Value` tree of 30,000 stats costs several
+/// times the rendering budget.
 pub fn json(store: &Store, filter: &Filter) -> String {
-    use serde_json::{json, Value};
-    let mut stats: Vec<Value> = Vec::new();
+    let mut out = String::with_capacity(64 * 1024);
+    out.push_str("{\"stats\":[");
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+    };
     for (name, value) in store.texts() {
         if filter.regex.as_ref().is_none_or(|r| r.is_match(&name)) && !(filter.used_only && value.is_empty()) {
-            stats.push(json!({"name": name, "value": value}));
+            sep(&mut out);
+            out.push_str("{\"name\":");
+            json_str(&mut out, &name);
+            out.push_str(",\"value\":");
+            json_str(&mut out, &value);
+            out.push('}');
         }
     }
-    stats.extend(
-        store
-            .entries()
-            .into_iter()
-            .filter(|(n, v, c)| filter.keep(n, *v, *c))
-            .map(|(name, value, _)| json!({"name": name, "value": value})),
-    );
+    for (name, value, counter) in store.entries() {
+        if filter.keep(&name, value, counter) {
+            sep(&mut out);
+            out.push_str("{\"name\":");
+            json_str(&mut out, &name);
+            let _ = write!(out, ",\"value\":{value}}}");
+        }
+    }
     let hists = histograms(store, filter);
     if !hists.is_empty() {
-        let computed: Vec<Value> = hists
-            .iter()
-            .map(|(name, h)| {
-                let (interval, cumulative) = (h.interval_quantiles(), h.cumulative_quantiles());
-                let values: Vec<Value> = (0..QUANTILES.len())
-                    .map(|i| json!({"interval": interval.map(|v| number(v[i])), "cumulative": cumulative.map(|v| number(v[i]))}))
-                    .collect();
-                json!({"name": name, "values": values})
-            })
-            .collect();
-        stats.push(json!({"histograms": {"supported_quantiles": QUANTILES, "computed_quantiles": computed}}));
+        sep(&mut out);
+        out.push_str("{\"histograms\":{\"supported_quantiles\":[");
+        for (i, q) in QUANTILES.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}", number(*q));
+        }
+        out.push_str("],\"computed_quantiles\":[");
+        for (i, (name, h)) in hists.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"name\":");
+            json_str(&mut out, name);
+            out.push_str(",\"values\":[");
+            let (interval, cumulative) = (h.interval_quantiles(), h.cumulative_quantiles());
+            for q in 0..QUANTILES.len() {
+                if q > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"interval\":");
+                match interval {
+                    Some(v) => out.push_str(&number(v[q])),
+                    None => out.push_str("null"),
+                }
+                out.push_str(",\"cumulative\":");
+                match cumulative {
+                    Some(v) => out.push_str(&number(v[q])),
+                    None => out.push_str("null"),
+                }
+                out.push('}');
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}}");
     }
-    json!({ "stats": stats }).to_string()
+    out.push_str("]}");
+    out
 }
 
-/// Envoy prints whole quantiles as integers (`0`, not `0.0`).
-fn number(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        serde_json::Value::from(v as i64)
+/// A JSON string literal; stat names rarely need escaping, so the common case copies.
+fn json_str(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::Value::from(s).to_string());
     } else {
-        serde_json::Value::from(v)
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// A quantile as Envoy's JSON prints it: whole values as integers (`0`, not `0.0`), others
+/// in the shortest form that reads back the same.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        (v as i64).to_string()
+    } else if v.is_finite() {
+        v.to_string()
+    } else {
+        "null".to_string()
     }
 }
 
@@ -125,7 +179,11 @@ pub fn prometheus(store: &Store, filter: &Filter) -> String {
         }
         let (metric, labels) = extract_tags(&name);
         let kind = if counter { "counter" } else { "gauge" };
-        let family = families.entry(metric.clone()).or_insert_with(|| Family { kind, lines: String::new() });
+        let labels = label_text(&labels);
+        let family = match families.get_mut(&metric) {
+            Some(f) => f,
+            None => families.entry(metric.clone()).or_insert(Family { kind, lines: String::new() }),
+        };
         sample(&mut family.lines, &metric, "", &labels, None, value);
     }
     let mut hist_families: BTreeMap<String, Family> = BTreeMap::new();
@@ -135,16 +193,18 @@ pub fn prometheus(store: &Store, filter: &Filter) -> String {
             continue;
         }
         let (metric, labels) = extract_tags(&name);
+        let labels = label_text(&labels);
         let family =
             hist_families.entry(metric.clone()).or_insert_with(|| Family { kind: "histogram", lines: String::new() });
-        for (bound, n) in BUCKETS.iter().zip(h.buckets()) {
+        for (bound, n) in BUCKET_LABELS.iter().zip(h.buckets()) {
             sample(&mut family.lines, &metric, "_bucket", &labels, Some(bound), n);
         }
-        sample(&mut family.lines, &metric, "_bucket", &labels, Some(&"+Inf"), count);
+        sample(&mut family.lines, &metric, "_bucket", &labels, Some("+Inf"), count);
         sample(&mut family.lines, &metric, "_sum", &labels, None, h.sum());
         sample(&mut family.lines, &metric, "_count", &labels, None, count);
     }
-    let mut out = String::new();
+    let size = families.values().chain(hist_families.values()).map(|f| f.lines.len() + 64).sum();
+    let mut out = String::with_capacity(size);
     for (metric, family) in families.iter().chain(hist_families.iter()) {
         formatting::write_type_line(&mut out, metric, None, None, family.kind);
         out.push_str(&family.lines);
@@ -152,32 +212,41 @@ pub fn prometheus(store: &Store, filter: &Filter) -> String {
     out
 }
 
+/// `k="v",k2="v2"` with label values escaped as the exposition format wants.
+fn label_text(labels: &[(&'static str, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        if v.bytes().any(|b| b == b'"' || b == b'\\' || b == b'\n') {
+            out.push_str(&formatting::sanitize_label_value(v));
+        } else {
+            out.push_str(v);
+        }
+        out.push('"');
+    }
+    out
+}
+
 /// `metric{labels} value`, or `metric value` with no label (Envoy 1.40 writes `metric{} value`;
 /// both are valid exposition, the short one is what metrics-exporter-prometheus and simpler
 /// scrapers expect).
-fn sample(
-    out: &mut String,
-    metric: &str,
-    suffix: &str,
-    labels: &[(&'static str, String)],
-    le: Option<&dyn std::fmt::Display>,
-    value: impl std::fmt::Display,
-) {
+fn sample(out: &mut String, metric: &str, suffix: &str, labels: &str, le: Option<&str>, value: impl std::fmt::Display) {
     out.push_str(metric);
     out.push_str(suffix);
     if !labels.is_empty() || le.is_some() {
         out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{k}=\"{}\"", formatting::sanitize_label_value(v));
-        }
+        out.push_str(labels);
         if let Some(le) = le {
             if !labels.is_empty() {
                 out.push(',');
             }
-            let _ = write!(out, "le=\"{le}\"");
+            out.push_str("le=\"");
+            out.push_str(le);
+            out.push('"');
         }
         out.push('}');
     }
@@ -246,7 +315,12 @@ pub fn extract_tags(name: &str) -> (String, Vec<(&'static str, String)>) {
     } else {
         out.push_str(&rest);
     }
-    (formatting::sanitize_metric_name(&out), labels)
+    if out.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+        // The common case: only the dots need replacing, and that keeps the length.
+        (out.replace('.', "_"), labels)
+    } else {
+        (formatting::sanitize_metric_name(&out), labels)
+    }
 }
 
 #[cfg(test)]

@@ -287,8 +287,25 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        Some(deadline) => precise_sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// tokio's timer fires on whole-millisecond ticks, which would stretch the 2 ms coalescing
+/// window to up to 3 ms of change-to-effect latency; the last millisecond is slept on a
+/// blocking thread, accurate to tens of microseconds. If the wait is cancelled (an event
+/// arrived), that thread wakes within the millisecond and nothing waits for it.
+async fn precise_sleep_until(deadline: Instant) {
+    const TICK: Duration = Duration::from_millis(1);
+    if let Some(coarse) = deadline.checked_sub(TICK) {
+        if coarse > Instant::now() {
+            tokio::time::sleep_until(coarse).await;
+        }
+    }
+    let rest = deadline.saturating_duration_since(Instant::now()).min(TICK);
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
     }
 }
 

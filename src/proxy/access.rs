@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Version};
+use http::{HeaderMap, HeaderValue, Method, Version};
 use http_body::{Body, Frame, SizeHint};
 
 use super::body::{BodyError, ResBody};
@@ -31,12 +31,30 @@ pub struct Trace {
     pub route_name: Option<String>,
     pub response_flags: &'static str,
     pub details: Option<&'static str>,
-    /// `x-request-id` as sent upstream (generated or kept).
-    pub request_id: Option<http::HeaderValue>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
-    /// Counts request body bytes when a logger wants `%BYTES_RECEIVED%`.
+    /// Counts request body bytes; `Some` exactly when a logger is configured.
     pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
+    pub forwarding_headers_set: bool,
+    /// The request as it was forwarded, kept only for a logger.
+    pub forwarded: Option<ForwardedRequest>,
+}
+
+/// What a forwarded request looked like upstream (before per-attempt headers).
+pub struct ForwardedRequest {
+    pub path: String,
+    pub authority: HeaderValue,
+    pub headers: HeaderMap,
+}
+
+/// The request head a log line reads `%REQ(...)%` and the pseudo-headers from.
+pub struct LoggedRequest {
+    pub method: Method,
+    /// `:path` with the query.
+    pub path: String,
+    pub authority: HeaderValue,
+    pub headers: HeaderMap,
 }
 
 /// Everything a line needs that outlives the handler.
@@ -44,10 +62,7 @@ pub struct PendingLog {
     pub loggers: Arc<[Logger]>,
     pub start: SystemTime,
     pub started: Instant,
-    pub request_headers: HeaderMap,
-    pub method: Method,
-    pub path: String,
-    pub authority: String,
+    pub request: LoggedRequest,
     pub version: Version,
     pub status: u16,
     pub response_headers: HeaderMap,
@@ -63,10 +78,10 @@ impl PendingLog {
     fn write(&self) {
         let ctx = LogContext {
             start: self.start,
-            request_headers: &self.request_headers,
-            method: self.method.as_str(),
-            path: &self.path,
-            authority: &self.authority,
+            request_headers: &self.request.headers,
+            method: self.request.method.as_str(),
+            path: &self.request.path,
+            authority: self.request.authority.to_str().unwrap_or_default(),
             scheme: "http",
             protocol: self.version,
             response_code: Some(self.status),

@@ -230,7 +230,8 @@ def run_wrk(a, url, secs):
 def measure(a, workdir, upstream_port, logging, rnd):
     d = os.path.join(workdir, f"r{rnd}-{'on' if logging else 'off'}")
     os.makedirs(d, exist_ok=True)
-    log_path = os.path.join(d, "access.log") if logging else None
+    log_path = (a.log_path or os.path.join(d, "access.log")) if logging else None
+    regular = log_path is not None and not a.log_path
     port, admin_port = free_port(), free_port()
     cfg = os.path.join(d, "legate.yaml")
     open(cfg, "w").write(legate_yaml(port, upstream_port, admin_port, log_path))
@@ -241,7 +242,7 @@ def measure(a, workdir, upstream_port, logging, rnd):
         time.sleep(1.0)
         url = f"http://127.0.0.1:{port}/"
         run_wrk(a, url, a.warmup)
-        lines_before = count_lines(log_path)
+        lines_before = count_lines(log_path) if regular else 0
         c0 = cpu_seconds(p.pid)
         requests, errors = run_wrk(a, url, a.duration)
         c1 = cpu_seconds(p.pid)
@@ -249,7 +250,7 @@ def measure(a, workdir, upstream_port, logging, rnd):
         stop(p)
     r = {"requests": requests, "errors": errors, "cpu_s": c1 - c0,
          "us_per_req": (c1 - c0) / max(requests, 1) * 1e6, "rps": requests / a.duration}
-    if log_path:
+    if regular:
         # wrk's count excludes requests cut off at its deadline, which may still be logged
         r["logged"] = count_lines(log_path) - lines_before
         os.remove(log_path)
@@ -276,6 +277,8 @@ def main():
     ap.add_argument("--proxy-cpus", default="0")
     ap.add_argument("--load-cpus", default="1")
     ap.add_argument("--workdir", help="default: a fresh /tmp/alog-bench.XXXX")
+    ap.add_argument("--log-path", help="where the log goes (e.g. /dev/null to leave out the file system); "
+                    "default: access.log in the round's directory, removed after the round")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     workdir = a.workdir or tempfile.mkdtemp(prefix="alog-bench.", dir="/tmp")
@@ -303,7 +306,7 @@ def main():
             log(f"round {rnd} ({'off,on' if order[0] is False else 'on,off'}): "
                 f"off {off['us_per_req']:.2f} us/req ({off['rps']:.0f} rps, errors {off['errors']}), "
                 f"on {on['us_per_req']:.2f} us/req ({on['rps']:.0f} rps, errors {on['errors']}, "
-                f"{on['logged']} lines for {on['requests']} requests), ratio {ratio:.3f}")
+                f"{on.get('logged', '?')} lines for {on['requests']} requests), ratio {ratio:.3f}")
     finally:
         stop(up)
     ratios = [r for _, _, r in rounds]

@@ -33,7 +33,9 @@ pub struct Trace {
     pub details: Option<&'static str>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
-    /// Counts request body bytes; `Some` exactly when a logger is configured.
+    /// A logger is configured: keep what it needs.
+    pub logging: bool,
+    /// Counts request body bytes, when logging a request that has a body.
     pub rx_bytes: Option<Arc<AtomicU64>>,
     /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
     pub forwarding_headers_set: bool,
@@ -70,7 +72,6 @@ pub struct PendingLog {
     pub trace: Trace,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    pub bytes_received: Arc<AtomicU64>,
     pub bytes_sent: u64,
 }
 
@@ -89,7 +90,7 @@ impl PendingLog {
             response_headers: Some(&self.response_headers),
             response_trailers: self.trailers.as_ref(),
             response_flags: self.trace.response_flags,
-            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            bytes_received: self.trace.rx_bytes.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
             bytes_sent: self.bytes_sent,
             duration: Some(self.started.elapsed()),
             request_duration: None,

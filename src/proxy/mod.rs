@@ -104,12 +104,15 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
         });
 
-    // Only when a logger is configured: when the request started, and its body bytes.
+    // Only when a logger is configured: when the request started, and a count of its body
+    // bytes if it has a body.
     let mut trace = Trace::default();
     let log_start = (!hcm.access_logs.is_empty()).then(|| {
-        let counter = Arc::new(AtomicU64::new(0));
-        trace.rx_bytes = Some(Arc::clone(&counter));
-        (counter, SystemTime::now(), Instant::now())
+        trace.logging = true;
+        if !req.body().is_end_stream() {
+            trace.rx_bytes = Some(Arc::new(AtomicU64::new(0)));
+        }
+        (SystemTime::now(), Instant::now())
     });
     let (mut parts, body) = req.into_parts();
 
@@ -148,7 +151,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     let (rparts, body) = resp.into_parts();
     let body = match log_start {
         None => LoggedBody::plain(body),
-        Some((bytes_received, start, started)) => {
+        Some((start, started)) => {
             let request = logged_request(&ctx, &hcm, parts, &mut trace);
             LoggedBody::logged(
                 body,
@@ -164,7 +167,6 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                     trace,
                     remote: ctx.remote,
                     local: ctx.local,
-                    bytes_received,
                     bytes_sent: 0,
                 }),
             )
@@ -429,7 +431,7 @@ async fn forward_to(
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
-    if trace.rx_bytes.is_some() {
+    if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it.
         let Prepared { path, authority, headers, .. } = prepared;
         trace.forwarded = Some(ForwardedRequest { path, authority, headers });

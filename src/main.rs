@@ -54,8 +54,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(legate::server::run_with_loggers(bootstrap, json, options, loggers, std::future::pending()))
-    {
+    let result =
+        runtime.block_on(legate::server::run_with_loggers(bootstrap, json, options, loggers, std::future::pending()));
+    // Dropping a runtime waits for its blocking-pool threads without limit; an access-log
+    // write stuck on a full pipe or a hung disk would then keep the process from exiting.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("legate: {e}");
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// How long the runtime may take to stop once the server is done.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Installs the stderr subscriber behind a reload layer, so `/logging` can change levels.
 fn init_tracing(cli: &Cli) -> Loggers {

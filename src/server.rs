@@ -269,7 +269,7 @@ pub async fn run_with_loggers(
         Sources::new(options.config_path.clone(), options.config_yaml.clone(), bootstrap.clone(), bootstrap_json);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (admin_drain_tx, admin_drain_rx) = watch::channel(ListenerDrain::default());
-    let writers = Arc::new(LogWriters::default());
+    let writers = Arc::new(LogWriters::new(&store));
     let server = Arc::new(Server {
         shared: Arc::clone(&shared),
         options: options.clone(),

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::access_log::{spawn_writer, AccessLogWriter, LineFormat, Sink};
+use crate::access_log::{
+    spawn_writer_with, AccessLogWriter, LineFormat, Sink, WriterStats, QUEUE_CAPACITY, QUEUE_MAX_BYTES,
+};
 use crate::config::model;
 use crate::proxy::Logger;
 use crate::routing::RouteTable;
@@ -84,25 +86,61 @@ pub struct Hcm {
 }
 
 /// One writer task per sink, shared by every connection manager that logs there (and kept
-/// across snapshots, so a reload does not reopen files).
-#[derive(Default)]
-pub struct LogWriters(std::sync::Mutex<Vec<(Sink, AccessLogWriter)>>);
+/// across snapshots, so a reload does not reopen files), and the stats they count into:
+/// `access_log.<sink>.dropped` per sink and Envoy's `filesystem.*` for all of them (present
+/// from startup, as in Envoy).
+pub struct LogWriters {
+    store: Arc<Store>,
+    filesystem: WriterStats,
+    /// Each sink with the name its stats carry.
+    writers: std::sync::Mutex<Vec<(Sink, String, AccessLogWriter)>>,
+}
 
 impl LogWriters {
+    pub fn new(store: &Arc<Store>) -> Self {
+        let c = |name: &str| store.counter(&format!("filesystem.{name}"));
+        // Envoy's `flushed_by_timer` has no counterpart: every batch is written at once.
+        let filesystem = WriterStats {
+            dropped: Counter::default(),
+            write_buffered: c("write_buffered"),
+            write_completed: c("write_completed"),
+            write_failed: c("write_failed"),
+            reopen_failed: c("reopen_failed"),
+            write_total_buffered: store.gauge("filesystem.write_total_buffered"),
+        };
+        LogWriters { store: Arc::clone(store), filesystem, writers: std::sync::Mutex::new(Vec::new()) }
+    }
+
     pub fn get(&self, sink: Sink) -> std::io::Result<AccessLogWriter> {
-        let mut writers = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, w)) = writers.iter().find(|(s, _)| *s == sink) {
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, w)) = writers.iter().find(|(s, _, _)| *s == sink) {
             return Ok(w.clone());
         }
-        let w = spawn_writer(sink.clone())?;
-        writers.push((sink, w.clone()));
+        // Two paths may map to one name (`a.log`, `a_log`): the later sink gets a suffix.
+        let base = sink.stat_name();
+        let taken = |name: &str| writers.iter().any(|(_, taken, _)| taken == name);
+        let mut name = base.clone();
+        let mut n = 1;
+        while taken(&name) && n <= writers.len() {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        let stats = WriterStats {
+            dropped: self.store.counter(&format!("access_log.{name}.dropped")),
+            ..self.filesystem.clone()
+        };
+        let w = spawn_writer_with(sink.clone(), QUEUE_CAPACITY, QUEUE_MAX_BYTES, stats).inspect_err(|_| {
+            // The config is refused: no stat for a sink that never was.
+            self.store.retain_live(&format!("access_log.{name}."));
+        })?;
+        writers.push((sink, name, w.clone()));
         Ok(w)
     }
 
     /// Waits until every line queued so far is written.
     pub async fn flush(&self) {
         let writers: Vec<AccessLogWriter> =
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, w)| w.clone()).collect();
+            self.writers.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, _, w)| w.clone()).collect();
         for w in writers {
             w.flush().await;
         }
@@ -110,7 +148,7 @@ impl LogWriters {
 
     /// Reopens every file sink (`/reopen_logs`, SIGUSR1).
     pub fn reopen(&self) {
-        for (_, w) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (_, _, w) in self.writers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             w.reopen();
         }
     }

@@ -1,4 +1,5 @@
-//! Envoy's `json_format`: one JSON object per line, keys in configured order.
+//! Envoy's `json_format`: one JSON object per line, keys sorted by name as Envoy prints them
+//! (its config holds them in a protobuf `Struct`, a map, so the configured order is gone).
 //!
 //! Values are typed as in Envoy's v3 `json_format`: a value that is exactly one numeric operator
 //! (`%RESPONSE_CODE%`, `%BYTES_SENT%`, `%DURATION%`, ...) is a JSON number, a value that is
@@ -18,12 +19,13 @@ pub struct JsonFormat {
 impl JsonFormat {
     /// Compiles each value; an error names the key whose format is bad.
     pub fn parse(fields: &[(String, String)]) -> Result<Self, String> {
-        let fields = fields
+        let mut fields: Vec<(String, Format)> = fields
             .iter()
             .map(|(key, spec)| {
                 Format::parse(spec).map(|format| (key.clone(), format)).map_err(|err| format!("{key}: {err}"))
             })
             .collect::<Result<_, _>>()?;
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(JsonFormat { fields })
     }
 

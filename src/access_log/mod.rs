@@ -5,6 +5,7 @@
 //!                          --spawn_writer(Sink)--> AccessLogWriter --> writer task per sink
 //! request done --> LogContext (borrowed, only if a logger is configured)
 //!   --> LineFormat::render into a String --> AccessLogWriter::send (try_send; a full queue drops)
+//!   (queue bounded in lines and bytes; drops and writes counted in the stats store)
 //!   --> writer task: batches what is queued into one write; reopen() on /reopen_logs, SIGUSR1
 //! ```
 
@@ -18,7 +19,9 @@ pub mod writer;
 pub use context::LogContext;
 pub use format::{Format, DEFAULT_FORMAT};
 pub use json::JsonFormat;
-pub use writer::{spawn_writer, spawn_writer_with_capacity, AccessLogWriter, Sink, QUEUE_CAPACITY};
+pub use writer::{
+    spawn_writer, spawn_writer_with, AccessLogWriter, Sink, WriterStats, QUEUE_CAPACITY, QUEUE_MAX_BYTES,
+};
 
 use crate::config::model::AccessLogFormat;
 

@@ -88,9 +88,14 @@ impl Value<'_> {
         match self {
             Value::Missing => out.push('-'),
             Value::Text(text) => out.push_str(text),
-            Value::Number(n) => {
-                let _ = write!(out, "{n}");
+            Value::Number(n) => push_u64(*n, out),
+            // IPv4 by hand: the formatter machinery is most of a line's cost otherwise.
+            Value::Addr(SocketAddr::V4(addr)) => {
+                push_ipv4(*addr.ip(), out);
+                out.push(':');
+                push_u64(u64::from(addr.port()), out);
             }
+            Value::Ip(IpAddr::V4(ip)) => push_ipv4(*ip, out),
             Value::Addr(addr) => {
                 let _ = write!(out, "{addr}");
             }
@@ -235,7 +240,12 @@ impl HeaderRef {
                     Side::Response => ctx.response_headers,
                     Side::Trailer => ctx.response_trailers,
                 };
-                headers?.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()))
+                let bytes = headers?.get(name)?.as_bytes();
+                // Valid UTF-8 is the rule; checking that first is cheaper than the lossy scan.
+                Some(match std::str::from_utf8(bytes) {
+                    Ok(text) => Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(bytes),
+                })
             }
             HeaderRef::Method => pseudo(ctx.method),
             HeaderRef::Path => pseudo(ctx.path),
@@ -247,6 +257,31 @@ impl HeaderRef {
             },
             HeaderRef::OtherPseudo => None,
         }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+fn push_ipv4(ip: std::net::Ipv4Addr, out: &mut String) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_u64(u64::from(octet), out);
     }
 }
 

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Version};
+use http::{HeaderMap, HeaderValue, Method, Version};
 use http_body::{Body, Frame, SizeHint};
 
 use super::body::{BodyError, ResBody};
@@ -32,12 +32,16 @@ pub struct Trace {
     pub route_name: Option<String>,
     pub response_flags: &'static str,
     pub details: Option<&'static str>,
-    /// `x-request-id` as sent upstream (generated or kept).
-    pub request_id: Option<http::HeaderValue>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
-    /// Counts request body bytes when a logger wants `%BYTES_RECEIVED%`.
+    /// A logger is configured: keep what it needs.
+    pub logging: bool,
+    /// Counts request body bytes, when logging a request that has a body.
     pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
+    pub forwarding_headers_set: bool,
+    /// The request as it was forwarded, kept only for a logger.
+    pub forwarded: Option<ForwardedRequest>,
     /// When the answering upstream attempt was sent, and its cluster's `upstream_rq_time`.
     pub upstream_sent: Option<(Instant, Histogram)>,
 }
@@ -60,15 +64,28 @@ impl RqTiming {
     }
 }
 
+/// What a forwarded request looked like upstream (before per-attempt headers).
+pub struct ForwardedRequest {
+    pub path: String,
+    pub authority: HeaderValue,
+    pub headers: HeaderMap,
+}
+
+/// The request head a log line reads `%REQ(...)%` and the pseudo-headers from.
+pub struct LoggedRequest {
+    pub method: Method,
+    /// `:path` with the query.
+    pub path: String,
+    pub authority: HeaderValue,
+    pub headers: HeaderMap,
+}
+
 /// Everything a line needs that outlives the handler.
 pub struct PendingLog {
     pub loggers: Arc<[Logger]>,
     pub start: SystemTime,
     pub started: Instant,
-    pub request_headers: HeaderMap,
-    pub method: Method,
-    pub path: String,
-    pub authority: String,
+    pub request: LoggedRequest,
     pub version: Version,
     pub status: u16,
     pub response_headers: HeaderMap,
@@ -76,7 +93,6 @@ pub struct PendingLog {
     pub trace: Trace,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    pub bytes_received: Arc<AtomicU64>,
     pub bytes_sent: u64,
 }
 
@@ -84,10 +100,10 @@ impl PendingLog {
     fn write(&self) {
         let ctx = LogContext {
             start: self.start,
-            request_headers: &self.request_headers,
-            method: self.method.as_str(),
-            path: &self.path,
-            authority: &self.authority,
+            request_headers: &self.request.headers,
+            method: self.request.method.as_str(),
+            path: &self.request.path,
+            authority: self.request.authority.to_str().unwrap_or_default(),
             scheme: "http",
             protocol: self.version,
             response_code: Some(self.status),
@@ -95,7 +111,7 @@ impl PendingLog {
             response_headers: Some(&self.response_headers),
             response_trailers: self.trailers.as_ref(),
             response_flags: self.trace.response_flags,
-            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            bytes_received: self.trace.rx_bytes.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
             bytes_sent: self.bytes_sent,
             duration: Some(self.started.elapsed()),
             request_duration: None,

@@ -64,6 +64,18 @@ impl LocalReason {
         }
     }
 
+    /// Envoy's response code details (`%RESPONSE_CODE_DETAILS%`) where they are a fixed
+    /// string; `None` where Envoy's carry the transport error or codec detail.
+    pub fn details(self) -> Option<&'static str> {
+        match self {
+            LocalReason::NoRoute => Some("route_not_found"),
+            LocalReason::NoCluster(_) => Some("cluster_not_found"),
+            LocalReason::NoHealthyUpstream => Some("no_healthy_upstream"),
+            LocalReason::UpstreamTimeout => Some("response_timeout"),
+            _ => None,
+        }
+    }
+
     /// Envoy's short response flag, for access logs.
     pub fn flag(self) -> &'static str {
         match self {

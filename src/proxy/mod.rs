@@ -30,8 +30,8 @@ use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::{Hcm, ListenerRt, Snapshot, SnapshotStore};
 use crate::stats::{GaugeGuard, Store};
+use access::{ForwardedRequest, LoggedRequest, PendingLog, RqTiming, Trace};
 pub use access::{LoggedBody, Logger};
-use access::{PendingLog, RqTiming, Trace};
 use body::{ReqBody, ResBody};
 use forward::{BodySource, Prepared};
 use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
@@ -107,37 +107,26 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
         });
 
-    // Only when a logger is configured: keep the request head as the client sent it.
+    // Only when a logger is configured: when the request started, and a count of its body
+    // bytes if it has a body.
     let mut trace = Trace::default();
-    let captured = (!hcm.access_logs.is_empty()).then(|| {
-        let counter = Arc::new(AtomicU64::new(0));
-        trace.rx_bytes = Some(Arc::clone(&counter));
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-            .unwrap_or_default();
-        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-        (
-            req.headers().clone(),
-            req.method().clone(),
-            path,
-            authority,
-            req.version(),
-            counter,
-            SystemTime::now(),
-            started,
-        )
+    let log_start = (!hcm.access_logs.is_empty()).then(|| {
+        trace.logging = true;
+        if !req.body().is_end_stream() {
+            trace.rx_bytes = Some(Arc::new(AtomicU64::new(0)));
+        }
+        (SystemTime::now(), started)
     });
+    let (mut parts, body) = req.into_parts();
 
-    let mut resp = match process(&ctx, &snap.clusters, &hcm, req, &mut trace).await {
+    let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
         Ok(r) => r,
         Err(reason) => {
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
             trace.response_flags = reason.flag();
+            trace.details = reason.details();
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
             if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
@@ -162,39 +151,62 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     }
     stats.codes.record(resp.status().as_u16());
     stats.downstream_rq_completed.inc();
-    let (parts, body) = resp.into_parts();
+    let (rparts, body) = resp.into_parts();
     let timing =
         RqTiming { started, downstream: stats.downstream_rq_time.clone(), upstream: trace.upstream_sent.take() };
-    let body = match captured {
+    let body = match log_start {
         None => LoggedBody::plain(body),
-        Some((mut request_headers, method, path, authority, version, bytes_received, start, started)) => {
-            if let Some(id) = trace.request_id.take() {
-                request_headers.insert(headers::X_REQUEST_ID.clone(), id);
-            }
+        Some((start, started)) => {
+            let request = logged_request(&ctx, &hcm, parts, &mut trace);
             LoggedBody::logged(
                 body,
                 Box::new(PendingLog {
                     loggers: Arc::clone(&hcm.access_logs),
                     start,
                     started,
-                    request_headers,
-                    method,
-                    path,
-                    authority,
+                    request,
                     version,
-                    status: parts.status.as_u16(),
-                    response_headers: parts.headers.clone(),
+                    status: rparts.status.as_u16(),
+                    response_headers: rparts.headers.clone(),
                     trailers: None,
                     trace,
                     remote: ctx.remote,
                     local: ctx.local,
-                    bytes_received,
                     bytes_sent: 0,
                 }),
             )
         }
     };
-    Ok(Response::from_parts(parts, body.timed(timing)))
+    Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// The request as Envoy's access log sees it: its headers after the connection manager's and
+/// the router's changes (`x-request-id`, `x-forwarded-*`, rewritten `:path` and `:authority`,
+/// `x-envoy-original-path`), because Envoy changes the downstream header map in place.
+fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, trace: &mut Trace) -> LoggedRequest {
+    if let Some(forwarded) = trace.forwarded.take() {
+        return LoggedRequest {
+            method: parts.method,
+            path: forwarded.path,
+            authority: forwarded.authority,
+            headers: forwarded.headers,
+        };
+    }
+    // A local reply: Envoy changes the request headers before routing, so the log shows
+    // them changed even though nothing was forwarded.
+    if !trace.forwarding_headers_set {
+        headers::mutate_forwarding(&mut parts.headers, &hcm.config, ctx.remote, ctx.shared.local_ip);
+    }
+    let authority = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(HOST).cloned(),
+    };
+    LoggedRequest {
+        path: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        method: parts.method,
+        authority: authority.unwrap_or_else(|| HeaderValue::from_static("")),
+        headers: parts.headers,
+    }
 }
 
 /// The framing headers of a local reply, as Envoy's codecs write them.
@@ -262,17 +274,17 @@ async fn process(
     ctx: &ConnCtx,
     clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
     hcm: &Hcm,
-    req: Request<Incoming>,
+    parts: &mut http::request::Parts,
+    body: Incoming,
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
-    if req.version() == Version::HTTP_10 && !cfg.accept_http_10 {
+    if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
         return Err(LocalReason::UpgradeRequired);
     }
-    if req.version() != Version::HTTP_2 && !known_method(req.method()) {
+    if parts.version != Version::HTTP_2 && !known_method(&parts.method) {
         return Err(LocalReason::BadRequest);
     }
-    let (mut parts, body) = req.into_parts();
 
     // The authority: `:authority` for h2, `Host` for HTTP/1.
     let authority: HeaderValue = match parts.uri.authority() {
@@ -323,6 +335,7 @@ async fn process(
     match &route.action {
         ActionRt::Direct { status, body } => {
             trace.local_reply = true;
+            trace.details = Some("direct_response");
             let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
@@ -335,6 +348,7 @@ async fn process(
         ActionRt::Redirect(rd) => {
             let location = rewrite::redirect_location(rd, route, &vh.matchers, vh, &authority_str, &full_path);
             trace.local_reply = true;
+            trace.details = Some("direct_response");
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
             let mut resp = reply(status, Bytes::new(), &hcm.server_name);
             if let Ok(v) = HeaderValue::from_str(&location) {
@@ -355,7 +369,7 @@ async fn process(
             headers::strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(EXPECT);
             headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
-            trace.request_id = parts.headers.get(&headers::X_REQUEST_ID).cloned();
+            trace.forwarding_headers_set = true;
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
@@ -394,7 +408,7 @@ async fn forward_to(
     vh: &VirtualHostRt,
     route: &RouteRt,
     table: &RouteTable,
-    parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     body: Incoming,
     path: String,
     authority: HeaderValue,
@@ -414,18 +428,24 @@ async fn forward_to(
         BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
     };
     let prepared = Prepared {
-        method: parts.method,
+        method: parts.method.clone(),
         path,
         authority,
-        headers: parts.headers,
+        headers: std::mem::take(&mut parts.headers),
         set_attempt_count: vh.include_request_attempt_count,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
+    if trace.logging {
+        // A logger wants the request as forwarded; the attempts sent copies of it.
+        let Prepared { path, authority, headers, .. } = prepared;
+        trace.forwarded = Some(ForwardedRequest { path, authority, headers });
+    }
     match outcome {
         Ok(out) => {
             trace.upstream_host = Some(out.host.addr);
             trace.upstream_sent = Some((out.sent, cluster.stats.upstream_rq_time.clone()));
+            trace.details = Some("via_upstream");
             let (mut rparts, rbody) = out.response.into_parts();
             headers::strip_hop_by_hop(&mut rparts.headers);
             let ms = out.service_time.as_millis() as u64;

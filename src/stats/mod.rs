@@ -46,6 +46,11 @@ impl Gauge {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// Adds `n` (negative to subtract).
+    #[inline]
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn set(&self, v: i64) {
         self.0.store(v, Ordering::Relaxed);
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod access_log;
 mod actions;
 mod admin;
 mod admin_api;

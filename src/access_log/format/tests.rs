@@ -197,7 +197,7 @@ fn bad_formats_name_the_operator() {
 }
 
 #[test]
-fn json_values_are_typed() {
+fn json_values_are_typed_and_keys_sorted() {
     let sample = Sample::new();
     let ctx = sample.ctx();
     let fields: Vec<(String, String)> = [
@@ -221,9 +221,9 @@ fn json_values_are_typed() {
     assert!(out.ends_with("}\n"), "{out}");
     assert_eq!(
         out,
-        "{\"code\":200,\"bytes\":12,\"duration\":3,\"resp_dur\":null,\"proto\":\"HTTP/1.1\",\
-         \"start\":\"2026-11-22T03:41:29.102Z\",\"xff\":null,\"flags\":\"-\",\"mixed\":\"3ms -\",\
-         \"quote\\\"d\":\"a\\\"b\\\\c\\t\",\"empty\":\"\"}\n"
+        "{\"bytes\":12,\"code\":200,\"duration\":3,\"empty\":\"\",\"flags\":\"-\",\"mixed\":\"3ms -\",\
+         \"proto\":\"HTTP/1.1\",\"quote\\\"d\":\"a\\\"b\\\\c\\t\",\"resp_dur\":null,\
+         \"start\":\"2026-11-22T03:41:29.102Z\",\"xff\":null}\n"
     );
     let parsed: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(parsed["code"], 200);

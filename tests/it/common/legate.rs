@@ -187,8 +187,13 @@ impl Legate {
 
     /// Sends SIGTERM to this child (`kill -TERM PID`).
     pub fn sigterm(&self) {
-        let ok = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
-        assert!(ok.success(), "kill -TERM {}", self.pid());
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`USR1`, `TERM`, ...) to this child (`kill -NAME PID`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("run kill");
+        assert!(ok.success(), "kill -{name} {}", self.pid());
     }
 
     /// SIGTERM, then wait (bounded) for the exit.

@@ -9,7 +9,7 @@ use serde_yaml::Value;
 use super::error::{ConfigError, ConfigErrors};
 use super::model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfig};
 use super::parse::{format_for, parse_value};
-use super::reader::{Ctx, Obj};
+use super::reader::{Ctx, FieldPath, Obj};
 use super::type_urls as t;
 use super::v2;
 use super::validate::{checks, cluster, listener, route};
@@ -18,7 +18,7 @@ use super::validate::{checks, cluster, listener, route};
 struct Parsed<T> {
     ctx: Ctx,
     version_info: String,
-    resources: Vec<(String, T)>,
+    resources: Vec<(FieldPath, T)>,
     /// How many resources the file listed (valid or not).
     listed: usize,
 }
@@ -38,7 +38,7 @@ fn parse<T>(
     let mut version_info = String::new();
     let mut resources = Vec::new();
     let mut listed = 0;
-    if let Some(mut root) = Obj::new(&mut ctx, &value, "") {
+    if let Some(mut root) = Obj::new(&mut ctx, &value, FieldPath::root()) {
         version_info = root.str(&mut ctx, "version_info").unwrap_or_default();
         if let Some(url) = root.str(&mut ctx, "type_url") {
             if !types.contains(&url.as_str()) {
@@ -56,7 +56,7 @@ fn parse<T>(
                         resources.push((p, res));
                     }
                 }
-                Some(u) => ctx.err(&r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
+                Some(u) => ctx.err(r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
                 None => ctx.err(&r.path, format!("missing @type (expected \"{}\")", types[0])),
             }
         }
@@ -98,7 +98,7 @@ pub fn parse_route_config(path: &Path, bytes: &[u8], name: &str) -> Result<Disco
     for (path, rc) in &p.resources {
         if rc.name != name {
             p.ctx.err(
-                &format!("{path}.name"),
+                format!("{path}.name"),
                 format!("unexpected RouteConfiguration \"{}\": expected \"{name}\"", rc.name),
             );
         }
@@ -123,7 +123,7 @@ pub fn parse_endpoints(
             let before = ctx.error_count();
             let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);
             let Some(cluster_name) = cluster_name else {
-                ctx.err(&format!("{opath}.cluster_name"), "missing cluster_name");
+                ctx.err(format!("{opath}.cluster_name"), "missing cluster_name");
                 return None;
             };
             (ctx.error_count() == before).then_some(ClusterLoadAssignment { cluster_name, endpoints })
@@ -135,7 +135,7 @@ pub fn parse_endpoints(
     for (path, cla) in &p.resources {
         if cla.cluster_name != name {
             p.ctx.err(
-                &format!("{path}.cluster_name"),
+                format!("{path}.cluster_name"),
                 format!("unexpected ClusterLoadAssignment \"{}\": expected \"{name}\"", cla.cluster_name),
             );
         }

@@ -115,6 +115,7 @@ struct Replay {
     store: Arc<Store>,
     writers: LogWriters,
     manager: ListenerManager,
+    docs: config::DocCache,
 }
 
 impl Replay {
@@ -137,13 +138,14 @@ impl Replay {
             store,
             writers: LogWriters::default(),
             manager: ListenerManager::new(shared, Drain { shutdown, alive }),
+            docs: config::DocCache::default(),
         }
     }
 
     /// One reload of one file, as `Reloader::apply_batch` does it (no accept loops started).
     async fn reload(&mut self, role: &sources::Role, path: &Path, bytes: &[u8]) {
         let mut next = self.sources.clone();
-        load::load(&mut next, role, path, bytes).expect("valid file");
+        load::load(&mut next, &mut self.docs, role, path, bytes).expect("valid file");
         let eff = next.effective();
         let d = state::diff(&self.effective, &eff);
         let order: Vec<String> = next.listeners().map(|l| l.name.clone()).collect();
@@ -189,6 +191,14 @@ fn main() {
     });
     let d = time("parse + validate RDS file", 5, || config::parse_route_config(path, rds.as_bytes(), "r"));
     let rc = d.ok().and_then(|d| d.resources.into_iter().next()).expect("valid RDS");
+    let mut docs = config::DocCache::default();
+    let versions = [rds_yaml("b"), rds_yaml("a")];
+    let _ = docs.route_config(path, rds.as_bytes(), "r");
+    let mut k = 0;
+    time("parse + validate RDS file, one line changed (DocCache)", 5, || {
+        k += 1;
+        docs.route_config(path, versions[k % 2].as_bytes(), "r").is_ok()
+    });
     time("resources as JSON (config_dump)", 5, || config::resources_json(path, rds.as_bytes()));
     let store = Store::new();
     let clusters: HashMap<String, Arc<legate::upstream::Cluster>> = HashMap::new();
@@ -198,6 +208,12 @@ fn main() {
     let e =
         time("parse + validate EDS file", 5, || config::parse_endpoints(Path::new("eds.yaml"), eds.as_bytes(), "a"));
     let eps = e.ok().map(|d| d.resources).unwrap_or_default();
+    let versions = [eds_yaml(20_001), eds_yaml(20_000)];
+    let _ = docs.endpoints(Path::new("eds.yaml"), eds.as_bytes(), "a");
+    time("parse + validate EDS file, one line changed (DocCache)", 5, || {
+        k += 1;
+        docs.endpoints(Path::new("eds.yaml"), versions[k % 2].as_bytes(), "a").is_ok()
+    });
     let specs = legate::upstream::eds_rest::specs_from_assignment(&eps[0].endpoints);
     let cluster_cfg = config::parse_clusters(
         Path::new("cds.yaml"),
@@ -214,13 +230,13 @@ fn main() {
     }
     time("set 10k hosts (one changed)", 5, || cluster.set_hosts(changed.clone()));
     replay(
-        "RDS one line changed: load + effective + diff + build",
+        "RDS one line changed: load + effective + diff + build + drop old",
         sources::Role::Rds("r".into()),
         Path::new("/nonexistent/rds.yaml"),
         [rds_yaml("b"), rds_yaml("a")],
     );
     replay(
-        "EDS one line changed: load + effective + diff + build",
+        "EDS one line changed: load + effective + diff + build + drop old",
         sources::Role::Eds("e".into()),
         Path::new("/nonexistent/eds.yaml"),
         [eds_scale_yaml(18083), eds_scale_yaml(18081)],

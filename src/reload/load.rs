@@ -101,7 +101,11 @@ pub fn load(
             let Some(rc) = d.resources.into_iter().next() else {
                 return Ok((Outcome::Empty, v));
             };
-            let changed = sources.rds.get(name).is_none_or(|r| r.value != rc);
+            // Unchanged content keeps its Arc: what follows compares by pointer.
+            let (changed, rc) = match sources.rds.get(name) {
+                Some(r) if *r.value == rc => (false, Arc::clone(&r.value)),
+                _ => (true, Arc::new(rc)),
+            };
             sources.rds.insert(name.clone(), loaded(rc, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
@@ -113,7 +117,10 @@ pub fn load(
                 return Ok((Outcome::Empty, v));
             }
             let endpoints: Vec<_> = d.resources.into_iter().flat_map(|cla| cla.endpoints).collect();
-            let changed = sources.eds.get(service).is_none_or(|e| e.value != endpoints);
+            let (changed, endpoints) = match sources.eds.get(service) {
+                Some(e) if *e.value == endpoints => (false, Arc::clone(&e.value)),
+                _ => (true, Arc::new(endpoints)),
+            };
             sources.eds.insert(service.clone(), loaded(endpoints, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }

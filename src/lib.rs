@@ -41,7 +41,7 @@ pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), Stri
                 validate_clusters: Some(false),
             },
         };
-        snapshot::build_listener(l, routes, &clusters, &store, None)?;
+        snapshot::build_listener(l, Arc::new(routes), &clusters, &store, None)?;
     }
     Ok(())
 }

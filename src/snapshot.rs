@@ -193,8 +193,9 @@ impl ListenerStats {
 
 pub struct ListenerRt {
     pub config: model::Listener,
-    /// The route configuration its tables were compiled from (inline or RDS).
-    pub route_config: model::RouteConfig,
+    /// The route configuration its tables were compiled from (inline or RDS), shared with
+    /// the reloader's sources.
+    pub route_config: Arc<model::RouteConfig>,
     pub hcm: Arc<Hcm>,
     pub stats: ListenerStats,
 }
@@ -221,7 +222,7 @@ impl Snapshot {
 /// only validating (formats are compiled, no file is opened).
 pub fn build_listener(
     config: &model::Listener,
-    route_config: model::RouteConfig,
+    route_config: Arc<model::RouteConfig>,
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
     writers: Option<&LogWriters>,

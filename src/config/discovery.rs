@@ -1,15 +1,18 @@
 //! File-based xDS: a `DiscoveryResponse` file (`version_info` + `resources`, each with its
 //! `@type`) turned into validated listeners, clusters, a route configuration or a cluster load
-//! assignment. The caller reads (and hashes) the file; this module only parses bytes.
+//! assignment. The caller reads (and hashes) the file; this module only parses bytes, through
+//! a [`DocCache`] when the caller keeps one (the reloader does: a long file with one changed
+//! line is then parsed in pieces).
 
 use std::path::Path;
 
 use serde_yaml::Value;
 
+use super::docs::DocCache;
 use super::error::{ConfigError, ConfigErrors};
 use super::model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfig};
 use super::parse::{format_for, parse_value};
-use super::reader::{Ctx, Obj};
+use super::reader::{Ctx, FieldPath, Obj};
 use super::type_urls as t;
 use super::v2;
 use super::validate::{checks, cluster, listener, route};
@@ -18,27 +21,45 @@ use super::validate::{checks, cluster, listener, route};
 struct Parsed<T> {
     ctx: Ctx,
     version_info: String,
-    resources: Vec<(String, T)>,
+    resources: Vec<(FieldPath, T)>,
     /// How many resources the file listed (valid or not).
     listed: usize,
 }
 
 fn parse<T>(
+    docs: &mut DocCache,
     path: &Path,
     bytes: &[u8],
     types: &[&str],
-    normalise: fn(&mut Value),
+    normalise: fn(&mut Value) -> bool,
     mut each: impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
 ) -> Result<Parsed<T>, ConfigErrors> {
-    let mut value = parse_value(path, bytes, format_for(path)).map_err(|e| ConfigErrors(vec![e]))?;
+    let value = docs.parse(path, bytes).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut rewritten = false;
     if let Some(Value::Sequence(items)) = value.get_mut("resources") {
-        items.iter_mut().for_each(normalise);
+        for item in items {
+            rewritten |= normalise(item);
+        }
     }
+    let parsed = read(path, value, types, &mut each);
+    if rewritten {
+        // v2 spellings were rewritten in place: the cached value is no longer the file's.
+        docs.forget(path);
+    }
+    Ok(parsed)
+}
+
+fn read<T>(
+    path: &Path,
+    value: &Value,
+    types: &[&str],
+    each: &mut impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
+) -> Parsed<T> {
     let mut ctx = Ctx::new(path);
     let mut version_info = String::new();
     let mut resources = Vec::new();
     let mut listed = 0;
-    if let Some(mut root) = Obj::new(&mut ctx, &value, "") {
+    if let Some(mut root) = Obj::new(&mut ctx, value, FieldPath::root()) {
         version_info = root.str(&mut ctx, "version_info").unwrap_or_default();
         if let Some(url) = root.str(&mut ctx, "type_url") {
             if !types.contains(&url.as_str()) {
@@ -56,13 +77,13 @@ fn parse<T>(
                         resources.push((p, res));
                     }
                 }
-                Some(u) => ctx.err(&r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
+                Some(u) => ctx.err(r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
                 None => ctx.err(&r.path, format!("missing @type (expected \"{}\")", types[0])),
             }
         }
         root.finish(&mut ctx, &[]);
     }
-    Ok(Parsed { ctx, version_info, resources, listed })
+    Parsed { ctx, version_info, resources, listed }
 }
 
 fn finish<T>(p: Parsed<T>) -> Result<Discovery<T>, ConfigErrors> {
@@ -75,35 +96,17 @@ fn finish<T>(p: Parsed<T>) -> Result<Discovery<T>, ConfigErrors> {
 
 /// An LDS file. Cluster references are checked by the caller with `check_cluster_refs`.
 pub fn parse_listeners(path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
-    let mut p = parse(path, bytes, t::LISTENER, v2::normalise_listener, listener::listener)?;
-    checks::duplicate_listeners(&mut p.ctx, &p.resources);
-    finish(p)
+    DocCache::default().listeners(path, bytes)
 }
 
 /// A CDS file.
 pub fn parse_clusters(path: &Path, bytes: &[u8]) -> Result<Discovery<Cluster>, ConfigErrors> {
-    let mut p = parse(path, bytes, t::CLUSTER, v2::normalise_cluster, |ctx, o, _| cluster::cluster(ctx, o))?;
-    checks::duplicate_clusters(&mut p.ctx, &p.resources);
-    finish(p)
+    DocCache::default().clusters(path, bytes)
 }
 
 /// An RDS file: exactly one `RouteConfiguration`, named `name`.
 pub fn parse_route_config(path: &Path, bytes: &[u8], name: &str) -> Result<Discovery<RouteConfig>, ConfigErrors> {
-    let mut p = parse(path, bytes, t::ROUTE_CONFIGURATION, v2::normalise_route_config, |ctx, o, _| {
-        route::route_config(ctx, o)
-    })?;
-    if p.listed != 1 {
-        p.ctx.err("resources", format!("expected exactly one RouteConfiguration, found {}", p.listed));
-    }
-    for (path, rc) in &p.resources {
-        if rc.name != name {
-            p.ctx.err(
-                &format!("{path}.name"),
-                format!("unexpected RouteConfiguration \"{}\": expected \"{name}\"", rc.name),
-            );
-        }
-    }
-    finish(p)
+    DocCache::default().route_config(path, bytes, name)
 }
 
 /// An EDS file: exactly one `ClusterLoadAssignment` for `name`, or none at all (an empty
@@ -113,17 +116,87 @@ pub fn parse_endpoints(
     bytes: &[u8],
     name: &str,
 ) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
+    DocCache::default().endpoints(path, bytes, name)
+}
+
+/// The same parsers, reusing the last document of each file.
+impl DocCache {
+    /// [`parse_listeners`].
+    pub fn listeners(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
+        let mut p = parse(self, path, bytes, t::LISTENER, v2::normalise_listener, listener::listener)?;
+        checks::duplicate_listeners(&mut p.ctx, &p.resources);
+        finish(p)
+    }
+
+    /// [`parse_clusters`].
+    pub fn clusters(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Cluster>, ConfigErrors> {
+        let mut p = parse(self, path, bytes, t::CLUSTER, v2::normalise_cluster, |ctx, o, _| cluster::cluster(ctx, o))?;
+        checks::duplicate_clusters(&mut p.ctx, &p.resources);
+        finish(p)
+    }
+
+    /// [`parse_route_config`].
+    pub fn route_config(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Discovery<RouteConfig>, ConfigErrors> {
+        route_config(self, path, bytes, name)
+    }
+
+    /// [`parse_endpoints`].
+    pub fn endpoints(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
+        endpoints(self, path, bytes, name)
+    }
+}
+
+fn route_config(
+    docs: &mut DocCache,
+    path: &Path,
+    bytes: &[u8],
+    name: &str,
+) -> Result<Discovery<RouteConfig>, ConfigErrors> {
+    let mut p = parse(docs, path, bytes, t::ROUTE_CONFIGURATION, v2::normalise_route_config, |ctx, o, _| {
+        route::route_config(ctx, o)
+    })?;
+    if p.listed != 1 {
+        p.ctx.err("resources", format!("expected exactly one RouteConfiguration, found {}", p.listed));
+    }
+    for (path, rc) in &p.resources {
+        if rc.name != name {
+            p.ctx.err(
+                format!("{path}.name"),
+                format!("unexpected RouteConfiguration \"{}\": expected \"{name}\"", rc.name),
+            );
+        }
+    }
+    finish(p)
+}
+
+fn endpoints(
+    docs: &mut DocCache,
+    path: &Path,
+    bytes: &[u8],
+    name: &str,
+) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
     let mut p = parse(
+        docs,
         path,
         bytes,
         t::CLUSTER_LOAD_ASSIGNMENT,
-        |_| {},
+        |_| false,
         |ctx, o, _| {
             let opath = o.path.clone();
             let before = ctx.error_count();
             let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);
             let Some(cluster_name) = cluster_name else {
-                ctx.err(&format!("{opath}.cluster_name"), "missing cluster_name");
+                ctx.err(format!("{opath}.cluster_name"), "missing cluster_name");
                 return None;
             };
             (ctx.error_count() == before).then_some(ClusterLoadAssignment { cluster_name, endpoints })
@@ -135,7 +208,7 @@ pub fn parse_endpoints(
     for (path, cla) in &p.resources {
         if cla.cluster_name != name {
             p.ctx.err(
-                &format!("{path}.cluster_name"),
+                format!("{path}.cluster_name"),
                 format!("unexpected ClusterLoadAssignment \"{}\": expected \"{name}\"", cla.cluster_name),
             );
         }

@@ -18,6 +18,7 @@
 pub mod model;
 
 mod discovery;
+mod docs;
 mod duration;
 mod error;
 mod merge;
@@ -34,6 +35,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json};
+pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};
 
 use discovery::single;

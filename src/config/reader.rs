@@ -10,7 +10,10 @@
 //! numbers or strings, enums in any case, durations as `"1.5s"` (or `{seconds, nanos}`), and
 //! `null` meaning "not set".
 
+use std::cell::OnceCell;
+use std::fmt;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
@@ -29,7 +32,9 @@ impl Ctx {
         Ctx { file: file.into(), errors: Vec::new() }
     }
 
-    pub fn err(&mut self, path: &str, message: impl Into<String>) {
+    /// Records an error at `path` (anything that renders as a field path: a [`FieldPath`],
+    /// a `String` built for the occasion, a literal).
+    pub fn err(&mut self, path: impl fmt::Display, message: impl Into<String>) {
         self.errors.push(ConfigError { file: self.file.clone(), path: path.to_string(), message: message.into() });
     }
 
@@ -38,23 +43,90 @@ impl Ctx {
     }
 }
 
-/// `a.b` (or `b` at the root).
-pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// The dotted field path of a message or field (`resources[0].virtual_hosts[0].routes[7]`),
+/// rendered only when an error is reported. Building one is a copy of its parent's `Rc` and a
+/// segment, no formatting: a 10,000-route file builds a path for every message it reads,
+/// and renders the few that are wrong.
+#[derive(Clone, Default)]
+pub(crate) struct FieldPath {
+    parent: Option<Rc<FieldPath>>,
+    last: Seg,
+}
+
+#[derive(Clone, Default)]
+enum Seg {
+    /// The document itself: the empty path.
+    #[default]
+    Root,
+    /// A field, by the name the validator asked for (`per_try_timeout` also when the file
+    /// wrote `perTryTimeout`).
+    Field(&'static str),
+    /// A key of a map-typed field, as written.
+    Key(Rc<str>),
+    Index(usize),
+}
+
+impl FieldPath {
+    /// The path of the document (renders as the empty string).
+    pub fn root() -> FieldPath {
+        FieldPath::default()
+    }
+
+    /// A top-level field (`resources`, `static_resources`).
+    #[cfg(test)]
+    pub fn top(name: &'static str) -> FieldPath {
+        FieldPath { parent: None, last: Seg::Field(name) }
+    }
+
+    fn under(parent: &Rc<FieldPath>, last: Seg) -> FieldPath {
+        FieldPath { parent: Some(Rc::clone(parent)), last }
+    }
+
+    /// `self[i]` (a list's path is shared by its items: see [`Obj::list`]).
+    pub fn index(&self, i: usize) -> FieldPath {
+        FieldPath::under(&Rc::new(self.clone()), Seg::Index(i))
+    }
+
+    /// `self.name`
+    #[cfg(test)]
+    pub fn field(&self, name: &'static str) -> FieldPath {
+        FieldPath::under(&Rc::new(self.clone()), Seg::Field(name))
     }
 }
 
-/// `a[i]`
-pub(crate) fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let root = match &self.parent {
+            Some(p) => {
+                fmt::Display::fmt(p, f)?;
+                matches!(p.last, Seg::Root)
+            }
+            None => true,
+        };
+        match &self.last {
+            Seg::Root => Ok(()),
+            Seg::Field(name) if root => f.write_str(name),
+            Seg::Key(name) if root => f.write_str(name),
+            Seg::Field(name) => write!(f, ".{name}"),
+            Seg::Key(name) => write!(f, ".{name}"),
+            Seg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+impl fmt::Debug for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
 }
 
 /// Whether `key` is `snake` spelled in lowerCamelCase (`per_try_timeout` / `perTryTimeout`),
 /// without allocating: this runs for every field lookup of every resource.
 fn is_camel_of(key: &str, snake: &str) -> bool {
+    // Cheap rejections first: the camel spelling is never longer and starts alike.
+    if key.len() > snake.len() || key.as_bytes().first() != snake.as_bytes().first() {
+        return false;
+    }
     let mut k = key.chars();
     let mut upper = false;
     for c in snake.chars() {
@@ -81,21 +153,46 @@ pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Which keys of a mapping were read, by position: a bit each for the first 64 (every real
+/// message), a list beyond.
+#[derive(Default)]
+struct Used {
+    first: u64,
+    more: Vec<usize>,
+}
+
+impl Used {
+    fn mark(&mut self, i: usize) {
+        match 1u64.checked_shl(i as u32).filter(|_| i < 64) {
+            Some(bit) => self.first |= bit,
+            None => self.more.push(i),
+        }
+    }
+
+    fn has(&self, i: usize) -> bool {
+        if i < 64 {
+            self.first & (1 << i) != 0
+        } else {
+            self.more.contains(&i)
+        }
+    }
+}
+
 /// One proto message being read.
 pub(crate) struct Obj<'v> {
-    pub path: String,
+    pub path: FieldPath,
+    /// `path` shared by the paths of this message's fields, made by the first that needs it.
+    shared: OnceCell<Rc<FieldPath>>,
     map: Option<&'v Mapping>,
-    /// Keys read, borrowed from the mapping.
-    used: Vec<&'v str>,
+    used: Used,
 }
 
 impl<'v> Obj<'v> {
     /// A message at `path`; `null` reads as an empty message.
-    pub fn new(ctx: &mut Ctx, value: &'v Value, path: impl Into<String>) -> Option<Obj<'v>> {
-        let path = path.into();
+    pub fn new(ctx: &mut Ctx, value: &'v Value, path: FieldPath) -> Option<Obj<'v>> {
         match value {
-            Value::Mapping(m) => Some(Obj { path, map: Some(m), used: Vec::new() }),
-            Value::Null => Some(Obj { path, map: None, used: Vec::new() }),
+            Value::Mapping(m) => Some(Obj { path, shared: OnceCell::new(), map: Some(m), used: Used::default() }),
+            Value::Null => Some(Obj { path, shared: OnceCell::new(), map: None, used: Used::default() }),
             Value::Tagged(t) => Obj::new(ctx, &t.value, path),
             _ => {
                 ctx.err(&path, "expected an object");
@@ -104,14 +201,19 @@ impl<'v> Obj<'v> {
         }
     }
 
-    pub fn at(&self, key: &str) -> String {
-        join(&self.path, key)
+    fn shared(&self) -> &Rc<FieldPath> {
+        self.shared.get_or_init(|| Rc::new(self.path.clone()))
     }
 
-    fn lookup(&self, name: &str) -> Option<(&'v str, &'v Value)> {
+    /// The path of field `key` of this message.
+    pub fn at(&self, key: &'static str) -> FieldPath {
+        FieldPath::under(self.shared(), Seg::Field(key))
+    }
+
+    fn lookup(&self, name: &str) -> Option<(usize, &'v Value)> {
         let map = self.map?;
-        map.iter().find_map(|(k, v)| match k {
-            Value::String(s) if s == name || is_camel_of(s, name) => Some((s.as_str(), v)),
+        map.iter().enumerate().find_map(|(i, (k, v))| match k {
+            Value::String(s) if s == name || is_camel_of(s, name) => Some((i, v)),
             _ => None,
         })
     }
@@ -121,49 +223,54 @@ impl<'v> Obj<'v> {
         matches!(self.lookup(name), Some((_, v)) if !v.is_null())
     }
 
-    /// The raw value of a field (marked as read); `None` when absent or null.
-    pub fn get(&mut self, name: &str) -> Option<(&'v Value, String)> {
-        let (key, v) = self.lookup(name)?;
-        self.used.push(key);
+    /// The raw value of a field, marked as read; `None` when absent or null.
+    fn take(&mut self, name: &str) -> Option<&'v Value> {
+        let (i, v) = self.lookup(name)?;
+        self.used.mark(i);
         if v.is_null() {
             None
         } else {
-            Some((v, self.at(name)))
+            Some(v)
         }
+    }
+
+    /// The raw value of a field (marked as read) with its path; `None` when absent or null.
+    pub fn get(&mut self, name: &'static str) -> Option<(&'v Value, FieldPath)> {
+        let v = self.take(name)?;
+        Some((v, self.at(name)))
     }
 
     /// Marks fields as accepted and deliberately ignored.
     pub fn ignore(&mut self, names: &[&str]) {
         for n in names {
-            let _ = self.get(n);
+            let _ = self.take(n);
         }
     }
 
-    pub fn str(&mut self, ctx: &mut Ctx, name: &str) -> Option<String> {
-        let (v, path) = self.get(name)?;
+    pub fn str(&mut self, ctx: &mut Ctx, name: &'static str) -> Option<String> {
+        let v = self.take(name)?;
         let s = scalar_string(v);
         if s.is_none() {
-            ctx.err(&path, "expected a string");
+            ctx.err(self.at(name), "expected a string");
         }
         s
     }
 
-    pub fn bool(&mut self, ctx: &mut Ctx, name: &str) -> Option<bool> {
-        let (v, path) = self.get(name)?;
-        match v {
+    pub fn bool(&mut self, ctx: &mut Ctx, name: &'static str) -> Option<bool> {
+        match self.take(name)? {
             Value::Bool(b) => Some(*b),
             Value::String(s) if s == "true" => Some(true),
             Value::String(s) if s == "false" => Some(false),
             _ => {
-                ctx.err(&path, "expected a boolean");
+                ctx.err(self.at(name), "expected a boolean");
                 None
             }
         }
     }
 
     /// An unsigned integer (number or string) no larger than `max`.
-    pub fn uint(&mut self, ctx: &mut Ctx, name: &str, max: u64) -> Option<u64> {
-        let (v, path) = self.get(name)?;
+    pub fn uint(&mut self, ctx: &mut Ctx, name: &'static str, max: u64) -> Option<u64> {
+        let v = self.take(name)?;
         let n = match v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.trim().parse::<u64>().ok(),
@@ -172,58 +279,61 @@ impl<'v> Obj<'v> {
         match n {
             Some(n) if n <= max => Some(n),
             Some(n) => {
-                ctx.err(&path, format!("value {n} out of range (max {max})"));
+                ctx.err(self.at(name), format!("value {n} out of range (max {max})"));
                 None
             }
             None => {
                 let shown = scalar_string(v).unwrap_or_else(|| "a non-scalar".to_string());
-                ctx.err(&path, format!("expected an unsigned integer, got {shown:?}"));
+                ctx.err(self.at(name), format!("expected an unsigned integer, got {shown:?}"));
                 None
             }
         }
     }
 
-    pub fn u32(&mut self, ctx: &mut Ctx, name: &str) -> Option<u32> {
+    pub fn u32(&mut self, ctx: &mut Ctx, name: &'static str) -> Option<u32> {
         self.uint(ctx, name, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
     }
 
-    pub fn duration(&mut self, ctx: &mut Ctx, name: &str) -> Option<Duration> {
-        let (v, path) = self.get(name)?;
+    pub fn duration(&mut self, ctx: &mut Ctx, name: &'static str) -> Option<Duration> {
+        let v = self.take(name)?;
         match parse_duration(v) {
             Ok(d) => Some(d),
             Err(msg) => {
-                ctx.err(&path, msg);
+                ctx.err(self.at(name), msg);
                 None
             }
         }
     }
 
     /// A sub-message.
-    pub fn obj(&mut self, ctx: &mut Ctx, name: &str) -> Option<Obj<'v>> {
-        let (v, path) = self.get(name)?;
-        Obj::new(ctx, v, path)
+    pub fn obj(&mut self, ctx: &mut Ctx, name: &'static str) -> Option<Obj<'v>> {
+        let v = self.take(name)?;
+        Obj::new(ctx, v, self.at(name))
     }
 
     /// A repeated field: each element with its indexed path.
-    pub fn list(&mut self, _ctx: &mut Ctx, name: &str) -> Vec<(&'v Value, String)> {
-        let Some((v, path)) = self.get(name) else {
+    pub fn list(&mut self, _ctx: &mut Ctx, name: &'static str) -> Vec<(&'v Value, FieldPath)> {
+        let Some(v) = self.take(name) else {
             return Vec::new();
         };
+        let list = Rc::new(self.at(name));
         match v {
-            Value::Sequence(items) => items.iter().enumerate().map(|(i, item)| (item, index(&path, i))).collect(),
+            Value::Sequence(items) => {
+                items.iter().enumerate().map(|(i, item)| (item, FieldPath::under(&list, Seg::Index(i)))).collect()
+            }
             // Like protobuf's JSON parser (and so Envoy), a single value stands for a list of one.
-            single => vec![(single, index(&path, 0))],
+            single => vec![(single, FieldPath::under(&list, Seg::Index(0)))],
         }
     }
 
     /// A repeated message field.
-    pub fn objs(&mut self, ctx: &mut Ctx, name: &str) -> Vec<Obj<'v>> {
+    pub fn objs(&mut self, ctx: &mut Ctx, name: &'static str) -> Vec<Obj<'v>> {
         let items = self.list(ctx, name);
         items.into_iter().filter_map(|(v, p)| Obj::new(ctx, v, p)).collect()
     }
 
     /// A repeated string field.
-    pub fn strs(&mut self, ctx: &mut Ctx, name: &str) -> Vec<String> {
+    pub fn strs(&mut self, ctx: &mut Ctx, name: &'static str) -> Vec<String> {
         let items = self.list(ctx, name);
         let mut out = Vec::new();
         for (v, p) in items {
@@ -236,42 +346,43 @@ impl<'v> Obj<'v> {
     }
 
     /// An enum, any case; a table entry of `None` is a value Envoy knows and legate does not.
-    pub fn enumv<T: Copy>(&mut self, ctx: &mut Ctx, name: &str, table: &[(&str, Option<T>)]) -> Option<T> {
-        let (v, path) = self.get(name)?;
+    pub fn enumv<T: Copy>(&mut self, ctx: &mut Ctx, name: &'static str, table: &[(&str, Option<T>)]) -> Option<T> {
+        let v = self.take(name)?;
         let Some(s) = scalar_string(v) else {
-            ctx.err(&path, "expected an enum name");
+            ctx.err(self.at(name), "expected an enum name");
             return None;
         };
         match table.iter().find(|(n, _)| n.eq_ignore_ascii_case(&s)) {
             Some((_, Some(t))) => Some(*t),
             Some((_, None)) => {
-                ctx.err(&path, format!("unsupported value \"{s}\""));
+                ctx.err(self.at(name), format!("unsupported value \"{s}\""));
                 None
             }
             None => {
-                ctx.err(&path, format!("unknown value \"{s}\""));
+                ctx.err(self.at(name), format!("unknown value \"{s}\""));
                 None
             }
         }
     }
 
     /// Keys of a map-typed field (`map<string, ...>`), in file order.
-    pub fn entries(&mut self, ctx: &mut Ctx, name: &str) -> Vec<(String, &'v Value, String)> {
-        let Some((v, path)) = self.get(name) else {
+    pub fn entries(&mut self, ctx: &mut Ctx, name: &'static str) -> Vec<(String, &'v Value, FieldPath)> {
+        let Some(v) = self.take(name) else {
             return Vec::new();
         };
         let Value::Mapping(m) = v else {
-            ctx.err(&path, "expected a map");
+            ctx.err(self.at(name), "expected a map");
             return Vec::new();
         };
+        let map = Rc::new(self.at(name));
         let mut out = Vec::new();
         for (k, v) in m {
             match scalar_string(k) {
                 Some(k) => {
-                    let p = join(&path, &k);
+                    let p = FieldPath::under(&map, Seg::Key(Rc::from(k.as_str())));
                     out.push((k, v, p));
                 }
-                None => ctx.err(&path, "map keys must be strings"),
+                None => ctx.err(&*map, "map keys must be strings"),
             }
         }
         out
@@ -281,14 +392,15 @@ impl<'v> Obj<'v> {
     /// implement; anything else is unknown.
     pub fn finish(self, ctx: &mut Ctx, unsupported: &[&str]) {
         let Some(map) = self.map else { return };
-        for k in map.keys() {
-            let key = scalar_string(k).unwrap_or_else(|| "?".to_string());
-            if self.used.contains(&key.as_str()) {
+        for (i, k) in map.keys().enumerate() {
+            if self.used.has(i) {
                 continue;
             }
+            let key = scalar_string(k).unwrap_or_else(|| "?".to_string());
             let known = unsupported.iter().any(|u| *u == key || is_camel_of(&key, u));
             let msg = if known { "unsupported field (not implemented by legate)" } else { "unknown field" };
-            ctx.err(&join(&self.path, &key), msg);
+            let path = FieldPath::under(self.shared(), Seg::Key(Rc::from(key.as_str())));
+            ctx.err(path, msg);
         }
     }
 }
@@ -313,7 +425,7 @@ mod tests {
     fn reads_fields_and_reports_leftovers() {
         let v = yaml("{name: x, portValue: '80', lb_policy: round_robin, extra: 1, health_checks: []}");
         let mut ctx = Ctx::new("f.yaml");
-        let Some(mut o) = Obj::new(&mut ctx, &v, "c") else { panic!("not an object") };
+        let Some(mut o) = Obj::new(&mut ctx, &v, FieldPath::top("c")) else { panic!("not an object") };
         assert_eq!(o.str(&mut ctx, "name").as_deref(), Some("x"));
         assert_eq!(o.u32(&mut ctx, "port_value"), Some(80));
         assert_eq!(o.enumv(&mut ctx, "lb_policy", &[("ROUND_ROBIN", Some(1)), ("MAGLEV", None)]), Some(1));
@@ -323,10 +435,28 @@ mod tests {
     }
 
     #[test]
+    fn paths_render_like_envoy_field_paths() {
+        let resources = FieldPath::top("resources");
+        let route = resources.index(0).field("virtual_hosts").index(2).field("routes").index(7);
+        assert_eq!(route.to_string(), "resources[0].virtual_hosts[2].routes[7]");
+        assert_eq!(FieldPath::root().to_string(), "");
+        assert_eq!(FieldPath::root().index(3).to_string(), "[3]");
+        assert_eq!(FieldPath::root().field("admin").to_string(), "admin");
+        let v = yaml("{m: {k.x: 1}, o: {a: 1}}");
+        let mut ctx = Ctx::new("f");
+        let Some(mut o) = Obj::new(&mut ctx, &v, FieldPath::root()) else { panic!("not an object") };
+        let entries = o.entries(&mut ctx, "m");
+        assert_eq!(entries[0].2.to_string(), "m.k.x");
+        let Some(inner) = o.obj(&mut ctx, "o") else { panic!("no o") };
+        inner.finish(&mut ctx, &[]);
+        assert_eq!(ctx.errors[0].path, "o.a");
+    }
+
+    #[test]
     fn enum_errors() {
         let v = yaml("{a: round_robbin, b: maglev}");
         let mut ctx = Ctx::new("f");
-        let Some(mut o) = Obj::new(&mut ctx, &v, "") else { panic!("not an object") };
+        let Some(mut o) = Obj::new(&mut ctx, &v, FieldPath::root()) else { panic!("not an object") };
         let t = [("ROUND_ROBIN", Some(1)), ("MAGLEV", None)];
         assert_eq!(o.enumv(&mut ctx, "a", &t), None);
         assert_eq!(o.enumv(&mut ctx, "b", &t), None);

@@ -2,6 +2,7 @@
 //! discovery parsers and Envoy's own sandbox configs.
 
 mod discovery;
+mod docs;
 mod errors;
 mod examples;
 mod seeds;

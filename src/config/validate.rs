@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde_yaml::Value;
 
 use super::model::{AccessLogSink, Admin, Bootstrap, DynamicResources, EdsSource, FileSource, Node};
-use super::reader::{Ctx, Obj};
+use super::reader::{Ctx, FieldPath, Obj};
 use common::{config_source, ip_address};
 
 const UNSUPPORTED_TOP_LEVEL: &[&str] = &[
@@ -63,7 +63,7 @@ const UNSUPPORTED_TOP_LEVEL: &[&str] = &[
 /// The whole bootstrap. `None` when any error was recorded.
 pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
     let before = ctx.error_count();
-    let mut o = Obj::new(ctx, v, "")?;
+    let mut o = Obj::new(ctx, v, FieldPath::root())?;
     let node = o.obj(ctx, "node").map(|n| node(ctx, n)).unwrap_or_default();
     let admin = o.obj(ctx, "admin").and_then(|a| admin(ctx, a));
     let dynamic = o.obj(ctx, "dynamic_resources").map(|d| dynamic(ctx, d)).unwrap_or_default();

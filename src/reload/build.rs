@@ -13,7 +13,7 @@ use crate::snapshot::{build_listener, LogWriters, Snapshot};
 use crate::stats::Store;
 use crate::upstream::{self, eds_rest, Cluster};
 
-use super::state::{Diff, Effective};
+use super::state::{same_arc, Diff, Effective};
 
 pub struct Built {
     pub snapshot: Snapshot,
@@ -47,10 +47,9 @@ pub async fn build(
     for name in listener_order {
         let Some(cfg) = eff.listeners.get(name) else { continue };
         let routes = route_config_for(cfg, eff);
-        let reused = prev
-            .listeners
-            .iter()
-            .find(|l| l.config == *cfg && l.route_config == routes && l.hcm.routes.clusters_unchanged(&clusters));
+        let reused = prev.listeners.iter().find(|l| {
+            l.config == *cfg && same_arc(&l.route_config, &routes) && l.hcm.routes.clusters_unchanged(&clusters)
+        });
         let l = match reused {
             Some(l) => Arc::clone(l),
             None => {
@@ -65,17 +64,17 @@ pub async fn build(
 
 /// The route configuration a listener serves: inline, or its RDS name's current config (an
 /// RDS listener whose file has not loaded yet serves an empty table: 404).
-fn route_config_for(l: &Listener, eff: &Effective) -> RouteConfig {
+fn route_config_for(l: &Listener, eff: &Effective) -> Arc<RouteConfig> {
     match &l.hcm.routes {
-        RouteSource::Inline(rc) => rc.clone(),
-        RouteSource::Rds { route_config_name, .. } => {
-            eff.routes.get(route_config_name).cloned().unwrap_or_else(|| RouteConfig {
+        RouteSource::Inline(rc) => Arc::new(rc.clone()),
+        RouteSource::Rds { route_config_name, .. } => eff.routes.get(route_config_name).cloned().unwrap_or_else(|| {
+            Arc::new(RouteConfig {
                 name: route_config_name.clone(),
                 virtual_hosts: Vec::new(),
                 headers: Default::default(),
                 validate_clusters: Some(false),
             })
-        }
+        }),
     }
 }
 

@@ -1,10 +1,12 @@
-//! Reads one configuration file for the role it plays into a copy of the sources.
+//! Reads one configuration file for the role it plays into a copy of the sources. Discovery
+//! files go through the reloader's [`DocCache`], so a long file with one changed line is
+//! parsed in pieces.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::{self, ConfigErrors};
+use crate::config::{self, ConfigErrors, DocCache};
 
 use super::sources::{Loaded, Role, Sources};
 use super::stats::Outcome;
@@ -54,7 +56,13 @@ fn loaded<T>(value: T, version_info: String, path: &Path, bytes: &[u8]) -> Arc<L
 
 /// Takes `bytes` as the new content of `path` for `role`; returns the outcome and the
 /// version it carried.
-pub fn load(sources: &mut Sources, role: &Role, path: &Path, bytes: &[u8]) -> Result<(Outcome, String), LoadError> {
+pub fn load(
+    sources: &mut Sources,
+    docs: &mut DocCache,
+    role: &Role,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Outcome, String), LoadError> {
     match role {
         Role::Bootstrap => {
             let (b, json) =
@@ -74,38 +82,45 @@ pub fn load(sources: &mut Sources, role: &Role, path: &Path, bytes: &[u8]) -> Re
             Ok((Outcome::Success { changed }, String::new()))
         }
         Role::Lds => {
-            let d = config::parse_listeners(path, bytes).map_err(classify)?;
+            let d = docs.listeners(path, bytes).map_err(classify)?;
             let changed = sources.lds.as_ref().is_none_or(|l| l.value != d.resources);
             let v = d.version_info.clone();
             sources.lds = Some(loaded(d.resources, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
         Role::Cds => {
-            let d = config::parse_clusters(path, bytes).map_err(classify)?;
+            let d = docs.clusters(path, bytes).map_err(classify)?;
             let changed = sources.cds.as_ref().is_none_or(|c| c.value != d.resources);
             let v = d.version_info.clone();
             sources.cds = Some(loaded(d.resources, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
         Role::Rds(name) => {
-            let d = config::parse_route_config(path, bytes, name).map_err(classify)?;
+            let d = docs.route_config(path, bytes, name).map_err(classify)?;
             let v = d.version_info.clone();
             let Some(rc) = d.resources.into_iter().next() else {
                 return Ok((Outcome::Empty, v));
             };
-            let changed = sources.rds.get(name).is_none_or(|r| r.value != rc);
+            // Unchanged content keeps its Arc: what follows compares by pointer.
+            let (changed, rc) = match sources.rds.get(name) {
+                Some(r) if *r.value == rc => (false, Arc::clone(&r.value)),
+                _ => (true, Arc::new(rc)),
+            };
             sources.rds.insert(name.clone(), loaded(rc, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
         Role::Eds(service) => {
-            let d = config::parse_endpoints(path, bytes, service).map_err(classify)?;
+            let d = docs.endpoints(path, bytes, service).map_err(classify)?;
             let v = d.version_info.clone();
             if d.resources.is_empty() {
                 // Envoy's update_empty: the endpoints the cluster has stay.
                 return Ok((Outcome::Empty, v));
             }
             let endpoints: Vec<_> = d.resources.into_iter().flat_map(|cla| cla.endpoints).collect();
-            let changed = sources.eds.get(service).is_none_or(|e| e.value != endpoints);
+            let (changed, endpoints) = match sources.eds.get(service) {
+                Some(e) if *e.value == endpoints => (false, Arc::clone(&e.value)),
+                _ => (true, Arc::new(endpoints)),
+            };
             sources.eds.insert(service.clone(), loaded(endpoints, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }

@@ -64,8 +64,8 @@ pub struct Sources {
     // Behind `Arc`s so that cloning the sources for the next reload copies no resources.
     pub lds: Option<Arc<Loaded<Vec<Listener>>>>,
     pub cds: Option<Arc<Loaded<Vec<Cluster>>>>,
-    pub rds: BTreeMap<String, Arc<Loaded<RouteConfig>>>,
-    pub eds: BTreeMap<String, Arc<Loaded<Vec<LocalityEndpoints>>>>,
+    pub rds: BTreeMap<String, Arc<Loaded<Arc<RouteConfig>>>>,
+    pub eds: BTreeMap<String, Arc<Loaded<Arc<Vec<LocalityEndpoints>>>>>,
 }
 
 impl Sources {
@@ -107,13 +107,13 @@ impl Sources {
         let wanted_rds: Vec<String> = e.rds_names().map(str::to_string).collect();
         for name in wanted_rds {
             if let Some(rc) = self.rds.get(&name) {
-                e.routes.insert(name, rc.value.clone());
+                e.routes.insert(name, Arc::clone(&rc.value));
             }
         }
         for c in e.clusters.values() {
             if let DiscoveryType::Eds { service_name, .. } = &c.discovery {
                 if let Some(eps) = self.eds.get(service_name) {
-                    e.endpoints.insert(service_name.clone(), eps.value.clone());
+                    e.endpoints.insert(service_name.clone(), Arc::clone(&eps.value));
                 }
             }
         }

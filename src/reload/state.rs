@@ -3,8 +3,14 @@
 //!
 //! `diff(old, new)` lists what a reload adds, modifies and removes; [`apply`] replays such a
 //! diff, so `apply(empty, diff(empty, s)) == s` and `apply(s, diff(s, empty)) == empty`.
+//!
+//! Route configurations and endpoint lists are shared (`Arc`) with the sources they come from:
+//! a 10,000-route configuration is neither copied into the effective config, nor into a diff,
+//! nor compared when it is the very same `Arc` (the loader keeps the old `Arc` when a file's
+//! content did not change).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::model::{Cluster, Listener, LocalityEndpoints, RouteConfig, RouteSource};
 
@@ -14,9 +20,9 @@ pub struct Effective {
     pub listeners: BTreeMap<String, Listener>,
     pub clusters: BTreeMap<String, Cluster>,
     /// Route configurations from RDS files, by route config name.
-    pub routes: BTreeMap<String, RouteConfig>,
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
     /// Endpoints from EDS files, by EDS service name.
-    pub endpoints: BTreeMap<String, Vec<LocalityEndpoints>>,
+    pub endpoints: BTreeMap<String, Arc<Vec<LocalityEndpoints>>>,
 }
 
 /// Added, modified and removed entries of one kind of resource.
@@ -52,8 +58,8 @@ impl<T> Changes<T> {
 pub struct Diff {
     pub listeners: Changes<Listener>,
     pub clusters: Changes<Cluster>,
-    pub routes: Changes<RouteConfig>,
-    pub endpoints: Changes<Vec<LocalityEndpoints>>,
+    pub routes: Changes<Arc<RouteConfig>>,
+    pub endpoints: Changes<Arc<Vec<LocalityEndpoints>>>,
 }
 
 impl Diff {
@@ -71,12 +77,16 @@ impl Diff {
     }
 }
 
-fn diff_map<T: Clone + PartialEq>(old: &BTreeMap<String, T>, new: &BTreeMap<String, T>) -> Changes<T> {
+fn diff_map<T: Clone>(
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+    same: impl Fn(&T, &T) -> bool,
+) -> Changes<T> {
     let mut c = Changes::default();
     for (name, v) in new {
         match old.get(name) {
             None => c.added.push((name.clone(), v.clone())),
-            Some(o) if o != v => c.modified.push((name.clone(), v.clone())),
+            Some(o) if !same(o, v) => c.modified.push((name.clone(), v.clone())),
             Some(_) => {}
         }
     }
@@ -96,11 +106,16 @@ fn apply_map<T: Clone>(map: &mut BTreeMap<String, T>, c: &Changes<T>) {
 /// What changes from `old` to `new`.
 pub fn diff(old: &Effective, new: &Effective) -> Diff {
     Diff {
-        listeners: diff_map(&old.listeners, &new.listeners),
-        clusters: diff_map(&old.clusters, &new.clusters),
-        routes: diff_map(&old.routes, &new.routes),
-        endpoints: diff_map(&old.endpoints, &new.endpoints),
+        listeners: diff_map(&old.listeners, &new.listeners, PartialEq::eq),
+        clusters: diff_map(&old.clusters, &new.clusters, PartialEq::eq),
+        routes: diff_map(&old.routes, &new.routes, same_arc),
+        endpoints: diff_map(&old.endpoints, &new.endpoints, same_arc),
     }
+}
+
+/// The same `Arc`, or equal contents.
+pub fn same_arc<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 /// `state` with `d` applied.
@@ -160,7 +175,7 @@ mod tests {
             s.clusters.insert(n.to_string(), cluster(n, *p));
         }
         for e in eds {
-            s.endpoints.insert(e.to_string(), vec![]);
+            s.endpoints.insert(e.to_string(), Arc::new(vec![]));
         }
         s
     }

@@ -16,7 +16,7 @@ pub(crate) fn access_log(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<AccessLog> {
         "envoy.access_loggers.file" => typed_config(ctx, &mut o, t::FILE_ACCESS_LOG).and_then(|mut c| {
             let file = c.str(ctx, "path");
             if file.is_none() {
-                ctx.err(&c.at("path"), "missing path");
+                ctx.err(c.at("path"), "missing path");
             }
             let format = log_format(ctx, &mut c);
             c.finish(ctx, &["json_format", "typed_json_format", "format"]);

@@ -7,41 +7,41 @@ use std::path::PathBuf;
 
 use crate::config::error::ConfigError;
 use crate::config::model::{Cluster, ClusterSpecifier, DiscoveryType, EdsSource, Listener, RouteAction, RouteSource};
-use crate::config::reader::Ctx;
+use crate::config::reader::{Ctx, FieldPath};
 
-pub(crate) fn duplicate_listeners(ctx: &mut Ctx, listeners: &[(String, Listener)]) {
-    let mut names: HashMap<&str, &str> = HashMap::new();
-    let mut addrs: HashMap<std::net::SocketAddr, &str> = HashMap::new();
+pub(crate) fn duplicate_listeners(ctx: &mut Ctx, listeners: &[(FieldPath, Listener)]) {
+    let mut names: HashMap<&str, &FieldPath> = HashMap::new();
+    let mut addrs: HashMap<std::net::SocketAddr, &FieldPath> = HashMap::new();
     for (path, l) in listeners {
         if let Some(first) = names.insert(&l.name, path) {
-            ctx.err(&format!("{path}.name"), format!("duplicate listener name \"{}\" (first at {first})", l.name));
+            ctx.err(format!("{path}.name"), format!("duplicate listener name \"{}\" (first at {first})", l.name));
         }
         // Port 0 asks the kernel for a fresh port each time: never a clash.
         if l.address.port() == 0 {
             continue;
         }
         if let Some(first) = addrs.insert(l.address, path) {
-            ctx.err(&format!("{path}.address"), format!("duplicate listener address {} (first at {first})", l.address));
+            ctx.err(format!("{path}.address"), format!("duplicate listener address {} (first at {first})", l.address));
         }
     }
 }
 
-pub(crate) fn duplicate_clusters(ctx: &mut Ctx, clusters: &[(String, Cluster)]) {
-    let mut names: HashMap<&str, &str> = HashMap::new();
+pub(crate) fn duplicate_clusters(ctx: &mut Ctx, clusters: &[(FieldPath, Cluster)]) {
+    let mut names: HashMap<&str, &FieldPath> = HashMap::new();
     for (path, c) in clusters {
         if let Some(first) = names.insert(&c.name, path) {
-            ctx.err(&format!("{path}.name"), format!("duplicate cluster name \"{}\" (first at {first})", c.name));
+            ctx.err(format!("{path}.name"), format!("duplicate cluster name \"{}\" (first at {first})", c.name));
         }
     }
 }
 
 /// A REST EDS source must name a cluster defined in the same file.
-pub(crate) fn eds_rest_clusters(ctx: &mut Ctx, clusters: &[(String, Cluster)], names: &HashSet<String>) {
+pub(crate) fn eds_rest_clusters(ctx: &mut Ctx, clusters: &[(FieldPath, Cluster)], names: &HashSet<String>) {
     for (path, c) in clusters {
         if let DiscoveryType::Eds { source: EdsSource::Rest { cluster, .. }, .. } = &c.discovery {
             if !names.contains(cluster) {
                 ctx.err(
-                    &format!("{path}.eds_cluster_config.eds_config.api_config_source.cluster_names[0]"),
+                    format!("{path}.eds_cluster_config.eds_config.api_config_source.cluster_names[0]"),
                     format!("unknown cluster \"{cluster}\""),
                 );
             }
@@ -51,7 +51,11 @@ pub(crate) fn eds_rest_clusters(ctx: &mut Ctx, clusters: &[(String, Cluster)], n
 
 /// Routes of one listener's inline route configuration naming unknown clusters (unless
 /// `validate_clusters: false`). The errors' `file` is left empty for the caller.
-pub(crate) fn listener_cluster_refs(path: &str, l: &Listener, clusters: &HashSet<String>) -> Vec<ConfigError> {
+pub(crate) fn listener_cluster_refs(
+    path: &dyn std::fmt::Display,
+    l: &Listener,
+    clusters: &HashSet<String>,
+) -> Vec<ConfigError> {
     let mut out = Vec::new();
     let RouteSource::Inline(rc) = &l.hcm.routes else {
         return out;

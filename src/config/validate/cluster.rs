@@ -8,7 +8,7 @@ use crate::config::model::{
     CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, LbPolicy, LocalityEndpoints,
     UpstreamProtocol,
 };
-use crate::config::reader::{Ctx, Obj};
+use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
 
 use super::common::{address, config_source, ip_address, parse_ip, typed_config};
@@ -26,7 +26,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     let before = ctx.error_count();
     let name = o.str(ctx, "name").filter(|n| !n.is_empty());
     if name.is_none() {
-        ctx.err(&o.at("name"), "missing name");
+        ctx.err(o.at("name"), "missing name");
     }
     let kind = o
         .enumv(
@@ -113,7 +113,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         let service_name = e.str(ctx, "service_name");
         let source = e.obj(ctx, "eds_config").and_then(|s| config_source(ctx, s, true));
         if !e.has("eds_config") {
-            ctx.err(&e.at("eds_config"), "missing eds_config");
+            ctx.err(e.at("eds_config"), "missing eds_config");
         }
         e.finish(ctx, &[]);
         (service_name, source)
@@ -208,10 +208,10 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
 }
 
 /// A duration that must be greater than zero.
-fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str, default: Duration) -> Duration {
+fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str, default: Duration) -> Duration {
     match o.duration(ctx, field) {
         Some(Duration::ZERO) => {
-            ctx.err(&o.at(field), "must be greater than 0s");
+            ctx.err(o.at(field), "must be greater than 0s");
             default
         }
         Some(d) => d,
@@ -219,7 +219,7 @@ fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str, default: Duration) -> D
     }
 }
 
-fn resolvers(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> Vec<SocketAddr> {
+fn resolvers(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<SocketAddr> {
     let items = o.list(ctx, field);
     items.into_iter().filter_map(|(v, p)| ip_address(ctx, v, &p)).collect()
 }
@@ -247,7 +247,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Option
         match opts.str(ctx, "@type") {
             Some(u) if u == t::HTTP_PROTOCOL_OPTIONS => {}
             Some(u) => {
-                ctx.err(&opts.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", t::HTTP_PROTOCOL_OPTIONS));
+                ctx.err(opts.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", t::HTTP_PROTOCOL_OPTIONS));
                 continue;
             }
             None => {
@@ -331,7 +331,7 @@ pub(crate) fn load_assignment(
                 let addr = match ep.get("address") {
                     Some((v, p)) => endpoint_address(ctx, v, &p, ip_only),
                     None => {
-                        ctx.err(&ep.at("address"), "missing address");
+                        ctx.err(ep.at("address"), "missing address");
                         None
                     }
                 };
@@ -340,7 +340,7 @@ pub(crate) fn load_assignment(
                     endpoints.push(Endpoint { address, hostname, weight });
                 }
             } else if !lb.has("endpoint_name") {
-                ctx.err(&lb.at("endpoint"), "missing endpoint");
+                ctx.err(lb.at("endpoint"), "missing endpoint");
             }
             lb.finish(ctx, &["endpoint_name"]);
         }
@@ -352,10 +352,10 @@ pub(crate) fn load_assignment(
 }
 
 /// A `load_balancing_weight`: at least 1, default 1.
-fn lb_weight(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> u32 {
+fn lb_weight(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> u32 {
     match o.u32(ctx, field) {
         Some(0) => {
-            ctx.err(&o.at(field), "must be at least 1");
+            ctx.err(o.at(field), "must be at least 1");
             1
         }
         Some(w) => w,
@@ -363,13 +363,13 @@ fn lb_weight(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> u32 {
     }
 }
 
-fn endpoint_address(ctx: &mut Ctx, v: &serde_yaml::Value, path: &str, ip_only: bool) -> Option<EndpointAddress> {
+fn endpoint_address(ctx: &mut Ctx, v: &serde_yaml::Value, path: &FieldPath, ip_only: bool) -> Option<EndpointAddress> {
     let (host, port) = address(ctx, v, path)?;
     match parse_ip(&host) {
         Some(ip) => Some(EndpointAddress::Ip(SocketAddr::new(ip, port))),
         None if ip_only => {
             ctx.err(
-                &format!("{path}.socket_address.address"),
+                format!("{path}.socket_address.address"),
                 format!("expected an IP address for a STATIC or EDS cluster, got \"{host}\""),
             );
             None

@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_yaml::Value;
 
 use crate::config::model::{EdsSource, FileSource};
-use crate::config::reader::{Ctx, Obj};
+use crate::config::reader::{Ctx, FieldPath, Obj};
 
 static NULL: Value = Value::Null;
 
@@ -24,7 +24,7 @@ pub(crate) fn typed_config<'v>(ctx: &mut Ctx, parent: &mut Obj<'v>, expected: &s
     match o.str(ctx, "@type") {
         Some(t) if t == expected => Some(o),
         Some(t) => {
-            ctx.err(&o.at("@type"), format!("wrong @type \"{t}\": expected \"{expected}\""));
+            ctx.err(o.at("@type"), format!("wrong @type \"{t}\": expected \"{expected}\""));
             None
         }
         None => {
@@ -35,8 +35,8 @@ pub(crate) fn typed_config<'v>(ctx: &mut Ctx, parent: &mut Obj<'v>, expected: &s
 }
 
 /// `Address` -> host and port, host as written.
-pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, u16)> {
-    let mut o = Obj::new(ctx, v, path)?;
+pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<(String, u16)> {
+    let mut o = Obj::new(ctx, v, path.clone())?;
     let sa = o.obj(ctx, "socket_address");
     o.finish(ctx, &["pipe", "envoy_internal_address"]);
     let Some(mut sa) = sa else {
@@ -50,12 +50,12 @@ pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, u
     let (host, port) = match (host, port) {
         (Some(h), Some(p)) => (h, p),
         (None, _) => {
-            ctx.err(&sa.at("address"), "missing address");
+            ctx.err(sa.at("address"), "missing address");
             (String::new(), 0)
         }
         (_, None) => {
             if !sa.has("port_value") && !sa.has("named_port") {
-                ctx.err(&sa.at("port_value"), "missing port_value");
+                ctx.err(sa.at("port_value"), "missing port_value");
             }
             (String::new(), 0)
         }
@@ -74,12 +74,12 @@ pub(crate) fn parse_ip(host: &str) -> Option<IpAddr> {
 }
 
 /// An `Address` that must be an IP literal (listeners, admin, STATIC/EDS endpoints).
-pub(crate) fn ip_address(ctx: &mut Ctx, v: &Value, path: &str) -> Option<SocketAddr> {
+pub(crate) fn ip_address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<SocketAddr> {
     let (host, port) = address(ctx, v, path)?;
     match parse_ip(&host) {
         Some(ip) => Some(SocketAddr::new(ip, port)),
         None => {
-            ctx.err(&format!("{path}.socket_address.address"), format!("expected an IP address, got \"{host}\""));
+            ctx.err(format!("{path}.socket_address.address"), format!("expected an IP address, got \"{host}\""));
             None
         }
     }
@@ -100,14 +100,14 @@ pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> 
         let watched = pcs.obj(ctx, "watched_directory").and_then(|mut w| {
             let p = w.str(ctx, "path");
             if p.is_none() {
-                ctx.err(&w.at("path"), "missing path");
+                ctx.err(w.at("path"), "missing path");
             }
             w.finish(ctx, &[]);
             p.map(PathBuf::from)
         });
         match path {
             Some(p) => found = Some(EdsSource::File(FileSource { path: PathBuf::from(p), watched_directory: watched })),
-            None => ctx.err(&pcs.at("path"), "missing path"),
+            None => ctx.err(pcs.at("path"), "missing path"),
         }
         pcs.finish(ctx, &[]);
     }
@@ -144,13 +144,13 @@ fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsSource> {
     let _ = api.enumv(ctx, "transport_api_version", &[("V3", Some(())), ("V2", Some(())), ("AUTO", Some(()))]);
     api.ignore(&["set_node_on_first_message_only"]);
     if rest.is_none() && !api.has("api_type") {
-        ctx.err(&api.at("api_type"), "missing api_type");
+        ctx.err(api.at("api_type"), "missing api_type");
     }
     if names.len() != 1 {
-        ctx.err(&api.at("cluster_names"), format!("expected exactly one cluster name, found {}", names.len()));
+        ctx.err(api.at("cluster_names"), format!("expected exactly one cluster name, found {}", names.len()));
     }
     if refresh_delay.is_none() && !api.has("refresh_delay") {
-        ctx.err(&api.at("refresh_delay"), "refresh_delay is required for a REST config source");
+        ctx.err(api.at("refresh_delay"), "refresh_delay is required for a REST config source");
     }
     api.finish(ctx, &["grpc_services", "rate_limit_settings", "config_validators"]);
     match (rest, names.as_slice(), refresh_delay) {
@@ -180,7 +180,7 @@ pub(crate) fn data_source(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<bytes::Bytes>
         count += 1;
         match std::fs::read(&f) {
             Ok(b) => out = Some(bytes::Bytes::from(b)),
-            Err(e) => ctx.err(&o.at("filename"), format!("cannot read \"{f}\": {e}")),
+            Err(e) => ctx.err(o.at("filename"), format!("cannot read \"{f}\": {e}")),
         }
     }
     if count > 1 {
@@ -215,7 +215,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Compiles `pattern` anchored as a full match (route and header matchers).
-pub(crate) fn anchored_regex(ctx: &mut Ctx, pattern: &str, path: &str) -> Option<Regex> {
+pub(crate) fn anchored_regex(ctx: &mut Ctx, pattern: &str, path: &FieldPath) -> Option<Regex> {
     match Regex::new(&format!("^(?:{pattern})$")) {
         Ok(r) => Some(r),
         Err(e) => {

@@ -28,7 +28,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let before = ctx.error_count();
     let stat_prefix = o.str(ctx, "stat_prefix");
     if stat_prefix.is_none() {
-        ctx.err(&o.at("stat_prefix"), "missing stat_prefix");
+        ctx.err(o.at("stat_prefix"), "missing stat_prefix");
     }
     let codec_type = o
         .enumv(
@@ -64,7 +64,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let preserve_external_request_id = o.bool(ctx, "preserve_external_request_id").unwrap_or(false);
     let max_request_headers_kb = o.uint(ctx, "max_request_headers_kb", 8192).map_or(60, |v| v as u32);
     if max_request_headers_kb == 0 {
-        ctx.err(&o.at("max_request_headers_kb"), "must be greater than 0");
+        ctx.err(o.at("max_request_headers_kb"), "must be greater than 0");
     }
     let mut max_headers_count = 100;
     let mut idle_timeout = Some(Duration::from_secs(3600));
@@ -203,14 +203,14 @@ fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
             let path = r.path.clone();
             r.finish(ctx, &[]);
             if name.is_none() {
-                ctx.err(&format!("{path}.route_config_name"), "missing route_config_name");
+                ctx.err(format!("{path}.route_config_name"), "missing route_config_name");
             }
             match (name, source) {
                 (Some(route_config_name), Some(EdsSource::File(source))) => {
                     Some(RouteSource::Rds { route_config_name, source })
                 }
-                (_, None) if !ctx.errors.iter().any(|e| e.path.starts_with(&path)) => {
-                    ctx.err(&format!("{path}.config_source"), "missing config_source");
+                (_, None) if !ctx.errors.iter().any(|e| e.path.starts_with(&path.to_string())) => {
+                    ctx.err(format!("{path}.config_source"), "missing config_source");
                     None
                 }
                 _ => None,
@@ -260,7 +260,7 @@ fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                 typed_config(ctx, &mut f, t::HEALTH_CHECK).and_then(|h| health_check(ctx, h))
             }
             "" => {
-                ctx.err(&format!("{path}.name"), "missing name");
+                ctx.err(format!("{path}.name"), "missing name");
                 None
             }
             other => {
@@ -275,7 +275,7 @@ fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
     match router_at {
         None => ctx.err(&list_path, "the router filter (envoy.filters.http.router) is missing"),
         Some(i) if i + 1 != count => {
-            ctx.err(&format!("{list_path}[{i}]"), "the router filter must be the last HTTP filter")
+            ctx.err(format!("{list_path}[{i}]"), "the router filter must be the last HTTP filter")
         }
         Some(_) => {}
     }
@@ -286,8 +286,8 @@ fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpFilter> {
     let before = ctx.error_count();
     match o.bool(ctx, "pass_through_mode") {
         Some(false) => {}
-        Some(true) => ctx.err(&o.at("pass_through_mode"), "pass_through_mode: true is not supported"),
-        None => ctx.err(&o.at("pass_through_mode"), "missing pass_through_mode (only false is supported)"),
+        Some(true) => ctx.err(o.at("pass_through_mode"), "pass_through_mode: true is not supported"),
+        None => ctx.err(o.at("pass_through_mode"), "missing pass_through_mode (only false is supported)"),
     }
     let mut path = None;
     let headers = o.objs(ctx, "headers");
@@ -328,12 +328,12 @@ fn internal_cidrs(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<CidrRange> {
                 let max = if address.is_ipv4() { 32 } else { 128 };
                 let prefix_len = len.unwrap_or(0);
                 if prefix_len > max {
-                    ctx.err(&format!("{path}.prefix_len"), format!("must be at most {max}"));
+                    ctx.err(format!("{path}.prefix_len"), format!("must be at most {max}"));
                 } else {
                     out.push(CidrRange { address, prefix_len: prefix_len as u8 });
                 }
             }
-            _ => ctx.err(&format!("{path}.address_prefix"), "expected an IP address"),
+            _ => ctx.err(format!("{path}.address_prefix"), "expected an IP address"),
         }
     }
     o.finish(ctx, &["unix_sockets"]);

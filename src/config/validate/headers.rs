@@ -17,7 +17,7 @@ pub(crate) fn header_ops(ctx: &mut Ctx, o: &mut Obj<'_>) -> HeaderOps {
 }
 
 /// A lowercased, valid, non-pseudo header name.
-fn header_name(ctx: &mut Ctx, name: &str, path: &str) -> Option<String> {
+fn header_name(ctx: &mut Ctx, name: &str, path: impl std::fmt::Display) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with(':') || lower == "host" {
         ctx.err(path, format!("invalid header \"{name}\": pseudo-headers and host cannot be modified"));
@@ -30,13 +30,16 @@ fn header_name(ctx: &mut Ctx, name: &str, path: &str) -> Option<String> {
     Some(lower)
 }
 
-fn to_remove(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> Vec<String> {
+fn to_remove(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<String> {
     let names = o.strs(ctx, field);
+    if names.is_empty() {
+        return names;
+    }
     let path = o.at(field);
-    names.iter().enumerate().filter_map(|(i, n)| header_name(ctx, n, &format!("{path}[{i}]"))).collect()
+    names.iter().enumerate().filter_map(|(i, n)| header_name(ctx, n, path.index(i))).collect()
 }
 
-fn to_add(ctx: &mut Ctx, o: &mut Obj<'_>, field: &str) -> Vec<HeaderValueOption> {
+fn to_add(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<HeaderValueOption> {
     o.objs(ctx, field).into_iter().filter_map(|hvo| header_value_option(ctx, hvo)).collect()
 }
 
@@ -55,12 +58,12 @@ fn header_value_option(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderValueOptio
     );
     let keep_empty_value = o.bool(ctx, "keep_empty_value").unwrap_or(false);
     if append.is_some() && o.has("append_action") {
-        ctx.err(&o.at("append"), "append and append_action are mutually exclusive");
+        ctx.err(o.at("append"), "append and append_action are mutually exclusive");
     }
     let path = o.path.clone();
     o.finish(ctx, &[]);
     let Some(mut header) = header else {
-        ctx.err(&format!("{path}.header"), "missing header");
+        ctx.err(format!("{path}.header"), "missing header");
         return None;
     };
     let key = header.str(ctx, "key");

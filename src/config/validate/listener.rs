@@ -14,7 +14,7 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     let address = match o.get("address") {
         Some((v, p)) => ip_address(ctx, v, &p),
         None => {
-            ctx.err(&o.at("address"), "missing address");
+            ctx.err(o.at("address"), "missing address");
             None
         }
     };

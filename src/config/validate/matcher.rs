@@ -34,7 +34,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     }
     if let Some(p) = o.str(ctx, "path_separated_prefix") {
         if p.contains(['?', '#']) || p.ends_with('/') {
-            ctx.err(&o.at("path_separated_prefix"), "must not contain ? or # nor end with /");
+            ctx.err(o.at("path_separated_prefix"), "must not contain ? or # nor end with /");
         }
         specs.push(PathMatch::PathSeparatedPrefix(p));
     }
@@ -68,7 +68,7 @@ pub(crate) fn string_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<StringMatc
     ] {
         if let Some(s) = o.str(ctx, field) {
             if field != "exact" && s.is_empty() {
-                ctx.err(&o.at(field), "must not be empty");
+                ctx.err(o.at(field), "must not be empty");
             }
             kinds.push(make(s));
         }
@@ -123,7 +123,7 @@ fn header_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderMatcher> {
         ctx.err(&path, "only one header match specifier may be set");
     }
     let Some(name) = name else {
-        ctx.err(&format!("{path}.name"), "missing name");
+        ctx.err(format!("{path}.name"), "missing name");
         return None;
     };
     if ctx.error_count() > before {
@@ -145,10 +145,10 @@ fn query_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<QueryParameterMatcher>
         ctx.err(&path, "only one of string_match, present_match may be set");
     }
     if present == Some(false) {
-        ctx.err(&format!("{path}.present_match"), "present_match: false is not supported");
+        ctx.err(format!("{path}.present_match"), "present_match: false is not supported");
     }
     let Some(name) = name.filter(|n| !n.is_empty()) else {
-        ctx.err(&format!("{path}.name"), "missing name");
+        ctx.err(format!("{path}.name"), "missing name");
         return None;
     };
     if ctx.error_count() > before {

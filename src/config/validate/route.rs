@@ -8,7 +8,7 @@ use crate::config::model::{
     ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, RedirectAction, RegexRewrite, RetryOn,
     RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
 };
-use crate::config::reader::{Ctx, Obj};
+use crate::config::reader::{Ctx, FieldPath, Obj};
 
 use super::common::{data_source, regex_matcher};
 use super::headers::header_ops;
@@ -27,14 +27,14 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
     o.ignore(&["internal_only_headers", "ignore_port_in_host_matching"]);
     let vhost_objs = o.objs(ctx, "virtual_hosts");
     let mut virtual_hosts = Vec::new();
-    let mut seen_domains: HashMap<String, String> = HashMap::new();
+    let mut seen_domains: HashMap<String, FieldPath> = HashMap::new();
     for vh in vhost_objs {
         let vpath = vh.path.clone();
         if let Some(v) = virtual_host(ctx, vh, max_body) {
             for (i, d) in v.domains.iter().enumerate() {
                 if let Some(first) = seen_domains.insert(d.clone(), vpath.clone()) {
                     ctx.err(
-                        &format!("{vpath}.domains[{i}]"),
+                        format!("{vpath}.domains[{i}]"),
                         format!("duplicate domain \"{d}\" in route configuration \"{name}\" (first in {first})"),
                     );
                 }
@@ -82,10 +82,10 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         ],
     );
     if name.as_deref().is_none_or(str::is_empty) {
-        ctx.err(&format!("{path}.name"), "missing name");
+        ctx.err(format!("{path}.name"), "missing name");
     }
     if domains.is_empty() {
-        ctx.err(&format!("{path}.domains"), "at least one domain is required");
+        ctx.err(format!("{path}.domains"), "at least one domain is required");
     }
     (ctx.error_count() == before).then(|| VirtualHost {
         name: name.unwrap_or_default(),
@@ -130,7 +130,7 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
         ],
     );
     if !has_match {
-        ctx.err(&format!("{path}.match"), "missing match");
+        ctx.err(format!("{path}.match"), "missing match");
     }
     if actions.len() > 1 {
         ctx.err(&path, "only one of route, redirect, direct_response may be set");
@@ -150,7 +150,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let mut specs = Vec::new();
     if let Some(c) = o.str(ctx, "cluster") {
         if c.is_empty() {
-            ctx.err(&o.at("cluster"), "must not be empty");
+            ctx.err(o.at("cluster"), "must not be empty");
         }
         specs.push(ClusterSpecifier::Cluster(c));
     }
@@ -251,7 +251,7 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
         c.finish(ctx, &["cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"]);
         match name.filter(|n| !n.is_empty()) {
             Some(name) => out.push(WeightedCluster { name, weight, headers }),
-            None => ctx.err(&format!("{path}.name"), "missing name"),
+            None => ctx.err(format!("{path}.name"), "missing name"),
         }
     }
     // v2 `total_weight`: accepted, the weights are relative anyway.
@@ -259,7 +259,7 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
     let path = o.path.clone();
     o.finish(ctx, &["runtime_key_prefix", "header_name", "random_value_specifier"]);
     if out.iter().map(|c| u64::from(c.weight)).sum::<u64>() == 0 {
-        ctx.err(&format!("{path}.clusters"), "the sum of weights must be greater than 0");
+        ctx.err(format!("{path}.clusters"), "the sum of weights must be greater than 0");
     }
     out
 }
@@ -270,7 +270,7 @@ fn regex_rewrite(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RegexRewrite> {
     let path = o.path.clone();
     o.finish(ctx, &[]);
     if substitution.is_none() {
-        ctx.err(&format!("{path}.substitution"), "missing substitution");
+        ctx.err(format!("{path}.substitution"), "missing substitution");
     }
     Some(RegexRewrite { pattern: pattern?, substitution: substitution? })
 }

@@ -1,0 +1,364 @@
+//! The last document parsed from each file, so that a new version of a long file that differs
+//! from it only inside the items of its longest block sequence (the `routes:` of a 10,000-route
+//! RDS file, the `lb_endpoints:` of a 10,000-endpoint EDS file) is parsed in pieces: the file
+//! around that sequence, and only the items that changed. The unchanged items' values are moved
+//! over from the last document, never copied: parsing, copying or dropping a 600 KB document
+//! costs more than the whole reload budget.
+//!
+//! The result is exactly what a full parse ([`parse_value`]) gives, by construction:
+//!
+//! - the text is screened first: anything that can make an item's value depend on text outside
+//!   it, or make a line that looks like an item be something else, means a full parse
+//!   (anchors `&` and so aliases, merge keys `<<`, directives, tabs, `\r` and YAML 1.1's other
+//!   line breaks);
+//! - the sequence is found by its lines: an item starts with `-` at column `c`; its other lines
+//!   are deeper, blank or comments. The file with those lines replaced by one placeholder item
+//!   (the *skeleton*) is parsed in full, and the placeholder must come out as the only item of
+//!   one sequence value, which is where the items go;
+//! - the changed items are parsed on their own, as one block sequence, and must come out as
+//!   exactly as many values as there are items: every item line began a value, so no quoted or
+//!   flow scalar spans item lines;
+//! - the first time, the full parse's sequence must hold as many values as the text has items,
+//!   and the rest of it must equal the skeleton's.
+//!
+//! Whenever a check fails the file is parsed in full, which also reports any syntax error
+//! exactly as before.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use super::error::ConfigError;
+use super::parse::{format_for, parse_value, parse_yaml, Format};
+
+/// Below this many items a full parse is cheap enough.
+const MIN_ITEMS: usize = 32;
+
+/// Nesting kept well below serde_yaml's recursion limit (128): the skeleton and the items are
+/// parsed apart, so a document too deep for a full parse must not pass in pieces.
+const MAX_DEPTH: usize = 96;
+
+/// Stands for the items in the skeleton; a text that contains it is parsed in full.
+const PLACEHOLDER: &str = "__legate_items_placeholder_7f3a__";
+
+/// The last parsed document of each file (see the module docs). One per reloader.
+#[derive(Default)]
+pub struct DocCache {
+    docs: HashMap<PathBuf, Doc>,
+    /// Parses done in pieces and in full, for tests and the bench.
+    pub(crate) pieces: u64,
+    pub(crate) full: u64,
+}
+
+struct Doc {
+    text: String,
+    /// What [`parse_value`] gives for `text`.
+    value: Value,
+    seq: Option<Seq>,
+}
+
+/// The longest block sequence of a document.
+struct Seq {
+    /// Each item's bytes in the text: contiguous, in order.
+    items: Vec<Range<usize>>,
+    /// Where the sequence is in the value.
+    at: Vec<Step>,
+    /// Deepest nesting inside an item (an upper bound).
+    depth: usize,
+}
+
+#[derive(Clone)]
+enum Step {
+    Key(Value),
+    Index(usize),
+}
+
+impl DocCache {
+    /// Parses a file's bytes like [`parse_value`], reusing the last document of `file` where
+    /// it can. The value stays here: the caller reads (or normalises: then [`DocCache::forget`])
+    /// it in place.
+    pub(crate) fn parse(&mut self, file: &Path, bytes: &[u8]) -> Result<&mut Value, ConfigError> {
+        let format = format_for(file);
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) if format == Format::Yaml => t,
+            // JSON, and what parse_value reports as not UTF-8.
+            _ => {
+                let value = parse_value(file, bytes, format)?;
+                self.full += 1;
+                return Ok(&mut self.insert(file, Doc { text: String::new(), value, seq: None }).value);
+            }
+        };
+        let same = self.docs.get(file).is_some_and(|d| d.text == text);
+        if !same {
+            let pieces = self.docs.get_mut(file).and_then(|d| in_pieces(d, text));
+            let doc = match pieces {
+                Some((value, seq)) => {
+                    self.pieces += 1;
+                    Doc { text: text.to_string(), value, seq: Some(seq) }
+                }
+                None => {
+                    let value = parse_value(file, bytes, format)?;
+                    self.full += 1;
+                    let seq = locate(text, &value);
+                    Doc { text: text.to_string(), value, seq }
+                }
+            };
+            self.insert(file, doc);
+        }
+        self.docs.get_mut(file).map(|d| &mut d.value).ok_or_else(|| ConfigError {
+            file: file.to_path_buf(),
+            path: String::new(),
+            message: "internal error: parsed document missing".to_string(),
+        })
+    }
+
+    fn insert(&mut self, file: &Path, doc: Doc) -> &mut Doc {
+        match self.docs.entry(file.to_path_buf()) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.insert(doc);
+                e.into_mut()
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(doc),
+        }
+    }
+
+    /// Drops the document of `file` (its value was changed in place, or the file is gone).
+    pub(crate) fn forget(&mut self, file: &Path) {
+        self.docs.remove(file);
+    }
+
+    /// Keeps only the documents of files `keep` says are still in use.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
+        self.docs.retain(|p, _| keep(p));
+    }
+}
+
+/// Whether `text` may be parsed in pieces at all (see the module docs).
+fn screened(text: &str) -> bool {
+    !text.contains(['&', '\t', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+        && !text.contains("<<")
+        && !text.contains(PLACEHOLDER)
+        && !text.starts_with('%')
+        && !text.contains("\n%")
+}
+
+/// The longest run of block sequence items in `text`: its column and each item's bytes.
+fn longest_sequence(text: &str) -> Option<(usize, Vec<Range<usize>>)> {
+    struct Run {
+        column: usize,
+        starts: Vec<usize>,
+    }
+    let mut open: Vec<Run> = Vec::new();
+    let mut best: Option<(usize, Vec<Range<usize>>)> = None;
+    let close = |run: Run, end: usize, best: &mut Option<(usize, Vec<Range<usize>>)>| {
+        if best.as_ref().is_some_and(|(_, items)| items.len() >= run.starts.len()) {
+            return;
+        }
+        let mut items = Vec::with_capacity(run.starts.len());
+        for (k, s) in run.starts.iter().enumerate() {
+            items.push(*s..run.starts.get(k + 1).copied().unwrap_or(end));
+        }
+        *best = Some((run.column, items));
+    };
+    let mut start = 0;
+    while start < text.len() {
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i + 1);
+        let line = text[start..end].trim_end_matches('\n');
+        let rest = line.trim_start_matches(' ');
+        let indent = line.len() - rest.len();
+        if !rest.is_empty() && !rest.starts_with('#') {
+            let item = rest == "-" || rest.starts_with("- ");
+            while let Some(top) = open.last() {
+                if top.column > indent || (top.column == indent && !item) {
+                    if let Some(run) = open.pop() {
+                        close(run, start, &mut best);
+                    }
+                } else {
+                    break;
+                }
+            }
+            if item {
+                match open.last_mut() {
+                    Some(top) if top.column == indent => top.starts.push(start),
+                    _ => open.push(Run { column: indent, starts: vec![start] }),
+                }
+            }
+        }
+        start = end;
+    }
+    while let Some(run) = open.pop() {
+        close(run, text.len(), &mut best);
+    }
+    best.filter(|(_, items)| items.len() >= MIN_ITEMS)
+}
+
+/// `text` with the items replaced by one placeholder item, parsed, and where the placeholder
+/// ended up.
+fn skeleton(text: &str, column: usize, items: &[Range<usize>]) -> Option<(Value, Vec<Step>)> {
+    let (first, last) = (items.first()?, items.last()?);
+    let mut s = String::with_capacity(first.start + (text.len() - last.end) + column + PLACEHOLDER.len() + 4);
+    s.push_str(&text[..first.start]);
+    s.extend(std::iter::repeat_n(' ', column));
+    s.push_str("- ");
+    s.push_str(PLACEHOLDER);
+    s.push('\n');
+    s.push_str(&text[last.end..]);
+    let value = parse_yaml(Path::new(""), &s).ok()?;
+    let mut found = Vec::new();
+    find_placeholder(&value, &mut Vec::new(), &mut found);
+    match <[_; 1]>::try_from(found) {
+        Ok([at]) => Some((value, at)),
+        Err(_) => None,
+    }
+}
+
+fn find_placeholder(v: &Value, path: &mut Vec<Step>, found: &mut Vec<Vec<Step>>) {
+    match v {
+        Value::Sequence(items) if items.len() == 1 && items[0].as_str() == Some(PLACEHOLDER) => {
+            found.push(path.clone());
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Step::Index(i));
+                find_placeholder(item, path, found);
+                path.pop();
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m {
+                path.push(Step::Key(k.clone()));
+                find_placeholder(item, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at_mut<'v>(mut v: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+    for step in path {
+        v = match (step, v) {
+            (Step::Key(k), Value::Mapping(m)) => m.get_mut(k)?,
+            (Step::Index(i), Value::Sequence(s)) => s.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Nesting depth of a value (a scalar is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Sequence(s) => 1 + s.iter().map(depth).max().unwrap_or(0),
+        Value::Mapping(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Tagged(t) => 1 + depth(&t.value),
+        _ => 0,
+    }
+}
+
+/// Whether `full` equals `skel` everywhere but at `path`, where `skel` has the placeholder.
+fn same_outside(skel: &Value, full: &Value, path: &[Step]) -> bool {
+    let Some((step, rest)) = path.split_first() else {
+        return true;
+    };
+    match (step, skel, full) {
+        (Step::Key(k), Value::Mapping(a), Value::Mapping(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b.iter())
+                    .all(|((ka, va), (kb, vb))| ka == kb && if ka == k { same_outside(va, vb, rest) } else { va == vb })
+        }
+        (Step::Index(i), Value::Sequence(a), Value::Sequence(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b.iter()).enumerate().all(
+                    |(j, (va, vb))| {
+                        if j == *i {
+                            same_outside(va, vb, rest)
+                        } else {
+                            va == vb
+                        }
+                    },
+                )
+        }
+        _ => false,
+    }
+}
+
+/// After a full parse: the longest sequence of `text`, checked against `value`.
+fn locate(text: &str, value: &Value) -> Option<Seq> {
+    if !screened(text) {
+        return None;
+    }
+    let (column, items) = longest_sequence(text)?;
+    let (skel, at) = skeleton(text, column, &items)?;
+    let Value::Sequence(values) = at_value(value, &at)? else {
+        return None;
+    };
+    if values.len() != items.len() || !same_outside(&skel, value, &at) {
+        return None;
+    }
+    let depth = values.iter().map(depth).max().unwrap_or(0);
+    (at.len() + 1 + depth <= MAX_DEPTH).then_some(Seq { items, at, depth })
+}
+
+fn at_value<'v>(mut v: &'v Value, path: &[Step]) -> Option<&'v Value> {
+    for step in path {
+        v = match (step, v) {
+            (Step::Key(k), Value::Mapping(m)) => m.get(k)?,
+            (Step::Index(i), Value::Sequence(s)) => s.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// `text` parsed in pieces against `doc`, the last document of the same file; `None` when
+/// it must be parsed in full. `doc` is left without its items on success only.
+fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq)> {
+    let old = doc.seq.as_ref()?;
+    if !screened(text) {
+        return None;
+    }
+    let (column, items) = longest_sequence(text)?;
+    // Items equal to the old ones at the start and at the end keep their values.
+    let (n, m) = (old.items.len(), items.len());
+    let same = |a: usize, b: usize| doc.text.get(old.items[a].clone()) == text.get(items[b].clone());
+    let mut head = 0;
+    while head < n.min(m) && same(head, head) {
+        head += 1;
+    }
+    let mut tail = 0;
+    while tail < n.min(m) - head && same(n - 1 - tail, m - 1 - tail) {
+        tail += 1;
+    }
+    let (mut skel, at) = skeleton(text, column, &items)?;
+    let changed = &items[head..m - tail];
+    let fresh = match (changed.first(), changed.last()) {
+        (Some(first), Some(last)) => match serde_yaml::from_str::<Value>(&text[first.start..last.end]).ok()? {
+            Value::Sequence(values) if values.len() == changed.len() => values,
+            _ => return None,
+        },
+        _ => Vec::new(),
+    };
+    let depth = fresh.iter().map(depth).max().unwrap_or(0).max(old.depth);
+    if at.len() + 1 + depth > MAX_DEPTH {
+        return None;
+    }
+    // Every check passed: move the old values over (nothing is moved unless all of it can be).
+    let slot = at_mut(&mut skel, &at)?;
+    let Some(Value::Sequence(values)) = at_mut(&mut doc.value, &old.at) else {
+        return None;
+    };
+    if values.len() != n {
+        return None;
+    }
+    let mut values = std::mem::take(values);
+    values.splice(head..n - tail, fresh);
+    *slot = Value::Sequence(values);
+    // The old document has lost its items: the caller replaces it.
+    doc.seq = None;
+    doc.text.clear();
+    Some((skel, Seq { items, at, depth }))
+}

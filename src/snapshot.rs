@@ -83,6 +83,8 @@ pub struct Hcm {
     pub server_name: HeaderValue,
     /// Access loggers; empty means no per-request log work at all.
     pub access_logs: Arc<[Logger]>,
+    /// The response headers the loggers read: a log keeps copies of these only.
+    pub log_response_headers: Box<[http::HeaderName]>,
 }
 
 /// One writer task per sink, shared by every connection manager that logs there (and kept
@@ -239,6 +241,10 @@ pub fn build_listener(
         };
         loggers.push(Logger { format, writer });
     }
+    let mut log_response_headers = Vec::new();
+    for logger in &loggers {
+        logger.format.response_headers(&mut log_response_headers);
+    }
     let routes = RouteTable::build(&route_config, clusters).map_err(|e| format!("listener {:?}: {e}", config.name))?;
     let server_name = HeaderValue::from_str(&config.hcm.server_name)
         .map_err(|_| format!("listener {:?}: invalid server_name", config.name))?;
@@ -251,6 +257,7 @@ pub fn build_listener(
             stats: HcmStats::new(store, &config.hcm.stat_prefix),
             server_name,
             access_logs: loggers.into(),
+            log_response_headers: log_response_headers.into(),
         }),
         stats: ListenerStats::new(store, config.address),
     })

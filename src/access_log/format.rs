@@ -83,6 +83,15 @@ impl Format {
         }
     }
 
+    /// Adds the response headers the format reads to `names`.
+    pub(crate) fn response_headers(&self, names: &mut Vec<http::HeaderName>) {
+        for piece in &self.pieces {
+            if let Piece::Operator(operator) = piece {
+                operator.response_headers(names);
+            }
+        }
+    }
+
     /// The operator when the whole format is exactly one operator (typed JSON values).
     pub(crate) fn single_operator(&self) -> Option<&Operator> {
         match self.pieces.as_slice() {

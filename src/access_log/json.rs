@@ -29,6 +29,13 @@ impl JsonFormat {
         Ok(JsonFormat { fields })
     }
 
+    /// Adds the response headers the format reads to `names`.
+    pub(crate) fn response_headers(&self, names: &mut Vec<http::HeaderName>) {
+        for (_, format) in &self.fields {
+            format.response_headers(names);
+        }
+    }
+
     /// Appends `{"key":value,...}\n` to `out`.
     pub fn render(&self, ctx: &LogContext<'_>, out: &mut String) {
         let mut scratch = String::new();

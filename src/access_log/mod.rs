@@ -42,6 +42,15 @@ impl LineFormat {
         })
     }
 
+    /// Adds the response headers the format reads (`%RESP(...)%`) to `names`, so that the
+    /// request path keeps only those once the response is sent.
+    pub fn response_headers(&self, names: &mut Vec<http::HeaderName>) {
+        match self {
+            LineFormat::Text(format) => format.response_headers(names),
+            LineFormat::Json(format) => format.response_headers(names),
+        }
+    }
+
     /// Appends one rendered line to `out` (text exactly as configured, JSON with a `\n`).
     pub fn render(&self, ctx: &LogContext<'_>, out: &mut String) {
         match self {

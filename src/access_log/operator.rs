@@ -150,6 +150,18 @@ impl Operator {
         })
     }
 
+    /// Adds the response headers this operator reads (`%RESP(...)%`) to `names`.
+    pub(crate) fn response_headers(&self, names: &mut Vec<HeaderName>) {
+        let Operator::Response(lookup) = self else { return };
+        for header in std::iter::once(&lookup.main).chain(&lookup.fallback) {
+            if let HeaderRef::Named(name) = header {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+
     /// Evaluates the operator against one request.
     pub(crate) fn eval<'a>(&'a self, ctx: &LogContext<'a>) -> Value<'a> {
         match self {

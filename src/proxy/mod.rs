@@ -167,7 +167,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                     request,
                     version,
                     status: rparts.status.as_u16(),
-                    response_headers: rparts.headers.clone(),
+                    response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
                     trailers: None,
                     trace,
                     remote: ctx.remote,
@@ -178,6 +178,17 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
     };
     Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// Copies of the response headers the loggers read (all values of each), not of them all.
+fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -> http::HeaderMap {
+    let mut kept = http::HeaderMap::new();
+    for name in names {
+        for value in sent.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
 }
 
 /// The request as Envoy's access log sees it: its headers after the connection manager's and

@@ -236,3 +236,25 @@ fn json_errors_name_the_key() {
     let err = JsonFormat::parse(&fields).expect_err("unknown operator");
     assert!(err.starts_with("bad: ") && err.contains("NOPE"), "{err}");
 }
+
+#[test]
+fn response_headers_read_are_listed_once() {
+    let names = |format: &LineFormat| {
+        let mut names = Vec::new();
+        format.response_headers(&mut names);
+        names.iter().map(|n| n.as_str().to_string()).collect::<Vec<_>>()
+    };
+    let default = LineFormat::build(&AccessLogFormat::Default).expect("default");
+    assert_eq!(names(&default), ["x-envoy-upstream-service-time"]);
+    let text = LineFormat::build(&AccessLogFormat::Text(
+        "%RESP(A?B)% %RESP(:STATUS)% %REQ(C)% %TRAILER(D)% %RESP(a)%".to_string(),
+    ))
+    .expect("text");
+    assert_eq!(names(&text), ["a", "b"]);
+    let json = LineFormat::build(&AccessLogFormat::Json(vec![
+        ("x".to_string(), "%RESP(X-Y)%".to_string()),
+        ("code".to_string(), "%RESPONSE_CODE%".to_string()),
+    ]))
+    .expect("json");
+    assert_eq!(names(&json), ["x-y"]);
+}

@@ -128,16 +128,18 @@ impl Replay {
             local_ip: None,
             health_failing: AtomicBool::new(false),
             drain_time: Duration::from_secs(1),
+            total_connections: store.gauge("server.total_connections"),
         });
         let (_, shutdown) = tokio::sync::watch::channel(false);
         let (alive, _) = tokio::sync::mpsc::channel(1);
+        let (_, admin) = tokio::sync::watch::channel(legate::admin::drain::ListenerDrain::default());
         Replay {
             sources: sources::Sources::new(None, None, bootstrap, json),
             effective: state::Effective::default(),
             snapshot: Arc::new(Snapshot::empty()),
+            writers: LogWriters::new(&store),
             store,
-            writers: LogWriters::default(),
-            manager: ListenerManager::new(shared, Drain { shutdown, alive }),
+            manager: ListenerManager::new(shared, Drain { shutdown, alive, admin }),
             docs: config::DocCache::default(),
         }
     }

@@ -8,7 +8,8 @@ use crate::common::legate::Legate;
 use crate::common::upstream::{self, Upstream};
 use serde_json::{json, Value};
 
-async fn start(up: &Upstream) -> Legate {
+/// legate routing everything to cluster `service1` at `up`, on listener `main`.
+pub(crate) async fn start(up: &Upstream) -> Legate {
     Legate::start(
         bootstrap()
             .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))

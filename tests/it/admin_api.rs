@@ -2,6 +2,7 @@
 //! /hot_restart_version, /logging, /reset_counters, /drain_listeners, and which methods each
 //! path accepts.
 
+use crate::admin::start;
 use crate::common::assert_eventually;
 use crate::common::client::Client;
 use crate::common::config::{bootstrap, route_config, static_cluster, to_cluster, vhost};
@@ -35,16 +36,6 @@ const GET_PATHS: &[&str] = &[
     "/stats",
     "/stats/prometheus",
 ];
-
-async fn start(up: &Upstream) -> Legate {
-    Legate::start(
-        bootstrap()
-            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
-            .cluster(static_cluster("service1", &[up.addr()]))
-            .yaml(),
-    )
-    .await
-}
 
 /// legate in front of a cluster whose only endpoint refuses connections.
 async fn start_dead() -> Legate {

@@ -6,21 +6,11 @@ use std::collections::HashMap;
 use prometheus_parse::{LineInfo, Scrape, Value};
 use serde_json::json;
 
+use crate::admin::start;
 use crate::common::assert_eventually;
 use crate::common::client::Client;
-use crate::common::config::{bootstrap, static_cluster, to_cluster};
 use crate::common::legate::Legate;
-use crate::common::upstream::{self, Upstream};
-
-async fn start(up: &Upstream) -> Legate {
-    Legate::start(
-        bootstrap()
-            .routes(json!([to_cluster(json!({"prefix": "/"}), "service1")]))
-            .cluster(static_cluster("service1", &[up.addr()]))
-            .yaml(),
-    )
-    .await
-}
+use crate::common::upstream;
 
 /// Three requests on one keep-alive connection, then that connection closed.
 async fn three_requests(legate: &Legate) {

@@ -328,7 +328,7 @@ async fn process(
             Ok(resp)
         }
         ActionRt::Redirect(rd) => {
-            let location = rewrite::redirect_location(rd, route, &vh.matchers, vh, &authority_str, &full_path);
+            let location = rewrite::redirect_location(rd, route, vh.matchers(), vh, &authority_str, &full_path);
             trace.local_reply = true;
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
             let mut resp = reply(status, Bytes::new(), &hcm.server_name);

@@ -202,33 +202,38 @@ static SPECIAL: [bool; 256] = {
     t
 };
 
-/// Whether `text` may be parsed in pieces at all (see the module docs). One pass over the bytes:
-/// this runs on every reload of a 600 KB file.
-fn screened(text: &str) -> bool {
+/// Whether `text` may be parsed in pieces at all (see the module docs), looking at the bytes
+/// in `ranges` only: those of unchanged items passed when their document was parsed. Ranges
+/// start at line starts, so nothing looked for spans two of them.
+fn screened(text: &str, ranges: &[Range<usize>]) -> bool {
     let b = text.as_bytes();
-    if b.first() == Some(&b'%') || text.contains(PLACEHOLDER) {
-        return false;
-    }
     let before = |i: usize, k: usize| i.checked_sub(k).and_then(|j| b.get(j)).copied();
-    for (i, &c) in b.iter().enumerate() {
-        if !SPECIAL[usize::from(c)] {
-            continue;
-        }
-        let plain = match c {
-            b'&' | b'\t' | b'\r' => false,
-            b'<' => b.get(i + 1) != Some(&b'<'),
-            // A directive (`%TAG`) at the start of a line.
-            b'%' => before(i, 1) != Some(b'\n'),
-            // U+0085 NEL, U+2028 LS, U+2029 PS: line breaks to YAML 1.1.
-            0x85 => before(i, 1) != Some(0xC2),
-            0xA8 | 0xA9 => !(before(i, 1) == Some(0x80) && before(i, 2) == Some(0xE2)),
-            _ => true,
-        };
-        if !plain {
+    for r in ranges {
+        let Some(part) = text.get(r.clone()) else { return false };
+        if part.contains(PLACEHOLDER) {
             return false;
+        }
+        for (i, c) in part.bytes().enumerate().map(|(k, c)| (r.start + k, c)) {
+            if SPECIAL[usize::from(c)] && !plain(c, i, b.get(i + 1).copied(), before) {
+                return false;
+            }
         }
     }
     true
+}
+
+/// Whether special byte `c` at `i` is harmless, given the byte after it and a look back.
+fn plain(c: u8, i: usize, next: Option<u8>, before: impl Fn(usize, usize) -> Option<u8>) -> bool {
+    match c {
+        b'&' | b'\t' | b'\r' => false,
+        b'<' => next != Some(b'<'),
+        // A directive (`%TAG`) at the start of a line.
+        b'%' => i > 0 && before(i, 1) != Some(b'\n'),
+        // U+0085 NEL, U+2028 LS, U+2029 PS: line breaks to YAML 1.1.
+        0x85 => before(i, 1) != Some(0xC2),
+        0xA8 | 0xA9 => !(before(i, 1) == Some(0x80) && before(i, 2) == Some(0xE2)),
+        _ => true,
+    }
 }
 
 /// The longest run of block sequence items in `text`: its column and each item's bytes.
@@ -376,7 +381,8 @@ fn same_outside(skel: &Value, full: &Value, path: &[Step]) -> bool {
 
 /// After a full parse: the longest sequence of `text`, checked against `value`.
 fn locate(text: &str, value: &Value) -> Option<Seq> {
-    if !screened(text) {
+    let whole = 0..text.len();
+    if !screened(text, std::slice::from_ref(&whole)) {
         return None;
     }
     let (column, items) = longest_sequence(text)?;
@@ -407,9 +413,6 @@ fn at_value<'v>(mut v: &'v Value, path: &[Step]) -> Option<&'v Value> {
 /// says which items are the old ones (its `list` is for the caller to fill in).
 fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq, Splice)> {
     let old = doc.seq.as_ref()?;
-    if !screened(text) {
-        return None;
-    }
     let (column, items) = longest_sequence(text)?;
     // Items equal to the old ones at the start and at the end keep their values.
     let (n, m) = (old.items.len(), items.len());
@@ -422,8 +425,17 @@ fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq, Splice)> {
     while tail < n.min(m) - head && same(n - 1 - tail, m - 1 - tail) {
         tail += 1;
     }
-    let (mut skel, at) = skeleton(text, column, &items)?;
     let changed = &items[head..m - tail];
+    // The text around the list, and the items that changed.
+    let (first, last) = (items.first()?, items.last()?);
+    let mut fresh_text = vec![0..first.start, last.end..text.len()];
+    if let (Some(a), Some(b)) = (changed.first(), changed.last()) {
+        fresh_text.push(a.start..b.end);
+    }
+    if !screened(text, &fresh_text) {
+        return None;
+    }
+    let (mut skel, at) = skeleton(text, column, &items)?;
     let fresh = match (changed.first(), changed.last()) {
         (Some(first), Some(last)) => match serde_yaml::from_str::<Value>(&text[first.start..last.end]).ok()? {
             Value::Sequence(values) if values.len() == changed.len() => values,

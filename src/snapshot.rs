@@ -229,6 +229,19 @@ pub fn build_listener(
     store: &Arc<Store>,
     writers: Option<&LogWriters>,
 ) -> Result<ListenerRt, String> {
+    rebuild_listener(config, route_config, clusters, store, writers, None)
+}
+
+/// [`build_listener`], reusing what the listener's last version `prev` (running against
+/// `prev_clusters`) compiled for the routes that did not change.
+pub fn rebuild_listener(
+    config: &model::Listener,
+    route_config: Arc<model::RouteConfig>,
+    clusters: &HashMap<String, Arc<Cluster>>,
+    store: &Arc<Store>,
+    writers: Option<&LogWriters>,
+    prev: Option<(&ListenerRt, &HashMap<String, Arc<Cluster>>)>,
+) -> Result<ListenerRt, String> {
     let mut loggers = Vec::with_capacity(config.hcm.access_logs.len());
     for (i, log) in config.hcm.access_logs.iter().enumerate() {
         let format =
@@ -245,7 +258,11 @@ pub fn build_listener(
     for logger in &loggers {
         logger.format.response_headers(&mut log_response_headers);
     }
-    let routes = RouteTable::build(&route_config, clusters).map_err(|e| format!("listener {:?}: {e}", config.name))?;
+    let routes = match prev {
+        Some((l, prev_clusters)) => RouteTable::rebuild(&route_config, clusters, &l.hcm.routes, prev_clusters),
+        None => RouteTable::build(&route_config, clusters),
+    }
+    .map_err(|e| format!("listener {:?}: {e}", config.name))?;
     let server_name = HeaderValue::from_str(&config.hcm.server_name)
         .map_err(|_| format!("listener {:?}: invalid server_name", config.name))?;
     Ok(ListenerRt {

@@ -26,36 +26,48 @@ struct Parsed<T> {
     listed: usize,
 }
 
+/// A resource's v2 normaliser, with the keys it rewrites when it can tell them (`None`: it
+/// always runs).
+type Normalise = (fn(&mut Value) -> bool, Option<&'static [&'static str]>);
+
 fn parse<T>(
     docs: &mut DocCache,
     path: &Path,
     bytes: &[u8],
     types: &[&str],
-    normalise: fn(&mut Value) -> bool,
+    normalise: Normalise,
     mut each: impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
 ) -> Result<Parsed<T>, ConfigErrors> {
-    let value = docs.parse(path, bytes).map_err(|e| ConfigErrors(vec![e]))?;
+    let reading = docs.parse(path, bytes).map_err(|e| ConfigErrors(vec![e]))?;
     let mut rewritten = false;
-    if let Some(Value::Sequence(items)) = value.get_mut("resources") {
+    let (normalise, keys) = normalise;
+    let needed = keys.is_none_or(|keys| v2::may_spell(bytes, keys));
+    if let Some(Value::Sequence(items)) = reading.value.get_mut("resources").filter(|_| needed) {
         for item in items {
             rewritten |= normalise(item);
         }
     }
-    let parsed = read(path, value, types, &mut each);
+    let mut ctx = Ctx::new(path);
+    if !rewritten {
+        ctx.memo_list = reading.list;
+        ctx.memo_in = reading.memo;
+    }
+    let mut parsed = read(ctx, reading.value, types, &mut each);
     if rewritten {
         // v2 spellings were rewritten in place: the cached value is no longer the file's.
         docs.forget(path);
+    } else {
+        docs.keep_memo(path, parsed.ctx.memo_out.take(), parsed.ctx.reused);
     }
     Ok(parsed)
 }
 
 fn read<T>(
-    path: &Path,
+    mut ctx: Ctx,
     value: &Value,
     types: &[&str],
     each: &mut impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
 ) -> Parsed<T> {
-    let mut ctx = Ctx::new(path);
     let mut version_info = String::new();
     let mut resources = Vec::new();
     let mut listed = 0;
@@ -123,14 +135,15 @@ pub fn parse_endpoints(
 impl DocCache {
     /// [`parse_listeners`].
     pub fn listeners(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
-        let mut p = parse(self, path, bytes, t::LISTENER, v2::normalise_listener, listener::listener)?;
+        let mut p = parse(self, path, bytes, t::LISTENER, (v2::normalise_listener, None), listener::listener)?;
         checks::duplicate_listeners(&mut p.ctx, &p.resources);
         finish(p)
     }
 
     /// [`parse_clusters`].
     pub fn clusters(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Cluster>, ConfigErrors> {
-        let mut p = parse(self, path, bytes, t::CLUSTER, v2::normalise_cluster, |ctx, o, _| cluster::cluster(ctx, o))?;
+        let mut p =
+            parse(self, path, bytes, t::CLUSTER, (v2::normalise_cluster, None), |ctx, o, _| cluster::cluster(ctx, o))?;
         checks::duplicate_clusters(&mut p.ctx, &p.resources);
         finish(p)
     }
@@ -162,9 +175,14 @@ fn route_config(
     bytes: &[u8],
     name: &str,
 ) -> Result<Discovery<RouteConfig>, ConfigErrors> {
-    let mut p = parse(docs, path, bytes, t::ROUTE_CONFIGURATION, v2::normalise_route_config, |ctx, o, _| {
-        route::route_config(ctx, o)
-    })?;
+    let mut p = parse(
+        docs,
+        path,
+        bytes,
+        t::ROUTE_CONFIGURATION,
+        (v2::normalise_route_config, Some(v2::ROUTE_CONFIG_KEYS)),
+        |ctx, o, _| route::route_config(ctx, o),
+    )?;
     if p.listed != 1 {
         p.ctx.err("resources", format!("expected exactly one RouteConfiguration, found {}", p.listed));
     }
@@ -185,23 +203,16 @@ fn endpoints(
     bytes: &[u8],
     name: &str,
 ) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
-    let mut p = parse(
-        docs,
-        path,
-        bytes,
-        t::CLUSTER_LOAD_ASSIGNMENT,
-        |_| false,
-        |ctx, o, _| {
-            let opath = o.path.clone();
-            let before = ctx.error_count();
-            let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);
-            let Some(cluster_name) = cluster_name else {
-                ctx.err(format!("{opath}.cluster_name"), "missing cluster_name");
-                return None;
-            };
-            (ctx.error_count() == before).then_some(ClusterLoadAssignment { cluster_name, endpoints })
-        },
-    )?;
+    let mut p = parse(docs, path, bytes, t::CLUSTER_LOAD_ASSIGNMENT, (|_| false, Some(&[])), |ctx, o, _| {
+        let opath = o.path.clone();
+        let before = ctx.error_count();
+        let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);
+        let Some(cluster_name) = cluster_name else {
+            ctx.err(format!("{opath}.cluster_name"), "missing cluster_name");
+            return None;
+        };
+        (ctx.error_count() == before).then_some(ClusterLoadAssignment { cluster_name, endpoints })
+    })?;
     if p.listed > 1 {
         p.ctx.err("resources", format!("expected exactly one ClusterLoadAssignment, found {}", p.listed));
     }

@@ -23,6 +23,11 @@
 //!
 //! Whenever a check fails the file is parsed in full, which also reports any syntax error
 //! exactly as before.
+//!
+//! Validation then skips the unchanged items too: the validator of the long list (routes,
+//! lb_endpoints) leaves its results here ([`ListMemo`]), and the next document made in pieces
+//! hands them back with which of its items are the old ones ([`Splice`]); see
+//! `reader::Obj::objs_memo`.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -32,6 +37,7 @@ use serde_yaml::Value;
 
 use super::error::ConfigError;
 use super::parse::{format_for, parse_value, parse_yaml, Format};
+use super::reader::{ListMemo, Splice};
 
 /// Below this many items a full parse is cheap enough.
 const MIN_ITEMS: usize = 32;
@@ -47,9 +53,10 @@ const PLACEHOLDER: &str = "__legate_items_placeholder_7f3a__";
 #[derive(Default)]
 pub struct DocCache {
     docs: HashMap<PathBuf, Doc>,
-    /// Parses done in pieces and in full, for tests and the bench.
+    /// Parses done in pieces and in full, and list items not validated again, for tests.
     pub(crate) pieces: u64,
     pub(crate) full: u64,
+    pub(crate) reused: u64,
 }
 
 struct Doc {
@@ -57,6 +64,33 @@ struct Doc {
     /// What [`parse_value`] gives for `text`.
     value: Value,
     seq: Option<Seq>,
+    /// The validated items of the long list of this document, once read.
+    memo: Option<ListMemo>,
+    /// The last document's, with how its items map to this document's: handed to the reader.
+    prev: Option<(Splice, ListMemo)>,
+}
+
+impl Doc {
+    fn new(text: &str, value: Value, seq: Option<Seq>) -> Doc {
+        Doc { text: text.to_string(), value, seq, memo: None, prev: None }
+    }
+
+    /// The address of the long list's items, which identifies it to the reader.
+    fn list(&self) -> usize {
+        match self.seq.as_ref().and_then(|s| at_value(&self.value, &s.at)) {
+            Some(Value::Sequence(items)) if !items.is_empty() => items.as_ptr() as usize,
+            _ => 0,
+        }
+    }
+}
+
+/// A parsed document, for reading.
+pub(crate) struct Reading<'d> {
+    pub value: &'d mut Value,
+    /// See [`Doc::list`]; 0 when the document has no long list.
+    pub list: usize,
+    /// The last document's validated list items, when this one was made from it in pieces.
+    pub memo: Option<(Splice, ListMemo)>,
 }
 
 /// The longest block sequence of a document.
@@ -78,8 +112,8 @@ enum Step {
 impl DocCache {
     /// Parses a file's bytes like [`parse_value`], reusing the last document of `file` where
     /// it can. The value stays here: the caller reads (or normalises: then [`DocCache::forget`])
-    /// it in place.
-    pub(crate) fn parse(&mut self, file: &Path, bytes: &[u8]) -> Result<&mut Value, ConfigError> {
+    /// it in place, and leaves what it validated of the long list with [`DocCache::keep_memo`].
+    pub(crate) fn parse(&mut self, file: &Path, bytes: &[u8]) -> Result<Reading<'_>, ConfigError> {
         let format = format_for(file);
         let text = match std::str::from_utf8(bytes) {
             Ok(t) if format == Format::Yaml => t,
@@ -87,31 +121,52 @@ impl DocCache {
             _ => {
                 let value = parse_value(file, bytes, format)?;
                 self.full += 1;
-                return Ok(&mut self.insert(file, Doc { text: String::new(), value, seq: None }).value);
+                let doc = self.insert(file, Doc::new("", value, None));
+                return Ok(Reading { value: &mut doc.value, list: 0, memo: None });
             }
         };
         let same = self.docs.get(file).is_some_and(|d| d.text == text);
-        if !same {
-            let pieces = self.docs.get_mut(file).and_then(|d| in_pieces(d, text));
+        if same {
+            // Read again as it is (a file written back with the same bytes).
+            if let Some(d) = self.docs.get_mut(file) {
+                let (list, len) = (d.list(), d.seq.as_ref().map_or(0, |s| s.items.len()));
+                d.prev = d.memo.take().map(|m| (Splice { list, len, head: len, tail: 0, old_len: len }, m));
+            }
+        } else {
+            let pieces = self.docs.get_mut(file).and_then(|d| in_pieces(d, text).map(|p| (p, d.memo.take())));
             let doc = match pieces {
-                Some((value, seq)) => {
+                Some(((value, seq, mut splice), memo)) => {
                     self.pieces += 1;
-                    Doc { text: text.to_string(), value, seq: Some(seq) }
+                    let mut doc = Doc::new(text, value, Some(seq));
+                    splice.list = doc.list();
+                    doc.prev = memo.map(|m| (splice, m));
+                    doc
                 }
                 None => {
                     let value = parse_value(file, bytes, format)?;
                     self.full += 1;
                     let seq = locate(text, &value);
-                    Doc { text: text.to_string(), value, seq }
+                    Doc::new(text, value, seq)
                 }
             };
             self.insert(file, doc);
         }
-        self.docs.get_mut(file).map(|d| &mut d.value).ok_or_else(|| ConfigError {
-            file: file.to_path_buf(),
-            path: String::new(),
-            message: "internal error: parsed document missing".to_string(),
-        })
+        match self.docs.get_mut(file) {
+            Some(d) => Ok(Reading { list: d.list(), memo: d.prev.take(), value: &mut d.value }),
+            None => Err(ConfigError {
+                file: file.to_path_buf(),
+                path: String::new(),
+                message: "internal error: parsed document missing".to_string(),
+            }),
+        }
+    }
+
+    /// What the reader validated of the long list of the document of `file` just parsed.
+    pub(crate) fn keep_memo(&mut self, file: &Path, memo: Option<ListMemo>, reused: usize) {
+        self.reused += reused as u64;
+        if let Some(d) = self.docs.get_mut(file) {
+            d.memo = memo;
+        }
     }
 
     fn insert(&mut self, file: &Path, doc: Doc) -> &mut Doc {
@@ -135,13 +190,50 @@ impl DocCache {
     }
 }
 
-/// Whether `text` may be parsed in pieces at all (see the module docs).
-fn screened(text: &str) -> bool {
-    !text.contains(['&', '\t', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
-        && !text.contains("<<")
-        && !text.contains(PLACEHOLDER)
-        && !text.starts_with('%')
-        && !text.contains("\n%")
+/// The bytes [`screened`] looks at twice.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = [b'&', b'\t', b'\r', b'<', b'%', 0x85, 0xA8, 0xA9];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether `text` may be parsed in pieces at all (see the module docs), looking at the bytes
+/// in `ranges` only: those of unchanged items passed when their document was parsed. Ranges
+/// start at line starts, so nothing looked for spans two of them.
+fn screened(text: &str, ranges: &[Range<usize>]) -> bool {
+    let b = text.as_bytes();
+    let before = |i: usize, k: usize| i.checked_sub(k).and_then(|j| b.get(j)).copied();
+    for r in ranges {
+        let Some(part) = text.get(r.clone()) else { return false };
+        if part.contains(PLACEHOLDER) {
+            return false;
+        }
+        for (i, c) in part.bytes().enumerate().map(|(k, c)| (r.start + k, c)) {
+            if SPECIAL[usize::from(c)] && !plain(c, i, b.get(i + 1).copied(), before) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether special byte `c` at `i` is harmless, given the byte after it and a look back.
+fn plain(c: u8, i: usize, next: Option<u8>, before: impl Fn(usize, usize) -> Option<u8>) -> bool {
+    match c {
+        b'&' | b'\t' | b'\r' => false,
+        b'<' => next != Some(b'<'),
+        // A directive (`%TAG`) at the start of a line.
+        b'%' => i > 0 && before(i, 1) != Some(b'\n'),
+        // U+0085 NEL, U+2028 LS, U+2029 PS: line breaks to YAML 1.1.
+        0x85 => before(i, 1) != Some(0xC2),
+        0xA8 | 0xA9 => !(before(i, 1) == Some(0x80) && before(i, 2) == Some(0xE2)),
+        _ => true,
+    }
 }
 
 /// The longest run of block sequence items in `text`: its column and each item's bytes.
@@ -162,14 +254,15 @@ fn longest_sequence(text: &str) -> Option<(usize, Vec<Range<usize>>)> {
         }
         *best = Some((run.column, items));
     };
+    let b = text.as_bytes();
     let mut start = 0;
-    while start < text.len() {
-        let end = text[start..].find('\n').map_or(text.len(), |i| start + i + 1);
-        let line = text[start..end].trim_end_matches('\n');
-        let rest = line.trim_start_matches(' ');
-        let indent = line.len() - rest.len();
-        if !rest.is_empty() && !rest.starts_with('#') {
-            let item = rest == "-" || rest.starts_with("- ");
+    while start < b.len() {
+        // A line's indentation and first character decide; the rest is skipped.
+        let first = b[start..].iter().position(|&c| c != b' ').map_or(b.len(), |k| start + k);
+        let indent = first - start;
+        let end = b[first..].iter().position(|&c| c == b'\n').map_or(b.len(), |k| first + k + 1);
+        if !matches!(b.get(first), None | Some(b'\n') | Some(b'#')) {
+            let item = b[first] == b'-' && matches!(b.get(first + 1), None | Some(b' ') | Some(b'\n'));
             while let Some(top) = open.last() {
                 if top.column > indent || (top.column == indent && !item) {
                     if let Some(run) = open.pop() {
@@ -288,7 +381,8 @@ fn same_outside(skel: &Value, full: &Value, path: &[Step]) -> bool {
 
 /// After a full parse: the longest sequence of `text`, checked against `value`.
 fn locate(text: &str, value: &Value) -> Option<Seq> {
-    if !screened(text) {
+    let whole = 0..text.len();
+    if !screened(text, std::slice::from_ref(&whole)) {
         return None;
     }
     let (column, items) = longest_sequence(text)?;
@@ -315,12 +409,10 @@ fn at_value<'v>(mut v: &'v Value, path: &[Step]) -> Option<&'v Value> {
 }
 
 /// `text` parsed in pieces against `doc`, the last document of the same file; `None` when
-/// it must be parsed in full. `doc` is left without its items on success only.
-fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq)> {
+/// it must be parsed in full. `doc` is left without its items on success only. The splice
+/// says which items are the old ones (its `list` is for the caller to fill in).
+fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq, Splice)> {
     let old = doc.seq.as_ref()?;
-    if !screened(text) {
-        return None;
-    }
     let (column, items) = longest_sequence(text)?;
     // Items equal to the old ones at the start and at the end keep their values.
     let (n, m) = (old.items.len(), items.len());
@@ -333,8 +425,17 @@ fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq)> {
     while tail < n.min(m) - head && same(n - 1 - tail, m - 1 - tail) {
         tail += 1;
     }
-    let (mut skel, at) = skeleton(text, column, &items)?;
     let changed = &items[head..m - tail];
+    // The text around the list, and the items that changed.
+    let (first, last) = (items.first()?, items.last()?);
+    let mut fresh_text = vec![0..first.start, last.end..text.len()];
+    if let (Some(a), Some(b)) = (changed.first(), changed.last()) {
+        fresh_text.push(a.start..b.end);
+    }
+    if !screened(text, &fresh_text) {
+        return None;
+    }
+    let (mut skel, at) = skeleton(text, column, &items)?;
     let fresh = match (changed.first(), changed.last()) {
         (Some(first), Some(last)) => match serde_yaml::from_str::<Value>(&text[first.start..last.end]).ok()? {
             Value::Sequence(values) if values.len() == changed.len() => values,
@@ -360,5 +461,6 @@ fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq)> {
     // The old document has lost its items: the caller replaces it.
     doc.seq = None;
     doc.text.clear();
-    Some((skel, Seq { items, at, depth }))
+    let splice = Splice { list: 0, len: m, head, tail, old_len: n };
+    Some((skel, Seq { items, at, depth }, splice))
 }

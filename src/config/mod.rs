@@ -14,6 +14,12 @@
 //! The reader plays the part of typed serde structs with `deny_unknown_fields`, but keeps going
 //! after an error, so one load reports every problem, each with the file and field path
 //! (`static_resources.clusters[1].lb_policy: unknown value "round_robbin"`).
+//!
+//! Discovery files read through a [`DocCache`] (the reloader keeps one) are parsed and
+//! validated incrementally: a new version that differs from the last one only inside some
+//! items of its longest block sequence (the `routes:` of a 10,000-route file) parses those
+//! items only, and validates those items only (`docs.rs`, `reader::Obj::objs_memo`), with the
+//! same value, model and errors as a full load.
 
 pub mod model;
 

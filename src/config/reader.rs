@@ -10,6 +10,7 @@
 //! numbers or strings, enums in any case, durations as `"1.5s"` (or `{seconds, nanos}`), and
 //! `null` meaning "not set".
 
+use std::any::Any;
 use std::cell::OnceCell;
 use std::fmt;
 use std::path::PathBuf;
@@ -21,15 +22,34 @@ use serde_yaml::{Mapping, Value};
 use super::duration::parse_duration;
 use super::error::ConfigError;
 
-/// Where errors of one load go.
+/// Where errors of one load go, and what it may reuse of the last load of the same file.
 pub(crate) struct Ctx {
     pub file: PathBuf,
     pub errors: Vec<ConfigError>,
+    /// The long list of the document (`docs.rs`), by the address of its items; 0 for none.
+    pub memo_list: usize,
+    /// The last document's validated items of that list, and which items are the same.
+    pub memo_in: Option<(Splice, ListMemo)>,
+    /// This document's validated items of that list, for the next load.
+    pub memo_out: Option<ListMemo>,
+    /// Files read while validating (`DataSource.filename`): what read one is not memoized,
+    /// the file may change without the configuration changing.
+    pub file_reads: usize,
+    /// Items taken from `memo_in` (for tests).
+    pub reused: usize,
 }
 
 impl Ctx {
     pub fn new(file: impl Into<PathBuf>) -> Self {
-        Ctx { file: file.into(), errors: Vec::new() }
+        Ctx {
+            file: file.into(),
+            errors: Vec::new(),
+            memo_list: 0,
+            memo_in: None,
+            memo_out: None,
+            file_reads: 0,
+            reused: 0,
+        }
     }
 
     /// Records an error at `path` (anything that renders as a field path: a [`FieldPath`],
@@ -176,6 +196,41 @@ impl Used {
             self.more.contains(&i)
         }
     }
+}
+
+/// How the long list of a document parsed in pieces relates to the last document's: its items
+/// `[0, head)` and `[len - tail, len)` have the text, and so the value, of the last document's
+/// items `[0, head)` and `[old_len - tail, old_len)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Splice {
+    /// The address of the list's items in the new document.
+    pub list: usize,
+    pub len: usize,
+    pub head: usize,
+    pub tail: usize,
+    pub old_len: usize,
+}
+
+impl Splice {
+    /// The last document's index of item `i`, when it is one of the unchanged ones.
+    fn old_index(&self, i: usize) -> Option<usize> {
+        if i < self.head {
+            Some(i)
+        } else if i >= self.len - self.tail && i < self.len {
+            Some(self.old_len - (self.len - i))
+        } else {
+            None
+        }
+    }
+}
+
+/// What one validator made of each item of a long list: `None` for an item that had errors or
+/// read a file. Valid for the same validator (`site`) in the same `context` only.
+pub(crate) struct ListMemo {
+    site: &'static str,
+    context: u64,
+    /// `Vec<Option<T>>` of the validator's `T`.
+    items: Box<dyn Any + Send + Sync>,
 }
 
 /// One proto message being read.
@@ -330,6 +385,92 @@ impl<'v> Obj<'v> {
     pub fn objs(&mut self, ctx: &mut Ctx, name: &'static str) -> Vec<Obj<'v>> {
         let items = self.list(ctx, name);
         items.into_iter().filter_map(|(v, p)| Obj::new(ctx, v, p)).collect()
+    }
+
+    /// A repeated message field, each item read by `each` into a `T` (items it returns `None`
+    /// for are left out), like [`Obj::objs`] then `filter_map`. When the list is the long list
+    /// of a document parsed in pieces, items unchanged since the last load are not read again:
+    /// their `T` is the one `each` made then (`site` and `context` say which validator in which
+    /// setting; anything else `each` depends on must be in the item). Errors are reported as
+    /// without the memo: an item with errors is never memoized, and so always read again.
+    pub fn objs_memo<T: Clone + Send + Sync + 'static>(
+        &mut self,
+        ctx: &mut Ctx,
+        name: &'static str,
+        site: &'static str,
+        context: u64,
+        mut each: impl FnMut(&mut Ctx, Obj<'v>) -> Option<T>,
+    ) -> Vec<T> {
+        let Some(v) = self.take(name) else {
+            return Vec::new();
+        };
+        let list = Rc::new(self.at(name));
+        let (items, long) = match v {
+            Value::Sequence(items) => {
+                (items.as_slice(), ctx.memo_list != 0 && items.as_ptr() as usize == ctx.memo_list)
+            }
+            // Like protobuf's JSON parser (and so Envoy), a single value stands for a list of one.
+            single => (std::slice::from_ref(single), false),
+        };
+        let mut old: Option<(Splice, Vec<Option<T>>)> = None;
+        if long {
+            if let Some((splice, memo)) = ctx.memo_in.take() {
+                if splice.list == ctx.memo_list
+                    && splice.len == items.len()
+                    && memo.site == site
+                    && memo.context == context
+                {
+                    if let Ok(values) = memo.items.downcast::<Vec<Option<T>>>() {
+                        old = Some((splice, *values)).filter(|(s, v)| v.len() == s.old_len);
+                    }
+                }
+            }
+        }
+        // Messages first, then their contents, as `objs` + `filter_map` report errors.
+        let mut slots: Vec<(Option<T>, Option<Obj<'v>>)> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let reused =
+                old.as_mut().and_then(|(splice, values)| splice.old_index(i).and_then(|j| values.get_mut(j)?.take()));
+            slots.push(match reused {
+                Some(t) => {
+                    ctx.reused += 1;
+                    (Some(t), None)
+                }
+                None => (None, Obj::new(ctx, item, FieldPath::under(&list, Seg::Index(i)))),
+            });
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut memo = long.then(|| Vec::with_capacity(items.len()));
+        for slot in slots {
+            let result = match slot {
+                (Some(t), _) => Some(t),
+                (None, Some(o)) => {
+                    let (errors, reads) = (ctx.error_count(), ctx.file_reads);
+                    let t = each(ctx, o);
+                    if ctx.error_count() != errors || ctx.file_reads != reads {
+                        if let Some(m) = &mut memo {
+                            m.push(None);
+                        }
+                        if let Some(t) = t {
+                            out.push(t);
+                        }
+                        continue;
+                    }
+                    t
+                }
+                (None, None) => None,
+            };
+            if let Some(m) = &mut memo {
+                m.push(result.clone());
+            }
+            if let Some(t) = result {
+                out.push(t);
+            }
+        }
+        if let Some(items) = memo {
+            ctx.memo_out = Some(ListMemo { site, context, items: Box::new(items) });
+        }
+        out
     }
 
     /// A repeated string field.

@@ -160,6 +160,19 @@ fn normalise_hcm(v: &mut Value) -> bool {
     changed
 }
 
+/// The keys [`normalise_route_config`] rewrites: a file that spells none of them (and has no
+/// `\` escape, which could spell one in a quoted key) needs no walk over its 10,000 routes.
+pub(crate) const ROUTE_CONFIG_KEYS: &[&str] = &["host_rewrite"];
+
+/// Whether a file's text may hold one of `keys` (see [`ROUTE_CONFIG_KEYS`]); not UTF-8 text
+/// is never read, and says yes.
+pub(crate) fn may_spell(text: &[u8], keys: &[&str]) -> bool {
+    match std::str::from_utf8(text) {
+        Ok(t) => t.contains('\\') || keys.iter().any(|k| t.contains(k)),
+        Err(_) => true,
+    }
+}
+
 pub(crate) fn normalise_route_config(v: &mut Value) -> bool {
     let Some(m) = map_mut(v) else { return false };
     each_mut(m.get_mut("virtual_hosts"), |vh| {

@@ -357,7 +357,7 @@ async fn process(
             Ok(resp)
         }
         ActionRt::Redirect(rd) => {
-            let location = rewrite::redirect_location(rd, route, &vh.matchers, vh, &authority_str, &full_path);
+            let location = rewrite::redirect_location(rd, route, vh.matchers(), vh, &authority_str, &full_path);
             trace.local_reply = true;
             trace.details = Some("direct_response");
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);

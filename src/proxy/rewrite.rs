@@ -51,7 +51,7 @@ pub fn redirect_location(
     let mut new_path = match (&rd.path, &rd.prefix_rewrite) {
         (Some(p), _) => p.clone(),
         (None, Some(to)) => {
-            let idx = vh.routes.iter().position(|r| std::ptr::eq(r, route));
+            let idx = vh.routes.iter().position(|r| std::ptr::eq(&**r, route));
             match idx.and_then(|i| matchers.get(i)).map(|m| &m.path) {
                 Some(PathMatch::Prefix(pfx)) | Some(PathMatch::PathSeparatedPrefix(pfx)) => {
                     format!("{to}{}", path.get(pfx.len()..).unwrap_or(""))

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::model::{self, DiscoveryType, EdsSource, Listener, RouteConfig, RouteSource};
 use crate::listener::manager::{BindError, ListenerManager, Plan};
-use crate::snapshot::{build_listener, LogWriters, Snapshot};
+use crate::snapshot::{rebuild_listener, LogWriters, Snapshot};
 use crate::stats::Store;
 use crate::upstream::{self, eds_rest, Cluster};
 
@@ -53,7 +53,11 @@ pub async fn build(
         let l = match reused {
             Some(l) => Arc::clone(l),
             None => {
-                Arc::new(build_listener(cfg, routes, &clusters, store, Some(writers)).map_err(BuildError::Listener)?)
+                let last = prev.listeners.iter().find(|l| l.config.name == *name).map(|l| (&**l, &prev.clusters));
+                Arc::new(
+                    rebuild_listener(cfg, routes, &clusters, store, Some(writers), last)
+                        .map_err(BuildError::Listener)?,
+                )
             }
         };
         listeners.push(l);

@@ -16,7 +16,7 @@ const FILE: &str = "f.yaml";
 /// parsed it in pieces.
 fn check(cache: &mut DocCache, text: &str) -> bool {
     let before = cache.pieces;
-    let got = cache.parse(Path::new(FILE), text.as_bytes()).map(|v| v.clone());
+    let got = cache.parse(Path::new(FILE), text.as_bytes()).map(|r| r.value.clone());
     let want = parse_value(Path::new(FILE), text.as_bytes(), Format::Yaml);
     // Debug shows mappings in order; `==` on mappings ignores it.
     assert_eq!(format!("{got:?}"), format!("{want:?}"), "text:\n{text}");
@@ -158,7 +158,8 @@ fn what_is_not_simple_is_parsed_in_full() {
     }
 }
 
-/// Random edits of a file full of awkward lines: every parse agrees with a full parse.
+/// Random edits of a file full of awkward lines: every parse agrees with a full parse, every
+/// validation with one from scratch.
 #[test]
 fn random_edits_agree_with_a_full_parse() {
     const LINES: &[&str] = &[
@@ -208,6 +209,7 @@ fn random_edits_agree_with_a_full_parse() {
     let mut pieces = 0;
     for round in 0..60 {
         let mut cache = DocCache::default();
+        let mut validating = DocCache::default();
         // Edits pile up on the last text that parsed, as they do on a file being worked on; every
         // third file is a top-level list (items at column 0).
         let mut good: Vec<String> = rds(&routes(60), "1").lines().map(str::to_string).collect();
@@ -238,10 +240,112 @@ fn random_edits_agree_with_a_full_parse() {
             if check(&mut cache, &text) {
                 pieces += 1;
             }
+            check_routes(&mut validating, &text);
             if parse_value(Path::new(FILE), text.as_bytes(), Format::Yaml).is_ok() {
                 good = lines;
             }
         }
     }
     assert!(pieces > 50, "only {pieces} of 1500 edits were parsed in pieces: the test tests little");
+}
+
+/// Validating through the cache (unchanged routes and endpoints reused) gives what validating
+/// from scratch gives: same resources, same errors in the same order.
+fn check_routes(cache: &mut DocCache, text: &str) -> u64 {
+    let before = cache.reused;
+    let path = Path::new(FILE);
+    let got = cache.route_config(path, text.as_bytes(), "r");
+    let want = crate::config::parse_route_config(path, text.as_bytes(), "r");
+    assert_eq!(got, want, "text:\n{text}");
+    cache.reused - before
+}
+
+#[test]
+fn unchanged_routes_are_not_validated_again() {
+    let mut cache = DocCache::default();
+    let mut r = routes(100);
+    assert_eq!(check_routes(&mut cache, &rds(&r, "1")), 0);
+    r[99] = route(99, "b");
+    assert_eq!(check_routes(&mut cache, &rds(&r, "1")), 99, "all but the changed route reused");
+    assert_eq!(check_routes(&mut cache, &rds(&r, "1")), 100, "the same text again");
+    r.insert(10, route(1000, "c"));
+    r.remove(50);
+    assert_eq!(check_routes(&mut cache, &rds(&r, "2")), 60, "items between the edits are read again");
+    // An invalid route is reported every time, also when another one changes.
+    r[20] = "    - match: {prefix: \"/bad\"}\n      route: {cluster: a, timeout: forever}\n".into();
+    check_routes(&mut cache, &rds(&r, "2"));
+    r[80] = route(80, "d");
+    check_routes(&mut cache, &rds(&r, "2"));
+    r[21] = "    - match: {prefx: \"/bad\"}\n      route: {cluster: a}\n".into();
+    check_routes(&mut cache, &rds(&r, "2"));
+    r[20] = route(20, "a");
+    r[21] = route(21, "a");
+    assert!(check_routes(&mut cache, &rds(&r, "2")) > 90);
+    // A different max_direct_response_body_size_bytes is a different context: nothing reused.
+    let text = rds(&r, "2").replace("  name: r\n", "  name: r\n  max_direct_response_body_size_bytes: 10\n");
+    assert_eq!(check_routes(&mut cache, &text), 0);
+}
+
+#[test]
+fn routes_reading_files_are_read_again() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let body = dir.path().join("body.txt");
+    std::fs::write(&body, "one").unwrap_or_else(|e| panic!("write: {e}"));
+    let mut cache = DocCache::default();
+    let mut r = routes(60);
+    r[3] = format!(
+        "    - match: {{prefix: \"/f\"}}\n      direct_response: {{status: 200, body: {{filename: {}}}}}\n",
+        body.display()
+    );
+    check_routes(&mut cache, &rds(&r, "1"));
+    std::fs::write(&body, "two").unwrap_or_else(|e| panic!("write: {e}"));
+    r[50] = route(50, "b");
+    // check_routes compares with a fresh parse, which reads "two".
+    assert_eq!(check_routes(&mut cache, &rds(&r, "1")), 58);
+}
+
+#[test]
+fn unchanged_endpoints_are_not_validated_again() {
+    let eds = |port: u16, bad: bool| {
+        let mut s = format!("resources:\n- \"@type\": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment\n  cluster_name: a\n  endpoints:\n  - priority: 0\n    lb_endpoints:\n    - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n  - priority: 1\n    lb_endpoints:\n");
+        for i in 0..100 {
+            let host = if bad && i == 7 { "localhost".to_string() } else { format!("127.2.0.{i}") };
+            s.push_str(&format!(
+                "    - endpoint: {{address: {{socket_address: {{address: {host}, port_value: 18081}}}}}}\n"
+            ));
+        }
+        s
+    };
+    let mut cache = DocCache::default();
+    let path = Path::new(FILE);
+    for (port, bad, reused) in [(18081, false, 0), (18083, false, 100), (18081, true, 99), (18083, true, 99)] {
+        let before = cache.reused;
+        let text = eds(port, bad);
+        let got = cache.endpoints(path, text.as_bytes(), "a");
+        assert_eq!(got, crate::config::parse_endpoints(path, text.as_bytes(), "a"));
+        assert_eq!(got.is_err(), bad);
+        assert_eq!(cache.reused - before, reused, "port {port}, bad {bad}");
+    }
+}
+
+/// The v2 `host_rewrite` is rewritten whether the file spells it plainly or with an escape,
+/// and a rewritten document is not reused as parsed.
+#[test]
+fn v2_route_spellings_are_still_normalised() {
+    use crate::config::model::{HostRewrite, RouteAction};
+    for key in ["host_rewrite", "\"host\\x5frewrite\""] {
+        let mut cache = DocCache::default();
+        let mut r = routes(60);
+        r[30] = format!("    - match: {{prefix: \"/h\"}}\n      route: {{cluster: a, {key}: example.com}}\n");
+        for round in 0..3 {
+            r[59] = route(59, if round % 2 == 0 { "a" } else { "b" });
+            check_routes(&mut cache, &rds(&r, "1"));
+            let d = cache.route_config(Path::new(FILE), rds(&r, "1").as_bytes(), "r");
+            let Ok(d) = d else { panic!("{key}: rejected") };
+            let RouteAction::Forward(f) = &d.resources[0].virtual_hosts[0].routes[30].action else {
+                panic!("{key}: not forward")
+            };
+            assert_eq!(f.host_rewrite, HostRewrite::Literal("example.com".into()), "{key}");
+        }
+    }
 }

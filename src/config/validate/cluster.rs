@@ -322,33 +322,37 @@ pub(crate) fn load_assignment(
         let priority = loc.u32(ctx, "priority").unwrap_or(0);
         let loc_weight = lb_weight(ctx, &mut loc, "load_balancing_weight");
         loc.ignore(&["locality", "metadata"]);
-        let mut endpoints = Vec::new();
-        for mut lb in loc.objs(ctx, "lb_endpoints") {
-            let weight = lb_weight(ctx, &mut lb, "load_balancing_weight");
-            lb.ignore(&["health_status", "metadata"]);
-            if let Some(mut ep) = lb.obj(ctx, "endpoint") {
-                let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
-                let addr = match ep.get("address") {
-                    Some((v, p)) => endpoint_address(ctx, v, &p, ip_only),
-                    None => {
-                        ctx.err(ep.at("address"), "missing address");
-                        None
-                    }
-                };
-                ep.finish(ctx, &["health_check_config", "additional_addresses"]);
-                if let Some(address) = addr {
-                    endpoints.push(Endpoint { address, hostname, weight });
-                }
-            } else if !lb.has("endpoint_name") {
-                ctx.err(lb.at("endpoint"), "missing endpoint");
-            }
-            lb.finish(ctx, &["endpoint_name"]);
-        }
+        // An endpoint reads nothing but its own fields and `ip_only`: unchanged ones are reused.
+        let endpoints = loc
+            .objs_memo(ctx, "lb_endpoints", "lb_endpoint", u64::from(ip_only), |ctx, lb| lb_endpoint(ctx, lb, ip_only));
         loc.finish(ctx, &["leds_cluster_locality_config", "proximity"]);
         out.push(LocalityEndpoints { priority, weight: loc_weight, endpoints });
     }
     o.finish(ctx, &["policy", "named_endpoints"]);
     (cluster_name, out)
+}
+
+/// An `LbEndpoint`; `None` for a named endpoint (unsupported) or an invalid one.
+fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint> {
+    let weight = lb_weight(ctx, &mut lb, "load_balancing_weight");
+    lb.ignore(&["health_status", "metadata"]);
+    let mut endpoint = None;
+    if let Some(mut ep) = lb.obj(ctx, "endpoint") {
+        let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
+        let addr = match ep.get("address") {
+            Some((v, p)) => endpoint_address(ctx, v, &p, ip_only),
+            None => {
+                ctx.err(ep.at("address"), "missing address");
+                None
+            }
+        };
+        ep.finish(ctx, &["health_check_config", "additional_addresses"]);
+        endpoint = addr.map(|address| Endpoint { address, hostname, weight });
+    } else if !lb.has("endpoint_name") {
+        ctx.err(lb.at("endpoint"), "missing endpoint");
+    }
+    lb.finish(ctx, &["endpoint_name"]);
+    endpoint
 }
 
 /// A `load_balancing_weight`: at least 1, default 1.

@@ -178,6 +178,7 @@ pub(crate) fn data_source(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<bytes::Bytes>
     }
     if let Some(f) = o.str(ctx, "filename") {
         count += 1;
+        ctx.file_reads += 1;
         match std::fs::read(&f) {
             Ok(b) => out = Some(bytes::Bytes::from(b)),
             Err(e) => ctx.err(o.at("filename"), format!("cannot read \"{f}\": {e}")),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::model::{
     ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, RedirectAction, RegexRewrite, RetryOn,
-    RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
+    RetryPolicy, Route, RouteAction, RouteConfig, Shared, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -64,7 +64,8 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
     let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
-    let routes = o.objs(ctx, "routes").into_iter().filter_map(|r| route(ctx, r, max_body)).collect();
+    // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
+    let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Shared::new));
     let path = o.path.clone();
     o.finish(
         ctx,

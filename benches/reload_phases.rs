@@ -147,7 +147,7 @@ impl Replay {
     /// One reload of one file, as `Reloader::apply_batch` does it (no accept loops started).
     async fn reload(&mut self, role: &sources::Role, path: &Path, bytes: &[u8]) {
         let mut next = self.sources.clone();
-        load::load(&mut next, &mut self.docs, role, path, bytes).expect("valid file");
+        load::load(&mut next, &mut self.docs, role, path, bytes, &mut Vec::new()).expect("valid file");
         let eff = next.effective();
         let d = state::diff(&self.effective, &eff);
         let order: Vec<String> = next.listeners().map(|l| l.name.clone()).collect();

@@ -22,7 +22,7 @@ use crate::reload::history::History;
 use crate::reload::sources::Sources;
 use crate::reload::Reloader;
 use crate::snapshot::{LogWriters, Snapshot};
-use crate::stats::{Gauge, Histogram, Store};
+use crate::stats::{Counter, Gauge, Histogram, Store};
 
 /// What the command line decided, as far as the running server cares.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +83,7 @@ struct ServerStats {
     memory_physical_size: Gauge,
     memory_heap_size: Gauge,
     initialization_time_ms: Histogram,
+    dynamic_unknown_fields: Counter,
 }
 
 impl ServerStats {
@@ -106,6 +107,7 @@ impl ServerStats {
             memory_physical_size: store.gauge("server.memory_physical_size"),
             memory_heap_size: store.gauge("server.memory_heap_size"),
             initialization_time_ms: store.histogram("server.initialization_time_ms"),
+            dynamic_unknown_fields: store.counter("server.dynamic_unknown_fields"),
         }
     }
 }
@@ -128,6 +130,12 @@ impl Server {
     /// `/ready` and `server_info.state`: Envoy 1.40 stays LIVE after `/drain_listeners`.
     pub fn is_live(&self) -> bool {
         !(self.is_draining() || self.shared.health_failing.load(Ordering::Relaxed))
+    }
+
+    /// Counts a dynamic resource value that was tolerated (Envoy's
+    /// `server.dynamic_unknown_fields`).
+    pub fn dynamic_unknown_field(&self) {
+        self.server_stats.dynamic_unknown_fields.inc();
     }
 
     /// Brings `server.uptime`, `state` and the memory gauges up to date.

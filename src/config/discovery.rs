@@ -48,6 +48,7 @@ fn parse<T>(
         }
     }
     let mut ctx = Ctx::new(path);
+    ctx.lenient_enums = true;
     if !rewritten {
         ctx.memo_list = reading.list;
         ctx.memo_in = reading.memo;
@@ -100,7 +101,11 @@ fn read<T>(
 
 fn finish<T>(p: Parsed<T>) -> Result<Discovery<T>, ConfigErrors> {
     if p.ctx.errors.is_empty() {
-        Ok(Discovery { version_info: p.version_info, resources: p.resources.into_iter().map(|(_, r)| r).collect() })
+        Ok(Discovery {
+            version_info: p.version_info,
+            resources: p.resources.into_iter().map(|(_, r)| r).collect(),
+            warnings: p.ctx.warnings,
+        })
     } else {
         Err(ConfigErrors(p.ctx.errors))
     }

@@ -587,4 +587,6 @@ pub struct ClusterLoadAssignment {
 pub struct Discovery<T> {
     pub version_info: String,
     pub resources: Vec<T>,
+    /// Values tolerated as Envoy tolerates them in dynamic resources (an unknown enum name).
+    pub warnings: Vec<super::error::ConfigError>,
 }

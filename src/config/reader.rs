@@ -37,6 +37,12 @@ pub(crate) struct Ctx {
     pub file_reads: usize,
     /// Items taken from `memo_in` (for tests).
     pub reused: usize,
+    /// Discovery files only: an enum name Envoy does not know either becomes a warning and
+    /// the field's default, as Envoy treats a dynamic resource it cannot fully parse.
+    pub lenient_enums: bool,
+    /// What was tolerated under `lenient_enums`: logged and counted by the caller
+    /// (`server.dynamic_unknown_fields`).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Ctx {
@@ -49,6 +55,8 @@ impl Ctx {
             memo_out: None,
             file_reads: 0,
             reused: 0,
+            lenient_enums: false,
+            warnings: Vec::new(),
         }
     }
 
@@ -445,9 +453,10 @@ impl<'v> Obj<'v> {
             let result = match slot {
                 (Some(t), _) => Some(t),
                 (None, Some(o)) => {
-                    let (errors, reads) = (ctx.error_count(), ctx.file_reads);
+                    let (errors, reads, warnings) = (ctx.error_count(), ctx.file_reads, ctx.warnings.len());
                     let t = each(ctx, o);
-                    if ctx.error_count() != errors || ctx.file_reads != reads {
+                    // An item that warned is read again next time, so its warning is too.
+                    if ctx.error_count() != errors || ctx.file_reads != reads || ctx.warnings.len() != warnings {
                         if let Some(m) = &mut memo {
                             m.push(None);
                         }
@@ -497,6 +506,12 @@ impl<'v> Obj<'v> {
             Some((_, Some(t))) => Some(*t),
             Some((_, None)) => {
                 ctx.err(self.at(name), format!("unsupported value \"{s}\""));
+                None
+            }
+            None if ctx.lenient_enums => {
+                let path = self.at(name).to_string();
+                let message = format!("unknown value \"{s}\" ignored: the default applies");
+                ctx.warnings.push(ConfigError { file: ctx.file.clone(), path, message });
                 None
             }
             None => {
@@ -603,5 +618,20 @@ mod tests {
         assert_eq!(o.enumv(&mut ctx, "b", &t), None);
         assert_eq!(ctx.errors[0].message, "unknown value \"round_robbin\"");
         assert_eq!(ctx.errors[1].message, "unsupported value \"maglev\"");
+    }
+
+    #[test]
+    fn lenient_enums_warn_on_unknown_names_only() {
+        let v = yaml("{a: no_such, b: maglev}");
+        let mut ctx = Ctx::new("f");
+        ctx.lenient_enums = true;
+        let Some(mut o) = Obj::new(&mut ctx, &v, FieldPath::top("o")) else { panic!("not an object") };
+        let table = [("ROUND_ROBIN", Some(1)), ("MAGLEV", None)];
+        assert_eq!(o.enumv(&mut ctx, "a", &table), None);
+        assert_eq!(o.enumv(&mut ctx, "b", &table), None);
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        assert_eq!(ctx.warnings[0].path, "o.a");
+        assert_eq!(ctx.errors.len(), 1, "{:?}", ctx.errors);
+        assert_eq!(ctx.errors[0].message, "unsupported value \"maglev\"");
     }
 }

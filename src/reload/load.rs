@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::{self, ConfigErrors, DocCache};
+use crate::config::{self, ConfigError, ConfigErrors, DocCache};
 
 use super::sources::{Loaded, Role, Sources};
 use super::stats::Outcome;
@@ -55,13 +55,15 @@ fn loaded<T>(value: T, version_info: String, path: &Path, bytes: &[u8]) -> Arc<L
 }
 
 /// Takes `bytes` as the new content of `path` for `role`; returns the outcome and the
-/// version it carried.
+/// version it carried. What a discovery file got away with (an unknown enum name) goes to
+/// `warnings`.
 pub fn load(
     sources: &mut Sources,
     docs: &mut DocCache,
     role: &Role,
     path: &Path,
     bytes: &[u8],
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<(Outcome, String), LoadError> {
     match role {
         Role::Bootstrap => {
@@ -82,21 +84,24 @@ pub fn load(
             Ok((Outcome::Success { changed }, String::new()))
         }
         Role::Lds => {
-            let d = docs.listeners(path, bytes).map_err(classify)?;
+            let mut d = docs.listeners(path, bytes).map_err(classify)?;
+            warnings.append(&mut d.warnings);
             let changed = sources.lds.as_ref().is_none_or(|l| l.value != d.resources);
             let v = d.version_info.clone();
             sources.lds = Some(loaded(d.resources, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
         Role::Cds => {
-            let d = docs.clusters(path, bytes).map_err(classify)?;
+            let mut d = docs.clusters(path, bytes).map_err(classify)?;
+            warnings.append(&mut d.warnings);
             let changed = sources.cds.as_ref().is_none_or(|c| c.value != d.resources);
             let v = d.version_info.clone();
             sources.cds = Some(loaded(d.resources, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
         Role::Rds(name) => {
-            let d = docs.route_config(path, bytes, name).map_err(classify)?;
+            let mut d = docs.route_config(path, bytes, name).map_err(classify)?;
+            warnings.append(&mut d.warnings);
             let v = d.version_info.clone();
             let Some(rc) = d.resources.into_iter().next() else {
                 return Ok((Outcome::Empty, v));
@@ -110,7 +115,8 @@ pub fn load(
             Ok((Outcome::Success { changed }, v))
         }
         Role::Eds(service) => {
-            let d = docs.endpoints(path, bytes, service).map_err(classify)?;
+            let mut d = docs.endpoints(path, bytes, service).map_err(classify)?;
+            warnings.append(&mut d.warnings);
             let v = d.version_info.clone();
             if d.resources.is_empty() {
                 // Envoy's update_empty: the endpoints the cluster has stay.

@@ -68,6 +68,8 @@ struct FileResult {
     /// `content_hash` of the bytes loaded.
     hash: u64,
     result: Result<(Outcome, String), LoadError>,
+    /// Tolerated values (`server.dynamic_unknown_fields`).
+    warnings: Vec<cfg::ConfigError>,
 }
 
 impl Reloader {
@@ -161,13 +163,14 @@ impl Reloader {
                 tracing::info!(config.file = %change.path.display(), config.role = %role, "file removed; keeping its last good configuration");
                 continue;
             };
-            let result = load::load(&mut next, &mut self.docs, &role, &change.path, bytes);
+            let mut warnings = Vec::new();
+            let result = load::load(&mut next, &mut self.docs, &role, &change.path, bytes, &mut warnings);
             if let (Err(e), false) = (&result, change.settled) {
                 // A writer may still be writing: wait for it to close the file.
                 tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
                 continue;
             }
-            results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result });
+            results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
         }
         if results.is_empty() {
             return;
@@ -311,6 +314,11 @@ impl Reloader {
     fn record(&self, results: &[FileResult], applied: bool, error: Option<String>, started: Instant, d: &Diff) {
         let server = &self.server;
         for r in results {
+            for w in &r.warnings {
+                // Envoy accepts such a dynamic resource with a warning and counts it.
+                tracing::warn!(config.file = %w.file.display(), config.field = %w.path, "{}", w.message);
+                server.dynamic_unknown_field();
+            }
             let outcome = match (&r.result, applied) {
                 (Ok((o, _)), true) => *o,
                 (Ok(_), false) => Outcome::Rejected,
@@ -382,9 +390,10 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
             }
             match std::fs::read(&src.path) {
                 Ok(bytes) => {
-                    let result = load::load(next, docs, &role, &src.path, &bytes);
+                    let mut warnings = Vec::new();
+                    let result = load::load(next, docs, &role, &src.path, &bytes, &mut warnings);
                     loaded_any = true;
-                    results.push(FileResult { role, path: src.path, hash: content_hash(&bytes), result });
+                    results.push(FileResult { role, path: src.path, hash: content_hash(&bytes), result, warnings });
                 }
                 Err(e) => {
                     tracing::warn!(config.file = %src.path.display(), config.role = %role, error = %e, "cannot read discovery file yet; waiting for it");

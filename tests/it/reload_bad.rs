@@ -220,3 +220,37 @@ async fn eds_port_out_of_range() {
     Write::Rename.apply(&rig.path("eds.yaml"), &cla("v3", "e_svc", &[rig.setup.b.addr()]));
     assert_eventually!(rig.hit("/eds").await == "b", "the good eds.yaml applies");
 }
+
+/// Envoy accepts a dynamic cluster whose enum value it does not know, with a warning and
+/// `server.dynamic_unknown_fields`, and uses the field's default: so does legate (the
+/// conformance case `dynamic/cds_unknown_enum_ignored`). A value Envoy knows and legate does
+/// not implement is still rejected, and so is an unknown field.
+#[tokio::test]
+async fn cds_unknown_enum_name_is_tolerated_like_envoy() {
+    let rig = rig().await;
+    let s = &rig.setup;
+    assert_eq!(rig.hit("/").await, "a");
+    let success = rig.stat("cluster_manager.cds.update_success").await;
+    let with_lb = |policy: &str| {
+        let mut a = static_cluster("a_svc", &[s.b.addr()]);
+        a["lb_policy"] = json!(policy);
+        cds_of(s, "v2", vec![a, static_cluster("b_svc", &[s.b.addr()])])
+    };
+    Write::Rename.apply(&rig.path("cds.yaml"), &with_lb("NO_SUCH_POLICY"));
+    assert_eventually!(rig.hit("/").await == "b", "the cluster with the unknown lb_policy serves");
+    assert_eq!(rig.stat("cluster_manager.cds.update_success").await, success + 1);
+    assert_eq!(rig.stat("cluster_manager.cds.update_rejected").await, 0);
+    assert_eq!(rig.stat("server.dynamic_unknown_fields").await, 1);
+    assert_eventually!(
+        rig.legate.output().contains("NO_SUCH_POLICY") && rig.legate.output().contains("lb_policy"),
+        "the log names the field and the value"
+    );
+
+    // Known to Envoy, not implemented by legate: rejected, naming the field.
+    let back = cds_of(s, "v3", vec![static_cluster("a_svc", &[s.a.addr()]), static_cluster("b_svc", &[s.b.addr()])]);
+    Write::Rename.apply(&rig.path("cds.yaml"), &back);
+    assert_eventually!(rig.hit("/").await == "a", "a_svc points at a again");
+    let good = with_lb("ROUND_ROBIN");
+    rejected(&rig, "cds.yaml", &with_lb("MAGLEV"), "cluster_manager.cds", "update_rejected", "lb_policy", &good).await;
+    assert_eq!(rig.stat("server.dynamic_unknown_fields").await, 1, "MAGLEV is not an unknown name");
+}

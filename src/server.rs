@@ -230,7 +230,10 @@ impl Server {
         })
     }
 
-    pub fn config_dump(&self, q: &crate::admin::config_dump::DumpQuery) -> serde_json::Value {
+    pub fn config_dump(
+        &self,
+        q: &crate::admin::config_dump::DumpQuery,
+    ) -> Result<serde_json::Value, crate::admin::config_dump::DumpError> {
         let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
         crate::admin::config_dump::config_dump(&self.sources(), &errors, self.started_at, q)
     }

@@ -284,10 +284,18 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
             };
             let q = config_dump::DumpQuery {
                 resource: query_param(query, "resource").filter(|r| !r.is_empty()).map(percent_decode),
+                mask: query_param(query, "mask")
+                    .map(percent_decode)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| config_dump::parse_mask(&m)),
                 include_eds: query.split('&').any(|kv| kv == "include_eds" || kv.starts_with("include_eds=")),
                 name_regex,
             };
-            resp(StatusCode::OK, JSON, server.config_dump(&q).to_string())
+            match server.config_dump(&q) {
+                Ok(v) => resp(StatusCode::OK, JSON, config_dump::pretty(&v)),
+                Err(config_dump::DumpError::NotFound(t)) => resp(StatusCode::NOT_FOUND, TEXT, t),
+                Err(config_dump::DumpError::BadRequest(t)) => resp(StatusCode::BAD_REQUEST, TEXT, t),
+            }
         }
         "/reloads" => resp(StatusCode::OK, JSON, server.history.json().to_string()),
         "/stats" | "/stats/prometheus" => {

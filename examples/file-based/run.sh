@@ -49,12 +49,15 @@ until_answer "upstream 18083"
 echo "4. RDS rewritten with cat > (truncate + write): back to backend"
 sed 's/cluster: canary/cluster: backend/' rds.yaml > rds.new && cat rds.new > rds.yaml
 until_answer "upstream 18082"
-echo "5. a broken CDS edit is rejected; traffic does not notice"
-cp cds.yaml cds.good && echo "  lb_policy: ROUND_ROBBIN" >> cds.yaml
+echo "5. a broken CDS edit (a misspelt field) is rejected; traffic does not notice"
+cp cds.yaml cds.good && echo "  lb_polcy: ROUND_ROBIN" >> cds.yaml
+rejected=0
 for _ in $(seq 1 100); do
-  curl -s http://127.0.0.1:19901/stats | grep -q 'cluster_manager.cds.update_rejected: 1' && break; sleep 0.1
+  curl -s http://127.0.0.1:19901/stats | grep -q 'cluster_manager.cds.update_rejected: 1' && { rejected=1; break; }
+  sleep 0.1
 done
 curl -s http://127.0.0.1:19901/stats | grep 'cluster_manager.cds.update_rejected'
+[ "$rejected" = 1 ] || { echo "  !! the broken CDS file was not rejected"; exit 1; }
 until_answer "upstream 18082"
 mv cds.good cds.yaml
 echo "6. the last reloads, as legate saw them:"

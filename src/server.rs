@@ -20,7 +20,6 @@ use crate::listener::{self, Drain};
 use crate::proxy::Shared;
 use crate::reload::history::History;
 use crate::reload::sources::Sources;
-use crate::reload::Reloader;
 use crate::snapshot::{LogWriters, Snapshot};
 use crate::stats::{Counter, Gauge, Histogram, Store};
 
@@ -318,8 +317,7 @@ pub async fn run_with_loggers(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx, admin: admin_drain_rx };
     let manager = ListenerManager::new(Arc::clone(&shared), drain);
-    let reloader = Reloader::start(Arc::clone(&server), sources, manager, options.watch).await?;
-    let reload_task = tokio::spawn(reloader.run(shutdown_rx));
+    let reloader = crate::reload::spawn(Arc::clone(&server), sources, manager, options.watch, shutdown_rx).await?;
     server.server_stats.initialization_time_ms.record_duration(server.started.elapsed());
     server.refresh_stats();
     spawn_stats_flush(Arc::clone(&server));
@@ -342,7 +340,7 @@ pub async fn run_with_loggers(
     server.draining.store(true, Ordering::Relaxed);
     let _ = server.shutdown_tx.send(true);
     // The reloader owns the listener manager: once it ends, no accept loop holds a sender.
-    let _ = reload_task.await;
+    reloader.finished().await;
     // Every connection holds a sender; recv() returns None once the last one closed.
     match tokio::time::timeout(options.drain_time, alive_rx.recv()).await {
         Ok(_) => tracing::info!("all connections closed"),

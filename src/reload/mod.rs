@@ -220,6 +220,16 @@ impl Reloader {
                 tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
                 continue;
             }
+            if let Err(e) = &result {
+                // A rename completed the change, but a writer may have opened the file for an
+                // in-place rewrite before it was read: if the file no longer holds what was
+                // read, that read was half of a write, and the watcher reports the rest.
+                let now = std::fs::read(&change.path).map(|b| content_hash(&b));
+                if now.is_ok_and(|h| h != change.hash) {
+                    tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "file changed while being read; waiting for the writer");
+                    continue;
+                }
+            }
             results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
         }
         if results.is_empty() {

@@ -25,6 +25,21 @@ impl ReqBody {
     pub fn empty() -> Self {
         ReqBody::Full(None)
     }
+
+    /// Reads, without waiting, what the client has already sent (at most 64 frames), so that
+    /// `%BYTES_RECEIVED%` counts it when the request fails before it was forwarded: Envoy reads
+    /// the body while it connects and logs what it read.
+    pub fn read_ready(&mut self) {
+        if let ReqBody::Stream(..) = self {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            for _ in 0..64 {
+                match Pin::new(&mut *self).poll_frame(&mut cx) {
+                    Poll::Ready(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
 }
 
 impl Body for ReqBody {

@@ -57,6 +57,8 @@ pub struct Failure {
     pub reason: LocalReason,
     pub host: Option<Arc<Host>>,
     pub attempts: u32,
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` when they name the transport error.
+    pub details: Option<&'static str>,
 }
 
 enum AttemptError {
@@ -84,10 +86,20 @@ pub async fn forward(
         attempt += 1;
         let Some(host) = cluster.choose() else {
             stats.upstream_cx_none_healthy.inc();
-            return Err(Failure { reason: LocalReason::NoHealthyUpstream, host: None, attempts: attempt });
+            return Err(Failure {
+                reason: LocalReason::NoHealthyUpstream,
+                host: None,
+                attempts: attempt,
+                details: None,
+            });
         };
         let Some(req_body) = body.take() else {
-            return Err(Failure { reason: LocalReason::UpstreamReset, host: Some(host), attempts: attempt });
+            return Err(Failure {
+                reason: LocalReason::UpstreamReset,
+                host: Some(host),
+                attempts: attempt,
+                details: None,
+            });
         };
         let req = build_request(cluster, prepared, req_body, attempt, &host);
         stats.upstream_rq_total.inc();
@@ -140,14 +152,24 @@ pub async fn forward(
                 host.stats.rq_timeout.inc();
                 if global_timed_out {
                     stats.upstream_rq_timeout.inc();
-                    return Err(Failure { reason: LocalReason::UpstreamTimeout, host: Some(host), attempts: attempt });
+                    return Err(Failure {
+                        reason: LocalReason::UpstreamTimeout,
+                        host: Some(host),
+                        attempts: attempt,
+                        details: None,
+                    });
                 }
                 stats.upstream_rq_per_try_timeout.inc();
                 if retriable && policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error) {
                     backoff(attempt, deadline).await;
                     continue;
                 }
-                return Err(Failure { reason: LocalReason::UpstreamTimeout, host: Some(host), attempts: attempt });
+                return Err(Failure {
+                    reason: LocalReason::UpstreamTimeout,
+                    host: Some(host),
+                    attempts: attempt,
+                    details: None,
+                });
             }
             Err(AttemptError::Upstream(e)) => {
                 host.stats.rq_error.inc();
@@ -160,7 +182,8 @@ pub async fn forward(
                     backoff(attempt, deadline).await;
                     continue;
                 }
-                return Err(Failure { reason, host: Some(host), attempts: attempt });
+                let details = Some(super::local_reply::reset_details(&e));
+                return Err(Failure { reason, host: Some(host), attempts: attempt, details });
             }
         }
     }

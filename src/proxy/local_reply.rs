@@ -100,6 +100,32 @@ impl LocalReason {
     }
 }
 
+/// Envoy's `%RESPONSE_CODE_DETAILS%` for an upstream that failed before response headers:
+/// the reset reason and, for a failed connect, the socket error (strerror, spaces as `_`).
+pub fn reset_details(e: &UpstreamError) -> &'static str {
+    use std::io::ErrorKind;
+    match e {
+        UpstreamError::ConnectFailure { source, .. } => match source.kind() {
+            ErrorKind::ConnectionRefused => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+            }
+            ErrorKind::NetworkUnreachable => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Network_is_unreachable}"
+            }
+            ErrorKind::HostUnreachable => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_No_route_to_host}"
+            }
+            ErrorKind::ConnectionReset => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_reset_by_peer}"
+            }
+            _ => "upstream_reset_before_response_started{remote_connection_failure}",
+        },
+        UpstreamError::Handshake { .. } => "upstream_reset_before_response_started{remote_connection_failure}",
+        UpstreamError::ConnectTimeout { .. } => "upstream_reset_before_response_started{connection_timeout}",
+        UpstreamError::Reset { .. } => "upstream_reset_before_response_started{connection_termination}",
+    }
+}
+
 /// A local reply: `text/plain` when it has a body, and `content-length` always.
 pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBody> {
     let (status, body) = reason.status_and_body();

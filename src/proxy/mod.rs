@@ -126,7 +126,9 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                 stats.no_route.inc();
             }
             trace.response_flags = reason.flag();
-            trace.details = reason.details();
+            if trace.details.is_none() {
+                trace.details = reason.details();
+            }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
             if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
@@ -448,8 +450,18 @@ async fn forward_to(
     };
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
     if trace.logging {
-        // A logger wants the request as forwarded; the attempts sent copies of it.
-        let Prepared { path, authority, headers, .. } = prepared;
+        // A logger wants the request as forwarded; the attempts sent copies of it, with the
+        // last chosen host's name as authority under auto_host_rewrite.
+        let Prepared { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
+        let host = match &outcome {
+            Ok(out) => Some(&out.host),
+            Err(f) => f.host.as_ref(),
+        };
+        if let Some(name) = host.and_then(|h| h.hostname.as_deref()).filter(|_| auto_host_rewrite) {
+            if let Ok(v) = HeaderValue::from_str(name) {
+                authority = v;
+            }
+        }
         trace.forwarded = Some(ForwardedRequest { path, authority, headers });
     }
     match outcome {
@@ -486,6 +498,7 @@ async fn forward_to(
             Ok(Response::from_parts(rparts, body))
         }
         Err(f) => {
+            trace.details = f.details;
             trace.upstream_host = f.host.map(|h| h.addr);
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
             cluster.stats.codes.record(f.reason.status_and_body().0.as_u16());

@@ -99,7 +99,10 @@ impl Pool {
             let mut sender = match sender {
                 Some(s) if !s.is_closed() => s,
                 Some(_) => continue,
-                None => self.connect_h1().await?,
+                None => match self.connect_h1().await {
+                    Ok(s) => s,
+                    Err(e) => return Err(unsent(req, e)),
+                },
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -113,7 +116,10 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect_h1().await?;
+        let mut sender = match self.connect_h1().await {
+            Ok(s) => s,
+            Err(e) => return Err(unsent(req, e)),
+        };
         sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })
     }
 
@@ -193,11 +199,15 @@ impl Pool {
         let mut sender = match existing {
             Some(s) => s,
             None => {
-                let io = self.connect_tcp().await?;
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(io)
-                    .await
-                    .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
+                let io = match self.connect_tcp().await {
+                    Ok(io) => io,
+                    Err(e) => return Err(unsent(req, e)),
+                };
+                let handshake = http2::Builder::new(TokioExecutor::new()).handshake(io).await;
+                let (sender, conn) = match handshake {
+                    Ok(h) => h,
+                    Err(source) => return Err(unsent(req, UpstreamError::Handshake { addr: self.addr, source })),
+                };
                 self.track(conn);
                 *lock(&self.h2) = Some(sender.clone());
                 sender
@@ -206,6 +216,13 @@ impl Pool {
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
         sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })
     }
+}
+
+/// A request that never reached the upstream: what the client already sent of its body is
+/// read (and counted for the access log) before it is dropped.
+fn unsent(mut req: Request<ReqBody>, e: UpstreamError) -> UpstreamError {
+    req.body_mut().read_ready();
+    e
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

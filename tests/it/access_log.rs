@@ -509,3 +509,77 @@ async fn sigterm_exits_with_a_stuck_sink() {
     let status = legate.stop_with_sigterm().await;
     assert_eq!(status.code(), Some(0), "{}", legate.output());
 }
+
+/// A server that reads what a connection sends and closes it without answering (UC).
+async fn closing_upstream() -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("local_addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(EVENTUALLY, s.read(&mut buf)).await;
+        }
+    });
+    addr
+}
+
+/// What Envoy 1.40 logs when the upstream fails (checked against it by hand with the same
+/// format): the body bytes it had read on a failed connect, the transport error in
+/// `%RESPONSE_CODE_DETAILS%`, and, under `auto_host_rewrite`, the authority sent upstream.
+#[tokio::test]
+async fn upstream_failures_log_envoys_details_and_bytes() {
+    let up = upstream::http1().spawn().await;
+    let closer = closing_upstream().await;
+    let (_dir, path) = log_dir();
+    let format = "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %RESPONSE_CODE_DETAILS% %REQ(:AUTHORITY)%\n";
+    let routes = json!([
+        to_cluster(json!({"prefix": "/dead"}), "dead"),
+        to_cluster(json!({"prefix": "/closer"}), "closer"),
+        {"match": {"prefix": "/auto"}, "route": {"cluster": "named", "auto_host_rewrite": true}},
+    ]);
+    let mut manager = hcm(route_config(json!([vhost("default", &["*"], routes)])));
+    manager["access_log"] = json!([file_log(&path, Some(json!({ "text_format": format })))]);
+    let mut named = json!({
+        "name": "named", "type": "STRICT_DNS", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "named", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "hostname": "up.example",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": up.addr().port()}},
+        }}]}]},
+    });
+    named["dns_lookup_family"] = json!("V4_ONLY");
+    let legate = Legate::start(
+        bootstrap()
+            .listener_hcm("main", manager)
+            .cluster(static_cluster("dead", &[dead_addr()]))
+            .cluster(static_cluster("closer", &[closer]))
+            .cluster(named)
+            .yaml(),
+    )
+    .await;
+    let addr = legate.listener("main");
+    // Headers and body in one write, as curl -d sends them.
+    let r =
+        crate::common::client::raw(addr, b"POST /dead HTTP/1.1\r\nhost: a.example\r\ncontent-length: 5\r\n\r\nhello")
+            .await
+            .expect("an answer");
+    assert_eq!(r.status, 503);
+    let r = crate::common::client::raw(
+        addr,
+        b"POST /closer HTTP/1.1\r\nhost: a.example\r\ncontent-length: 11\r\n\r\nhello world",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(r.status, 503);
+    let c = Client::h1();
+    assert_eq!(c.get_with(&legate.url("main", "/auto"), &[("host", "orig.example")]).await.status, 200);
+    let got = lines(&path, 3).await;
+    assert_eq!(
+        got,
+        [
+            "503 UF 5 upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused} a.example",
+            "503 UC 11 upstream_reset_before_response_started{connection_termination} a.example",
+            "200 - 0 via_upstream up.example",
+        ]
+    );
+}

@@ -62,6 +62,10 @@ pub struct Cli {
     /// How long a file modified but not closed must stay quiet before it is read, in ms.
     #[arg(long = "watch-quiet-ms", default_value_t = 100)]
     pub watch_quiet_ms: u64,
+    /// The process log's format: `json` writes one JSON object per line. Envoy takes an
+    /// spdlog pattern here; legate does not format by pattern and says so at start.
+    #[arg(long = "log-format")]
+    pub log_format: Option<String>,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,

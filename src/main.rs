@@ -81,10 +81,18 @@ fn init_tracing(cli: &Cli) -> Loggers {
     let component_error = cli.component_log_level.as_deref().and_then(|spec| loggers.set_components(spec).err());
     let filter = EnvFilter::try_new(loggers.filter()).unwrap_or_else(|_| EnvFilter::new("legate=info"));
     let (filter, handle) = reload::Layer::new(filter);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr))
-        .init();
+    let json = cli.log_format.as_deref() == Some("json");
+    // One of the two layers is None: `Option<Layer>` is a layer that does nothing when empty.
+    let text_layer =
+        (!json).then(|| fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr));
+    let json_layer = json.then(|| fmt::layer().json().with_writer(std::io::stderr));
+    tracing_subscriber::registry().with(filter).with(text_layer).with(json_layer).init();
+    if let Some(pattern) = cli.log_format.as_deref().filter(|f| *f != "json") {
+        tracing::warn!(
+            log_format = pattern,
+            "--log-format: only \"json\" is supported; logging in legate's text format"
+        );
+    }
     if let Some(e) = component_error {
         tracing::warn!(error = %e, "--component-log-level ignored");
     }

@@ -333,3 +333,25 @@ async fn healthcheck_fail_closes_connections_after_their_response_until_ok() {
     let r = c.get(&legate.url("main", "/")).await;
     assert_eq!((r.status.as_u16(), r.header("connection")), (200, None));
 }
+
+/// `--log-format json`: every line of the process log is one JSON object with the level and
+/// the event's fields; `/logging` still changes what is logged.
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line() {
+    let yaml = bootstrap()
+        .routes(json!([to_cluster(json!({"prefix": "/"}), "dead")]))
+        .cluster(static_cluster("dead", &[dead_addr()]))
+        .yaml();
+    let legate = legate::config(yaml).arg("--log-format").arg("json").spawn().await;
+    assert_eventually!(legate.output().contains("all listeners started"), "startup is logged");
+    assert_eq!(legate.admin_post("/logging?level=debug").await.status, 200);
+    assert_eq!(Client::h1().get(&legate.url("main", "/")).await.status, 503);
+    assert_eventually!(legate.output().contains("\"level\":\"DEBUG\""), "debug lines after /logging");
+    let out = legate.output();
+    for line in out.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{out}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(out.lines().any(|l| l.contains("\"message\":\"all listeners started\"")), "{out}");
+}

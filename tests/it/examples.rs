@@ -10,9 +10,15 @@ fn run_example(script: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
+    // Free ports instead of the example's own, which a bench or another run may hold.
+    let held: Vec<std::net::TcpListener> =
+        (0..5).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    let ports: Vec<String> = held.iter().map(|l| l.local_addr().expect("local_addr").port().to_string()).collect();
+    drop(held);
     let mut child = Command::new("bash")
         .arg(format!("{root}/examples/{script}"))
         .arg(env!("CARGO_BIN_EXE_legate"))
+        .envs(["LISTEN_PORT", "UP1_PORT", "UP2_PORT", "UP3_PORT", "ADMIN_PORT"].into_iter().zip(&ports))
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()

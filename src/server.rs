@@ -302,7 +302,8 @@ pub async fn run_with_loggers(
     // The admin binds first: a port clash there stops startup before anything serves.
     let admin_socket = match &server.bootstrap.admin {
         Some(admin) => {
-            let socket = listener::bind(admin.address)
+            let socket = bind_admin(admin.address)
+                .await
                 .map_err(|source| StartError::AdminBind { addr: admin.address, source })?;
             let local = socket.local_addr().unwrap_or(admin.address);
             if !local.ip().is_loopback() {
@@ -352,6 +353,23 @@ pub async fn run_with_loggers(
     // Lines of the last requests still queued: give the writers a moment, bounded.
     let _ = tokio::time::timeout(Duration::from_secs(1), writers.flush()).await;
     Ok(())
+}
+
+/// Binds the admin address. A port a moment ago free can be held for an instant by a
+/// connection's local end (harnesses pick "free" ports by binding port 0 and closing): an
+/// address in use is retried for up to 250 ms before startup fails. Nothing serves yet, so
+/// the wait delays nothing else.
+async fn bind_admin(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match listener::bind(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Envoy's stats flush (its default `stats_flush_interval`, 5 s): histograms' interval

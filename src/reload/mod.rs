@@ -109,6 +109,8 @@ pub struct Reloader {
     changes: Option<mpsc::Receiver<Vec<FileChange>>>,
     /// The last parse of each discovery file, to parse the next version in pieces.
     docs: DocCache,
+    /// The watcher's quiet period: how long a failed read waits for a writer to finish.
+    quiet: std::time::Duration,
 }
 
 /// One file's result inside a batch.
@@ -139,6 +141,7 @@ impl Reloader {
             watcher: None,
             changes: None,
             docs: DocCache::default(),
+            quiet: watch.quiet,
         };
         let started = Instant::now();
         let mut results = Vec::new();
@@ -220,17 +223,23 @@ impl Reloader {
                 tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
                 continue;
             }
-            if let Err(e) = &result {
-                // A rename completed the change, but a writer may have opened the file for an
-                // in-place rewrite before it was read: if the file no longer holds what was
-                // read, that read was half of a write, and the watcher reports the rest.
-                let now = std::fs::read(&change.path).map(|b| content_hash(&b));
-                if now.is_ok_and(|h| h != change.hash) {
-                    tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "file changed while being read; waiting for the writer");
-                    continue;
-                }
-            }
             results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
+        }
+        if results.iter().any(|r| r.result.is_err()) {
+            // A rename completes a change, but a writer may have opened the file for an
+            // in-place rewrite before the window's read (its truncation's event not yet
+            // delivered): that read was half of a write. A failure is counted only if the file
+            // still holds what was read after the quiet period a writer gets; otherwise the
+            // watcher reports what the writer leaves.
+            tokio::time::sleep(self.quiet).await;
+            results.retain(|r| {
+                let now = std::fs::read(&r.path).map(|b| content_hash(&b));
+                let superseded = r.result.is_err() && now.is_ok_and(|h| h != r.hash);
+                if superseded {
+                    tracing::debug!(config.file = %r.path.display(), "file changed after a failed read; waiting for the writer");
+                }
+                !superseded
+            });
         }
         if results.is_empty() {
             return;

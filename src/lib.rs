@@ -11,6 +11,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod cli;
+mod common_ends;
 pub mod config;
 pub mod discovery;
 pub mod listener;

@@ -417,14 +417,7 @@ fn in_pieces(doc: &mut Doc, text: &str) -> Option<(Value, Seq, Splice)> {
     // Items equal to the old ones at the start and at the end keep their values.
     let (n, m) = (old.items.len(), items.len());
     let same = |a: usize, b: usize| doc.text.get(old.items[a].clone()) == text.get(items[b].clone());
-    let mut head = 0;
-    while head < n.min(m) && same(head, head) {
-        head += 1;
-    }
-    let mut tail = 0;
-    while tail < n.min(m) - head && same(n - 1 - tail, m - 1 - tail) {
-        tail += 1;
-    }
+    let (head, tail) = crate::common_ends::common_ends(n, m, same);
     let changed = &items[head..m - tail];
     // The text around the list, and the items that changed.
     let (first, last) = (items.first()?, items.last()?);

@@ -201,14 +201,7 @@ fn build_vhost(
     let (n, m) = (vh.routes.len(), old.map_or(0, |(o, _)| o.sources.len()));
     let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Shared::ptr_eq(&vh.routes[i], &o.sources[j]));
     // The routes both have, by position from the start and from the end.
-    let mut head = 0;
-    while head < n.min(m) && same(head, head) {
-        head += 1;
-    }
-    let mut tail = 0;
-    while tail < n.min(m) - head && same(n - 1 - tail, m - 1 - tail) {
-        tail += 1;
-    }
+    let (head, tail) = crate::common_ends::common_ends(n, m, same);
     let mut routes = Vec::with_capacity(n);
     for (i, r) in vh.routes.iter().enumerate() {
         let j = if i < head {

@@ -210,14 +210,7 @@ impl Cluster {
             h.addr == s.addr && h.weight == s.weight && h.priority == s.priority && h.hostname == s.hostname
         };
         let (n, m) = (cur.len(), specs.len());
-        let mut head = 0;
-        while head < n.min(m) && same(&cur[head], &specs[head]) {
-            head += 1;
-        }
-        let mut tail = 0;
-        while tail < n.min(m) - head && same(&cur[n - 1 - tail], &specs[m - 1 - tail]) {
-            tail += 1;
-        }
+        let (head, tail) = crate::common_ends::common_ends(n, m, |i, j| same(&cur[i], &specs[j]));
         if head == n && n == m {
             return;
         }

@@ -119,7 +119,7 @@ impl PendingLog {
             upstream_host: self.trace.upstream_host,
             upstream_cluster: self.trace.cluster.as_ref().map(|c| c.name()),
             upstream_local_address: None,
-            upstream_transport_failure_reason: None,
+            upstream_transport_failure_reason: self.trace.details.and_then(transport_failure),
             downstream_remote: self.remote,
             downstream_local: self.local,
             route_name: self.trace.route_name.as_deref(),
@@ -132,6 +132,14 @@ impl PendingLog {
             }
         }
     }
+}
+
+/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: Envoy appends the transport failure to the reset
+/// reason in the details (`…{remote_connection_failure|delayed_connect_error:_Connection_refused}`),
+/// so the two fields always agree.
+fn transport_failure(details: &str) -> Option<&str> {
+    let inner = details.strip_prefix("upstream_reset_before_response_started{")?.strip_suffix('}')?;
+    inner.split_once('|').map(|(_, t)| t).filter(|t| !t.is_empty())
 }
 
 /// The body sent downstream, with the access log that is written when it ends.
@@ -189,5 +197,22 @@ impl Body for LoggedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transport_failure;
+
+    #[test]
+    fn transport_failure_is_the_part_after_the_reset_reason() {
+        assert_eq!(
+            transport_failure(
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+            ),
+            Some("delayed_connect_error:_Connection_refused")
+        );
+        assert_eq!(transport_failure("upstream_reset_before_response_started{connection_termination}"), None);
+        assert_eq!(transport_failure("via_upstream"), None);
     }
 }

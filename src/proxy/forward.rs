@@ -59,6 +59,10 @@ pub struct Failure {
     pub attempts: u32,
     /// Envoy's `%RESPONSE_CODE_DETAILS%` when they name the transport error.
     pub details: Option<&'static str>,
+    /// The last host a connection was made to. Envoy applies `auto_host_rewrite` to the
+    /// request when its connection pool is ready, so a request that never got a connection
+    /// keeps (and logs) the client's authority.
+    pub connected: Option<Arc<Host>>,
 }
 
 enum AttemptError {
@@ -82,6 +86,7 @@ pub async fn forward(
         _ => 1,
     };
     let mut attempt = 0u32;
+    let mut connected = None;
     loop {
         attempt += 1;
         let Some(host) = cluster.choose() else {
@@ -91,6 +96,7 @@ pub async fn forward(
                 host: None,
                 attempts: attempt,
                 details: None,
+                connected,
             });
         };
         let Some(req_body) = body.take() else {
@@ -99,6 +105,7 @@ pub async fn forward(
                 host: Some(host),
                 attempts: attempt,
                 details: None,
+                connected,
             });
         };
         let req = build_request(cluster, prepared, req_body, attempt, &host);
@@ -139,6 +146,7 @@ pub async fn forward(
                     host.stats.rq_success.inc();
                 }
                 if retriable && policy.is_some_and(|p| retry_on_status(p, status)) {
+                    connected = Some(Arc::clone(&host));
                     drop(response);
                     backoff(attempt, deadline).await;
                     continue;
@@ -149,6 +157,9 @@ pub async fn forward(
                 return Ok(Outcome { response, host, service_time: sent.elapsed(), sent, attempts: attempt, deadline });
             }
             Err(AttemptError::Timeout) => {
+                // Counted as connected: a connect still pending at the timeout is rare (the
+                // connect timeout is usually the shorter one) and is not told apart here.
+                connected = Some(Arc::clone(&host));
                 host.stats.rq_timeout.inc();
                 if global_timed_out {
                     stats.upstream_rq_timeout.inc();
@@ -157,6 +168,7 @@ pub async fn forward(
                         host: Some(host),
                         attempts: attempt,
                         details: None,
+                        connected,
                     });
                 }
                 stats.upstream_rq_per_try_timeout.inc();
@@ -169,10 +181,14 @@ pub async fn forward(
                     host: Some(host),
                     attempts: attempt,
                     details: None,
+                    connected,
                 });
             }
             Err(AttemptError::Upstream(e)) => {
                 host.stats.rq_error.inc();
+                if matches!(e, UpstreamError::Reset { .. }) {
+                    connected = Some(Arc::clone(&host));
+                }
                 let reason = LocalReason::from_upstream_error(&e);
                 if matches!(reason, LocalReason::UpstreamReset) {
                     stats.upstream_rq_rx_reset.inc();
@@ -183,7 +199,7 @@ pub async fn forward(
                     continue;
                 }
                 let details = Some(super::local_reply::reset_details(&e));
-                return Err(Failure { reason, host: Some(host), attempts: attempt, details });
+                return Err(Failure { reason, host: Some(host), attempts: attempt, details, connected });
             }
         }
     }

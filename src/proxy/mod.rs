@@ -450,12 +450,12 @@ async fn forward_to(
     };
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
     if trace.logging {
-        // A logger wants the request as forwarded; the attempts sent copies of it, with the
-        // last chosen host's name as authority under auto_host_rewrite.
+        // A logger wants the request as forwarded; the attempts sent copies of it. Under
+        // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
         let Prepared { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
         let host = match &outcome {
             Ok(out) => Some(&out.host),
-            Err(f) => f.host.as_ref(),
+            Err(f) => f.connected.as_ref(),
         };
         if let Some(name) = host.and_then(|h| h.hostname.as_deref()).filter(|_| auto_host_rewrite) {
             if let Ok(v) = HeaderValue::from_str(name) {

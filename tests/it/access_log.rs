@@ -524,62 +524,79 @@ async fn closing_upstream() -> SocketAddr {
     addr
 }
 
-/// What Envoy 1.40 logs when the upstream fails (checked against it by hand with the same
-/// format): the body bytes it had read on a failed connect, the transport error in
-/// `%RESPONSE_CODE_DETAILS%`, and, under `auto_host_rewrite`, the authority sent upstream.
+/// A STRICT_DNS cluster of one endpoint with a `hostname` (what `auto_host_rewrite` uses).
+fn named_cluster(name: &str, hostname: &str, addr: SocketAddr) -> serde_json::Value {
+    json!({
+        "name": name, "type": "STRICT_DNS", "connect_timeout": "1s", "dns_lookup_family": "V4_ONLY",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "hostname": hostname,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": addr.port()}},
+        }}]}]},
+    })
+}
+
+/// What Envoy 1.40 logs when the upstream fails (checked against it with the same format and
+/// requests): the body bytes it had read on a failed connect, the transport error in
+/// `%RESPONSE_CODE_DETAILS%` and `%UPSTREAM_TRANSPORT_FAILURE_REASON%`, and the rewritten
+/// authority: a literal always, a host's name only once a connection to it was made.
 #[tokio::test]
 async fn upstream_failures_log_envoys_details_and_bytes() {
     let up = upstream::http1().spawn().await;
     let closer = closing_upstream().await;
     let (_dir, path) = log_dir();
-    let format = "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %RESPONSE_CODE_DETAILS% %REQ(:AUTHORITY)%\n";
+    let format = "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %RESPONSE_CODE_DETAILS% %REQ(:AUTHORITY)% \
+                  %UPSTREAM_TRANSPORT_FAILURE_REASON%\n";
     let routes = json!([
         to_cluster(json!({"prefix": "/dead"}), "dead"),
         to_cluster(json!({"prefix": "/closer"}), "closer"),
+        {"match": {"prefix": "/autodead"}, "route": {"cluster": "named_dead", "auto_host_rewrite": true}},
         {"match": {"prefix": "/auto"}, "route": {"cluster": "named", "auto_host_rewrite": true}},
+        {"match": {"prefix": "/litdead"}, "route": {"cluster": "dead", "host_rewrite_literal": "lit.example"}},
+        {"match": {"prefix": "/lit"}, "route": {"cluster": "up", "host_rewrite_literal": "lit.example"}},
     ]);
     let mut manager = hcm(route_config(json!([vhost("default", &["*"], routes)])));
     manager["access_log"] = json!([file_log(&path, Some(json!({ "text_format": format })))]);
-    let mut named = json!({
-        "name": "named", "type": "STRICT_DNS", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": "named", "endpoints": [{"lb_endpoints": [{"endpoint": {
-            "hostname": "up.example",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": up.addr().port()}},
-        }}]}]},
-    });
-    named["dns_lookup_family"] = json!("V4_ONLY");
     let legate = Legate::start(
         bootstrap()
             .listener_hcm("main", manager)
             .cluster(static_cluster("dead", &[dead_addr()]))
             .cluster(static_cluster("closer", &[closer]))
-            .cluster(named)
+            .cluster(static_cluster("up", &[up.addr()]))
+            .cluster(named_cluster("named", "up.example", up.addr()))
+            .cluster(named_cluster("named_dead", "dead.example", dead_addr()))
             .yaml(),
     )
     .await;
     let addr = legate.listener("main");
     // Headers and body in one write, as curl -d sends them.
-    let r =
-        crate::common::client::raw(addr, b"POST /dead HTTP/1.1\r\nhost: a.example\r\ncontent-length: 5\r\n\r\nhello")
-            .await
-            .expect("an answer");
-    assert_eq!(r.status, 503);
-    let r = crate::common::client::raw(
-        addr,
-        b"POST /closer HTTP/1.1\r\nhost: a.example\r\ncontent-length: 11\r\n\r\nhello world",
-    )
-    .await
-    .expect("an answer");
-    assert_eq!(r.status, 503);
+    let post = |path: &str, host: &str, body: &str| {
+        format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+    };
+    for (path, host, body) in [
+        ("/dead", "a.example", "hello"),
+        ("/closer", "a.example", "hello world"),
+        ("/autodead", "orig.example", "hello"),
+        ("/litdead", "orig.example", ""),
+    ] {
+        let r = crate::common::client::raw(addr, post(path, host, body).as_bytes()).await.expect("an answer");
+        assert_eq!(r.status, 503, "{path}");
+    }
     let c = Client::h1();
-    assert_eq!(c.get_with(&legate.url("main", "/auto"), &[("host", "orig.example")]).await.status, 200);
-    let got = lines(&path, 3).await;
+    for path in ["/auto", "/lit"] {
+        assert_eq!(c.get_with(&legate.url("main", path), &[("host", "orig.example")]).await.status, 200, "{path}");
+    }
+    let refused =
+        "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}";
+    let got = lines(&path, 6).await;
     assert_eq!(
         got,
         [
-            "503 UF 5 upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused} a.example",
-            "503 UC 11 upstream_reset_before_response_started{connection_termination} a.example",
-            "200 - 0 via_upstream up.example",
+            format!("503 UF 5 {refused} a.example delayed_connect_error:_Connection_refused"),
+            "503 UC 11 upstream_reset_before_response_started{connection_termination} a.example -".to_string(),
+            format!("503 UF 5 {refused} orig.example delayed_connect_error:_Connection_refused"),
+            format!("503 UF 0 {refused} lit.example delayed_connect_error:_Connection_refused"),
+            "200 - 0 via_upstream up.example -".to_string(),
+            "200 - 0 via_upstream lit.example -".to_string(),
         ]
     );
 }

@@ -163,18 +163,12 @@ pub async fn forward(
                 host.stats.rq_timeout.inc();
                 if global_timed_out {
                     stats.upstream_rq_timeout.inc();
-                    return Err(Failure {
-                        reason: LocalReason::UpstreamTimeout,
-                        host: Some(host),
-                        attempts: attempt,
-                        details: None,
-                        connected,
-                    });
-                }
-                stats.upstream_rq_per_try_timeout.inc();
-                if retriable && policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error) {
-                    backoff(attempt, deadline).await;
-                    continue;
+                } else {
+                    stats.upstream_rq_per_try_timeout.inc();
+                    if retriable && policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error) {
+                        backoff(attempt, deadline).await;
+                        continue;
+                    }
                 }
                 return Err(Failure {
                     reason: LocalReason::UpstreamTimeout,

@@ -1,6 +1,7 @@
 //! The two body types the proxy moves: requests sent upstream and responses sent downstream.
 //! Both are enums rather than boxed trait objects so that a request allocates no body box.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,25 +19,78 @@ use crate::stats::Counter;
 pub enum ReqBody {
     /// Streamed from downstream; the counter (when an access log wants it) sees every byte.
     Stream(Incoming, Option<Arc<AtomicU64>>),
+    /// A stream some of which was read while the upstream connection was being made.
+    Ahead(Box<ReadAhead>),
     Full(Option<Bytes>),
 }
+
+/// Frames read ahead of the upstream connection, then the rest of the stream.
+pub struct ReadAhead {
+    frames: VecDeque<Result<Frame<Bytes>, hyper::Error>>,
+    /// Data bytes in `frames`.
+    bytes: u64,
+    /// The stream gave its last frame (or an error) into `frames`.
+    ended: bool,
+    rest: ReqBody,
+}
+
+/// At most this much of a body is held while the upstream connection is made (Envoy's
+/// default connection buffer limit); past it the client waits, as it would for the upstream.
+const READ_AHEAD_LIMIT: u64 = 1024 * 1024;
 
 impl ReqBody {
     pub fn empty() -> Self {
         ReqBody::Full(None)
     }
 
+    /// Reads and holds what the client sends, until `connect` is done: Envoy reads the body
+    /// while it connects, so a connect that fails logs the bytes the client sent meanwhile.
+    /// Bounded by `READ_AHEAD_LIMIT`; never waits longer than `connect` itself.
+    pub async fn read_while<T>(&mut self, connect: impl Future<Output = T>) -> T {
+        if let ReqBody::Stream(..) = self {
+            let rest = std::mem::replace(self, ReqBody::empty());
+            *self = ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, rest }));
+        }
+        let mut connect = std::pin::pin!(connect);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = connect.as_mut().poll(cx) {
+                return Poll::Ready(v);
+            }
+            if let ReqBody::Ahead(a) = self {
+                while !a.ended && a.bytes < READ_AHEAD_LIMIT {
+                    match Pin::new(&mut a.rest).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            a.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                            a.frames.push_back(Ok(frame));
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            a.frames.push_back(Err(e));
+                            a.ended = true;
+                        }
+                        Poll::Ready(None) => a.ended = true,
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Reads, without waiting, what the client has already sent (at most 64 frames), so that
     /// `%BYTES_RECEIVED%` counts it when the request fails before it was forwarded: Envoy reads
     /// the body while it connects and logs what it read.
     pub fn read_ready(&mut self) {
-        if let ReqBody::Stream(..) = self {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            for _ in 0..64 {
-                match Pin::new(&mut *self).poll_frame(&mut cx) {
-                    Poll::Ready(Some(Ok(_))) => {}
-                    _ => break,
-                }
+        let frames = match self {
+            ReqBody::Stream(..) => 64,
+            ReqBody::Ahead(a) => 64 + a.frames.len(),
+            ReqBody::Full(_) => return,
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..frames {
+            match Pin::new(&mut *self).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                _ => break,
             }
         }
     }
@@ -57,6 +111,16 @@ impl Body for ReqBody {
                 }
                 polled
             }
+            ReqBody::Ahead(a) => match a.frames.pop_front() {
+                Some(f) => {
+                    if let Ok(d) = &f {
+                        a.bytes = a.bytes.saturating_sub(d.data_ref().map_or(0, |d| d.len() as u64));
+                    }
+                    Poll::Ready(Some(f))
+                }
+                None if a.ended => Poll::Ready(None),
+                None => Pin::new(&mut a.rest).poll_frame(cx),
+            },
             ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
@@ -64,6 +128,7 @@ impl Body for ReqBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ReqBody::Stream(b, _) => b.is_end_stream(),
+            ReqBody::Ahead(a) => a.frames.is_empty() && (a.ended || a.rest.is_end_stream()),
             ReqBody::Full(b) => b.is_none(),
         }
     }
@@ -71,6 +136,16 @@ impl Body for ReqBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ReqBody::Stream(b, _) => b.size_hint(),
+            // The stream's hint counts only what it has not given yet.
+            ReqBody::Ahead(a) => {
+                let rest = if a.ended { SizeHint::with_exact(0) } else { a.rest.size_hint() };
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + a.bytes);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + a.bytes);
+                }
+                hint
+            }
             ReqBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ReqBody::Full(None) => SizeHint::with_exact(0),
         }

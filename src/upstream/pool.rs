@@ -99,7 +99,7 @@ impl Pool {
             let mut sender = match sender {
                 Some(s) if !s.is_closed() => s,
                 Some(_) => continue,
-                None => match self.connect_h1().await {
+                None => match req.body_mut().read_while(self.connect_h1()).await {
                     Ok(s) => s,
                     Err(e) => return Err(unsent(req, e)),
                 },
@@ -116,7 +116,7 @@ impl Pool {
                 },
             }
         }
-        let mut sender = match self.connect_h1().await {
+        let mut sender = match req.body_mut().read_while(self.connect_h1()).await {
             Ok(s) => s,
             Err(e) => return Err(unsent(req, e)),
         };
@@ -194,12 +194,12 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn send_h2(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send_h2(&self, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
         let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
         let mut sender = match existing {
             Some(s) => s,
             None => {
-                let io = match self.connect_tcp().await {
+                let io = match req.body_mut().read_while(self.connect_tcp()).await {
                     Ok(io) => io,
                     Err(e) => return Err(unsent(req, e)),
                 };

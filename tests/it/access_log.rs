@@ -600,3 +600,57 @@ async fn upstream_failures_log_envoys_details_and_bytes() {
         ]
     );
 }
+
+/// A listener whose accept queue is full: connects to it are not answered (connect timeout).
+/// The returned sockets keep the queue full.
+async fn unanswering_upstream() -> (SocketAddr, Vec<tokio::task::JoinHandle<()>>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = socket.local_addr().expect("local_addr");
+    let listener = socket.listen(0).expect("listen");
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        fillers.push(tokio::spawn(async move {
+            let _s = tokio::time::timeout(EVENTUALLY, tokio::net::TcpStream::connect(addr)).await;
+            tokio::time::sleep(EVENTUALLY).await;
+        }));
+    }
+    // The first filler takes the one place in the queue; the others' SYNs are dropped, and
+    // so will be the proxy's.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    fillers.push(tokio::spawn(async move {
+        let _keep = listener;
+        tokio::time::sleep(EVENTUALLY).await;
+    }));
+    (addr, fillers)
+}
+
+/// Envoy reads the body while it connects: a client that sends its body in pieces while the
+/// connect is timing out has all of it counted (Envoy 1.40 logged 10 here, legate logged the
+/// first piece only, 3, before it read ahead).
+#[tokio::test]
+async fn body_sent_during_a_connect_timeout_is_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stalled, fillers) = unanswering_upstream().await;
+    let (_dir, path) = log_dir();
+    let format = "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %RESPONSE_CODE_DETAILS%\n";
+    let routes = json!([to_cluster(json!({"prefix": "/"}), "stalled")]);
+    let mut manager = hcm(route_config(json!([vhost("default", &["*"], routes)])));
+    manager["access_log"] = json!([file_log(&path, Some(json!({ "text_format": format })))]);
+    let legate =
+        Legate::start(bootstrap().listener_hcm("main", manager).cluster(static_cluster("stalled", &[stalled])).yaml())
+            .await;
+    let mut s = tokio::net::TcpStream::connect(legate.listener("main")).await.expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a.example\r\ncontent-length: 10\r\n\r\nabc").await.expect("write");
+    for piece in [&b"def"[..], b"ghij"] {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        s.write_all(piece).await.expect("write");
+    }
+    let mut head = [0u8; 12];
+    tokio::time::timeout(EVENTUALLY, s.read_exact(&mut head)).await.expect("an answer in time").expect("read");
+    assert_eq!(&head, b"HTTP/1.1 503");
+    assert_eq!(lines(&path, 1).await, ["503 UF 10 upstream_reset_before_response_started{connection_timeout}"]);
+    for f in fillers {
+        f.abort();
+    }
+}

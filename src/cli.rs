@@ -55,6 +55,10 @@ pub struct Cli {
     /// Accepted for compatibility; legate has no hot restart.
     #[arg(long = "base-id")]
     pub base_id: Option<u32>,
+    /// Accepted for compatibility: Envoy's upper bound on how long access-log lines wait in
+    /// memory. legate writes them within 10 ms anyway, which meets any value given.
+    #[arg(long = "file-flush-interval-msec")]
+    pub file_flush_interval_msec: Option<u64>,
     /// How long file changes that are complete (rename, close, symlink swap) are coalesced
     /// before a reload, in milliseconds.
     #[arg(long = "watch-coalesce-ms", default_value_t = 2)]

@@ -52,6 +52,8 @@ pub struct LogContext<'a> {
     pub upstream_local_address: Option<SocketAddr>,
     /// Why connecting upstream failed (TLS or connect error text).
     pub upstream_transport_failure_reason: Option<&'a str>,
+    /// Upstream attempts made, 0 when none was (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    pub upstream_request_attempt_count: u32,
     /// The downstream peer.
     pub downstream_remote: SocketAddr,
     /// The local address the downstream connection was accepted on.

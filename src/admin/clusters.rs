@@ -18,7 +18,7 @@ pub fn text(snap: &Snapshot, sources: &Sources) -> String {
         let c = &snap.clusters[name];
         let cb = c.config.circuit_breakers;
         let _ = writeln!(out, "{name}::observability_name::{name}");
-        for prio in ["default_priority", "high_priority"] {
+        for (prio, cb) in [("default_priority", cb.default), ("high_priority", cb.high)] {
             let _ = writeln!(out, "{name}::{prio}::max_connections::{}", cb.max_connections);
             let _ = writeln!(out, "{name}::{prio}::max_pending_requests::{}", cb.max_pending_requests);
             let _ = writeln!(out, "{name}::{prio}::max_requests::{}", cb.max_requests);

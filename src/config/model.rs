@@ -556,22 +556,38 @@ pub struct Cluster {
     pub idle_timeout: Option<Duration>,
     /// `per_connection_buffer_limit_bytes`, default 1 MiB.
     pub per_connection_buffer_limit_bytes: u32,
-    /// `circuit_breakers.thresholds[default]`: max connections/pending/requests/retries.
+    /// `circuit_breakers.thresholds`: max connections/pending/requests/retries per priority.
     pub circuit_breakers: CircuitBreakers,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `circuit_breakers.thresholds`: the limits for routes of each priority. Only DEFAULT
+/// routes exist in legate (a route's `priority: HIGH` is rejected), so `high` is only shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CircuitBreakers {
+    pub default: Thresholds,
+    pub high: Thresholds,
+}
+
+/// One priority's limits, Envoy's defaults unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
     pub max_connections: u32,
     pub max_pending_requests: u32,
     pub max_requests: u32,
     pub max_retries: u32,
+    /// `track_remaining`: publish `circuit_breakers.<priority>.remaining_*` gauges.
+    pub track_remaining: bool,
 }
 
-impl Default for CircuitBreakers {
+impl Default for Thresholds {
     fn default() -> Self {
-        // Envoy's defaults.
-        CircuitBreakers { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 }
+        Thresholds {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            track_remaining: false,
+        }
     }
 }
 

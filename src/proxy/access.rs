@@ -31,6 +31,10 @@ pub struct Trace {
     pub cluster: Option<Arc<crate::upstream::Cluster>>,
     pub route_name: Option<String>,
     pub response_flags: &'static str,
+    /// Why the retry policy's last wish was refused (`URX`, `UO`).
+    pub retry_stop: Option<super::forward::RetryStop>,
+    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    pub attempts: u32,
     pub details: Option<&'static str>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
@@ -120,6 +124,7 @@ impl PendingLog {
             upstream_cluster: self.trace.cluster.as_ref().map(|c| c.name()),
             upstream_local_address: None,
             upstream_transport_failure_reason: self.trace.details.and_then(transport_failure),
+            upstream_request_attempt_count: self.trace.attempts,
             downstream_remote: self.remote,
             downstream_local: self.local,
             route_name: self.trace.route_name.as_deref(),

@@ -13,6 +13,7 @@ use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use super::local_reply::LocalReason;
 use crate::config::model::RetryPolicy;
 use crate::stats::GaugeGuard;
+use crate::upstream::breakers::RetrySlot;
 use crate::upstream::{Cluster, Host, UpstreamError};
 
 /// The parts of an upstream request that every attempt repeats.
@@ -51,6 +52,17 @@ pub struct Outcome {
     pub attempts: u32,
     /// When the route timeout ends; the response body must be complete by then.
     pub deadline: Option<Instant>,
+    /// Why the last answer was not retried, when the policy wanted to.
+    pub retry_stop: Option<RetryStop>,
+}
+
+/// Why a request the retry policy wanted to retry was not: Envoy's `URX` and `UO` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStop {
+    /// `num_retries` were used up (`upstream_rq_retry_limit_exceeded`).
+    LimitExceeded,
+    /// `max_retries` retries were already in progress (`upstream_rq_retry_overflow`).
+    Overflow,
 }
 
 pub struct Failure {
@@ -63,6 +75,7 @@ pub struct Failure {
     /// request when its connection pool is ready, so a request that never got a connection
     /// keeps (and logs) the client's authority.
     pub connected: Option<Arc<Host>>,
+    pub retry_stop: Option<RetryStop>,
 }
 
 enum AttemptError {
@@ -85,18 +98,39 @@ pub async fn forward(
         (BodySource::Replayable(_), Some(p)) => 1 + p.num_retries,
         _ => 1,
     };
+    let h1 = cluster.config.protocol == crate::config::model::UpstreamProtocol::Http1;
     let mut attempt = 0u32;
     let mut connected = None;
+    let mut retry_stop = None;
+    // Whether the retry policy wants another attempt after this result; then whether the
+    // retry limit and the cluster's `max_retries` allow it.
+    let retry = |wants: bool, attempt: u32, stop: &mut Option<RetryStop>| -> Option<RetrySlot<'_>> {
+        if !wants || deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        if attempt >= max_attempts {
+            stats.upstream_rq_retry_limit_exceeded.inc();
+            *stop = Some(RetryStop::LimitExceeded);
+            return None;
+        }
+        let slot = cluster.breakers.retry();
+        if slot.is_none() {
+            *stop = Some(RetryStop::Overflow);
+        }
+        slot
+    };
     loop {
         attempt += 1;
         let Some(host) = cluster.choose() else {
             stats.upstream_cx_none_healthy.inc();
+            stats.lb_healthy_panic.inc();
             return Err(Failure {
                 reason: LocalReason::NoHealthyUpstream,
                 host: None,
                 attempts: attempt,
                 details: None,
                 connected,
+                retry_stop,
             });
         };
         let Some(req_body) = body.take() else {
@@ -106,11 +140,20 @@ pub async fn forward(
                 attempts: attempt,
                 details: None,
                 connected,
+                retry_stop,
+            });
+        };
+        let Some(request_slot) = cluster.breakers.request(&stats.upstream_rq_active) else {
+            return Err(Failure {
+                reason: LocalReason::Overflow,
+                host: Some(host),
+                attempts: attempt,
+                details: None,
+                connected,
+                retry_stop,
             });
         };
         let req = build_request(cluster, prepared, req_body, attempt, &host);
-        stats.upstream_rq_total.inc();
-        host.stats.rq_total.inc();
         if attempt > 1 {
             stats.upstream_rq_retry.inc();
         }
@@ -122,7 +165,6 @@ pub async fn forward(
         };
         let sent = Instant::now();
         let result = {
-            let _active = GaugeGuard::new(&stats.upstream_rq_active);
             let _host_active = GaugeGuard::new(&host.stats.rq_active);
             let send = host.pool.send(req);
             match try_timeout {
@@ -133,49 +175,74 @@ pub async fn forward(
                 None => send.await.map_err(AttemptError::Upstream),
             }
         };
+        drop(request_slot);
+        // Envoy counts a request once it is on a connection.
+        if !matches!(&result, Err(AttemptError::Upstream(e)) if e.before_connection()) {
+            stats.upstream_rq_total.inc();
+            host.stats.rq_total.inc();
+        }
         let global_timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-        let retriable = attempt < max_attempts && !global_timed_out;
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                stats.codes.record(status);
-                stats.upstream_rq_completed.inc();
                 if status >= 500 {
                     host.stats.rq_error.inc();
                 } else {
                     host.stats.rq_success.inc();
                 }
-                if retriable && policy.is_some_and(|p| retry_on_status(p, status)) {
+                let wants = policy.is_some_and(|p| retry_on_status(p, status));
+                if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
                     connected = Some(Arc::clone(&host));
                     drop(response);
-                    backoff(attempt, deadline).await;
+                    backoff(cluster, attempt, deadline).await;
                     continue;
                 }
-                if attempt > 1 {
+                // Only the answer that is passed on is charged to the cluster's codes.
+                stats.codes.record(status);
+                stats.upstream_rq_completed.inc();
+                if attempt > 1 && retry_stop.is_none() {
                     stats.upstream_rq_retry_success.inc();
                 }
-                return Ok(Outcome { response, host, service_time: sent.elapsed(), sent, attempts: attempt, deadline });
+                return Ok(Outcome {
+                    response,
+                    host,
+                    service_time: sent.elapsed(),
+                    sent,
+                    attempts: attempt,
+                    deadline,
+                    retry_stop,
+                });
             }
             Err(AttemptError::Timeout) => {
                 // Counted as connected: a connect still pending at the timeout is rare (the
                 // connect timeout is usually the shorter one) and is not told apart here.
                 connected = Some(Arc::clone(&host));
                 host.stats.rq_timeout.inc();
-                if global_timed_out {
+                if h1 {
+                    // The attempt's connection is dropped with its request.
+                    stats.upstream_cx_destroy_with_active_rq.inc();
+                    stats.upstream_cx_destroy_local_with_active_rq.inc();
+                }
+                let reason = if global_timed_out {
                     stats.upstream_rq_timeout.inc();
+                    LocalReason::UpstreamTimeout
                 } else {
                     stats.upstream_rq_per_try_timeout.inc();
-                    if retriable && policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error) {
-                        backoff(attempt, deadline).await;
+                    let wants =
+                        policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error || p.retry_on.reset);
+                    if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
+                        backoff(cluster, attempt, deadline).await;
                         continue;
                     }
-                }
+                    LocalReason::PerTryTimeout
+                };
                 return Err(Failure {
-                    reason: LocalReason::UpstreamTimeout,
+                    reason,
                     host: Some(host),
                     attempts: attempt,
                     details: None,
                     connected,
+                    retry_stop,
                 });
             }
             Err(AttemptError::Upstream(e)) => {
@@ -185,15 +252,24 @@ pub async fn forward(
                 }
                 let reason = LocalReason::from_upstream_error(&e);
                 if matches!(reason, LocalReason::UpstreamReset) {
-                    stats.upstream_rq_rx_reset.inc();
+                    // HTTP/2 resets the stream; an HTTP/1.1 upstream can only close the connection.
+                    if h1 {
+                        stats.upstream_cx_destroy_with_active_rq.inc();
+                        stats.upstream_cx_destroy_remote_with_active_rq.inc();
+                    } else {
+                        stats.upstream_rq_rx_reset.inc();
+                    }
                 }
                 tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
-                if retriable && policy.is_some_and(|p| retry_on_error(p, reason)) {
-                    backoff(attempt, deadline).await;
+                let wants = policy.is_some_and(|p| retry_on_error(p, reason));
+                if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
+                    backoff(cluster, attempt, deadline).await;
                     continue;
                 }
                 let details = Some(super::local_reply::reset_details(&e));
-                return Err(Failure { reason, host: Some(host), attempts: attempt, details, connected });
+                // A pending request refused by the breakers never had a host (Envoy logs none).
+                let host = (!matches!(e, UpstreamError::PendingOverflow { .. })).then_some(host);
+                return Err(Failure { reason, host, attempts: attempt, details, connected, retry_stop });
             }
         }
     }
@@ -210,14 +286,18 @@ fn retry_on_status(p: &RetryPolicy, status: u16) -> bool {
 fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
     let r = &p.retry_on;
     match reason {
-        LocalReason::ConnectFailure | LocalReason::ConnectTimeout => r.connect_failure || r.five_xx || r.gateway_error,
-        LocalReason::UpstreamReset => r.reset || r.five_xx,
+        // Envoy's `reset`, `5xx` and `gateway-error` retry every reset, a failed connect too.
+        LocalReason::ConnectFailure | LocalReason::ConnectTimeout => {
+            r.connect_failure || r.reset || r.five_xx || r.gateway_error
+        }
+        LocalReason::UpstreamReset => r.reset || r.five_xx || r.gateway_error,
         _ => false,
     }
 }
 
 /// Envoy's default back-off: 25 ms base, doubling, full jitter; never past the deadline.
-async fn backoff(attempt: u32, deadline: Option<Instant>) {
+async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<Instant>) {
+    cluster.stats.upstream_rq_retry_backoff_exponential.inc();
     let cap = 25u64 << (attempt - 1).min(4);
     let mut wait = Duration::from_millis(rand::random::<u64>() % cap + 1);
     if let Some(d) = deadline {

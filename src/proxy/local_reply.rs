@@ -6,6 +6,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
 use http::{Response, StatusCode};
 
 use super::body::ResBody;
+use super::forward::RetryStop;
 use crate::upstream::UpstreamError;
 
 /// Why the proxy answered by itself; the variants map to Envoy's response flags.
@@ -25,6 +26,10 @@ pub enum LocalReason {
     UpstreamReset,
     /// UT
     UpstreamTimeout,
+    /// UT after the last attempt's per-try timeout.
+    PerTryTimeout,
+    /// UO: a circuit breaker (`max_requests`, `max_pending_requests`) refused the request.
+    Overflow,
     /// DPE: malformed request.
     BadRequest,
     /// HTTP/1.0 without `accept_http_10`.
@@ -55,7 +60,13 @@ impl LocalReason {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
             ),
-            LocalReason::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+            }
+            LocalReason::Overflow => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
             LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
@@ -72,6 +83,8 @@ impl LocalReason {
             LocalReason::NoCluster(_) => Some("cluster_not_found"),
             LocalReason::NoHealthyUpstream => Some("no_healthy_upstream"),
             LocalReason::UpstreamTimeout => Some("response_timeout"),
+            LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
+            LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             _ => None,
         }
     }
@@ -84,7 +97,8 @@ impl LocalReason {
             LocalReason::NoHealthyUpstream => "UH",
             LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
             LocalReason::UpstreamReset => "UC",
-            LocalReason::UpstreamTimeout => "UT",
+            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
+            LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
@@ -96,7 +110,27 @@ impl LocalReason {
             UpstreamError::ConnectFailure { .. } | UpstreamError::Handshake { .. } => LocalReason::ConnectFailure,
             UpstreamError::ConnectTimeout { .. } => LocalReason::ConnectTimeout,
             UpstreamError::Reset { .. } => LocalReason::UpstreamReset,
+            UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
         }
+    }
+}
+
+/// Envoy's response flags when the retry policy wanted another attempt that was refused:
+/// `URX` (retries used up) or `UO` (`max_retries` reached) comes first, as Envoy sets it
+/// before the failure that then ends the request.
+pub fn with_retry_stop(stop: Option<RetryStop>, flag: &'static str) -> &'static str {
+    match (stop, flag) {
+        (None, f) => f,
+        (Some(RetryStop::LimitExceeded), "") => "URX",
+        (Some(RetryStop::LimitExceeded), "UF") => "URX,UF",
+        (Some(RetryStop::LimitExceeded), "UC") => "URX,UC",
+        (Some(RetryStop::LimitExceeded), "UT") => "URX,UT",
+        (Some(RetryStop::LimitExceeded), "UO") => "URX,UO",
+        (Some(RetryStop::Overflow), "" | "UO") => "UO",
+        (Some(RetryStop::Overflow), "UF") => "UO,UF",
+        (Some(RetryStop::Overflow), "UC") => "UO,UC",
+        (Some(RetryStop::Overflow), "UT") => "UO,UT",
+        (Some(_), f) => f,
     }
 }
 
@@ -123,13 +157,18 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
         UpstreamError::Handshake { .. } => "upstream_reset_before_response_started{remote_connection_failure}",
         UpstreamError::ConnectTimeout { .. } => "upstream_reset_before_response_started{connection_timeout}",
         UpstreamError::Reset { .. } => "upstream_reset_before_response_started{connection_termination}",
+        UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
     }
 }
 
 /// A local reply: `text/plain` when it has a body, and `content-length` always.
 pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBody> {
     let (status, body) = reason.status_and_body();
-    reply(status, Bytes::from_static(body.as_bytes()), server)
+    let mut resp = reply(status, Bytes::from_static(body.as_bytes()), server);
+    if reason == LocalReason::Overflow {
+        resp.headers_mut().insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+    }
+    resp
 }
 
 pub fn reply(status: StatusCode, body: Bytes, server: &HeaderValue) -> Response<ResBody> {

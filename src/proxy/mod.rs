@@ -125,7 +125,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
-            trace.response_flags = reason.flag();
+            trace.response_flags = local_reply::with_retry_stop(trace.retry_stop, reason.flag());
             if trace.details.is_none() {
                 trace.details = reason.details();
             }
@@ -469,6 +469,9 @@ async fn forward_to(
             trace.upstream_host = Some(out.host.addr);
             trace.upstream_sent = Some((out.sent, cluster.stats.upstream_rq_time.clone()));
             trace.details = Some("via_upstream");
+            trace.retry_stop = out.retry_stop;
+            trace.response_flags = local_reply::with_retry_stop(out.retry_stop, "");
+            trace.attempts = out.attempts;
             let (mut rparts, rbody) = out.response.into_parts();
             headers::strip_hop_by_hop(&mut rparts.headers);
             let ms = out.service_time.as_millis() as u64;
@@ -500,8 +503,11 @@ async fn forward_to(
         Err(f) => {
             trace.details = f.details;
             trace.upstream_host = f.host.map(|h| h.addr);
+            trace.retry_stop = f.retry_stop;
+            trace.attempts = f.attempts;
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
             cluster.stats.codes.record(f.reason.status_and_body().0.as_u16());
+            cluster.stats.upstream_rq_completed.inc();
             Err(f.reason)
         }
     }

@@ -46,6 +46,16 @@ impl Gauge {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// Increments and returns the new value.
+    #[inline]
+    pub fn inc_get(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    /// Decrements and returns the new value.
+    #[inline]
+    pub fn dec_get(&self) -> i64 {
+        self.0.fetch_sub(1, Ordering::Relaxed) - 1
+    }
     /// Adds `n` (negative to subtract).
     #[inline]
     pub fn add(&self, n: i64) {

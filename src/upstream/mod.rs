@@ -6,6 +6,7 @@
 //! and so their connections.
 
 pub mod balancer;
+pub mod breakers;
 pub mod dns;
 pub mod eds_rest;
 pub mod pool;
@@ -31,12 +32,21 @@ pub struct ClusterStats {
     pub upstream_rq_per_try_timeout: Counter,
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
+    pub upstream_rq_retry_limit_exceeded: Counter,
+    pub upstream_rq_retry_backoff_exponential: Counter,
+    /// Always 0: legate has no rate-limited back-off (`rate_limited_retry_back_off` is refused).
+    pub upstream_rq_retry_backoff_ratelimited: Counter,
     pub upstream_rq_rx_reset: Counter,
     pub upstream_rq_tx_reset: Counter,
-    /// Always 0: legate sets no pending-request limit (circuit breaker).
-    pub upstream_rq_pending_overflow: Counter,
     pub upstream_rq_time: Histogram,
     pub upstream_cx_none_healthy: Counter,
+    /// Requests that found no host (no health checks: every host is healthy, so Envoy's
+    /// panic mode happens only with an empty host set).
+    pub lb_healthy_panic: Counter,
+    /// An HTTP/1.1 connection closed by the upstream, or by us on a timeout, mid-request.
+    pub upstream_cx_destroy_with_active_rq: Counter,
+    pub upstream_cx_destroy_remote_with_active_rq: Counter,
+    pub upstream_cx_destroy_local_with_active_rq: Counter,
     pub membership_total: Gauge,
     pub membership_healthy: Gauge,
     pub membership_change: Counter,
@@ -57,11 +67,17 @@ impl ClusterStats {
             upstream_rq_per_try_timeout: c("upstream_rq_per_try_timeout"),
             upstream_rq_retry: c("upstream_rq_retry"),
             upstream_rq_retry_success: c("upstream_rq_retry_success"),
+            upstream_rq_retry_limit_exceeded: c("upstream_rq_retry_limit_exceeded"),
+            upstream_rq_retry_backoff_exponential: c("upstream_rq_retry_backoff_exponential"),
+            upstream_rq_retry_backoff_ratelimited: c("upstream_rq_retry_backoff_ratelimited"),
             upstream_rq_rx_reset: c("upstream_rq_rx_reset"),
             upstream_rq_tx_reset: c("upstream_rq_tx_reset"),
-            upstream_rq_pending_overflow: c("upstream_rq_pending_overflow"),
             upstream_rq_time: h("upstream_rq_time"),
             upstream_cx_none_healthy: c("upstream_cx_none_healthy"),
+            lb_healthy_panic: c("lb_healthy_panic"),
+            upstream_cx_destroy_with_active_rq: c("upstream_cx_destroy_with_active_rq"),
+            upstream_cx_destroy_remote_with_active_rq: c("upstream_cx_destroy_remote_with_active_rq"),
+            upstream_cx_destroy_local_with_active_rq: c("upstream_cx_destroy_local_with_active_rq"),
             membership_total: g("membership_total"),
             membership_healthy: g("membership_healthy"),
             membership_change: c("membership_change"),
@@ -154,6 +170,7 @@ pub struct Cluster {
     pub config: model::Cluster,
     pub hosts: ArcSwap<HostSet>,
     pub stats: ClusterStats,
+    pub breakers: Arc<breakers::Breakers>,
     pub balancer: Balancer,
     /// Bumped whenever `hosts` changes, so pollers can wait on membership in tests/admin.
     pub generation: AtomicU64,
@@ -166,17 +183,29 @@ impl Cluster {
     }
 
     /// Builds a cluster that replaces `old`: hosts of `old` that the new config keeps (same
-    /// address, name, weight, priority, protocol and connect timeout) keep their connections.
+    /// address, name, weight, priority, protocol, connect timeout and circuit breakers) keep
+    /// their connections, and the breakers that count them.
     pub fn build_adopting(config: model::Cluster, store: &Arc<Store>, old: Option<&Cluster>) -> Arc<Cluster> {
-        let adopt = old
-            .filter(|o| o.config.protocol == config.protocol && o.config.connect_timeout == config.connect_timeout)
-            .map(|o| o.hosts.load_full());
+        let adopt = old.filter(|o| {
+            o.config.protocol == config.protocol
+                && o.config.connect_timeout == config.connect_timeout
+                && o.config.circuit_breakers == config.circuit_breakers
+        });
+        let breakers = match adopt {
+            Some(o) => Arc::clone(&o.breakers),
+            None => {
+                let cb = &config.circuit_breakers;
+                breakers::Breakers::new(store, &config.name, cb.default, cb.high)
+            }
+        };
+        let adopt = adopt.map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, &config.name);
         let balancer = Balancer::new(config.lb_policy);
         let cluster = Arc::new(Cluster {
             config,
             hosts: ArcSwap::from_pointee(HostSet::new(Vec::new())),
             stats,
+            breakers,
             balancer,
             generation: AtomicU64::new(0),
         });
@@ -257,7 +286,13 @@ impl Cluster {
         conn.host_cx_active = Gauge::default();
         conn.host_cx_connect_fail = Counter::default();
         let host_conn = (conn.host_cx_total.clone(), conn.host_cx_active.clone(), conn.host_cx_connect_fail.clone());
-        let pool = Arc::new(Pool::new(spec.addr, self.config.protocol, self.config.connect_timeout, conn));
+        let pool = Arc::new(Pool::new(
+            spec.addr,
+            self.config.protocol,
+            self.config.connect_timeout,
+            conn,
+            Arc::clone(&self.breakers),
+        ));
         Arc::new(Host {
             addr: spec.addr,
             conn: host_conn,

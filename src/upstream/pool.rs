@@ -15,6 +15,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
+use super::breakers::{Breakers, ConnectionSlot};
 use crate::config::model::UpstreamProtocol;
 use crate::proxy::body::ReqBody;
 use crate::stats::io::CountedIo;
@@ -32,6 +33,17 @@ pub enum UpstreamError {
     /// The connection broke after the request was (maybe partly) sent, before response headers.
     #[error("upstream {addr} reset: {source}")]
     Reset { addr: SocketAddr, source: hyper::Error },
+    /// The request had to wait for a connection and `max_pending_requests` were waiting.
+    #[error("too many requests pending for {addr}")]
+    PendingOverflow { addr: SocketAddr },
+}
+
+impl UpstreamError {
+    /// The request never got onto a connection (Envoy counts `upstream_rq_total` only for
+    /// requests that did).
+    pub fn before_connection(&self) -> bool {
+        !matches!(self, UpstreamError::Reset { .. })
+    }
 }
 
 /// Connection counters shared by a cluster's hosts, plus the host's own.
@@ -61,6 +73,8 @@ pub struct Pool {
     protocol: UpstreamProtocol,
     connect_timeout: Duration,
     stats: ConnStats,
+    /// The cluster's circuit breakers, shared by its hosts.
+    breakers: Arc<Breakers>,
     idle: Mutex<Vec<http1::SendRequest<ReqBody>>>,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
 }
@@ -69,8 +83,14 @@ pub struct Pool {
 const MAX_IDLE: usize = 256;
 
 impl Pool {
-    pub fn new(addr: SocketAddr, protocol: UpstreamProtocol, connect_timeout: Duration, stats: ConnStats) -> Self {
-        Pool { addr, protocol, connect_timeout, stats, idle: Mutex::new(Vec::new()), h2: Mutex::new(None) }
+    pub fn new(
+        addr: SocketAddr,
+        protocol: UpstreamProtocol,
+        connect_timeout: Duration,
+        stats: ConnStats,
+        breakers: Arc<Breakers>,
+    ) -> Self {
+        Pool { addr, protocol, connect_timeout, stats, breakers, idle: Mutex::new(Vec::new()), h2: Mutex::new(None) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -93,17 +113,22 @@ impl Pool {
 
     async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
         // Every idle connection may have been closed by the upstream meanwhile; after that
-        // many tries a new connection is made, so the loop is bounded.
-        for _ in 0..=MAX_IDLE {
-            let sender = lock(&self.idle).pop();
-            let mut sender = match sender {
-                Some(s) if !s.is_closed() => s,
-                Some(_) => continue,
-                None => match req.body_mut().read_while(self.connect_h1()).await {
+        // many dead ones a new connection is made, so the loop is bounded.
+        for dead in 0..=MAX_IDLE {
+            let idle = if dead < MAX_IDLE { self.pop_idle() } else { None };
+            let (mut sender, fresh) = match idle {
+                Some(s) => (s, false),
+                None => match req.body_mut().read_while(self.acquire_h1(dead == MAX_IDLE)).await {
                     Ok(s) => s,
                     Err(e) => return Err(unsent(req, e)),
                 },
             };
+            if fresh {
+                let resp = sender.send_request(req).await;
+                let resp = resp.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
+                self.recycle(sender);
+                return Ok(resp);
+            }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     self.recycle(sender);
@@ -116,11 +141,51 @@ impl Pool {
                 },
             }
         }
-        let mut sender = match req.body_mut().read_while(self.connect_h1()).await {
-            Ok(s) => s,
-            Err(e) => return Err(unsent(req, e)),
+        // Not reached: the last turn takes a new connection.
+        Err(UpstreamError::PendingOverflow { addr: self.addr })
+    }
+
+    /// An idle connection that is still open.
+    fn pop_idle(&self) -> Option<http1::SendRequest<ReqBody>> {
+        let mut idle = lock(&self.idle);
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// For a request that found no idle connection: it is pending until a new connection is
+    /// up or, at `max_connections`, until a busy one comes back idle (`fresh_only` waits for a
+    /// new one). The bool says the connection is new.
+    async fn acquire_h1(&self, fresh_only: bool) -> Result<(http1::SendRequest<ReqBody>, bool), UpstreamError> {
+        let Some(_pending) = self.breakers.pending(&self.stats.rq_pending_active) else {
+            return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
-        sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })
+        self.stats.rq_pending_total.inc();
+        let mut overflow_counted = false;
+        // Each turn ends in a connection or in a wake-up by a connection freed: bounded by
+        // the route timeout around the whole request, as in Envoy.
+        loop {
+            let host_has_none = self.stats.host_cx_active.value() == 0;
+            if let Some(slot) = self.breakers.connection(host_has_none, !overflow_counted) {
+                return Ok((self.connect_h1(slot).await?, true));
+            }
+            overflow_counted = true;
+            let waiter = self.breakers.waiter();
+            // Registered first, then looked again: a connection freed in between still wakes us.
+            if let Some(s) = self.pop_idle().filter(|_| !fresh_only) {
+                return Ok((s, false));
+            }
+            if let Some(slot) = self.breakers.connection(host_has_none, false) {
+                return Ok((self.connect_h1(slot).await?, true));
+            }
+            waiter.wait().await;
+            if let Some(s) = self.pop_idle().filter(|_| !fresh_only) {
+                return Ok((s, false));
+            }
+        }
     }
 
     fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<ReqBody>) {
@@ -131,17 +196,16 @@ impl Pool {
                 if idle.len() < MAX_IDLE {
                     idle.push(sender);
                 }
+                drop(idle);
+                pool.breakers.released();
             }
         });
     }
 
-    /// Connects for a request that found no connection to use: the request is pending
-    /// until the connection is up.
-    async fn connect_tcp(&self) -> Result<TokioIo<CountedIo<TcpStream>>, UpstreamError> {
+    /// Opens a TCP connection in the place `_slot` holds under `max_connections`.
+    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<TcpStream>>, UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
-        self.stats.rq_pending_total.inc();
-        let _pending = GaugeGuard::new(&self.stats.rq_pending_active);
         let addr = self.addr;
         let started = Instant::now();
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -167,7 +231,8 @@ impl Pool {
         Ok(TokioIo::new(counted))
     }
 
-    fn track<F>(&self, conn: F)
+    /// Runs a connection's task; its slot is given back when it ends.
+    fn track<F>(&self, conn: F, slot: ConnectionSlot)
     where
         F: std::future::Future + Send + 'static,
     {
@@ -180,17 +245,37 @@ impl Pool {
             let _ = conn.await;
             length.record_duration(opened.elapsed());
             destroy.inc();
-            drop((active, host_active));
+            drop((active, host_active, slot));
         });
     }
 
-    async fn connect_h1(&self) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
-        let io = self.connect_tcp().await?;
+    async fn connect_h1(&self, slot: ConnectionSlot) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
+        let io = self.connect_tcp(&slot).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
-        self.track(conn);
+        self.track(conn, slot);
+        Ok(sender)
+    }
+
+    /// A new HTTP/2 connection for a request that found none: pending until it is up. A
+    /// host's one h2 connection is always allowed, as Envoy allows a host with none.
+    async fn connect_h2(&self) -> Result<http2::SendRequest<ReqBody>, UpstreamError> {
+        let Some(_pending) = self.breakers.pending(&self.stats.rq_pending_active) else {
+            return Err(UpstreamError::PendingOverflow { addr: self.addr });
+        };
+        self.stats.rq_pending_total.inc();
+        let Some(slot) = self.breakers.connection(true, true) else {
+            return Err(UpstreamError::PendingOverflow { addr: self.addr });
+        };
+        let io = self.connect_tcp(&slot).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await
+            .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
+        self.track(conn, slot);
+        *lock(&self.h2) = Some(sender.clone());
         Ok(sender)
     }
 
@@ -198,20 +283,10 @@ impl Pool {
         let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
         let mut sender = match existing {
             Some(s) => s,
-            None => {
-                let io = match req.body_mut().read_while(self.connect_tcp()).await {
-                    Ok(io) => io,
-                    Err(e) => return Err(unsent(req, e)),
-                };
-                let handshake = http2::Builder::new(TokioExecutor::new()).handshake(io).await;
-                let (sender, conn) = match handshake {
-                    Ok(h) => h,
-                    Err(source) => return Err(unsent(req, UpstreamError::Handshake { addr: self.addr, source })),
-                };
-                self.track(conn);
-                *lock(&self.h2) = Some(sender.clone());
-                sender
-            }
+            None => match req.body_mut().read_while(self.connect_h2()).await {
+                Ok(s) => s,
+                Err(e) => return Err(unsent(req, e)),
+            },
         };
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
         sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })

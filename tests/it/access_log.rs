@@ -654,3 +654,69 @@ async fn body_sent_during_a_connect_timeout_is_counted() {
         f.abort();
     }
 }
+
+/// Checked against Envoy 1.40: when the retry policy wanted another attempt and the retries
+/// were used up, `URX` comes before the flag of the failure that ended the request; `reset`
+/// retries a failed connect too; the last per-try timeout has its own details; and the
+/// attempt count is logged (0 when no upstream was tried).
+#[tokio::test]
+async fn retries_used_up_log_urx_and_the_attempt_count() {
+    let up = upstream::http1().spawn().await;
+    let dead = dead_addr();
+    let (_dir, path) = log_dir();
+    let format = "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% \
+                  %UPSTREAM_REQUEST_ATTEMPT_COUNT%\n";
+    let retry = |cluster: &str, on: &str, extra: Value| {
+        let mut policy = json!({"retry_on": on, "num_retries": 1});
+        policy.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        json!({"cluster": cluster, "retry_policy": policy})
+    };
+    let routes = json!([
+        {"match": {"prefix": "/cf"}, "route": retry("dead", "connect-failure", json!({}))},
+        {"match": {"prefix": "/reset"}, "route": retry("dead", "reset", json!({}))},
+        {"match": {"prefix": "/5xx"}, "route": retry("service1", "5xx", json!({}))},
+        {"match": {"prefix": "/pt"}, "route": retry("service1", "5xx", json!({"per_try_timeout": "0.2s"}))},
+        {"match": {"prefix": "/plain"}, "route": {"cluster": "dead"}},
+    ]);
+    let mut manager = hcm(route_config(json!([vhost("default", &["example.com"], routes)])));
+    manager["access_log"] = json!([file_log(&path, Some(json!({ "text_format": format })))]);
+    let legate = Legate::start(
+        bootstrap()
+            .listener_hcm("main", manager)
+            .cluster(static_cluster("service1", &[up.addr()]))
+            .cluster(static_cluster("dead", &[dead]))
+            .yaml(),
+    )
+    .await;
+    let c = Client::h1();
+    let host = [("host", "example.com")];
+    for (path, status) in
+        [("/cf", 503), ("/reset", 503), ("/5xx/status/503", 503), ("/pt/delay/2000ms", 504), ("/plain", 503)]
+    {
+        assert_eq!(c.get_with(&legate.url("main", path), &host).await.status, status, "{path}");
+    }
+    assert_eq!(c.get(&legate.url("main", "/nowhere")).await.status, 404);
+    let refused = "upstream_reset_before_response_started{remote_connection_failure|\
+                   delayed_connect_error:_Connection_refused}";
+    lines(&path, 6).await;
+    assert_eq!(
+        read(&path),
+        format!(
+            "/cf 503 URX,UF {refused} 2\n\
+             /reset 503 URX,UF {refused} 2\n\
+             /5xx/status/503 503 URX via_upstream 2\n\
+             /pt/delay/2000ms 504 URX,UT upstream_per_try_timeout 2\n\
+             /plain 503 UF {refused} 1\n\
+             /nowhere 404 NR route_not_found 0\n"
+        )
+    );
+    let stats = legate.stats().await;
+    let stat = |s: &str| stats.get(&format!("cluster.{s}")).copied().unwrap_or(0);
+    assert_eq!(stat("dead.upstream_rq_retry_limit_exceeded"), 2);
+    assert_eq!(stat("service1.upstream_rq_retry_limit_exceeded"), 2);
+    assert_eq!(stat("dead.upstream_rq_total"), 0, "no attempt got a connection");
+    assert_eq!(stat("service1.upstream_rq_total"), 4);
+    assert_eq!(stat("service1.upstream_rq_retry_success"), 0, "both retries failed too");
+    assert_eq!(stat("service1.upstream_rq_503"), 1, "only the answer passed on is charged");
+    assert_eq!(stat("dead.upstream_rq_completed"), 3, "local answers for the cluster count as completed");
+}

@@ -7,6 +7,7 @@ mod access_log;
 mod actions;
 mod admin;
 mod admin_api;
+mod circuit_breakers;
 mod config_errors;
 mod dns;
 mod examples;

@@ -54,6 +54,7 @@ impl Sample {
             upstream_cluster: Some("cluster_a"),
             upstream_local_address: None,
             upstream_transport_failure_reason: None,
+            upstream_request_attempt_count: 1,
             downstream_remote: "[::1]:54321".parse().expect("addr"),
             downstream_local: "10.0.0.5:10000".parse().expect("addr"),
             route_name: None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::model::{
     CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, LbPolicy, LocalityEndpoints,
-    UpstreamProtocol,
+    Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
@@ -295,15 +295,17 @@ fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {
     let mut out = CircuitBreakers::default();
     for mut th in o.objs(ctx, "thresholds") {
         let high = th.enumv(ctx, "priority", &[("DEFAULT", Some(false)), ("HIGH", Some(true))]).unwrap_or(false);
-        let mut cb = CircuitBreakers::default();
-        cb.max_connections = th.u32(ctx, "max_connections").unwrap_or(cb.max_connections);
-        cb.max_pending_requests = th.u32(ctx, "max_pending_requests").unwrap_or(cb.max_pending_requests);
-        cb.max_requests = th.u32(ctx, "max_requests").unwrap_or(cb.max_requests);
-        cb.max_retries = th.u32(ctx, "max_retries").unwrap_or(cb.max_retries);
-        th.ignore(&["track_remaining"]);
+        let mut t = Thresholds::default();
+        t.max_connections = th.u32(ctx, "max_connections").unwrap_or(t.max_connections);
+        t.max_pending_requests = th.u32(ctx, "max_pending_requests").unwrap_or(t.max_pending_requests);
+        t.max_requests = th.u32(ctx, "max_requests").unwrap_or(t.max_requests);
+        t.max_retries = th.u32(ctx, "max_retries").unwrap_or(t.max_retries);
+        t.track_remaining = th.bool(ctx, "track_remaining").unwrap_or(false);
         th.finish(ctx, &["retry_budget", "max_connection_pools"]);
-        if !high {
-            out = cb;
+        if high {
+            out.high = t;
+        } else {
+            out.default = t;
         }
     }
     o.finish(ctx, &["per_host_thresholds"]);

@@ -190,7 +190,9 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         Some(d) => Some(d),
     };
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
-    o.ignore(&["priority"]);
+    // HIGH would select the clusters' high-priority circuit breakers (and pools), which
+    // legate does not keep apart: refused rather than served under the DEFAULT limits.
+    o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
     let path = o.path.clone();
     let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
     o.finish(

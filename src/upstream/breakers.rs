@@ -103,30 +103,17 @@ impl Breakers {
 
     /// Admits one more active request, counted in `active` (the cluster's
     /// `upstream_rq_active`), or counts an overflow and refuses it.
-    pub fn request<'a>(&'a self, active: &'a Gauge) -> Option<RequestSlot<'a>> {
-        let max = i64::from(self.limits.max_requests);
-        let now = active.inc_get();
-        if now > max {
-            active.dec();
-            self.stats.rq_active_overflow.inc();
-            return None;
-        }
-        track(now, max, &self.stats.rq_open, self.stats.remaining_rq.as_ref());
-        Some(RequestSlot { breakers: self, active })
+    pub fn request<'a>(&'a self, active: &'a Gauge) -> Option<CountSlot<'a>> {
+        let s = &self.stats;
+        CountSlot::admit(active, self.limits.max_requests, &s.rq_active_overflow, &s.rq_open, s.remaining_rq.as_ref())
     }
 
     /// Admits a request that has to wait for a connection, counted in `pending` (the
     /// cluster's `upstream_rq_pending_active`), or counts an overflow and refuses it.
-    pub fn pending<'a>(&'a self, pending: &'a Gauge) -> Option<PendingSlot<'a>> {
-        let max = i64::from(self.limits.max_pending_requests);
-        let now = pending.inc_get();
-        if now > max {
-            pending.dec();
-            self.stats.rq_pending_overflow.inc();
-            return None;
-        }
-        track(now, max, &self.stats.rq_pending_open, self.stats.remaining_pending.as_ref());
-        Some(PendingSlot { breakers: self, pending })
+    pub fn pending<'a>(&'a self, pending: &'a Gauge) -> Option<CountSlot<'a>> {
+        let s = &self.stats;
+        let max = self.limits.max_pending_requests;
+        CountSlot::admit(pending, max, &s.rq_pending_overflow, &s.rq_pending_open, s.remaining_pending.as_ref())
     }
 
     /// A slot for a new connection; `None` at `max_connections` (counted as an overflow
@@ -196,32 +183,38 @@ fn untrack(now: i64, max: i64, open: &Gauge, remaining: Option<&Gauge>) {
     }
 }
 
-/// An admitted active request; released when dropped.
-pub struct RequestSlot<'a> {
-    breakers: &'a Breakers,
-    active: &'a Gauge,
+/// An admitted request in a count that a gauge keeps (active or pending requests);
+/// released when dropped.
+pub struct CountSlot<'a> {
+    count: &'a Gauge,
+    max: i64,
+    open: &'a Gauge,
+    remaining: Option<&'a Gauge>,
 }
 
-impl Drop for RequestSlot<'_> {
-    fn drop(&mut self) {
-        let s = &self.breakers.stats;
-        let now = self.active.dec_get();
-        untrack(now, i64::from(self.breakers.limits.max_requests), &s.rq_open, s.remaining_rq.as_ref());
+impl<'a> CountSlot<'a> {
+    fn admit(
+        count: &'a Gauge,
+        max: u32,
+        overflow: &Counter,
+        open: &'a Gauge,
+        remaining: Option<&'a Gauge>,
+    ) -> Option<Self> {
+        let max = i64::from(max);
+        let now = count.inc_get();
+        if now > max {
+            count.dec();
+            overflow.inc();
+            return None;
+        }
+        track(now, max, open, remaining);
+        Some(CountSlot { count, max, open, remaining })
     }
 }
 
-/// An admitted pending request; released when it gets a connection or gives up.
-pub struct PendingSlot<'a> {
-    breakers: &'a Breakers,
-    pending: &'a Gauge,
-}
-
-impl Drop for PendingSlot<'_> {
+impl Drop for CountSlot<'_> {
     fn drop(&mut self) {
-        let s = &self.breakers.stats;
-        let now = self.pending.dec_get();
-        let max = i64::from(self.breakers.limits.max_pending_requests);
-        untrack(now, max, &s.rq_pending_open, s.remaining_pending.as_ref());
+        untrack(self.count.dec_get(), self.max, self.open, self.remaining);
     }
 }
 

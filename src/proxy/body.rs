@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::replay::Replay;
 use crate::stats::Counter;
 
 /// The body of a request sent upstream: streamed from downstream, or replayed from memory
@@ -21,12 +22,14 @@ pub enum ReqBody {
     Stream(Incoming, Option<Arc<AtomicU64>>),
     /// A stream some of which was read while the upstream connection was being made.
     Ahead(Box<ReadAhead>),
+    /// Streamed and recorded, so that a retry can send it again (`super::replay`).
+    Replay(Box<Replay>),
     Full(Option<Bytes>),
 }
 
 /// Frames read ahead of the upstream connection, then the rest of the stream.
 pub struct ReadAhead {
-    frames: VecDeque<Result<Frame<Bytes>, hyper::Error>>,
+    frames: VecDeque<Result<Frame<Bytes>, BodyError>>,
     /// Data bytes in `frames`.
     bytes: u64,
     /// The stream gave its last frame (or an error) into `frames`.
@@ -47,7 +50,7 @@ impl ReqBody {
     /// while it connects, so a connect that fails logs the bytes the client sent meanwhile.
     /// Bounded by `READ_AHEAD_LIMIT`; never waits longer than `connect` itself.
     pub async fn read_while<T>(&mut self, connect: impl Future<Output = T>) -> T {
-        if let ReqBody::Stream(..) = self {
+        if let ReqBody::Stream(..) | ReqBody::Replay(_) = self {
             let rest = std::mem::replace(self, ReqBody::empty());
             *self = ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, rest }));
         }
@@ -82,7 +85,7 @@ impl ReqBody {
     /// the body while it connects and logs what it read.
     pub fn read_ready(&mut self) {
         let frames = match self {
-            ReqBody::Stream(..) => 64,
+            ReqBody::Stream(..) | ReqBody::Replay(_) => 64,
             ReqBody::Ahead(a) => 64 + a.frames.len(),
             ReqBody::Full(_) => return,
         };
@@ -98,9 +101,9 @@ impl ReqBody {
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ReqBody::Stream(b, counter) => {
                 let polled = Pin::new(b).poll_frame(cx);
@@ -109,8 +112,9 @@ impl Body for ReqBody {
                         c.fetch_add(d.len() as u64, Ordering::Relaxed);
                     }
                 }
-                polled
+                polled.map_err(Into::into)
             }
+            ReqBody::Replay(r) => r.poll_frame(cx),
             ReqBody::Ahead(a) => match a.frames.pop_front() {
                 Some(f) => {
                     if let Ok(d) = &f {
@@ -129,6 +133,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Stream(b, _) => b.is_end_stream(),
             ReqBody::Ahead(a) => a.frames.is_empty() && (a.ended || a.rest.is_end_stream()),
+            ReqBody::Replay(r) => r.is_end_stream(),
             ReqBody::Full(b) => b.is_none(),
         }
     }
@@ -136,6 +141,7 @@ impl Body for ReqBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ReqBody::Stream(b, _) => b.size_hint(),
+            ReqBody::Replay(r) => r.size_hint(),
             // The stream's hint counts only what it has not given yet.
             ReqBody::Ahead(a) => {
                 let rest = if a.ended { SizeHint::with_exact(0) } else { a.rest.size_hint() };

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use super::body::ReqBody;
 use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use super::local_reply::LocalReason;
+use super::replay::Recording;
 use crate::config::model::RetryPolicy;
 use crate::stats::GaugeGuard;
 use crate::upstream::breakers::RetrySlot;
@@ -28,10 +29,12 @@ pub struct Prepared {
     pub auto_host_rewrite: bool,
 }
 
-/// The request body: streamed once, or held in memory so that retries can resend it.
+/// The request body: streamed once (no retry policy), held in memory, or recorded while it
+/// streams so that retries can resend it.
 pub enum BodySource {
     Stream(Option<ReqBody>),
     Replayable(Option<Bytes>),
+    Recorded(Recording),
 }
 
 impl BodySource {
@@ -39,6 +42,25 @@ impl BodySource {
         match self {
             BodySource::Stream(b) => b.take(),
             BodySource::Replayable(b) => Some(ReqBody::Full(b.clone())),
+            BodySource::Recorded(r) => r.attempt(),
+        }
+    }
+
+    /// Whether retries were given up because the body outgrew the retry buffer. Envoy then
+    /// stops retrying the request and flags nothing (no `URX`).
+    fn abandoned(&self) -> bool {
+        match self {
+            BodySource::Recorded(r) => !r.replayable(),
+            BodySource::Stream(_) | BodySource::Replayable(_) => false,
+        }
+    }
+
+    /// Stops the attempt that is still reading the body, for a retry; false if the body
+    /// can no longer be sent again.
+    fn hold(&self) -> bool {
+        match self {
+            BodySource::Recorded(r) => r.hold(),
+            BodySource::Stream(_) | BodySource::Replayable(_) => true,
         }
     }
 }
@@ -95,7 +117,7 @@ pub async fn forward(
     let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
     let max_attempts = match (&body, policy) {
-        (BodySource::Replayable(_), Some(p)) => 1 + p.num_retries,
+        (BodySource::Replayable(_) | BodySource::Recorded(_), Some(p)) => 1 + p.num_retries,
         _ => 1,
     };
     let h1 = cluster.config.protocol == crate::config::model::UpstreamProtocol::Http1;
@@ -103,9 +125,9 @@ pub async fn forward(
     let mut connected = None;
     let mut retry_stop = None;
     // Whether the retry policy wants another attempt after this result; then whether the
-    // retry limit and the cluster's `max_retries` allow it.
-    let retry = |wants: bool, attempt: u32, stop: &mut Option<RetryStop>| -> Option<RetrySlot<'_>> {
-        if !wants || deadline.is_some_and(|d| Instant::now() >= d) {
+    // body can still be sent again, the retry limit and the cluster's `max_retries` allow it.
+    let retry = |wants: bool, body: &BodySource, attempt: u32, stop: &mut Option<RetryStop>| -> Option<RetrySlot<'_>> {
+        if !wants || body.abandoned() || deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
         if attempt >= max_attempts {
@@ -113,11 +135,12 @@ pub async fn forward(
             *stop = Some(RetryStop::LimitExceeded);
             return None;
         }
-        let slot = cluster.breakers.retry();
-        if slot.is_none() {
+        let Some(slot) = cluster.breakers.retry() else {
             *stop = Some(RetryStop::Overflow);
-        }
-        slot
+            return None;
+        };
+        // The retry is certain only now, so only now does the attempt still reading stop.
+        body.hold().then_some(slot)
     };
     loop {
         attempt += 1;
@@ -191,7 +214,7 @@ pub async fn forward(
                     host.stats.rq_success.inc();
                 }
                 let wants = policy.is_some_and(|p| retry_on_status(p, status));
-                if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
+                if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                     connected = Some(Arc::clone(&host));
                     drop(response);
                     backoff(cluster, attempt, deadline).await;
@@ -230,7 +253,7 @@ pub async fn forward(
                     stats.upstream_rq_per_try_timeout.inc();
                     let wants =
                         policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error || p.retry_on.reset);
-                    if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
+                    if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                         backoff(cluster, attempt, deadline).await;
                         continue;
                     }
@@ -262,7 +285,7 @@ pub async fn forward(
                 }
                 tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 let wants = policy.is_some_and(|p| retry_on_error(p, reason));
-                if let Some(_slot) = retry(wants, attempt, &mut retry_stop) {
+                if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                     backoff(cluster, attempt, deadline).await;
                     continue;
                 }

@@ -9,6 +9,7 @@ pub mod body;
 pub mod forward;
 pub mod headers;
 pub mod local_reply;
+pub mod replay;
 mod rewrite;
 
 use std::convert::Infallible;
@@ -437,6 +438,10 @@ async fn forward_to(
             c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
         BodySource::Replayable(Some(bytes))
+    } else if retries.is_some() {
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone());
+        let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
+        BodySource::Recorded(replay::Recording::new(stream, RETRY_BUFFER_LIMIT, abandoned))
     } else {
         BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
     };

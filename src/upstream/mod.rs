@@ -33,6 +33,8 @@ pub struct ClusterStats {
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_retry_limit_exceeded: Counter,
+    /// Requests no longer retried because their body outgrew the retry buffer.
+    pub retry_or_shadow_abandoned: Counter,
     pub upstream_rq_retry_backoff_exponential: Counter,
     /// Always 0: legate has no rate-limited back-off (`rate_limited_retry_back_off` is refused).
     pub upstream_rq_retry_backoff_ratelimited: Counter,
@@ -68,6 +70,7 @@ impl ClusterStats {
             upstream_rq_retry: c("upstream_rq_retry"),
             upstream_rq_retry_success: c("upstream_rq_retry_success"),
             upstream_rq_retry_limit_exceeded: c("upstream_rq_retry_limit_exceeded"),
+            retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
             upstream_rq_retry_backoff_exponential: c("upstream_rq_retry_backoff_exponential"),
             upstream_rq_retry_backoff_ratelimited: c("upstream_rq_retry_backoff_ratelimited"),
             upstream_rq_rx_reset: c("upstream_rq_rx_reset"),

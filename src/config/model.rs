@@ -428,6 +428,16 @@ pub struct RetryOn {
     pub retriable_4xx: bool,
     pub refused_stream: bool,
     pub retriable_status_codes: bool,
+    /// The gRPC conditions (`cancelled`, `deadline-exceeded`, `resource-exhausted`,
+    /// `internal`, `unavailable`): bit n retries an answer whose `grpc-status` header is n.
+    pub grpc_statuses: u32,
+}
+
+impl RetryOn {
+    /// Whether an answer with this `grpc-status` header is retried.
+    pub fn grpc_status(&self, code: u32) -> bool {
+        code < 32 && self.grpc_statuses & (1 << code) != 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

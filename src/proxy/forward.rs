@@ -213,7 +213,7 @@ pub async fn forward(
                 } else {
                     host.stats.rq_success.inc();
                 }
-                let wants = policy.is_some_and(|p| retry_on_status(p, status));
+                let wants = policy.is_some_and(|p| retry_on_answer(p, status, response.headers()));
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                     connected = Some(Arc::clone(&host));
                     drop(response);
@@ -274,14 +274,14 @@ pub async fn forward(
                     connected = Some(Arc::clone(&host));
                 }
                 let reason = LocalReason::from_upstream_error(&e);
-                if matches!(reason, LocalReason::UpstreamReset) {
-                    // HTTP/2 resets the stream; an HTTP/1.1 upstream can only close the connection.
-                    if h1 {
+                match reason {
+                    LocalReason::UpstreamReset => {
                         stats.upstream_cx_destroy_with_active_rq.inc();
                         stats.upstream_cx_destroy_remote_with_active_rq.inc();
-                    } else {
-                        stats.upstream_rq_rx_reset.inc();
                     }
+                    // Envoy counts a refused stream as no reset: it never started.
+                    LocalReason::StreamReset { refused: false } => stats.upstream_rq_rx_reset.inc(),
+                    _ => {}
                 }
                 tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 let wants = policy.is_some_and(|p| retry_on_error(p, reason));
@@ -298,12 +298,19 @@ pub async fn forward(
     }
 }
 
-fn retry_on_status(p: &RetryPolicy, status: u16) -> bool {
+fn retry_on_answer(p: &RetryPolicy, status: u16, headers: &HeaderMap) -> bool {
     let r = &p.retry_on;
     (r.five_xx && status >= 500)
         || (r.gateway_error && matches!(status, 502..=504))
         || (r.retriable_4xx && status == 409)
         || (r.retriable_status_codes && p.retriable_status_codes.contains(&status))
+        || (r.grpc_statuses != 0 && grpc_status(headers).is_some_and(|c| r.grpc_status(c)))
+}
+
+/// The `grpc-status` of a trailers-only gRPC answer (the only one Envoy retries: a status in
+/// trailers comes after the answer was passed on).
+fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
 fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
@@ -313,7 +320,10 @@ fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
         LocalReason::ConnectFailure | LocalReason::ConnectTimeout => {
             r.connect_failure || r.reset || r.five_xx || r.gateway_error
         }
-        LocalReason::UpstreamReset => r.reset || r.five_xx || r.gateway_error,
+        LocalReason::UpstreamReset | LocalReason::StreamReset { refused: false } => {
+            r.reset || r.five_xx || r.gateway_error
+        }
+        LocalReason::StreamReset { refused: true } => r.reset || r.five_xx || r.gateway_error || r.refused_stream,
         _ => false,
     }
 }

@@ -22,8 +22,10 @@ pub enum LocalReason {
     ConnectFailure,
     /// UF (timeout)
     ConnectTimeout,
-    /// UC
+    /// UC: the connection closed before the response.
     UpstreamReset,
+    /// UR: the upstream reset the HTTP/2 stream (`refused`: with REFUSED_STREAM).
+    StreamReset { refused: bool },
     /// UT
     UpstreamTimeout,
     /// UT after the last attempt's per-try timeout.
@@ -59,6 +61,14 @@ impl LocalReason {
             LocalReason::UpstreamReset => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            ),
+            LocalReason::StreamReset { refused: false } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: remote reset",
+            ),
+            LocalReason::StreamReset { refused: true } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset",
             ),
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
@@ -97,6 +107,7 @@ impl LocalReason {
             LocalReason::NoHealthyUpstream => "UH",
             LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
             LocalReason::UpstreamReset => "UC",
+            LocalReason::StreamReset { .. } => "UR",
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
@@ -109,7 +120,10 @@ impl LocalReason {
         match e {
             UpstreamError::ConnectFailure { .. } | UpstreamError::Handshake { .. } => LocalReason::ConnectFailure,
             UpstreamError::ConnectTimeout { .. } => LocalReason::ConnectTimeout,
-            UpstreamError::Reset { .. } => LocalReason::UpstreamReset,
+            UpstreamError::Reset { .. } => match e.stream_reset() {
+                Some(reason) => LocalReason::StreamReset { refused: reason == h2::Reason::REFUSED_STREAM },
+                None => LocalReason::UpstreamReset,
+            },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
         }
     }
@@ -125,11 +139,13 @@ pub fn with_retry_stop(stop: Option<RetryStop>, flag: &'static str) -> &'static 
         (Some(RetryStop::LimitExceeded), "UF") => "URX,UF",
         (Some(RetryStop::LimitExceeded), "UC") => "URX,UC",
         (Some(RetryStop::LimitExceeded), "UT") => "URX,UT",
+        (Some(RetryStop::LimitExceeded), "UR") => "URX,UR",
         (Some(RetryStop::LimitExceeded), "UO") => "URX,UO",
         (Some(RetryStop::Overflow), "" | "UO") => "UO",
         (Some(RetryStop::Overflow), "UF") => "UO,UF",
         (Some(RetryStop::Overflow), "UC") => "UO,UC",
         (Some(RetryStop::Overflow), "UT") => "UO,UT",
+        (Some(RetryStop::Overflow), "UR") => "UO,UR",
         (Some(_), f) => f,
     }
 }
@@ -156,7 +172,11 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
         },
         UpstreamError::Handshake { .. } => "upstream_reset_before_response_started{remote_connection_failure}",
         UpstreamError::ConnectTimeout { .. } => "upstream_reset_before_response_started{connection_timeout}",
-        UpstreamError::Reset { .. } => "upstream_reset_before_response_started{connection_termination}",
+        UpstreamError::Reset { .. } => match e.stream_reset() {
+            Some(h2::Reason::REFUSED_STREAM) => "upstream_reset_before_response_started{remote_refused_stream_reset}",
+            Some(_) => "upstream_reset_before_response_started{remote_reset}",
+            None => "upstream_reset_before_response_started{connection_termination}",
+        },
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
     }
 }

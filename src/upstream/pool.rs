@@ -44,6 +44,22 @@ impl UpstreamError {
     pub fn before_connection(&self) -> bool {
         !matches!(self, UpstreamError::Reset { .. })
     }
+
+    /// The reason of the HTTP/2 RST_STREAM the upstream sent, when that ended the request
+    /// (rather than the connection closing).
+    pub fn stream_reset(&self) -> Option<h2::Reason> {
+        let UpstreamError::Reset { source, .. } = self else { return None };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        // hyper wraps the h2 error once; the bound only guards against a cyclic chain.
+        for _ in 0..4 {
+            let e = cause?;
+            if let Some(h2) = e.downcast_ref::<h2::Error>() {
+                return h2.reason().filter(|_| h2.is_reset() && h2.is_remote());
+            }
+            cause = e.source();
+        }
+        None
+    }
 }
 
 /// Connection counters shared by a cluster's hosts, plus the host's own.

@@ -23,7 +23,7 @@ const START: &str = r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\]";
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}";
 
 /// An `envoy.access_loggers.file` entry; `format` is its `log_format` (`None`: the default).
-fn file_log(path: &Path, format: Option<Value>) -> Value {
+pub(crate) fn file_log(path: &Path, format: Option<Value>) -> Value {
     let mut typed = json!({
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
         "path": path.to_str().expect("utf-8 path"),
@@ -64,18 +64,18 @@ fn yaml(up: &Upstream, dead: SocketAddr, logs: Vec<Value>) -> String {
 }
 
 /// A tempdir for log files, and the path of `access.log` in it.
-fn log_dir() -> (TempDir, PathBuf) {
+pub(crate) fn log_dir() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("access.log");
     (dir, path)
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// The file's lines once it has at least `n` of them (lines are written after the response).
-async fn lines(path: &Path, n: usize) -> Vec<String> {
+pub(crate) async fn lines(path: &Path, n: usize) -> Vec<String> {
     assert_eventually!(read(path).lines().count() >= n, "{n} lines in {}:\n{}", path.display(), read(path));
     read(path).lines().map(str::to_string).collect()
 }

@@ -27,3 +27,4 @@ mod seeds;
 mod shutdown;
 mod stats;
 mod upstream;
+mod upstream_resets;

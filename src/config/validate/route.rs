@@ -292,15 +292,15 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
                 "retriable-4xx" => retry_on.retriable_4xx = true,
                 "refused-stream" => retry_on.refused_stream = true,
                 "retriable-status-codes" => retry_on.retriable_status_codes = true,
-                "envoy-ratelimited"
-                | "retriable-headers"
-                | "reset-before-request"
-                | "http3-post-connect-failure"
-                | "cancelled"
-                | "deadline-exceeded"
-                | "internal"
-                | "resource-exhausted"
-                | "unavailable" => ctx.err(&path, format!("unsupported retry condition \"{cond}\"")),
+                // gRPC status codes, as Envoy reads them from the answer's headers.
+                "cancelled" => retry_on.grpc_statuses |= 1 << 1,
+                "deadline-exceeded" => retry_on.grpc_statuses |= 1 << 4,
+                "resource-exhausted" => retry_on.grpc_statuses |= 1 << 8,
+                "internal" => retry_on.grpc_statuses |= 1 << 13,
+                "unavailable" => retry_on.grpc_statuses |= 1 << 14,
+                "envoy-ratelimited" | "retriable-headers" | "reset-before-request" | "http3-post-connect-failure" => {
+                    ctx.err(&path, format!("unsupported retry condition \"{cond}\""))
+                }
                 _ => ctx.err(&path, format!("unknown retry condition \"{cond}\"")),
             }
         }

@@ -136,6 +136,10 @@ pub struct HttpConnectionManager {
     pub idle_timeout: Option<Duration>,
     /// `drain_timeout`, default 5 s.
     pub drain_timeout: Duration,
+    /// `normalize_path`: RFC 3986 normalization of the path before routing.
+    pub normalize_path: bool,
+    /// `merge_slashes`: runs of slashes in the path become one before routing.
+    pub merge_slashes: bool,
     pub access_logs: Vec<AccessLog>,
     /// The HTTP filters in order; the last one is always the router.
     pub http_filters: Vec<HttpFilter>,

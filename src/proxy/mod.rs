@@ -9,6 +9,7 @@ pub mod body;
 pub mod forward;
 pub mod headers;
 pub mod local_reply;
+mod normalize;
 pub mod replay;
 mod rewrite;
 
@@ -317,7 +318,16 @@ async fn process(
         },
     };
     let authority_str = authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
-    let full_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let mut full_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    if cfg.normalize_path || cfg.merge_slashes {
+        if let Some(normal) = normalize::normalize(&full_path, cfg.normalize_path, cfg.merge_slashes) {
+            // Envoy rewrites `:path` itself: filters, routes, the upstream and the log see it.
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.path_and_query = Some(normal.parse().map_err(|_| LocalReason::BadRequest)?);
+            parts.uri = http::Uri::from_parts(uri).map_err(|_| LocalReason::BadRequest)?;
+            full_path = normal;
+        }
+    }
 
     if let Some(up) = parts.headers.get(UPGRADE) {
         if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {

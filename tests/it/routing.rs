@@ -213,3 +213,47 @@ async fn query_parameter_matchers() {
         assert_eq!(hit(&legate, &c, "x", path, &[]).await, want, "path {path}");
     }
 }
+
+/// `normalize_path` and `merge_slashes` rewrite the path before routing, and the upstream
+/// gets the rewritten path (as Envoy 1.40 does); without them the path is routed and sent
+/// as the client wrote it.
+#[tokio::test]
+async fn normalize_path_and_merge_slashes_apply_before_routing() {
+    use crate::common::client::raw;
+    use crate::common::config::{hcm, static_cluster, to_cluster};
+    use crate::common::upstream;
+    let up = upstream::http1().spawn().await;
+    let routes = json!([
+        {"match": {"prefix": "/admin"}, "direct_response": {"status": 403}},
+        to_cluster(json!({"prefix": "/"}), "c"),
+    ]);
+    let mut normal = hcm(route_config(json!([vhost("all", &["*"], routes.clone())])));
+    normal["normalize_path"] = json!(true);
+    normal["merge_slashes"] = json!(true);
+    let plain = hcm(route_config(json!([vhost("all", &["*"], routes)])));
+    let legate = Legate::start(
+        bootstrap()
+            .listener_hcm("normal", normal)
+            .listener_hcm("plain", plain)
+            .cluster(static_cluster("c", &[up.addr()]))
+            .yaml(),
+    )
+    .await;
+    let get = |listener: &'static str, path: &'static str| {
+        let addr = legate.listener(listener);
+        async move {
+            let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            raw(addr, req.as_bytes()).await.expect("an answer")
+        }
+    };
+    for path in ["/public/../admin", "/public/%2e%2E/admin", "/x/.%2e/admin/", "//admin"] {
+        assert_eq!(get("normal", path).await.status, 403, "{path} is /admin once normalized");
+        let r = get("plain", path).await;
+        assert_eq!(r.status, 200, "{path} without normalization");
+        let echo: Value = serde_json::from_slice(&r.body).expect("echo");
+        assert_eq!(echo["path"], json!(path), "sent as written");
+    }
+    let r = get("normal", "//a///b/./%63?q=/../x").await;
+    let echo: Value = serde_json::from_slice(&r.body).expect("echo");
+    assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/a/b/c"), Some("q=/../x")));
+}

@@ -106,7 +106,8 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let request_timeout = nonzero(o.duration(ctx, "request_timeout"), None);
     let drain_timeout = o.duration(ctx, "drain_timeout").unwrap_or(Duration::from_secs(5));
     let access_logs = o.objs(ctx, "access_log").into_iter().filter_map(|l| access_log(ctx, l)).collect();
-    o.ignore(&["normalize_path", "merge_slashes"]);
+    let normalize_path = o.bool(ctx, "normalize_path").unwrap_or(false);
+    let merge_slashes = o.bool(ctx, "merge_slashes").unwrap_or(false);
     o.finish(
         ctx,
         &[
@@ -163,6 +164,8 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
         request_timeout,
         idle_timeout,
         drain_timeout,
+        normalize_path,
+        merge_slashes,
         access_logs,
         http_filters,
     })

@@ -35,12 +35,9 @@ pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), Stri
     for l in &bootstrap.listeners {
         let routes = match &l.hcm.routes {
             config::model::RouteSource::Inline(rc) => rc.clone(),
-            config::model::RouteSource::Rds { route_config_name, .. } => config::model::RouteConfig {
-                name: route_config_name.clone(),
-                virtual_hosts: Vec::new(),
-                headers: Default::default(),
-                validate_clusters: Some(false),
-            },
+            config::model::RouteSource::Rds { route_config_name, .. } => {
+                config::model::RouteConfig::empty_rds(route_config_name)
+            }
         };
         snapshot::build_listener(l, Arc::new(routes), &clusters, &store, None)?;
     }

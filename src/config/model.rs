@@ -259,6 +259,24 @@ pub struct RouteConfig {
     pub headers: HeaderOps,
     /// `validate_clusters`: `None` when not set (true for inline configs, false for RDS).
     pub validate_clusters: Option<bool>,
+    /// `internal_only_headers`, lowercased: removed from requests of external clients.
+    pub internal_only_headers: Vec<String>,
+    /// `ignore_port_in_host_matching`
+    pub ignore_port_in_host_matching: bool,
+}
+
+impl RouteConfig {
+    /// The table an RDS name serves before its file has loaded: no virtual host (404).
+    pub fn empty_rds(name: &str) -> Self {
+        RouteConfig {
+            name: name.to_string(),
+            virtual_hosts: Vec::new(),
+            headers: Default::default(),
+            validate_clusters: Some(false),
+            internal_only_headers: Vec::new(),
+            ignore_port_in_host_matching: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -56,22 +56,17 @@ pub fn mutate_forwarding(
     remote: SocketAddr,
     local_ip: Option<IpAddr>,
 ) -> bool {
-    let trusted_client: Option<IpAddr>;
+    let internal = client_is_internal(h, cfg, remote);
     if cfg.use_remote_address {
-        trusted_client = Some(remote.ip());
         if !cfg.skip_xff_append {
             // Envoy appends the machine's own address for loopback clients.
             let ip = if remote.ip().is_loopback() { local_ip.unwrap_or(remote.ip()) } else { remote.ip() };
             append_xff(h, ip);
         }
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    } else {
-        trusted_client = last_xff_address(h, cfg.xff_num_trusted_hops);
-        if !h.contains_key(&X_FORWARDED_PROTO) {
-            h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-        }
+    } else if !h.contains_key(&X_FORWARDED_PROTO) {
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    let internal = trusted_client.is_some_and(|ip| cfg.internal_cidrs.iter().any(|c| c.contains(ip)));
     if !internal {
         // Envoy's internal-only headers: an external client may not steer retries, timeouts
         // or routing through them.
@@ -92,6 +87,14 @@ pub fn mutate_forwarding(
         h.insert(X_REQUEST_ID.clone(), new_request_id());
     }
     internal
+}
+
+/// Whether the client is internal: its address (the peer's with `use_remote_address`, else
+/// the trusted one in `x-forwarded-for`) is in `internal_address_config`.
+pub fn client_is_internal(h: &HeaderMap, cfg: &HttpConnectionManager, remote: SocketAddr) -> bool {
+    let trusted_client =
+        if cfg.use_remote_address { Some(remote.ip()) } else { last_xff_address(h, cfg.xff_num_trusted_hops) };
+    trusted_client.is_some_and(|ip| cfg.internal_cidrs.iter().any(|c| c.contains(ip)))
 }
 
 fn append_xff(h: &mut HeaderMap, ip: IpAddr) {

@@ -348,6 +348,12 @@ async fn process(
     }
 
     let table: &RouteTable = &hcm.routes;
+    if !table.internal_only_headers.is_empty() && !headers::client_is_internal(&parts.headers, cfg, ctx.remote) {
+        // Envoy cleans them before routing: an external client cannot match a route by them.
+        for name in table.internal_only_headers.iter() {
+            parts.headers.remove(name);
+        }
+    }
     let method_str = parts.method.as_str().to_string();
     let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
     let (vh, route) = match table.find(&view) {

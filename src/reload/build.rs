@@ -71,14 +71,11 @@ pub async fn build(
 fn route_config_for(l: &Listener, eff: &Effective) -> Arc<RouteConfig> {
     match &l.hcm.routes {
         RouteSource::Inline(rc) => Arc::new(rc.clone()),
-        RouteSource::Rds { route_config_name, .. } => eff.routes.get(route_config_name).cloned().unwrap_or_else(|| {
-            Arc::new(RouteConfig {
-                name: route_config_name.clone(),
-                virtual_hosts: Vec::new(),
-                headers: Default::default(),
-                validate_clusters: Some(false),
-            })
-        }),
+        RouteSource::Rds { route_config_name, .. } => eff
+            .routes
+            .get(route_config_name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(RouteConfig::empty_rds(route_config_name))),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct RouteTable {
     pub vhosts: Vec<VirtualHostRt>,
     domains: DomainIndex,
     pub headers: HeaderOpsRt,
+    /// Removed from the requests of external clients before routing.
+    pub internal_only_headers: Box<[http::HeaderName]>,
+    /// `ignore_port_in_host_matching`: virtual hosts are chosen by the host without its port.
+    ignore_port: bool,
 }
 
 pub struct VirtualHostRt {
@@ -160,7 +164,19 @@ impl RouteTable {
             vhosts.push(build_vhost(vh, clusters, old).map_err(|e| format!("virtual host {:?}: {e}", vh.name))?);
         }
         let domains = DomainIndex::build(config.virtual_hosts.iter().map(|v| v.domains.as_slice()));
-        Ok(RouteTable { name: config.name.clone(), vhosts, domains, headers: HeaderOpsRt::build(&config.headers)? })
+        let internal_only_headers = config
+            .internal_only_headers
+            .iter()
+            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
+        Ok(RouteTable {
+            name: config.name.clone(),
+            vhosts,
+            domains,
+            headers: HeaderOpsRt::build(&config.headers)?,
+            internal_only_headers,
+            ignore_port: config.ignore_port_in_host_matching,
+        })
     }
 
     /// Whether every cluster this table resolved is still the same `Arc` in `clusters` (so the
@@ -182,10 +198,20 @@ impl RouteTable {
     }
 
     pub fn find(&self, req: &RequestView<'_>) -> Result<(&VirtualHostRt, &RouteRt), NoRoute> {
-        let vi = self.domains.find(req.authority).ok_or(NoRoute::NoVirtualHost)?;
+        let host = if self.ignore_port { without_port(req.authority) } else { req.authority };
+        let vi = self.domains.find(host).ok_or(NoRoute::NoVirtualHost)?;
         let vh = &self.vhosts[vi];
         let ri = vh.matching.index.find(&vh.matching.matchers, req).ok_or(NoRoute::NoRouteMatch)?;
         Ok((vh, &vh.routes[ri]))
+    }
+}
+
+/// The host without its `:port`, as Envoy cuts it: after the last colon, unless that colon
+/// is inside an IPv6 literal's brackets.
+fn without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(colon) if host.rfind(']').is_none_or(|end| end < colon) => &host[..colon],
+        _ => host,
     }
 }
 
@@ -381,6 +407,19 @@ pub fn re2_substitution(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_port_comes_off_as_envoy_cuts_it() {
+        for (host, want) in [
+            ("example.com:8080", "example.com"),
+            ("example.com", "example.com"),
+            ("[::1]:80", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("example.com:", "example.com"),
+        ] {
+            assert_eq!(super::without_port(host), want, "{host}");
+        }
+    }
+
     use super::*;
     use crate::config::DocCache;
     use crate::stats::Store;

@@ -257,3 +257,47 @@ async fn normalize_path_and_merge_slashes_apply_before_routing() {
     let echo: Value = serde_json::from_slice(&r.body).expect("echo");
     assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/a/b/c"), Some("q=/../x")));
 }
+
+/// A route configuration's `internal_only_headers` are removed from an external client's
+/// request before routing (so it can neither match a route by them nor pass them on), and
+/// `ignore_port_in_host_matching` chooses the virtual host by the host without its port.
+#[tokio::test]
+async fn internal_only_headers_and_ignore_port_in_host_matching() {
+    use crate::common::config::{hcm, static_cluster, to_cluster};
+    use crate::common::upstream;
+    let up = upstream::http1().spawn().await;
+    let routes = json!([
+        direct(json!({"prefix": "/", "headers": [{"name": "x-internal-user", "present_match": true}]}), "internal"),
+        to_cluster(json!({"prefix": "/"}), "c"),
+    ]);
+    let manager = |ignore_port: bool| {
+        let mut rc = route_config(json!([vhost("all", &["example.com"], routes.clone())]));
+        rc["internal_only_headers"] = json!(["X-Internal-User"]);
+        rc["ignore_port_in_host_matching"] = json!(ignore_port);
+        let mut m = hcm(rc);
+        m["internal_address_config"] = json!({"cidr_ranges": [{"address_prefix": "192.168.0.0", "prefix_len": 16}]});
+        m
+    };
+    let legate = Legate::start(
+        bootstrap()
+            .listener_hcm("main", manager(true))
+            .listener_hcm("ports", manager(false))
+            .cluster(static_cluster("c", &[up.addr()]))
+            .yaml(),
+    )
+    .await;
+    let c = Client::h1();
+    let get = |listener: &str, host: &'static str, client: &'static str| {
+        let (c, url) = (c.clone(), legate.url(listener, "/"));
+        let headers = [("host", host), ("x-forwarded-for", client), ("x-internal-user", "alice")];
+        async move { c.get_with(&url, &headers).await }
+    };
+    let r = get("main", "example.com", "192.168.1.5").await;
+    assert_eq!(r.text(), "internal", "an internal client keeps the header");
+    let r = get("main", "example.com:8080", "10.1.1.1").await;
+    assert_eq!(r.status, 200, "the port is ignored");
+    let echo = r.echo();
+    assert!(echo["headers"].get("x-internal-user").is_none(), "removed for an external client: {echo}");
+    assert_eq!(get("ports", "example.com:8080", "192.168.1.5").await.status, 404, "the port counts by default");
+    assert_eq!(get("ports", "example.com", "10.1.1.1").await.status, 200);
+}

@@ -24,7 +24,14 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
     let max_body = o.uint(ctx, "max_direct_response_body_size_bytes", u64::from(u32::MAX));
     let max_body = max_body.unwrap_or(DEFAULT_MAX_DIRECT_BODY);
     let headers = header_ops(ctx, &mut o);
-    o.ignore(&["internal_only_headers", "ignore_port_in_host_matching"]);
+    let mut internal_only_headers = Vec::new();
+    for (v, path) in o.list(ctx, "internal_only_headers") {
+        match v.as_str().map(str::to_ascii_lowercase) {
+            Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => internal_only_headers.push(h),
+            _ => ctx.err(&path, "expected a header name"),
+        }
+    }
+    let ignore_port_in_host_matching = o.bool(ctx, "ignore_port_in_host_matching").unwrap_or(false);
     let vhost_objs = o.objs(ctx, "virtual_hosts");
     let mut virtual_hosts = Vec::new();
     let mut seen_domains: HashMap<String, FieldPath> = HashMap::new();
@@ -53,7 +60,14 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
             "metadata",
         ],
     );
-    (ctx.error_count() == before).then_some(RouteConfig { name, virtual_hosts, headers, validate_clusters })
+    (ctx.error_count() == before).then_some(RouteConfig {
+        name,
+        virtual_hosts,
+        headers,
+        validate_clusters,
+        internal_only_headers,
+        ignore_port_in_host_matching,
+    })
 }
 
 fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualHost> {

@@ -92,6 +92,17 @@ pub struct Listener {
     pub hcm: HttpConnectionManager,
 }
 
+/// The `Http2ProtocolOptions` legate applies, downstream (connection manager) and upstream
+/// (cluster); `None` keeps the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Http2Options {
+    /// Downstream only: the SETTINGS_MAX_CONCURRENT_STREAMS a client is given.
+    pub max_concurrent_streams: Option<u32>,
+    pub initial_stream_window_size: Option<u32>,
+    pub initial_connection_window_size: Option<u32>,
+    pub hpack_table_size: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CodecType {
     #[default]
@@ -136,6 +147,8 @@ pub struct HttpConnectionManager {
     pub idle_timeout: Option<Duration>,
     /// `drain_timeout`, default 5 s.
     pub drain_timeout: Duration,
+    /// `http2_protocol_options`
+    pub http2: Http2Options,
     /// `normalize_path`: RFC 3986 normalization of the path before routing.
     pub normalize_path: bool,
     /// `merge_slashes`: runs of slashes in the path become one before routing.
@@ -584,6 +597,8 @@ pub struct Cluster {
     /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
     pub endpoints: Vec<LocalityEndpoints>,
     pub protocol: UpstreamProtocol,
+    /// `explicit_http_config.http2_protocol_options`
+    pub http2: Http2Options,
     /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.
     pub idle_timeout: Option<Duration>,
     /// `per_connection_buffer_limit_bytes`, default 1 MiB.

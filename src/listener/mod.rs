@@ -267,11 +267,15 @@ async fn serve_connection(
         .max_buf_size(header_bytes)
         .max_headers(cfg.max_headers_count as usize)
         .keep_alive(true);
+    let h2 = &cfg.http2;
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(header_bytes as u32)
-        .max_concurrent_streams(2_147_483_647);
+        // Envoy's default: no limit.
+        .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
+        .initial_stream_window_size(h2.initial_stream_window_size)
+        .initial_connection_window_size(h2.initial_connection_window_size);
     let builder = match cfg.codec_type {
         CodecType::Auto => builder,
         CodecType::Http1 => builder.http1_only(),

@@ -163,6 +163,7 @@ mod tests {
                 }],
             }],
             protocol: Default::default(),
+            http2: Default::default(),
             idle_timeout: None,
             per_connection_buffer_limit_bytes: 1 << 20,
             circuit_breakers: Default::default(),

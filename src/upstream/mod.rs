@@ -292,6 +292,7 @@ impl Cluster {
         let pool = Arc::new(Pool::new(
             spec.addr,
             self.config.protocol,
+            self.config.http2,
             self.config.connect_timeout,
             conn,
             Arc::clone(&self.breakers),

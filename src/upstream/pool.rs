@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
-use crate::config::model::UpstreamProtocol;
+use crate::config::model::{Http2Options, UpstreamProtocol};
 use crate::proxy::body::ReqBody;
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
@@ -87,6 +87,7 @@ pub struct ConnStats {
 pub struct Pool {
     addr: SocketAddr,
     protocol: UpstreamProtocol,
+    h2_options: Http2Options,
     connect_timeout: Duration,
     stats: ConnStats,
     /// The cluster's circuit breakers, shared by its hosts.
@@ -102,11 +103,13 @@ impl Pool {
     pub fn new(
         addr: SocketAddr,
         protocol: UpstreamProtocol,
+        h2_options: Http2Options,
         connect_timeout: Duration,
         stats: ConnStats,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Pool { addr, protocol, connect_timeout, stats, breakers, idle: Mutex::new(Vec::new()), h2: Mutex::new(None) }
+        let (idle, h2) = (Mutex::new(Vec::new()), Mutex::new(None));
+        Pool { addr, protocol, h2_options, connect_timeout, stats, breakers, idle, h2 }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -287,6 +290,9 @@ impl Pool {
         };
         let io = self.connect_tcp(&slot).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(self.h2_options.initial_stream_window_size)
+            .initial_connection_window_size(self.h2_options.initial_connection_window_size)
+            .header_table_size(self.h2_options.hpack_table_size)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;

@@ -141,3 +141,23 @@ async fn h2c_requests_are_multiplexed() {
     }
     assert_eq!(up.requests(), 20);
 }
+
+/// The connection manager's `http2_protocol_options` reach the client: legate's SETTINGS
+/// carry `max_concurrent_streams` (read back by an h2 client after one exchange).
+#[tokio::test]
+async fn http2_protocol_options_reach_the_client() {
+    use crate::common::config::{direct, hcm, route_config, vhost};
+    let mut manager = hcm(route_config(json!([vhost("all", &["*"], json!([direct(json!({"prefix": "/"}), "hi")]))])));
+    manager["http2_protocol_options"] =
+        json!({"max_concurrent_streams": 7, "initial_stream_window_size": 131072, "hpack_table_size": 4096});
+    let legate = Legate::start(bootstrap().listener_hcm("main", manager).yaml()).await;
+    let stream = tokio::net::TcpStream::connect(legate.listener("main")).await.expect("connect");
+    let (sender, conn) = h2::client::handshake(stream).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut sender = sender.ready().await.expect("ready");
+    let req = hyper::Request::get("http://x/").body(()).expect("request");
+    let (resp, _) = sender.send_request(req, true).expect("send");
+    let resp = crate::common::bounded("one exchange", resp).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sender.current_max_send_streams(), 7);
+}

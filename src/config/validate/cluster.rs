@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::model::{
-    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, LbPolicy, LocalityEndpoints,
-    Thresholds, UpstreamProtocol,
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, Http2Options, LbPolicy,
+    LocalityEndpoints, Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
@@ -104,7 +104,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     if let Some(la) = o.obj(ctx, "load_assignment") {
         endpoints = load_assignment(ctx, la, kind == Kind::Static || kind == Kind::Eds).1;
     }
-    let (protocol, idle_timeout) = protocol_options(ctx, &mut o);
+    let (protocol, http2, idle_timeout) = protocol_options(ctx, &mut o);
     let per_connection_buffer_limit_bytes =
         o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX)).map_or(1 << 20, |v| v as u32);
     let circuit_breakers = o.obj(ctx, "circuit_breakers").map(|c| circuit_breakers(ctx, c)).unwrap_or_default();
@@ -201,6 +201,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         dns_lookup_family,
         endpoints,
         protocol,
+        http2,
         idle_timeout,
         per_connection_buffer_limit_bytes,
         circuit_breakers,
@@ -233,8 +234,9 @@ fn dns_resolver_options(ctx: &mut Ctx, o: &mut Obj<'_>) {
 }
 
 /// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).
-fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Option<Duration>) {
+fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2Options, Option<Duration>) {
     let mut protocol = UpstreamProtocol::Http1;
+    let mut http2 = Http2Options::default();
     let mut idle = Some(Duration::from_secs(3600));
     for (key, v, path) in o.entries(ctx, "typed_extension_protocol_options") {
         if key != t::HTTP_PROTOCOL_OPTIONS_KEY {
@@ -261,7 +263,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Option
                 h1.finish(ctx, &[]);
             }
             if let Some(h2) = explicit.obj(ctx, "http2_protocol_options") {
-                http2_options(ctx, h2);
+                http2 = http2_options(ctx, h2, false);
                 protocol = UpstreamProtocol::Http2;
             }
             explicit.finish(ctx, &["http3_protocol_options"]);
@@ -288,7 +290,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Option
             ],
         );
     }
-    (protocol, idle)
+    (protocol, http2, idle)
 }
 
 fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {

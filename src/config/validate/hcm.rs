@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::config::model::{
-    CidrRange, CodecType, HttpConnectionManager, HttpFilter, RouteSource, ServerHeaderTransformation,
+    CidrRange, CodecType, Http2Options, HttpConnectionManager, HttpFilter, RouteSource, ServerHeaderTransformation,
 };
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
@@ -99,9 +99,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
             ],
         );
     }
-    if let Some(h2) = o.obj(ctx, "http2_protocol_options") {
-        http2_options(ctx, h2);
-    }
+    let http2 = o.obj(ctx, "http2_protocol_options").map(|h2| http2_options(ctx, h2, true)).unwrap_or_default();
     let stream_idle_timeout = nonzero(o.duration(ctx, "stream_idle_timeout"), Some(Duration::from_secs(300)));
     let request_timeout = nonzero(o.duration(ctx, "request_timeout"), None);
     let drain_timeout = o.duration(ctx, "drain_timeout").unwrap_or(Duration::from_secs(5));
@@ -164,6 +162,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
         request_timeout,
         idle_timeout,
         drain_timeout,
+        http2,
         normalize_path,
         merge_slashes,
         access_logs,
@@ -171,13 +170,32 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     })
 }
 
-/// `Http2ProtocolOptions`: the common knobs are accepted and left to the HTTP/2 library.
-pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>) {
-    let _ = o.u32(ctx, "max_concurrent_streams");
-    let _ = o.u32(ctx, "initial_stream_window_size");
-    let _ = o.u32(ctx, "initial_connection_window_size");
-    let _ = o.u32(ctx, "hpack_table_size");
-    let _ = o.bool(ctx, "allow_connect");
+/// `Http2ProtocolOptions`, with Envoy's bounds. `downstream`: the connection manager's,
+/// whose HPACK table stays at 4096; a cluster's cannot cap streams (legate keeps one HTTP/2
+/// connection per host, and the upstream's own SETTINGS_MAX_CONCURRENT_STREAMS limits it).
+pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>, downstream: bool) -> Http2Options {
+    const MAX: u32 = 2_147_483_647;
+    let max_concurrent_streams = bounded(ctx, &mut o, "max_concurrent_streams", 1, MAX);
+    if max_concurrent_streams.is_some() && !downstream {
+        ctx.err(
+            o.at("max_concurrent_streams"),
+            "not supported for upstream connections: legate keeps one HTTP/2 connection per host, \
+             limited by the upstream's own SETTINGS_MAX_CONCURRENT_STREAMS",
+        );
+    }
+    let options = Http2Options {
+        max_concurrent_streams,
+        initial_stream_window_size: bounded(ctx, &mut o, "initial_stream_window_size", 65_535, MAX),
+        initial_connection_window_size: bounded(ctx, &mut o, "initial_connection_window_size", 65_535, MAX),
+        hpack_table_size: o.u32(ctx, "hpack_table_size"),
+    };
+    // hyper's server side (behind one port for both protocols) keeps the 4096 of the spec.
+    if downstream && options.hpack_table_size.is_some_and(|n| n != 4096) {
+        ctx.err(o.at("hpack_table_size"), "not supported for downstream connections: only 4096, the default");
+    }
+    if o.bool(ctx, "allow_connect") == Some(true) {
+        ctx.err(o.at("allow_connect"), "not supported: legate does not proxy CONNECT over HTTP/2");
+    }
     o.finish(
         ctx,
         &[
@@ -189,6 +207,18 @@ pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>) {
             "custom_settings_parameters",
         ],
     );
+    options
+}
+
+/// A `u32` field within `[min, max]` (an error naming the field otherwise).
+fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, min: u32, max: u32) -> Option<u32> {
+    let v = o.u32(ctx, name)?;
+    if (min..=max).contains(&v) {
+        Some(v)
+    } else {
+        ctx.err(o.at(name), format!("must be between {min} and {max}"));
+        None
+    }
 }
 
 fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {

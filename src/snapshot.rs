@@ -85,6 +85,8 @@ pub struct Hcm {
     pub access_logs: Arc<[Logger]>,
     /// The response headers the loggers read: a log keeps copies of these only.
     pub log_response_headers: Box<[http::HeaderName]>,
+    /// The listener's `per_connection_buffer_limit_bytes`.
+    pub buffer_limit: u64,
 }
 
 /// One writer task per sink, shared by every connection manager that logs there (and kept
@@ -275,6 +277,7 @@ pub fn rebuild_listener(
             server_name,
             access_logs: loggers.into(),
             log_response_headers: log_response_headers.into(),
+            buffer_limit: u64::from(config.buffer_limit),
         }),
         stats: ListenerStats::new(store, config.address),
     })

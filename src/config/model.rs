@@ -89,6 +89,9 @@ pub struct Listener {
     pub address: SocketAddr,
     /// `traffic_direction: INBOUND` (what the admin's `/drain_listeners?inboundonly` drains).
     pub inbound: bool,
+    /// `per_connection_buffer_limit_bytes`, default 1 MiB: how much of a request body is held
+    /// for retries (and read while connecting), as Envoy's decoder buffer limit.
+    pub buffer_limit: u32,
     pub hcm: HttpConnectionManager,
 }
 

@@ -77,10 +77,6 @@ impl ConnCtx {
     }
 }
 
-/// Largest request body buffered so that a retry can resend it (Envoy's default
-/// per-connection buffer limit).
-const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
-
 pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
     let snap = ctx.shared.snapshot.load_full();
     let Some(hcm) = ctx.hcm(&snap) else {
@@ -448,7 +444,7 @@ async fn forward_to(
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
     let body = if body.is_end_stream() {
         BodySource::Replayable(None)
-    } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= RETRY_BUFFER_LIMIT) {
+    } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
         let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
         if let Some(c) = &trace.rx_bytes {
             c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -457,7 +453,7 @@ async fn forward_to(
     } else if retries.is_some() {
         let stream = ReqBody::Stream(body, trace.rx_bytes.clone());
         let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
-        BodySource::Recorded(replay::Recording::new(stream, RETRY_BUFFER_LIMIT, abandoned))
+        BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
     } else {
         BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
     };

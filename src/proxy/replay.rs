@@ -3,7 +3,8 @@
 //! of the stream. At most `limit` bytes are kept; past that the copy is dropped, the request
 //! is no longer retried and `retry_or_shadow_abandoned` counts it, as in Envoy.
 //!
-//! A body of known length within the limit is read whole before the first attempt instead
+//! The limit is the listener's `per_connection_buffer_limit_bytes` (Envoy's decoder buffer
+//! limit). A body of known length within it is read whole before the first attempt instead
 //! (`BodySource::Replayable`); this module is for chunked or HTTP/2 bodies of unknown length
 //! (gRPC calls, for one) and for those larger than the limit.
 

@@ -217,3 +217,20 @@ async fn an_early_503_is_retried_while_the_client_still_sends() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("\r\n\r\n11"), "the retry sent all 11 bytes: {answer}");
 }
+
+#[tokio::test]
+async fn the_listener_buffer_limit_bounds_the_retry_buffer() {
+    let up = upstream::http1().name("up").spawn().await;
+    let routes = json!([{"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {"retry_on": "5xx"}}}]);
+    let mut config = bootstrap().routes(routes).cluster(static_cluster("c", &[up.addr()])).value();
+    config["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"] = json!(1000);
+    let legate = Legate::start(config.to_string()).await;
+    let (body, _) = chunks(2_000, 500);
+    let (status, _) = post_streamed(false, &legate.url("main", "/"), &fail_once("big"), body).await;
+    assert_eq!(status, 503, "2,000 bytes are over the listener's 1,000: not retried");
+    assert_eq!(legate.stat("cluster.c.retry_or_shadow_abandoned").await, 1);
+    let (body, sent) = chunks(900, 300);
+    let (status, answer) = post_streamed(false, &legate.url("main", "/"), &fail_once("small"), body).await;
+    assert_eq!(status, 200);
+    assert_whole_body(&answer, &sent);
+}

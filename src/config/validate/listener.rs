@@ -18,7 +18,7 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
             None
         }
     };
-    let _ = o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX));
+    let buffer_limit = o.u32(ctx, "per_connection_buffer_limit_bytes").unwrap_or(1 << 20);
     let inbound = o
         .enumv(
             ctx,
@@ -104,5 +104,5 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     if ctx.error_count() > before {
         return None;
     }
-    Some(Listener { name, address: address?, inbound, hcm: hcm_out? })
+    Some(Listener { name, address: address?, inbound, buffer_limit, hcm: hcm_out? })
 }

@@ -15,6 +15,7 @@ mod common_ends;
 pub mod config;
 pub mod discovery;
 pub mod listener;
+mod percent;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

@@ -160,36 +160,9 @@ fn pretty_json<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// A query-string value: `+` is a space and every escape is decoded.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::percent::decode_with(s, |_| true, |b| if b == b'+' { b' ' } else { b })
 }
 
 fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {

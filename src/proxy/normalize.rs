@@ -27,30 +27,7 @@ pub fn normalize(path_and_query: &str, dots: bool, merge_slashes: bool) -> Optio
 /// Backslashes as slashes and `%XX` of an unreserved character (RFC 3986 section 2.3) as
 /// that character; every other byte as it is.
 fn decode_unreserved(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => out.push(b'/'),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) if unreserved(h << 4 | l) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    // Only ASCII bytes were replaced, by ASCII bytes: still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    crate::percent::decode_with(path, unreserved, |b| if b == b'\\' { b'/' } else { b })
 }
 
 fn unreserved(b: u8) -> bool {

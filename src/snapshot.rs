@@ -158,15 +158,6 @@ impl LogWriters {
     }
 }
 
-/// Envoy's stat name for a listener address: 127.0.0.1:10000 is `127.0.0.1_10000`, IPv6
-/// `[::1]:80` is `[__1]_80`.
-pub fn listener_stat_name(addr: std::net::SocketAddr) -> String {
-    match addr {
-        std::net::SocketAddr::V4(a) => format!("{}_{}", a.ip(), a.port()),
-        std::net::SocketAddr::V6(a) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
-    }
-}
-
 /// Envoy's `listener.<address>.*`.
 #[derive(Clone)]
 pub struct ListenerStats {
@@ -181,8 +172,7 @@ pub struct ListenerStats {
 }
 
 impl ListenerStats {
-    pub fn new(store: &Arc<Store>, addr: std::net::SocketAddr) -> Self {
-        let name = listener_stat_name(addr);
+    pub fn new(store: &Arc<Store>, name: &str) -> Self {
         let c = |s: &str| store.counter(&format!("listener.{name}.{s}"));
         ListenerStats {
             downstream_cx_total: c("downstream_cx_total"),
@@ -279,7 +269,7 @@ pub fn rebuild_listener(
             log_response_headers: log_response_headers.into(),
             buffer_limit: u64::from(config.buffer_limit),
         }),
-        stats: ListenerStats::new(store, config.address),
+        stats: ListenerStats::new(store, &config.stat_name()),
     })
 }
 

@@ -17,7 +17,7 @@ pub fn text(snap: &Snapshot, sources: &Sources) -> String {
     for name in names {
         let c = &snap.clusters[name];
         let cb = c.config.circuit_breakers;
-        let _ = writeln!(out, "{name}::observability_name::{name}");
+        let _ = writeln!(out, "{name}::observability_name::{}", c.config.stat_name());
         for (prio, cb) in [("default_priority", cb.default), ("high_priority", cb.high)] {
             let _ = writeln!(out, "{name}::{prio}::max_connections::{}", cb.max_connections);
             let _ = writeln!(out, "{name}::{prio}::max_pending_requests::{}", cb.max_pending_requests);
@@ -81,7 +81,7 @@ pub fn json(snap: &Snapshot, sources: &Sources) -> String {
                     })
                 })
                 .collect();
-            serde_json::json!({"name": name, "observability_name": name, "added_via_api": via_api(sources, name), "host_statuses": hosts})
+            serde_json::json!({"name": name, "observability_name": c.config.stat_name(), "added_via_api": via_api(sources, name), "host_statuses": hosts})
         })
         .collect();
     serde_json::json!({"cluster_statuses": statuses}).to_string()

@@ -89,10 +89,24 @@ pub struct Listener {
     pub address: SocketAddr,
     /// `traffic_direction: INBOUND` (what the admin's `/drain_listeners?inboundonly` drains).
     pub inbound: bool,
+    /// `stat_prefix`: the name in `listener.<it>.*` instead of the address.
+    pub stat_prefix: Option<String>,
     /// `per_connection_buffer_limit_bytes`, default 1 MiB: how much of a request body is held
     /// for retries (and read while connecting), as Envoy's decoder buffer limit.
     pub buffer_limit: u32,
     pub hcm: HttpConnectionManager,
+}
+
+impl Listener {
+    /// The name in `listener.<name>.*`: `stat_prefix`, else the address as Envoy writes it
+    /// (127.0.0.1:10000 is `127.0.0.1_10000`, `[::1]:80` is `[__1]_80`).
+    pub fn stat_name(&self) -> String {
+        match (&self.stat_prefix, self.address) {
+            (Some(p), _) => p.clone(),
+            (None, SocketAddr::V4(a)) => format!("{}_{}", a.ip(), a.port()),
+            (None, SocketAddr::V6(a)) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
+        }
+    }
 }
 
 /// The `Http2ProtocolOptions` legate applies, downstream (connection manager) and upstream
@@ -588,6 +602,8 @@ pub struct LocalityEndpoints {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
+    /// `alt_stat_name`: the name in stats (`cluster.<it>.*`) and logs, when set.
+    pub alt_stat_name: Option<String>,
     pub discovery: DiscoveryType,
     pub lb_policy: LbPolicy,
     /// `connect_timeout`, default 5 s.
@@ -608,6 +624,13 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers.thresholds`: max connections/pending/requests/retries per priority.
     pub circuit_breakers: CircuitBreakers,
+}
+
+impl Cluster {
+    /// The name in `cluster.<name>.*` and in logs: `alt_stat_name`, else `name`.
+    pub fn stat_name(&self) -> &str {
+        self.alt_stat_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// `circuit_breakers.thresholds`: the limits for routes of each priority. Only DEFAULT

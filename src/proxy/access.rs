@@ -121,7 +121,7 @@ impl PendingLog {
             request_duration: None,
             response_duration: None,
             upstream_host: self.trace.upstream_host,
-            upstream_cluster: self.trace.cluster.as_ref().map(|c| c.name()),
+            upstream_cluster: self.trace.cluster.as_ref().map(|c| c.config.stat_name()),
             upstream_local_address: None,
             upstream_transport_failure_reason: self.trace.details.and_then(transport_failure),
             upstream_request_attempt_count: self.trace.attempts,

@@ -344,7 +344,7 @@ impl Reloader {
             .listeners
             .iter()
             .filter(|l| !built.snapshot.listeners.iter().any(|n| Arc::ptr_eq(n, l)))
-            .map(|l| (Arc::downgrade(l), l.config.address, l.config.hcm.stat_prefix.clone()))
+            .map(|l| (Arc::downgrade(l), l.config.stat_name(), l.config.hcm.stat_prefix.clone()))
             .collect();
         server.shared.snapshot.store(Arc::new(built.snapshot));
         self.manager.commit(built.plan, &prev);
@@ -352,17 +352,17 @@ impl Reloader {
         for c in removed_clusters {
             // In-flight requests hold their own Arc; idle connections can go now.
             c.shutdown();
-            let (stats, prefix) = (Arc::clone(&server.shared.stats), format!("cluster.{}.", c.name()));
+            let (stats, prefix) = (Arc::clone(&server.shared.stats), format!("cluster.{}.", c.config.stat_name()));
             forget_when_gone(&server, Arc::downgrade(&c), move || stats.retain_live(&prefix));
         }
-        for (weak, addr, stat_prefix) in replaced_listeners {
+        for (weak, listener_name, stat_prefix) in replaced_listeners {
             let shared = Arc::clone(&server.shared);
             forget_when_gone(&server, weak, move || {
                 // Another listener may use the same address or stat prefix: its handles keep
                 // the shared names, and only names no listener uses go (RDS stats included).
                 let snap = shared.snapshot.load();
-                if !snap.listeners.iter().any(|l| l.config.address == addr) {
-                    shared.stats.retain_live(&format!("listener.{}.", crate::snapshot::listener_stat_name(addr)));
+                if !snap.listeners.iter().any(|l| l.config.stat_name() == listener_name) {
+                    shared.stats.retain_live(&format!("listener.{listener_name}."));
                 }
                 if !snap.listeners.iter().any(|l| l.config.hcm.stat_prefix == stat_prefix) {
                     shared.stats.retain_live(&format!("http.{stat_prefix}."));
@@ -510,7 +510,7 @@ fn stat_prefixes(role: &Role, sources: &Sources) -> Vec<String> {
         Role::Eds(service) => sources
             .clusters()
             .filter(|c| matches!(&c.discovery, DiscoveryType::Eds { service_name, .. } if service_name == service))
-            .map(|c| format!("cluster.{}", c.name))
+            .map(|c| format!("cluster.{}", c.stat_name()))
             .collect(),
     }
 }

@@ -147,6 +147,7 @@ mod tests {
     fn cluster(name: &str, port: u16) -> Cluster {
         Cluster {
             name: name.into(),
+            alt_stat_name: None,
             discovery: DiscoveryType::Static,
             lb_policy: Default::default(),
             connect_timeout: Duration::from_secs(1),

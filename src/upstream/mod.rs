@@ -193,16 +193,17 @@ impl Cluster {
             o.config.protocol == config.protocol
                 && o.config.connect_timeout == config.connect_timeout
                 && o.config.circuit_breakers == config.circuit_breakers
+                && o.config.stat_name() == config.stat_name()
         });
         let breakers = match adopt {
             Some(o) => Arc::clone(&o.breakers),
             None => {
                 let cb = &config.circuit_breakers;
-                breakers::Breakers::new(store, &config.name, cb.default, cb.high)
+                breakers::Breakers::new(store, config.stat_name(), cb.default, cb.high)
             }
         };
         let adopt = adopt.map(|o| o.hosts.load_full());
-        let stats = ClusterStats::new(store, &config.name);
+        let stats = ClusterStats::new(store, config.stat_name());
         let balancer = Balancer::new(config.lb_policy);
         let cluster = Arc::new(Cluster {
             config,

@@ -172,3 +172,31 @@ async fn prometheus_output_parses_and_agrees_with_stats() {
     let stats: HashMap<String, u64> = legate.stats().await;
     assert_eq!(stats.get("cluster.service1.upstream_rq_total"), Some(&3));
 }
+
+/// A cluster's `alt_stat_name` names its stats, its `observability_name` in `/clusters` and
+/// `%UPSTREAM_CLUSTER%`; a listener's `stat_prefix` replaces its address in `listener.*`
+/// (as Envoy 1.40 names them).
+#[tokio::test]
+async fn alt_stat_name_and_listener_stat_prefix_name_the_stats() {
+    use crate::access_log::{file_log, lines, log_dir};
+    use crate::common::config::{bootstrap, hcm, route_config, static_cluster, to_cluster, vhost};
+    let up = upstream::http1().spawn().await;
+    let (_dir, log) = log_dir();
+    let routes = json!([to_cluster(json!({"prefix": "/"}), "c")]);
+    let mut manager = hcm(route_config(json!([vhost("all", &["*"], routes)])));
+    manager["access_log"] = json!([file_log(&log, Some(json!({"text_format": "%UPSTREAM_CLUSTER%\n"})))]);
+    let mut cluster = static_cluster("c", &[up.addr()]);
+    cluster["alt_stat_name"] = json!("backend");
+    let mut config = bootstrap().listener_hcm("main", manager).cluster(cluster).value();
+    config["static_resources"]["listeners"][0]["stat_prefix"] = json!("front");
+    let legate = Legate::start(config.to_string()).await;
+    assert_eq!(Client::h1().get(&legate.url("main", "/")).await.status, 200);
+    assert_eq!(lines(&log, 1).await, ["backend"]);
+    assert_eventually!(legate.stat("cluster.backend.upstream_rq_total").await == 1, "the request counted");
+    let stats = legate.stats().await;
+    assert!(stats.keys().all(|k| !k.starts_with("cluster.c.")), "no stat under the cluster's name");
+    assert_eq!(stats.get("listener.front.downstream_cx_total"), Some(&1));
+    assert!(stats.contains_key("cluster.backend.circuit_breakers.default.rq_open"));
+    let clusters = legate.admin_get("/clusters").await.text();
+    assert!(clusters.contains("c::observability_name::backend"), "{clusters}");
+}

@@ -118,12 +118,8 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         e.finish(ctx, &[]);
         (service_name, source)
     });
-    o.ignore(&[
-        "alt_stat_name",
-        "metadata",
-        "ignore_health_on_host_removal",
-        "close_connections_on_host_health_failure",
-    ]);
+    let alt_stat_name = o.str(ctx, "alt_stat_name").filter(|n| !n.is_empty());
+    o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
     o.finish(
         ctx,
         &[
@@ -193,6 +189,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     }
     Some(Cluster {
         name,
+        alt_stat_name,
         discovery,
         lb_policy,
         connect_timeout,

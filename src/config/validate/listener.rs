@@ -26,7 +26,8 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
             &[("UNSPECIFIED", Some(false)), ("INBOUND", Some(true)), ("OUTBOUND", Some(false))],
         )
         .unwrap_or(false);
-    o.ignore(&["stat_prefix", "metadata"]);
+    let stat_prefix = o.str(ctx, "stat_prefix").filter(|p| !p.is_empty());
+    o.ignore(&["metadata"]);
     let chains = o.objs(ctx, "filter_chains");
     let chains_path = o.at("filter_chains");
     let has_default = o.has("default_filter_chain");
@@ -104,5 +105,5 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     if ctx.error_count() > before {
         return None;
     }
-    Some(Listener { name, address: address?, inbound, buffer_limit, hcm: hcm_out? })
+    Some(Listener { name, address: address?, inbound, stat_prefix, buffer_limit, hcm: hcm_out? })
 }

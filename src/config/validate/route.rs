@@ -271,7 +271,8 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
             None => ctx.err(format!("{path}.name"), "missing name"),
         }
     }
-    // v2 `total_weight`: accepted, the weights are relative anyway.
+    // Deprecated `total_weight`: accepted and not enforced; Envoy 1.40 also treats the
+    // weights as relative when they do not add up to it.
     let _ = o.u32(ctx, "total_weight");
     let path = o.path.clone();
     o.finish(ctx, &["runtime_key_prefix", "header_name", "random_value_specifier"]);

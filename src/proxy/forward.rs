@@ -27,6 +27,8 @@ pub struct Prepared {
     pub set_attempt_count: bool,
     /// `auto_host_rewrite`: the chosen host's name replaces the authority.
     pub auto_host_rewrite: bool,
+    /// The request carries `x-envoy-internal: true` (its answer counts as `internal.`).
+    pub internal: bool,
 }
 
 /// The request body: streamed once (no retry policy), held in memory, or recorded while it
@@ -215,14 +217,14 @@ pub async fn forward(
                 }
                 let wants = policy.is_some_and(|p| retry_on_answer(p, status, response.headers()));
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
+                    stats.charge_retried(status);
                     connected = Some(Arc::clone(&host));
                     drop(response);
                     backoff(cluster, attempt, deadline).await;
                     continue;
                 }
                 // Only the answer that is passed on is charged to the cluster's codes.
-                stats.codes.record(status);
-                stats.upstream_rq_completed.inc();
+                stats.charge(status, prepared.internal);
                 if attempt > 1 && retry_stop.is_none() {
                     stats.upstream_rq_retry_success.inc();
                 }

@@ -457,12 +457,14 @@ async fn forward_to(
     } else {
         BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
     };
+    let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
     let prepared = Prepared {
         method: parts.method.clone(),
         path,
         authority,
         headers: std::mem::take(&mut parts.headers),
         set_attempt_count: vh.include_request_attempt_count,
+        internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
     let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
@@ -523,8 +525,7 @@ async fn forward_to(
             trace.retry_stop = f.retry_stop;
             trace.attempts = f.attempts;
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
-            cluster.stats.codes.record(f.reason.status_and_body().0.as_u16());
-            cluster.stats.upstream_rq_completed.inc();
+            cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
             Err(f.reason)
         }
     }

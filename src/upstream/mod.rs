@@ -14,7 +14,7 @@ pub mod pool;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -52,11 +52,56 @@ pub struct ClusterStats {
     pub membership_total: Gauge,
     pub membership_healthy: Gauge,
     pub membership_change: Counter,
-    pub codes: CodeCounters,
+    codes: CodeCounters,
+    /// Answers that were retried (`retry.upstream_rq_*`), and answers passed on by whether
+    /// the request was internal (`internal.` / `external.upstream_rq_*`); made on first use.
+    retried: OnceLock<CodeSet>,
+    internal: OnceLock<CodeSet>,
+    external: OnceLock<CodeSet>,
+    store: Arc<Store>,
+    name: String,
     pub conn: pool::ConnStats,
 }
 
+/// `<prefix>_<code>`, `<prefix>_<class>xx` and `<prefix>_completed`.
+struct CodeSet {
+    codes: CodeCounters,
+    completed: Counter,
+}
+
+impl CodeSet {
+    fn new(store: &Arc<Store>, prefix: &str) -> Self {
+        CodeSet {
+            codes: CodeCounters::new(store, prefix, false),
+            completed: store.counter(&format!("{prefix}_completed")),
+        }
+    }
+
+    fn charge(&self, status: u16) {
+        self.codes.record(status);
+        self.completed.inc();
+    }
+}
+
 impl ClusterStats {
+    /// Charges the answer passed on (a local one too): Envoy's `upstream_rq_<code>`,
+    /// `upstream_rq_completed`, and their `internal.` or `external.` copies by the request's
+    /// `x-envoy-internal`.
+    pub fn charge(&self, status: u16, internal: bool) {
+        self.codes.record(status);
+        self.upstream_rq_completed.inc();
+        let (set, kind) = if internal { (&self.internal, "internal") } else { (&self.external, "external") };
+        set.get_or_init(|| CodeSet::new(&self.store, &format!("cluster.{}.{kind}.upstream_rq", self.name)))
+            .charge(status);
+    }
+
+    /// Charges an answer that was retried: `retry.upstream_rq_<code>` and `_completed` only.
+    pub fn charge_retried(&self, status: u16) {
+        self.retried
+            .get_or_init(|| CodeSet::new(&self.store, &format!("cluster.{}.retry.upstream_rq", self.name)))
+            .charge(status);
+    }
+
     fn new(store: &Arc<Store>, name: &str) -> Self {
         let c = |s: &str| store.counter(&format!("cluster.{name}.{s}"));
         let g = |s: &str| store.gauge(&format!("cluster.{name}.{s}"));
@@ -85,8 +130,15 @@ impl ClusterStats {
             membership_healthy: g("membership_healthy"),
             membership_change: c("membership_change"),
             codes: CodeCounters::new(store, &format!("cluster.{name}.upstream_rq"), false),
+            retried: OnceLock::new(),
+            internal: OnceLock::new(),
+            external: OnceLock::new(),
+            store: Arc::clone(store),
+            name: name.to_string(),
             conn: pool::ConnStats {
                 cx_total: c("upstream_cx_total"),
+                cx_http1_total: c("upstream_cx_http1_total"),
+                cx_http2_total: c("upstream_cx_http2_total"),
                 cx_active: g("upstream_cx_active"),
                 cx_connect_fail: c("upstream_cx_connect_fail"),
                 cx_connect_timeout: c("upstream_cx_connect_timeout"),

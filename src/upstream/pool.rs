@@ -66,6 +66,8 @@ impl UpstreamError {
 #[derive(Clone)]
 pub struct ConnStats {
     pub cx_total: Counter,
+    pub cx_http1_total: Counter,
+    pub cx_http2_total: Counter,
     pub cx_active: Gauge,
     pub cx_connect_fail: Counter,
     pub cx_connect_timeout: Counter,
@@ -269,6 +271,8 @@ impl Pool {
     }
 
     async fn connect_h1(&self, slot: ConnectionSlot) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
+        // Counted with upstream_cx_total, per connection attempt, as Envoy does.
+        self.stats.cx_http1_total.inc();
         let io = self.connect_tcp(&slot).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
@@ -288,6 +292,7 @@ impl Pool {
         let Some(slot) = self.breakers.connection(true, true) else {
             return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
+        self.stats.cx_http2_total.inc();
         let io = self.connect_tcp(&slot).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(self.h2_options.initial_stream_window_size)

@@ -200,3 +200,42 @@ async fn alt_stat_name_and_listener_stat_prefix_name_the_stats() {
     let clusters = legate.admin_get("/clusters").await.text();
     assert!(clusters.contains("c::observability_name::backend"), "{clusters}");
 }
+
+/// Envoy's split of a cluster's answer counters: the retried answer only under `retry.`,
+/// the answer passed on also under `external.` (or `internal.` for a request from an
+/// internal address), and a connection count per protocol (same figures as Envoy 1.40).
+#[tokio::test]
+async fn retried_external_and_internal_answer_counters() {
+    use crate::common::config::{bootstrap, hcm, route_config, static_cluster, vhost};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upstream::http1().spawn().await;
+    let routes = json!([{"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {"retry_on": "5xx"}}}]);
+    let mut manager = hcm(route_config(json!([vhost("all", &["*"], routes)])));
+    manager["use_remote_address"] = json!(true);
+    manager["internal_address_config"] = json!({"cidr_ranges": [{"address_prefix": "127.0.0.2", "prefix_len": 32}]});
+    let legate =
+        Legate::start(bootstrap().listener_hcm("main", manager).cluster(static_cluster("c", &[up.addr()])).yaml())
+            .await;
+    let fail_once = [("x-echo-fail-times", "1"), ("x-echo-fail-key", "k")];
+    assert_eq!(Client::h1().get_with(&legate.url("main", "/"), &fail_once).await.status, 200);
+    // From 127.0.0.2, an internal address: legate marks it `x-envoy-internal: true`.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind 127.0.0.2");
+    let mut s = socket.connect(legate.listener("main")).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.expect("write");
+    let mut answer = String::new();
+    crate::common::bounded("answer", s.read_to_string(&mut answer)).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eventually!(legate.stat("cluster.c.upstream_rq_completed").await == 2, "both answers charged");
+    let stats = legate.stats().await;
+    let stat = |s: &str| stats.get(&format!("cluster.c.{s}")).copied();
+    assert_eq!(stat("retry.upstream_rq_503"), Some(1));
+    assert_eq!(stat("retry.upstream_rq_completed"), Some(1));
+    assert_eq!(stat("upstream_rq_503"), None, "the retried answer is not charged as passed on");
+    assert_eq!(stat("upstream_rq_200"), Some(2));
+    assert_eq!(stat("external.upstream_rq_200"), Some(1));
+    assert_eq!(stat("internal.upstream_rq_200"), Some(1));
+    assert_eq!(stat("internal.upstream_rq_completed"), Some(1));
+    assert_eq!(stat("upstream_cx_http1_total"), stat("upstream_cx_total"));
+    assert_eq!(stat("upstream_cx_http2_total"), Some(0));
+}

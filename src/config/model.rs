@@ -620,7 +620,8 @@ pub struct Cluster {
     pub http2: Http2Options,
     /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.
     pub idle_timeout: Option<Duration>,
-    /// `per_connection_buffer_limit_bytes`, default 1 MiB.
+    /// `per_connection_buffer_limit_bytes`, default 1 MiB: how far an upstream connection's
+    /// buffers grow (never under 64 KiB, room for a response head).
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers.thresholds`: max connections/pending/requests/retries per priority.
     pub circuit_breakers: CircuitBreakers,

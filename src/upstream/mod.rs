@@ -346,6 +346,7 @@ impl Cluster {
             spec.addr,
             self.config.protocol,
             self.config.http2,
+            self.config.per_connection_buffer_limit_bytes,
             self.config.connect_timeout,
             conn,
             Arc::clone(&self.breakers),

@@ -90,6 +90,9 @@ pub struct Pool {
     addr: SocketAddr,
     protocol: UpstreamProtocol,
     h2_options: Http2Options,
+    /// The cluster's `per_connection_buffer_limit_bytes` (at least 64 KiB): hyper's read
+    /// buffer (HTTP/1.1) or per-stream send buffer (HTTP/2) stops growing there.
+    buffer_limit: usize,
     connect_timeout: Duration,
     stats: ConnStats,
     /// The cluster's circuit breakers, shared by its hosts.
@@ -106,12 +109,16 @@ impl Pool {
         addr: SocketAddr,
         protocol: UpstreamProtocol,
         h2_options: Http2Options,
+        buffer_limit: u32,
         connect_timeout: Duration,
         stats: ConnStats,
         breakers: Arc<Breakers>,
     ) -> Self {
         let (idle, h2) = (Mutex::new(Vec::new()), Mutex::new(None));
-        Pool { addr, protocol, h2_options, connect_timeout, stats, breakers, idle, h2 }
+        // A soft limit in Envoy; in hyper the read buffer must also hold a whole response
+        // head, which Envoy bounds separately at 60 KiB (`max_response_headers_kb`).
+        let buffer_limit = (buffer_limit as usize).max(64 * 1024);
+        Pool { addr, protocol, h2_options, buffer_limit, connect_timeout, stats, breakers, idle, h2 }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -275,6 +282,7 @@ impl Pool {
         self.stats.cx_http1_total.inc();
         let io = self.connect_tcp(&slot).await?;
         let (sender, conn) = http1::Builder::new()
+            .max_buf_size(self.buffer_limit)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
@@ -298,6 +306,7 @@ impl Pool {
             .initial_stream_window_size(self.h2_options.initial_stream_window_size)
             .initial_connection_window_size(self.h2_options.initial_connection_window_size)
             .header_table_size(self.h2_options.hpack_table_size)
+            .max_send_buf_size(self.buffer_limit)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;

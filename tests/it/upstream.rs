@@ -174,3 +174,21 @@ async fn endpoints_from_several_localities_are_all_used() {
     let seen = counts(&instances(&legate, 30).await);
     assert_eq!(seen.len(), 3, "all three endpoints used: {seen:?}");
 }
+
+/// A small `per_connection_buffer_limit_bytes` bounds how far an upstream connection's
+/// buffers grow, but, as in Envoy (a soft limit), a large answer still streams through
+/// whole and a 30 KB response header still fits.
+#[tokio::test]
+async fn a_small_cluster_buffer_limit_still_carries_big_answers() {
+    let up = upstream::http1().name("up").spawn().await;
+    let mut cluster = static_cluster("service1", &[up.addr()]);
+    cluster["per_connection_buffer_limit_bytes"] = json!(8192);
+    let legate = start(cluster).await;
+    let big_header = format!("x-big: {}", "b".repeat(30_000));
+    let r =
+        Client::h1().get_with(&legate.url("main", "/bytes/300000"), &[("x-echo-response-header", &big_header)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 300_000);
+    assert_eq!(r.body.as_ref(), crate::common::sha256::pattern(300_000).as_slice());
+    assert_eq!(r.header("x-big").map(str::len), Some(30_000));
+}

@@ -109,6 +109,23 @@ impl Listener {
     }
 }
 
+/// `DnsResolverOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DnsOptions {
+    /// `use_tcp_for_dns_lookups`
+    pub tcp: bool,
+    /// `no_default_search_domain`: names are looked up as written, without search domains.
+    pub no_search: bool,
+}
+
+impl DnsOptions {
+    /// Either spelling turns an option on.
+    pub fn merge(&mut self, other: DnsOptions) {
+        self.tcp |= other.tcp;
+        self.no_search |= other.no_search;
+    }
+}
+
 /// The `Http2ProtocolOptions` legate applies, downstream (connection manager) and upstream
 /// (cluster); `None` keeps the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -612,6 +629,8 @@ pub struct Cluster {
     pub dns_refresh_rate: Duration,
     /// `dns_resolvers` / `typed_dns_resolver_config`: empty means the system resolver.
     pub dns_resolvers: Vec<SocketAddr>,
+    /// `dns_resolver_options` (or the deprecated `use_tcp_for_dns_lookups`).
+    pub dns_options: DnsOptions,
     pub dns_lookup_family: DnsLookupFamily,
     /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
     pub endpoints: Vec<LocalityEndpoints>,

@@ -153,6 +153,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             dns_refresh_rate: Duration::from_secs(5),
             dns_resolvers: vec![],
+            dns_options: Default::default(),
             dns_lookup_family: Default::default(),
             endpoints: vec![LocalityEndpoints {
                 priority: 0,

@@ -28,6 +28,8 @@ fn build_resolver(cluster: &Cluster) -> Result<TokioAsyncResolver, String> {
         DnsLookupFamily::V6Only => LookupIpStrategy::Ipv6Only,
         DnsLookupFamily::All => LookupIpStrategy::Ipv4AndIpv6,
     };
+    let dns = cluster.config.dns_options;
+    let protocol = if dns.tcp { Protocol::Tcp } else { Protocol::Udp };
     if cluster.config.dns_resolvers.is_empty() {
         let (config, mut sys_opts) =
             hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("reading /etc/resolv.conf: {e}"))?;
@@ -35,11 +37,16 @@ fn build_resolver(cluster: &Cluster) -> Result<TokioAsyncResolver, String> {
         sys_opts.ip_strategy = opts.ip_strategy;
         sys_opts.timeout = opts.timeout;
         sys_opts.attempts = opts.attempts;
+        // resolv.conf's servers come as a UDP and a TCP entry each; keep the protocol asked.
+        let servers: Vec<NameServerConfig> =
+            config.name_servers().iter().filter(|n| n.protocol == protocol).cloned().collect();
+        let search = if dns.no_search { Vec::new() } else { config.search().to_vec() };
+        let config = ResolverConfig::from_parts(config.domain().cloned().filter(|_| !dns.no_search), search, servers);
         return Ok(TokioAsyncResolver::tokio(config, sys_opts));
     }
     let mut config = ResolverConfig::new();
     for addr in &cluster.config.dns_resolvers {
-        config.add_name_server(NameServerConfig::new(*addr, Protocol::Udp));
+        config.add_name_server(NameServerConfig::new(*addr, protocol));
     }
     Ok(TokioAsyncResolver::tokio(config, opts))
 }

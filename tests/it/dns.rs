@@ -83,3 +83,23 @@ async fn unresolvable_name_answers_503_until_it_resolves() {
     assert_eventually!(c.get(&url).await.status == 200, "late.test resolves");
     assert_eq!(c.get(&url).await.instance(), "late");
 }
+
+/// `dns_resolver_options.use_tcp_for_dns_lookups` sends the lookups over TCP.
+#[tokio::test]
+async fn use_tcp_for_dns_lookups_queries_over_tcp() {
+    let up = upstream::http1().name("a").bind("127.0.0.24:0").spawn().await;
+    let dns = DnsServer::spawn().await;
+    dns.set("service1.example", &["127.0.0.24"]);
+    let mut cluster = strict_dns_cluster("service1", "service1.example", up.port(), dns.port());
+    cluster["typed_dns_resolver_config"]["typed_config"]["dns_resolver_options"] =
+        json!({"use_tcp_for_dns_lookups": true, "no_default_search_domain": true});
+    let legate = Legate::start(
+        bootstrap().routes(json!([to_cluster(json!({"prefix": "/"}), "service1")])).cluster(cluster).yaml(),
+    )
+    .await;
+    let c = Client::h1();
+    let url = legate.url("main", "/");
+    assert_eventually!(c.get(&url).await.status == 200, "the name resolves");
+    assert!(dns.tcp_queries() > 0, "looked up over TCP");
+    assert_eq!(dns.total_queries(), 0, "nothing over UDP");
+}

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::model::{
-    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, Http2Options, LbPolicy,
-    LocalityEndpoints, Thresholds, UpstreamProtocol,
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, DnsOptions, Endpoint, EndpointAddress, Http2Options,
+    LbPolicy, LocalityEndpoints, Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
@@ -73,12 +73,13 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         )
         .unwrap_or_default();
     let mut dns_resolvers = resolvers(ctx, &mut o, "dns_resolvers");
+    let mut dns_options = DnsOptions::default();
     if let Some(mut cfg) = o.obj(ctx, "typed_dns_resolver_config") {
         match cfg.str(ctx, "name").as_deref() {
             Some("envoy.network.dns_resolver.cares") => {
                 if let Some(mut c) = typed_config(ctx, &mut cfg, t::CARES) {
                     dns_resolvers.extend(resolvers(ctx, &mut c, "resolvers"));
-                    dns_resolver_options(ctx, &mut c);
+                    dns_options.merge(dns_resolver_options(ctx, &mut c));
                     c.ignore(&["use_resolvers_as_fallback", "filter_unroutable_families"]);
                     c.finish(
                         ctx,
@@ -95,10 +96,11 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     }
     if let Some(mut cfg) = o.obj(ctx, "dns_resolution_config") {
         dns_resolvers.extend(resolvers(ctx, &mut cfg, "resolvers"));
-        dns_resolver_options(ctx, &mut cfg);
+        dns_options.merge(dns_resolver_options(ctx, &mut cfg));
         cfg.finish(ctx, &[]);
     }
-    let _ = o.bool(ctx, "use_tcp_for_dns_lookups");
+    // The deprecated top-level spelling.
+    dns_options.tcp |= o.bool(ctx, "use_tcp_for_dns_lookups").unwrap_or(false);
     let la_path = o.at("load_assignment");
     let mut endpoints = Vec::new();
     if let Some(la) = o.obj(ctx, "load_assignment") {
@@ -195,6 +197,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         connect_timeout,
         dns_refresh_rate,
         dns_resolvers,
+        dns_options,
         dns_lookup_family,
         endpoints,
         protocol,
@@ -222,12 +225,14 @@ fn resolvers(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<SocketA
     items.into_iter().filter_map(|(v, p)| ip_address(ctx, v, &p)).collect()
 }
 
-fn dns_resolver_options(ctx: &mut Ctx, o: &mut Obj<'_>) {
+fn dns_resolver_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> DnsOptions {
+    let mut out = DnsOptions::default();
     if let Some(mut opts) = o.obj(ctx, "dns_resolver_options") {
-        let _ = opts.bool(ctx, "use_tcp_for_dns_lookups");
-        let _ = opts.bool(ctx, "no_default_search_domain");
+        out.tcp = opts.bool(ctx, "use_tcp_for_dns_lookups").unwrap_or(false);
+        out.no_search = opts.bool(ctx, "no_default_search_domain").unwrap_or(false);
         opts.finish(ctx, &[]);
     }
+    out
 }
 
 /// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).

@@ -1,5 +1,5 @@
-//! A UDP DNS server on 127.0.0.1:0 answering A queries from a mutable table, for STRICT_DNS
-//! clusters. Unknown names get NXDOMAIN; other query types for known names get an empty
+//! A DNS server on 127.0.0.1 (UDP, and TCP on the same port) answering A queries from a
+//! mutable table, for STRICT_DNS clusters. Unknown names get NXDOMAIN; other query types for known names get an empty
 //! NOERROR answer. Records carry TTL 0 so nothing upstream of the resolver caches them.
 
 use std::collections::HashMap;
@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 type Table = Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>;
@@ -21,18 +22,35 @@ pub struct DnsServer {
     table: Table,
     queries: Arc<Mutex<HashMap<String, usize>>>,
     total: Arc<AtomicUsize>,
+    tcp: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    tcp_task: JoinHandle<()>,
 }
 
 impl DnsServer {
     pub async fn spawn() -> DnsServer {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns");
+        // The TCP port may be taken where the UDP one was free: a few tries.
+        let (socket, listener) = 'bind: {
+            for _ in 0..20 {
+                let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns");
+                if let Ok(l) = TcpListener::bind(socket.local_addr().expect("local_addr")).await {
+                    break 'bind (socket, l);
+                }
+            }
+            panic!("no port free for both UDP and TCP");
+        };
         let addr = socket.local_addr().expect("local_addr");
         let table: Table = Arc::default();
         let queries: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let total = Arc::new(AtomicUsize::new(0));
+        let (total, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let task = tokio::spawn(serve(socket, table.clone(), queries.clone(), total.clone()));
-        DnsServer { addr, table, queries, total, task }
+        let tcp_task = tokio::spawn(serve_tcp(listener, table.clone(), queries.clone(), tcp.clone()));
+        DnsServer { addr, table, queries, total, tcp, task, tcp_task }
+    }
+
+    /// Queries received over TCP so far.
+    pub fn tcp_queries(&self) -> usize {
+        self.tcp.load(Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -68,6 +86,7 @@ impl DnsServer {
 impl Drop for DnsServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.tcp_task.abort();
     }
 }
 
@@ -89,6 +108,39 @@ async fn serve(socket: UdpSocket, table: Table, queries: Arc<Mutex<HashMap<Strin
         if let Ok(bytes) = response.to_vec() {
             let _ = socket.send_to(&bytes, peer).await;
         }
+    }
+}
+
+/// DNS over TCP: each message behind a two-byte length.
+async fn serve_tcp(
+    listener: TcpListener,
+    table: Table,
+    queries: Arc<Mutex<HashMap<String, usize>>>,
+    tcp: Arc<AtomicUsize>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let (table, queries, tcp) = (table.clone(), queries.clone(), tcp.clone());
+        tokio::spawn(async move {
+            let _ = answer_tcp(stream, &table, &queries, &tcp).await;
+        });
+    }
+}
+
+async fn answer_tcp(
+    mut stream: TcpStream,
+    table: &Table,
+    queries: &Arc<Mutex<HashMap<String, usize>>>,
+    tcp: &AtomicUsize,
+) -> std::io::Result<()> {
+    loop {
+        let len = stream.read_u16().await?;
+        let mut buf = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut buf).await?;
+        tcp.fetch_add(1, Ordering::SeqCst);
+        let Ok(request) = Message::from_vec(&buf) else { return Ok(()) };
+        let Ok(bytes) = answer(&request, table, queries).to_vec() else { return Ok(()) };
+        stream.write_u16(bytes.len() as u16).await?;
+        stream.write_all(&bytes).await?;
     }
 }
 

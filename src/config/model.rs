@@ -116,6 +116,9 @@ pub struct DnsOptions {
     pub tcp: bool,
     /// `no_default_search_domain`: names are looked up as written, without search domains.
     pub no_search: bool,
+    /// c-ares' `use_resolvers_as_fallback`: the configured resolvers only when the system
+    /// has none.
+    pub fallback: bool,
 }
 
 impl DnsOptions {
@@ -123,6 +126,7 @@ impl DnsOptions {
     pub fn merge(&mut self, other: DnsOptions) {
         self.tcp |= other.tcp;
         self.no_search |= other.no_search;
+        self.fallback |= other.fallback;
     }
 }
 

@@ -30,9 +30,13 @@ fn build_resolver(cluster: &Cluster) -> Result<TokioAsyncResolver, String> {
     };
     let dns = cluster.config.dns_options;
     let protocol = if dns.tcp { Protocol::Tcp } else { Protocol::Udp };
-    if cluster.config.dns_resolvers.is_empty() {
-        let (config, mut sys_opts) =
-            hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("reading /etc/resolv.conf: {e}"))?;
+    let system =
+        || hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("reading /etc/resolv.conf: {e}"));
+    let configured = !cluster.config.dns_resolvers.is_empty();
+    // resolv.conf is read for this only when the answer can matter.
+    let system_has_servers = || system().is_ok_and(|(c, _)| !c.name_servers().is_empty());
+    if use_system(configured, dns.fallback, system_has_servers) {
+        let (config, mut sys_opts) = system()?;
         sys_opts.cache_size = 0;
         sys_opts.ip_strategy = opts.ip_strategy;
         sys_opts.timeout = opts.timeout;
@@ -49,6 +53,12 @@ fn build_resolver(cluster: &Cluster) -> Result<TokioAsyncResolver, String> {
         config.add_name_server(NameServerConfig::new(*addr, protocol));
     }
     Ok(TokioAsyncResolver::tokio(config, opts))
+}
+
+/// Whether the system's resolvers are used: when none are configured, or when the configured
+/// ones are only a fallback (`use_resolvers_as_fallback`) and the system has some.
+fn use_system(configured: bool, fallback: bool, system_has_servers: impl FnOnce() -> bool) -> bool {
+    !configured || (fallback && system_has_servers())
 }
 
 /// Resolves once and applies the answer; `false` if any lookup failed.
@@ -129,4 +139,17 @@ pub async fn spawn_dns(cluster: &Arc<Cluster>, first_wait: Duration) {
         }
     });
     let _ = tokio::time::timeout(first_wait, first_rx).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_system;
+
+    #[test]
+    fn configured_resolvers_are_a_fallback_only_when_asked() {
+        assert!(use_system(false, false, || false), "nothing configured: the system's");
+        assert!(!use_system(true, false, || true), "configured: those");
+        assert!(use_system(true, true, || true), "a fallback, and the system has servers");
+        assert!(!use_system(true, true, || false), "a fallback, and the system has none");
+    }
 }

@@ -80,7 +80,9 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
                 if let Some(mut c) = typed_config(ctx, &mut cfg, t::CARES) {
                     dns_resolvers.extend(resolvers(ctx, &mut c, "resolvers"));
                     dns_options.merge(dns_resolver_options(ctx, &mut c));
-                    c.ignore(&["use_resolvers_as_fallback", "filter_unroutable_families"]);
+                    dns_options.fallback = c.bool(ctx, "use_resolvers_as_fallback").unwrap_or(false);
+                    // Hosts of a family the machine cannot route to fail to connect anyway.
+                    c.ignore(&["filter_unroutable_families"]);
                     c.finish(
                         ctx,
                         &["udp_max_queries", "query_timeout_seconds", "query_tries", "edns0_max_payload_size"],

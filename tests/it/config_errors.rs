@@ -162,3 +162,13 @@ async fn http2_options_out_of_bounds_or_unsupported() {
     .await;
     assert!(out.contains("static_resources.clusters[0]"), "{out}");
 }
+
+/// c-ares' `filter_unroutable_families: true` is refused, naming the field.
+#[tokio::test]
+async fn filter_unroutable_families_is_refused() {
+    let mut cluster = crate::common::config::strict_dns_cluster("dns", "service1.example", 80, 53);
+    cluster["typed_dns_resolver_config"]["typed_config"]["filter_unroutable_families"] = json!(true);
+    let mut v = good();
+    v["static_resources"]["clusters"][1] = cluster;
+    rejects(&yaml(&v), &["static_resources.clusters[1].typed_dns_resolver_config", "filter_unroutable_families"]).await;
+}

@@ -81,8 +81,9 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
                     dns_resolvers.extend(resolvers(ctx, &mut c, "resolvers"));
                     dns_options.merge(dns_resolver_options(ctx, &mut c));
                     dns_options.fallback = c.bool(ctx, "use_resolvers_as_fallback").unwrap_or(false);
-                    // Hosts of a family the machine cannot route to fail to connect anyway.
-                    c.ignore(&["filter_unroutable_families"]);
+                    if c.bool(ctx, "filter_unroutable_families") == Some(true) {
+                        ctx.err(c.at("filter_unroutable_families"), "not supported: legate keeps every address family");
+                    }
                     c.finish(
                         ctx,
                         &["udp_max_queries", "query_timeout_seconds", "query_tries", "edns0_max_payload_size"],

@@ -8,7 +8,7 @@ At once, for a bounded time and count:
 - --reloads reloads of every kind (LDS, CDS, RDS, EDS of the plain folder) in every write style
   (rename, in-place rewrite, vim-style save, delete+recreate), and Kubernetes ConfigMap `..data`
   swaps of a second folder (RDS + EDS of the `cm` listener together); about one write in ten
-  is invalid (a misspelt field) and must be rejected, the next write of that file restores it;
+  is invalid (an unknown `@type`) and must be refused, the next write of that file restores it;
 - the upstreams of `eds_a`, `eds_cm` and `static_b` (three python servers) are SIGKILLed one
   at a time and restarted a second later;
 - the DNS answer of `dns_c` (a stdlib UDP responder on 127.0.0.1) changes among non-empty
@@ -23,8 +23,12 @@ unseen, or a legate that exits fails the run. With --rss-limit, so does RSS grow
 that many percent between warm-up (the first 10% of reloads) and the end.
 
     cargo build --release
-    python3 benches/chaos_soak.py                               # full: 1,000 reloads
-    python3 benches/chaos_soak.py --reloads 100 --seconds 50    # CI-sized (.ci/run)
+    python3 benches/chaos_soak.py --rss-limit 5                 # full: 1,000 reloads, ~6 min
+    python3 benches/chaos_soak.py --reloads 100 --seconds 60 --reload-pause 0.2   # CI (~30 s)
+    # the same chaos on Envoy, with the write styles it notices, and legate on the same styles:
+    python3 benches/chaos_soak.py --bin /work/envoy/envoy/_bin/envoy --styles rename,configmap \
+        --watched --extra-args "--base-id 77 --disable-hot-restart"
+    python3 benches/chaos_soak.py --styles rename,configmap --watched
 
 Standard library only. Everything listens on loopback (127.0.0.1-4), ports picked free; every
 process it starts is stopped by its PID; every wait is bounded. Prints a summary (requests,
@@ -38,6 +42,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -102,6 +107,8 @@ def serve(addr, port, name):
         def log_message(self, *a):
             pass
 
+    # A proxy closing an upstream connection mid-answer is part of the chaos, not news.
+    ThreadingHTTPServer.handle_error = lambda self, request, client_address: None
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 256
     ThreadingHTTPServer((addr, port), H).serve_forever()
@@ -211,12 +218,10 @@ def eds(cluster, version, ports):
             for p in ports]}]})])
 
 
-def hcm(prefix, rds_name, rds_path, access_log, server_name):
+def hcm(prefix, rds_name, rds_source, access_log, server_name):
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         "@type": HCM, "stat_prefix": prefix, "server_name": server_name,
-        "rds": {"route_config_name": rds_name,
-                "config_source": {"path_config_source": {"path": rds_path},
-                                  "resource_api_version": "V3"}},
+        "rds": {"route_config_name": rds_name, "config_source": rds_source},
         "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": FILE_LOG, "path": access_log,
             "log_format": {"text_format_source": {"inline_string":
@@ -225,23 +230,31 @@ def hcm(prefix, rds_name, rds_path, access_log, server_name):
         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}
 
 
-def lds(version, ports, d, cm, log, gen):
+def source(path, watched):
+    """A path_config_source; `watched` names the folder whose moves Envoy should watch (what
+    Envoy needs to see a ConfigMap swap)."""
+    src = {"path": path}
+    if watched:
+        src["watched_directory"] = {"path": watched}
+    return {"path_config_source": src, "resource_api_version": "V3"}
+
+
+def lds(version, ports, d, cm, log, gen, watched):
     listeners = []
-    for name, port, rds_name, rds_path in (("main", ports["main"], "main_routes", f"{d}/rds.yaml"),
-                                           ("cm", ports["cm"], "cm_routes", f"{cm}/rds.yaml")):
+    for name, port, rds_name, src in (("main", ports["main"], "main_routes", source(f"{d}/rds.yaml", None)),
+                                      ("cm", ports["cm"], "cm_routes", source(f"{cm}/rds.yaml", watched))):
         listeners.append(resource("envoy.config.listener.v3.Listener", {
             "name": name,
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [hcm(name, rds_name, rds_path, log, f"legate-{gen}")]}]}))
+            "filter_chains": [{"filters": [hcm(name, rds_name, src, log, f"legate-{gen}")]}]}))
     return discovery(version, listeners)
 
 
-def cds(version, d, cm, static_ports, dns_port, dns_server_port, gen):
-    def eds_cluster(name, path):
+def cds(version, d, cm, static_ports, dns_port, dns_server_port, gen, watched):
+    def eds_cluster(name, src):
         return resource("envoy.config.cluster.v3.Cluster", {
             "name": name, "type": "EDS", "connect_timeout": "0.25s",
-            "eds_cluster_config": {"eds_config": {"path_config_source": {"path": path},
-                                                  "resource_api_version": "V3"}}})
+            "eds_cluster_config": {"eds_config": src}})
 
     static = resource("envoy.config.cluster.v3.Cluster", {
         "name": "static_b", "type": "STATIC",
@@ -258,8 +271,8 @@ def cds(version, d, cm, static_ports, dns_port, dns_server_port, gen):
             "resolvers": [{"socket_address": {"address": "127.0.0.1", "port_value": dns_server_port}}]}},
         "load_assignment": {"cluster_name": "dns_c", "endpoints": [{"lb_endpoints": [
             {"endpoint": {"address": {"socket_address": {"address": DNS_NAME, "port_value": dns_port}}}}]}]}})
-    return discovery(version, [eds_cluster("eds_a", f"{d}/eds.yaml"), static, dns,
-                               eds_cluster("eds_cm", f"{cm}/eds.yaml")])
+    return discovery(version, [eds_cluster("eds_a", source(f"{d}/eds.yaml", None)), static, dns,
+                               eds_cluster("eds_cm", source(f"{cm}/eds.yaml", watched))])
 
 
 def bootstrap(admin, d):
@@ -273,8 +286,9 @@ def bootstrap(admin, d):
 
 
 def invalid(text):
-    """The same file with a misspelt field in its first resource: must be rejected."""
-    return text.replace('"@type"', '"bogus_field": 1, "@type"', 1)
+    """The same file with an unknown `@type` on its first resource: legate and Envoy both
+    refuse it (Envoy would only warn about a misspelt field in a discovery file)."""
+    return text.replace('"@type": "type.googleapis.com/envoy.', '"@type": "type.googleapis.com/bogus.', 1)
 
 
 # Write styles.
@@ -418,6 +432,7 @@ class Soak:
         self.dns_port = dns_port
         self.version = 0
         self.gen = 0
+        self.watched = self.cm if a.watched else None
         self.down = []  # (start, end) of each upstream outage, end None while down
         self.lock = threading.Lock()
         self.reloads = Counter()  # (kind, style, outcome)
@@ -440,9 +455,10 @@ class Soak:
         self.version += 1
         v, gen = self.version, self.gen
         if kind == "lds":
-            return lds(v, self.ports, self.d, self.cm, self.log, gen)
+            return lds(v, self.ports, self.d, self.cm, self.log, gen, self.watched)
         if kind == "cds":
-            return cds(v, self.d, self.cm, [self.kp(0), self.kp(1)], self.dns_port, self.dns.port, gen)
+            return cds(v, self.d, self.cm, [self.kp(0), self.kp(1)], self.dns_port, self.dns.port, gen,
+                       self.watched)
         if kind == "rds":
             routes = [route("/a", "eds_a"), route("/b", "static_b"), route("/c", "dns_c")]
             if gen % 2:
@@ -555,11 +571,11 @@ class Soak:
 
     # reloads ----------------------------------------------------------------------------------
     def reloader(self, deadline):
-        plan = []
-        for kind in ("rds", "eds", "cds", "lds"):
-            for style in STYLES:
-                plan.append((kind, style))
-        plan += [("configmap", "configmap")] * 4
+        styles = self.a.styles.split(",")
+        plan = [(kind, style) for kind in ("rds", "eds", "cds", "lds") for style in STYLES
+                if style in styles]
+        if "configmap" in styles:
+            plan += [("configmap", "configmap")] * 4
         i = 0
         while i < self.a.reloads and time.monotonic() < deadline and not self.stop:
             kind, style = plan[i % len(plan)] if i % 7 else self.g.choice(plan)
@@ -573,14 +589,14 @@ class Soak:
                 self.configmap.publish(files)
                 outcome = self.wait_reload(["cm-rds", "cm-eds"], before)
                 # a ConfigMap swap is one snapshot: the bad EDS rejects the RDS beside it
-                want = "rejected" if bad else "success"
+                want = ("rejected", "failure") if bad else ("success",)
             else:
                 text = self.text(kind)
                 STYLES[style](os.path.join(self.d, f"{kind}.yaml"), invalid(text) if bad else text)
                 outcome = self.wait_reload([kind], before)
-                want = "rejected" if bad else "success"
+                want = ("rejected", "failure") if bad else ("success",)
             self.reloads[(kind, style, "bad" if bad else "good", outcome)] += 1
-            if outcome != want:
+            if outcome not in want:
                 self.bad_reloads.append((i, kind, style, bad, outcome))
             i += 1
             self.done_reloads = i
@@ -600,7 +616,8 @@ class Soak:
     def start_legate(self):
         out = open(os.path.join(self.wd, "legate.log"), "wb")
         self.legate = subprocess.Popen([self.a.bin, "-c", os.path.join(self.wd, "envoy.json"),
-                                        "-l", "warning", "--drain-time-s", str(self.a.drain_time_s)],
+                                        "-l", "warning", "--drain-time-s", str(self.a.drain_time_s)]
+                                       + shlex.split(self.a.extra_args),
                                        stdout=out, stderr=out, cwd=self.wd)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -642,8 +659,15 @@ class Soak:
                 t.join(15)
         elapsed = time.monotonic() - t0
         alive = self.legate.poll() is None
-        # let the access-log writer catch up (lines are written within ~10 ms)
-        time.sleep(0.3)
+        # let the access-log writer catch up (legate writes within ~10 ms, Envoy flushes every
+        # second): until the line count stops moving, at most 5 s
+        last, deadline = -1, time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = len(self.access_log())
+            if lines == last:
+                break
+            last = lines
+            time.sleep(1.2)
         stats = {}
         if alive:
             for line in self.admin_get("/stats?filter=access_log").splitlines():
@@ -712,6 +736,9 @@ class Soak:
         rss_end = max(end) if end else None
         growth = (rss_end - rss_warm) * 100.0 / rss_warm if rss_warm else None
         logged = sum(1 for rid, *_ in results if rid in logs)
+        # The DNS answers took effect: which hosts dns_c's requests reached.
+        dns_hosts = Counter(e[2].rsplit(":", 1)[0] for e in logs.values()
+                            if len(e) > 3 and e[3] == "dns_c")
         by_kind = Counter()
         for (kind, style, goodbad, outcome), c in self.reloads.items():
             by_kind[(kind, style)] += c
@@ -724,7 +751,8 @@ class Soak:
             "reload_outcomes": {" ".join(k): v for k, v in sorted(self.reloads.items())},
             "wrong_reload_outcomes": self.bad_reloads[:20],
             "upstream_kills": self.kills, "dns_changes": self.dns_changes,
-            "dns_queries": self.dns.queries, "log_rotations": self.rotations,
+            "dns_queries": self.dns.queries, "dns_c_hosts": dict(dns_hosts),
+            "log_rotations": self.rotations,
             "access_log_lines": len(logs), "requests_logged": logged,
             "access_log_stats": stats,
             "rss_kb_warmup": rss_warm, "rss_kb_end": rss_end,
@@ -773,7 +801,8 @@ def print_summary(rep):
     p(f"  non-2xx by cause: {rep['non2xx'] or 'none'}")
     p(f"  connection errors: {rep['connection_errors'] or 'none'}")
     p(f"  reloads: {rep['reloads']}; upstream kills {rep['upstream_kills']}, DNS answer changes "
-      f"{rep['dns_changes']} ({rep['dns_queries']} queries), log rotations {rep['log_rotations']}")
+      f"{rep['dns_changes']} ({rep['dns_queries']} queries; dns_c served by {rep['dns_c_hosts']}), "
+      f"log rotations {rep['log_rotations']}")
     for k, v in rep["reload_outcomes"].items():
         p(f"    {k}: {v}")
     p(f"  access log: {rep['access_log_lines']} lines, {rep['requests_logged']} of "
@@ -802,6 +831,11 @@ def main():
     ap.add_argument("--reload-pause", type=float, default=0.25, help="seconds between reloads")
     ap.add_argument("--drain-time-s", type=int, default=1)
     ap.add_argument("--rss-limit", type=float, default=None, help="fail above this RSS growth, %%")
+    ap.add_argument("--styles", default="rename,inplace,vim,recreate,configmap",
+                    help="write styles to use (Envoy notices only rename, and configmap with --watched)")
+    ap.add_argument("--watched", action="store_true", help="watched_directory on the ConfigMap's sources")
+    ap.add_argument("--extra-args", default="", help='more proxy arguments, e.g. for Envoy '
+                    '"--base-id 77 --disable-hot-restart"')
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the report here")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, files)")

@@ -26,12 +26,12 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Every `connection` line counts: a token on the second line is as hop-by-hop as one on
     // the first (RFC 9110 7.6.1), and Envoy strips both.
+    // Bytes, not str: a non-ASCII byte elsewhere in the line must not keep its tokens.
     let named: Vec<HeaderName> = h
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|list| list.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
         .filter(|n| n != TE)
         .collect();
     for n in named {
@@ -169,11 +169,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(CONNECTION, HeaderValue::from_static("keep-alive"));
         h.append(CONNECTION, HeaderValue::from_static("x-second, x-third"));
+        // A byte to_str refuses, beside a token that must still go.
+        h.append(CONNECTION, HeaderValue::from_bytes(b"x-fourth, \x89").expect("obs-text is a valid value"));
         h.insert("x-second", HeaderValue::from_static("1"));
         h.insert("x-third", HeaderValue::from_static("1"));
+        h.insert("x-fourth", HeaderValue::from_static("1"));
         h.insert("x-keep", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
-        assert!(h.get("x-second").is_none() && h.get("x-third").is_none());
+        assert!(h.get("x-second").is_none() && h.get("x-third").is_none() && h.get("x-fourth").is_none());
         assert!(h.get(CONNECTION).is_none() && h.get("x-keep").is_some());
     }
 }

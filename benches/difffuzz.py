@@ -37,7 +37,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -1073,8 +1072,10 @@ def main():
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
-    print(f"written: {out}/differences.jsonl, {out}/summary.md; proxy logs in {workdir}")
-    if not args.keep and out != workdir:
+    if args.keep or out == workdir:
+        print(f"written: {out}/differences.jsonl, {out}/summary.md; proxy logs in {workdir}")
+    else:
+        print(f"written: {out}/differences.jsonl, {out}/summary.md")
         shutil.rmtree(workdir, ignore_errors=True)
 
 

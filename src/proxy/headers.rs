@@ -24,19 +24,20 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Removes hop-by-hop headers, including those the `connection` header names.
 /// `te: trailers` stays, as in Envoy (gRPC needs it).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h.get(CONNECTION) {
-        if let Ok(list) = conn.to_str() {
-            let named: Vec<HeaderName> = list
-                .split(',')
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-                .filter(|n| n != TE)
-                .collect();
-            for n in named {
-                h.remove(n);
-            }
-        }
-        h.remove(CONNECTION);
+    // Every `connection` line counts: a token on the second line is as hop-by-hop as one on
+    // the first (RFC 9110 7.6.1), and Envoy strips both.
+    // Bytes, not str: a non-ASCII byte elsewhere in the line must not keep its tokens.
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .filter(|n| n != TE)
+        .collect();
+    for n in named {
+        h.remove(n);
     }
+    h.remove(CONNECTION);
     h.remove(&KEEP_ALIVE);
     h.remove(&PROXY_CONNECTION);
     h.remove(TRANSFER_ENCODING);
@@ -161,5 +162,21 @@ mod tests {
         assert!(h.get("x-foo").is_none() && h.get("keep-alive").is_none() && h.get(CONNECTION).is_none());
         assert_eq!(h.get(TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
         assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn tokens_of_every_connection_line_go() {
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(CONNECTION, HeaderValue::from_static("x-second, x-third"));
+        // A byte to_str refuses, beside a token that must still go.
+        h.append(CONNECTION, HeaderValue::from_bytes(b"x-fourth, \x89").expect("obs-text is a valid value"));
+        h.insert("x-second", HeaderValue::from_static("1"));
+        h.insert("x-third", HeaderValue::from_static("1"));
+        h.insert("x-fourth", HeaderValue::from_static("1"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-second").is_none() && h.get("x-third").is_none() && h.get("x-fourth").is_none());
+        assert!(h.get(CONNECTION).is_none() && h.get("x-keep").is_some());
     }
 }

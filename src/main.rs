@@ -7,6 +7,12 @@ use clap::Parser;
 use legate::admin::logging::Loggers;
 use legate::cli::{Cli, Mode};
 
+/// jemalloc rather than glibc's malloc: glibc kept the memory of closed connections for good
+/// (RSS 9.5 -> 62 MiB after 2,000 connections came and went, 76 MiB after another wave), while
+/// jemalloc, with the decay set in `.cargo/config.toml`, gives it back within seconds.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {

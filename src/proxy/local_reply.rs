@@ -34,6 +34,11 @@ pub enum LocalReason {
     Overflow,
     /// DPE: malformed request.
     BadRequest,
+    /// DPE: what Envoy's HTTP/1 codec rejects (a malformed chunked body, `content-length`
+    /// with `transfer-encoding`), with its `Bad Request` body and codec details.
+    CodecError { details: &'static str },
+    /// UPE: the upstream's response broke HTTP/1.1 framing.
+    UpstreamProtocolError,
     /// HTTP/1.0 without `accept_http_10`.
     UpgradeRequired,
     /// WebSocket upgrade on a route without upgrade_configs.
@@ -78,6 +83,11 @@ impl LocalReason {
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
+            LocalReason::CodecError { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
+            LocalReason::UpstreamProtocolError => (
+                StatusCode::BAD_GATEWAY,
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            ),
             LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
@@ -95,6 +105,8 @@ impl LocalReason {
             LocalReason::UpstreamTimeout => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
+            LocalReason::CodecError { details } => Some(details),
+            LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             _ => None,
         }
     }
@@ -110,7 +122,8 @@ impl LocalReason {
             LocalReason::StreamReset { .. } => "UR",
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
-            LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
+            LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
+            LocalReason::UpstreamProtocolError => "UPE",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
         }
@@ -125,6 +138,8 @@ impl LocalReason {
                 None => LocalReason::UpstreamReset,
             },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
+            UpstreamError::DownstreamBody { .. } => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+            UpstreamError::Protocol { .. } => LocalReason::UpstreamProtocolError,
         }
     }
 }
@@ -149,6 +164,9 @@ pub fn with_retry_stop(stop: Option<RetryStop>, flag: &'static str) -> &'static 
         (Some(_), f) => f,
     }
 }
+
+/// Envoy's details for a request body its HTTP/1 codec could not decode.
+pub const BODY_CODEC_ERROR: &str = "http1.codec_error";
 
 /// Envoy's `%RESPONSE_CODE_DETAILS%` for an upstream that failed before response headers:
 /// the reset reason and, for a failed connect, the socket error (strerror, spaces as `_`).
@@ -178,6 +196,8 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
             None => "upstream_reset_before_response_started{connection_termination}",
         },
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
+        UpstreamError::DownstreamBody { .. } => BODY_CODEC_ERROR,
+        UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
     }
 }
 

@@ -129,7 +129,8 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
+            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest | LocalReason::CodecError { .. })
+            {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -445,7 +446,11 @@ async fn forward_to(
     let body = if body.is_end_stream() {
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|_| LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR })?
+            .to_bytes();
         if let Some(c) = &trace.rx_bytes {
             c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
@@ -524,8 +529,11 @@ async fn forward_to(
             trace.upstream_host = f.host.map(|h| h.addr);
             trace.retry_stop = f.retry_stop;
             trace.attempts = f.attempts;
-            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
-            cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
+            // UT), but not the client's own broken request.
+            if !matches!(f.reason, LocalReason::CodecError { .. }) {
+                cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            }
             Err(f.reason)
         }
     }

@@ -8,12 +8,12 @@ mod access;
 pub mod body;
 pub mod forward;
 pub mod headers;
+mod limits;
 pub mod local_reply;
 mod normalize;
 pub mod replay;
 mod rewrite;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -65,6 +65,8 @@ pub struct ConnCtx {
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
     pub draining: AtomicBool,
+    /// This connection already warned of requests over the header limits.
+    pub warned_limits: AtomicBool,
 }
 
 impl ConnCtx {
@@ -77,7 +79,10 @@ impl ConnCtx {
     }
 }
 
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<LoggedBody>, limits::HeadersOverLimit> {
     let snap = ctx.shared.snapshot.load_full();
     let Some(hcm) = ctx.hcm(&snap) else {
         // The listener is gone and its drain time over.
@@ -116,6 +121,14 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         (SystemTime::now(), started)
     });
     let (mut parts, body) = req.into_parts();
+    if version == Version::HTTP_2 {
+        let max_bytes = hcm.config.max_request_headers_kb as usize * 1024;
+        if limits::over_limits(&parts, hcm.config.max_headers_count, max_bytes) {
+            stats.downstream_rq_tx_reset.inc();
+            warn_over_limits(&ctx);
+            return Err(limits::HeadersOverLimit);
+        }
+    }
 
     let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
         Ok(r) => r,
@@ -179,6 +192,20 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
     };
     Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// Once per connection, and at most once a second in all.
+fn warn_over_limits(ctx: &ConnCtx) {
+    if ctx.warned_limits.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(suppressed) = limits::warning().admit() {
+        tracing::warn!(
+            client.addr = %ctx.remote,
+            suppressed,
+            "HTTP/2 request headers over max_request_headers_kb or max_headers_count: stream reset"
+        );
+    }
 }
 
 /// Copies of the response headers the loggers read (all values of each), not of them all.
@@ -298,19 +325,15 @@ async fn process(
         return Err(LocalReason::BadRequest);
     }
 
-    // The authority: `:authority` for h2, `Host` for HTTP/1.
+    // The authority: `:authority` for h2; for HTTP/1 the request target's when it is in
+    // absolute form (RFC 9112 3.2.2: `Host` is then ignored), else `Host`.
     let authority: HeaderValue = match parts.uri.authority() {
-        Some(a) if parts.version == Version::HTTP_2 => {
-            HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?
-        }
-        _ => match parts.headers.get(HOST) {
+        Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
+        None => match parts.headers.get(HOST) {
             Some(h) => h.clone(),
             None => match (&cfg.default_host_for_http_10, parts.version) {
                 (Some(d), Version::HTTP_10) => HeaderValue::from_str(d).map_err(|_| LocalReason::BadRequest)?,
-                _ => match parts.uri.authority() {
-                    Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
-                    None => return Err(LocalReason::BadRequest),
-                },
+                _ => return Err(LocalReason::BadRequest),
             },
         },
     };

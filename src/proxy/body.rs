@@ -82,8 +82,12 @@ impl ReqBody {
 
     /// The client's body already failed while it was read ahead: sending the request now
     /// would frame only the bytes decoded before the error, as if they were all of it.
-    pub fn failed(&self) -> bool {
-        matches!(self, ReqBody::Ahead(a) if a.frames.back().is_some_and(|f| f.is_err()))
+    pub fn failure(&self) -> Option<ClientBodyFailure> {
+        let ReqBody::Ahead(a) = self else { return None };
+        match a.frames.back() {
+            Some(Err(e)) => Some(client_body_failure(e.as_ref()).unwrap_or(ClientBodyFailure::Malformed)),
+            _ => None,
+        }
     }
 
     /// Reads, without waiting, what the client has already sent (at most 64 frames), so that
@@ -151,7 +155,7 @@ impl Body for ReqBody {
             // The stream's hint counts only what it has not given yet. A body that failed has
             // no length: an exact one would let the bytes before the error pass as complete.
             ReqBody::Ahead(a) => {
-                let rest = match (a.ended, self.failed()) {
+                let rest = match (a.ended, self.failure().is_some()) {
                     (_, true) => SizeHint::new(),
                     (true, false) => SizeHint::with_exact(0),
                     (false, false) => a.rest.size_hint(),
@@ -179,18 +183,41 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 #[error("client request body: {0}")]
 pub struct DownstreamBodyError(#[source] hyper::Error);
 
-/// Whether `e`, or an error it wraps, is the client's body failing.
-pub fn is_downstream_body_error(e: &(dyn std::error::Error + 'static)) -> bool {
+/// How the client's request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientBodyFailure {
+    /// Its framing broke (a malformed chunk): Envoy's codec error, a 400.
+    Malformed,
+    /// The client went away (closed before the end, reset its h2 stream): Envoy logs `DC`.
+    Disconnected,
+}
+
+/// How the client's body failed, when `e` or an error it wraps is that failure.
+pub fn client_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<ClientBodyFailure> {
     let mut cause = Some(e);
+    let mut ours = false;
     // hyper wraps the body's error once or twice; the bound guards against a cyclic chain.
     for _ in 0..8 {
-        let Some(e) = cause else { return false };
+        let Some(e) = cause else { break };
         if e.is::<DownstreamBodyError>() {
-            return true;
+            ours = true;
+        } else if ours {
+            let eof =
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+            let h2 = e.is::<h2::Error>();
+            let incomplete = e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message());
+            if eof || h2 || incomplete {
+                return Some(ClientBodyFailure::Disconnected);
+            }
         }
         cause = e.source();
     }
-    false
+    ours.then_some(ClientBodyFailure::Malformed)
+}
+
+/// How a read of the client's body failed.
+pub fn read_failure(e: hyper::Error) -> ClientBodyFailure {
+    client_body_failure(&DownstreamBodyError(e)).unwrap_or(ClientBodyFailure::Malformed)
 }
 
 /// Envoy's response flag and details for an upstream response body that broke off after its

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
 use http::{Response, StatusCode};
 
-use super::body::ResBody;
+use super::body::{ClientBodyFailure, ResBody};
 use super::forward::RetryStop;
 use crate::upstream::UpstreamError;
 
@@ -39,6 +39,9 @@ pub enum LocalReason {
     CodecError { details: &'static str },
     /// UPE: the upstream's response broke HTTP/1.1 framing.
     UpstreamProtocolError,
+    /// DC: the client went away while its body was forwarded; nothing reaches it, and the
+    /// log shows no response code, as Envoy's.
+    DownstreamDisconnect,
     /// HTTP/1.0 without `accept_http_10`.
     UpgradeRequired,
     /// WebSocket upgrade on a route without upgrade_configs.
@@ -84,6 +87,8 @@ impl LocalReason {
             ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
             LocalReason::CodecError { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
+            // Never delivered: the client is gone.
+            LocalReason::DownstreamDisconnect => (StatusCode::BAD_REQUEST, ""),
             LocalReason::UpstreamProtocolError => (
                 StatusCode::BAD_GATEWAY,
                 "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
@@ -106,6 +111,7 @@ impl LocalReason {
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             LocalReason::CodecError { details } => Some(details),
+            LocalReason::DownstreamDisconnect => Some("downstream_remote_disconnect"),
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             _ => None,
         }
@@ -124,6 +130,7 @@ impl LocalReason {
             LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",
+            LocalReason::DownstreamDisconnect => "DC",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
         }
@@ -138,7 +145,12 @@ impl LocalReason {
                 None => LocalReason::UpstreamReset,
             },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
-            UpstreamError::DownstreamBody { .. } => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => {
+                LocalReason::CodecError { details: BODY_CODEC_ERROR }
+            }
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => {
+                LocalReason::DownstreamDisconnect
+            }
             UpstreamError::Protocol { .. } => LocalReason::UpstreamProtocolError,
         }
     }
@@ -196,7 +208,8 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
             None => "upstream_reset_before_response_started{connection_termination}",
         },
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
-        UpstreamError::DownstreamBody { .. } => BODY_CODEC_ERROR,
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => BODY_CODEC_ERROR,
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => "downstream_remote_disconnect",
         UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
     }
 }

@@ -130,9 +130,12 @@ pub async fn handle(
         }
     }
 
+    // The client went away mid-request: Envoy logs no response code and counts none.
+    let mut client_gone = false;
     let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
         Ok(r) => r,
         Err(reason) => {
+            client_gone = reason == LocalReason::DownstreamDisconnect;
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
@@ -163,7 +166,9 @@ pub async fn handle(
     if version == Version::HTTP_10 && !keep_alive_10 {
         resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    stats.codes.record(resp.status().as_u16());
+    if !client_gone {
+        stats.codes.record(resp.status().as_u16());
+    }
     stats.downstream_rq_completed.inc();
     let (rparts, body) = resp.into_parts();
     let timing =
@@ -180,7 +185,7 @@ pub async fn handle(
                     started,
                     request,
                     version,
-                    status: rparts.status.as_u16(),
+                    status: if client_gone { 0 } else { rparts.status.as_u16() },
                     response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
                     trailers: None,
                     trace,
@@ -472,7 +477,12 @@ async fn forward_to(
         let bytes = body
             .collect()
             .await
-            .map_err(|_| LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR })?
+            .map_err(|e| match body::read_failure(e) {
+                body::ClientBodyFailure::Malformed => {
+                    LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR }
+                }
+                body::ClientBodyFailure::Disconnected => LocalReason::DownstreamDisconnect,
+            })?
             .to_bytes();
         if let Some(c) = &trace.rx_bytes {
             c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -554,7 +564,7 @@ async fn forward_to(
             trace.attempts = f.attempts;
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
             // UT), but not the client's own broken request.
-            if !matches!(f.reason, LocalReason::CodecError { .. }) {
+            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
                 cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
             }
             Err(f.reason)

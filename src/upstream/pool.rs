@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
 use crate::config::model::{Http2Options, UpstreamProtocol};
-use crate::proxy::body::ReqBody;
+use crate::proxy::body::{ClientBodyFailure, ReqBody};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 
@@ -39,7 +39,7 @@ pub enum UpstreamError {
     /// The client's request body broke before it was all sent: the upstream request was
     /// abandoned unfinished (or never sent), so the upstream never saw a complete request.
     #[error("client request body failed while sent to {addr}")]
-    DownstreamBody { addr: SocketAddr },
+    DownstreamBody { addr: SocketAddr, failure: ClientBodyFailure },
     /// The upstream's response head breaks HTTP/1.1 framing (`content-length` with
     /// `transfer-encoding`): its body cannot be trusted, nor the connection after it.
     #[error("upstream {addr} sent a response with both content-length and transfer-encoding")]
@@ -161,10 +161,10 @@ impl Pool {
                     Err(e) => return Err(unsent(req, e)),
                 },
             };
-            if req.body().failed() {
+            if let Some(failure) = req.body().failure() {
                 // Nothing was written on the connection: it stays usable.
                 self.recycle(sender);
-                return Err(UpstreamError::DownstreamBody { addr: self.addr });
+                return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
             }
             if fresh {
                 let resp = sender.send_request(req).await.map_err(|e| self.sent_error(e))?;
@@ -205,10 +205,9 @@ impl Pool {
     /// The error of a request that was (maybe partly) written: the client's body failing is
     /// told apart from the upstream failing.
     fn sent_error(&self, source: hyper::Error) -> UpstreamError {
-        if crate::proxy::body::is_downstream_body_error(&source) {
-            UpstreamError::DownstreamBody { addr: self.addr }
-        } else {
-            UpstreamError::Reset { addr: self.addr, source }
+        match crate::proxy::body::client_body_failure(&source) {
+            Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
+            None => UpstreamError::Reset { addr: self.addr, source },
         }
     }
 
@@ -363,8 +362,8 @@ impl Pool {
                 Err(e) => return Err(unsent(req, e)),
             },
         };
-        if req.body().failed() {
-            return Err(UpstreamError::DownstreamBody { addr: self.addr });
+        if let Some(failure) = req.body().failure() {
+            return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
         }
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
         sender.send_request(req).await.map_err(|e| self.sent_error(e))

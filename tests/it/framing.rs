@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::access_log::{file_log, lines, log_dir};
+use crate::common::assert_eventually;
 use crate::common::client::{raw, Client};
 use crate::common::config::{bootstrap, hcm, route_config, static_cluster, vhost};
 use crate::common::legate::Legate;
@@ -185,4 +186,27 @@ async fn upstream_closing_mid_body_is_cut_downstream_and_logged_upe() {
             format!("/cut-chunked 200 UPE upstream_reset_after_response_started{{protocol_error}} {addr}"),
         ]
     );
+}
+
+#[tokio::test]
+async fn client_leaving_mid_body_is_logged_dc_and_never_complete_upstream() {
+    let up = upstream::http1().name("up").spawn().await;
+    let (_dir, log) = log_dir();
+    let legate = start(up.addr(), &log).await;
+    let cut = [
+        "POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+        "POST /cut HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    ];
+    for (i, req) in cut.iter().enumerate() {
+        let mut s = tokio::net::TcpStream::connect(legate.listener("main")).await.expect("connect");
+        s.write_all(req.as_bytes()).await.expect("write");
+        // The request is on its way upstream once the upstream has its head.
+        assert_eventually!(up.requests() == i + 1, "request {i} upstream");
+        drop(s);
+        let lines = lines(&log, i + 1).await;
+        // Envoy: no response code, DC, downstream_remote_disconnect.
+        assert_eq!(lines[i], format!("/cut 0 DC downstream_remote_disconnect {}", up.addr()), "{req:?}");
+    }
+    assert_eq!(up.completed(), 0);
+    assert_eq!(legate.stat("http.ingress_http.downstream_rq_4xx").await, 0);
 }

@@ -4,6 +4,7 @@
 //! A connection finds its listener's current connection manager in the snapshot on every
 //! request, so route changes reach open keep-alive connections.
 
+mod codec_reply;
 pub mod manager;
 mod prefixed;
 
@@ -25,6 +26,7 @@ use crate::proxy::{handle, ConnCtx, Shared};
 use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
+use codec_reply::CodecReplies;
 use prefixed::PrefixedIo;
 
 /// Binds a listener socket (SO_REUSEADDR, as Envoy).
@@ -136,6 +138,7 @@ pub fn spawn_listener(
                         listener: Arc::downgrade(&current),
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
+                        warned_limits: std::sync::atomic::AtomicBool::new(false),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
@@ -258,7 +261,7 @@ async fn serve_connection(
         hstats.downstream_cx_rx_bytes_total.clone(),
         hstats.downstream_cx_tx_bytes_total.clone(),
     );
-    let io = TokioIo::new(PrefixedIo::new(Bytes::from(first), counted));
+    let io = TokioIo::new(CodecReplies::new(PrefixedIo::new(Bytes::from(first), counted), hcm.server_name.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
     builder
@@ -271,7 +274,9 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(header_bytes as u32)
+        // Enforced per stream by the request path (a reset, as Envoy; h2 would answer 431
+        // itself), so hyper's bound only caps what a header block may cost: 4x the limit.
+        .max_header_list_size((header_bytes as u32).saturating_mul(4))
         // Envoy's default: no limit.
         .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
         .initial_stream_window_size(h2.initial_stream_window_size)

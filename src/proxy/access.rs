@@ -186,12 +186,23 @@ impl Body for LoggedBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (this.log.as_mut(), &polled) {
-            if let Some(data) = frame.data_ref() {
-                log.bytes_sent += data.len() as u64;
-            } else if let Some(t) = frame.trailers_ref() {
-                log.trailers = Some(t.clone());
+        match (this.log.as_mut(), &polled) {
+            (Some(log), Poll::Ready(Some(Ok(frame)))) => {
+                if let Some(data) = frame.data_ref() {
+                    log.bytes_sent += data.len() as u64;
+                } else if let Some(t) = frame.trailers_ref() {
+                    log.trailers = Some(t.clone());
+                }
             }
+            (Some(log), Poll::Ready(Some(Err(e)))) => {
+                if let Some((flag, details)) = super::body::upstream_body_failure(e.as_ref()) {
+                    if log.trace.response_flags.is_empty() {
+                        log.trace.response_flags = flag;
+                    }
+                    log.trace.details = Some(details);
+                }
+            }
+            _ => {}
         }
         polled
     }

@@ -80,6 +80,16 @@ impl ReqBody {
         .await
     }
 
+    /// The client's body already failed while it was read ahead: sending the request now
+    /// would frame only the bytes decoded before the error, as if they were all of it.
+    pub fn failure(&self) -> Option<ClientBodyFailure> {
+        let ReqBody::Ahead(a) = self else { return None };
+        match a.frames.back() {
+            Some(Err(e)) => Some(client_body_failure(e.as_ref()).unwrap_or(ClientBodyFailure::Malformed)),
+            _ => None,
+        }
+    }
+
     /// Reads, without waiting, what the client has already sent (at most 64 frames), so that
     /// `%BYTES_RECEIVED%` counts it when the request fails before it was forwarded: Envoy reads
     /// the body while it connects and logs what it read.
@@ -112,7 +122,7 @@ impl Body for ReqBody {
                         c.fetch_add(d.len() as u64, Ordering::Relaxed);
                     }
                 }
-                polled.map_err(Into::into)
+                polled.map_err(|e| Box::new(DownstreamBodyError(e)) as BodyError)
             }
             ReqBody::Replay(r) => r.poll_frame(cx),
             ReqBody::Ahead(a) => match a.frames.pop_front() {
@@ -142,9 +152,14 @@ impl Body for ReqBody {
         match self {
             ReqBody::Stream(b, _) => b.size_hint(),
             ReqBody::Replay(r) => r.size_hint(),
-            // The stream's hint counts only what it has not given yet.
+            // The stream's hint counts only what it has not given yet. A body that failed has
+            // no length: an exact one would let the bytes before the error pass as complete.
             ReqBody::Ahead(a) => {
-                let rest = if a.ended { SizeHint::with_exact(0) } else { a.rest.size_hint() };
+                let rest = match (a.ended, self.failure().is_some()) {
+                    (_, true) => SizeHint::new(),
+                    (true, false) => SizeHint::with_exact(0),
+                    (false, false) => a.rest.size_hint(),
+                };
                 let mut hint = SizeHint::new();
                 hint.set_lower(rest.lower() + a.bytes);
                 if let Some(upper) = rest.upper() {
@@ -158,8 +173,62 @@ impl Body for ReqBody {
     }
 }
 
-/// An error ending a streamed response body.
+/// An error ending a streamed body.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client's request body broke (a malformed chunk, a connection cut short): told apart
+/// from upstream errors so that the request ends as Envoy's codec error (400), never as an
+/// upstream failure.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct DownstreamBodyError(#[source] hyper::Error);
+
+/// How the client's request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientBodyFailure {
+    /// Its framing broke (a malformed chunk): Envoy's codec error, a 400.
+    Malformed,
+    /// The client went away (closed before the end, reset its h2 stream): Envoy logs `DC`.
+    Disconnected,
+}
+
+/// How the client's body failed, when `e` or an error it wraps is that failure.
+pub fn client_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<ClientBodyFailure> {
+    let mut cause = Some(e);
+    let mut ours = false;
+    // hyper wraps the body's error once or twice; the bound guards against a cyclic chain.
+    for _ in 0..8 {
+        let Some(e) = cause else { break };
+        if e.is::<DownstreamBodyError>() {
+            ours = true;
+        } else if ours {
+            let eof =
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+            let h2 = e.is::<h2::Error>();
+            let incomplete = e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message());
+            if eof || h2 || incomplete {
+                return Some(ClientBodyFailure::Disconnected);
+            }
+        }
+        cause = e.source();
+    }
+    ours.then_some(ClientBodyFailure::Malformed)
+}
+
+/// How a read of the client's body failed.
+pub fn read_failure(e: hyper::Error) -> ClientBodyFailure {
+    client_body_failure(&DownstreamBodyError(e)).unwrap_or(ClientBodyFailure::Malformed)
+}
+
+/// Envoy's response flag and details for an upstream response body that broke off after its
+/// headers were passed on: an HTTP/1.1 upstream closing early or breaking its framing is a
+/// protocol error (`UPE`) to Envoy. `None` for errors told elsewhere (the route timeout) or
+/// left as they are (HTTP/2 stream errors).
+pub fn upstream_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, &'static str)> {
+    let hyper_error = e.downcast_ref::<hyper::Error>()?;
+    let h2 = std::error::Error::source(hyper_error).is_some_and(|s| s.is::<h2::Error>());
+    (!h2).then_some(("UPE", "upstream_reset_after_response_started{protocol_error}"))
+}
 
 /// The route timeout ran out while the upstream was still sending the body.
 #[derive(Debug, thiserror::Error)]

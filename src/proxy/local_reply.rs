@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
 use http::{Response, StatusCode};
 
-use super::body::ResBody;
+use super::body::{ClientBodyFailure, ResBody};
 use super::forward::RetryStop;
 use crate::upstream::UpstreamError;
 
@@ -34,6 +34,14 @@ pub enum LocalReason {
     Overflow,
     /// DPE: malformed request.
     BadRequest,
+    /// DPE: what Envoy's HTTP/1 codec rejects (a malformed chunked body, `content-length`
+    /// with `transfer-encoding`), with its `Bad Request` body and codec details.
+    CodecError { details: &'static str },
+    /// UPE: the upstream's response broke HTTP/1.1 framing.
+    UpstreamProtocolError,
+    /// DC: the client went away while its body was forwarded; nothing reaches it, and the
+    /// log shows no response code, as Envoy's.
+    DownstreamDisconnect,
     /// HTTP/1.0 without `accept_http_10`.
     UpgradeRequired,
     /// WebSocket upgrade on a route without upgrade_configs.
@@ -78,6 +86,13 @@ impl LocalReason {
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
+            LocalReason::CodecError { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
+            // Never delivered: the client is gone.
+            LocalReason::DownstreamDisconnect => (StatusCode::BAD_REQUEST, ""),
+            LocalReason::UpstreamProtocolError => (
+                StatusCode::BAD_GATEWAY,
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            ),
             LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
@@ -95,6 +110,9 @@ impl LocalReason {
             LocalReason::UpstreamTimeout => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
+            LocalReason::CodecError { details } => Some(details),
+            LocalReason::DownstreamDisconnect => Some("downstream_remote_disconnect"),
+            LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             _ => None,
         }
     }
@@ -110,7 +128,9 @@ impl LocalReason {
             LocalReason::StreamReset { .. } => "UR",
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
-            LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
+            LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
+            LocalReason::UpstreamProtocolError => "UPE",
+            LocalReason::DownstreamDisconnect => "DC",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
         }
@@ -125,6 +145,13 @@ impl LocalReason {
                 None => LocalReason::UpstreamReset,
             },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => {
+                LocalReason::CodecError { details: BODY_CODEC_ERROR }
+            }
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => {
+                LocalReason::DownstreamDisconnect
+            }
+            UpstreamError::Protocol { .. } => LocalReason::UpstreamProtocolError,
         }
     }
 }
@@ -149,6 +176,9 @@ pub fn with_retry_stop(stop: Option<RetryStop>, flag: &'static str) -> &'static 
         (Some(_), f) => f,
     }
 }
+
+/// Envoy's details for a request body its HTTP/1 codec could not decode.
+pub const BODY_CODEC_ERROR: &str = "http1.codec_error";
 
 /// Envoy's `%RESPONSE_CODE_DETAILS%` for an upstream that failed before response headers:
 /// the reset reason and, for a failed connect, the socket error (strerror, spaces as `_`).
@@ -178,6 +208,9 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
             None => "upstream_reset_before_response_started{connection_termination}",
         },
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => BODY_CODEC_ERROR,
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => "downstream_remote_disconnect",
+        UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
     }
 }
 

@@ -8,12 +8,12 @@ mod access;
 pub mod body;
 pub mod forward;
 pub mod headers;
+mod limits;
 pub mod local_reply;
 mod normalize;
 pub mod replay;
 mod rewrite;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -65,6 +65,8 @@ pub struct ConnCtx {
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
     pub draining: AtomicBool,
+    /// This connection already warned of requests over the header limits.
+    pub warned_limits: AtomicBool,
 }
 
 impl ConnCtx {
@@ -77,7 +79,10 @@ impl ConnCtx {
     }
 }
 
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<LoggedBody>, limits::HeadersOverLimit> {
     let snap = ctx.shared.snapshot.load_full();
     let Some(hcm) = ctx.hcm(&snap) else {
         // The listener is gone and its drain time over.
@@ -116,10 +121,21 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         (SystemTime::now(), started)
     });
     let (mut parts, body) = req.into_parts();
+    if version == Version::HTTP_2 {
+        let max_bytes = hcm.config.max_request_headers_kb as usize * 1024;
+        if limits::over_limits(&parts, hcm.config.max_headers_count, max_bytes) {
+            stats.downstream_rq_tx_reset.inc();
+            warn_over_limits(&ctx);
+            return Err(limits::HeadersOverLimit);
+        }
+    }
 
+    // The client went away mid-request: Envoy logs no response code and counts none.
+    let mut client_gone = false;
     let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
         Ok(r) => r,
         Err(reason) => {
+            client_gone = reason == LocalReason::DownstreamDisconnect;
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
@@ -129,7 +145,8 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
+            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest | LocalReason::CodecError { .. })
+            {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -149,7 +166,9 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     if version == Version::HTTP_10 && !keep_alive_10 {
         resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    stats.codes.record(resp.status().as_u16());
+    if !client_gone {
+        stats.codes.record(resp.status().as_u16());
+    }
     stats.downstream_rq_completed.inc();
     let (rparts, body) = resp.into_parts();
     let timing =
@@ -166,7 +185,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                     started,
                     request,
                     version,
-                    status: rparts.status.as_u16(),
+                    status: if client_gone { 0 } else { rparts.status.as_u16() },
                     response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
                     trailers: None,
                     trace,
@@ -178,6 +197,20 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
     };
     Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// Once per connection, and at most once a second in all.
+fn warn_over_limits(ctx: &ConnCtx) {
+    if ctx.warned_limits.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(suppressed) = limits::warning().admit() {
+        tracing::warn!(
+            client.addr = %ctx.remote,
+            suppressed,
+            "HTTP/2 request headers over max_request_headers_kb or max_headers_count: stream reset"
+        );
+    }
 }
 
 /// Copies of the response headers the loggers read (all values of each), not of them all.
@@ -297,19 +330,15 @@ async fn process(
         return Err(LocalReason::BadRequest);
     }
 
-    // The authority: `:authority` for h2, `Host` for HTTP/1.
+    // The authority: `:authority` for h2; for HTTP/1 the request target's when it is in
+    // absolute form (RFC 9112 3.2.2: `Host` is then ignored), else `Host`.
     let authority: HeaderValue = match parts.uri.authority() {
-        Some(a) if parts.version == Version::HTTP_2 => {
-            HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?
-        }
-        _ => match parts.headers.get(HOST) {
+        Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
+        None => match parts.headers.get(HOST) {
             Some(h) => h.clone(),
             None => match (&cfg.default_host_for_http_10, parts.version) {
                 (Some(d), Version::HTTP_10) => HeaderValue::from_str(d).map_err(|_| LocalReason::BadRequest)?,
-                _ => match parts.uri.authority() {
-                    Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
-                    None => return Err(LocalReason::BadRequest),
-                },
+                _ => return Err(LocalReason::BadRequest),
             },
         },
     };
@@ -445,7 +474,16 @@ async fn forward_to(
     let body = if body.is_end_stream() {
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| match body::read_failure(e) {
+                body::ClientBodyFailure::Malformed => {
+                    LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR }
+                }
+                body::ClientBodyFailure::Disconnected => LocalReason::DownstreamDisconnect,
+            })?
+            .to_bytes();
         if let Some(c) = &trace.rx_bytes {
             c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
@@ -524,8 +562,11 @@ async fn forward_to(
             trace.upstream_host = f.host.map(|h| h.addr);
             trace.retry_stop = f.retry_stop;
             trace.attempts = f.attempts;
-            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
-            cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
+            // UT), but not the client's own broken request.
+            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+                cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            }
             Err(f.reason)
         }
     }

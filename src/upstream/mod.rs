@@ -150,6 +150,7 @@ impl ClusterStats {
                 rq_pending_total: c("upstream_rq_pending_total"),
                 rq_pending_active: g("upstream_rq_pending_active"),
                 rq_pending_failure_eject: c("upstream_rq_pending_failure_eject"),
+                cx_protocol_error: c("upstream_cx_protocol_error"),
                 host_cx_total: Counter::default(),
                 host_cx_active: Gauge::default(),
                 host_cx_connect_fail: Counter::default(),

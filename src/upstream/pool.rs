@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
 use crate::config::model::{Http2Options, UpstreamProtocol};
-use crate::proxy::body::ReqBody;
+use crate::proxy::body::{ClientBodyFailure, ReqBody};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 
@@ -36,13 +36,21 @@ pub enum UpstreamError {
     /// The request had to wait for a connection and `max_pending_requests` were waiting.
     #[error("too many requests pending for {addr}")]
     PendingOverflow { addr: SocketAddr },
+    /// The client's request body broke before it was all sent: the upstream request was
+    /// abandoned unfinished (or never sent), so the upstream never saw a complete request.
+    #[error("client request body failed while sent to {addr}")]
+    DownstreamBody { addr: SocketAddr, failure: ClientBodyFailure },
+    /// The upstream's response head breaks HTTP/1.1 framing (`content-length` with
+    /// `transfer-encoding`): its body cannot be trusted, nor the connection after it.
+    #[error("upstream {addr} sent a response with both content-length and transfer-encoding")]
+    Protocol { addr: SocketAddr },
 }
 
 impl UpstreamError {
     /// The request never got onto a connection (Envoy counts `upstream_rq_total` only for
     /// requests that did).
     pub fn before_connection(&self) -> bool {
-        !matches!(self, UpstreamError::Reset { .. })
+        !matches!(self, UpstreamError::Reset { .. } | UpstreamError::Protocol { .. })
     }
 
     /// The reason of the HTTP/2 RST_STREAM the upstream sent, when that ended the request
@@ -81,6 +89,8 @@ pub struct ConnStats {
     pub rq_pending_active: Gauge,
     /// Pending requests that failed because their connection could not be made.
     pub rq_pending_failure_eject: Counter,
+    /// `upstream_cx_protocol_error`: responses whose framing broke HTTP/1.1.
+    pub cx_protocol_error: Counter,
     pub host_cx_total: Counter,
     pub host_cx_active: Gauge,
     pub host_cx_connect_fail: Counter,
@@ -151,26 +161,54 @@ impl Pool {
                     Err(e) => return Err(unsent(req, e)),
                 },
             };
-            if fresh {
-                let resp = sender.send_request(req).await;
-                let resp = resp.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
+            if let Some(failure) = req.body().failure() {
+                // Nothing was written on the connection: it stays usable.
                 self.recycle(sender);
-                return Ok(resp);
+                return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
+            }
+            if fresh {
+                let resp = sender.send_request(req).await.map_err(|e| self.sent_error(e))?;
+                return self.h1_response(sender, resp);
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.recycle(sender);
-                    return Ok(resp);
-                }
+                Ok(resp) => return self.h1_response(sender, resp),
                 Err(mut e) => match e.take_message() {
                     // Never sent: the connection was dead before we wrote. Try another.
                     Some(r) => req = r,
-                    None => return Err(UpstreamError::Reset { addr: self.addr, source: e.into_error() }),
+                    None => return Err(self.sent_error(e.into_error())),
                 },
             }
         }
         // Not reached: the last turn takes a new connection.
         Err(UpstreamError::PendingOverflow { addr: self.addr })
+    }
+
+    /// Checks an HTTP/1.1 response's framing before it is passed on; the connection goes
+    /// back to the pool only under a response that can be trusted. Envoy's codec rejects
+    /// `content-length` with `transfer-encoding` (RFC 9112, 6.3: a request smuggling vector)
+    /// where hyper lets chunked framing win and keeps both headers.
+    fn h1_response(
+        self: &Arc<Self>,
+        sender: http1::SendRequest<ReqBody>,
+        resp: Response<Incoming>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let h = resp.headers();
+        if h.contains_key(http::header::TRANSFER_ENCODING) && h.contains_key(http::header::CONTENT_LENGTH) {
+            self.stats.cx_protocol_error.inc();
+            // Dropping the body and the sender closes the connection.
+            return Err(UpstreamError::Protocol { addr: self.addr });
+        }
+        self.recycle(sender);
+        Ok(resp)
+    }
+
+    /// The error of a request that was (maybe partly) written: the client's body failing is
+    /// told apart from the upstream failing.
+    fn sent_error(&self, source: hyper::Error) -> UpstreamError {
+        match crate::proxy::body::client_body_failure(&source) {
+            Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
+            None => UpstreamError::Reset { addr: self.addr, source },
+        }
     }
 
     /// An idle connection that is still open.
@@ -324,8 +362,11 @@ impl Pool {
                 Err(e) => return Err(unsent(req, e)),
             },
         };
+        if let Some(failure) = req.body().failure() {
+            return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
+        }
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
-        sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })
+        sender.send_request(req).await.map_err(|e| self.sent_error(e))
     }
 }
 

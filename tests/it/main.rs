@@ -12,6 +12,7 @@ mod config_errors;
 mod dns;
 mod examples;
 mod fixtures;
+mod framing;
 mod local_replies;
 mod protocol;
 mod reload;

@@ -347,6 +347,10 @@ impl Reloader {
             .map(|l| (Arc::downgrade(l), l.config.stat_name(), l.config.hcm.stat_prefix.clone()))
             .collect();
         server.shared.snapshot.store(Arc::new(built.snapshot));
+        let snapshots = Arc::clone(&server.shared.snapshot);
+        let lookup: crate::upstream::eds_rest::Lookup =
+            Arc::new(move |name: &str| snapshots.load().clusters.get(name).cloned());
+        built.staged.commit(&lookup, &next.bootstrap.node);
         self.manager.commit(built.plan, &prev);
         server.set_bound(self.manager.bound());
         for c in removed_clusters {

@@ -16,6 +16,7 @@ mod local_replies;
 mod protocol;
 mod reload;
 mod reload_bad;
+mod reload_commit;
 mod reload_empty;
 mod reload_io;
 mod reload_resources;

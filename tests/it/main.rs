@@ -19,6 +19,7 @@ mod reload_bad;
 mod reload_commit;
 mod reload_empty;
 mod reload_io;
+mod reload_order;
 mod reload_resources;
 mod reload_soak;
 mod reload_styles;

@@ -42,6 +42,11 @@ pub enum LocalReason {
     HealthCheckFailed,
     /// The health check filter while passing.
     HealthCheckOk,
+    /// SI: `stream_idle_timeout` before the response; 408 while the request was still
+    /// arriving, 504 after.
+    StreamIdleTimeout { request_complete: bool },
+    /// `request_timeout`: the request did not arrive whole in time.
+    RequestTimeout,
 }
 
 impl LocalReason {
@@ -82,6 +87,13 @@ impl LocalReason {
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
             LocalReason::HealthCheckOk => (StatusCode::OK, ""),
+            LocalReason::StreamIdleTimeout { request_complete: true } => {
+                (StatusCode::GATEWAY_TIMEOUT, "stream timeout")
+            }
+            LocalReason::StreamIdleTimeout { request_complete: false } => {
+                (StatusCode::REQUEST_TIMEOUT, "stream timeout")
+            }
+            LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
         }
     }
 
@@ -95,6 +107,8 @@ impl LocalReason {
             LocalReason::UpstreamTimeout => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
+            LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
+            LocalReason::RequestTimeout => Some("request_overall_timeout"),
             _ => None,
         }
     }
@@ -113,6 +127,8 @@ impl LocalReason {
             LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
+            LocalReason::StreamIdleTimeout { .. } => "SI",
+            LocalReason::RequestTimeout => "",
         }
     }
 

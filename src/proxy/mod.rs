@@ -10,8 +10,10 @@ pub mod forward;
 pub mod headers;
 pub mod local_reply;
 mod normalize;
+pub mod progress;
 pub mod replay;
 mod rewrite;
+pub mod stream_timer;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +67,8 @@ pub struct ConnCtx {
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
     pub draining: AtomicBool,
+    /// Requests in progress, for the connection's idle timeout.
+    pub activity: crate::listener::idle::ConnActivity,
 }
 
 impl ConnCtx {
@@ -87,6 +91,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
     };
     let started = Instant::now();
+    let stream = crate::listener::idle::StreamGuard::new(&ctx);
     let stats = &hcm.stats;
     stats.downstream_rq_total.inc();
     stats.rq_total.inc();
@@ -115,9 +120,31 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
         (SystemTime::now(), started)
     });
+    let timeouts =
+        stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
+    let started_t = tokio::time::Instant::from_std(started);
+    if timeouts.any() && !req.body().is_end_stream() {
+        trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
+    }
     let (mut parts, body) = req.into_parts();
 
-    let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
+    let progress = trace.progress.clone();
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace);
+    let result = if timeouts.any() {
+        tokio::select! {
+            r = processed => r,
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref()) => {
+                match reason {
+                    LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
+                    _ => stats.downstream_rq_idle_timeout.inc(),
+                }
+                Err(reason)
+            }
+        }
+    } else {
+        processed.await
+    };
+    let mut resp = match result {
         Ok(r) => r,
         Err(reason) => {
             if matches!(reason, LocalReason::NoRoute) {
@@ -129,7 +156,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
+            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest | LocalReason::RequestTimeout) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -152,8 +179,12 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     stats.codes.record(resp.status().as_u16());
     stats.downstream_rq_completed.inc();
     let (rparts, body) = resp.into_parts();
-    let timing =
-        RqTiming { started, downstream: stats.downstream_rq_time.clone(), upstream: trace.upstream_sent.take() };
+    let timing = RqTiming {
+        started,
+        downstream: stats.downstream_rq_time.clone(),
+        upstream: trace.upstream_sent.take(),
+        _stream: stream,
+    };
     let body = match log_start {
         None => LoggedBody::plain(body),
         Some((start, started)) => {
@@ -442,20 +473,25 @@ async fn forward_to(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
+    if route_timed && trace.progress.is_none() && !body.is_end_stream() {
+        // The route's timeouts start when the body has arrived: they need to know when.
+        trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
+    }
+    let mut progress = trace.progress.clone();
     let body = if body.is_end_stream() {
+        progress = None;
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
-        if let Some(c) = &trace.rx_bytes {
-            c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
+        let bytes = stream.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
         BodySource::Replayable(Some(bytes))
     } else if retries.is_some() {
-        let stream = ReqBody::Stream(body, trace.rx_bytes.clone());
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
         let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
         BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
     } else {
-        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
+        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
     let prepared = Prepared {
@@ -467,7 +503,8 @@ async fn forward_to(
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
-    let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
+    let outcome =
+        forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it. Under
         // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
@@ -509,13 +546,16 @@ async fn forward_to(
             {
                 rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
-            let body = match out.deadline {
-                Some(d) if !rbody.is_end_stream() => ResBody::UpstreamUntil {
-                    body: rbody,
-                    deadline: Box::pin(tokio::time::sleep_until(d.into())),
-                    on_timeout: Some(cluster.stats.upstream_rq_timeout.clone()),
-                },
-                _ => ResBody::Upstream(rbody),
+            let timers = if rbody.is_end_stream() {
+                None
+            } else {
+                let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
+                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle)
+            };
+            let body = match timers {
+                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
+                None => ResBody::Upstream(rbody),
             };
             Ok(Response::from_parts(rparts, body))
         }

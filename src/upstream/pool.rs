@@ -269,9 +269,16 @@ impl Pool {
             };
             pool.breakers.released();
             if let (true, Some(timeout), Some(reused)) = (kept, pool.idle_timeout, reused) {
+                // Weak while it waits: a removed cluster's pool (and stats) must go at once.
+                let weak = Arc::downgrade(&pool);
+                drop(pool);
                 tokio::select! {
                     _ = reused => {}
-                    () = tokio::time::sleep(timeout) => pool.expire_idle(id),
+                    () = tokio::time::sleep(timeout) => {
+                        if let Some(pool) = weak.upgrade() {
+                            pool.expire_idle(id);
+                        }
+                    }
                 }
             }
         });

@@ -5,6 +5,7 @@
 //! request, so route changes reach open keep-alive connections.
 
 mod codec_reply;
+pub mod idle;
 pub mod manager;
 mod prefixed;
 
@@ -139,6 +140,7 @@ pub fn spawn_listener(
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
                         warned_limits: std::sync::atomic::AtomicBool::new(false),
+                        activity: idle::ConnActivity::new(),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
@@ -221,9 +223,14 @@ async fn serve_connection(
 
     // Read what the client sent first; it goes back in front of the stream for hyper.
     let mut first = vec![0u8; 4096];
-    let n = match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut first)).await {
+    // A connection that sends nothing is idle too, but never kept past a minute.
+    let first_wait = cfg.idle_timeout.map_or(FIRST_BYTES_WAIT, |i| (i + cfg.drain_timeout).min(FIRST_BYTES_WAIT));
+    let n = match tokio::time::timeout(first_wait, stream.read(&mut first)).await {
         Ok(Ok(n)) if n > 0 => n,
-        _ => {
+        res => {
+            if res.is_err() && first_wait < FIRST_BYTES_WAIT {
+                hstats.downstream_cx_idle_timeout.inc();
+            }
             lstats.downstream_cx_destroy.inc();
             hstats.downstream_cx_destroy.inc();
             record_length(&hcm_cx_length);
@@ -286,6 +293,8 @@ async fn serve_connection(
         CodecType::Http1 => builder.http1_only(),
         CodecType::Http2 => builder.http2_only(),
     };
+    let idle_timeout = cfg.idle_timeout;
+    let drain_timeout = cfg.drain_timeout;
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| handle(Arc::clone(&svc_ctx), req));
@@ -296,6 +305,11 @@ async fn serve_connection(
     // Set once the listener stops: past it, the connection is closed whatever it is doing.
     let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(drain_deadline);
+    // The connection's idle timeout, then its drain: Envoy drains an idle connection for the
+    // `drain_timeout` (HTTP/1.1 answers carry `connection: close`) before it closes it.
+    let mut idle = IdleState::Watching;
+    let idle_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(idle_drain);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -346,11 +360,35 @@ async fn serve_connection(
                 tracing::debug!(client.addr = %ctx.remote, "drain time over; closing connection");
                 break;
             }
+            () = idle::idle_expired(&ctx.activity, idle_timeout), if idle == IdleState::Watching && !stopping => {
+                idle = IdleState::Draining;
+                if let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) {
+                    hcm.stats.downstream_cx_idle_timeout.inc();
+                }
+                ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                idle_drain.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
+            }
+            () = &mut idle_drain, if idle == IdleState::Draining => {
+                // Closes an idle HTTP/1.1 connection at once, or after the answer in progress;
+                // h2 gets its GOAWAY and closes once its streams are done.
+                idle = IdleState::Closing;
+                conn.as_mut().graceful_shutdown();
+            }
         }
     }
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);
+}
+
+/// The longest a new connection may take to send its first bytes.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdleState {
+    Watching,
+    Draining,
+    Closing,
 }
 
 fn hstats_destroy(ctx: &ConnCtx) {

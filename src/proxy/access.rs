@@ -42,6 +42,9 @@ pub struct Trace {
     pub logging: bool,
     /// Counts request body bytes, when logging a request that has a body.
     pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// When the request body ended and the client last sent some, while stream timers or
+    /// the route's timeouts need to know.
+    pub progress: Option<Arc<super::progress::Progress>>,
     /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
     pub forwarding_headers_set: bool,
     /// The request as it was forwarded, kept only for a logger.
@@ -57,6 +60,8 @@ pub struct RqTiming {
     pub downstream: Histogram,
     /// When the upstream attempt was sent, and `cluster.<name>.upstream_rq_time`.
     pub upstream: Option<(Instant, Histogram)>,
+    /// The request counts as in progress on its connection until its response ends.
+    pub _stream: crate::listener::idle::StreamGuard,
 }
 
 impl RqTiming {

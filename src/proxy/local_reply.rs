@@ -50,6 +50,11 @@ pub enum LocalReason {
     HealthCheckFailed,
     /// The health check filter while passing.
     HealthCheckOk,
+    /// SI: `stream_idle_timeout` before the response; 408 while the request was still
+    /// arriving, 504 after.
+    StreamIdleTimeout { request_complete: bool },
+    /// `request_timeout`: the request did not arrive whole in time.
+    RequestTimeout,
 }
 
 impl LocalReason {
@@ -97,6 +102,13 @@ impl LocalReason {
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
             LocalReason::HealthCheckOk => (StatusCode::OK, ""),
+            LocalReason::StreamIdleTimeout { request_complete: true } => {
+                (StatusCode::GATEWAY_TIMEOUT, "stream timeout")
+            }
+            LocalReason::StreamIdleTimeout { request_complete: false } => {
+                (StatusCode::REQUEST_TIMEOUT, "stream timeout")
+            }
+            LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
         }
     }
 
@@ -113,6 +125,8 @@ impl LocalReason {
             LocalReason::CodecError { details } => Some(details),
             LocalReason::DownstreamDisconnect => Some("downstream_remote_disconnect"),
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
+            LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
+            LocalReason::RequestTimeout => Some("request_overall_timeout"),
             _ => None,
         }
     }
@@ -133,6 +147,8 @@ impl LocalReason {
             LocalReason::DownstreamDisconnect => "DC",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
+            LocalReason::StreamIdleTimeout { .. } => "SI",
+            LocalReason::RequestTimeout => "",
         }
     }
 

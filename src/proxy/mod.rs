@@ -11,8 +11,10 @@ pub mod headers;
 mod limits;
 pub mod local_reply;
 mod normalize;
+pub mod progress;
 pub mod replay;
 mod rewrite;
+pub mod stream_timer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +69,8 @@ pub struct ConnCtx {
     pub draining: AtomicBool,
     /// This connection already warned of requests over the header limits.
     pub warned_limits: AtomicBool,
+    /// Requests in progress, for the connection's idle timeout.
+    pub activity: crate::listener::idle::ConnActivity,
 }
 
 impl ConnCtx {
@@ -92,6 +96,7 @@ pub async fn handle(
         return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
     };
     let started = Instant::now();
+    let stream = crate::listener::idle::StreamGuard::new(&ctx);
     let stats = &hcm.stats;
     stats.downstream_rq_total.inc();
     stats.rq_total.inc();
@@ -120,6 +125,12 @@ pub async fn handle(
         }
         (SystemTime::now(), started)
     });
+    let timeouts =
+        stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
+    let started_t = tokio::time::Instant::from_std(started);
+    if timeouts.any() && !req.body().is_end_stream() {
+        trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
+    }
     let (mut parts, body) = req.into_parts();
     if version == Version::HTTP_2 {
         let max_bytes = hcm.config.max_request_headers_kb as usize * 1024;
@@ -130,9 +141,25 @@ pub async fn handle(
         }
     }
 
+    let progress = trace.progress.clone();
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace);
+    let result = if timeouts.any() {
+        tokio::select! {
+            r = processed => r,
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref()) => {
+                match reason {
+                    LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
+                    _ => stats.downstream_rq_idle_timeout.inc(),
+                }
+                Err(reason)
+            }
+        }
+    } else {
+        processed.await
+    };
     // The client went away mid-request: Envoy logs no response code and counts none.
     let mut client_gone = false;
-    let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
+    let mut resp = match result {
         Ok(r) => r,
         Err(reason) => {
             client_gone = reason == LocalReason::DownstreamDisconnect;
@@ -145,8 +172,13 @@ pub async fn handle(
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest | LocalReason::CodecError { .. })
-            {
+            if matches!(
+                reason,
+                LocalReason::UpgradeRequired
+                    | LocalReason::BadRequest
+                    | LocalReason::CodecError { .. }
+                    | LocalReason::RequestTimeout
+            ) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -171,8 +203,12 @@ pub async fn handle(
     }
     stats.downstream_rq_completed.inc();
     let (rparts, body) = resp.into_parts();
-    let timing =
-        RqTiming { started, downstream: stats.downstream_rq_time.clone(), upstream: trace.upstream_sent.take() };
+    let timing = RqTiming {
+        started,
+        downstream: stats.downstream_rq_time.clone(),
+        upstream: trace.upstream_sent.take(),
+        _stream: stream,
+    };
     let body = match log_start {
         None => LoggedBody::plain(body),
         Some((start, started)) => {
@@ -471,29 +507,32 @@ async fn forward_to(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
+    if route_timed && trace.progress.is_none() && !body.is_end_stream() {
+        // The route's timeouts start when the body has arrived: they need to know when.
+        trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
+    }
+    let mut progress = trace.progress.clone();
     let body = if body.is_end_stream() {
+        progress = None;
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let bytes = body
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
+        let bytes = stream
             .collect()
             .await
-            .map_err(|e| match body::read_failure(e) {
-                body::ClientBodyFailure::Malformed => {
-                    LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR }
-                }
-                body::ClientBodyFailure::Disconnected => LocalReason::DownstreamDisconnect,
+            .map_err(|e| match body::client_body_failure(&*e) {
+                Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
+                _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
             })?
             .to_bytes();
-        if let Some(c) = &trace.rx_bytes {
-            c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
         BodySource::Replayable(Some(bytes))
     } else if retries.is_some() {
-        let stream = ReqBody::Stream(body, trace.rx_bytes.clone());
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
         let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
         BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
     } else {
-        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
+        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
     let prepared = Prepared {
@@ -505,7 +544,8 @@ async fn forward_to(
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
-    let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
+    let outcome =
+        forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it. Under
         // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
@@ -547,13 +587,16 @@ async fn forward_to(
             {
                 rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
-            let body = match out.deadline {
-                Some(d) if !rbody.is_end_stream() => ResBody::UpstreamUntil {
-                    body: rbody,
-                    deadline: Box::pin(tokio::time::sleep_until(d.into())),
-                    on_timeout: Some(cluster.stats.upstream_rq_timeout.clone()),
-                },
-                _ => ResBody::Upstream(rbody),
+            let timers = if rbody.is_end_stream() {
+                None
+            } else {
+                let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
+                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle)
+            };
+            let body = match timers {
+                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
+                None => ResBody::Upstream(rbody),
             };
             Ok(Response::from_parts(rparts, body))
         }

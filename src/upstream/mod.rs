@@ -149,6 +149,7 @@ impl ClusterStats {
                 cx_connect_fail: c("upstream_cx_connect_fail"),
                 cx_connect_timeout: c("upstream_cx_connect_timeout"),
                 cx_destroy: c("upstream_cx_destroy"),
+                cx_idle_timeout: c("upstream_cx_idle_timeout"),
                 cx_rx_bytes_total: c("upstream_cx_rx_bytes_total"),
                 cx_tx_bytes_total: c("upstream_cx_tx_bytes_total"),
                 cx_connect_ms: h("upstream_cx_connect_ms"),
@@ -399,6 +400,7 @@ impl Cluster {
             self.config.http2,
             self.config.per_connection_buffer_limit_bytes,
             self.config.connect_timeout,
+            self.config.idle_timeout,
             conn,
             Arc::clone(&self.breakers),
         ));

@@ -4,6 +4,8 @@
 //! An HTTP/1.1 connection goes back to the idle list only when hyper says it is ready for the
 //! next request (the response body was read to its end); a request that finds an idle
 //! connection already closed is sent again on a new one, since it never left the proxy.
+//! An HTTP/1.1 connection idle for the cluster's `idle_timeout` is closed
+//! (`upstream_cx_idle_timeout`); the task that put it back waits for that or for its reuse.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -80,6 +82,7 @@ pub struct ConnStats {
     pub cx_connect_fail: Counter,
     pub cx_connect_timeout: Counter,
     pub cx_destroy: Counter,
+    pub cx_idle_timeout: Counter,
     pub cx_rx_bytes_total: Counter,
     pub cx_tx_bytes_total: Counter,
     pub cx_connect_ms: Histogram,
@@ -107,20 +110,33 @@ pub struct Pool {
     stats: ConnStats,
     /// The cluster's circuit breakers, shared by its hosts.
     breakers: Arc<Breakers>,
-    idle: Mutex<Vec<http1::SendRequest<ReqBody>>>,
+    /// `common_http_protocol_options.idle_timeout` (HTTP/1.1 connections).
+    idle_timeout: Option<Duration>,
+    idle: Mutex<Vec<Idle>>,
+    /// Names idle entries, so that an idle timer removes its own connection only.
+    idle_ids: std::sync::atomic::AtomicU64,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per host; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 
+/// An idle HTTP/1.1 connection. Taking it out drops `_reused`, which ends its idle timer.
+struct Idle {
+    sender: http1::SendRequest<ReqBody>,
+    id: u64,
+    _reused: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 impl Pool {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         addr: SocketAddr,
         protocol: UpstreamProtocol,
         h2_options: Http2Options,
         buffer_limit: u32,
         connect_timeout: Duration,
+        idle_timeout: Option<Duration>,
         stats: ConnStats,
         breakers: Arc<Breakers>,
     ) -> Self {
@@ -128,7 +144,20 @@ impl Pool {
         // A soft limit in Envoy; in hyper the read buffer must also hold a whole response
         // head, which Envoy bounds separately at 60 KiB (`max_response_headers_kb`).
         let buffer_limit = (buffer_limit as usize).max(64 * 1024);
-        Pool { addr, protocol, h2_options, buffer_limit, connect_timeout, stats, breakers, idle, h2 }
+        let idle_ids = std::sync::atomic::AtomicU64::new(0);
+        Pool {
+            addr,
+            protocol,
+            h2_options,
+            buffer_limit,
+            connect_timeout,
+            stats,
+            breakers,
+            idle_timeout,
+            idle,
+            idle_ids,
+            h2,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -214,9 +243,9 @@ impl Pool {
     /// An idle connection that is still open.
     fn pop_idle(&self) -> Option<http1::SendRequest<ReqBody>> {
         let mut idle = lock(&self.idle);
-        while let Some(s) = idle.pop() {
-            if !s.is_closed() {
-                return Some(s);
+        while let Some(i) = idle.pop() {
+            if !i.sender.is_closed() {
+                return Some(i.sender);
             }
         }
         None
@@ -257,15 +286,51 @@ impl Pool {
     fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<ReqBody>) {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                let mut idle = lock(&pool.idle);
-                if idle.len() < MAX_IDLE {
-                    idle.push(sender);
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let id = pool.idle_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (reused_tx, reused) = match pool.idle_timeout {
+                Some(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
                 }
-                drop(idle);
-                pool.breakers.released();
+                None => (None, None),
+            };
+            let kept = {
+                let mut idle = lock(&pool.idle);
+                let kept = idle.len() < MAX_IDLE;
+                if kept {
+                    idle.push(Idle { sender, id, _reused: reused_tx });
+                }
+                kept
+            };
+            pool.breakers.released();
+            if let (true, Some(timeout), Some(reused)) = (kept, pool.idle_timeout, reused) {
+                // Weak while it waits: a removed cluster's pool (and stats) must go at once.
+                let weak = Arc::downgrade(&pool);
+                drop(pool);
+                tokio::select! {
+                    _ = reused => {}
+                    () = tokio::time::sleep(timeout) => {
+                        if let Some(pool) = weak.upgrade() {
+                            pool.expire_idle(id);
+                        }
+                    }
+                }
             }
         });
+    }
+
+    /// Closes the idle connection `id` if it is still idle: dropping its sender ends it.
+    fn expire_idle(&self, id: u64) {
+        let mut idle = lock(&self.idle);
+        if let Some(at) = idle.iter().position(|i| i.id == id) {
+            let expired = idle.remove(at);
+            drop(idle);
+            self.stats.cx_idle_timeout.inc();
+            drop(expired);
+        }
     }
 
     /// Opens a TCP connection in the place `_slot` holds under `max_connections`.

@@ -30,5 +30,6 @@ mod routing;
 mod seeds;
 mod shutdown;
 mod stats;
+mod timeouts;
 mod upstream;
 mod upstream_resets;

@@ -9,7 +9,7 @@ pub mod body;
 pub mod forward;
 pub mod headers;
 pub mod local_reply;
-mod normalize;
+pub mod normalize;
 pub mod replay;
 mod rewrite;
 

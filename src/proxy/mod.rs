@@ -10,7 +10,7 @@ pub mod forward;
 pub mod headers;
 mod limits;
 pub mod local_reply;
-mod normalize;
+pub mod normalize;
 pub mod progress;
 pub mod replay;
 mod rewrite;

@@ -115,7 +115,13 @@ async fn poll_once(
     if !status.is_success() {
         return Err(format!("management server answered {status}"));
     }
-    let parsed = crate::config::parse_endpoints(std::path::Path::new("rest-eds-response.json"), &bytes, service_name)
+    parse_response(&bytes, service_name)
+}
+
+/// A management server's answer for `service_name`: its version and endpoints, or `None`
+/// when it names none (the cluster keeps what it has).
+pub fn parse_response(bytes: &[u8], service_name: &str) -> Result<Option<(String, Vec<LocalityEndpoints>)>, String> {
+    let parsed = crate::config::parse_endpoints(std::path::Path::new("rest-eds-response.json"), bytes, service_name)
         .map_err(|e| e.to_string())?;
     if parsed.resources.is_empty() {
         return Ok(None);

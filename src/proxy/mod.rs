@@ -27,6 +27,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
+use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
@@ -67,6 +68,11 @@ pub struct ConnCtx {
     pub draining: AtomicBool,
     /// This connection already warned of requests over the header limits.
     pub warned_limits: AtomicBool,
+    /// HTTP/1 requests the service has seen on this connection.
+    pub h1_requests: AtomicU64,
+    /// The first HTTP/1 request whose head hyper would let through flawed (the listener's
+    /// head scanner sets it before hyper parses that head).
+    pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
 }
 
 impl ConnCtx {
@@ -145,8 +151,13 @@ pub async fn handle(
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest | LocalReason::CodecError { .. })
-            {
+            if matches!(
+                reason,
+                LocalReason::UpgradeRequired
+                    | LocalReason::BadRequest
+                    | LocalReason::CodecError { .. }
+                    | LocalReason::PathRejected
+            ) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -323,6 +334,17 @@ async fn process(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
+    if parts.version != Version::HTTP_2 {
+        let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(flagged) = ctx.head_flaw.get().filter(|f| f.request == index) {
+            return Err(match flagged.flaw {
+                HeadFlaw::ContentLengthAndChunked => {
+                    LocalReason::CodecError { details: "http1.content_length_and_chunked_not_allowed" }
+                }
+                HeadFlaw::Fragment => LocalReason::PathRejected,
+            });
+        }
+    }
     if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
         return Err(LocalReason::UpgradeRequired);
     }

@@ -5,6 +5,7 @@
 //! request, so route changes reach open keep-alive connections.
 
 mod codec_reply;
+pub mod head_scan;
 pub mod idle;
 pub mod manager;
 mod prefixed;
@@ -28,6 +29,7 @@ use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
 use codec_reply::CodecReplies;
+use head_scan::ScanIo;
 use prefixed::PrefixedIo;
 
 /// Binds a listener socket (SO_REUSEADDR, as Envoy).
@@ -139,6 +141,8 @@ pub fn spawn_listener(
                         listener: Arc::downgrade(&current),
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
+                        h1_requests: std::sync::atomic::AtomicU64::new(0),
+                        head_flaw: std::sync::OnceLock::new(),
                         warned_limits: std::sync::atomic::AtomicBool::new(false),
                         activity: idle::ConnActivity::new(),
                     });
@@ -268,9 +272,10 @@ async fn serve_connection(
         hstats.downstream_cx_rx_bytes_total.clone(),
         hstats.downstream_cx_tx_bytes_total.clone(),
     );
-    let io = TokioIo::new(CodecReplies::new(PrefixedIo::new(Bytes::from(first), counted), hcm.server_name.clone()));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
+    let scanned = ScanIo::new(PrefixedIo::new(Bytes::from(first), counted), !is_h2, header_bytes, Arc::clone(&ctx));
+    let io = TokioIo::new(CodecReplies::new(scanned, hcm.server_name.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())

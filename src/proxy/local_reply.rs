@@ -37,6 +37,8 @@ pub enum LocalReason {
     /// DPE: what Envoy's HTTP/1 codec rejects (a malformed chunked body, `content-length`
     /// with `transfer-encoding`), with its `Bad Request` body and codec details.
     CodecError { details: &'static str },
+    /// A request target Envoy's path checks refuse (a `#fragment`): 400, empty body, no flag.
+    PathRejected,
     /// UPE: the upstream's response broke HTTP/1.1 framing.
     UpstreamProtocolError,
     /// DC: the client went away while its body was forwarded; nothing reaches it, and the
@@ -92,6 +94,7 @@ impl LocalReason {
             ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
             LocalReason::CodecError { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
+            LocalReason::PathRejected => (StatusCode::BAD_REQUEST, ""),
             // Never delivered: the client is gone.
             LocalReason::DownstreamDisconnect => (StatusCode::BAD_REQUEST, ""),
             LocalReason::UpstreamProtocolError => (
@@ -123,6 +126,7 @@ impl LocalReason {
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             LocalReason::CodecError { details } => Some(details),
+            LocalReason::PathRejected => Some("path_normalization_failed"),
             LocalReason::DownstreamDisconnect => Some("downstream_remote_disconnect"),
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
@@ -145,7 +149,7 @@ impl LocalReason {
             LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",
             LocalReason::DownstreamDisconnect => "DC",
-            LocalReason::UpgradeForbidden => "",
+            LocalReason::UpgradeForbidden | LocalReason::PathRejected => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
             LocalReason::StreamIdleTimeout { .. } => "SI",
             LocalReason::RequestTimeout => "",

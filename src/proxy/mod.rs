@@ -29,6 +29,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
+use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
@@ -71,6 +72,11 @@ pub struct ConnCtx {
     pub warned_limits: AtomicBool,
     /// Requests in progress, for the connection's idle timeout.
     pub activity: crate::listener::idle::ConnActivity,
+    /// HTTP/1 requests the service has seen on this connection.
+    pub h1_requests: AtomicU64,
+    /// The first HTTP/1 request whose head hyper would let through flawed (the listener's
+    /// head scanner sets it before hyper parses that head).
+    pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
 }
 
 impl ConnCtx {
@@ -178,6 +184,7 @@ pub async fn handle(
                     | LocalReason::BadRequest
                     | LocalReason::CodecError { .. }
                     | LocalReason::RequestTimeout
+                    | LocalReason::PathRejected
             ) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
@@ -359,6 +366,17 @@ async fn process(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
+    if parts.version != Version::HTTP_2 {
+        let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(flagged) = ctx.head_flaw.get().filter(|f| f.request == index) {
+            return Err(match flagged.flaw {
+                HeadFlaw::ContentLengthAndChunked => {
+                    LocalReason::CodecError { details: "http1.content_length_and_chunked_not_allowed" }
+                }
+                HeadFlaw::Fragment => LocalReason::PathRejected,
+            });
+        }
+    }
     if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
         return Err(LocalReason::UpgradeRequired);
     }

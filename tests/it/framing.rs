@@ -210,3 +210,85 @@ async fn client_leaving_mid_body_is_logged_dc_and_never_complete_upstream() {
     assert_eq!(up.completed(), 0);
     assert_eq!(legate.stat("http.ingress_http.downstream_rq_4xx").await, 0);
 }
+
+/// Everything a client reads, after sending `bytes`, until the proxy closes.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    crate::common::bounded("exchange", async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // The proxy may answer and close before reading everything.
+        let _ = s.write_all(bytes).await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+}
+
+/// The response's head lines without `date`, and its body.
+fn without_date(resp: &str) -> (Vec<&str>, &str) {
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
+    (head.split("\r\n").filter(|l| !l.starts_with("date: ")).collect(), body)
+}
+
+#[tokio::test]
+async fn length_with_chunked_or_a_fragment_is_envoys_400_and_never_upstream() {
+    let up = upstream::http1().name("up").spawn().await;
+    let (_dir, log) = log_dir();
+    let legate = start(up.addr(), &log).await;
+    let codec = [
+        "HTTP/1.1 400 Bad Request",
+        "content-length: 11",
+        "content-type: text/plain",
+        "server: envoy",
+        "connection: close",
+    ];
+    let path = ["HTTP/1.1 400 Bad Request", "server: envoy", "connection: close", "content-length: 0"];
+    let cases: [(&str, &[&str], &str, &str); 5] = [
+        // hyper would pass both headers to the service.
+        (
+            "POST /clte HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            &codec,
+            "Bad Request",
+            "400 DPE http1.content_length_and_chunked_not_allowed -",
+        ),
+        // hyper would drop the content-length.
+        (
+            "POST /tecl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            &codec,
+            "Bad Request",
+            "400 DPE http1.content_length_and_chunked_not_allowed -",
+        ),
+        // The `http` crate would drop the fragment.
+        ("GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n", &path, "", "400 - path_normalization_failed -"),
+        ("GET /a?# HTTP/1.1\r\nHost: x\r\n\r\n", &path, "", "400 - path_normalization_failed -"),
+        // Behind a good request on the same connection, split by a good chunked body.
+        (
+            "POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\n#ab\r\n0\r\nx-t: /#\r\n\r\nGET /b#x HTTP/1.1\r\nHost: x\r\n\r\n",
+            &path,
+            "",
+            "400 - path_normalization_failed -",
+        ),
+    ];
+    for (i, (req, head, body, logged)) in cases.iter().enumerate() {
+        let got = exchange(legate.listener("main"), req.as_bytes()).await;
+        let last = got.rfind("HTTP/1.1 ").unwrap_or(0);
+        assert_eq!(without_date(&got[last..]), (head.to_vec(), *body), "{req:?}: {got}");
+        let lines = lines(&log, i + 1 + usize::from(i == 4)).await;
+        assert!(lines.last().is_some_and(|l| l.ends_with(logged)), "{req:?}: {lines:?}");
+    }
+    // Only the good request of the last case reached the upstream.
+    assert_eq!((up.requests(), up.completed()), (1, 1));
+}
+
+#[tokio::test]
+async fn pipelined_chunked_post_and_get_still_work() {
+    let up = upstream::http1().name("up").spawn().await;
+    let (_dir, log) = log_dir();
+    let legate = start(up.addr(), &log).await;
+    let req = "POST /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;name=\"v\"\r\n#a#b\r\n0\r\nx-t: GET /#\r\n\r\n\
+               GET /2?q HTTP/1.1\r\nHost: x\r\n\r\n\
+               GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let got = exchange(legate.listener("main"), req.as_bytes()).await;
+    assert_eq!(got.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{got}");
+    assert_eq!(up.completed(), 3);
+}

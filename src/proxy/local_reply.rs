@@ -244,6 +244,65 @@ pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBod
     resp
 }
 
+/// Whether a request is gRPC as Envoy tells it (`Grpc::Common::hasGrpcContentType`): its
+/// `content-type` is `application/grpc` or starts `application/grpc+` (grpc-web is not).
+pub fn is_grpc_request(headers: &http::HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.strip_prefix(b"application/grpc").is_some_and(|rest| rest.is_empty() || rest[0] == b'+')
+    })
+}
+
+/// Envoy's local reply to a gRPC request: a trailers-only gRPC answer (HTTP 200,
+/// `content-type: application/grpc`, the HTTP status mapped to a `grpc-status`, the reply's
+/// text percent-encoded in `grpc-message`, no body), so that gRPC clients see the error as a
+/// gRPC status rather than a protocol failure.
+pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -> Response<ResBody> {
+    let (status, body) = reason.status_and_body();
+    let mut resp = Response::new(ResBody::empty());
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert(GRPC_STATUS, HeaderValue::from(http_to_grpc_status(status)));
+    if !body.is_empty() && !head {
+        if let Ok(message) = HeaderValue::from_str(&grpc_percent_encode(body)) {
+            h.insert(GRPC_MESSAGE, message);
+        }
+    }
+    h.insert(SERVER, server.clone());
+    if reason == LocalReason::Overflow {
+        h.insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
+/// Envoy's `Grpc::Utility::httpToGrpcStatus`.
+fn http_to_grpc_status(status: StatusCode) -> u16 {
+    match status.as_u16() {
+        400 => 13,             // INTERNAL
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 => 12,             // UNIMPLEMENTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    }
+}
+
+/// gRPC's percent-encoding of `grpc-message`: bytes outside printable ASCII, and `%`.
+fn grpc_percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (b' '..=b'~').contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn reply(status: StatusCode, body: Bytes, server: &HeaderValue) -> Response<ResBody> {
     let mut resp = Response::new(ResBody::empty());
     *resp.status_mut() = status;
@@ -255,4 +314,40 @@ pub fn reply(status: StatusCode, body: Bytes, server: &HeaderValue) -> Response<
     h.insert(SERVER, server.clone());
     *resp.body_mut() = ResBody::full(body);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_requests_are_told_by_content_type() {
+        let with = |ct: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            is_grpc_request(&h)
+        };
+        assert!(with("application/grpc"));
+        assert!(with("application/grpc+proto"));
+        assert!(!with("application/grpc-web"));
+        assert!(!with("application/json"));
+        assert!(!is_grpc_request(&http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn grpc_local_replies_are_trailers_only_answers() {
+        let server = HeaderValue::from_static("envoy");
+        let r = grpc_local_reply(LocalReason::NoHealthyUpstream, &server, false);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/grpc");
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+        assert!(r.headers().get(CONTENT_LENGTH).is_none());
+        let r = grpc_local_reply(LocalReason::NoRoute, &server, false);
+        assert_eq!(r.headers()["grpc-status"], "12");
+        assert!(r.headers().get("grpc-message").is_none());
+        let r = grpc_local_reply(LocalReason::NoHealthyUpstream, &server, true);
+        assert!(r.headers().get("grpc-message").is_none(), "a HEAD request gets no message");
+        assert_eq!(grpc_percent_encode("50% off\n"), "50%25 off%0A");
+    }
 }

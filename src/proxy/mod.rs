@@ -147,6 +147,8 @@ pub async fn handle(
         }
     }
 
+    // Asked before `process`, which moves the headers into the upstream request.
+    let grpc = local_reply::is_grpc_request(&parts.headers);
     let progress = trace.progress.clone();
     let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace);
     let result = if timeouts.any() {
@@ -177,7 +179,11 @@ pub async fn handle(
                 trace.details = reason.details();
             }
             trace.local_reply = true;
-            let mut r = local_reply(reason, &hcm.server_name);
+            let mut r = if grpc {
+                local_reply::grpc_local_reply(reason, &hcm.server_name, parts.method == http::Method::HEAD)
+            } else {
+                local_reply(reason, &hcm.server_name)
+            };
             if matches!(
                 reason,
                 LocalReason::UpgradeRequired

@@ -126,3 +126,31 @@ async fn malformed_requests_get_envoys_status() {
     assert_eq!(up.requests(), 0, "no malformed request reached the upstream");
     still_serving(&legate).await;
 }
+
+#[tokio::test]
+async fn grpc_requests_get_trailers_only_grpc_local_replies() {
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let grpc = |path: &str| {
+        http::Request::post(legate.url("main", path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    // Envoy answers a gRPC request it cannot route or serve with HTTP 200 and a grpc-status.
+    let r = Client::h2c().send(grpc("/empty/svc.Call")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/grpc"));
+    assert_eq!(r.header("grpc-status"), Some("14"));
+    assert_eq!(r.header("grpc-message"), Some("no healthy upstream"));
+    assert!(r.body.is_empty());
+    let r = Client::h2c().send(grpc("/nowhere/svc.Call")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!((r.header("grpc-status"), r.header("grpc-message")), (Some("12"), None));
+    // Anything else keeps the plain local reply.
+    let r = Client::h2c().post(&legate.url("main", "/empty/x"), "x").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "no healthy upstream");
+    still_serving(&legate).await;
+}

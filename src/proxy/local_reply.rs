@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 
 use super::body::ResBody;
 use super::forward::RetryStop;
+use super::request_head::HeadRejection;
 use crate::upstream::UpstreamError;
 
 /// Why the proxy answered by itself; the variants map to Envoy's response flags.
@@ -42,6 +43,8 @@ pub enum LocalReason {
     HealthCheckFailed,
     /// The health check filter while passing.
     HealthCheckOk,
+    /// A request head Envoy's codec or connection manager refuses before routing.
+    Rejected(HeadRejection),
 }
 
 impl LocalReason {
@@ -82,6 +85,7 @@ impl LocalReason {
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
             LocalReason::HealthCheckOk => (StatusCode::OK, ""),
+            LocalReason::Rejected(r) => (r.status, r.body),
         }
     }
 
@@ -95,6 +99,7 @@ impl LocalReason {
             LocalReason::UpstreamTimeout => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
+            LocalReason::Rejected(r) => Some(r.details),
             _ => None,
         }
     }
@@ -113,6 +118,7 @@ impl LocalReason {
             LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
             LocalReason::UpgradeForbidden => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
+            LocalReason::Rejected(r) => r.flag,
         }
     }
 
@@ -187,6 +193,9 @@ pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBod
     let mut resp = reply(status, Bytes::from_static(body.as_bytes()), server);
     if reason == LocalReason::Overflow {
         resp.headers_mut().insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+    }
+    if matches!(reason, LocalReason::Rejected(r) if r.close) {
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -60,8 +60,8 @@ pub struct Cli {
     #[arg(long = "file-flush-interval-msec")]
     pub file_flush_interval_msec: Option<u64>,
     /// How long file changes that are complete (rename, close, symlink swap) are coalesced
-    /// before a reload, in milliseconds.
-    #[arg(long = "watch-coalesce-ms", default_value_t = 2)]
+    /// before a reload, in milliseconds; 0 applies what was received at once.
+    #[arg(long = "watch-coalesce-ms", default_value_t = 0)]
     pub watch_coalesce_ms: u64,
     /// How long a file modified but not closed must stay quiet before it is read, in ms.
     #[arg(long = "watch-quiet-ms", default_value_t = 100)]

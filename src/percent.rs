@@ -23,6 +23,11 @@ pub fn decode_with(s: &str, decode: impl Fn(u8) -> bool, raw: impl Fn(u8) -> u8)
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The byte `%HL` stands for, when `h` and `l` are hex digits.
+pub fn hex_byte(h: u8, l: u8) -> Option<u8> {
+    Some(hex(h)? << 4 | hex(l)?)
+}
+
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }

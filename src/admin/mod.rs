@@ -1,6 +1,7 @@
 //! The admin listener: Envoy's admin paths and formats, reading the same snapshot and stats
 //! store as the request path.
 
+mod access_log;
 mod clusters;
 pub mod config_dump;
 pub mod drain;
@@ -100,17 +101,29 @@ fn help_text() -> String {
 pub fn spawn_admin(socket: TcpListener, server: Arc<Server>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut shutdown = server.shutdown_signal();
+        let log = access_log::AdminLog::open(&server).map(Arc::new);
         loop {
             let accepted = tokio::select! {
                 r = socket.accept() => r,
                 _ = shutdown.changed() => break,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let Ok((stream, remote)) = accepted else { continue };
+            let local = stream.local_addr().unwrap_or(remote);
             let server = Arc::clone(&server);
+            let log = log.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let server = Arc::clone(&server);
-                    async move { Ok::<_, Infallible>(handle(&server, req)) }
+                    let log = log.clone();
+                    async move {
+                        let logged = log.as_ref().map(|_| access_log::AdminRequest::new(&req));
+                        let resp = handle(&server, req);
+                        if let (Some(log), Some(logged)) = (log.as_deref(), logged) {
+                            let sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+                            logged.log(log, resp.status().as_u16(), sent, remote, local);
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())

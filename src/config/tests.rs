@@ -1,19 +1,30 @@
-//! Tests of the whole config pipeline: seed configs, error reporting, `--config-yaml`, the
-//! discovery parsers and Envoy's own sandbox configs.
+//! Tests of the whole config pipeline: our v2-era and v3 fixtures (`tests/fixtures/`), error
+//! reporting, `--config-yaml`, the discovery parsers. The checks of the files beside the
+//! repository (the seed configs verbatim, Envoy's sandbox configs) are in `shared`, ignored by
+//! `cargo test`: `.ci/run` runs them.
 
 mod discovery;
 mod docs;
 mod errors;
 mod examples;
 mod seeds;
+mod shared;
 
 use std::path::{Path, PathBuf};
 
 use super::{load_bootstrap, ConfigErrors};
 
-/// `../shared/<rel>` beside the repository.
+/// `tests/fixtures/<rel>` in the repository.
+pub(super) fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+/// `<rel>` under `$LEGATE_SHARED`, or else under `../shared` beside the repository (only the
+/// developers' checkout has it; `.ci/run` sets the variable).
 pub(super) fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+    let root = std::env::var_os("LEGATE_SHARED")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"), PathBuf::from);
+    root.join(rel)
 }
 
 /// Writes `text` to a temporary file named `name` and loads it as a bootstrap.

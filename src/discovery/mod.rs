@@ -12,9 +12,10 @@
 //!
 //! - **atomic rename** (`mv tmp file`, `sed -i`), **ConfigMap `..data` swap** (a symlink renamed
 //!   over another one somewhere on the path's symlink chain), **close after write** (`cp`,
-//!   `cat >`, editors writing in place) and **delete** are *complete*: the file is read once no
-//!   other complete event arrived for [`WatchOptions::coalesce`], and files changed together
-//!   land in one batch;
+//!   `cat >`, editors writing in place) and **delete** are *complete*: the file is read as
+//!   soon as the task wakes, with every other change it has received by then, in one batch
+//!   (a ConfigMap swap is one event: one batch); [`WatchOptions::coalesce`], 0 by default,
+//!   adds a window in which further complete changes join the batch;
 //! - a bare modification (a writer still holds the file open) is read only after
 //!   [`WatchOptions::quiet`] without further events, and reported with `settled: false`;
 //! - a vanished file is reported (`content: None`) only if it is still gone after `quiet`, so a
@@ -67,7 +68,8 @@ impl WatchSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
     /// How long after the last complete event (rename, close after write, delete, symlink
-    /// swap) the changed files are read and reported together.
+    /// swap) the changed files are read and reported together; 0: at once, with whatever
+    /// else was received (the reloader retries an update that waits for another file).
     pub coalesce: Duration,
     /// How long a file modified without a close must stay untouched before it is read.
     pub quiet: Duration,
@@ -77,11 +79,7 @@ pub struct WatchOptions {
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions {
-            coalesce: Duration::from_millis(2),
-            quiet: Duration::from_millis(100),
-            poll: Duration::from_secs(1),
-        }
+        WatchOptions { coalesce: Duration::ZERO, quiet: Duration::from_millis(100), poll: Duration::from_secs(1) }
     }
 }
 

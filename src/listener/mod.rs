@@ -4,6 +4,9 @@
 //! A connection finds its listener's current connection manager in the snapshot on every
 //! request, so route changes reach open keep-alive connections.
 
+mod codec_reply;
+pub mod head_scan;
+pub mod idle;
 pub mod manager;
 mod prefixed;
 
@@ -25,6 +28,8 @@ use crate::proxy::{handle, ConnCtx, Shared};
 use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
+use codec_reply::CodecReplies;
+use head_scan::ScanIo;
 use prefixed::PrefixedIo;
 
 /// Binds a listener socket (SO_REUSEADDR, as Envoy).
@@ -136,6 +141,10 @@ pub fn spawn_listener(
                         listener: Arc::downgrade(&current),
                         remote,
                         draining: std::sync::atomic::AtomicBool::new(false),
+                        h1_requests: std::sync::atomic::AtomicU64::new(0),
+                        head_flaw: std::sync::OnceLock::new(),
+                        warned_limits: std::sync::atomic::AtomicBool::new(false),
+                        activity: idle::ConnActivity::new(),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
@@ -222,9 +231,14 @@ async fn serve_connection(
 
     // Read what the client sent first; it goes back in front of the stream for hyper.
     let mut first = vec![0u8; 4096];
-    let n = match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut first)).await {
+    // A connection that sends nothing is idle too, but never kept past a minute.
+    let first_wait = cfg.idle_timeout.map_or(FIRST_BYTES_WAIT, |i| (i + cfg.drain_timeout).min(FIRST_BYTES_WAIT));
+    let n = match tokio::time::timeout(first_wait, stream.read(&mut first)).await {
         Ok(Ok(n)) if n > 0 => n,
-        _ => {
+        res => {
+            if res.is_err() && first_wait < FIRST_BYTES_WAIT {
+                hstats.downstream_cx_idle_timeout.inc();
+            }
             lstats.downstream_cx_destroy.inc();
             hstats.downstream_cx_destroy.inc();
             record_length(&hcm_cx_length);
@@ -262,9 +276,10 @@ async fn serve_connection(
         hstats.downstream_cx_rx_bytes_total.clone(),
         hstats.downstream_cx_tx_bytes_total.clone(),
     );
-    let io = TokioIo::new(PrefixedIo::new(Bytes::from(first), counted));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
+    let scanned = ScanIo::new(PrefixedIo::new(Bytes::from(first), counted), !is_h2, header_bytes, Arc::clone(&ctx));
+    let io = TokioIo::new(CodecReplies::new(scanned, hcm.server_name.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -275,7 +290,9 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(header_bytes as u32)
+        // Enforced per stream by the request path (a reset, as Envoy; h2 would answer 431
+        // itself), so hyper's bound only caps what a header block may cost: 4x the limit.
+        .max_header_list_size((header_bytes as u32).saturating_mul(4))
         // Envoy's default: no limit.
         .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
         .initial_stream_window_size(h2.initial_stream_window_size)
@@ -285,6 +302,8 @@ async fn serve_connection(
         CodecType::Http1 => builder.http1_only(),
         CodecType::Http2 => builder.http2_only(),
     };
+    let idle_timeout = cfg.idle_timeout;
+    let drain_timeout = cfg.drain_timeout;
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| handle(Arc::clone(&svc_ctx), req));
@@ -295,6 +314,11 @@ async fn serve_connection(
     // Set once the listener stops: past it, the connection is closed whatever it is doing.
     let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(drain_deadline);
+    // The connection's idle timeout, then its drain: Envoy drains an idle connection for the
+    // `drain_timeout` (HTTP/1.1 answers carry `connection: close`) before it closes it.
+    let mut idle = IdleState::Watching;
+    let idle_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(idle_drain);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -345,11 +369,35 @@ async fn serve_connection(
                 tracing::debug!(client.addr = %ctx.remote, "drain time over; closing connection");
                 break;
             }
+            () = idle::idle_expired(&ctx.activity, idle_timeout), if idle == IdleState::Watching && !stopping => {
+                idle = IdleState::Draining;
+                if let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) {
+                    hcm.stats.downstream_cx_idle_timeout.inc();
+                }
+                ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                idle_drain.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
+            }
+            () = &mut idle_drain, if idle == IdleState::Draining => {
+                // Closes an idle HTTP/1.1 connection at once, or after the answer in progress;
+                // h2 gets its GOAWAY and closes once its streams are done.
+                idle = IdleState::Closing;
+                conn.as_mut().graceful_shutdown();
+            }
         }
     }
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);
+}
+
+/// The longest a new connection may take to send its first bytes.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdleState {
+    Watching,
+    Draining,
+    Closing,
 }
 
 fn hstats_destroy(ctx: &ConnCtx) {

@@ -42,6 +42,9 @@ pub struct Trace {
     pub logging: bool,
     /// Counts request body bytes, when logging a request that has a body.
     pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// When the request body ended and the client last sent some, while stream timers or
+    /// the route's timeouts need to know.
+    pub progress: Option<Arc<super::progress::Progress>>,
     /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
     pub forwarding_headers_set: bool,
     /// The request as it was forwarded, kept only for a logger.
@@ -57,6 +60,8 @@ pub struct RqTiming {
     pub downstream: Histogram,
     /// When the upstream attempt was sent, and `cluster.<name>.upstream_rq_time`.
     pub upstream: Option<(Instant, Histogram)>,
+    /// The request counts as in progress on its connection until its response ends.
+    pub _stream: crate::listener::idle::StreamGuard,
 }
 
 impl RqTiming {
@@ -186,12 +191,23 @@ impl Body for LoggedBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (this.log.as_mut(), &polled) {
-            if let Some(data) = frame.data_ref() {
-                log.bytes_sent += data.len() as u64;
-            } else if let Some(t) = frame.trailers_ref() {
-                log.trailers = Some(t.clone());
+        match (this.log.as_mut(), &polled) {
+            (Some(log), Poll::Ready(Some(Ok(frame)))) => {
+                if let Some(data) = frame.data_ref() {
+                    log.bytes_sent += data.len() as u64;
+                } else if let Some(t) = frame.trailers_ref() {
+                    log.trailers = Some(t.clone());
+                }
             }
+            (Some(log), Poll::Ready(Some(Err(e)))) => {
+                if let Some((flag, details)) = super::body::upstream_body_failure(e.as_ref()) {
+                    if log.trace.response_flags.is_empty() {
+                        log.trace.response_flags = flag;
+                    }
+                    log.trace.details = Some(details);
+                }
+            }
+            _ => {}
         }
         polled
     }

@@ -12,14 +12,16 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::progress::Progress;
 use super::replay::Replay;
 use crate::stats::Counter;
 
 /// The body of a request sent upstream: streamed from downstream, or replayed from memory
 /// (retries of a buffered request).
 pub enum ReqBody {
-    /// Streamed from downstream; the counter (when an access log wants it) sees every byte.
-    Stream(Incoming, Option<Arc<AtomicU64>>),
+    /// Streamed from downstream; the counter (when an access log wants it) sees every byte,
+    /// the progress (when a stream timer wants it) when the client sent and finished.
+    Stream(Incoming, Option<Arc<AtomicU64>>, Option<Arc<Progress>>),
     /// A stream some of which was read while the upstream connection was being made.
     Ahead(Box<ReadAhead>),
     /// Streamed and recorded, so that a retry can send it again (`super::replay`).
@@ -80,6 +82,16 @@ impl ReqBody {
         .await
     }
 
+    /// The client's body already failed while it was read ahead: sending the request now
+    /// would frame only the bytes decoded before the error, as if they were all of it.
+    pub fn failure(&self) -> Option<ClientBodyFailure> {
+        let ReqBody::Ahead(a) = self else { return None };
+        match a.frames.back() {
+            Some(Err(e)) => Some(client_body_failure(e.as_ref()).unwrap_or(ClientBodyFailure::Malformed)),
+            _ => None,
+        }
+    }
+
     /// Reads, without waiting, what the client has already sent (at most 64 frames), so that
     /// `%BYTES_RECEIVED%` counts it when the request fails before it was forwarded: Envoy reads
     /// the body while it connects and logs what it read.
@@ -105,14 +117,23 @@ impl Body for ReqBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ReqBody::Stream(b, counter) => {
-                let polled = Pin::new(b).poll_frame(cx);
+            ReqBody::Stream(b, counter, progress) => {
+                let mut b = Pin::new(b);
+                let polled = b.as_mut().poll_frame(cx);
                 if let (Some(c), Poll::Ready(Some(Ok(frame)))) = (counter, &polled) {
                     if let Some(d) = frame.data_ref() {
                         c.fetch_add(d.len() as u64, Ordering::Relaxed);
                     }
                 }
-                polled.map_err(Into::into)
+                if let (Some(p), Poll::Ready(r)) = (progress, &polled) {
+                    // The writer may stop at the last byte of a known length without
+                    // polling for the end, so the end is also read from the stream's state.
+                    match r {
+                        Some(Ok(_)) if !b.is_end_stream() => p.touch(),
+                        _ => p.end(),
+                    }
+                }
+                polled.map_err(|e| Box::new(DownstreamBodyError(e)) as BodyError)
             }
             ReqBody::Replay(r) => r.poll_frame(cx),
             ReqBody::Ahead(a) => match a.frames.pop_front() {
@@ -131,7 +152,7 @@ impl Body for ReqBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReqBody::Stream(b, _) => b.is_end_stream(),
+            ReqBody::Stream(b, ..) => b.is_end_stream(),
             ReqBody::Ahead(a) => a.frames.is_empty() && (a.ended || a.rest.is_end_stream()),
             ReqBody::Replay(r) => r.is_end_stream(),
             ReqBody::Full(b) => b.is_none(),
@@ -140,11 +161,16 @@ impl Body for ReqBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReqBody::Stream(b, _) => b.size_hint(),
+            ReqBody::Stream(b, ..) => b.size_hint(),
             ReqBody::Replay(r) => r.size_hint(),
-            // The stream's hint counts only what it has not given yet.
+            // The stream's hint counts only what it has not given yet. A body that failed has
+            // no length: an exact one would let the bytes before the error pass as complete.
             ReqBody::Ahead(a) => {
-                let rest = if a.ended { SizeHint::with_exact(0) } else { a.rest.size_hint() };
+                let rest = match (a.ended, self.failure().is_some()) {
+                    (_, true) => SizeHint::new(),
+                    (true, false) => SizeHint::with_exact(0),
+                    (false, false) => a.rest.size_hint(),
+                };
                 let mut hint = SizeHint::new();
                 hint.set_lower(rest.lower() + a.bytes);
                 if let Some(upper) = rest.upper() {
@@ -158,22 +184,145 @@ impl Body for ReqBody {
     }
 }
 
-/// An error ending a streamed response body.
+/// An error ending a streamed body.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client's request body broke (a malformed chunk, a connection cut short): told apart
+/// from upstream errors so that the request ends as Envoy's codec error (400), never as an
+/// upstream failure.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct DownstreamBodyError(#[source] hyper::Error);
+
+/// How the client's request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientBodyFailure {
+    /// Its framing broke (a malformed chunk): Envoy's codec error, a 400.
+    Malformed,
+    /// The client went away (closed before the end, reset its h2 stream): Envoy logs `DC`.
+    Disconnected,
+}
+
+/// How the client's body failed, when `e` or an error it wraps is that failure.
+pub fn client_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<ClientBodyFailure> {
+    let mut cause = Some(e);
+    let mut ours = false;
+    // hyper wraps the body's error once or twice; the bound guards against a cyclic chain.
+    for _ in 0..8 {
+        let Some(e) = cause else { break };
+        if e.is::<DownstreamBodyError>() {
+            ours = true;
+        } else if ours {
+            let eof =
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+            let h2 = e.is::<h2::Error>();
+            let incomplete = e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message());
+            if eof || h2 || incomplete {
+                return Some(ClientBodyFailure::Disconnected);
+            }
+        }
+        cause = e.source();
+    }
+    ours.then_some(ClientBodyFailure::Malformed)
+}
+
+/// Envoy's response flag and details for an upstream response body that broke off after its
+/// headers were passed on: an HTTP/1.1 upstream closing early or breaking its framing is a
+/// protocol error (`UPE`) to Envoy. `None` for errors told elsewhere (the route timeout) or
+/// left as they are (HTTP/2 stream errors).
+pub fn upstream_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, &'static str)> {
+    let hyper_error = e.downcast_ref::<hyper::Error>()?;
+    let h2 = std::error::Error::source(hyper_error).is_some_and(|s| s.is::<h2::Error>());
+    (!h2).then_some(("UPE", "upstream_reset_after_response_started{protocol_error}"))
+}
 
 /// The route timeout ran out while the upstream was still sending the body.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream request timeout")]
 pub struct BodyTimeout;
 
-/// The body of a response sent downstream: the upstream's, streamed (within the route timeout,
-/// which in Envoy covers the whole response), or a local reply.
+/// The upstream sent nothing of the body for the `stream_idle_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("stream idle timeout")]
+pub struct BodyIdleTimeout;
+
+/// The timers of a streamed response body: the route timeout (which in Envoy covers the
+/// whole response) and the connection manager's `stream_idle_timeout`, on one timer that
+/// wakes at the earlier and is only moved when it fires.
+pub struct BodyTimers {
+    pub timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the route timeout ends, and `upstream_rq_timeout`.
+    pub route: Option<(tokio::time::Instant, Counter)>,
+    /// `stream_idle_timeout` and `downstream_rq_idle_timeout`.
+    pub idle: Option<(std::time::Duration, Counter)>,
+    /// When the last frame came.
+    pub last: tokio::time::Instant,
+}
+
+impl BodyTimers {
+    /// `None` when neither timeout applies (no timer is made).
+    pub fn new(
+        route: Option<(tokio::time::Instant, Counter)>,
+        idle: Option<(std::time::Duration, Counter)>,
+    ) -> Option<Box<Self>> {
+        let last = tokio::time::Instant::now();
+        let first = Self::next(route.as_ref(), idle.as_ref(), last)?;
+        Some(Box::new(BodyTimers { timer: Box::pin(tokio::time::sleep_until(first)), route, idle, last }))
+    }
+
+    fn next(
+        route: Option<&(tokio::time::Instant, Counter)>,
+        idle: Option<&(std::time::Duration, Counter)>,
+        last: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        match (route.map(|r| r.0), idle.map(|i| last + i.0)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A frame came.
+    fn touch(&mut self) {
+        if self.idle.is_some() {
+            self.last = tokio::time::Instant::now();
+        }
+    }
+
+    /// The error ending the body when a timeout expired.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<BodyError> {
+        // Bounded: each turn either expires or moves the timer to a later deadline.
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = tokio::time::Instant::now();
+            if let Some((at, counter)) = &self.route {
+                if *at <= now {
+                    counter.inc();
+                    return Poll::Ready(Box::new(BodyTimeout));
+                }
+            }
+            if let Some((idle, counter)) = &self.idle {
+                if self.last + *idle <= now {
+                    counter.inc();
+                    return Poll::Ready(Box::new(BodyIdleTimeout));
+                }
+            }
+            match Self::next(self.route.as_ref(), self.idle.as_ref(), self.last) {
+                Some(next) => self.timer.as_mut().reset(next),
+                None => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The body of a response sent downstream: the upstream's, streamed (within the route timeout
+/// and the stream idle timeout), or a local reply.
 pub enum ResBody {
     Upstream(Incoming),
     UpstreamUntil {
         body: Incoming,
-        deadline: Pin<Box<tokio::time::Sleep>>,
-        on_timeout: Option<Counter>,
+        timers: Box<BodyTimers>,
     },
     Full(Option<Bytes>),
     /// No bytes, but of unknown length: hyper frames it as chunked (Envoy's HEAD replies).
@@ -201,19 +350,12 @@ impl Body for ResBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ResBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            ResBody::UpstreamUntil { body, deadline, on_timeout } => {
+            ResBody::UpstreamUntil { body, timers } => {
                 if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+                    timers.touch();
                     return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
                 }
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        if let Some(c) = on_timeout.take() {
-                            c.inc();
-                        }
-                        Poll::Ready(Some(Err(Box::new(BodyTimeout))))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
+                timers.poll_expired(cx).map(|e| Some(Err(e)))
             }
             ResBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ResBody::EmptyUnsized => Poll::Ready(None),

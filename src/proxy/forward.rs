@@ -1,4 +1,8 @@
 //! Sends a request to a cluster: host choice, timeouts and Envoy's retry policy.
+//!
+//! As in Envoy, the route timeout counts from the end of the downstream request (a slow
+//! upload does not eat into it), and so does the first attempt's per-try timeout; a retry's
+//! counts from when it is sent. One timer per attempt covers both.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +15,7 @@ use hyper::body::Incoming;
 use super::body::ReqBody;
 use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use super::local_reply::LocalReason;
+use super::progress::Progress;
 use super::replay::Recording;
 use crate::config::model::RetryPolicy;
 use crate::stats::GaugeGuard;
@@ -74,8 +79,9 @@ pub struct Outcome {
     /// When the answering attempt was sent (the start of Envoy's `upstream_rq_time`).
     pub sent: Instant,
     pub attempts: u32,
-    /// When the route timeout ends; the response body must be complete by then.
-    pub deadline: Option<Instant>,
+    /// When the route timeout ends; the response body must be complete by then. `None` also
+    /// when the upstream answered before the request ended (the timeout had not started).
+    pub deadline: Option<tokio::time::Instant>,
     /// Why the last answer was not retried, when the policy wanted to.
     pub retry_stop: Option<RetryStop>,
 }
@@ -104,20 +110,62 @@ pub struct Failure {
 
 enum AttemptError {
     Upstream(UpstreamError),
-    Timeout,
+    /// `global`: the route timeout rather than the per-try timeout.
+    Timeout {
+        global: bool,
+    },
 }
 
-/// Tries the request up to `1 + num_retries` times within the route timeout.
+/// When the downstream request ended: `start` when it was whole before forwarding began.
+fn request_end(start: tokio::time::Instant, progress: Option<&Progress>) -> Option<tokio::time::Instant> {
+    match progress {
+        None => Some(start),
+        Some(p) => p.ended(),
+    }
+}
+
+/// Resolves when the attempt sent at `sent` runs out of time: the route timeout, or the
+/// per-try timeout; both start once the request has ended. True for the route timeout.
+async fn attempt_timeout(
+    timeout: Option<Duration>,
+    per_try: Option<Duration>,
+    start: tokio::time::Instant,
+    progress: Option<&Progress>,
+    sent: tokio::time::Instant,
+) -> bool {
+    if timeout.is_none() && per_try.is_none() {
+        return std::future::pending().await;
+    }
+    let end = match progress {
+        None => start,
+        Some(p) => p.wait_end().await,
+    };
+    let global = timeout.map(|t| end + t);
+    let try_end = per_try.map(|p| end.max(sent) + p);
+    let (at, is_global) = match (global, try_end) {
+        (Some(g), Some(t)) if t < g => (t, false),
+        (Some(g), _) => (g, true),
+        (None, Some(t)) => (t, false),
+        (None, None) => return std::future::pending().await,
+    };
+    tokio::time::sleep_until(at).await;
+    is_global
+}
+
+/// Tries the request up to `1 + num_retries` times within the route timeout. `progress`:
+/// the body, when it was still arriving as forwarding began.
 pub async fn forward(
     cluster: &Arc<Cluster>,
     prepared: &Prepared,
     mut body: BodySource,
     timeout: Option<Duration>,
     policy: Option<&RetryPolicy>,
+    progress: Option<&Progress>,
 ) -> Result<Outcome, Failure> {
     let stats = &cluster.stats;
-    let start = Instant::now();
-    let deadline = timeout.map(|t| start + t);
+    let start = tokio::time::Instant::now();
+    // Known once the request has ended.
+    let deadline = || timeout.and_then(|t| request_end(start, progress).map(|e| e + t));
     let max_attempts = match (&body, policy) {
         (BodySource::Replayable(_) | BodySource::Recorded(_), Some(p)) => 1 + p.num_retries,
         _ => 1,
@@ -129,7 +177,7 @@ pub async fn forward(
     // Whether the retry policy wants another attempt after this result; then whether the
     // body can still be sent again, the retry limit and the cluster's `max_retries` allow it.
     let retry = |wants: bool, body: &BodySource, attempt: u32, stop: &mut Option<RetryStop>| -> Option<RetrySlot<'_>> {
-        if !wants || body.abandoned() || deadline.is_some_and(|d| Instant::now() >= d) {
+        if !wants || body.abandoned() || deadline().is_some_and(|d| tokio::time::Instant::now() >= d) {
             return None;
         }
         if attempt >= max_attempts {
@@ -182,22 +230,15 @@ pub async fn forward(
         if attempt > 1 {
             stats.upstream_rq_retry.inc();
         }
-        let try_timeout = match (policy.and_then(|p| p.per_try_timeout), deadline) {
-            (Some(p), Some(d)) => Some(p.min(d.saturating_duration_since(Instant::now()))),
-            (Some(p), None) => Some(p),
-            (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-            (None, None) => None,
-        };
+        let per_try = policy.and_then(|p| p.per_try_timeout);
         let sent = Instant::now();
         let result = {
             let _host_active = GaugeGuard::new(&host.stats.rq_active);
             let send = host.pool.send(req);
-            match try_timeout {
-                Some(t) => match tokio::time::timeout(t, send).await {
-                    Ok(r) => r.map_err(AttemptError::Upstream),
-                    Err(_) => Err(AttemptError::Timeout),
-                },
-                None => send.await.map_err(AttemptError::Upstream),
+            let expiry = attempt_timeout(timeout, per_try, start, progress, tokio::time::Instant::from_std(sent));
+            tokio::select! {
+                r = send => r.map_err(AttemptError::Upstream),
+                global = expiry => Err(AttemptError::Timeout { global }),
             }
         };
         drop(request_slot);
@@ -206,7 +247,6 @@ pub async fn forward(
             stats.upstream_rq_total.inc();
             host.stats.rq_total.inc();
         }
-        let global_timed_out = deadline.is_some_and(|d| Instant::now() >= d);
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -220,7 +260,7 @@ pub async fn forward(
                     stats.charge_retried(status);
                     connected = Some(Arc::clone(&host));
                     drop(response);
-                    backoff(cluster, attempt, deadline).await;
+                    backoff(cluster, attempt, deadline()).await;
                     continue;
                 }
                 // Only the answer that is passed on is charged to the cluster's codes.
@@ -231,14 +271,15 @@ pub async fn forward(
                 return Ok(Outcome {
                     response,
                     host,
-                    service_time: sent.elapsed(),
+                    // Envoy's `x-envoy-upstream-service-time` counts from the request's end.
+                    service_time: request_end(start, progress).map_or(sent, |e| e.into_std().max(sent)).elapsed(),
                     sent,
                     attempts: attempt,
-                    deadline,
+                    deadline: deadline(),
                     retry_stop,
                 });
             }
-            Err(AttemptError::Timeout) => {
+            Err(AttemptError::Timeout { global: global_timed_out }) => {
                 // Counted as connected: a connect still pending at the timeout is rare (the
                 // connect timeout is usually the shorter one) and is not told apart here.
                 connected = Some(Arc::clone(&host));
@@ -256,7 +297,7 @@ pub async fn forward(
                     let wants =
                         policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error || p.retry_on.reset);
                     if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
-                        backoff(cluster, attempt, deadline).await;
+                        backoff(cluster, attempt, deadline()).await;
                         continue;
                     }
                     LocalReason::PerTryTimeout
@@ -288,7 +329,7 @@ pub async fn forward(
                 tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 let wants = policy.is_some_and(|p| retry_on_error(p, reason));
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
-                    backoff(cluster, attempt, deadline).await;
+                    backoff(cluster, attempt, deadline()).await;
                     continue;
                 }
                 let details = Some(super::local_reply::reset_details(&e));
@@ -331,12 +372,12 @@ fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
 }
 
 /// Envoy's default back-off: 25 ms base, doubling, full jitter; never past the deadline.
-async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<Instant>) {
+async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<tokio::time::Instant>) {
     cluster.stats.upstream_rq_retry_backoff_exponential.inc();
     let cap = 25u64 << (attempt - 1).min(4);
     let mut wait = Duration::from_millis(rand::random::<u64>() % cap + 1);
     if let Some(d) = deadline {
-        wait = wait.min(d.saturating_duration_since(Instant::now()));
+        wait = wait.min(d.saturating_duration_since(tokio::time::Instant::now()));
     }
     tokio::time::sleep(wait).await;
 }

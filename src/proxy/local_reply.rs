@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
 use http::{Response, StatusCode};
 
-use super::body::ResBody;
+use super::body::{ClientBodyFailure, ResBody};
 use super::forward::RetryStop;
 use super::request_head::HeadRejection;
 use crate::upstream::UpstreamError;
@@ -35,6 +35,16 @@ pub enum LocalReason {
     Overflow,
     /// DPE: malformed request.
     BadRequest,
+    /// DPE: what Envoy's HTTP/1 codec rejects (a malformed chunked body, `content-length`
+    /// with `transfer-encoding`), with its `Bad Request` body and codec details.
+    CodecError { details: &'static str },
+    /// A request target Envoy's path checks refuse (a `#fragment`): 400, empty body, no flag.
+    PathRejected,
+    /// UPE: the upstream's response broke HTTP/1.1 framing.
+    UpstreamProtocolError,
+    /// DC: the client went away while its body was forwarded; nothing reaches it, and the
+    /// log shows no response code, as Envoy's.
+    DownstreamDisconnect,
     /// HTTP/1.0 without `accept_http_10`.
     UpgradeRequired,
     /// WebSocket upgrade on a route without upgrade_configs.
@@ -43,6 +53,11 @@ pub enum LocalReason {
     HealthCheckFailed,
     /// The health check filter while passing.
     HealthCheckOk,
+    /// SI: `stream_idle_timeout` before the response; 408 while the request was still
+    /// arriving, 504 after.
+    StreamIdleTimeout { request_complete: bool },
+    /// `request_timeout`: the request did not arrive whole in time.
+    RequestTimeout,
     /// A request head Envoy's codec or connection manager refuses before routing.
     Rejected(HeadRejection),
 }
@@ -81,10 +96,25 @@ impl LocalReason {
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             ),
             LocalReason::BadRequest => (StatusCode::BAD_REQUEST, ""),
+            LocalReason::CodecError { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
+            LocalReason::PathRejected => (StatusCode::BAD_REQUEST, ""),
+            // Never delivered: the client is gone.
+            LocalReason::DownstreamDisconnect => (StatusCode::BAD_REQUEST, ""),
+            LocalReason::UpstreamProtocolError => (
+                StatusCode::BAD_GATEWAY,
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            ),
             LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
             LocalReason::HealthCheckOk => (StatusCode::OK, ""),
+            LocalReason::StreamIdleTimeout { request_complete: true } => {
+                (StatusCode::GATEWAY_TIMEOUT, "stream timeout")
+            }
+            LocalReason::StreamIdleTimeout { request_complete: false } => {
+                (StatusCode::REQUEST_TIMEOUT, "stream timeout")
+            }
+            LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
             LocalReason::Rejected(r) => (r.status, r.body),
         }
     }
@@ -99,6 +129,12 @@ impl LocalReason {
             LocalReason::UpstreamTimeout => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
+            LocalReason::CodecError { details } => Some(details),
+            LocalReason::PathRejected => Some("path_normalization_failed"),
+            LocalReason::DownstreamDisconnect => Some("downstream_remote_disconnect"),
+            LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
+            LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
+            LocalReason::RequestTimeout => Some("request_overall_timeout"),
             LocalReason::Rejected(r) => Some(r.details),
             _ => None,
         }
@@ -115,9 +151,13 @@ impl LocalReason {
             LocalReason::StreamReset { .. } => "UR",
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
-            LocalReason::BadRequest | LocalReason::UpgradeRequired => "DPE",
-            LocalReason::UpgradeForbidden => "",
+            LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
+            LocalReason::UpstreamProtocolError => "UPE",
+            LocalReason::DownstreamDisconnect => "DC",
+            LocalReason::UpgradeForbidden | LocalReason::PathRejected => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
+            LocalReason::StreamIdleTimeout { .. } => "SI",
+            LocalReason::RequestTimeout => "",
             LocalReason::Rejected(r) => r.flag,
         }
     }
@@ -131,6 +171,13 @@ impl LocalReason {
                 None => LocalReason::UpstreamReset,
             },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => {
+                LocalReason::CodecError { details: BODY_CODEC_ERROR }
+            }
+            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => {
+                LocalReason::DownstreamDisconnect
+            }
+            UpstreamError::Protocol { .. } => LocalReason::UpstreamProtocolError,
         }
     }
 }
@@ -155,6 +202,9 @@ pub fn with_retry_stop(stop: Option<RetryStop>, flag: &'static str) -> &'static 
         (Some(_), f) => f,
     }
 }
+
+/// Envoy's details for a request body its HTTP/1 codec could not decode.
+pub const BODY_CODEC_ERROR: &str = "http1.codec_error";
 
 /// Envoy's `%RESPONSE_CODE_DETAILS%` for an upstream that failed before response headers:
 /// the reset reason and, for a failed connect, the socket error (strerror, spaces as `_`).
@@ -184,6 +234,9 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
             None => "upstream_reset_before_response_started{connection_termination}",
         },
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => BODY_CODEC_ERROR,
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => "downstream_remote_disconnect",
+        UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
     }
 }
 

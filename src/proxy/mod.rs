@@ -8,13 +8,15 @@ mod access;
 pub mod body;
 pub mod forward;
 pub mod headers;
+mod limits;
 pub mod local_reply;
-mod normalize;
+pub mod normalize;
+pub mod progress;
 pub mod replay;
 mod request_head;
 mod rewrite;
+pub mod stream_timer;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -28,6 +30,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
+use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
@@ -66,6 +69,15 @@ pub struct ConnCtx {
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
     pub draining: AtomicBool,
+    /// This connection already warned of requests over the header limits.
+    pub warned_limits: AtomicBool,
+    /// Requests in progress, for the connection's idle timeout.
+    pub activity: crate::listener::idle::ConnActivity,
+    /// HTTP/1 requests the service has seen on this connection.
+    pub h1_requests: AtomicU64,
+    /// The first HTTP/1 request whose head hyper would let through flawed (the listener's
+    /// head scanner sets it before hyper parses that head).
+    pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
 }
 
 impl ConnCtx {
@@ -78,7 +90,10 @@ impl ConnCtx {
     }
 }
 
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<LoggedBody>, Infallible> {
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<LoggedBody>, limits::HeadersOverLimit> {
     let snap = ctx.shared.snapshot.load_full();
     let Some(hcm) = ctx.hcm(&snap) else {
         // The listener is gone and its drain time over.
@@ -88,6 +103,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
     };
     let started = Instant::now();
+    let stream = crate::listener::idle::StreamGuard::new(&ctx);
     let stats = &hcm.stats;
     stats.downstream_rq_total.inc();
     stats.rq_total.inc();
@@ -116,11 +132,44 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
         (SystemTime::now(), started)
     });
+    let timeouts =
+        stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
+    let started_t = tokio::time::Instant::from_std(started);
+    if timeouts.any() && !req.body().is_end_stream() {
+        trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
+    }
     let (mut parts, body) = req.into_parts();
+    if version == Version::HTTP_2 {
+        let max_bytes = hcm.config.max_request_headers_kb as usize * 1024;
+        if limits::over_limits(&parts, hcm.config.max_headers_count, max_bytes) {
+            stats.downstream_rq_tx_reset.inc();
+            warn_over_limits(&ctx);
+            return Err(limits::HeadersOverLimit);
+        }
+    }
 
-    let mut resp = match process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace).await {
+    let progress = trace.progress.clone();
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace);
+    let result = if timeouts.any() {
+        tokio::select! {
+            r = processed => r,
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref()) => {
+                match reason {
+                    LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
+                    _ => stats.downstream_rq_idle_timeout.inc(),
+                }
+                Err(reason)
+            }
+        }
+    } else {
+        processed.await
+    };
+    // The client went away mid-request: Envoy logs no response code and counts none.
+    let mut client_gone = false;
+    let mut resp = match result {
         Ok(r) => r,
         Err(reason) => {
+            client_gone = reason == LocalReason::DownstreamDisconnect;
             if matches!(reason, LocalReason::NoRoute) {
                 stats.no_route.inc();
             }
@@ -130,7 +179,14 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
             }
             trace.local_reply = true;
             let mut r = local_reply(reason, &hcm.server_name);
-            if matches!(reason, LocalReason::UpgradeRequired | LocalReason::BadRequest) {
+            if matches!(
+                reason,
+                LocalReason::UpgradeRequired
+                    | LocalReason::BadRequest
+                    | LocalReason::CodecError { .. }
+                    | LocalReason::RequestTimeout
+                    | LocalReason::PathRejected
+            ) {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             r
@@ -150,11 +206,17 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
     if version == Version::HTTP_10 && !keep_alive_10 {
         resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    stats.codes.record(resp.status().as_u16());
+    if !client_gone {
+        stats.codes.record(resp.status().as_u16());
+    }
     stats.downstream_rq_completed.inc();
     let (rparts, body) = resp.into_parts();
-    let timing =
-        RqTiming { started, downstream: stats.downstream_rq_time.clone(), upstream: trace.upstream_sent.take() };
+    let timing = RqTiming {
+        started,
+        downstream: stats.downstream_rq_time.clone(),
+        upstream: trace.upstream_sent.take(),
+        _stream: stream,
+    };
     let body = match log_start {
         None => LoggedBody::plain(body),
         Some((start, started)) => {
@@ -167,7 +229,7 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
                     started,
                     request,
                     version,
-                    status: rparts.status.as_u16(),
+                    status: if client_gone { 0 } else { rparts.status.as_u16() },
                     response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
                     trailers: None,
                     trace,
@@ -179,6 +241,20 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         }
     };
     Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// Once per connection, and at most once a second in all.
+fn warn_over_limits(ctx: &ConnCtx) {
+    if ctx.warned_limits.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(suppressed) = limits::warning().admit() {
+        tracing::warn!(
+            client.addr = %ctx.remote,
+            suppressed,
+            "HTTP/2 request headers over max_request_headers_kb or max_headers_count: stream reset"
+        );
+    }
 }
 
 /// Copies of the response headers the loggers read (all values of each), not of them all.
@@ -291,6 +367,17 @@ async fn process(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
+    if parts.version != Version::HTTP_2 {
+        let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(flagged) = ctx.head_flaw.get().filter(|f| f.request == index) {
+            return Err(match flagged.flaw {
+                HeadFlaw::ContentLengthAndChunked => {
+                    LocalReason::CodecError { details: "http1.content_length_and_chunked_not_allowed" }
+                }
+                HeadFlaw::Fragment => LocalReason::PathRejected,
+            });
+        }
+    }
     if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
         return Err(LocalReason::UpgradeRequired);
     }
@@ -299,19 +386,15 @@ async fn process(
         return Err(LocalReason::BadRequest);
     }
 
-    // The authority: `:authority` for h2, `Host` for HTTP/1.
+    // The authority: `:authority` for h2; for HTTP/1 the request target's when it is in
+    // absolute form (RFC 9112 3.2.2: `Host` is then ignored), else `Host`.
     let authority: HeaderValue = match parts.uri.authority() {
-        Some(a) if parts.version == Version::HTTP_2 => {
-            HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?
-        }
-        _ => match parts.headers.get(HOST) {
+        Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
+        None => match parts.headers.get(HOST) {
             Some(h) => h.clone(),
             None => match (&cfg.default_host_for_http_10, parts.version) {
                 (Some(d), Version::HTTP_10) => HeaderValue::from_str(d).map_err(|_| LocalReason::BadRequest)?,
-                _ => match parts.uri.authority() {
-                    Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
-                    None => return Err(LocalReason::BadRequest),
-                },
+                _ => return Err(LocalReason::BadRequest),
             },
         },
     };
@@ -444,20 +527,32 @@ async fn forward_to(
     trace: &mut Trace,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
+    if route_timed && trace.progress.is_none() && !body.is_end_stream() {
+        // The route's timeouts start when the body has arrived: they need to know when.
+        trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
+    }
+    let mut progress = trace.progress.clone();
     let body = if body.is_end_stream() {
+        progress = None;
         BodySource::Replayable(None)
     } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let bytes = body.collect().await.map_err(|_| LocalReason::BadRequest)?.to_bytes();
-        if let Some(c) = &trace.rx_bytes {
-            c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
+        let bytes = stream
+            .collect()
+            .await
+            .map_err(|e| match body::client_body_failure(&*e) {
+                Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
+                _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
+            })?
+            .to_bytes();
         BodySource::Replayable(Some(bytes))
     } else if retries.is_some() {
-        let stream = ReqBody::Stream(body, trace.rx_bytes.clone());
+        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
         let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
         BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
     } else {
-        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone())))
+        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
     let prepared = Prepared {
@@ -469,7 +564,8 @@ async fn forward_to(
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
     };
-    let outcome = forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref()).await;
+    let outcome =
+        forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it. Under
         // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
@@ -511,13 +607,16 @@ async fn forward_to(
             {
                 rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
-            let body = match out.deadline {
-                Some(d) if !rbody.is_end_stream() => ResBody::UpstreamUntil {
-                    body: rbody,
-                    deadline: Box::pin(tokio::time::sleep_until(d.into())),
-                    on_timeout: Some(cluster.stats.upstream_rq_timeout.clone()),
-                },
-                _ => ResBody::Upstream(rbody),
+            let timers = if rbody.is_end_stream() {
+                None
+            } else {
+                let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
+                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle)
+            };
+            let body = match timers {
+                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
+                None => ResBody::Upstream(rbody),
             };
             Ok(Response::from_parts(rparts, body))
         }
@@ -526,8 +625,11 @@ async fn forward_to(
             trace.upstream_host = f.host.map(|h| h.addr);
             trace.retry_stop = f.retry_stop;
             trace.attempts = f.attempts;
-            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for UT).
-            cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
+            // UT), but not the client's own broken request.
+            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+                cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            }
             Err(f.reason)
         }
     }

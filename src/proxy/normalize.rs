@@ -25,9 +25,36 @@ pub fn normalize(path_and_query: &str, dots: bool, merge_slashes: bool) -> Optio
 }
 
 /// Backslashes as slashes and `%XX` of an unreserved character (RFC 3986 section 2.3) as
-/// that character; every other byte as it is.
+/// that character; every other byte as it is, except a stray `%` that decoding has put in
+/// front of two hex digits (`%4%41` -> `%4A`): Envoy writes it `%25` there, so that the path
+/// it forwards cannot be decoded again into another one (`/a%4%41` goes up as `/a%254A`).
 fn decode_unreserved(path: &str) -> String {
-    crate::percent::decode_with(path, unreserved, |b| if b == b'\\' { b'/' } else { b })
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut strays = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let Some(escape) = b.get(i..i + 3).filter(|e| e[1].is_ascii_hexdigit() && e[2].is_ascii_hexdigit()) {
+                match crate::percent::hex_byte(escape[1], escape[2]).filter(|&c| unreserved(c)) {
+                    Some(c) => out.push(c),
+                    None => out.extend_from_slice(escape),
+                }
+                i += 3;
+                continue;
+            }
+            strays.push(out.len());
+        }
+        out.push(if b[i] == b'\\' { b'/' } else { b[i] });
+        i += 1;
+    }
+    for &at in strays.iter().rev() {
+        let hex = |k: usize| out.get(k).is_some_and(u8::is_ascii_hexdigit);
+        if hex(at + 1) && hex(at + 2) {
+            out.splice(at + 1..at + 1, *b"25");
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn unreserved(b: u8) -> bool {
@@ -116,6 +143,11 @@ mod tests {
             ("/x/%2e%2E/", "/"),
             ("/%", "/%"),
             ("/%4", "/%4"),
+            // Envoy 1.40: a stray `%` that decoding puts before two hex digits is escaped.
+            ("/a%4%41/x", "/a%254A/x"),
+            ("/%%41%41", "/%25AA"),
+            ("/%4%2e%2e/b", "/%4../b"),
+            ("/%4%2f", "/%4%2f"),
         ];
         for (path, want) in cases {
             assert_eq!(normalize(path, true, true).as_deref().unwrap_or(path), want, "{path}");

@@ -2,6 +2,11 @@
 //! the identity of everything that did not change: unchanged clusters are the same `Arc`
 //! (pools, health, balancer position), changed clusters adopt the hosts that stayed, and a
 //! listener whose config, routes and clusters are unchanged keeps its compiled tables.
+//!
+//! Building has no effect on what runs: new clusters are staged (their hosts change nothing
+//! outside them), the endpoints an EDS file gives a running cluster are returned as a
+//! [`HostUpdate`] instead of set, and new listeners' sockets are bound but not served (a
+//! failure drops them). [`Built::commit`] is where all of it takes effect, after the swap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,13 +16,57 @@ use crate::config::model::{self, DiscoveryType, EdsSource, Listener, RouteConfig
 use crate::listener::manager::{BindError, ListenerManager, Plan};
 use crate::snapshot::{rebuild_listener, LogWriters, Snapshot};
 use crate::stats::Store;
-use crate::upstream::{self, eds_rest, Cluster};
+use crate::upstream::{self, eds_rest, Cluster, HostSpec};
 
 use super::state::{same_arc, Diff, Effective};
 
 pub struct Built {
     pub snapshot: Snapshot,
     pub plan: Plan,
+    pub staged: Staged,
+}
+
+/// The endpoints an EDS file gives a cluster that runs already (kept by the new snapshot).
+pub struct HostUpdate {
+    pub cluster: Arc<Cluster>,
+    pub hosts: Vec<HostSpec>,
+}
+
+/// What the commit makes take effect besides the snapshot swap and the listeners.
+#[derive(Default)]
+pub struct Staged {
+    /// New clusters, with the running cluster each replaces.
+    pub clusters: Vec<(Arc<Cluster>, Option<Arc<Cluster>>)>,
+    pub hosts: Vec<HostUpdate>,
+}
+
+impl Staged {
+    /// Runs after the new snapshot is stored: running clusters take their new endpoints, new
+    /// clusters go live (closing the idle connections of the hosts they dropped) and start
+    /// polling REST EDS through the clusters `lookup` finds by name.
+    pub fn commit(self, lookup: &eds_rest::Lookup, node: &model::Node) {
+        for u in self.hosts {
+            u.cluster.set_hosts(u.hosts);
+        }
+        for (c, replaced) in self.clusters {
+            c.go_live(replaced.as_deref());
+            if let DiscoveryType::Eds {
+                service_name,
+                source: EdsSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
+            } = &c.config.discovery
+            {
+                eds_rest::spawn_rest_eds(
+                    &c,
+                    Arc::clone(lookup),
+                    mgmt.clone(),
+                    service_name.clone(),
+                    *refresh_delay,
+                    *request_timeout,
+                    node.clone(),
+                );
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +91,7 @@ pub async fn build(
     writers: &LogWriters,
     manager: &ListenerManager,
 ) -> Result<Built, BuildError> {
-    let clusters = build_clusters(prev, eff, diff, store, &bootstrap.node).await;
+    let (clusters, staged) = build_clusters(prev, eff, diff, store).await;
     let mut listeners = Vec::with_capacity(eff.listeners.len());
     for name in listener_order {
         let Some(cfg) = eff.listeners.get(name) else { continue };
@@ -63,7 +112,7 @@ pub async fn build(
         listeners.push(l);
     }
     let plan = manager.plan(&listeners)?;
-    Ok(Built { snapshot: Snapshot { listeners, clusters, bootstrap }, plan })
+    Ok(Built { snapshot: Snapshot { listeners, clusters, bootstrap }, plan, staged })
 }
 
 /// The route configuration a listener serves: inline, or its RDS name's current config (an
@@ -84,46 +133,34 @@ async fn build_clusters(
     eff: &Effective,
     diff: &Diff,
     store: &Arc<Store>,
-    node: &model::Node,
-) -> HashMap<String, Arc<Cluster>> {
+) -> (HashMap<String, Arc<Cluster>>, Staged) {
     let mut clusters = HashMap::with_capacity(eff.clusters.len());
-    let mut fresh = Vec::new();
+    let mut staged = Staged::default();
     for (name, cfg) in &eff.clusters {
-        let cluster = match prev.clusters.get(name) {
-            Some(old) if old.config == *cfg => Arc::clone(old),
+        let (cluster, fresh) = match prev.clusters.get(name) {
+            Some(old) if old.config == *cfg => (Arc::clone(old), false),
             old => {
                 let c = Cluster::build_adopting(cfg.clone(), store, old.map(Arc::as_ref));
-                fresh.push(Arc::clone(&c));
-                c
+                staged.clusters.push((Arc::clone(&c), old.cloned()));
+                (c, true)
             }
         };
         if let DiscoveryType::Eds { service_name, source: EdsSource::File(_) } = &cfg.discovery {
             let touched = diff.endpoints.added.iter().chain(&diff.endpoints.modified).any(|(s, _)| s == service_name);
-            if touched || fresh.iter().any(|f| Arc::ptr_eq(f, &cluster)) {
-                if let Some(eps) = eff.endpoints.get(service_name) {
-                    cluster.set_hosts(eds_rest::specs_from_assignment(eps));
+            if let (true, Some(eps)) = (touched || fresh, eff.endpoints.get(service_name)) {
+                let hosts = eds_rest::specs_from_assignment(eps);
+                if fresh {
+                    // Staged: nothing outside the new cluster changes.
+                    cluster.set_hosts(hosts);
+                } else {
+                    staged.hosts.push(HostUpdate { cluster: Arc::clone(&cluster), hosts });
                 }
             }
         }
         clusters.insert(name.clone(), cluster);
     }
-    let dns: Vec<&Arc<Cluster>> = fresh.iter().filter(|c| upstream::needs_dns(&c.config)).collect();
+    let dns: Vec<&Arc<Cluster>> =
+        staged.clusters.iter().map(|(c, _)| c).filter(|c| upstream::needs_dns(&c.config)).collect();
     futures_util::future::join_all(dns.iter().map(|c| upstream::dns::spawn_dns(c, DNS_WARM_WAIT))).await;
-    for c in &fresh {
-        if let DiscoveryType::Eds {
-            service_name,
-            source: EdsSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
-        } = &c.config.discovery
-        {
-            match clusters.get(mgmt) {
-                Some(m) => {
-                    eds_rest::spawn_rest_eds(c, m, service_name.clone(), *refresh_delay, *request_timeout, node.clone())
-                }
-                None => {
-                    tracing::error!(cluster.name = %c.name(), eds.cluster = %mgmt, "EDS management cluster not found")
-                }
-            }
-        }
-    }
-    clusters
+    (clusters, staged)
 }

@@ -44,6 +44,15 @@ fn classify(e: ConfigErrors) -> LoadError {
     }
 }
 
+/// Nothing but whitespace, YAML comments and document markers: what an emptied file or a
+/// write not yet begun looks like.
+pub fn is_blank(bytes: &[u8]) -> bool {
+    bytes.split(|&b| b == b'\n').all(|line| {
+        let line = line.trim_ascii();
+        line.is_empty() || line.starts_with(b"#") || line == b"---" || line == b"..."
+    })
+}
+
 fn loaded<T>(value: T, version_info: String, path: &Path, bytes: &[u8]) -> Arc<Loaded<T>> {
     Arc::new(Loaded {
         value,
@@ -65,6 +74,15 @@ pub fn load(
     bytes: &[u8],
     warnings: &mut Vec<ConfigError>,
 ) -> Result<(Outcome, String), LoadError> {
+    if is_blank(bytes) {
+        // A truncation, or a redirect whose generator has not written yet, is not "nothing
+        // configured": removing everything takes `resources: []` or empty lists.
+        return Err(LoadError::Failure(ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            path: String::new(),
+            message: "the file is empty (only whitespace or comments); an empty update is never taken".to_string(),
+        }])));
+    }
     match role {
         Role::Bootstrap => {
             let (b, json) =
@@ -129,6 +147,21 @@ pub fn load(
             };
             sources.eds.insert(service.clone(), loaded(endpoints, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blank;
+
+    #[test]
+    fn blank_is_whitespace_comments_and_markers_only() {
+        for blank in ["", " \n\t\r\n", "# generated\n  # nothing yet\n", "---\n# x\n...\n"] {
+            assert!(is_blank(blank.as_bytes()), "{blank:?} is blank");
+        }
+        for full in ["resources: []", "{}", "# c\nresources: []\n", "--- {}"] {
+            assert!(!is_blank(full.as_bytes()), "{full:?} is not blank");
         }
     }
 }

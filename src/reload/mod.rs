@@ -111,6 +111,17 @@ pub struct Reloader {
     docs: DocCache,
     /// The watcher's quiet period: how long a failed read waits for a writer to finish.
     quiet: std::time::Duration,
+    /// Changes of a batch rejected only by what crosses files (a route to a cluster another
+    /// file adds): retried with every later batch, as long as the file still holds them.
+    deferred: Vec<FileChange>,
+}
+
+/// What an attempt to apply a batch came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    Applied,
+    Rejected { cross_only: bool },
+    Nothing,
 }
 
 /// One file's result inside a batch.
@@ -142,6 +153,7 @@ impl Reloader {
             changes: None,
             docs: DocCache::default(),
             quiet: watch.quiet,
+            deferred: Vec::new(),
         };
         let started = Instant::now();
         let mut results = Vec::new();
@@ -203,7 +215,41 @@ impl Reloader {
             .collect()
     }
 
+    /// Applies a batch, with the changes deferred earlier when they still hold: the result
+    /// does not depend on the order in which related files land (an LDS file naming a
+    /// cluster whose CDS file is renamed a moment later applies with it). A failed retry is
+    /// not recorded again; the batch is then tried alone.
     async fn apply_batch(&mut self, batch: Vec<FileChange>) {
+        let retry = self.still_deferred(&batch);
+        if !retry.is_empty() {
+            let mut combined = batch.clone();
+            combined.extend(retry.iter().cloned());
+            if self.attempt(combined, true).await == Tried::Applied {
+                return;
+            }
+        }
+        let tried = self.attempt(batch.clone(), false).await;
+        self.deferred = retry;
+        if tried == (Tried::Rejected { cross_only: true }) {
+            for c in batch.into_iter().filter(|c| c.content.is_some()) {
+                self.deferred.retain(|d| d.path != c.path);
+                self.deferred.push(c);
+            }
+        }
+    }
+
+    /// The deferred changes the batch does not replace and whose file still holds them.
+    fn still_deferred(&mut self, batch: &[FileChange]) -> Vec<FileChange> {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.retain(|d| {
+            !batch.iter().any(|c| c.path == d.path)
+                && std::fs::read(&d.path).is_ok_and(|bytes| content_hash(&bytes) == d.hash)
+        });
+        deferred
+    }
+
+    /// One attempt at a batch; `silent`: a rejection is neither waited on nor recorded.
+    async fn attempt(&mut self, batch: Vec<FileChange>, silent: bool) -> Tried {
         let started = Instant::now();
         let mut next = self.sources.clone();
         let mut results = Vec::new();
@@ -225,7 +271,11 @@ impl Reloader {
             }
             results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
         }
-        if results.iter().any(|r| r.result.is_err()) {
+        let load_failed = results.iter().any(|r| r.result.is_err());
+        if load_failed && silent {
+            return Tried::Rejected { cross_only: false };
+        }
+        if load_failed {
             // A rename completes a change, but a writer may have opened the file for an
             // in-place rewrite before the window's read (its truncation's event not yet
             // delivered): that read was half of a write. A failure is counted only if the file
@@ -242,12 +292,16 @@ impl Reloader {
             });
         }
         if results.is_empty() {
-            return;
+            return Tried::Nothing;
         }
         load_missing(&mut next, &mut self.docs, &mut results);
         let (next, eff, errors) = self.checked(next, &results);
+        let cross_only = errors.is_some() && !results.iter().any(|r| r.result.is_err());
         let d = diff(&self.effective, &eff);
         let mut error = errors.map(|e| e.to_string());
+        if silent && error.is_some() {
+            return Tried::Rejected { cross_only };
+        }
         if error.is_none() {
             if let Err(e) = self.apply(next, eff, &d).await {
                 error = Some(e.to_string());
@@ -260,6 +314,10 @@ impl Reloader {
             Some(e) => tracing::error!("configuration update rejected, the running configuration stays:\n{e}"),
         }
         let applied = error.is_none();
+        let tried = if applied { Tried::Applied } else { Tried::Rejected { cross_only } };
+        if silent && !applied {
+            return tried;
+        }
         self.record(&results, applied, error, started, &d);
         let files: HashSet<PathBuf> = self.sources.files().into_iter().map(|(_, s)| s.path).collect();
         self.docs.retain(|p| files.contains(p));
@@ -272,6 +330,7 @@ impl Reloader {
                 }
             }
         }
+        tried
     }
 
     /// Validates what crosses files; returns the sources to apply (or the running ones with
@@ -347,6 +406,10 @@ impl Reloader {
             .map(|l| (Arc::downgrade(l), l.config.stat_name(), l.config.hcm.stat_prefix.clone()))
             .collect();
         server.shared.snapshot.store(Arc::new(built.snapshot));
+        let snapshots = Arc::clone(&server.shared.snapshot);
+        let lookup: crate::upstream::eds_rest::Lookup =
+            Arc::new(move |name: &str| snapshots.load().clusters.get(name).cloned());
+        built.staged.commit(&lookup, &next.bootstrap.node);
         self.manager.commit(built.plan, &prev);
         server.set_bound(self.manager.bound());
         for c in removed_clusters {

@@ -1,8 +1,12 @@
 //! EDS over REST (the v2-era `api_config_source: {api_type: REST}`): poll the management
 //! cluster with `POST /v2/discovery:endpoints` every `refresh_delay` and apply the endpoints
 //! it returns. A failed or empty poll keeps the endpoints the cluster has.
+//!
+//! The poller follows both clusters by name in the running configuration, not the objects
+//! it started with: a reload that modifies the management cluster replaces its object, and
+//! polling goes on through the new one. It ends when its own cluster is replaced (the new
+//! one has its own poller) or removed.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -30,32 +34,44 @@ pub fn specs_from_assignment(endpoints: &[LocalityEndpoints]) -> Vec<HostSpec> {
     specs
 }
 
-/// Starts polling for `cluster` through `management`; ends when either cluster is gone.
+/// The running clusters, by name: what the poller looks its clusters up in each round.
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Cluster>> + Send + Sync>;
+
+/// Starts polling for `cluster` through the cluster named `management`, both looked up in
+/// `lookup` each round; ends when `lookup` no longer gives `cluster` itself.
 pub fn spawn_rest_eds(
     cluster: &Arc<Cluster>,
-    management: &Arc<Cluster>,
+    lookup: Lookup,
+    management: String,
     service_name: String,
     refresh_delay: Duration,
     request_timeout: Duration,
     node: Node,
 ) {
     let target: Weak<Cluster> = Arc::downgrade(cluster);
-    let mgmt: Weak<Cluster> = Arc::downgrade(management);
     tokio::spawn(async move {
         let mut version = String::new();
         loop {
-            let (Some(target), Some(mgmt)) = (target.upgrade(), mgmt.upgrade()) else { return };
-            match poll_once(&mgmt, &service_name, &version, &node, request_timeout).await {
-                Ok(Some((v, endpoints))) => {
-                    version = v;
-                    target.set_hosts(specs_from_assignment(&endpoints));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(cluster.name = %target.name(), eds.service = %service_name, error = %e, "REST EDS poll failed")
+            let Some(target) = target.upgrade() else { return };
+            if !lookup(target.name()).is_some_and(|running| Arc::ptr_eq(&running, &target)) {
+                return;
+            }
+            match lookup(&management) {
+                Some(mgmt) => match poll_once(&mgmt, &service_name, &version, &node, request_timeout).await {
+                    Ok(Some((v, endpoints))) => {
+                        version = v;
+                        target.set_hosts(specs_from_assignment(&endpoints));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(cluster.name = %target.name(), eds.service = %service_name, error = %e, "REST EDS poll failed")
+                    }
+                },
+                None => {
+                    tracing::warn!(cluster.name = %target.name(), eds.cluster = %management, "EDS management cluster not found")
                 }
             }
-            drop((target, mgmt));
+            drop(target);
             tokio::time::sleep(refresh_delay.max(Duration::from_millis(100))).await;
         }
     });
@@ -99,31 +115,17 @@ async fn poll_once(
     if !status.is_success() {
         return Err(format!("management server answered {status}"));
     }
-    let parsed = crate::config::parse_endpoints(std::path::Path::new("rest-eds-response.json"), &bytes, service_name)
+    parse_response(&bytes, service_name)
+}
+
+/// A management server's answer for `service_name`: its version and endpoints, or `None`
+/// when it names none (the cluster keeps what it has).
+pub fn parse_response(bytes: &[u8], service_name: &str) -> Result<Option<(String, Vec<LocalityEndpoints>)>, String> {
+    let parsed = crate::config::parse_endpoints(std::path::Path::new("rest-eds-response.json"), bytes, service_name)
         .map_err(|e| e.to_string())?;
     if parsed.resources.is_empty() {
         return Ok(None);
     }
     let endpoints = parsed.resources.into_iter().flat_map(|cla| cla.endpoints).collect();
     Ok(Some((parsed.version_info, endpoints)))
-}
-
-/// Starts REST EDS for every cluster that asks for it.
-pub fn spawn_all(clusters: &HashMap<String, Arc<Cluster>>, node: &Node) {
-    for cluster in clusters.values() {
-        if let crate::config::model::DiscoveryType::Eds {
-            service_name,
-            source: crate::config::model::EdsSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
-        } = &cluster.config.discovery
-        {
-            match clusters.get(mgmt) {
-                Some(m) => {
-                    spawn_rest_eds(cluster, m, service_name.clone(), *refresh_delay, *request_timeout, node.clone())
-                }
-                None => {
-                    tracing::error!(cluster.name = %cluster.name(), eds.cluster = %mgmt, "EDS management cluster not found")
-                }
-            }
-        }
-    }
 }

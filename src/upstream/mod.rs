@@ -4,6 +4,12 @@
 //! with its pools, balancer position and stats. Its host set is an `ArcSwap` replaced whole
 //! when DNS (or, later, EDS) changes the membership; hosts that stay keep their `Arc<Host>`
 //! and so their connections.
+//!
+//! A cluster built by a reload is *staged* until the reload commits: its host set may change
+//! (adopted hosts, EDS endpoints, the first DNS answer) without any effect outside it, so a
+//! build that fails later leaves the running clusters, their connections and their stats as
+//! they were. [`Cluster::go_live`] then publishes its membership stats and closes the idle
+//! connections of the hosts it did not keep.
 
 pub mod balancer;
 pub mod breakers;
@@ -14,7 +20,7 @@ pub mod pool;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 
@@ -143,6 +149,7 @@ impl ClusterStats {
                 cx_connect_fail: c("upstream_cx_connect_fail"),
                 cx_connect_timeout: c("upstream_cx_connect_timeout"),
                 cx_destroy: c("upstream_cx_destroy"),
+                cx_idle_timeout: c("upstream_cx_idle_timeout"),
                 cx_rx_bytes_total: c("upstream_cx_rx_bytes_total"),
                 cx_tx_bytes_total: c("upstream_cx_tx_bytes_total"),
                 cx_connect_ms: h("upstream_cx_connect_ms"),
@@ -150,6 +157,7 @@ impl ClusterStats {
                 rq_pending_total: c("upstream_rq_pending_total"),
                 rq_pending_active: g("upstream_rq_pending_active"),
                 rq_pending_failure_eject: c("upstream_rq_pending_failure_eject"),
+                cx_protocol_error: c("upstream_cx_protocol_error"),
                 host_cx_total: Counter::default(),
                 host_cx_active: Gauge::default(),
                 host_cx_connect_fail: Counter::default(),
@@ -229,17 +237,23 @@ pub struct Cluster {
     pub balancer: Balancer,
     /// Bumped whenever `hosts` changes, so pollers can wait on membership in tests/admin.
     pub generation: AtomicU64,
+    /// Whether the cluster is live (committed); held while the host set changes, so a
+    /// discovery task's update and the commit's [`Cluster::go_live`] do not interleave.
+    live: Mutex<bool>,
 }
 
 impl Cluster {
-    /// Builds a cluster; STATIC hosts are set at once, DNS hosts after resolution.
+    /// Builds a live cluster; STATIC hosts are set at once, DNS hosts after resolution.
     pub fn build(config: model::Cluster, store: &Arc<Store>) -> Arc<Cluster> {
-        Self::build_adopting(config, store, None)
+        let c = Self::build_adopting(config, store, None);
+        c.go_live(None);
+        c
     }
 
-    /// Builds a cluster that replaces `old`: hosts of `old` that the new config keeps (same
-    /// address, name, weight, priority, protocol, connect timeout and circuit breakers) keep
-    /// their connections, and the breakers that count them.
+    /// Builds a staged cluster that replaces `old`: hosts of `old` that the new config keeps
+    /// (same address, name, weight, priority, protocol, connect timeout and circuit breakers)
+    /// keep their connections, and the breakers that count them. Nothing outside the new
+    /// cluster changes until [`Cluster::go_live`].
     pub fn build_adopting(config: model::Cluster, store: &Arc<Store>, old: Option<&Cluster>) -> Arc<Cluster> {
         let adopt = old.filter(|o| {
             o.config.protocol == config.protocol
@@ -264,6 +278,7 @@ impl Cluster {
             breakers,
             balancer,
             generation: AtomicU64::new(0),
+            live: Mutex::new(false),
         });
         if let Some(hosts) = adopt {
             // Seed with the old set so that set_hosts below keeps the hosts that stayed.
@@ -283,12 +298,58 @@ impl Cluster {
     }
 
     /// Replaces the host set; hosts with the same address, hostname, weight and priority keep
-    /// their `Arc` (and so their pools and counters).
+    /// their `Arc` (and so their pools and counters). On a live cluster, the idle connections
+    /// of the hosts that left are closed and the membership stats move; on a staged one only
+    /// the set changes.
+    pub fn set_hosts(&self, specs: Vec<HostSpec>) {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((next, left)) = self.next_hosts(specs) else { return };
+        self.hosts.store(Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
+        if *live {
+            for h in left {
+                h.pool.close_idle();
+            }
+            self.publish_membership(true);
+        }
+    }
+
+    /// The commit of a staged cluster: from now on host changes have their effects, the
+    /// membership stats (shared by name with `replaced`) show this cluster's hosts, and the
+    /// idle connections of `replaced`'s hosts that this cluster did not keep are closed.
+    pub fn go_live(&self, replaced: Option<&Cluster>) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::replace(&mut *live, true) {
+            return;
+        }
+        let set = self.hosts.load();
+        let old = replaced.map(|r| r.hosts.load_full());
+        let old_hosts = old.as_ref().map_or(&[][..], |o| &o.all[..]);
+        for h in old_hosts {
+            if !set.all.iter().any(|n| Arc::ptr_eq(n, h)) {
+                h.pool.close_idle();
+            }
+        }
+        let changed =
+            old_hosts.len() != set.all.len() || old_hosts.iter().zip(&set.all).any(|(a, b)| !Arc::ptr_eq(a, b));
+        self.publish_membership(changed);
+    }
+
+    fn publish_membership(&self, changed: bool) {
+        let n = self.hosts.load().all.len() as i64;
+        self.stats.membership_total.set(n);
+        self.stats.membership_healthy.set(n);
+        if changed {
+            self.stats.membership_change.inc();
+        }
+    }
+
+    /// The host set `specs` make, with the hosts that leave; `None` when nothing changes.
     ///
     /// Linear, and cheap when little changed (a 10,000-endpoint EDS update with one endpoint
     /// changed): hosts at the same place from the start and from the end are matched by
     /// position, only the ones between are looked up by key (first host of a key wins).
-    pub fn set_hosts(&self, specs: Vec<HostSpec>) {
+    fn next_hosts(&self, specs: Vec<HostSpec>) -> Option<(HostSet, Vec<Arc<Host>>)> {
         let current = self.hosts.load();
         let cur = &current.all;
         let same = |h: &Host, s: &HostSpec| {
@@ -297,7 +358,7 @@ impl Cluster {
         let (n, m) = (cur.len(), specs.len());
         let (head, tail) = crate::common_ends::common_ends(n, m, |i, j| same(&cur[i], &specs[j]));
         if head == n && n == m {
-            return;
+            return None;
         }
         let middle = &cur[head..n - tail];
         let mut by_key: HashMap<HostKey<'_>, usize> = HashMap::with_capacity(middle.len());
@@ -322,17 +383,8 @@ impl Cluster {
             };
             next.push(host);
         }
-        for (h, kept) in middle.iter().zip(kept) {
-            if !kept {
-                h.pool.close_idle();
-            }
-        }
-        let n = next.len() as i64;
-        self.hosts.store(Arc::new(HostSet::new(next)));
-        self.stats.membership_total.set(n);
-        self.stats.membership_healthy.set(n);
-        self.stats.membership_change.inc();
-        self.generation.fetch_add(1, Ordering::Release);
+        let left = middle.iter().zip(kept).filter(|(_, k)| !k).map(|(h, _)| Arc::clone(h)).collect();
+        Some((HostSet::new(next), left))
     }
 
     fn new_host(&self, spec: HostSpec) -> Arc<Host> {
@@ -348,6 +400,7 @@ impl Cluster {
             self.config.http2,
             self.config.per_connection_buffer_limit_bytes,
             self.config.connect_timeout,
+            self.config.idle_timeout,
             conn,
             Arc::clone(&self.breakers),
         ));

@@ -4,6 +4,8 @@
 //! An HTTP/1.1 connection goes back to the idle list only when hyper says it is ready for the
 //! next request (the response body was read to its end); a request that finds an idle
 //! connection already closed is sent again on a new one, since it never left the proxy.
+//! An HTTP/1.1 connection idle for the cluster's `idle_timeout` is closed
+//! (`upstream_cx_idle_timeout`); the task that put it back waits for that or for its reuse.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,7 @@ use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
 use crate::config::model::{Http2Options, UpstreamProtocol};
-use crate::proxy::body::ReqBody;
+use crate::proxy::body::{ClientBodyFailure, ReqBody};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 
@@ -36,13 +38,21 @@ pub enum UpstreamError {
     /// The request had to wait for a connection and `max_pending_requests` were waiting.
     #[error("too many requests pending for {addr}")]
     PendingOverflow { addr: SocketAddr },
+    /// The client's request body broke before it was all sent: the upstream request was
+    /// abandoned unfinished (or never sent), so the upstream never saw a complete request.
+    #[error("client request body failed while sent to {addr}")]
+    DownstreamBody { addr: SocketAddr, failure: ClientBodyFailure },
+    /// The upstream's response head breaks HTTP/1.1 framing (`content-length` with
+    /// `transfer-encoding`): its body cannot be trusted, nor the connection after it.
+    #[error("upstream {addr} sent a response with both content-length and transfer-encoding")]
+    Protocol { addr: SocketAddr },
 }
 
 impl UpstreamError {
     /// The request never got onto a connection (Envoy counts `upstream_rq_total` only for
     /// requests that did).
     pub fn before_connection(&self) -> bool {
-        !matches!(self, UpstreamError::Reset { .. })
+        !matches!(self, UpstreamError::Reset { .. } | UpstreamError::Protocol { .. })
     }
 
     /// The reason of the HTTP/2 RST_STREAM the upstream sent, when that ended the request
@@ -72,6 +82,7 @@ pub struct ConnStats {
     pub cx_connect_fail: Counter,
     pub cx_connect_timeout: Counter,
     pub cx_destroy: Counter,
+    pub cx_idle_timeout: Counter,
     pub cx_rx_bytes_total: Counter,
     pub cx_tx_bytes_total: Counter,
     pub cx_connect_ms: Histogram,
@@ -81,6 +92,8 @@ pub struct ConnStats {
     pub rq_pending_active: Gauge,
     /// Pending requests that failed because their connection could not be made.
     pub rq_pending_failure_eject: Counter,
+    /// `upstream_cx_protocol_error`: responses whose framing broke HTTP/1.1.
+    pub cx_protocol_error: Counter,
     pub host_cx_total: Counter,
     pub host_cx_active: Gauge,
     pub host_cx_connect_fail: Counter,
@@ -97,20 +110,33 @@ pub struct Pool {
     stats: ConnStats,
     /// The cluster's circuit breakers, shared by its hosts.
     breakers: Arc<Breakers>,
-    idle: Mutex<Vec<http1::SendRequest<ReqBody>>>,
+    /// `common_http_protocol_options.idle_timeout` (HTTP/1.1 connections).
+    idle_timeout: Option<Duration>,
+    idle: Mutex<Vec<Idle>>,
+    /// Names idle entries, so that an idle timer removes its own connection only.
+    idle_ids: std::sync::atomic::AtomicU64,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per host; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 
+/// An idle HTTP/1.1 connection. Taking it out drops `_reused`, which ends its idle timer.
+struct Idle {
+    sender: http1::SendRequest<ReqBody>,
+    id: u64,
+    _reused: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 impl Pool {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         addr: SocketAddr,
         protocol: UpstreamProtocol,
         h2_options: Http2Options,
         buffer_limit: u32,
         connect_timeout: Duration,
+        idle_timeout: Option<Duration>,
         stats: ConnStats,
         breakers: Arc<Breakers>,
     ) -> Self {
@@ -118,7 +144,20 @@ impl Pool {
         // A soft limit in Envoy; in hyper the read buffer must also hold a whole response
         // head, which Envoy bounds separately at 60 KiB (`max_response_headers_kb`).
         let buffer_limit = (buffer_limit as usize).max(64 * 1024);
-        Pool { addr, protocol, h2_options, buffer_limit, connect_timeout, stats, breakers, idle, h2 }
+        let idle_ids = std::sync::atomic::AtomicU64::new(0);
+        Pool {
+            addr,
+            protocol,
+            h2_options,
+            buffer_limit,
+            connect_timeout,
+            stats,
+            breakers,
+            idle_timeout,
+            idle,
+            idle_ids,
+            h2,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -151,21 +190,21 @@ impl Pool {
                     Err(e) => return Err(unsent(req, e)),
                 },
             };
-            if fresh {
-                let resp = sender.send_request(req).await;
-                let resp = resp.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
+            if let Some(failure) = req.body().failure() {
+                // Nothing was written on the connection: it stays usable.
                 self.recycle(sender);
-                return Ok(resp);
+                return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
+            }
+            if fresh {
+                let resp = sender.send_request(req).await.map_err(|e| self.sent_error(e))?;
+                return self.h1_response(sender, resp);
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.recycle(sender);
-                    return Ok(resp);
-                }
+                Ok(resp) => return self.h1_response(sender, resp),
                 Err(mut e) => match e.take_message() {
                     // Never sent: the connection was dead before we wrote. Try another.
                     Some(r) => req = r,
-                    None => return Err(UpstreamError::Reset { addr: self.addr, source: e.into_error() }),
+                    None => return Err(self.sent_error(e.into_error())),
                 },
             }
         }
@@ -173,12 +212,40 @@ impl Pool {
         Err(UpstreamError::PendingOverflow { addr: self.addr })
     }
 
+    /// Checks an HTTP/1.1 response's framing before it is passed on; the connection goes
+    /// back to the pool only under a response that can be trusted. Envoy's codec rejects
+    /// `content-length` with `transfer-encoding` (RFC 9112, 6.3: a request smuggling vector)
+    /// where hyper lets chunked framing win and keeps both headers.
+    fn h1_response(
+        self: &Arc<Self>,
+        sender: http1::SendRequest<ReqBody>,
+        resp: Response<Incoming>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let h = resp.headers();
+        if h.contains_key(http::header::TRANSFER_ENCODING) && h.contains_key(http::header::CONTENT_LENGTH) {
+            self.stats.cx_protocol_error.inc();
+            // Dropping the body and the sender closes the connection.
+            return Err(UpstreamError::Protocol { addr: self.addr });
+        }
+        self.recycle(sender);
+        Ok(resp)
+    }
+
+    /// The error of a request that was (maybe partly) written: the client's body failing is
+    /// told apart from the upstream failing.
+    fn sent_error(&self, source: hyper::Error) -> UpstreamError {
+        match crate::proxy::body::client_body_failure(&source) {
+            Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
+            None => UpstreamError::Reset { addr: self.addr, source },
+        }
+    }
+
     /// An idle connection that is still open.
     fn pop_idle(&self) -> Option<http1::SendRequest<ReqBody>> {
         let mut idle = lock(&self.idle);
-        while let Some(s) = idle.pop() {
-            if !s.is_closed() {
-                return Some(s);
+        while let Some(i) = idle.pop() {
+            if !i.sender.is_closed() {
+                return Some(i.sender);
             }
         }
         None
@@ -219,15 +286,51 @@ impl Pool {
     fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<ReqBody>) {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                let mut idle = lock(&pool.idle);
-                if idle.len() < MAX_IDLE {
-                    idle.push(sender);
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let id = pool.idle_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (reused_tx, reused) = match pool.idle_timeout {
+                Some(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
                 }
-                drop(idle);
-                pool.breakers.released();
+                None => (None, None),
+            };
+            let kept = {
+                let mut idle = lock(&pool.idle);
+                let kept = idle.len() < MAX_IDLE;
+                if kept {
+                    idle.push(Idle { sender, id, _reused: reused_tx });
+                }
+                kept
+            };
+            pool.breakers.released();
+            if let (true, Some(timeout), Some(reused)) = (kept, pool.idle_timeout, reused) {
+                // Weak while it waits: a removed cluster's pool (and stats) must go at once.
+                let weak = Arc::downgrade(&pool);
+                drop(pool);
+                tokio::select! {
+                    _ = reused => {}
+                    () = tokio::time::sleep(timeout) => {
+                        if let Some(pool) = weak.upgrade() {
+                            pool.expire_idle(id);
+                        }
+                    }
+                }
             }
         });
+    }
+
+    /// Closes the idle connection `id` if it is still idle: dropping its sender ends it.
+    fn expire_idle(&self, id: u64) {
+        let mut idle = lock(&self.idle);
+        if let Some(at) = idle.iter().position(|i| i.id == id) {
+            let expired = idle.remove(at);
+            drop(idle);
+            self.stats.cx_idle_timeout.inc();
+            drop(expired);
+        }
     }
 
     /// Opens a TCP connection in the place `_slot` holds under `max_connections`.
@@ -324,8 +427,11 @@ impl Pool {
                 Err(e) => return Err(unsent(req, e)),
             },
         };
+        if let Some(failure) = req.body().failure() {
+            return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
+        }
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
-        sender.send_request(req).await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })
+        sender.send_request(req).await.map_err(|e| self.sent_error(e))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Downstream protocols and the headers a proxy adds or drops: HTTP/1.1 and h2c on one port,
 //! large bodies, x-forwarded-proto, x-request-id, hop-by-hop headers.
 
+use crate::common::assert_eventually;
 use crate::common::client::{self, request, Client};
 use crate::common::config::{bootstrap, static_cluster, to_cluster};
 use crate::common::legate::Legate;
@@ -160,4 +161,151 @@ async fn http2_protocol_options_reach_the_client() {
     let resp = crate::common::bounded("one exchange", resp).await.expect("response");
     assert_eq!(resp.status(), 200);
     assert_eq!(sender.current_max_send_streams(), 7);
+}
+
+/// Requests hyper's parser refuses get Envoy's answers (as Envoy 1.40 sends them): the
+/// reason phrase as a `text/plain` body, the listener's `server`, `connection: close`.
+#[tokio::test]
+async fn unparseable_requests_get_envoys_400_and_431() {
+    let up = upstream::http1().name("up").spawn().await;
+    let legate = start(&up).await;
+    let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n", "v".repeat(70_000));
+    let many: String = (0..100).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let cases: [(&[u8], u16, &str); 5] = [
+        (b"GARBAGE\r\n\r\n", 400, "Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n", 400, "Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nx-a: a\x01b\r\n\r\n", 400, "Bad Request"),
+        (huge.as_bytes(), 431, "Request Header Fields Too Large"),
+        // 101 headers, one over max_headers_count's default.
+        (many.as_bytes(), 431, "Request Header Fields Too Large"),
+    ];
+    for (req, status, body) in cases {
+        let r = client::raw(legate.listener("main"), req).await.expect("an answer");
+        let what = String::from_utf8_lossy(&req[..req.len().min(40)]).into_owned();
+        assert_eq!((r.status, String::from_utf8_lossy(&r.body).as_ref()), (status, body), "{what}");
+        assert_eq!(r.header("content-type").as_deref(), Some("text/plain"), "{what}");
+        assert_eq!(r.header("server").as_deref(), Some("envoy"), "{what}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{what}");
+        assert!(r.header("date").is_some(), "{what}");
+    }
+    assert_eq!(up.requests(), 0);
+}
+
+/// `common_http_protocol_options.max_headers_count` bounds HTTP/1 requests (headers, `Host`
+/// included; Envoy's count): at the limit the request passes, one over it is a 431.
+#[tokio::test]
+async fn max_headers_count_bounds_http1_requests() {
+    use crate::common::config::{hcm, route_config, vhost};
+    let up = upstream::http1().name("up").spawn().await;
+    let mut manager =
+        hcm(route_config(json!([vhost("all", &["*"], json!([to_cluster(json!({"prefix": "/"}), "service1")]))])));
+    manager["common_http_protocol_options"] = json!({"max_headers_count": 20});
+    let legate = Legate::start(
+        bootstrap().listener_hcm("main", manager).cluster(static_cluster("service1", &[up.addr()])).yaml(),
+    )
+    .await;
+    let with = |n: usize| {
+        let extra: String = (0..n).map(|i| format!("x-h{i}: v\r\n")).collect();
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}\r\n")
+    };
+    let r = client::raw(legate.listener("main"), with(19).as_bytes()).await.expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.head);
+    let r = client::raw(legate.listener("main"), with(20).as_bytes()).await.expect("an answer");
+    assert_eq!((r.status, String::from_utf8_lossy(&r.body).as_ref()), (431, "Request Header Fields Too Large"));
+    assert_eq!(up.requests(), 1);
+}
+
+/// RFC 9112 3.2.2: a request target in absolute form carries the authority; `Host` is
+/// ignored (Envoy routes on, forwards and logs the target's).
+#[tokio::test]
+async fn absolute_form_target_gives_the_authority() {
+    use crate::common::config::{route_config, vhost};
+    let up = upstream::http1().name("up").spawn().await;
+    let routes = |prefix: &str| json!([to_cluster(json!({"prefix": prefix}), "service1")]);
+    let legate = Legate::start(
+        bootstrap()
+            .listener(
+                "main",
+                route_config(json!([
+                    vhost("abs", &["abs.example.com"], routes("/")),
+                    vhost("host", &["hosthdr"], routes("/only-host/")),
+                ])),
+            )
+            .cluster(static_cluster("service1", &[up.addr()]))
+            .yaml(),
+    )
+    .await;
+    let r = client::raw(
+        legate.listener("main"),
+        b"GET http://abs.example.com/abs?q=1 HTTP/1.1\r\nHost: hosthdr\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(r.status, 200, "routed by the target's authority: {}", r.head);
+    let e: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(e["headers"]["host"], "abs.example.com");
+    assert_eq!(e["path"], "/abs");
+    assert_eq!(e["query"], "q=1");
+}
+
+/// One h2 request with `extra` headers of `value`; the status, or the reset's reason.
+async fn h2_request(addr: std::net::SocketAddr, extra: usize, value: &str) -> Result<u16, Option<h2::Reason>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = h2::client::Builder::new()
+        .max_header_list_size(16 << 20)
+        .handshake::<_, Bytes>(stream)
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut sender = sender.ready().await.expect("ready");
+    let mut req = hyper::Request::get("http://x/h2");
+    for i in 0..extra {
+        req = req.header(format!("x-h{i}"), value);
+    }
+    let (resp, _) = sender.send_request(req.body(()).expect("request"), true).expect("send");
+    match crate::common::bounded("h2 exchange", resp).await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(e.reason()),
+    }
+}
+
+/// HTTP/2 requests obey `max_headers_count` (pseudo-headers count, as in Envoy) and
+/// `max_request_headers_kb` as HTTP/1 ones do; over them Envoy resets the stream with
+/// INTERNAL_ERROR. Each offending connection warns once, rate-limited with a count of the
+/// lines held back.
+#[tokio::test]
+async fn h2_requests_obey_the_header_limits() {
+    use crate::common::config::{hcm, route_config, vhost};
+    let up = upstream::http1().name("up").spawn().await;
+    let mut manager =
+        hcm(route_config(json!([vhost("all", &["*"], json!([to_cluster(json!({"prefix": "/"}), "service1")]))])));
+    manager["common_http_protocol_options"] = json!({"max_headers_count": 20});
+    manager["max_request_headers_kb"] = json!(2);
+    let legate = Legate::start(
+        bootstrap().listener_hcm("main", manager).cluster(static_cluster("service1", &[up.addr()])).yaml(),
+    )
+    .await;
+    let addr = legate.listener("main");
+    // 4 pseudo-headers + 16 = 20.
+    assert_eq!(h2_request(addr, 16, "v").await, Ok(200));
+    assert_eq!(h2_request(addr, 17, "v").await, Err(Some(h2::Reason::INTERNAL_ERROR)));
+    assert_eq!(h2_request(addr, 2, &"v".repeat(900)).await, Ok(200));
+    assert_eq!(h2_request(addr, 3, &"v".repeat(900)).await, Err(Some(h2::Reason::INTERNAL_ERROR)));
+    assert_eq!(up.requests(), 2);
+    assert_eq!(legate.stat("http.ingress_http.downstream_rq_tx_reset").await, 2);
+    const WARNING: &str = "HTTP/2 request headers over max_request_headers_kb or max_headers_count";
+    // Abusive connections keep coming: a line a second at most, saying how many were held back.
+    assert_eventually!(
+        {
+            let _ = h2_request(addr, 17, "v").await;
+            let out = legate.output();
+            out.lines().any(|l| l.contains(WARNING) && !l.contains("suppressed=0"))
+        },
+        "a warning counting suppressed ones:\n{}",
+        legate.output()
+    );
+    let out = legate.output();
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(WARNING)).collect();
+    assert!(lines.len() >= 2 && lines.len() <= 12, "rate-limited: {lines:#?}");
 }

@@ -48,7 +48,9 @@ async fn unrelated_files_trigger_nothing() {
 
 #[tokio::test]
 async fn cds_and_rds_written_together_apply_as_one() {
-    let rig = Rig::dynamic(|s| vec![rds_listener(s, "main")]).await;
+    // With the default (no window) two renames apply as one batch only when the watcher
+    // wakes after both; a window makes it certain.
+    let rig = Rig::dynamic_args(|s| vec![rds_listener(s, "main")], &["--watch-coalesce-ms", "50"]).await;
     assert_eq!(rig.hit("/").await, "a");
     let c = upstream::http1().name("c").spawn().await;
     // The route first: alone it would name a cluster that does not exist yet.

@@ -39,15 +39,25 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     assert_eq!(status.code(), Some(0), "exit status; output:\n{}", legate.output());
 }
 
+/// SIGTERM closes the listeners at once: while an in-flight request keeps the process
+/// draining, a new connection is refused (checked while legate still runs: after it exits
+/// any port refuses); the request still completes and the exit status is 0.
 #[tokio::test]
 async fn sigterm_stops_accepting() {
-    let up = upstream::http1().spawn().await;
+    let up = upstream::http1().name("slow").spawn().await;
     let mut legate = start(&up).await;
     let addr = legate.listener("main");
     assert_eq!(Client::h1().get(&legate.url("main", "/")).await.status, 200);
-    let status = legate.stop_with_sigterm().await;
+    let url = legate.url("main", "/delay/5000ms");
+    let in_flight = tokio::spawn(async move { Client::h1().get(&url).await });
+    assert_eventually!(up.in_flight() == 1, "the slow request reaches the upstream");
+    legate.sigterm();
+    assert_eventually!(tokio::net::TcpStream::connect(addr).await.is_err(), "{addr} refuses new connections");
+    assert!(legate.running(), "the listener only closed when legate exited:\n{}", legate.output());
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200, "the in-flight request completes: {}", r.text());
+    let status = legate.wait_exit().await;
     assert_eq!(status.code(), Some(0), "{}", legate.output());
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still accepts after exit");
 }
 
 #[tokio::test]

@@ -2,14 +2,16 @@
 //! HTTP/1.1 keep-alive reuse and HTTP/2 upstreams carrying gRPC.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use crate::common::assert_eventually;
 use crate::common::client::{request, Client};
 use crate::common::config::{
     bootstrap, endpoint, static_cluster, static_cluster_with, to_cluster, weighted_endpoint, with_h2,
 };
 use crate::common::legate::Legate;
 use crate::common::upstream::{self, Upstream};
+use crate::common::{assert_eventually, EVENTUALLY};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -72,6 +74,32 @@ async fn random_spreads_over_all_hosts() {
     }
 }
 
+/// An upstream that reads each request and never answers: every request sent to it stays
+/// active. Returns its address and how many connections sent it something.
+async fn stuck_upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&held);
+    let task = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            if tokio::time::timeout(EVENTUALLY, s.read(&mut buf)).await.is_ok_and(|r| r.is_ok_and(|n| n > 0)) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            conns.push(s);
+        }
+    });
+    (addr, held, task)
+}
+
+/// LEAST_REQUEST is Envoy's power of two choices: two hosts drawn at random, the one with
+/// fewer active requests taken. With no load it uses every host; with one host holding
+/// requests, a new request goes to the idle host whenever the two draws differ (3 times in
+/// 4 with two hosts), where random choice would send it there half the time and a reversed
+/// comparison a quarter of the time.
 #[tokio::test]
 async fn least_request_uses_every_host_and_avoids_the_busy_one() {
     let ups = three("lr").await;
@@ -83,6 +111,41 @@ async fn least_request_uses_every_host_and_avoids_the_busy_one() {
     for u in &ups {
         assert!(seen.get(u.name()).copied().unwrap_or(0) > 0, "{} unused: {seen:?}", u.name());
     }
+    drop(legate);
+
+    let idle = upstream::http1().name("idle").spawn().await;
+    let (stuck, held, stuck_task) = stuck_upstream().await;
+    let mut cluster = static_cluster("service1", &[idle.addr(), stuck]);
+    cluster["lb_policy"] = json!("LEAST_REQUEST");
+    let legate = start(cluster).await;
+    let url = legate.url("main", "/");
+    let mut parked = Vec::new();
+    // One request at a time, each seen by its host before the next is sent.
+    let mut send = |sent: usize| {
+        let req = request(Method::GET, &url).body(Default::default()).expect("request");
+        parked.push(tokio::spawn(async move { Client::h1().try_send(req).await.ok() }));
+        sent + 1
+    };
+    let mut sent = 0;
+    while held.load(Ordering::SeqCst) < 4 {
+        assert!(sent < 200, "{sent} requests and still not 4 on the stuck host");
+        sent = send(sent);
+        assert_eventually!(idle.requests() + held.load(Ordering::SeqCst) == sent, "request {sent} reached a host");
+    }
+    let (idle_before, stuck_before) = (idle.requests(), held.load(Ordering::SeqCst));
+    const N: usize = 200;
+    for _ in 0..N {
+        sent = send(sent);
+        assert_eventually!(idle.requests() + held.load(Ordering::SeqCst) == sent, "request {sent} reached a host");
+    }
+    let (to_idle, to_stuck) = (idle.requests() - idle_before, held.load(Ordering::SeqCst) - stuck_before);
+    // Expected 150 of 200 (standard deviation 6); random choice would give 100 (7), a
+    // reversed comparison 50: 125 is over 4 deviations from each.
+    assert!(to_idle >= 125, "the idle host got {to_idle} of {N}, the busy one {to_stuck}");
+    for p in parked {
+        p.abort();
+    }
+    stuck_task.abort();
 }
 
 #[tokio::test]

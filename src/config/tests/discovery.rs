@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{messages, shared};
+use super::{fixture, messages};
 use crate::config::model::*;
 use crate::config::{check_cluster_refs, parse_clusters, parse_endpoints, parse_listeners, parse_route_config};
 
@@ -80,17 +80,21 @@ fn route_config() {
 
 #[test]
 fn clusters_and_listeners_with_refs() {
-    let cds = shared("envoy-examples/dynamic-config-fs/configs/cds.yaml");
+    let cds = fixture("dynamic-fs/cds.yaml");
     let bytes = std::fs::read(&cds).unwrap_or_else(|e| panic!("{e}"));
     let d = parse_clusters(&cds, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(d.resources[0].name, "example_proxy_cluster");
+    assert_eq!(d.resources[0].name, "catalog_cluster");
     assert_eq!(d.resources[0].discovery, DiscoveryType::StrictDns);
+    let ep = &d.resources[0].endpoints[0].endpoints[0];
+    assert_eq!(ep.address, EndpointAddress::Dns { host: "catalog.internal".into(), port: 9090 });
     // Its `filters:` is a single object, not a list: accepted like Envoy does.
-    let lds = shared("envoy-examples/dynamic-config-fs/configs/lds.yaml");
+    let lds = fixture("dynamic-fs/lds.yaml");
     let bytes = std::fs::read(&lds).unwrap_or_else(|e| panic!("{e}"));
     let d = parse_listeners(&lds, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(d.resources[0].name, "listener_0");
-    assert!(check_cluster_refs(&d.resources, &["example_proxy_cluster".to_string()].into(), "resources").is_empty());
+    assert_eq!(d.resources[0].name, "catalog_listener");
+    assert_eq!(d.resources[0].hcm.stat_prefix, "catalog_http");
+    assert!(check_cluster_refs(&d.resources, &["catalog_cluster".to_string()].into(), "resources").is_empty());
+    assert_eq!(check_cluster_refs(&d.resources, &HashSet::new(), "resources").len(), 1);
 
     let lds = r#"{"version_info": "1", "resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
       "name": "main", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 10000}},

@@ -1,43 +1,50 @@
-//! Envoy's sandbox configs: each loads or is rejected with an error naming a field path.
+//! Every bootstrap under `tests/fixtures/` (our own configs in the style of Envoy's sandboxes):
+//! those in `v2/` and `v3/` load; each in `unsupported/` is rejected, every error naming a
+//! field path, one of them the path its `# expect:` first line gives.
 
 use std::path::{Path, PathBuf};
 
-use super::shared;
+use super::fixture;
 use crate::config::load_bootstrap;
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            out.push(p);
-        }
-    }
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
-fn envoy_examples_load_or_name_a_field() {
-    let root = shared("envoy-examples");
-    let mut files = Vec::new();
-    walk(&root, &mut files);
-    files.sort();
-    files.retain(|p| !p.to_string_lossy().contains("dynamic-config-fs/configs/"));
-    assert!(!files.is_empty(), "no examples under {}", root.display());
-    let mut loaded = Vec::new();
-    for f in &files {
-        let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
-        match load_bootstrap(Some(f), None) {
-            Ok(_) => loaded.push(rel),
-            Err(e) => {
-                let first = &e.0[0];
-                eprintln!("rejected {rel}: {}: {}", first.path, first.message);
-                assert!(e.0.iter().all(|e| !e.path.is_empty()), "{rel}: error without a path:\n{e}");
+fn v2_and_v3_fixtures_load() {
+    let mut seen = 0;
+    for dir in ["v2", "v3"] {
+        for f in yaml_files(&fixture(dir)) {
+            seen += 1;
+            if let Err(e) = load_bootstrap(Some(&f), None) {
+                panic!("{} did not load:\n{e}", f.display());
             }
         }
     }
-    eprintln!("loaded {} of {}: {}", loaded.len(), files.len(), loaded.join(", "));
+    assert!(seen >= 7, "only {seen} fixtures");
+}
+
+#[test]
+fn unsupported_fixtures_are_rejected_naming_the_field() {
+    let files = yaml_files(&fixture("unsupported"));
+    assert!(files.len() >= 5, "only {} fixtures", files.len());
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: no `# expect: PATH` first line", f.display()));
+        let Err(e) = load_bootstrap(Some(f), None) else { panic!("{} loaded", f.display()) };
+        assert!(e.0.iter().all(|e| !e.path.is_empty()), "{}: an error without a path:\n{e}", f.display());
+        assert!(e.0.iter().any(|e| e.path == expect), "{}: no error at {expect}:\n{e}", f.display());
+    }
 }

@@ -274,7 +274,13 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
             explicit.finish(ctx, &["http3_protocol_options"]);
         }
         if let Some(mut common) = opts.obj(ctx, "common_http_protocol_options") {
+            let at = common.at("idle_timeout");
             idle = match common.duration(ctx, "idle_timeout") {
+                Some(_) if protocol == UpstreamProtocol::Http2 => {
+                    // legate keeps one HTTP/2 connection per host and does not time it out.
+                    ctx.err(at, "unsupported field (not implemented by legate for HTTP/2 upstreams)");
+                    idle
+                }
                 Some(Duration::ZERO) => None,
                 Some(d) => Some(d),
                 None => idle,

@@ -109,6 +109,7 @@ impl UpstreamBuilder {
             status: self.status,
             proto: self.proto,
             requests: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             fail_counters: Mutex::new(HashMap::new()),
@@ -165,6 +166,10 @@ impl Upstream {
         self.state.requests.load(Ordering::SeqCst)
     }
     /// Connections accepted so far.
+    /// Requests received whole: head and the complete body its framing announced.
+    pub fn completed(&self) -> usize {
+        self.state.completed.load(Ordering::SeqCst)
+    }
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
@@ -185,6 +190,8 @@ struct State {
     status: Option<u16>,
     proto: Proto,
     requests: AtomicUsize,
+    /// Requests whose body arrived whole (as its framing says).
+    completed: AtomicUsize,
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     fail_counters: Mutex<HashMap<String, usize>>,
@@ -287,6 +294,7 @@ async fn handle(
     }
 
     let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
+    state.completed.fetch_add(1, Ordering::SeqCst);
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }

@@ -185,7 +185,11 @@ fn inspect_first_line(buf: &[u8], accept_http_10: bool) -> FirstLine {
         [_, _, v] => match *v {
             b"HTTP/1.1" => FirstLine::Pass,
             b"HTTP/1.0" if accept_http_10 => FirstLine::Pass,
-            v if v.starts_with(b"HTTP/") => FirstLine::UpgradeRequired,
+            // Another well-formed version (`HTTP/` digit `.` digit) is Envoy's 426; a
+            // malformed one is its codec's 400, which hyper's parser answers.
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+                FirstLine::UpgradeRequired
+            }
             _ => FirstLine::Pass,
         },
         _ => FirstLine::Pass,
@@ -413,6 +417,10 @@ mod tests {
         assert!(matches!(inspect_first_line(b"GET / HTTP/1.0\r\n", true), FirstLine::Pass));
         assert!(matches!(inspect_first_line(b"GET /\r\n", false), FirstLine::UpgradeRequired));
         assert!(matches!(inspect_first_line(b"GET / HTTP/9.9\r\n", false), FirstLine::UpgradeRequired));
+        for malformed in [&b"HTTP/1"[..], b"HTTP/11", b"HTTP/1.01", b"HTTP/1.+", b"HTTX/1.1", b"http/1.1"] {
+            let line = [&b"GET / "[..], malformed, b"\r\n"].concat();
+            assert!(matches!(inspect_first_line(&line, false), FirstLine::Pass), "{malformed:?}");
+        }
         assert!(matches!(inspect_first_line(b"GARBAGE\r\n", false), FirstLine::Pass));
         assert!(matches!(inspect_first_line(b"PRI * HTTP/2.0\r\n", false), FirstLine::Pass));
     }

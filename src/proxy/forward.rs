@@ -402,6 +402,9 @@ fn build_request(cluster: &Cluster, p: &Prepared, body: ReqBody, attempt: u32, h
         crate::config::model::UpstreamProtocol::Http1 => {
             *req.version_mut() = Version::HTTP_11;
             headers.insert(http::header::HOST, authority.clone());
+            if hyper::body::Body::is_end_stream(req.body()) {
+                super::headers::length_of_empty_body(&p.method, &mut headers);
+            }
             *req.uri_mut() = Uri::try_from(p.path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
         }
         crate::config::model::UpstreamProtocol::Http2 => {

@@ -1,9 +1,9 @@
 //! The headers Envoy adds, removes and trusts on the way up and down: hop-by-hop headers,
-//! `x-forwarded-for`/`-proto`, `x-request-id`, internal `x-envoy-*` headers.
+//! `x-forwarded-for`/`-proto`, `x-request-id`, internal `x-envoy-*` headers, `te`, `expect`.
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 
 use crate::config::model::HttpConnectionManager;
 
@@ -20,10 +20,72 @@ pub static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-
 pub static X_ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// The `x-envoy-*` request headers Envoy removes from an external client's request
+/// (`ConnectionManagerUtility::cleanInternalHeaders`); any other `x-envoy-*` header passes.
+const EXTERNAL_STRIPPED: [&str; 14] = [
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-ip-tags",
+    "x-envoy-original-url",
+    "x-envoy-hedge-on-per-try-timeout",
+];
+
+/// Removed as well when the request is an edge request (`use_remote_address`, external
+/// client), as Envoy 1.40 does.
+const EDGE_STRIPPED: [&str; 5] = [
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-original-path",
+    "x-envoy-original-host",
+];
+
+/// Whether `token` is one of the comma-separated elements of any of the lines (ASCII case
+/// ignored). Bytes, not str: a non-ASCII byte elsewhere in a line must not hide a token.
+fn lists_token(h: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
+    h.get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// An upgrade request as Envoy sees one: an `Upgrade` header that `Connection` names. An
+/// `Upgrade` header alone is hop-by-hop noise, removed and otherwise ignored.
+pub fn is_upgrade_request(h: &HeaderMap) -> bool {
+    h.contains_key(UPGRADE) && lists_token(h, &CONNECTION, b"upgrade")
+}
+
+/// Removes `Expect: 100-continue` (the continue is this hop's business); any other
+/// expectation goes upstream, as Envoy forwards it.
+pub fn strip_expect_continue(h: &mut HeaderMap) {
+    let continue_only = {
+        let mut lines = h.get_all(EXPECT).iter();
+        matches!((lines.next(), lines.next()), (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    };
+    if continue_only {
+        h.remove(EXPECT);
+    }
+}
 
 /// Removes hop-by-hop headers, including those the `connection` header names.
 /// `te: trailers` stays, as in Envoy (gRPC needs it).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // An h2c upgrade's settings belong to the connection being upgraded, named in
+    // `Connection` or not (Envoy's codec drops them with the upgrade).
+    if is_upgrade_request(h) && h.get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c")) {
+        h.remove(&HTTP2_SETTINGS);
+    }
     // Every `connection` line counts: a token on the second line is as hop-by-hop as one on
     // the first (RFC 9110 7.6.1), and Envoy strips both.
     // Bytes, not str: a non-ASCII byte elsewhere in the line must not keep its tokens.
@@ -42,10 +104,30 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(&PROXY_CONNECTION);
     h.remove(TRANSFER_ENCODING);
     h.remove(UPGRADE);
-    if let Some(te) = h.get(TE) {
-        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
-            h.remove(TE);
+    // Envoy keeps `te: trailers` when any element of any line is exactly `trailers` (case
+    // and parameters count: `Trailers` or `trailers;q=1` is not it), and nothing else of TE.
+    if h.contains_key(TE) {
+        let trailers = h
+            .get_all(TE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|t| t.trim_ascii() == b"trailers");
+        h.remove(TE);
+        if trailers {
+            h.insert(TE, HeaderValue::from_static("trailers"));
         }
+    }
+}
+
+/// A request with no body, sent to an HTTP/1 upstream: Envoy's codec writes
+/// `content-length: 0` unless the method's requests have no body by definition, so an
+/// upstream insisting on a length (411) takes it.
+pub fn length_of_empty_body(method: &http::Method, h: &mut HeaderMap) {
+    use http::Method;
+    let bodiless =
+        [Method::GET, Method::HEAD, Method::DELETE, Method::TRACE, Method::CONNECT].iter().any(|m| m == method);
+    if !bodiless && !h.contains_key(http::header::CONTENT_LENGTH) && !h.contains_key(TRANSFER_ENCODING) {
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
 }
 
@@ -70,10 +152,15 @@ pub fn mutate_forwarding(
     }
     if !internal {
         // Envoy's internal-only headers: an external client may not steer retries, timeouts
-        // or routing through them.
-        let envoy: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("x-envoy-")).cloned().collect();
-        for k in envoy {
-            h.remove(k);
+        // or tracing through them. Other `x-envoy-*` headers pass, as through Envoy.
+        h.remove(&X_ENVOY_INTERNAL);
+        for name in EXTERNAL_STRIPPED {
+            h.remove(name);
+        }
+        if cfg.use_remote_address {
+            for name in EDGE_STRIPPED {
+                h.remove(name);
+            }
         }
         if cfg.use_remote_address {
             if let Ok(v) = HeaderValue::from_str(&remote.ip().to_string()) {
@@ -178,5 +265,57 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert!(h.get("x-second").is_none() && h.get("x-third").is_none() && h.get("x-fourth").is_none());
         assert!(h.get(CONNECTION).is_none() && h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn te_keeps_trailers_from_any_line_only() {
+        let te = |lines: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(TE, HeaderValue::from_static(l));
+            }
+            strip_hop_by_hop(&mut h);
+            h.get_all(TE).iter().map(|v| v.to_str().unwrap_or("?").to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(te(&["gzip", "trailers"]), ["trailers"]);
+        assert_eq!(te(&["trailers", "trailers"]), ["trailers"]);
+        assert_eq!(te(&["gzip;q=1, trailers"]), ["trailers"]);
+        assert!(te(&["Trailers"]).is_empty() && te(&["trailers;q=1"]).is_empty() && te(&["gzip"]).is_empty());
+    }
+
+    #[test]
+    fn h2c_settings_go_with_an_h2c_upgrade_only() {
+        let run = |connection: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            if let Some(c) = connection {
+                h.insert(CONNECTION, HeaderValue::from_static(c));
+            }
+            h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+            h.insert(&HTTP2_SETTINGS, HeaderValue::from_static("AAMAAABkAARAAAAA"));
+            strip_hop_by_hop(&mut h);
+            h.contains_key(&HTTP2_SETTINGS)
+        };
+        assert!(!run(Some("Upgrade")));
+        assert!(run(None));
+    }
+
+    #[test]
+    fn only_expect_100_continue_is_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(EXPECT, HeaderValue::from_static("100-Continue"));
+        strip_expect_continue(&mut h);
+        assert!(h.get(EXPECT).is_none());
+        h.insert(EXPECT, HeaderValue::from_static("foo"));
+        strip_expect_continue(&mut h);
+        assert_eq!(h.get(EXPECT).map(|v| v.as_bytes()), Some(&b"foo"[..]));
+    }
+
+    #[test]
+    fn empty_bodies_get_a_length_unless_the_method_has_none() {
+        for (m, want) in [(http::Method::POST, true), (http::Method::OPTIONS, true), (http::Method::GET, false)] {
+            let mut h = HeaderMap::new();
+            length_of_empty_body(&m, &mut h);
+            assert_eq!(h.contains_key(http::header::CONTENT_LENGTH), want, "{m}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 
 use super::body::{ClientBodyFailure, ResBody};
 use super::forward::RetryStop;
+use super::request_head::HeadRejection;
 use crate::upstream::UpstreamError;
 
 /// Why the proxy answered by itself; the variants map to Envoy's response flags.
@@ -57,6 +58,8 @@ pub enum LocalReason {
     StreamIdleTimeout { request_complete: bool },
     /// `request_timeout`: the request did not arrive whole in time.
     RequestTimeout,
+    /// A request head Envoy's codec or connection manager refuses before routing.
+    Rejected(HeadRejection),
 }
 
 impl LocalReason {
@@ -112,6 +115,7 @@ impl LocalReason {
                 (StatusCode::REQUEST_TIMEOUT, "stream timeout")
             }
             LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
+            LocalReason::Rejected(r) => (r.status, r.body),
         }
     }
 
@@ -131,6 +135,7 @@ impl LocalReason {
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
             LocalReason::RequestTimeout => Some("request_overall_timeout"),
+            LocalReason::Rejected(r) => Some(r.details),
             _ => None,
         }
     }
@@ -153,6 +158,7 @@ impl LocalReason {
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
             LocalReason::StreamIdleTimeout { .. } => "SI",
             LocalReason::RequestTimeout => "",
+            LocalReason::Rejected(r) => r.flag,
         }
     }
 
@@ -240,6 +246,9 @@ pub fn local_reply(reason: LocalReason, server: &HeaderValue) -> Response<ResBod
     let mut resp = reply(status, Bytes::from_static(body.as_bytes()), server);
     if reason == LocalReason::Overflow {
         resp.headers_mut().insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+    }
+    if matches!(reason, LocalReason::Rejected(r) if r.close) {
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -13,6 +13,7 @@ pub mod local_reply;
 pub mod normalize;
 pub mod progress;
 pub mod replay;
+mod request_head;
 mod rewrite;
 pub mod stream_timer;
 
@@ -22,7 +23,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, LOCATION, SERVER, UPGRADE};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, SERVER, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -386,6 +387,7 @@ async fn process(
     if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
         return Err(LocalReason::UpgradeRequired);
     }
+    request_head::check(parts).map_err(LocalReason::Rejected)?;
     if parts.version != Version::HTTP_2 && !known_method(&parts.method) {
         return Err(LocalReason::BadRequest);
     }
@@ -414,7 +416,7 @@ async fn process(
         }
     }
 
-    if let Some(up) = parts.headers.get(UPGRADE) {
+    if let Some(up) = parts.headers.get(UPGRADE).filter(|_| headers::is_upgrade_request(&parts.headers)) {
         if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
             return Err(LocalReason::UpgradeForbidden);
         }
@@ -482,7 +484,7 @@ async fn process(
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
-            parts.headers.remove(EXPECT);
+            headers::strip_expect_continue(&mut parts.headers);
             headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
             trace.forwarding_headers_set = true;
             if let Some(t) = &fwd.timeout_header {

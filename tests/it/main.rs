@@ -25,6 +25,7 @@ mod reload_resources;
 mod reload_soak;
 mod reload_styles;
 mod reload_triggers;
+mod request_head;
 mod retry_bodies;
 mod routing;
 mod seeds;

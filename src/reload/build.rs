@@ -4,9 +4,10 @@
 //! listener whose config, routes and clusters are unchanged keeps its compiled tables.
 //!
 //! Building has no effect on what runs: new clusters are staged (their hosts change nothing
-//! outside them), the endpoints an EDS file gives a running cluster are returned as a
-//! [`HostUpdate`] instead of set, and new listeners' sockets are bound but not served (a
-//! failure drops them). [`Built::commit`] is where all of it takes effect, after the swap.
+//! outside them), the endpoints an EDS update (a file or a REST poller) gives a running cluster
+//! are returned as a [`HostUpdate`] instead of set, and new listeners' sockets are bound but
+//! not served (a failure drops them). [`Staged::commit`] is where all of it takes effect,
+//! after the swap: host updates go to each cluster's membership writer.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,8 +2,9 @@
 //!
 //! A [`Cluster`] keeps its identity across reloads that do not change it: the same `Arc`,
 //! with its pools, balancer position and stats. Its host set is an `ArcSwap` replaced whole
-//! when DNS (or, later, EDS) changes the membership; hosts that stay keep their `Arc<Host>`
-//! and so their connections.
+//! by its one writer, the membership task ([`membership`]), when EDS (through the reloader's
+//! commit) or DNS changes it; hosts whose address stays keep their pool, counters and so
+//! their connections.
 //!
 //! A cluster built by a reload is *staged* until the reload commits: its host set may change
 //! (adopted hosts, EDS endpoints, the first DNS answer) without any effect outside it, so a

@@ -3,8 +3,9 @@
 //! `cargo bench --bench reload_phases`; it prints a table, asserts nothing.
 //!
 //! The last phases replay what the reloader does for one changed line, through the same
-//! functions (`reload::load::load`, `Sources::effective`, `state::diff`, `build::build`),
-//! from the file's bytes to the next snapshot, dropping the state it replaces. The files have
+//! functions (`reload::load::load`, `Sources::effective`, the file source's
+//! `to_updates::updates`, the core's `Resources::next`, `state::diff`, `build::build`), from
+//! the file's bytes to the next snapshot, dropping the state it replaces. The files have
 //! the layout of the `scale` suite of `../shared/bench`: the last of 10,000 routes switches
 //! cluster; the one priority-0 endpoint next to 9,999 priority-1 endpoints switches port.
 
@@ -18,7 +19,7 @@ use legate::config;
 use legate::listener::manager::ListenerManager;
 use legate::listener::Drain;
 use legate::proxy::Shared;
-use legate::reload::{build, load, sources, state};
+use legate::reload::{build, core, load, sources, state, to_updates};
 use legate::routing::RouteTable;
 use legate::snapshot::{LogWriters, Snapshot};
 use legate::stats::Store;
@@ -111,6 +112,8 @@ fn time<T>(label: &str, rounds: u32, mut f: impl FnMut() -> T) -> T {
 struct Replay {
     sources: sources::Sources,
     effective: state::Effective,
+    /// The core's per-type maps.
+    resources: core::Resources,
     snapshot: Arc<Snapshot>,
     store: Arc<Store>,
     writers: LogWriters,
@@ -136,6 +139,7 @@ impl Replay {
         Replay {
             sources: sources::Sources::new(None, None, bootstrap, json),
             effective: state::Effective::default(),
+            resources: core::Resources::default(),
             snapshot: Arc::new(Snapshot::empty()),
             writers: LogWriters::new(&store),
             store,
@@ -149,16 +153,27 @@ impl Replay {
         let mut next = self.sources.clone();
         load::load(&mut next, &mut self.docs, role, path, bytes, &mut Vec::new()).expect("valid file");
         let eff = next.effective();
-        let d = state::diff(&self.effective, &eff);
-        let order: Vec<String> = next.listeners().map(|l| l.name.clone()).collect();
+        // The file source's updates, then the core's copy of its maps with them applied.
+        let updates = to_updates::updates(&self.effective, &eff, &next);
+        let resources = self.resources.next(&updates).expect("valid updates");
+        let d = state::diff(&self.resources.maps, &resources.maps);
         let bootstrap = Arc::new(next.bootstrap.clone());
-        let built =
-            build::build(&self.snapshot, &eff, &d, &order, bootstrap, &self.store, &self.writers, &self.manager)
-                .await
-                .expect("builds");
+        let built = build::build(
+            &self.snapshot,
+            &resources.maps,
+            &d,
+            &resources.order,
+            bootstrap,
+            &self.store,
+            &self.writers,
+            &self.manager,
+        )
+        .await
+        .expect("builds");
         self.snapshot = Arc::new(built.snapshot);
         self.sources = next;
         self.effective = eff;
+        self.resources = resources;
     }
 }
 

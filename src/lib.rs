@@ -23,6 +23,7 @@ pub mod server;
 pub mod snapshot;
 pub mod stats;
 pub mod upstream;
+pub mod xds;
 
 use std::collections::HashMap;
 use std::sync::Arc;

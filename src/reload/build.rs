@@ -4,9 +4,10 @@
 //! listener whose config, routes and clusters are unchanged keeps its compiled tables.
 //!
 //! Building has no effect on what runs: new clusters are staged (their hosts change nothing
-//! outside them), the endpoints an EDS file gives a running cluster are returned as a
-//! [`HostUpdate`] instead of set, and new listeners' sockets are bound but not served (a
-//! failure drops them). [`Built::commit`] is where all of it takes effect, after the swap.
+//! outside them), the endpoints an EDS update (a file or a REST poller) gives a running cluster
+//! are returned as a [`HostUpdate`] instead of set, and new listeners' sockets are bound but
+//! not served (a failure drops them). [`Staged::commit`] is where all of it takes effect,
+//! after the swap: host updates go to each cluster's membership writer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use crate::config::model::{self, DiscoveryType, EdsSource, Listener, RouteConfig
 use crate::listener::manager::{BindError, ListenerManager, Plan};
 use crate::snapshot::{rebuild_listener, LogWriters, Snapshot};
 use crate::stats::Store;
+use crate::upstream::membership::Input;
 use crate::upstream::{self, eds_rest, Cluster, HostSpec};
+use crate::xds::SourceHandle;
 
 use super::state::{same_arc, Diff, Effective};
 
@@ -43,10 +46,10 @@ pub struct Staged {
 impl Staged {
     /// Runs after the new snapshot is stored: running clusters take their new endpoints, new
     /// clusters go live (closing the idle connections of the hosts they dropped) and start
-    /// polling REST EDS through the clusters `lookup` finds by name.
-    pub fn commit(self, lookup: &eds_rest::Lookup, node: &model::Node) {
+    /// polling REST EDS through the clusters `lookup` finds by name, delivering to `sources`.
+    pub async fn commit(self, lookup: &eds_rest::Lookup, node: &model::Node, sources: &SourceHandle) {
         for u in self.hosts {
-            u.cluster.set_hosts(u.hosts);
+            u.cluster.update_membership(Input::Eds(u.hosts)).await;
         }
         for (c, replaced) in self.clusters {
             c.go_live(replaced.as_deref());
@@ -58,6 +61,7 @@ impl Staged {
                 eds_rest::spawn_rest_eds(
                     &c,
                     Arc::clone(lookup),
+                    sources.clone(),
                     mgmt.clone(),
                     service_name.clone(),
                     *refresh_delay,
@@ -145,7 +149,8 @@ async fn build_clusters(
                 (c, true)
             }
         };
-        if let DiscoveryType::Eds { service_name, source: EdsSource::File(_) } = &cfg.discovery {
+        // Endpoints come through the core whatever the source (a file, a REST poller).
+        if let DiscoveryType::Eds { service_name, .. } = &cfg.discovery {
             let touched = diff.endpoints.added.iter().chain(&diff.endpoints.modified).any(|(s, _)| s == service_name);
             if let (true, Some(eps)) = (touched || fresh, eff.endpoints.get(service_name)) {
                 let hosts = eds_rest::specs_from_assignment(eps);

@@ -152,3 +152,27 @@ impl Sources {
         self.files().into_iter().filter(|(_, s)| s.path == path).map(|(r, _)| r).collect()
     }
 }
+
+/// Envoy's stat prefixes for a role: one per connection manager using an RDS name, one per
+/// cluster using an EDS service.
+pub fn stat_prefixes(role: &Role, sources: &Sources) -> Vec<String> {
+    match role {
+        Role::Bootstrap => vec!["server.bootstrap".to_string()],
+        Role::Lds => vec!["listener_manager.lds".to_string()],
+        Role::Cds => vec!["cluster_manager.cds".to_string()],
+        Role::Rds(name) => {
+            let mut v: Vec<String> = sources
+                .listeners()
+                .filter(|l| matches!(&l.hcm.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name))
+                .map(|l| format!("http.{}.rds.{name}", l.hcm.stat_prefix))
+                .collect();
+            v.dedup();
+            v
+        }
+        Role::Eds(service) => sources
+            .clusters()
+            .filter(|c| matches!(&c.discovery, DiscoveryType::Eds { service_name, .. } if service_name == service))
+            .map(|c| format!("cluster.{}", c.stat_name()))
+            .collect(),
+    }
+}

@@ -5,6 +5,7 @@
 //! first one). The task holds only a `Weak` to its cluster and ends once the cluster is gone.
 //! A failed lookup keeps the previous hosts, as Envoy does.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
 use hickory_resolver::TokioAsyncResolver;
 
+use super::membership::Input;
 use super::{static_specs, Cluster, HostSpec};
 use crate::config::model::{DiscoveryType, DnsLookupFamily, EndpointAddress};
 
@@ -61,11 +63,11 @@ fn use_system(configured: bool, fallback: bool, system_has_servers: impl FnOnce(
     !configured || (fallback && system_has_servers())
 }
 
-/// Resolves once and applies the answer; `false` if any lookup failed.
-async fn refresh(resolver: &TokioAsyncResolver, cluster: &Cluster) -> bool {
+/// Resolves every DNS endpoint once: the hosts the answers make (a failed lookup keeps what
+/// its name resolved to before).
+async fn resolve(resolver: &TokioAsyncResolver, cluster: &Cluster) -> Vec<HostSpec> {
     let logical = matches!(cluster.config.discovery, DiscoveryType::LogicalDns);
     let mut specs = static_specs(&cluster.config);
-    let mut ok = true;
     for loc in &cluster.config.endpoints {
         for ep in &loc.endpoints {
             let EndpointAddress::Dns { host, port } = &ep.address else { continue };
@@ -83,7 +85,6 @@ async fn refresh(resolver: &TokioAsyncResolver, cluster: &Cluster) -> bool {
                     }
                 }
                 Err(e) => {
-                    ok = false;
                     if matches!(e.kind(), hickory_resolver::error::ResolveErrorKind::NoRecordsFound { .. }) {
                         // The name exists no more: its hosts go away, as in Envoy.
                         tracing::debug!(cluster.name = %cluster.name(), dns.name = %host, "no records");
@@ -109,20 +110,33 @@ async fn refresh(resolver: &TokioAsyncResolver, cluster: &Cluster) -> bool {
         }
     }
     specs.dedup();
-    cluster.set_hosts(specs);
-    ok
+    specs
 }
 
 /// Starts the resolution loop of a DNS cluster and waits (bounded by `first_wait`) for its
 /// first answer, so the cluster is warm before listeners take traffic.
 pub async fn spawn_dns(cluster: &Arc<Cluster>, first_wait: Duration) {
     let resolver = match build_resolver(cluster) {
-        Ok(r) => r,
+        Ok(r) => Arc::new(r),
         Err(e) => {
             tracing::error!(cluster.name = %cluster.name(), error = %e, "cannot build DNS resolver");
             return;
         }
     };
+    let lookup = move |c: Arc<Cluster>| {
+        let resolver = Arc::clone(&resolver);
+        async move { resolve(&resolver, &c).await }
+    };
+    spawn_loop(cluster, first_wait, lookup).await;
+}
+
+/// The resolution loop: every `dns_refresh_rate`, `lookup` the cluster's names and hand the
+/// hosts to its membership writer. It holds only a `Weak` to the cluster and ends with it.
+async fn spawn_loop<F, Fut>(cluster: &Arc<Cluster>, first_wait: Duration, mut lookup: F)
+where
+    F: FnMut(Arc<Cluster>) -> Fut + Send + 'static,
+    Fut: Future<Output = Vec<HostSpec>> + Send,
+{
     let weak: Weak<Cluster> = Arc::downgrade(cluster);
     let refresh_rate = cluster.config.dns_refresh_rate.max(Duration::from_millis(10));
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,7 +144,8 @@ pub async fn spawn_dns(cluster: &Arc<Cluster>, first_wait: Duration) {
         let mut first = Some(first_tx);
         loop {
             let Some(cluster) = weak.upgrade() else { return };
-            refresh(&resolver, &cluster).await;
+            let specs = lookup(Arc::clone(&cluster)).await;
+            cluster.update_membership(Input::Dns(specs)).await;
             drop(cluster);
             if let Some(tx) = first.take() {
                 let _ = tx.send(());
@@ -143,7 +158,8 @@ pub async fn spawn_dns(cluster: &Arc<Cluster>, first_wait: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use super::use_system;
+    use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn configured_resolvers_are_a_fallback_only_when_asked() {
@@ -151,5 +167,67 @@ mod tests {
         assert!(!use_system(true, false, || true), "configured: those");
         assert!(use_system(true, true, || true), "a fallback, and the system has servers");
         assert!(!use_system(true, true, || false), "a fallback, and the system has none");
+    }
+
+    fn strict_dns(refresh: &str) -> Arc<Cluster> {
+        let cds = format!(
+            "resources:\n- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name: d\n  type: STRICT_DNS\n  dns_refresh_rate: {refresh}\n  load_assignment:\n    cluster_name: d\n    endpoints:\n    - lb_endpoints:\n      - endpoint: {{address: {{socket_address: {{address: svc.test, port_value: 80}}}}}}\n"
+        );
+        let cfg = crate::config::parse_clusters(std::path::Path::new("cds.yaml"), cds.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .resources
+            .remove(0);
+        Cluster::build(cfg, &crate::stats::Store::new())
+    }
+
+    fn spec(last: u8) -> HostSpec {
+        HostSpec { addr: ([127, 0, 0, last], 80).into(), hostname: Some("svc.test".into()), weight: 1, priority: 0 }
+    }
+
+    fn addrs(c: &Cluster) -> Vec<SocketAddr> {
+        c.hosts.load().all.iter().map(|h| h.addr).collect()
+    }
+
+    type Lookup = Box<dyn FnMut(Arc<Cluster>) -> std::future::Ready<Vec<HostSpec>> + Send>;
+
+    /// A resolver whose answers a test scripts: each lookup takes the next one (the last repeats).
+    fn scripted(answers: Vec<Vec<HostSpec>>) -> (Arc<Mutex<usize>>, Lookup) {
+        let calls = Arc::new(Mutex::new(0usize));
+        let counter = Arc::clone(&calls);
+        let lookup = move |_c: Arc<Cluster>| {
+            let mut n = counter.lock().unwrap_or_else(|e| e.into_inner());
+            let answer = answers[(*n).min(answers.len() - 1)].clone();
+            *n += 1;
+            std::future::ready(answer)
+        };
+        (calls, Box::new(lookup))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn re_resolution_feeds_the_membership_writer_keeping_hosts_by_address() {
+        let c = strict_dns("5s");
+        let (calls, lookup) = scripted(vec![vec![spec(1), spec(2)], vec![spec(2), spec(3)]]);
+        spawn_loop(&c, Duration::from_secs(5), lookup).await;
+        assert_eq!(addrs(&c), [spec(1).addr, spec(2).addr], "warm after the first answer");
+        let kept = Arc::clone(&c.hosts.load().all[1]);
+        kept.stats.rq_total.inc();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(*calls.lock().unwrap_or_else(|e| e.into_inner()), 1, "not before dns_refresh_rate");
+        tokio::time::sleep(Duration::from_millis(1001)).await;
+        assert_eq!(addrs(&c), [spec(2).addr, spec(3).addr], "the second answer replaced the set");
+        let now = Arc::clone(&c.hosts.load().all[0]);
+        assert!(Arc::ptr_eq(&now.pool, &kept.pool), "the host that stayed keeps its pool");
+        assert_eq!(now.stats.rq_total.value(), 1, "and its counters");
+        assert_eq!(c.stats.membership_total.value(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_ends_with_its_cluster() {
+        let c = strict_dns("1s");
+        let (calls, lookup) = scripted(vec![vec![spec(1)]]);
+        spawn_loop(&c, Duration::from_secs(5), lookup).await;
+        drop(c);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(*calls.lock().unwrap_or_else(|e| e.into_inner()), 1, "no lookup once the cluster is gone");
     }
 }

@@ -1,6 +1,8 @@
-//! EDS over REST (the v2-era `api_config_source: {api_type: REST}`): poll the management
-//! cluster with `POST /v2/discovery:endpoints` every `refresh_delay` and apply the endpoints
-//! it returns. A failed or empty poll keeps the endpoints the cluster has.
+//! EDS over REST (the v2-era `api_config_source: {api_type: REST}`): a source like the file
+//! source. It polls the management cluster with `POST /v2/discovery:endpoints` every
+//! `refresh_delay` and delivers what it returns to the reloader as an update of the
+//! `ClusterLoadAssignment` named by the service; the reloader applies it (or NACKs it) like
+//! any other update. A failed or empty poll keeps the endpoints the cluster has.
 //!
 //! The poller follows both clusters by name in the running configuration, not the objects
 //! it started with: a reload that modifies the management cluster replaces its object, and
@@ -17,6 +19,7 @@ use http_body_util::BodyExt;
 use super::{Cluster, HostSpec};
 use crate::config::model::{EndpointAddress, LocalityEndpoints, Node};
 use crate::proxy::body::ReqBody;
+use crate::xds::{Resource, Response, SourceHandle, TypeUrl, Update};
 
 /// Largest discovery response read.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -38,10 +41,13 @@ pub fn specs_from_assignment(endpoints: &[LocalityEndpoints]) -> Vec<HostSpec> {
 pub type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Cluster>> + Send + Sync>;
 
 /// Starts polling for `cluster` through the cluster named `management`, both looked up in
-/// `lookup` each round; ends when `lookup` no longer gives `cluster` itself.
+/// `lookup` each round, delivering answers to `reloader`; ends when `lookup` no longer gives
+/// `cluster` itself.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_rest_eds(
     cluster: &Arc<Cluster>,
     lookup: Lookup,
+    reloader: SourceHandle,
     management: String,
     service_name: String,
     refresh_delay: Duration,
@@ -59,8 +65,19 @@ pub fn spawn_rest_eds(
             match lookup(&management) {
                 Some(mgmt) => match poll_once(&mgmt, &service_name, &version, &node, request_timeout).await {
                     Ok(Some((v, endpoints))) => {
-                        version = v;
-                        target.set_hosts(specs_from_assignment(&endpoints));
+                        let update =
+                            Update::new(TypeUrl::ClusterLoadAssignment, v.clone(), format!("rest-eds:{management}"))
+                                .upsert(service_name.clone(), Resource::ClusterLoadAssignment(Arc::new(endpoints)));
+                        drop(target);
+                        match reloader.deliver(vec![update]).await {
+                            Some(Response::Ack) => version = v,
+                            Some(Response::Nack(e)) => {
+                                tracing::warn!(eds.service = %service_name, error = %e, "REST EDS update rejected")
+                            }
+                            None => return,
+                        }
+                        tokio::time::sleep(refresh_delay.max(Duration::from_millis(100))).await;
+                        continue;
                     }
                     Ok(None) => {}
                     Err(e) => {

@@ -2,8 +2,9 @@
 //!
 //! A [`Cluster`] keeps its identity across reloads that do not change it: the same `Arc`,
 //! with its pools, balancer position and stats. Its host set is an `ArcSwap` replaced whole
-//! when DNS (or, later, EDS) changes the membership; hosts that stay keep their `Arc<Host>`
-//! and so their connections.
+//! by its one writer, the membership task ([`membership`]), when EDS (through the reloader's
+//! commit) or DNS changes it; hosts whose address stays keep their pool, counters and so
+//! their connections.
 //!
 //! A cluster built by a reload is *staged* until the reload commits: its host set may change
 //! (adopted hosts, EDS endpoints, the first DNS answer) without any effect outside it, so a
@@ -15,11 +16,11 @@ pub mod balancer;
 pub mod breakers;
 pub mod dns;
 pub mod eds_rest;
+pub mod membership;
 pub mod pool;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -166,8 +167,8 @@ impl ClusterStats {
     }
 }
 
-/// Per-host counters shown by `/clusters`.
-#[derive(Default)]
+/// Per-host counters shown by `/clusters` (clones share the counters).
+#[derive(Default, Clone)]
 pub struct HostStats {
     pub rq_total: Counter,
     pub rq_success: Counter,
@@ -226,9 +227,6 @@ pub struct HostSpec {
     pub priority: u32,
 }
 
-/// What makes a host the same across updates: address, hostname, weight, priority.
-type HostKey<'a> = (SocketAddr, Option<&'a str>, u32, u32);
-
 pub struct Cluster {
     pub config: model::Cluster,
     pub hosts: ArcSwap<HostSet>,
@@ -240,6 +238,8 @@ pub struct Cluster {
     /// Whether the cluster is live (committed); held while the host set changes, so a
     /// discovery task's update and the commit's [`Cluster::go_live`] do not interleave.
     live: Mutex<bool>,
+    /// The membership task, the one writer of `hosts` once live (started on first use).
+    membership: OnceLock<membership::Writer>,
 }
 
 impl Cluster {
@@ -279,6 +279,7 @@ impl Cluster {
             balancer,
             generation: AtomicU64::new(0),
             live: Mutex::new(false),
+            membership: OnceLock::new(),
         });
         if let Some(hosts) = adopt {
             // Seed with the old set so that set_hosts below keeps the hosts that stayed.
@@ -297,23 +298,6 @@ impl Cluster {
         &self.config.name
     }
 
-    /// Replaces the host set; hosts with the same address, hostname, weight and priority keep
-    /// their `Arc` (and so their pools and counters). On a live cluster, the idle connections
-    /// of the hosts that left are closed and the membership stats move; on a staged one only
-    /// the set changes.
-    pub fn set_hosts(&self, specs: Vec<HostSpec>) {
-        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((next, left)) = self.next_hosts(specs) else { return };
-        self.hosts.store(Arc::new(next));
-        self.generation.fetch_add(1, Ordering::Release);
-        if *live {
-            for h in left {
-                h.pool.close_idle();
-            }
-            self.publish_membership(true);
-        }
-    }
-
     /// The commit of a staged cluster: from now on host changes have their effects, the
     /// membership stats (shared by name with `replaced`) show this cluster's hosts, and the
     /// idle connections of `replaced`'s hosts that this cluster did not keep are closed.
@@ -326,7 +310,8 @@ impl Cluster {
         let old = replaced.map(|r| r.hosts.load_full());
         let old_hosts = old.as_ref().map_or(&[][..], |o| &o.all[..]);
         for h in old_hosts {
-            if !set.all.iter().any(|n| Arc::ptr_eq(n, h)) {
+            // A host carried over under new attributes is a new `Host` with the same pool.
+            if !set.all.iter().any(|n| Arc::ptr_eq(&n.pool, &h.pool)) {
                 h.pool.close_idle();
             }
         }
@@ -342,77 +327,6 @@ impl Cluster {
         if changed {
             self.stats.membership_change.inc();
         }
-    }
-
-    /// The host set `specs` make, with the hosts that leave; `None` when nothing changes.
-    ///
-    /// Linear, and cheap when little changed (a 10,000-endpoint EDS update with one endpoint
-    /// changed): hosts at the same place from the start and from the end are matched by
-    /// position, only the ones between are looked up by key (first host of a key wins).
-    fn next_hosts(&self, specs: Vec<HostSpec>) -> Option<(HostSet, Vec<Arc<Host>>)> {
-        let current = self.hosts.load();
-        let cur = &current.all;
-        let same = |h: &Host, s: &HostSpec| {
-            h.addr == s.addr && h.weight == s.weight && h.priority == s.priority && h.hostname == s.hostname
-        };
-        let (n, m) = (cur.len(), specs.len());
-        let (head, tail) = crate::common_ends::common_ends(n, m, |i, j| same(&cur[i], &specs[j]));
-        if head == n && n == m {
-            return None;
-        }
-        let middle = &cur[head..n - tail];
-        let mut by_key: HashMap<HostKey<'_>, usize> = HashMap::with_capacity(middle.len());
-        for (j, h) in middle.iter().enumerate() {
-            by_key.entry((h.addr, h.hostname.as_deref(), h.weight, h.priority)).or_insert(j);
-        }
-        let mut kept = vec![false; middle.len()];
-        let mut next = Vec::with_capacity(m);
-        for (i, spec) in specs.into_iter().enumerate() {
-            let host = if i < head {
-                Arc::clone(&cur[i])
-            } else if i >= m - tail {
-                Arc::clone(&cur[n - (m - i)])
-            } else {
-                match by_key.get(&(spec.addr, spec.hostname.as_deref(), spec.weight, spec.priority)) {
-                    Some(&j) => {
-                        kept[j] = true;
-                        Arc::clone(&middle[j])
-                    }
-                    None => self.new_host(spec),
-                }
-            };
-            next.push(host);
-        }
-        let left = middle.iter().zip(kept).filter(|(_, k)| !k).map(|(h, _)| Arc::clone(h)).collect();
-        Some((HostSet::new(next), left))
-    }
-
-    fn new_host(&self, spec: HostSpec) -> Arc<Host> {
-        let stats = HostStats::default();
-        let mut conn = self.stats.conn.clone();
-        conn.host_cx_total = Counter::default();
-        conn.host_cx_active = Gauge::default();
-        conn.host_cx_connect_fail = Counter::default();
-        let host_conn = (conn.host_cx_total.clone(), conn.host_cx_active.clone(), conn.host_cx_connect_fail.clone());
-        let pool = Arc::new(Pool::new(
-            spec.addr,
-            self.config.protocol,
-            self.config.http2,
-            self.config.per_connection_buffer_limit_bytes,
-            self.config.connect_timeout,
-            self.config.idle_timeout,
-            conn,
-            Arc::clone(&self.breakers),
-        ));
-        Arc::new(Host {
-            addr: spec.addr,
-            conn: host_conn,
-            hostname: spec.hostname,
-            weight: spec.weight.max(1),
-            priority: spec.priority,
-            pool,
-            stats,
-        })
     }
 
     /// Picks a host for a request, or `None` when the cluster has no hosts.
@@ -452,6 +366,7 @@ pub fn needs_dns(config: &model::Cluster) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn spec(port: u16) -> HostSpec {
         HostSpec { addr: ([127, 0, 0, 1], port).into(), hostname: None, weight: 1, priority: 0 }

@@ -1,0 +1,435 @@
+//! The file source: the bootstrap and the discovery files it names, delivered to the reloader
+//! core as typed updates.
+//!
+//! ```text
+//! watcher batch (files changed together) --load (parse + validate per role, DocCache)-->
+//!   Sources' --settle: an unsettled or superseded failure waits for its writer-->
+//!   --cross-file checks--> Effective' --updates(accepted, Effective')--> core --ACK/NACK-->
+//!   stats, /reloads, /config_dump, watcher baseline; a batch NACKed only for what crosses
+//!   files is retried with the next batches
+//! ```
+//! Everything that knows about files lives here: paths and roles, the document cache, the
+//! settle-and-retry of half-written files and the retry of changes that wait for another file.
+//! What the core receives is what an xDS management server would send: per type, the
+//! resources added or changed by name, and the names removed.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::model::{DiscoveryType, RouteSource};
+use crate::config::{self as cfg, ConfigErrors, DocCache};
+use crate::discovery::{content_hash, FileChange, WatchOptions, WatchSpec, Watcher};
+use crate::server::Server;
+use crate::xds::{Response, SourceHandle};
+
+use super::history::Attempt;
+use super::load::{self, LoadError};
+use super::sources::{stat_prefixes, Role, Sources};
+use super::state::{diff, Diff, Effective};
+use super::stats::{Outcome, SubscriptionStats};
+use super::to_updates::{render, updates};
+use super::StartError;
+
+/// What an attempt to apply a batch came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    Applied,
+    Rejected { cross_only: bool },
+    Nothing,
+}
+
+/// One file's result inside a batch.
+struct FileResult {
+    role: Role,
+    path: PathBuf,
+    /// `content_hash` of the bytes loaded.
+    hash: u64,
+    result: Result<(Outcome, String), LoadError>,
+    /// Tolerated values (`server.dynamic_unknown_fields`).
+    warnings: Vec<cfg::ConfigError>,
+}
+
+/// The files' state: what was accepted, and how to watch for more.
+pub struct FileSource {
+    server: Arc<Server>,
+    /// The files as the core last accepted them (for `/config_dump`).
+    sources: Sources,
+    /// What the accepted files flatten to: what the core holds from this source.
+    effective: Effective,
+    core: SourceHandle,
+    watcher: Option<Watcher>,
+    changes: Option<mpsc::Receiver<Vec<FileChange>>>,
+    /// The last parse of each discovery file, to parse the next version in pieces.
+    docs: DocCache,
+    /// The watcher's quiet period: how long a failed read waits for a writer to finish.
+    quiet: std::time::Duration,
+    /// Changes of a batch rejected only by what crosses files (a route to a cluster another
+    /// file adds): retried with every later batch, as long as the file still holds them.
+    deferred: Vec<FileChange>,
+}
+
+impl FileSource {
+    /// Loads the discovery files the bootstrap names, delivers them and waits until the first
+    /// snapshot serves, then starts watching every file.
+    pub async fn start(
+        server: Arc<Server>,
+        sources: Sources,
+        core: SourceHandle,
+        watch: WatchOptions,
+    ) -> Result<FileSource, StartError> {
+        let mut r = FileSource {
+            server,
+            sources,
+            effective: Effective::default(),
+            core,
+            watcher: None,
+            changes: None,
+            docs: DocCache::default(),
+            quiet: watch.quiet,
+            deferred: Vec::new(),
+        };
+        let started = Instant::now();
+        let mut results = Vec::new();
+        let mut next = r.sources.clone();
+        load_missing(&mut next, &mut r.docs, &mut results);
+        let (next, eff, errors) = r.checked(next, &results);
+        if let Some(e) = &errors {
+            tracing::error!("initial discovery files rejected:\n{e}");
+        }
+        let d = diff(&r.effective, &eff);
+        r.deliver(next, eff).await.map_err(|e| StartError::Rejected(render(&e)))?;
+        r.record(&results, errors.is_none(), errors.map(|e| e.to_string()), started, &d);
+        let files = r.watch_specs();
+        if !files.is_empty() {
+            let (w, rx) = Watcher::spawn(files, watch).map_err(StartError::Watch)?;
+            // What was loaded is the baseline: a write after it (even before the watch
+            // started) is reported.
+            for res in &results {
+                w.applied(&res.path, res.hash);
+            }
+            if let Some(p) = &r.sources.bootstrap_path {
+                if let Ok(bytes) = std::fs::read(p) {
+                    w.applied(p, content_hash(&bytes));
+                }
+            }
+            r.watcher = Some(w);
+            r.changes = Some(rx);
+        }
+        Ok(r)
+    }
+
+    /// Applies watcher batches until `shutdown` flips.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let Some(mut rx) = self.changes.take() else {
+            let _ = shutdown.changed().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                batch = rx.recv() => match batch {
+                    Some(b) => self.apply_batch(b).await,
+                    None => {
+                        // The watcher is gone; the listeners this reloader owns keep serving.
+                        tracing::error!("file watcher stopped: configuration changes are no longer applied");
+                        let _ = shutdown.changed().await;
+                        return;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn watch_specs(&self) -> Vec<WatchSpec> {
+        self.sources
+            .files()
+            .into_iter()
+            .map(|(_, s)| WatchSpec { path: s.path, watched_directory: s.watched_directory })
+            .collect()
+    }
+
+    /// Applies a batch, with the changes deferred earlier when they still hold: the result
+    /// does not depend on the order in which related files land (an LDS file naming a
+    /// cluster whose CDS file is renamed a moment later applies with it). A failed retry is
+    /// not recorded again; the batch is then tried alone.
+    async fn apply_batch(&mut self, batch: Vec<FileChange>) {
+        let retry = self.still_deferred(&batch);
+        if !retry.is_empty() {
+            let mut combined = batch.clone();
+            combined.extend(retry.iter().cloned());
+            if self.attempt(combined, true).await == Tried::Applied {
+                return;
+            }
+        }
+        let tried = self.attempt(batch.clone(), false).await;
+        self.deferred = retry;
+        if tried == (Tried::Rejected { cross_only: true }) {
+            for c in batch.into_iter().filter(|c| c.content.is_some()) {
+                self.deferred.retain(|d| d.path != c.path);
+                self.deferred.push(c);
+            }
+        }
+    }
+
+    /// The deferred changes the batch does not replace and whose file still holds them.
+    fn still_deferred(&mut self, batch: &[FileChange]) -> Vec<FileChange> {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.retain(|d| {
+            !batch.iter().any(|c| c.path == d.path)
+                && std::fs::read(&d.path).is_ok_and(|bytes| content_hash(&bytes) == d.hash)
+        });
+        deferred
+    }
+
+    /// One attempt at a batch; `silent`: a rejection is neither waited on nor recorded.
+    async fn attempt(&mut self, batch: Vec<FileChange>, silent: bool) -> Tried {
+        let started = Instant::now();
+        let mut next = self.sources.clone();
+        let mut results = Vec::new();
+        // Bootstrap first: it says which other files exist.
+        let mut ordered: Vec<(Role, &FileChange)> =
+            batch.iter().flat_map(|c| self.sources.roles_of(&c.path).into_iter().map(move |r| (r, c))).collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (role, change) in ordered {
+            let Some(bytes) = &change.content else {
+                tracing::info!(config.file = %change.path.display(), config.role = %role, "file removed; keeping its last good configuration");
+                continue;
+            };
+            let mut warnings = Vec::new();
+            let result = load::load(&mut next, &mut self.docs, &role, &change.path, bytes, &mut warnings);
+            if let (Err(e), false) = (&result, change.settled) {
+                // A writer may still be writing: wait for it to close the file.
+                tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
+                continue;
+            }
+            results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
+        }
+        let load_failed = results.iter().any(|r| r.result.is_err());
+        if load_failed && silent {
+            return Tried::Rejected { cross_only: false };
+        }
+        if load_failed {
+            // A rename completes a change, but a writer may have opened the file for an
+            // in-place rewrite before the window's read (its truncation's event not yet
+            // delivered): that read was half of a write. A failure is counted only if the file
+            // still holds what was read after the quiet period a writer gets; otherwise the
+            // watcher reports what the writer leaves.
+            tokio::time::sleep(self.quiet).await;
+            results.retain(|r| {
+                let now = std::fs::read(&r.path).map(|b| content_hash(&b));
+                let superseded = r.result.is_err() && now.is_ok_and(|h| h != r.hash);
+                if superseded {
+                    tracing::debug!(config.file = %r.path.display(), "file changed after a failed read; waiting for the writer");
+                }
+                !superseded
+            });
+        }
+        if results.is_empty() {
+            return Tried::Nothing;
+        }
+        load_missing(&mut next, &mut self.docs, &mut results);
+        let (next, eff, errors) = self.checked(next, &results);
+        let cross_only = errors.is_some() && !results.iter().any(|r| r.result.is_err());
+        let d = diff(&self.effective, &eff);
+        let mut error = errors.map(|e| e.to_string());
+        if silent && error.is_some() {
+            return Tried::Rejected { cross_only };
+        }
+        if error.is_none() {
+            if let Err(e) = self.deliver(next, eff).await {
+                error = Some(render(&e));
+            }
+        }
+        match &error {
+            None => {
+                tracing::info!(reload.ms = started.elapsed().as_secs_f64() * 1000.0, changes = %d.summary(), "configuration applied")
+            }
+            Some(e) => tracing::error!("configuration update rejected, the running configuration stays:\n{e}"),
+        }
+        let applied = error.is_none();
+        let tried = if applied { Tried::Applied } else { Tried::Rejected { cross_only } };
+        if silent && !applied {
+            return tried;
+        }
+        self.record(&results, applied, error, started, &d);
+        let files: HashSet<PathBuf> = self.sources.files().into_iter().map(|(_, s)| s.path).collect();
+        self.docs.retain(|p| files.contains(p));
+        if let Some(w) = &self.watcher {
+            w.set_specs(self.watch_specs());
+            if applied {
+                // What runs now is the baseline: writing an older content back is a change.
+                for r in results.iter().filter(|r| r.result.is_ok()) {
+                    w.applied(&r.path, r.hash);
+                }
+            }
+        }
+        tried
+    }
+
+    /// Validates what crosses files; returns the sources to apply (or the running ones with
+    /// the errors).
+    fn checked(&self, next: Sources, results: &[FileResult]) -> (Sources, Effective, Option<ConfigErrors>) {
+        let mut errors: Vec<cfg::ConfigError> = Vec::new();
+        for r in results {
+            if let Err(e) = &r.result {
+                errors.extend(e.errors().0.iter().cloned());
+            }
+        }
+        let names: HashSet<String> = next.clusters().map(|c| c.name.clone()).collect();
+        let mut seen = HashSet::new();
+        for c in next.clusters() {
+            if !seen.insert(c.name.as_str()) {
+                errors.push(err_in(
+                    next.cds.as_ref().map(|c| c.path.clone()),
+                    "resources",
+                    format!("cluster {:?} is also a static cluster", c.name),
+                ));
+            }
+        }
+        if let Some(lds) = &next.lds {
+            for mut e in cfg::check_cluster_refs(&lds.value, &names, "resources") {
+                e.file.clone_from(&lds.path);
+                errors.push(e);
+            }
+            let static_names: HashSet<&str> = next.bootstrap.listeners.iter().map(|l| l.name.as_str()).collect();
+            for (i, l) in lds.value.iter().enumerate() {
+                if static_names.contains(l.name.as_str()) {
+                    errors.push(err_in(
+                        Some(lds.path.clone()),
+                        &format!("resources[{i}].name"),
+                        format!("listener {:?} is also a static listener", l.name),
+                    ));
+                }
+            }
+        }
+        for mut e in cfg::check_cluster_refs(&next.bootstrap.listeners, &names, "static_resources.listeners") {
+            if let Some(p) = &next.bootstrap_path {
+                e.file.clone_from(p);
+            }
+            e.message.push_str(" (a CDS update may not remove a cluster static routes use)");
+            errors.push(e);
+        }
+        if errors.is_empty() {
+            let eff = next.effective();
+            (next, eff, None)
+        } else {
+            (self.sources.clone(), self.effective.clone(), Some(ConfigErrors(errors)))
+        }
+    }
+
+    /// Sends the core what changes from the accepted files to `next`; on an ACK, `next` is
+    /// what was accepted.
+    async fn deliver(&mut self, next: Sources, eff: Effective) -> Result<(), ConfigErrors> {
+        let updates = updates(&self.effective, &eff, &next);
+        match self.core.deliver(updates).await {
+            Some(Response::Ack) => {}
+            Some(Response::Nack(e)) => return Err(e),
+            None => {
+                return Err(ConfigErrors(vec![cfg::ConfigError {
+                    file: PathBuf::new(),
+                    path: String::new(),
+                    message: "the reloader has stopped".to_string(),
+                }]))
+            }
+        }
+        let old_sources = std::mem::replace(&mut self.sources, next);
+        let old_effective = std::mem::replace(&mut self.effective, eff);
+        self.server.set_sources(Arc::new(self.sources.clone()));
+        // Freed off the worker: the old files can hold 10,000 routes.
+        tokio::task::spawn_blocking(move || drop((old_sources, old_effective)));
+        Ok(())
+    }
+
+    fn record(&self, results: &[FileResult], applied: bool, error: Option<String>, started: Instant, d: &Diff) {
+        let server = &self.server;
+        for r in results {
+            for w in &r.warnings {
+                // Envoy accepts such a dynamic resource with a warning and counts it.
+                tracing::warn!(config.file = %w.file.display(), config.field = %w.path, "{}", w.message);
+                server.dynamic_unknown_field();
+            }
+            let outcome = match (&r.result, applied) {
+                (Ok((o, _)), true) => *o,
+                (Ok(_), false) => Outcome::Rejected,
+                (Err(e), _) => e.outcome(),
+            };
+            let version = r.result.as_ref().map(|(_, v)| v.as_str()).unwrap_or("");
+            for prefix in stat_prefixes(&r.role, &self.sources) {
+                SubscriptionStats::new(&server.shared.stats, &prefix).record(outcome, version);
+            }
+            if let Err(e) = &r.result {
+                server.set_error(&r.role.to_string(), &r.path, &e.errors().to_string());
+            } else if !applied {
+                server.set_error(&r.role.to_string(), &r.path, error.as_deref().unwrap_or(""));
+            } else {
+                server.clear_error(&r.role.to_string());
+            }
+        }
+        server.history.record(Attempt {
+            files: results.iter().map(|r| r.path.display().to_string()).collect(),
+            outcome: if applied { "applied" } else { "rejected" },
+            error,
+            duration: started.elapsed(),
+            changes: if applied { d.summary() } else { serde_json::Value::Null },
+        });
+    }
+}
+
+fn err_in(file: Option<PathBuf>, path: &str, message: String) -> cfg::ConfigError {
+    cfg::ConfigError { file: file.unwrap_or_default(), path: path.to_string(), message }
+}
+
+/// Reads the discovery files the sources name but have not loaded (startup, a new LDS
+/// listener with RDS, a new EDS cluster, new LDS/CDS paths); drops what nothing names.
+fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileResult>) {
+    for _ in 0..3 {
+        // LDS/CDS first, then the RDS/EDS files they name: at most a few rounds.
+        let mut loaded_any = false;
+        for (role, src) in next.files() {
+            let missing = match &role {
+                Role::Bootstrap => false,
+                Role::Lds => next.lds.is_none(),
+                Role::Cds => next.cds.is_none(),
+                Role::Rds(n) => !next.rds.contains_key(n),
+                Role::Eds(s) => !next.eds.contains_key(s),
+            };
+            if !missing || results.iter().any(|r| r.role == role) {
+                continue;
+            }
+            match std::fs::read(&src.path) {
+                Ok(bytes) => {
+                    let mut warnings = Vec::new();
+                    let result = load::load(next, docs, &role, &src.path, &bytes, &mut warnings);
+                    loaded_any = true;
+                    results.push(FileResult { role, path: src.path, hash: content_hash(&bytes), result, warnings });
+                }
+                Err(e) => {
+                    tracing::warn!(config.file = %src.path.display(), config.role = %role, error = %e, "cannot read discovery file yet; waiting for it");
+                }
+            }
+        }
+        if !loaded_any {
+            break;
+        }
+    }
+    let rds: HashSet<String> = next
+        .listeners()
+        .filter_map(|l| match &l.hcm.routes {
+            RouteSource::Rds { route_config_name, .. } => Some(route_config_name.clone()),
+            RouteSource::Inline(_) => None,
+        })
+        .collect();
+    next.rds.retain(|n, _| rds.contains(n));
+    let eds: HashSet<String> = next
+        .clusters()
+        .filter_map(|c| match &c.discovery {
+            DiscoveryType::Eds { service_name, .. } => Some(service_name.clone()),
+            _ => None,
+        })
+        .collect();
+    next.eds.retain(|n, _| eds.contains(n));
+}

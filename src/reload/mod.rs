@@ -403,9 +403,21 @@ impl Reloader {
             .listeners
             .iter()
             .filter(|l| !built.snapshot.listeners.iter().any(|n| Arc::ptr_eq(n, l)))
-            .map(|l| (Arc::downgrade(l), l.config.stat_name(), l.config.hcm.stat_prefix.clone()))
+            .map(|l| {
+                let prefixes: Vec<String> = l.config.hcms().map(|h| h.stat_prefix.clone()).collect();
+                (Arc::downgrade(l), l.config.stat_name(), prefixes)
+            })
             .collect();
+        // Connections on chains this reload changes or removes keep their last version.
+        let retired = crate::snapshot::retire_chains(&prev, &built.snapshot);
         server.shared.snapshot.store(Arc::new(built.snapshot));
+        if !retired.is_empty() {
+            let drain_time = server.shared.drain_time;
+            tokio::spawn(async move {
+                tokio::time::sleep(drain_time).await;
+                drop(retired);
+            });
+        }
         let snapshots = Arc::clone(&server.shared.snapshot);
         let lookup: crate::upstream::eds_rest::Lookup =
             Arc::new(move |name: &str| snapshots.load().clusters.get(name).cloned());
@@ -418,7 +430,7 @@ impl Reloader {
             let (stats, prefix) = (Arc::clone(&server.shared.stats), format!("cluster.{}.", c.config.stat_name()));
             forget_when_gone(&server, Arc::downgrade(&c), move || stats.retain_live(&prefix));
         }
-        for (weak, listener_name, stat_prefix) in replaced_listeners {
+        for (weak, listener_name, stat_prefixes) in replaced_listeners {
             let shared = Arc::clone(&server.shared);
             forget_when_gone(&server, weak, move || {
                 // Another listener may use the same address or stat prefix: its handles keep
@@ -427,8 +439,10 @@ impl Reloader {
                 if !snap.listeners.iter().any(|l| l.config.stat_name() == listener_name) {
                     shared.stats.retain_live(&format!("listener.{listener_name}."));
                 }
-                if !snap.listeners.iter().any(|l| l.config.hcm.stat_prefix == stat_prefix) {
-                    shared.stats.retain_live(&format!("http.{stat_prefix}."));
+                for stat_prefix in &stat_prefixes {
+                    if !snap.listeners.iter().flat_map(|l| l.config.hcms()).any(|h| h.stat_prefix == *stat_prefix) {
+                        shared.stats.retain_live(&format!("http.{stat_prefix}."));
+                    }
                 }
             });
         }
@@ -538,7 +552,8 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
     }
     let rds: HashSet<String> = next
         .listeners()
-        .filter_map(|l| match &l.hcm.routes {
+        .flat_map(|l| l.hcms())
+        .filter_map(|h| match &h.routes {
             RouteSource::Rds { route_config_name, .. } => Some(route_config_name.clone()),
             RouteSource::Inline(_) => None,
         })
@@ -564,8 +579,11 @@ fn stat_prefixes(role: &Role, sources: &Sources) -> Vec<String> {
         Role::Rds(name) => {
             let mut v: Vec<String> = sources
                 .listeners()
-                .filter(|l| matches!(&l.hcm.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name))
-                .map(|l| format!("http.{}.rds.{name}", l.hcm.stat_prefix))
+                .flat_map(|l| l.hcms())
+                .filter(
+                    |h| matches!(&h.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name),
+                )
+                .map(|h| format!("http.{}.rds.{name}", h.stat_prefix))
                 .collect();
             v.dedup();
             v
@@ -592,7 +610,8 @@ fn count_changes(server: &Server, d: &Diff, prev: &Snapshot) {
     let snap = server.shared.snapshot.load();
     s.gauge("cluster_manager.active_clusters").set(snap.clusters.len() as i64);
     s.gauge("cluster_manager.warming_clusters").set(0);
-    if d.listeners.modified.iter().any(|(_, l)| matches!(l.hcm.routes, RouteSource::Rds { .. })) || !d.routes.is_empty()
+    if d.listeners.modified.iter().flat_map(|(_, l)| l.hcms()).any(|h| matches!(h.routes, RouteSource::Rds { .. }))
+        || !d.routes.is_empty()
     {
         // RDS-fed tables were recompiled.
         tracing::debug!(routes = %d.routes.summary(), "route configurations changed");

@@ -132,8 +132,8 @@ impl Sources {
         if let Some(s) = &self.bootstrap.dynamic.cds {
             out.push((Role::Cds, s.clone()));
         }
-        for l in self.listeners() {
-            if let RouteSource::Rds { route_config_name, source } = &l.hcm.routes {
+        for h in self.listeners().flat_map(|l| l.hcms()) {
+            if let RouteSource::Rds { route_config_name, source } = &h.routes {
                 out.push((Role::Rds(route_config_name.clone()), source.clone()));
             }
         }

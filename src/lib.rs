@@ -35,13 +35,20 @@ pub fn validate_runtime(bootstrap: &config::model::Bootstrap) -> Result<(), Stri
     let clusters: HashMap<String, Arc<upstream::Cluster>> =
         bootstrap.clusters.iter().map(|c| (c.name.clone(), upstream::Cluster::build(c.clone(), &store))).collect();
     for l in &bootstrap.listeners {
-        let routes = match &l.hcm.routes {
-            config::model::RouteSource::Inline(rc) => rc.clone(),
-            config::model::RouteSource::Rds { route_config_name, .. } => {
-                config::model::RouteConfig::empty_rds(route_config_name)
-            }
-        };
-        snapshot::build_listener(l, Arc::new(routes), &clusters, &store, None)?;
+        let routes = l
+            .chains()
+            .map(|c| {
+                c.hcm().map(|h| {
+                    Arc::new(match &h.routes {
+                        config::model::RouteSource::Inline(rc) => rc.clone(),
+                        config::model::RouteSource::Rds { route_config_name, .. } => {
+                            config::model::RouteConfig::empty_rds(route_config_name)
+                        }
+                    })
+                })
+            })
+            .collect();
+        snapshot::build_listener(l, routes, &clusters, &store, None)?;
     }
     Ok(())
 }

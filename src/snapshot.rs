@@ -170,8 +170,19 @@ pub struct ListenerStats {
     pub downstream_cx_destroy: Counter,
     /// Always 0: legate sets no listener connection limit.
     pub downstream_cx_overflow: Counter,
-    /// Connections no filter chain matched (legate's listeners have one chain matching all).
+    /// Connections no filter chain matched (closed at once).
     pub no_filter_chain_match: Counter,
+    /// Connections whose chain has no network filter (closed at once).
+    pub network_extension_config_missing: Counter,
+    /// Connections closed because their listener filters took longer than
+    /// `listener_filters_timeout`.
+    pub downstream_pre_cx_timeout: Counter,
+    /// Connections in their listener filters.
+    pub downstream_pre_cx_active: Gauge,
+    /// Connections closed by the peer while their listener filters ran.
+    pub downstream_listener_filter_remote_close: Counter,
+    /// Connections a listener filter closed (a ClientHello over 16 KiB).
+    pub downstream_listener_filter_error: Counter,
     pub downstream_cx_length_ms: Histogram,
 }
 
@@ -184,6 +195,11 @@ impl ListenerStats {
             downstream_cx_destroy: c("downstream_cx_destroy"),
             downstream_cx_overflow: c("downstream_cx_overflow"),
             no_filter_chain_match: c("no_filter_chain_match"),
+            network_extension_config_missing: c("network_extension_config_missing"),
+            downstream_pre_cx_timeout: c("downstream_pre_cx_timeout"),
+            downstream_pre_cx_active: store.gauge(&format!("listener.{name}.downstream_pre_cx_active")),
+            downstream_listener_filter_remote_close: c("downstream_listener_filter_remote_close"),
+            downstream_listener_filter_error: c("downstream_listener_filter_error"),
             downstream_cx_length_ms: store.histogram(&format!("listener.{name}.downstream_cx_length_ms")),
         }
     }
@@ -191,11 +207,103 @@ impl ListenerStats {
 
 pub struct ListenerRt {
     pub config: model::Listener,
-    /// The route configuration its tables were compiled from (inline or RDS), shared with
-    /// the reloader's sources.
-    pub route_config: Arc<model::RouteConfig>,
-    pub hcm: Arc<Hcm>,
+    /// One per entry of [`model::Listener::chains`], in that order (the default chain last).
+    pub chains: Vec<ChainRt>,
     pub stats: ListenerStats,
+}
+
+impl ListenerRt {
+    /// This listener's version of the chain a connection was accepted on.
+    #[inline]
+    pub fn chain(&self, key: u64) -> Option<&ChainRt> {
+        self.chains.iter().find(|c| c.key == key)
+    }
+}
+
+/// A filter chain as connections use it. Chosen once per connection; the connection finds
+/// its chain in later snapshots by `key`, which a chain keeps across reloads while its
+/// configuration does not change (route or cluster changes reach it). A reload that changes
+/// or removes it retires it: its connections stay on its last version and drain.
+pub struct ChainRt {
+    pub key: u64,
+    pub life: Arc<ChainLife>,
+    pub terminal: Terminal,
+}
+
+impl ChainRt {
+    pub fn hcm(&self) -> Option<&Arc<Hcm>> {
+        match &self.terminal {
+            Terminal::Http { hcm, .. } => Some(hcm),
+            Terminal::Empty => None,
+        }
+    }
+}
+
+/// What serves a chain's connections: its terminal network filter.
+pub enum Terminal {
+    /// The HTTP connection manager, with the route configuration its tables were compiled
+    /// from (inline or RDS), shared with the reloader's sources.
+    Http { hcm: Arc<Hcm>, route_config: Arc<model::RouteConfig> },
+    /// A chain without network filters: Envoy closes its connections
+    /// (`network_extension_config_missing`).
+    Empty,
+}
+
+/// Shared by every version of one chain (same key).
+pub struct ChainLife {
+    /// Set when a reload retires the chain: the last version's connection manager, which its
+    /// connections keep (set before the snapshot swap, so no request misses it). Weak: the
+    /// retired listener version is kept for the drain time by the reloader, and its stats
+    /// leave `/stats` when it goes.
+    retired: std::sync::OnceLock<Option<std::sync::Weak<Hcm>>>,
+    /// Flips to true with `retired`, for the connections to start draining.
+    drain: tokio::sync::watch::Sender<bool>,
+}
+
+impl ChainLife {
+    fn new() -> Arc<Self> {
+        Arc::new(ChainLife { retired: std::sync::OnceLock::new(), drain: tokio::sync::watch::channel(false).0 })
+    }
+
+    /// The connection manager a retired chain's connections keep (`Some(None)` once it is
+    /// gone).
+    #[inline]
+    pub fn retired(&self) -> Option<Option<Arc<Hcm>>> {
+        self.retired.get().map(|w| w.as_ref().and_then(std::sync::Weak::upgrade))
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    fn retire(&self, last: Option<&Arc<Hcm>>) {
+        let _ = self.retired.set(last.map(Arc::downgrade));
+        self.drain.send_replace(true);
+    }
+}
+
+/// Retires the chains of `prev` that `next` does not carry on (by listener name and key).
+/// Runs before `next` is stored; returns the listener versions that had such chains, which
+/// the caller keeps for the drain time.
+pub fn retire_chains(prev: &Snapshot, next: &Snapshot) -> Vec<Arc<ListenerRt>> {
+    let mut kept = Vec::new();
+    for p in &prev.listeners {
+        let n = next.listeners.iter().find(|n| n.config.name == p.config.name);
+        if n.is_some_and(|n| Arc::ptr_eq(n, p)) {
+            continue;
+        }
+        let mut any = false;
+        for c in &p.chains {
+            if n.and_then(|n| n.chain(c.key)).is_none() {
+                c.life.retire(c.hcm());
+                any = true;
+            }
+        }
+        if any {
+            kept.push(Arc::clone(p));
+        }
+    }
+    kept
 }
 
 pub struct Snapshot {
@@ -209,37 +317,86 @@ impl Snapshot {
         Snapshot { listeners: Vec::new(), clusters: HashMap::new(), bootstrap: Arc::new(model::Bootstrap::default()) }
     }
 
-    /// The connection manager now serving the listener with this name.
+    /// The listener with this name.
     #[inline]
-    pub fn hcm(&self, listener: &str) -> Option<&Arc<Hcm>> {
-        self.listeners.iter().find(|l| l.config.name == listener).map(|l| &l.hcm)
+    pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRt>> {
+        self.listeners.iter().find(|l| l.config.name == name)
     }
 }
 
 /// Builds a listener's runtime state against the given clusters; `writers` is `None` when
-/// only validating (formats are compiled, no file is opened).
+/// only validating (formats are compiled, no file is opened). `route_configs` has one entry
+/// per chain ([`model::Listener::chains`] order), `None` for a chain without a connection
+/// manager.
 pub fn build_listener(
     config: &model::Listener,
-    route_config: Arc<model::RouteConfig>,
+    route_configs: Vec<Option<Arc<model::RouteConfig>>>,
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
     writers: Option<&LogWriters>,
 ) -> Result<ListenerRt, String> {
-    rebuild_listener(config, route_config, clusters, store, writers, None)
+    rebuild_listener(config, route_configs, clusters, store, writers, None)
+}
+
+static NEXT_CHAIN_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Whether two versions of a listener differ only in their chains: only then can a chain
+/// carry on (Envoy drains every connection of a listener whose other fields change).
+fn same_outside_chains(a: &model::Listener, b: &model::Listener) -> bool {
+    a.address == b.address
+        && a.stat_prefix == b.stat_prefix
+        && a.buffer_limit == b.buffer_limit
+        && a.listener_filters == b.listener_filters
+        && a.listener_filters_timeout == b.listener_filters_timeout
+        && a.continue_on_listener_filters_timeout == b.continue_on_listener_filters_timeout
 }
 
 /// [`build_listener`], reusing what the listener's last version `prev` (running against
 /// `prev_clusters`) compiled for the routes that did not change.
 pub fn rebuild_listener(
     config: &model::Listener,
-    route_config: Arc<model::RouteConfig>,
+    route_configs: Vec<Option<Arc<model::RouteConfig>>>,
     clusters: &HashMap<String, Arc<Cluster>>,
     store: &Arc<Store>,
     writers: Option<&LogWriters>,
     prev: Option<(&ListenerRt, &HashMap<String, Arc<Cluster>>)>,
 ) -> Result<ListenerRt, String> {
-    let mut loggers = Vec::with_capacity(config.hcm.access_logs.len());
-    for (i, log) in config.hcm.access_logs.iter().enumerate() {
+    let carry = prev.filter(|(l, _)| same_outside_chains(&l.config, config));
+    let mut chains = Vec::with_capacity(route_configs.len());
+    for (i, (chain, route_config)) in config.chains().zip(route_configs).enumerate() {
+        // The previous version of this very chain, if its configuration is unchanged.
+        let before = carry
+            .and_then(|(l, pc)| l.config.chains().zip(&l.chains).find(|(c, _)| *c == chain).map(|(_, rt)| (rt, pc)));
+        let terminal = match (chain.hcm(), route_config) {
+            (Some(h), Some(rc)) => {
+                // Compiled routes are reused from the same chain, else the one in its place.
+                let same_place = prev.and_then(|(l, pc)| l.chains.get(i).map(|rt| (rt, pc)));
+                let prev_hcm = before.or(same_place).and_then(|(rt, pc)| rt.hcm().map(|h| (&**h, pc)));
+                let hcm = build_hcm(config, h, &rc, clusters, store, writers, prev_hcm)?;
+                Terminal::Http { hcm: Arc::new(hcm), route_config: rc }
+            }
+            _ => Terminal::Empty,
+        };
+        let (key, life) = match before {
+            Some((rt, _)) => (rt.key, Arc::clone(&rt.life)),
+            None => (NEXT_CHAIN_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed), ChainLife::new()),
+        };
+        chains.push(ChainRt { key, life, terminal });
+    }
+    Ok(ListenerRt { config: config.clone(), chains, stats: ListenerStats::new(store, &config.stat_name()) })
+}
+
+fn build_hcm(
+    config: &model::Listener,
+    hcm: &model::HttpConnectionManager,
+    route_config: &model::RouteConfig,
+    clusters: &HashMap<String, Arc<Cluster>>,
+    store: &Arc<Store>,
+    writers: Option<&LogWriters>,
+    prev: Option<(&Hcm, &HashMap<String, Arc<Cluster>>)>,
+) -> Result<Hcm, String> {
+    let mut loggers = Vec::with_capacity(hcm.access_logs.len());
+    for (i, log) in hcm.access_logs.iter().enumerate() {
         let format =
             LineFormat::build(&log.format).map_err(|e| format!("listener {:?}: access_log[{i}]: {e}", config.name))?;
         let writer = match writers {
@@ -255,25 +412,20 @@ pub fn rebuild_listener(
         logger.format.response_headers(&mut log_response_headers);
     }
     let routes = match prev {
-        Some((l, prev_clusters)) => RouteTable::rebuild(&route_config, clusters, &l.hcm.routes, prev_clusters),
-        None => RouteTable::build(&route_config, clusters),
+        Some((h, prev_clusters)) => RouteTable::rebuild(route_config, clusters, &h.routes, prev_clusters),
+        None => RouteTable::build(route_config, clusters),
     }
     .map_err(|e| format!("listener {:?}: {e}", config.name))?;
-    let server_name = HeaderValue::from_str(&config.hcm.server_name)
+    let server_name = HeaderValue::from_str(&hcm.server_name)
         .map_err(|_| format!("listener {:?}: invalid server_name", config.name))?;
-    Ok(ListenerRt {
-        config: config.clone(),
-        route_config,
-        hcm: Arc::new(Hcm {
-            config: config.hcm.clone(),
-            routes: Arc::new(routes),
-            stats: HcmStats::new(store, &config.hcm.stat_prefix),
-            server_name,
-            access_logs: loggers.into(),
-            log_response_headers: log_response_headers.into(),
-            buffer_limit: u64::from(config.buffer_limit),
-        }),
-        stats: ListenerStats::new(store, &config.stat_name()),
+    Ok(Hcm {
+        config: hcm.clone(),
+        routes: Arc::new(routes),
+        stats: HcmStats::new(store, &hcm.stat_prefix),
+        server_name,
+        access_logs: loggers.into(),
+        log_response_headers: log_response_headers.into(),
+        buffer_limit: u64::from(config.buffer_limit),
     })
 }
 

@@ -10,15 +10,18 @@ use serde_json::{json, Value};
 
 use crate::reload::sources::Sources;
 
-const HCM: &str = "envoy.filters.network.http_connection_manager";
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
-/// Route configurations written inline in listeners' connection managers.
+/// Route configurations written inline in listeners' connection managers (found by their
+/// `@type`, as legate chooses network filters; the default chain included).
 fn inline_route_configs(listeners: &[Value]) -> Vec<Value> {
     let mut out = Vec::new();
     for l in listeners {
-        for chain in l.get("filter_chains").and_then(Value::as_array).into_iter().flatten() {
+        let chains = l.get("filter_chains").and_then(Value::as_array).into_iter().flatten();
+        for chain in chains.chain(l.get("default_filter_chain")) {
             for f in chain.get("filters").and_then(Value::as_array).into_iter().flatten() {
-                if f.get("name").and_then(Value::as_str) == Some(HCM) {
+                if f.get("typed_config").and_then(|t| t.get("@type")).and_then(Value::as_str) == Some(HCM) {
                     if let Some(rc) = f.get("typed_config").and_then(|t| t.get("route_config")) {
                         out.push(rc.clone());
                     }

@@ -98,22 +98,39 @@ pub(crate) fn normalise_bootstrap(v: &mut Value) -> bool {
 
 pub(crate) fn normalise_listener(v: &mut Value) -> bool {
     let Some(m) = map_mut(v) else { return false };
-    each_mut(m.get_mut("filter_chains"), |chain| {
-        let Some(chain) = map_mut(chain) else { return false };
-        each_mut(chain.get_mut("filters"), |filter| {
-            let Some(f) = map_mut(filter) else { return false };
-            let name = name_of(f).unwrap_or_default();
-            if name != "envoy.http_connection_manager" && name != "envoy.filters.network.http_connection_manager" {
-                return false;
-            }
-            let mut changed = set(f, "name", "envoy.filters.network.http_connection_manager");
-            changed |= config_to_typed(f, t::HCM);
-            if let Some(hcm) = f.get_mut("typed_config") {
-                changed |= normalise_hcm(hcm);
-            }
-            changed
+    // v2 named listener filters (`envoy.listener.tls_inspector`, `config: {}` or nothing).
+    let listener_filters = each_mut(m.get_mut("listener_filters"), |filter| {
+        let Some(f) = map_mut(filter) else { return false };
+        let url = match name_of(f).unwrap_or_default() {
+            "envoy.listener.tls_inspector" => t::TLS_INSPECTOR,
+            "envoy.listener.http_inspector" => t::HTTP_INSPECTOR,
+            _ => return false,
+        };
+        if f.contains_key("typed_config") {
+            return false;
+        }
+        if !f.contains_key("config") {
+            f.insert(s("config"), Value::Mapping(Mapping::new()));
+        }
+        config_to_typed(f, url)
+    });
+    listener_filters
+        | each_mut(m.get_mut("filter_chains"), |chain| {
+            let Some(chain) = map_mut(chain) else { return false };
+            each_mut(chain.get_mut("filters"), |filter| {
+                let Some(f) = map_mut(filter) else { return false };
+                let name = name_of(f).unwrap_or_default();
+                if name != "envoy.http_connection_manager" && name != "envoy.filters.network.http_connection_manager" {
+                    return false;
+                }
+                let mut changed = set(f, "name", "envoy.filters.network.http_connection_manager");
+                changed |= config_to_typed(f, t::HCM);
+                if let Some(hcm) = f.get_mut("typed_config") {
+                    changed |= normalise_hcm(hcm);
+                }
+                changed
+            })
         })
-    })
 }
 
 fn normalise_hcm(v: &mut Value) -> bool {
@@ -296,6 +313,21 @@ filter_chains:
       http_filters:
       - name: envoy.filters.http.router
         typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#);
+        assert_eq!(l, want);
+    }
+
+    #[test]
+    fn named_listener_filters() {
+        let mut l = y("listener_filters: [{name: envoy.listener.tls_inspector}, {name: envoy.listener.http_inspector, config: {}}]");
+        assert!(normalise_listener(&mut l));
+        assert!(!normalise_listener(&mut l), "normalising twice changes nothing");
+        let want = y(r#"
+listener_filters:
+- name: envoy.listener.tls_inspector
+  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
+- name: envoy.listener.http_inspector
+  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}
 "#);
         assert_eq!(l, want);
     }

@@ -1,14 +1,20 @@
 //! Listeners: bind sockets, accept connections and serve them with hyper (HTTP/1.1 and h2c by
 //! prior knowledge on one port for `codec_type: AUTO`), until told to drain.
 //!
-//! A connection finds its listener's current connection manager in the snapshot on every
-//! request, so route changes reach open keep-alive connections.
+//! A new connection runs the listener filters, then is given one filter chain
+//! (`chain_match`) for its life: each request finds that chain's current version in the
+//! snapshot (so route and cluster changes reach it), or its last version once a reload
+//! changed or removed the chain (the connection then drains).
 
+pub mod chain_match;
 mod codec_reply;
+pub mod downstream;
 pub mod head_scan;
 pub mod idle;
+pub mod inspect;
 pub mod manager;
 mod prefixed;
+pub mod tls_hello;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -29,6 +35,7 @@ use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
 use codec_reply::CodecReplies;
+use downstream::Downstream;
 use head_scan::ScanIo;
 use prefixed::PrefixedIo;
 
@@ -134,23 +141,9 @@ pub fn spawn_listener(
                         continue;
                     };
                     listener = Arc::downgrade(&current);
-                    let ctx = Arc::new(ConnCtx {
-                        shared: Arc::clone(&shared),
-                        local: stream.local_addr().unwrap_or(current.config.address),
-                        listener_name: Arc::clone(&name),
-                        listener: Arc::downgrade(&current),
-                        remote,
-                        draining: std::sync::atomic::AtomicBool::new(false),
-                        h1_requests: std::sync::atomic::AtomicU64::new(0),
-                        head_flaw: std::sync::OnceLock::new(),
-                        warned_limits: std::sync::atomic::AtomicBool::new(false),
-                        activity: idle::ConnActivity::new(),
-                    });
-                    let drain = drain.clone();
-                    let stop = stop.clone();
-                    let lstats = current.stats.clone();
-                    drop(current);
-                    tokio::spawn(serve_connection(stream, ctx, lstats, drain, stop));
+                    let (drain, stop, shared, name) =
+                        (drain.clone(), stop.clone(), Arc::clone(&shared), Arc::clone(&name));
+                    tokio::spawn(accept_connection(stream, remote, current, shared, name, drain, stop));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -196,12 +189,94 @@ fn inspect_first_line(buf: &[u8], accept_http_10: bool) -> FirstLine {
     }
 }
 
-async fn serve_connection(
+/// Runs the listener filters, chooses the connection's filter chain and hands the connection
+/// to the chain's terminal network filter.
+async fn accept_connection(
     mut stream: TcpStream,
+    remote: SocketAddr,
+    current: Arc<ListenerRt>,
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    drain: Drain,
+    stop: watch::Receiver<bool>,
+) {
+    let cfg = &current.config;
+    let lstats = current.stats.clone();
+    let local = stream.local_addr().unwrap_or(cfg.address);
+    let mut first = Vec::new();
+    let detected = if cfg.listener_filters.is_empty() {
+        inspect::Detected::default()
+    } else {
+        let _pre = GaugeGuard::new(&lstats.downstream_pre_cx_active);
+        match inspect::run(&mut stream, &cfg.listener_filters, cfg.listener_filters_timeout, &mut first).await {
+            inspect::Outcome::Done(d) => d,
+            inspect::Outcome::TimedOut(d) if cfg.continue_on_listener_filters_timeout => {
+                lstats.downstream_pre_cx_timeout.inc();
+                d
+            }
+            inspect::Outcome::TimedOut(_) => {
+                lstats.downstream_pre_cx_timeout.inc();
+                return;
+            }
+            inspect::Outcome::RemoteClose => {
+                lstats.downstream_listener_filter_remote_close.inc();
+                return;
+            }
+            inspect::Outcome::Error => {
+                lstats.downstream_listener_filter_error.inc();
+                return;
+            }
+        }
+    };
+    let info = chain_match::ConnInfo {
+        local,
+        remote,
+        server_name: detected.server_name.as_deref(),
+        transport_protocol: detected.transport_protocol,
+        application_protocols: &detected.application_protocols,
+    };
+    let Some(chain) = chain_match::select(cfg, &info).and_then(|i| current.chains.get(i)) else {
+        tracing::debug!(listener.name = %name, client.addr = %remote, "no filter chain matched; closing");
+        lstats.no_filter_chain_match.inc();
+        return;
+    };
+    if chain.hcm().is_none() {
+        // A chain without network filters: Envoy counts it and closes the connection.
+        lstats.downstream_cx_total.inc();
+        lstats.network_extension_config_missing.inc();
+        lstats.downstream_cx_destroy.inc();
+        return;
+    }
+    let retire = chain.life.subscribe();
+    let ctx = Arc::new(ConnCtx {
+        shared,
+        local,
+        listener_name: name,
+        listener: Arc::downgrade(&current),
+        chain_key: chain.key,
+        chain: Arc::clone(&chain.life),
+        remote,
+        draining: std::sync::atomic::AtomicBool::new(false),
+        h1_requests: std::sync::atomic::AtomicU64::new(0),
+        head_flaw: std::sync::OnceLock::new(),
+        warned_limits: std::sync::atomic::AtomicBool::new(false),
+        activity: idle::ConnActivity::new(),
+    });
+    drop(current);
+    let _ = stream.set_nodelay(true);
+    serve_connection(Downstream::Plain(stream), first, ctx, lstats, drain, stop, retire).await;
+}
+
+/// Serves a connection with its chain's HTTP connection manager; `first` holds what the
+/// listener filters read.
+async fn serve_connection(
+    mut stream: Downstream,
+    first: Vec<u8>,
     ctx: Arc<ConnCtx>,
     lstats: ListenerStats,
     drain: Drain,
     mut stop: watch::Receiver<bool>,
+    mut retire: watch::Receiver<bool>,
 ) {
     let _alive = drain.alive;
     let mut shutdown = drain.shutdown;
@@ -226,27 +301,32 @@ async fn serve_connection(
     };
     hstats.downstream_cx_total.inc();
     let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
-    let _ = stream.set_nodelay(true);
     let cfg = &hcm.config;
 
-    // Read what the client sent first; it goes back in front of the stream for hyper.
-    let mut first = vec![0u8; 4096];
-    // A connection that sends nothing is idle too, but never kept past a minute.
-    let first_wait = cfg.idle_timeout.map_or(FIRST_BYTES_WAIT, |i| (i + cfg.drain_timeout).min(FIRST_BYTES_WAIT));
-    let n = match tokio::time::timeout(first_wait, stream.read(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => n,
-        res => {
-            if res.is_err() && first_wait < FIRST_BYTES_WAIT {
-                hstats.downstream_cx_idle_timeout.inc();
+    // Read what the client sent first (unless the listener filters did); it goes back in
+    // front of the stream for hyper.
+    let first = if first.is_empty() {
+        let mut first = vec![0u8; 4096];
+        // A connection that sends nothing is idle too, but never kept past a minute.
+        let first_wait = cfg.idle_timeout.map_or(FIRST_BYTES_WAIT, |i| (i + cfg.drain_timeout).min(FIRST_BYTES_WAIT));
+        let n = match tokio::time::timeout(first_wait, stream.read(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            res => {
+                if res.is_err() && first_wait < FIRST_BYTES_WAIT {
+                    hstats.downstream_cx_idle_timeout.inc();
+                }
+                lstats.downstream_cx_destroy.inc();
+                hstats.downstream_cx_destroy.inc();
+                record_length(&hcm_cx_length);
+                return;
             }
-            lstats.downstream_cx_destroy.inc();
-            hstats.downstream_cx_destroy.inc();
-            record_length(&hcm_cx_length);
-            return;
-        }
+        };
+        first.truncate(n);
+        first
+    } else {
+        first
     };
-    first.truncate(n);
-    hstats.downstream_cx_rx_bytes_total.add(n as u64);
+    hstats.downstream_cx_rx_bytes_total.add(first.len() as u64);
     let is_h2 = first.starts_with(b"PRI * HTTP/2.0") || cfg.codec_type == CodecType::Http2;
     if is_h2 {
         hstats.downstream_cx_http2_total.inc();
@@ -311,6 +391,7 @@ async fn serve_connection(
     tokio::pin!(conn);
     let mut draining = false;
     let mut stopping = false;
+    let mut retire_open = true;
     // Set once the listener stops: past it, the connection is closed whatever it is doing.
     let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(drain_deadline);
@@ -347,6 +428,24 @@ async fn serve_connection(
                     }
                     drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
                 }
+            }
+            changed = retire.changed(), if retire_open && !draining && !stopping => {
+                if changed.is_err() {
+                    // Every version of the chain is gone: only at exit.
+                    retire_open = false;
+                    continue;
+                }
+                if !*retire.borrow_and_update() {
+                    continue;
+                }
+                // A reload changed or removed this connection's chain: it keeps its chain's
+                // last version and drains, as the connections of a removed listener do.
+                draining = true;
+                ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                if is_h2 {
+                    conn.as_mut().graceful_shutdown();
+                }
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
             }
             changed = admin.changed(), if admin_open && !stopping => {
                 if changed.is_err() {

@@ -65,6 +65,9 @@ pub struct ConnCtx {
     /// The listener's last version, for requests after a reload removed it (it lives while it
     /// drains). Weak, so that keep-alive connections do not pin old route tables.
     pub listener: Weak<ListenerRt>,
+    /// The filter chain chosen for this connection ([`crate::snapshot::ChainRt::key`]).
+    pub chain_key: u64,
+    pub chain: Arc<crate::snapshot::ChainLife>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     /// The listener is draining: HTTP/1 responses close the connection.
@@ -81,11 +84,15 @@ pub struct ConnCtx {
 }
 
 impl ConnCtx {
-    /// The connection manager now serving this connection's listener.
+    /// The connection manager now serving this connection's chain: its latest version while
+    /// the chain is configured, its last one once a reload retired it.
     pub fn hcm(&self, snap: &Snapshot) -> Option<Arc<Hcm>> {
-        match snap.hcm(&self.listener_name) {
-            Some(h) => Some(Arc::clone(h)),
-            None => self.listener.upgrade().map(|l| Arc::clone(&l.hcm)),
+        if let Some(last) = self.chain.retired() {
+            return last;
+        }
+        match snap.listener(&self.listener_name).and_then(|l| l.chain(self.chain_key)) {
+            Some(c) => c.hcm().cloned(),
+            None => self.listener.upgrade().and_then(|l| l.chain(self.chain_key).and_then(|c| c.hcm().cloned())),
         }
     }
 }

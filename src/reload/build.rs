@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::model::{self, DiscoveryType, EdsSource, Listener, RouteConfig, RouteSource};
+use crate::config::model::{self, DiscoveryType, EdsSource, HttpConnectionManager, RouteConfig, RouteSource};
 use crate::listener::manager::{BindError, ListenerManager, Plan};
-use crate::snapshot::{rebuild_listener, LogWriters, Snapshot};
+use crate::snapshot::{rebuild_listener, LogWriters, Snapshot, Terminal};
 use crate::stats::Store;
 use crate::upstream::membership::Input;
 use crate::upstream::{self, eds_rest, Cluster, HostSpec};
@@ -99,9 +99,17 @@ pub async fn build(
     let mut listeners = Vec::with_capacity(eff.listeners.len());
     for name in listener_order {
         let Some(cfg) = eff.listeners.get(name) else { continue };
-        let routes = route_config_for(cfg, eff);
+        let routes: Vec<Option<Arc<RouteConfig>>> =
+            cfg.chains().map(|c| c.hcm().map(|h| route_config_for(h, eff))).collect();
         let reused = prev.listeners.iter().find(|l| {
-            l.config == *cfg && same_arc(&l.route_config, &routes) && l.hcm.routes.clusters_unchanged(&clusters)
+            l.config == *cfg
+                && l.chains.iter().zip(&routes).all(|(c, r)| match (&c.terminal, r) {
+                    (Terminal::Http { hcm, route_config }, Some(r)) => {
+                        same_arc(route_config, r) && hcm.routes.clusters_unchanged(&clusters)
+                    }
+                    (Terminal::Empty, None) => true,
+                    _ => false,
+                })
         });
         let l = match reused {
             Some(l) => Arc::clone(l),
@@ -119,10 +127,10 @@ pub async fn build(
     Ok(Built { snapshot: Snapshot { listeners, clusters, bootstrap }, plan, staged })
 }
 
-/// The route configuration a listener serves: inline, or its RDS name's current config (an
+/// The route configuration a connection manager serves: inline, or its RDS name's current config (an
 /// RDS listener whose file has not loaded yet serves an empty table: 404).
-fn route_config_for(l: &Listener, eff: &Effective) -> Arc<RouteConfig> {
-    match &l.hcm.routes {
+fn route_config_for(h: &HttpConnectionManager, eff: &Effective) -> Arc<RouteConfig> {
+    match &h.routes {
         RouteSource::Inline(rc) => Arc::new(rc.clone()),
         RouteSource::Rds { route_config_name, .. } => eff
             .routes

@@ -234,9 +234,21 @@ impl Core {
             .listeners
             .iter()
             .filter(|l| !built.snapshot.listeners.iter().any(|n| Arc::ptr_eq(n, l)))
-            .map(|l| (Arc::downgrade(l), l.config.stat_name(), l.config.hcm.stat_prefix.clone()))
+            .map(|l| {
+                let prefixes: Vec<String> = l.config.hcms().map(|h| h.stat_prefix.clone()).collect();
+                (Arc::downgrade(l), l.config.stat_name(), prefixes)
+            })
             .collect();
+        // Connections on chains this reload changes or removes keep their last version.
+        let retired = crate::snapshot::retire_chains(&prev, &built.snapshot);
         shared.snapshot.store(Arc::new(built.snapshot));
+        if !retired.is_empty() {
+            let drain_time = shared.drain_time;
+            tokio::spawn(async move {
+                tokio::time::sleep(drain_time).await;
+                drop(retired);
+            });
+        }
         let snapshots = Arc::clone(&shared.snapshot);
         let lookup: crate::upstream::eds_rest::Lookup =
             Arc::new(move |name: &str| snapshots.load().clusters.get(name).cloned());
@@ -248,7 +260,7 @@ impl Core {
             let (stats, prefix) = (Arc::clone(&shared.stats), format!("cluster.{}.", c.config.stat_name()));
             forget_when_gone(&shared, Arc::downgrade(&c), move || stats.retain_live(&prefix));
         }
-        for (weak, listener_name, stat_prefix) in replaced_listeners {
+        for (weak, listener_name, stat_prefixes) in replaced_listeners {
             let s = Arc::clone(&shared);
             forget_when_gone(&shared, weak, move || {
                 // Another listener may use the same address or stat prefix: its handles keep
@@ -257,8 +269,10 @@ impl Core {
                 if !snap.listeners.iter().any(|l| l.config.stat_name() == listener_name) {
                     s.stats.retain_live(&format!("listener.{listener_name}."));
                 }
-                if !snap.listeners.iter().any(|l| l.config.hcm.stat_prefix == stat_prefix) {
-                    s.stats.retain_live(&format!("http.{stat_prefix}."));
+                for stat_prefix in &stat_prefixes {
+                    if !snap.listeners.iter().flat_map(|l| l.config.hcms()).any(|h| h.stat_prefix == *stat_prefix) {
+                        s.stats.retain_live(&format!("http.{stat_prefix}."));
+                    }
                 }
             });
         }
@@ -307,7 +321,8 @@ fn count_changes(shared: &Shared, d: &Diff, prev: &Snapshot) {
     let snap = shared.snapshot.load();
     s.gauge("cluster_manager.active_clusters").set(snap.clusters.len() as i64);
     s.gauge("cluster_manager.warming_clusters").set(0);
-    if d.listeners.modified.iter().any(|(_, l)| matches!(l.hcm.routes, RouteSource::Rds { .. })) || !d.routes.is_empty()
+    if d.listeners.modified.iter().flat_map(|(_, l)| l.hcms()).any(|h| matches!(h.routes, RouteSource::Rds { .. }))
+        || !d.routes.is_empty()
     {
         // RDS-fed tables were recompiled.
         tracing::debug!(routes = %d.routes.summary(), "route configurations changed");

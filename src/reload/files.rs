@@ -418,7 +418,8 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
     }
     let rds: HashSet<String> = next
         .listeners()
-        .filter_map(|l| match &l.hcm.routes {
+        .flat_map(|l| l.hcms())
+        .filter_map(|h| match &h.routes {
             RouteSource::Rds { route_config_name, .. } => Some(route_config_name.clone()),
             RouteSource::Inline(_) => None,
         })

@@ -132,8 +132,8 @@ impl Sources {
         if let Some(s) = &self.bootstrap.dynamic.cds {
             out.push((Role::Cds, s.clone()));
         }
-        for l in self.listeners() {
-            if let RouteSource::Rds { route_config_name, source } = &l.hcm.routes {
+        for h in self.listeners().flat_map(|l| l.hcms()) {
+            if let RouteSource::Rds { route_config_name, source } = &h.routes {
                 out.push((Role::Rds(route_config_name.clone()), source.clone()));
             }
         }
@@ -163,8 +163,11 @@ pub fn stat_prefixes(role: &Role, sources: &Sources) -> Vec<String> {
         Role::Rds(name) => {
             let mut v: Vec<String> = sources
                 .listeners()
-                .filter(|l| matches!(&l.hcm.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name))
-                .map(|l| format!("http.{}.rds.{name}", l.hcm.stat_prefix))
+                .flat_map(|l| l.hcms())
+                .filter(
+                    |h| matches!(&h.routes, RouteSource::Rds { route_config_name, .. } if route_config_name == name),
+                )
+                .map(|h| format!("http.{}.rds.{name}", h.stat_prefix))
                 .collect();
             v.dedup();
             v

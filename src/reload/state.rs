@@ -131,7 +131,7 @@ pub fn apply(state: &Effective, d: &Diff) -> Effective {
 impl Effective {
     /// Route configurations the listeners name through RDS.
     pub fn rds_names(&self) -> impl Iterator<Item = &str> {
-        self.listeners.values().filter_map(|l| match &l.hcm.routes {
+        self.listeners.values().flat_map(|l| l.hcms()).filter_map(|h| match &h.routes {
             RouteSource::Rds { route_config_name, .. } => Some(route_config_name.as_str()),
             RouteSource::Inline(_) => None,
         })

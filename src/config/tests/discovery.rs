@@ -92,7 +92,7 @@ fn clusters_and_listeners_with_refs() {
     let bytes = std::fs::read(&lds).unwrap_or_else(|e| panic!("{e}"));
     let d = parse_listeners(&lds, &bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.resources[0].name, "catalog_listener");
-    assert_eq!(d.resources[0].hcm.stat_prefix, "catalog_http");
+    assert_eq!(d.resources[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).stat_prefix, "catalog_http");
     assert!(check_cluster_refs(&d.resources, &["catalog_cluster".to_string()].into(), "resources").is_empty());
     assert_eq!(check_cluster_refs(&d.resources, &HashSet::new(), "resources").len(), 1);
 

@@ -30,7 +30,9 @@ fn minimal_v3_loads() {
     };
     assert_eq!(b.listeners[0].name, "main");
     assert_eq!(b.clusters[0].connect_timeout, std::time::Duration::from_secs(1));
-    let RouteSource::Inline(rc) = &b.listeners[0].hcm.routes else { panic!("not inline") };
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
+        panic!("not inline")
+    };
     let RouteAction::Forward(f) = &rc.virtual_hosts[0].routes[0].action else { panic!("not forward") };
     assert_eq!(f.timeout, Some(std::time::Duration::from_secs(15)));
     assert_eq!(f.cluster, ClusterSpecifier::Cluster("a_svc".to_string()));
@@ -125,7 +127,7 @@ fn router_missing_or_not_last() {
     let ok = v3(ROUTE_A, A_SVC).replace(router, &format!("{hc}{router}"));
     let b = load_text("ok.yaml", &ok).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        b.listeners[0].hcm.http_filters,
+        b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).http_filters,
         [HttpFilter::HealthCheck { path: "/healthz".to_string() }, HttpFilter::Router]
     );
 }
@@ -245,7 +247,9 @@ fn route_actions_and_headers() {
                 response_headers_to_remove: [X-Drop]
 "#;
     let b = load_text("ok.yaml", &v3(routes, A_SVC)).unwrap_or_else(|e| panic!("{e}"));
-    let RouteSource::Inline(rc) = &b.listeners[0].hcm.routes else { panic!("not inline") };
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
+        panic!("not inline")
+    };
     let r = &rc.virtual_hosts[0].routes;
     let RouteAction::Redirect(red) = &r[0].action else { panic!("not a redirect") };
     assert_eq!((red.scheme.as_deref(), red.status), (Some("https"), 302));

@@ -19,7 +19,7 @@ fn v2(name: &str) -> Bootstrap {
 }
 
 fn hcm(b: &Bootstrap, i: usize) -> &HttpConnectionManager {
-    &b.listeners[i].hcm
+    b.listeners[i].hcms().next().unwrap_or_else(|| panic!("no hcm"))
 }
 
 fn inline_routes(b: &Bootstrap, i: usize) -> &RouteConfig {

@@ -23,7 +23,7 @@ fn seed(name: &str) -> Bootstrap {
 }
 
 fn hcm(b: &Bootstrap, i: usize) -> &HttpConnectionManager {
-    &b.listeners[i].hcm
+    b.listeners[i].hcms().next().unwrap_or_else(|| panic!("no hcm"))
 }
 
 #[test]

@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::config::error::ConfigError;
-use crate::config::model::{Cluster, ClusterSpecifier, DiscoveryType, EdsSource, Listener, RouteAction, RouteSource};
+use crate::config::model::{
+    Cluster, ClusterSpecifier, DiscoveryType, EdsSource, HttpConnectionManager, Listener, NetworkFilter, RouteAction,
+    RouteSource,
+};
 use crate::config::reader::{Ctx, FieldPath};
 
 pub(crate) fn duplicate_listeners(ctx: &mut Ctx, listeners: &[(FieldPath, Listener)]) {
@@ -57,13 +60,26 @@ pub(crate) fn listener_cluster_refs(
     clusters: &HashSet<String>,
 ) -> Vec<ConfigError> {
     let mut out = Vec::new();
-    let RouteSource::Inline(rc) = &l.hcm.routes else {
-        return out;
+    let chain_paths = (0..l.filter_chains.len())
+        .map(|i| format!("filter_chains[{i}]"))
+        .chain(l.default_chain.as_ref().map(|_| "default_filter_chain".to_string()));
+    for (chain, chain_path) in l.chains().zip(chain_paths) {
+        for (j, f) in chain.filters.iter().enumerate() {
+            let NetworkFilter::HttpConnectionManager(h) = f;
+            let base = format!("{path}.{chain_path}.filters[{j}].typed_config.route_config");
+            hcm_cluster_refs(&base, h, clusters, &mut out);
+        }
+    }
+    out
+}
+
+fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<String>, out: &mut Vec<ConfigError>) {
+    let RouteSource::Inline(rc) = &h.routes else {
+        return;
     };
     if rc.validate_clusters == Some(false) {
-        return out;
+        return;
     }
-    let base = format!("{path}.filter_chains[0].filters[0].typed_config.route_config");
     let mut err = |p: String, name: &str| {
         out.push(ConfigError { file: PathBuf::new(), path: p, message: format!("unknown cluster \"{name}\"") });
     };
@@ -86,5 +102,4 @@ pub(crate) fn listener_cluster_refs(
             }
         }
     }
-    out
 }

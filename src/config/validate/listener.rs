@@ -1,15 +1,17 @@
-//! `Listener`: its address and its single filter chain holding the HTTP connection manager.
+//! `Listener`: its address, its filter chains (see `filter_chain`) and its listener filters.
+
+use std::time::Duration;
 
 use crate::config::model::Listener;
 use crate::config::reader::{Ctx, Obj};
-use crate::config::type_urls as t;
 
-use super::common::{ip_address, typed_config};
-use super::hcm::hcm;
+use super::common::ip_address;
+use super::filter_chain;
 
 /// One listener; `i` names it `listener_<i>` when it has no `name`.
 pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listener> {
     let before = ctx.error_count();
+    let o_path = o.path.clone();
     let name = o.str(ctx, "name").filter(|n| !n.is_empty()).unwrap_or_else(|| format!("listener_{i}"));
     let address = match o.get("address") {
         Some((v, p)) => ip_address(ctx, v, &p),
@@ -28,16 +30,15 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
         .unwrap_or(false);
     let stat_prefix = o.str(ctx, "stat_prefix").filter(|p| !p.is_empty());
     o.ignore(&["metadata"]);
-    let chains = o.objs(ctx, "filter_chains");
-    let chains_path = o.at("filter_chains");
-    let has_default = o.has("default_filter_chain");
+    let chain_items = o.list(ctx, "filter_chains");
+    let default_item = o.get("default_filter_chain");
+    let filter_items = o.objs(ctx, "listener_filters");
+    let listener_filters = filter_chain::listener_filters(ctx, filter_items);
+    let listener_filters_timeout = o.duration(ctx, "listener_filters_timeout").unwrap_or(Duration::from_secs(15));
+    let continue_on_listener_filters_timeout = o.bool(ctx, "continue_on_listener_filters_timeout").unwrap_or(false);
     o.finish(
         ctx,
         &[
-            "default_filter_chain",
-            "listener_filters",
-            "listener_filters_timeout",
-            "continue_on_listener_filters_timeout",
             "use_original_dst",
             "deprecated_v1",
             "transparent",
@@ -62,48 +63,37 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
             "listener_specifier",
         ],
     );
-    let mut hcm_out = None;
-    match chains.len() {
-        0 if !has_default => ctx.err(&chains_path, "at least one filter chain is required"),
-        0 => {}
-        1 => {}
-        n => ctx.err(&chains_path, format!("only one filter chain is supported, found {n}")),
+    if chain_items.is_empty() && default_item.is_none() {
+        ctx.err(format!("{o_path}.filter_chains"), "at least one filter chain is required");
     }
-    if let Some(mut chain) = chains.into_iter().next() {
-        let filters = chain.objs(ctx, "filters");
-        let filters_path = chain.at("filters");
-        chain.ignore(&["name"]);
-        chain.finish(
-            ctx,
-            &[
-                "filter_chain_match",
-                "transport_socket",
-                "transport_socket_connect_timeout",
-                "metadata",
-                "use_proxy_proto",
-                "tls_context",
-            ],
-        );
-        if filters.is_empty() {
-            ctx.err(&filters_path, "exactly one network filter (http_connection_manager) is required");
-        }
-        for (j, mut f) in filters.into_iter().enumerate() {
-            let fname = f.str(ctx, "name").unwrap_or_default();
-            if fname == "envoy.filters.network.http_connection_manager" && j == 0 {
-                hcm_out = typed_config(ctx, &mut f, t::HCM).and_then(|c| hcm(ctx, c));
-            } else if fname == "envoy.filters.network.http_connection_manager" {
-                ctx.err(&f.path, "only one http_connection_manager filter is supported");
-                let _ = f.get("typed_config");
-            } else {
-                ctx.err(&f.path, format!("unsupported network filter {fname}"));
-                let _ = f.get("typed_config");
-                let _ = f.get("config");
-            }
-            f.finish(ctx, &["config_discovery"]);
+    let mut filter_chains = Vec::with_capacity(chain_items.len());
+    let mut raw_matches = Vec::with_capacity(chain_items.len());
+    for (v, p) in chain_items {
+        if let Some(c) = Obj::new(ctx, v, p.clone()).and_then(|o| filter_chain::filter_chain(ctx, o)) {
+            filter_chains.push((c, p));
+            raw_matches.push(v.get("filter_chain_match"));
         }
     }
+    let default_chain =
+        default_item.and_then(|(v, p)| Obj::new(ctx, v, p)).and_then(|o| filter_chain::filter_chain(ctx, o));
+    let pairs: Vec<_> = filter_chains.iter().map(|(c, _)| c).zip(raw_matches).collect();
+    if let Some((i, message)) = filter_chain::duplicate_matches(&pairs) {
+        ctx.err(&filter_chains[i].1, message);
+    }
+    let filter_chains = filter_chains.into_iter().map(|(c, _)| c).collect();
     if ctx.error_count() > before {
         return None;
     }
-    Some(Listener { name, address: address?, inbound, stat_prefix, buffer_limit, hcm: hcm_out? })
+    Some(Listener {
+        name,
+        address: address?,
+        inbound,
+        stat_prefix,
+        buffer_limit,
+        filter_chains,
+        default_chain,
+        listener_filters,
+        listener_filters_timeout: (!listener_filters_timeout.is_zero()).then_some(listener_filters_timeout),
+        continue_on_listener_filters_timeout,
+    })
 }

@@ -15,8 +15,8 @@ use http::{Method, Request};
 use http_body_util::BodyExt;
 
 use super::{Cluster, HostSpec};
+use crate::body::ReqBody;
 use crate::config::model::{EndpointAddress, LocalityEndpoints, Node};
-use crate::proxy::body::ReqBody;
 
 /// Largest discovery response read.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;

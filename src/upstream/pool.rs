@@ -18,8 +18,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
+use crate::body::{ClientBodyFailure, ReqBody};
 use crate::config::model::{Http2Options, UpstreamProtocol};
-use crate::proxy::body::{ClientBodyFailure, ReqBody};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 
@@ -234,7 +234,7 @@ impl Pool {
     /// The error of a request that was (maybe partly) written: the client's body failing is
     /// told apart from the upstream failing.
     fn sent_error(&self, source: hyper::Error) -> UpstreamError {
-        match crate::proxy::body::client_body_failure(&source) {
+        match crate::body::client_body_failure(&source) {
             Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
             None => UpstreamError::Reset { addr: self.addr, source },
         }

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access_log::LogWriters;
 use crate::config::model::{self, DiscoveryType, EdsSource, Listener, RouteConfig, RouteSource};
 use crate::listener::manager::{BindError, ListenerManager, Plan};
-use crate::snapshot::{rebuild_listener, LogWriters, Snapshot};
+use crate::snapshot::{rebuild_listener, Snapshot};
 use crate::stats::Store;
 use crate::upstream::{self, eds_rest, Cluster, HostSpec};
 

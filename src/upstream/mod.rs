@@ -13,8 +13,11 @@
 
 pub mod balancer;
 pub mod breakers;
+pub mod connect;
 pub mod dns;
 pub mod eds_rest;
+#[cfg(test)]
+pub mod fake;
 pub mod pool;
 
 use std::collections::HashMap;

@@ -6,6 +6,9 @@
 //! connection already closed is sent again on a new one, since it never left the proxy.
 //! An HTTP/1.1 connection idle for the cluster's `idle_timeout` is closed
 //! (`upstream_cx_idle_timeout`); the task that put it back waits for that or for its reuse.
+//!
+//! Connections are made through a [`Connector`]: TCP, or in unit tests a scripted in-memory
+//! upstream, so that forwarding and retries are tested against this very pool.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,9 +18,9 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
+use super::connect::{Connector, UpstreamIo};
 use crate::body::{ClientBodyFailure, ReqBody};
 use crate::config::model::{Http2Options, UpstreamProtocol};
 use crate::stats::io::CountedIo;
@@ -116,6 +119,7 @@ pub struct Pool {
     /// Names idle entries, so that an idle timer removes its own connection only.
     idle_ids: std::sync::atomic::AtomicU64,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+    connector: Connector,
 }
 
 /// Idle HTTP/1.1 connections kept per host; more are closed when they come back.
@@ -157,7 +161,15 @@ impl Pool {
             idle,
             idle_ids,
             h2,
+            connector: Connector::Tcp,
         }
+    }
+
+    /// The same pool reaching its host through `connector` (a fake upstream in unit tests).
+    #[cfg(test)]
+    pub fn with_connector(mut self, connector: Connector) -> Self {
+        self.connector = connector;
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -334,12 +346,12 @@ impl Pool {
     }
 
     /// Opens a TCP connection in the place `_slot` holds under `max_connections`.
-    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<TcpStream>>, UpstreamError> {
+    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<UpstreamIo>>, UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
         let addr = self.addr;
         let started = Instant::now();
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+        let stream = match tokio::time::timeout(self.connect_timeout, self.connector.connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {
                 self.stats.cx_connect_fail.inc();
@@ -356,7 +368,6 @@ impl Pool {
             }
         };
         self.stats.cx_connect_ms.record_duration(started.elapsed());
-        let _ = stream.set_nodelay(true);
         let counted =
             CountedIo::new(stream, self.stats.cx_rx_bytes_total.clone(), self.stats.cx_tx_bytes_total.clone());
         Ok(TokioIo::new(counted))

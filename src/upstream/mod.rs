@@ -16,6 +16,7 @@ pub mod breakers;
 pub mod connect;
 pub mod dns;
 pub mod eds_rest;
+mod error;
 #[cfg(test)]
 pub mod fake;
 pub mod pool;

@@ -196,7 +196,10 @@ async fn the_route_timeout_covers_every_try() {
     let f = failed(run(&cluster, Some(&policy(five_xx(), 5, Some(ms(100)))), Some(ms(250))).await);
     assert_eq!(f.reason, LocalReason::UpstreamTimeout);
     assert_eq!(start.elapsed(), ms(250), "the route timeout counts from the first try");
-    assert_eq!(up.seen().len(), 3);
+    // Two tries time out by 225 ms at most; a third is sent unless the random back-off
+    // before it reaches the route deadline.
+    let tries = up.seen().len();
+    assert!(matches!(tries, 2 | 3), "{tries} tries");
     assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 2);
     assert_eq!(stat(&store, "upstream_rq_timeout"), 1);
 }

@@ -15,13 +15,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use legate::access_log::LogWriters;
 use legate::config;
 use legate::listener::manager::ListenerManager;
 use legate::listener::Drain;
 use legate::proxy::Shared;
 use legate::reload::{build, core, load, sources, state, to_updates};
 use legate::routing::RouteTable;
-use legate::snapshot::{LogWriters, Snapshot};
+use legate::snapshot::Snapshot;
 use legate::stats::Store;
 
 const N: usize = 10_000;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::access_log::LogWriters;
 use crate::admin::drain::{DrainListeners, ListenerDrain};
 use crate::admin::logging::Loggers;
 use crate::config::model;
@@ -20,7 +21,7 @@ use crate::listener::{self, Drain};
 use crate::proxy::Shared;
 use crate::reload::history::History;
 use crate::reload::sources::Sources;
-use crate::snapshot::{LogWriters, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::stats::{Counter, Gauge, Histogram, Store};
 
 /// What the command line decided, as far as the running server cares.

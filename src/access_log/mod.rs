@@ -7,18 +7,21 @@
 //!   --> LineFormat::render into a String --> AccessLogWriter::send (try_send; a full queue drops)
 //!   (queue bounded in lines and bytes; drops and writes counted in the stats store)
 //!   --> writer task: batches what is queued into one write; reopen() on /reopen_logs, SIGUSR1
+//! LogWriters (registry): one writer per sink, kept across reloads; snapshots hold handles
 //! ```
 
 pub mod context;
 pub mod format;
 pub mod json;
 mod operator;
+mod registry;
 mod start_time;
 pub mod writer;
 
 pub use context::LogContext;
 pub use format::{Format, DEFAULT_FORMAT};
 pub use json::JsonFormat;
+pub use registry::LogWriters;
 pub use writer::{
     spawn_writer, spawn_writer_with, AccessLogWriter, Sink, WriterStats, QUEUE_CAPACITY, QUEUE_MAX_BYTES,
 };

@@ -44,7 +44,7 @@ pub struct Trace {
     pub rx_bytes: Option<Arc<AtomicU64>>,
     /// When the request body ended and the client last sent some, while stream timers or
     /// the route's timeouts need to know.
-    pub progress: Option<Arc<super::progress::Progress>>,
+    pub progress: Option<Arc<crate::body::progress::Progress>>,
     /// The connection manager's forwarding headers (`x-forwarded-*`, `x-request-id`) are set.
     pub forwarding_headers_set: bool,
     /// The request as it was forwarded, kept only for a logger.

@@ -15,8 +15,8 @@ use hyper::body::Incoming;
 use super::body::ReqBody;
 use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use super::local_reply::LocalReason;
-use super::progress::Progress;
-use super::replay::Recording;
+use crate::body::progress::Progress;
+use crate::body::replay::Recording;
 use crate::config::model::RetryPolicy;
 use crate::stats::GaugeGuard;
 use crate::upstream::breakers::RetrySlot;
@@ -231,11 +231,12 @@ pub async fn forward(
             stats.upstream_rq_retry.inc();
         }
         let per_try = policy.and_then(|p| p.per_try_timeout);
-        let sent = Instant::now();
+        // On tokio's clock, as are the timeouts it starts (tests run it paused).
+        let sent = tokio::time::Instant::now();
         let result = {
             let _host_active = GaugeGuard::new(&host.stats.rq_active);
             let send = host.pool.send(req);
-            let expiry = attempt_timeout(timeout, per_try, start, progress, tokio::time::Instant::from_std(sent));
+            let expiry = attempt_timeout(timeout, per_try, start, progress, sent);
             tokio::select! {
                 r = send => r.map_err(AttemptError::Upstream),
                 global = expiry => Err(AttemptError::Timeout { global }),
@@ -272,8 +273,8 @@ pub async fn forward(
                     response,
                     host,
                     // Envoy's `x-envoy-upstream-service-time` counts from the request's end.
-                    service_time: request_end(start, progress).map_or(sent, |e| e.into_std().max(sent)).elapsed(),
-                    sent,
+                    service_time: request_end(start, progress).map_or(sent, |e| e.max(sent)).elapsed(),
+                    sent: sent.into_std(),
                     attempts: attempt,
                     deadline: deadline(),
                     retry_stop,
@@ -371,11 +372,30 @@ fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
     }
 }
 
-/// Envoy's default back-off: 25 ms base, doubling, full jitter; never past the deadline.
+/// Envoy's default retry back-off: `base_interval` 25 ms, `max_interval` ten times that.
+const BACKOFF_BASE_MS: u64 = 25;
+const BACKOFF_MAX_MS: u64 = 10 * BACKOFF_BASE_MS;
+
+/// Envoy's fully jittered exponential back-off before retry `retry` (1 for the first), given
+/// a random number: a wait below an interval that starts at the base and doubles, becoming
+/// the max once doubling would pass half of it.
+fn backoff_ms(retry: u32, random: u64) -> u64 {
+    let mut interval = BACKOFF_BASE_MS;
+    // Bounded: the interval reaches the max within a few doublings.
+    for _ in 1..retry {
+        if interval >= BACKOFF_MAX_MS / 2 {
+            interval = BACKOFF_MAX_MS;
+            break;
+        }
+        interval *= 2;
+    }
+    random % interval
+}
+
+/// Waits out the back-off after attempt `attempt` failed; never past the deadline.
 async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<tokio::time::Instant>) {
     cluster.stats.upstream_rq_retry_backoff_exponential.inc();
-    let cap = 25u64 << (attempt - 1).min(4);
-    let mut wait = Duration::from_millis(rand::random::<u64>() % cap + 1);
+    let mut wait = Duration::from_millis(backoff_ms(attempt, rand::random()));
     if let Some(d) = deadline {
         wait = wait.min(d.saturating_duration_since(tokio::time::Instant::now()));
     }
@@ -423,3 +443,6 @@ fn build_request(cluster: &Cluster, p: &Prepared, body: ReqBody, attempt: u32, h
     *req.headers_mut() = headers;
     req
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,8 +11,6 @@ pub mod headers;
 mod limits;
 pub mod local_reply;
 pub mod normalize;
-pub mod progress;
-pub mod replay;
 mod request_head;
 mod rewrite;
 pub mod stream_timer;
@@ -29,6 +27,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
 use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};

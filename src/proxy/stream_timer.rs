@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::local_reply::LocalReason;
-use super::progress::Progress;
+use crate::body::progress::Progress;
 
 /// The connection manager's stream timeouts (`None`: disabled).
 #[derive(Clone, Copy, Debug, Default)]

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access_log::LogWriters;
 use crate::config::model::{self, DiscoveryType, EdsSource, HttpConnectionManager, RouteConfig, RouteSource};
 use crate::listener::manager::{BindError, ListenerManager, Plan};
-use crate::snapshot::{rebuild_listener, LogWriters, Snapshot, Terminal};
+use crate::snapshot::{rebuild_listener, Snapshot, Terminal};
 use crate::stats::Store;
 use crate::upstream::membership::Input;
 use crate::upstream::{self, eds_rest, Cluster, HostSpec};

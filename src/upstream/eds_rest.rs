@@ -17,8 +17,8 @@ use http::{Method, Request};
 use http_body_util::BodyExt;
 
 use super::{Cluster, HostSpec};
+use crate::body::ReqBody;
 use crate::config::model::{EndpointAddress, LocalityEndpoints, Node};
-use crate::proxy::body::ReqBody;
 use crate::xds::{Resource, Response, SourceHandle, TypeUrl, Update};
 
 /// Largest discovery response read.

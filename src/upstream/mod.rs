@@ -14,8 +14,12 @@
 
 pub mod balancer;
 pub mod breakers;
+pub mod connect;
 pub mod dns;
 pub mod eds_rest;
+mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod membership;
 pub mod pool;
 

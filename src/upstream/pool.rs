@@ -6,6 +6,9 @@
 //! connection already closed is sent again on a new one, since it never left the proxy.
 //! An HTTP/1.1 connection idle for the cluster's `idle_timeout` is closed
 //! (`upstream_cx_idle_timeout`); the task that put it back waits for that or for its reuse.
+//!
+//! Connections are made through a [`Connector`]: TCP, or in unit tests a scripted in-memory
+//! upstream, so that forwarding and retries are tested against this very pool.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,62 +18,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use super::breakers::{Breakers, ConnectionSlot};
+use super::connect::{Connector, UpstreamIo};
+pub use super::error::UpstreamError;
+use crate::body::ReqBody;
 use crate::config::model::{Http2Options, UpstreamProtocol};
-use crate::proxy::body::{ClientBodyFailure, ReqBody};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
-
-/// Why a request got no response from the upstream.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("connect to {addr} failed: {source}")]
-    ConnectFailure { addr: SocketAddr, source: std::io::Error },
-    #[error("connect to {addr} timed out")]
-    ConnectTimeout { addr: SocketAddr },
-    #[error("HTTP handshake with {addr} failed: {source}")]
-    Handshake { addr: SocketAddr, source: hyper::Error },
-    /// The connection broke after the request was (maybe partly) sent, before response headers.
-    #[error("upstream {addr} reset: {source}")]
-    Reset { addr: SocketAddr, source: hyper::Error },
-    /// The request had to wait for a connection and `max_pending_requests` were waiting.
-    #[error("too many requests pending for {addr}")]
-    PendingOverflow { addr: SocketAddr },
-    /// The client's request body broke before it was all sent: the upstream request was
-    /// abandoned unfinished (or never sent), so the upstream never saw a complete request.
-    #[error("client request body failed while sent to {addr}")]
-    DownstreamBody { addr: SocketAddr, failure: ClientBodyFailure },
-    /// The upstream's response head breaks HTTP/1.1 framing (`content-length` with
-    /// `transfer-encoding`): its body cannot be trusted, nor the connection after it.
-    #[error("upstream {addr} sent a response with both content-length and transfer-encoding")]
-    Protocol { addr: SocketAddr },
-}
-
-impl UpstreamError {
-    /// The request never got onto a connection (Envoy counts `upstream_rq_total` only for
-    /// requests that did).
-    pub fn before_connection(&self) -> bool {
-        !matches!(self, UpstreamError::Reset { .. } | UpstreamError::Protocol { .. })
-    }
-
-    /// The reason of the HTTP/2 RST_STREAM the upstream sent, when that ended the request
-    /// (rather than the connection closing).
-    pub fn stream_reset(&self) -> Option<h2::Reason> {
-        let UpstreamError::Reset { source, .. } = self else { return None };
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-        // hyper wraps the h2 error once; the bound only guards against a cyclic chain.
-        for _ in 0..4 {
-            let e = cause?;
-            if let Some(h2) = e.downcast_ref::<h2::Error>() {
-                return h2.reason().filter(|_| h2.is_reset() && h2.is_remote());
-            }
-            cause = e.source();
-        }
-        None
-    }
-}
 
 /// Connection counters shared by a cluster's hosts, plus the host's own.
 #[derive(Clone)]
@@ -116,6 +71,7 @@ pub struct Pool {
     /// Names idle entries, so that an idle timer removes its own connection only.
     idle_ids: std::sync::atomic::AtomicU64,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+    connector: Connector,
 }
 
 /// Idle HTTP/1.1 connections kept per host; more are closed when they come back.
@@ -157,7 +113,15 @@ impl Pool {
             idle,
             idle_ids,
             h2,
+            connector: Connector::Tcp,
         }
+    }
+
+    /// The same pool reaching its host through `connector` (a fake upstream in unit tests).
+    #[cfg(test)]
+    pub fn with_connector(mut self, connector: Connector) -> Self {
+        self.connector = connector;
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -234,7 +198,7 @@ impl Pool {
     /// The error of a request that was (maybe partly) written: the client's body failing is
     /// told apart from the upstream failing.
     fn sent_error(&self, source: hyper::Error) -> UpstreamError {
-        match crate::proxy::body::client_body_failure(&source) {
+        match crate::body::client_body_failure(&source) {
             Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
             None => UpstreamError::Reset { addr: self.addr, source },
         }
@@ -334,12 +298,12 @@ impl Pool {
     }
 
     /// Opens a TCP connection in the place `_slot` holds under `max_connections`.
-    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<TcpStream>>, UpstreamError> {
+    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<UpstreamIo>>, UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
         let addr = self.addr;
         let started = Instant::now();
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+        let stream = match tokio::time::timeout(self.connect_timeout, self.connector.connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {
                 self.stats.cx_connect_fail.inc();
@@ -356,7 +320,6 @@ impl Pool {
             }
         };
         self.stats.cx_connect_ms.record_duration(started.elapsed());
-        let _ = stream.set_nodelay(true);
         let counted =
             CountedIo::new(stream, self.stats.cx_rx_bytes_total.clone(), self.stats.cx_tx_bytes_total.clone());
         Ok(TokioIo::new(counted))

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::body::{BodyError, ReqBody};
+use super::{BodyError, ReqBody};
 use crate::stats::Counter;
 
 /// What every attempt of one request shares: the client's stream and the copy of what has

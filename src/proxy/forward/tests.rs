@@ -1,0 +1,273 @@
+//! Forwarding, retries and timeouts against a scripted fake upstream, in tokio's paused time:
+//! the real pool and forwarder, with connects, answers, resets and delays from a script.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::config::model::RetryOn;
+use crate::stats::Store;
+use crate::upstream::fake::{self, FakeUpstream, Step};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn answer(status: u16) -> Step {
+    Step::Answer { status, after: Duration::ZERO }
+}
+
+fn five_xx() -> RetryOn {
+    RetryOn { five_xx: true, ..Default::default() }
+}
+
+fn policy(retry_on: RetryOn, num_retries: u32, per_try_timeout: Option<Duration>) -> RetryPolicy {
+    RetryPolicy { retry_on, num_retries, per_try_timeout, retriable_status_codes: Vec::new() }
+}
+
+fn prepared() -> Prepared {
+    Prepared {
+        method: Method::POST,
+        path: "/p".into(),
+        authority: HeaderValue::from_static("example.com"),
+        headers: HeaderMap::new(),
+        set_attempt_count: true,
+        auto_host_rewrite: false,
+        internal: false,
+    }
+}
+
+/// Forwards a buffered request (so that it can be retried) to `cluster`.
+async fn run(
+    cluster: &Arc<Cluster>,
+    policy: Option<&RetryPolicy>,
+    timeout: Option<Duration>,
+) -> Result<Outcome, Failure> {
+    let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
+    forward(cluster, &prepared(), body, timeout, policy, None).await
+}
+
+fn ok(r: Result<Outcome, Failure>) -> Outcome {
+    match r {
+        Ok(o) => o,
+        Err(f) => panic!("failed with {:?} after {} attempts", f.reason, f.attempts),
+    }
+}
+
+fn failed(r: Result<Outcome, Failure>) -> Failure {
+    match r {
+        Ok(o) => panic!("answered {} after {} attempts", o.response.status(), o.attempts),
+        Err(f) => f,
+    }
+}
+
+fn stat(store: &Store, name: &str) -> i64 {
+    store.value(&format!("cluster.c.{name}")).unwrap_or(0)
+}
+
+fn attempt_counts(up: &FakeUpstream) -> Vec<String> {
+    let header = |s: &fake::Seen| s.headers.get("x-envoy-attempt-count").map(|v| v.to_str().unwrap_or("?").to_string());
+    up.seen().iter().map(|s| header(s).unwrap_or_default()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_xx_is_retried_num_retries_times_then_the_last_answer_passes() {
+    let up = FakeUpstream::new([answer(503), answer(503), answer(503), answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 2, None)), None).await);
+    assert_eq!(out.response.status(), 503);
+    assert_eq!(out.attempts, 3);
+    assert_eq!(out.retry_stop, Some(RetryStop::LimitExceeded));
+    assert_eq!(attempt_counts(&up), ["1", "2", "3"]);
+    assert!(up.seen().iter().all(|s| s.body == "hello"), "every attempt sends the whole body");
+    assert_eq!(stat(&store, "upstream_rq_retry"), 2);
+    assert_eq!(stat(&store, "upstream_rq_retry_limit_exceeded"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry_success"), 0);
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_exponential"), 2);
+    assert_eq!(stat(&store, "upstream_rq_total"), 3);
+    // Only the answer passed on is charged to the codes; the retried ones to `retry.`.
+    assert_eq!(stat(&store, "upstream_rq_503"), 1);
+    assert_eq!(stat(&store, "retry.upstream_rq_503"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_succeeds_counts_retry_success() {
+    let up = FakeUpstream::new([answer(502), answer(200)]);
+    let (cluster, store) = fake::cluster("", 2, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 3, None)), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts, out.retry_stop), (200, 2, None));
+    assert_eq!(stat(&store, "upstream_rq_retry"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry_success"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry_limit_exceeded"), 0);
+    assert_eq!(stat(&store, "upstream_rq_200"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_policy_nothing_is_retried() {
+    let up = FakeUpstream::new([answer(503), answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, None, None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (503, 1));
+    assert_eq!(up.seen().len(), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_is_retried_under_reset_only() {
+    let reset = RetryOn { reset: true, ..Default::default() };
+    let up = FakeUpstream::new([Step::Reset { after: ms(5) }, answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(reset, 1, None)), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+    assert_eq!(stat(&store, "upstream_cx_destroy_remote_with_active_rq"), 1);
+
+    let retriable_4xx = RetryOn { retriable_4xx: true, ..Default::default() };
+    let up = FakeUpstream::new([Step::Reset { after: ms(5) }, answer(200)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let f = failed(run(&cluster, Some(&policy(retriable_4xx, 1, None)), None).await);
+    assert_eq!((f.reason, f.attempts), (LocalReason::UpstreamReset, 1));
+    assert!(f.connected.is_some(), "a reset request was on a connection");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connect_is_retried_under_connect_failure() {
+    let connect_failure = RetryOn { connect_failure: true, ..Default::default() };
+    let up = FakeUpstream::new([Step::Refuse, answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(connect_failure, 1, None)), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+    assert_eq!(stat(&store, "upstream_cx_connect_fail"), 1);
+    // A request that never got a connection is not counted as sent.
+    assert_eq!(stat(&store, "upstream_rq_total"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry"), 1);
+
+    let up = FakeUpstream::new([Step::Refuse, answer(200)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let f = failed(run(&cluster, Some(&policy(RetryOn::default(), 1, None)), None).await);
+    assert_eq!((f.reason, f.attempts), (LocalReason::ConnectFailure, 1));
+    assert!(f.connected.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_hangs_ends_at_the_connect_timeout() {
+    let up = FakeUpstream::new([Step::ConnectHang]);
+    let (cluster, store) = fake::cluster("connect_timeout: 2s", 1, &up);
+    let start = Instant::now();
+    let f = failed(run(&cluster, None, None).await);
+    assert_eq!(f.reason, LocalReason::ConnectTimeout);
+    assert_eq!(start.elapsed(), ms(2000));
+    assert_eq!(stat(&store, "upstream_cx_connect_timeout"), 1);
+    assert_eq!(up.connections(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_try_timeout_is_retried_on_a_new_connection() {
+    let up = FakeUpstream::new([Step::Hang, answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 1, Some(ms(100)))), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+    let seen = up.seen();
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= ms(100) && gap < ms(100 + BACKOFF_BASE_MS), "retried {gap:?} after the first try");
+    assert_eq!((seen[0].connection, seen[1].connection), (0, 1), "the timed-out connection is not reused");
+    assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 1);
+    assert_eq!(stat(&store, "upstream_rq_timeout"), 0);
+    assert_eq!(out.host.stats.rq_timeout.value(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_per_try_timeout_fails_as_a_per_try_timeout() {
+    let up = FakeUpstream::new([Step::Hang, Step::Hang]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let start = Instant::now();
+    let f = failed(run(&cluster, Some(&policy(five_xx(), 1, Some(ms(100)))), None).await);
+    assert_eq!((f.reason, f.attempts, f.retry_stop), (LocalReason::PerTryTimeout, 2, Some(RetryStop::LimitExceeded)));
+    let took = start.elapsed();
+    assert!(took >= ms(200) && took < ms(200 + BACKOFF_BASE_MS), "took {took:?}");
+    assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_timeout_covers_every_try() {
+    let up = FakeUpstream::new([Step::Hang; 6]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let start = Instant::now();
+    let f = failed(run(&cluster, Some(&policy(five_xx(), 5, Some(ms(100)))), Some(ms(250))).await);
+    assert_eq!(f.reason, LocalReason::UpstreamTimeout);
+    assert_eq!(start.elapsed(), ms(250), "the route timeout counts from the first try");
+    // Two tries time out by 225 ms at most; a third is sent unless the random back-off
+    // before it reaches the route deadline.
+    let tries = up.seen().len();
+    assert!(matches!(tries, 2 | 3), "{tries} tries");
+    assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 2);
+    assert_eq!(stat(&store, "upstream_rq_timeout"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_timeout_counts_from_the_end_of_the_request() {
+    let up = FakeUpstream::new([Step::Hang]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let start = Instant::now();
+    let progress = Arc::new(Progress::new(start));
+    let ends = Arc::clone(&progress);
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(1000)).await;
+        ends.end();
+    });
+    let body = BodySource::Stream(Some(ReqBody::empty()));
+    let f = failed(forward(&cluster, &prepared(), body, Some(ms(200)), None, Some(&progress)).await);
+    assert_eq!(f.reason, LocalReason::UpstreamTimeout);
+    assert_eq!(start.elapsed(), ms(1200), "a slow upload does not eat into the route timeout");
+    assert_eq!(stat(&store, "upstream_rq_timeout"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_within_the_route_timeout_passes_with_its_deadline() {
+    let up = FakeUpstream::new([Step::Answer { status: 200, after: ms(150) }]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let start = Instant::now();
+    let out = ok(run(&cluster, None, Some(ms(200))).await);
+    assert_eq!(out.response.status(), 200);
+    assert_eq!(out.deadline, Some(start + ms(200)), "the response body must end by the route deadline");
+    assert_eq!(out.service_time, ms(150));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_past_max_retries_overflow() {
+    let up = FakeUpstream::new([answer(503), answer(200)]);
+    let (cluster, store) = fake::cluster("circuit_breakers: {thresholds: [{max_retries: 0}]}", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 3, None)), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (503, 1));
+    assert_eq!(out.retry_stop, Some(RetryStop::Overflow));
+    assert_eq!(stat(&store, "upstream_rq_retry_overflow"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry"), 0);
+}
+
+#[test]
+fn backoff_is_envoys_fully_jittered_exponential() {
+    // (retry, interval): the interval doubles from 25 ms until doubling would pass half of
+    // the 250 ms max, then stays at the max.
+    for (retry, interval) in [(1, 25), (2, 50), (3, 100), (4, 200), (5, 250), (6, 250), (u32::MAX, 250)] {
+        assert_eq!(backoff_ms(retry, interval - 1), interval - 1, "retry {retry}");
+        assert_eq!(backoff_ms(retry, interval), 0, "retry {retry}");
+        assert_eq!(backoff_ms(retry, 3 * interval + 7), 7, "retry {retry}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_waits_out_its_backoff() {
+    let up = FakeUpstream::new([answer(503), answer(503), answer(503), answer(503), answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 4, None)), None).await);
+    assert_eq!(out.attempts, 5);
+    let seen = up.seen();
+    for (k, pair) in seen.windows(2).enumerate() {
+        let gap = pair[1].at - pair[0].at;
+        let interval = ms(BACKOFF_BASE_MS << k);
+        assert!(gap < interval, "retry {} waited {gap:?}, not under {interval:?}", k + 1);
+    }
+    // Each wait is random below its interval; all four are 0 once in 25 million runs.
+    assert!(seen[4].at - seen[0].at > Duration::ZERO, "the retries waited");
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_exponential"), 4);
+}

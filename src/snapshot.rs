@@ -91,6 +91,8 @@ pub struct Hcm {
     pub log_response_headers: Box<[http::HeaderName]>,
     /// The listener's `per_connection_buffer_limit_bytes`.
     pub buffer_limit: u64,
+    /// The HTTP filters before the router.
+    pub filters: crate::filters::Chain,
 }
 
 /// One writer task per sink, shared by every connection manager that logs there (and kept
@@ -254,9 +256,14 @@ pub fn rebuild_listener(
     for logger in &loggers {
         logger.format.response_headers(&mut log_response_headers);
     }
+    let filters = crate::filters::Chain::build(&config.hcm.http_filters, store, &config.hcm.stat_prefix);
+    // Routes carry one slot per filter: only a table built for the same chain is reused.
+    let prev = prev.filter(|(l, _)| l.config.hcm.http_filters == config.hcm.http_filters);
     let routes = match prev {
-        Some((l, prev_clusters)) => RouteTable::rebuild(&route_config, clusters, &l.hcm.routes, prev_clusters),
-        None => RouteTable::build(&route_config, clusters),
+        Some((l, prev_clusters)) => {
+            RouteTable::rebuild(&route_config, clusters, &filters, &l.hcm.routes, prev_clusters)
+        }
+        None => RouteTable::build_for(&route_config, clusters, &filters),
     }
     .map_err(|e| format!("listener {:?}: {e}", config.name))?;
     let server_name = HeaderValue::from_str(&config.hcm.server_name)
@@ -272,6 +279,7 @@ pub fn rebuild_listener(
             access_logs: loggers.into(),
             log_response_headers: log_response_headers.into(),
             buffer_limit: u64::from(config.buffer_limit),
+            filters,
         }),
         stats: ListenerStats::new(store, &config.stat_name()),
     })

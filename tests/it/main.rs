@@ -11,6 +11,7 @@ mod circuit_breakers;
 mod config_errors;
 mod dns;
 mod examples;
+mod filters;
 mod fixtures;
 mod framing;
 mod local_replies;

@@ -15,6 +15,7 @@ pub mod cli;
 mod common_ends;
 pub mod config;
 pub mod discovery;
+pub mod filters;
 pub mod listener;
 mod percent;
 pub mod proxy;

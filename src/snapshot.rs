@@ -90,6 +90,8 @@ pub struct Hcm {
     pub log_response_headers: Box<[http::HeaderName]>,
     /// The listener's `per_connection_buffer_limit_bytes`.
     pub buffer_limit: u64,
+    /// The HTTP filters before the router.
+    pub filters: crate::filters::Chain,
 }
 
 /// Envoy's `listener.<address>.*`.
@@ -341,9 +343,12 @@ fn build_hcm(
     for logger in &loggers {
         logger.format.response_headers(&mut log_response_headers);
     }
+    let filters = crate::filters::Chain::build(&hcm.http_filters, store, &hcm.stat_prefix);
+    // Routes carry one slot per filter: only a table built for the same chain is reused.
+    let prev = prev.filter(|(h, _)| h.config.http_filters == hcm.http_filters);
     let routes = match prev {
-        Some((h, prev_clusters)) => RouteTable::rebuild(route_config, clusters, &h.routes, prev_clusters),
-        None => RouteTable::build(route_config, clusters),
+        Some((h, prev_clusters)) => RouteTable::rebuild(route_config, clusters, &filters, &h.routes, prev_clusters),
+        None => RouteTable::build_for(route_config, clusters, &filters),
     }
     .map_err(|e| format!("listener {:?}: {e}", config.name))?;
     let server_name = HeaderValue::from_str(&hcm.server_name)
@@ -356,6 +361,7 @@ fn build_hcm(
         access_logs: loggers.into(),
         log_response_headers: log_response_headers.into(),
         buffer_limit: u64::from(config.buffer_limit),
+        filters,
     })
 }
 

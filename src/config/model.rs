@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+pub use super::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
+
 /// A value shared between two versions of a configuration that both have it (a route of a
 /// 10,000-route file that one reload did not change): compared by pointer first, so that
 /// diffing two versions costs little more than the parts that changed.
@@ -313,15 +315,6 @@ impl CidrRange {
     }
 }
 
-/// An HTTP filter in the connection manager's chain.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HttpFilter {
-    /// `envoy.filters.http.router` (v2: `envoy.router`).
-    Router,
-    /// `envoy.filters.http.health_check` with `pass_through_mode: false` answering on a path.
-    HealthCheck { path: String },
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteSource {
     Inline(RouteConfig),
@@ -398,6 +391,8 @@ pub struct RouteConfig {
     pub internal_only_headers: Vec<String>,
     /// `ignore_port_in_host_matching`
     pub ignore_port_in_host_matching: bool,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
 }
 
 impl RouteConfig {
@@ -410,6 +405,7 @@ impl RouteConfig {
             validate_clusters: Some(false),
             internal_only_headers: Vec::new(),
             ignore_port_in_host_matching: false,
+            per_filter: Vec::new(),
         }
     }
 }
@@ -424,6 +420,8 @@ pub struct VirtualHost {
     pub retry_policy: Option<RetryPolicy>,
     pub include_request_attempt_count: bool,
     pub include_attempt_count_in_response: bool,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -432,6 +430,8 @@ pub struct Route {
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub headers: HeaderOps,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -538,6 +538,8 @@ pub struct WeightedCluster {
     pub name: String,
     pub weight: u32,
     pub headers: HeaderOps,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

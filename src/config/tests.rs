@@ -7,6 +7,7 @@ mod discovery;
 mod docs;
 mod errors;
 mod examples;
+mod filters;
 mod seeds;
 mod shared;
 

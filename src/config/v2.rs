@@ -74,9 +74,8 @@ fn config_to_typed(m: &mut Mapping, url: &str) -> bool {
     if m.contains_key("typed_config") {
         return false;
     }
-    let Some(cfg) = m.remove("config") else {
-        return false;
-    };
+    // A filter given by name alone (Envoy chose such filters by name before `@type`).
+    let cfg = m.remove("config").unwrap_or(Value::Null);
     let mut typed = Mapping::new();
     typed.insert(s("@type"), s(url));
     if let Value::Mapping(inner) = cfg {
@@ -151,6 +150,12 @@ fn normalise_hcm(v: &mut Value) -> bool {
             }
             Some("envoy.health_check") | Some("envoy.filters.http.health_check") => {
                 set(f, "name", "envoy.filters.http.health_check") | config_to_typed(f, t::HEALTH_CHECK)
+            }
+            Some("envoy.fault") | Some("envoy.filters.http.fault") => {
+                set(f, "name", "envoy.filters.http.fault") | config_to_typed(f, t::FAULT)
+            }
+            Some("envoy.buffer") | Some("envoy.filters.http.buffer") => {
+                set(f, "name", "envoy.filters.http.buffer") | config_to_typed(f, t::BUFFER)
             }
             _ => false,
         }

@@ -10,6 +10,7 @@ pub(crate) mod common;
 pub(crate) mod filter_chain;
 pub(crate) mod hcm;
 pub(crate) mod headers;
+pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod matcher;
 pub(crate) mod route;

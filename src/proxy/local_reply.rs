@@ -60,6 +60,11 @@ pub enum LocalReason {
     RequestTimeout,
     /// A request head Envoy's codec or connection manager refuses before routing.
     Rejected(HeadRejection),
+    /// FI: the fault filter aborted the request with this status (and, for gRPC clients,
+    /// this `grpc-status`).
+    FaultAbort { status: StatusCode, grpc: Option<u32> },
+    /// The buffer filter's `max_request_bytes` was exceeded: 413.
+    PayloadTooLarge,
 }
 
 impl LocalReason {
@@ -116,6 +121,8 @@ impl LocalReason {
             }
             LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
             LocalReason::Rejected(r) => (r.status, r.body),
+            LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
+            LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
         }
     }
 
@@ -136,6 +143,8 @@ impl LocalReason {
             LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
             LocalReason::RequestTimeout => Some("request_overall_timeout"),
             LocalReason::Rejected(r) => Some(r.details),
+            LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
+            LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
             _ => None,
         }
     }
@@ -159,6 +168,8 @@ impl LocalReason {
             LocalReason::StreamIdleTimeout { .. } => "SI",
             LocalReason::RequestTimeout => "",
             LocalReason::Rejected(r) => r.flag,
+            LocalReason::FaultAbort { .. } => "FI",
+            LocalReason::PayloadTooLarge => "",
         }
     }
 
@@ -271,7 +282,11 @@ pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -
     let mut resp = Response::new(ResBody::empty());
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    h.insert(GRPC_STATUS, HeaderValue::from(http_to_grpc_status(status)));
+    let grpc_status = match reason {
+        LocalReason::FaultAbort { grpc: Some(g), .. } => g,
+        _ => u32::from(http_to_grpc_status(status)),
+    };
+    h.insert(GRPC_STATUS, HeaderValue::from(grpc_status));
     if !body.is_empty() && !head {
         if let Ok(message) = HeaderValue::from_str(&grpc_percent_encode(body)) {
             h.insert(GRPC_MESSAGE, message);

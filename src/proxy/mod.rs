@@ -28,7 +28,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::{progress, replay};
-use crate::config::model::{HostRewrite, HttpFilter, ServerHeaderTransformation};
+use crate::config::model::{HostRewrite, ServerHeaderTransformation};
+use crate::filters::{self, RequestBody};
 use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
@@ -157,7 +158,8 @@ pub async fn handle(
     // Asked before `process`, which moves the headers into the upstream request.
     let grpc = local_reply::is_grpc_request(&parts.headers);
     let progress = trace.progress.clone();
-    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace);
+    let mut chain = filters::Stream::default();
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace, &mut chain);
     let result = if timeouts.any() {
         tokio::select! {
             r = processed => r,
@@ -204,6 +206,13 @@ pub async fn handle(
             r
         }
     };
+    if !hcm.filters.is_empty() {
+        hcm.filters.encode(&chain, &mut resp);
+        if chain.delay_injected {
+            trace.response_flags = filters::with_delay_flag(trace.response_flags);
+        }
+        drop(chain);
+    }
     if trace.local_reply {
         shape_local_reply(&mut resp, version, head_request, unread_body);
     }
@@ -377,6 +386,7 @@ async fn process(
     parts: &mut http::request::Parts,
     body: Incoming,
     trace: &mut Trace,
+    chain: &mut filters::Stream,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
     if parts.version != Version::HTTP_2 {
@@ -428,18 +438,6 @@ async fn process(
         }
     }
 
-    for f in &cfg.http_filters {
-        if let HttpFilter::HealthCheck { path } = f {
-            if parts.uri.path() == path {
-                return Err(if ctx.shared.health_failing.load(Ordering::Relaxed) {
-                    LocalReason::HealthCheckFailed
-                } else {
-                    LocalReason::HealthCheckOk
-                });
-            }
-        }
-    }
-
     let table: &RouteTable = &hcm.routes;
     if !table.internal_only_headers.is_empty() && !headers::client_is_internal(&parts.headers, cfg, ctx.remote) {
         // Envoy cleans them before routing: an external client cannot match a route by them.
@@ -449,7 +447,34 @@ async fn process(
     }
     let method_str = parts.method.as_str().to_string();
     let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
-    let (vh, route) = match table.find(&view) {
+    let found = table.find(&view);
+    // The weighted cluster is chosen with the route, before the filters run, as in Envoy.
+    let picked = match &found {
+        Ok((_, route)) => match &route.action {
+            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let mut body = RequestBody::Incoming(body);
+    if !hcm.filters.is_empty() {
+        let (route, weighted) = match (&found, picked) {
+            (Ok((_, r)), Some((_, w))) => (Some(*r), w),
+            (Ok((_, r)), None) => (Some(*r), None),
+            (Err(_), _) => (None, None),
+        };
+        chain.slots = match weighted {
+            Some(w) => w.filters.clone(),
+            None => route.and_then(|r| r.filters.clone()),
+        };
+        chain.rx_bytes.clone_from(&trace.rx_bytes);
+        chain.progress.clone_from(&trace.progress);
+        let cluster = picked.and_then(|(c, _)| c).map(|c| c.name());
+        let info =
+            filters::RequestInfo { full_path: &full_path, method: &method_str, authority: &authority_str, cluster };
+        hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
+    }
+    let (vh, route) = match found {
         Ok(found) => found,
         Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
     };
@@ -481,12 +506,12 @@ async fn process(
             Ok(resp)
         }
         ActionRt::Forward(fwd) => {
-            let (cluster, weighted_ops) = fwd.target.pick(&parts.headers, clusters);
+            let (cluster, weighted) = picked.unwrap_or((None, None));
             let Some(cluster) = cluster.cloned() else {
                 hcm.stats.no_cluster.inc();
                 return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
             };
-            let weighted_ops = weighted_ops.cloned();
+            let weighted_ops = weighted.map(|w| w.headers.clone());
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -532,7 +557,7 @@ async fn forward_to(
     route: &RouteRt,
     table: &RouteTable,
     parts: &mut http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
     path: String,
     authority: HeaderValue,
     weighted_ops: Option<HeaderOpsRt>,
@@ -540,31 +565,41 @@ async fn forward_to(
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
     let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
-    if route_timed && trace.progress.is_none() && !body.is_end_stream() {
+    let streamed = matches!(&body, RequestBody::Incoming(b) if !b.is_end_stream());
+    if route_timed && trace.progress.is_none() && streamed {
         // The route's timeouts start when the body has arrived: they need to know when.
         trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
     }
     let mut progress = trace.progress.clone();
-    let body = if body.is_end_stream() {
-        progress = None;
-        BodySource::Replayable(None)
-    } else if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
-        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
-        let bytes = stream
-            .collect()
-            .await
-            .map_err(|e| match body::client_body_failure(&*e) {
-                Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
-                _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
-            })?
-            .to_bytes();
-        BodySource::Replayable(Some(bytes))
-    } else if retries.is_some() {
-        let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
-        let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
-        BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
-    } else {
-        BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
+    let body = match body {
+        RequestBody::Buffered(bytes) => {
+            progress = None;
+            BodySource::Replayable((!bytes.is_empty()).then_some(bytes))
+        }
+        RequestBody::Incoming(body) if body.is_end_stream() => {
+            progress = None;
+            BodySource::Replayable(None)
+        }
+        RequestBody::Incoming(body) => {
+            if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
+                let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
+                let bytes = stream
+                    .collect()
+                    .await
+                    .map_err(|e| match body::client_body_failure(&*e) {
+                        Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
+                        _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
+                    })?
+                    .to_bytes();
+                BodySource::Replayable(Some(bytes))
+            } else if retries.is_some() {
+                let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
+                let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
+                BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
+            } else {
+                BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
+            }
+        }
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
     let prepared = Prepared {

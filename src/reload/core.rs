@@ -22,7 +22,8 @@ use crate::config::model::{self, DiscoveryType, RouteSource};
 use crate::config::{self as cfg, ConfigError, ConfigErrors};
 use crate::listener::manager::ListenerManager;
 use crate::proxy::Shared;
-use crate::snapshot::{LogWriters, Snapshot};
+use crate::access_log::LogWriters;
+use crate::snapshot::Snapshot;
 use crate::xds::{Delivery, Resource, Response, SourceHandle, TypeUrl, Update};
 
 use super::build;

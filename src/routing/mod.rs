@@ -24,6 +24,7 @@ use http::StatusCode;
 use crate::config::model::{
     self, ClusterSpecifier, HostRewrite, RedirectAction, RetryPolicy, RouteAction, RouteMatch, Shared,
 };
+use crate::filters::{Chain, Slots};
 use crate::upstream::Cluster;
 use header_ops::HeaderOpsRt;
 use index::PathIndex;
@@ -51,6 +52,9 @@ pub struct VirtualHostRt {
     /// What the routes were compiled from, for the next table to reuse them.
     sources: Vec<Shared<model::Route>>,
     retry_policy: Option<RetryPolicy>,
+    /// The virtual host's and the route configuration's `typed_per_filter_config`, which
+    /// the routes' filter slots were resolved with.
+    per_filter: (Vec<model::PerFilterConfig>, Vec<model::PerFilterConfig>),
 }
 
 /// The routes' matchers and the index over them.
@@ -70,6 +74,8 @@ pub struct RouteRt {
     pub name: Option<String>,
     pub action: ActionRt,
     pub headers: HeaderOpsRt,
+    /// The HTTP filters' per-route configuration, one slot per filter of the chain.
+    pub filters: Slots,
 }
 
 pub enum ActionRt {
@@ -88,10 +94,20 @@ pub enum Target {
     Cluster(ClusterRef),
     /// Clusters with cumulative weights.
     Weighted {
-        entries: Vec<(ClusterRef, u64, HeaderOpsRt)>,
+        entries: Vec<WeightedRt>,
         total: u64,
     },
     Header(HeaderName),
+}
+
+/// A cluster of `weighted_clusters`.
+pub struct WeightedRt {
+    pub cluster: ClusterRef,
+    /// The sum of the weights up to and including this one.
+    cumulative: u64,
+    pub headers: HeaderOpsRt,
+    /// Its `typed_per_filter_config` over the route's: one slot per filter of the chain.
+    pub filters: Slots,
 }
 
 pub struct ForwardRt {
@@ -127,14 +143,26 @@ pub enum NoRoute {
 impl RouteTable {
     /// Compiles a route configuration against the snapshot's clusters.
     pub fn build(config: &model::RouteConfig, clusters: &HashMap<String, Arc<Cluster>>) -> Result<Self, String> {
-        Self::build_from(config, clusters, None)
+        Self::build_from(config, clusters, &Chain::default(), None)
+    }
+
+    /// [`RouteTable::build`] for a connection manager with this HTTP filter chain: each
+    /// route's per-filter configuration is resolved to one slot per filter.
+    pub fn build_for(
+        config: &model::RouteConfig,
+        clusters: &HashMap<String, Arc<Cluster>>,
+        chain: &Chain,
+    ) -> Result<Self, String> {
+        Self::build_from(config, clusters, chain, None)
     }
 
     /// [`RouteTable::build`], taking over what `prev` (compiled against `prev_clusters`)
     /// compiled for the same routes, where the clusters they name are still the same `Arc`s.
+    /// `prev` must have been built for the same filter chain.
     pub fn rebuild(
         config: &model::RouteConfig,
         clusters: &HashMap<String, Arc<Cluster>>,
+        chain: &Chain,
         prev: &RouteTable,
         prev_clusters: &HashMap<String, Arc<Cluster>>,
     ) -> Result<Self, String> {
@@ -150,18 +178,22 @@ impl RouteTable {
                 changed.insert(name);
             }
         }
-        Self::build_from(config, clusters, Some((prev, &changed)))
+        Self::build_from(config, clusters, chain, Some((prev, &changed)))
     }
 
     fn build_from(
         config: &model::RouteConfig,
         clusters: &HashMap<String, Arc<Cluster>>,
+        chain: &Chain,
         prev: Option<(&RouteTable, &HashSet<&str>)>,
     ) -> Result<Self, String> {
         let mut vhosts = Vec::with_capacity(config.virtual_hosts.len());
         for (i, vh) in config.virtual_hosts.iter().enumerate() {
             let old = prev.and_then(|(t, changed)| t.vhosts.get(i).filter(|o| o.name == vh.name).map(|o| (o, changed)));
-            vhosts.push(build_vhost(vh, clusters, old).map_err(|e| format!("virtual host {:?}: {e}", vh.name))?);
+            vhosts.push(
+                build_vhost(vh, &config.per_filter, clusters, chain, old)
+                    .map_err(|e| format!("virtual host {:?}: {e}", vh.name))?,
+            );
         }
         let domains = DomainIndex::build(config.virtual_hosts.iter().map(|v| v.domains.as_slice()));
         let internal_only_headers = config
@@ -190,7 +222,7 @@ impl RouteTable {
         self.vhosts.iter().flat_map(|v| &v.routes).all(|r| match &r.action {
             ActionRt::Forward(f) => match &f.target {
                 Target::Cluster(c) => same(c),
-                Target::Weighted { entries, .. } => entries.iter().all(|(c, _, _)| same(c)),
+                Target::Weighted { entries, .. } => entries.iter().all(|w| same(&w.cluster)),
                 Target::Header(_) => true,
             },
             _ => true,
@@ -219,11 +251,16 @@ fn without_port(host: &str) -> &str {
 /// clusters that changed since.
 fn build_vhost(
     vh: &model::VirtualHost,
+    rc_per_filter: &[model::PerFilterConfig],
     clusters: &HashMap<String, Arc<Cluster>>,
+    chain: &Chain,
     old: Option<(&VirtualHostRt, &HashSet<&str>)>,
 ) -> Result<VirtualHostRt, String> {
-    // A route compiles from itself, the virtual host's retry policy and its clusters.
-    let old = old.filter(|(o, _)| o.retry_policy == vh.retry_policy);
+    // A route compiles from itself, the virtual host's retry policy, the per-filter configs
+    // above it and its clusters.
+    let old = old.filter(|(o, _)| {
+        o.retry_policy == vh.retry_policy && o.per_filter.0 == vh.per_filter && o.per_filter.1 == rc_per_filter
+    });
     let (n, m) = (vh.routes.len(), old.map_or(0, |(o, _)| o.sources.len()));
     let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Shared::ptr_eq(&vh.routes[i], &o.sources[j]));
     // The routes both have, by position from the start and from the end.
@@ -243,7 +280,7 @@ fn build_vhost(
         };
         routes.push(match kept {
             Some(r) => r,
-            None => Arc::new(build_route(r, vh, clusters)?),
+            None => Arc::new(build_route(r, vh, rc_per_filter, clusters, chain)?),
         });
     }
     let matching = match old {
@@ -268,6 +305,7 @@ fn build_vhost(
         include_attempt_count_in_response: vh.include_attempt_count_in_response,
         sources: vh.routes.clone(),
         retry_policy: vh.retry_policy.clone(),
+        per_filter: (vh.per_filter.clone(), rc_per_filter.to_vec()),
     })
 }
 
@@ -280,7 +318,7 @@ impl RouteRt {
         match &self.action {
             ActionRt::Forward(f) => match &f.target {
                 Target::Cluster(c) => names.contains(c.name.as_str()),
-                Target::Weighted { entries, .. } => entries.iter().any(|(c, _, _)| names.contains(c.name.as_str())),
+                Target::Weighted { entries, .. } => entries.iter().any(|w| names.contains(w.cluster.name.as_str())),
                 Target::Header(_) => false,
             },
             _ => false,
@@ -295,7 +333,9 @@ fn cluster_ref(name: &str, clusters: &HashMap<String, Arc<Cluster>>) -> ClusterR
 fn build_route(
     r: &model::Route,
     vh: &model::VirtualHost,
+    rc_per_filter: &[model::PerFilterConfig],
     clusters: &HashMap<String, Arc<Cluster>>,
+    chain: &Chain,
 ) -> Result<RouteRt, String> {
     let action = match &r.action {
         RouteAction::Forward(f) => {
@@ -306,7 +346,12 @@ fn build_route(
                     let mut entries = Vec::with_capacity(list.len());
                     for w in list {
                         total += u64::from(w.weight);
-                        entries.push((cluster_ref(&w.name, clusters), total, HeaderOpsRt::build(&w.headers)?));
+                        entries.push(WeightedRt {
+                            cluster: cluster_ref(&w.name, clusters),
+                            cumulative: total,
+                            headers: HeaderOpsRt::build(&w.headers)?,
+                            filters: chain.slots(&[&w.per_filter, &r.per_filter, &vh.per_filter, rc_per_filter]),
+                        });
                     }
                     Target::Weighted { entries, total }
                 }
@@ -348,7 +393,12 @@ fn build_route(
             body: d.body.clone(),
         },
     };
-    Ok(RouteRt { name: r.name.clone(), action, headers: HeaderOpsRt::build(&r.headers)? })
+    Ok(RouteRt {
+        name: r.name.clone(),
+        action,
+        headers: HeaderOpsRt::build(&r.headers)?,
+        filters: chain.slots(&[&r.per_filter, &vh.per_filter, rc_per_filter]),
+    })
 }
 
 impl Target {
@@ -357,7 +407,7 @@ impl Target {
         &'a self,
         headers: &http::HeaderMap,
         clusters: &'a HashMap<String, Arc<Cluster>>,
-    ) -> (Option<&'a Arc<Cluster>>, Option<&'a HeaderOpsRt>) {
+    ) -> (Option<&'a Arc<Cluster>>, Option<&'a WeightedRt>) {
         match self {
             Target::Cluster(c) => (c.cluster.as_ref(), None),
             Target::Weighted { entries, total } => {
@@ -365,9 +415,9 @@ impl Target {
                     return (None, None);
                 }
                 let r = rand::Rng::gen_range(&mut rand::thread_rng(), 0..*total);
-                let i = entries.partition_point(|(_, cum, _)| *cum <= r);
+                let i = entries.partition_point(|w| w.cumulative <= r);
                 match entries.get(i) {
-                    Some((c, _, h)) => (c.cluster.as_ref(), Some(h)),
+                    Some(w) => (w.cluster.cluster.as_ref(), Some(w)),
                     None => (None, None),
                 }
             }

@@ -59,7 +59,7 @@ fn a_rebuilt_table_keeps_what_did_not_change() {
     let rc1 = config(&mut docs, "a");
     let t1 = RouteTable::build(&rc1, &cl).unwrap_or_else(|e| panic!("{e}"));
     let rc2 = config(&mut docs, "b");
-    let t2 = RouteTable::rebuild(&rc2, &cl, &t1, &cl).unwrap_or_else(|e| panic!("{e}"));
+    let t2 = RouteTable::rebuild(&rc2, &cl, &Chain::default(), &t1, &cl).unwrap_or_else(|e| panic!("{e}"));
     let kept = t1.vhosts[0].routes.iter().zip(&t2.vhosts[0].routes).filter(|(a, b)| Arc::ptr_eq(a, b)).count();
     assert_eq!(kept, 59, "all routes but the changed one are taken over");
     assert!(Arc::ptr_eq(&t1.vhosts[0].matching, &t2.vhosts[0].matching), "no matcher changed");
@@ -68,7 +68,7 @@ fn a_rebuilt_table_keeps_what_did_not_change() {
     // Cluster `a` replaced: the routes naming it are compiled again, against the new one.
     let mut cl2 = clusters(&store);
     cl2.insert("b".into(), Arc::clone(&cl["b"]));
-    let t3 = RouteTable::rebuild(&rc2, &cl2, &t2, &cl).unwrap_or_else(|e| panic!("{e}"));
+    let t3 = RouteTable::rebuild(&rc2, &cl2, &Chain::default(), &t2, &cl).unwrap_or_else(|e| panic!("{e}"));
     let (name, r) = lookup(&t3, "/r/2/x");
     assert_eq!(name, "a");
     let ActionRt::Forward(f) = &r.action else { panic!("not forward") };
@@ -78,7 +78,7 @@ fn a_rebuilt_table_keeps_what_did_not_change() {
     // A changed matcher: the index is built again and finds the new path.
     let text = rds("b").replace("/r/30/", "/moved/");
     let rc4 = docs.route_config(path, text.as_bytes(), "r").unwrap_or_else(|e| panic!("{e}")).resources.remove(0);
-    let t4 = RouteTable::rebuild(&rc4, &cl2, &t3, &cl2).unwrap_or_else(|e| panic!("{e}"));
+    let t4 = RouteTable::rebuild(&rc4, &cl2, &Chain::default(), &t3, &cl2).unwrap_or_else(|e| panic!("{e}"));
     assert!(!Arc::ptr_eq(&t3.vhosts[0].matching, &t4.vhosts[0].matching));
     assert_eq!(lookup(&t4, "/moved/x").0, "a");
     let headers = http::HeaderMap::new();

@@ -12,6 +12,7 @@ mod config_errors;
 mod dns;
 mod examples;
 mod filter_chains;
+mod filters;
 mod fixtures;
 mod framing;
 mod local_replies;

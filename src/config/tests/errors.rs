@@ -128,7 +128,14 @@ fn router_missing_or_not_last() {
     let b = load_text("ok.yaml", &ok).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).http_filters,
-        [HttpFilter::HealthCheck { path: "/healthz".to_string() }, HttpFilter::Router]
+        [
+            HttpFilter {
+                name: "envoy.filters.http.health_check".to_string(),
+                disabled: false,
+                kind: crate::config::model::HttpFilterKind::HealthCheck { path: "/healthz".to_string() }
+            },
+            HttpFilter::router()
+        ]
     );
 }
 
@@ -147,7 +154,8 @@ fn wrong_type_url() {
     has(
         &errs(&text),
         &format!(
-            "{HCM}.http_filters[0].typed_config.@type: wrong @type \"type.googleapis.com/envoy.extensions.filters.http.router.v3.Rooter\": expected \"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\""
+            // Filters are chosen by `@type`: a type legate does not know is an unknown filter.
+            "{HCM}.http_filters[0]: unsupported HTTP filter envoy.filters.http.router"
         ),
     );
 }

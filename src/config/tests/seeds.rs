@@ -47,7 +47,7 @@ fn edge_proxy_lowercase_enums_hosts_and_h2_clusters() {
     }
     assert_eq!(b.listeners[0].name, "listener_0", "an unnamed listener is named by its index");
     assert_eq!(b.listeners[0].address, "127.0.0.1:18080".parse().unwrap_or_else(|e| panic!("{e}")));
-    assert_eq!(hcm(&b, 0).http_filters, vec![HttpFilter::Router]);
+    assert_eq!(hcm(&b, 0).http_filters, vec![HttpFilter::router()]);
     assert_eq!(hcm(&b, 0).stat_prefix, "edge_http");
     let rc = inline_routes(&b, 0);
     assert_eq!(rc.name, "edge_routes");

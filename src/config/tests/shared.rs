@@ -40,7 +40,7 @@ fn front_envoy() {
     }
     assert_eq!(b.listeners[0].name, "listener_0");
     assert_eq!(b.listeners[0].address, "0.0.0.0:80".parse().unwrap_or_else(|e| panic!("{e}")));
-    assert_eq!(hcm(&b, 0).http_filters, vec![HttpFilter::Router]);
+    assert_eq!(hcm(&b, 0).http_filters, vec![HttpFilter::router()]);
     let admin = b.admin.as_ref().map(|a| a.address.port());
     assert_eq!(admin, Some(8001));
 }

@@ -1,16 +1,16 @@
 //! The `envoy.filters.network.http_connection_manager` network filter: its options, HTTP
-//! filters (router, health check) and access loggers.
+//! filters (read in `http_filters.rs`) and access loggers.
 
 use std::time::Duration;
 
 use crate::config::model::{
-    CidrRange, CodecType, Http2Options, HttpConnectionManager, HttpFilter, RouteSource, ServerHeaderTransformation,
+    CidrRange, CodecType, Http2Options, HttpConnectionManager, RouteSource, ServerHeaderTransformation,
 };
 use crate::config::reader::{Ctx, Obj};
-use crate::config::type_urls as t;
 
 use super::access_log::access_log;
-use super::common::{config_source, parse_ip, typed_config};
+use super::common::{config_source, parse_ip};
+use super::http_filters::http_filters;
 use super::route::route_config;
 use crate::config::model::EdsSource;
 
@@ -256,97 +256,6 @@ fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
             None
         }
     }
-}
-
-fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
-    let list_path = o.at("http_filters");
-    let objs = o.objs(ctx, "http_filters");
-    let count = objs.len();
-    let mut out = Vec::new();
-    let mut router_at = None;
-    for (i, mut f) in objs.into_iter().enumerate() {
-        let name = f.str(ctx, "name").unwrap_or_default();
-        let path = f.path.clone();
-        f.ignore(&["is_optional"]);
-        let filter = match name.as_str() {
-            "envoy.filters.http.router" => {
-                if let Some(r) = typed_config(ctx, &mut f, t::ROUTER) {
-                    r.finish(
-                        ctx,
-                        &[
-                            "dynamic_stats",
-                            "start_child_span",
-                            "upstream_log",
-                            "upstream_log_options",
-                            "suppress_envoy_headers",
-                            "strict_check_headers",
-                            "respect_expected_rq_timeout",
-                            "suppress_grpc_request_failure_code_stats",
-                            "upstream_http_filters",
-                        ],
-                    );
-                }
-                router_at = Some(i);
-                Some(HttpFilter::Router)
-            }
-            "envoy.filters.http.health_check" => {
-                typed_config(ctx, &mut f, t::HEALTH_CHECK).and_then(|h| health_check(ctx, h))
-            }
-            "" => {
-                ctx.err(format!("{path}.name"), "missing name");
-                None
-            }
-            other => {
-                ctx.err(&path, format!("unsupported HTTP filter {other}"));
-                let _ = f.get("typed_config");
-                None
-            }
-        };
-        f.finish(ctx, &["config_discovery", "disabled"]);
-        out.extend(filter);
-    }
-    match router_at {
-        None => ctx.err(&list_path, "the router filter (envoy.filters.http.router) is missing"),
-        Some(i) if i + 1 != count => {
-            ctx.err(format!("{list_path}[{i}]"), "the router filter must be the last HTTP filter")
-        }
-        Some(_) => {}
-    }
-    out
-}
-
-fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpFilter> {
-    let before = ctx.error_count();
-    match o.bool(ctx, "pass_through_mode") {
-        Some(false) => {}
-        Some(true) => ctx.err(o.at("pass_through_mode"), "pass_through_mode: true is not supported"),
-        None => ctx.err(o.at("pass_through_mode"), "missing pass_through_mode (only false is supported)"),
-    }
-    let mut path = None;
-    let headers = o.objs(ctx, "headers");
-    let list_path = o.at("headers");
-    if headers.len() != 1 {
-        ctx.err(&list_path, "exactly one header matcher (:path exact) is supported");
-    }
-    for mut h in headers {
-        let name = h.str(ctx, "name");
-        let mut exact = h.str(ctx, "exact_match");
-        if let Some(mut sm) = h.obj(ctx, "string_match") {
-            exact = sm.str(ctx, "exact");
-            sm.finish(ctx, &["prefix", "suffix", "contains", "safe_regex", "ignore_case"]);
-        }
-        let hpath = h.path.clone();
-        h.finish(ctx, &["prefix_match", "suffix_match", "safe_regex_match", "present_match", "invert_match"]);
-        if name.as_deref() != Some(":path") || exact.is_none() {
-            ctx.err(&hpath, "only a :path header with an exact match is supported");
-        }
-        path = exact;
-    }
-    o.finish(ctx, &["cache_time", "cluster_min_healthy_percentages"]);
-    if ctx.error_count() > before {
-        return None;
-    }
-    Some(HttpFilter::HealthCheck { path: path? })
 }
 
 fn internal_cidrs(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<CidrRange> {

@@ -93,7 +93,7 @@ pub(crate) fn string_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<StringMatc
     Some(StringMatcher { kind: kinds.pop()?, ignore_case })
 }
 
-fn header_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderMatcher> {
+pub(crate) fn header_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderMatcher> {
     let before = ctx.error_count();
     let name = o.str(ctx, "name");
     let invert_match = o.bool(ctx, "invert_match").unwrap_or(false);

@@ -12,6 +12,7 @@ use crate::config::reader::{Ctx, FieldPath, Obj};
 
 use super::common::{data_source, regex_matcher};
 use super::headers::header_ops;
+use super::http_filters::per_filter_configs;
 use super::matcher::route_match;
 
 /// Envoy's default `max_direct_response_body_size_bytes`.
@@ -32,6 +33,7 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
         }
     }
     let ignore_port_in_host_matching = o.bool(ctx, "ignore_port_in_host_matching").unwrap_or(false);
+    let per_filter = per_filter_configs(ctx, &mut o);
     let vhost_objs = o.objs(ctx, "virtual_hosts");
     let mut virtual_hosts = Vec::new();
     let mut seen_domains: HashMap<String, FieldPath> = HashMap::new();
@@ -56,7 +58,6 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
             "most_specific_header_mutations_wins",
             "cluster_specifier_plugins",
             "request_mirror_policies",
-            "typed_per_filter_config",
             "metadata",
         ],
     );
@@ -67,6 +68,7 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
         validate_clusters,
         internal_only_headers,
         ignore_port_in_host_matching,
+        per_filter,
     })
 }
 
@@ -78,6 +80,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
     let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
+    let per_filter = per_filter_configs(ctx, &mut o);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Shared::new));
     let path = o.path.clone();
@@ -88,7 +91,6 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
             "virtual_clusters",
             "rate_limits",
             "cors",
-            "typed_per_filter_config",
             "hedge_policy",
             "per_request_buffer_limit_bytes",
             "request_mirror_policies",
@@ -110,6 +112,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         retry_policy,
         include_request_attempt_count,
         include_attempt_count_in_response,
+        per_filter,
     })
 }
 
@@ -128,6 +131,7 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
         actions.push(direct_response(ctx, a, max_body).map(RouteAction::DirectResponse));
     }
     let headers = header_ops(ctx, &mut o);
+    let per_filter = per_filter_configs(ctx, &mut o);
     o.ignore(&["decorator"]);
     let path = o.path.clone();
     let has_match = o.has("match");
@@ -137,7 +141,6 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
         &[
             "filter_action",
             "non_forwarding_action",
-            "typed_per_filter_config",
             "tracing",
             "per_request_buffer_limit_bytes",
             "stat_prefix",
@@ -157,7 +160,7 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
         return None;
     }
     let action = actions.pop()??;
-    Some(Route { name, matcher: matcher?, action, headers })
+    Some(Route { name, matcher: matcher?, action, headers, per_filter })
 }
 
 fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
@@ -264,10 +267,11 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
         let name = c.str(ctx, "name");
         let weight = c.u32(ctx, "weight").unwrap_or(0);
         let headers = header_ops(ctx, &mut c);
+        let per_filter = per_filter_configs(ctx, &mut c);
         let path = c.path.clone();
-        c.finish(ctx, &["cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"]);
+        c.finish(ctx, &["cluster_header", "metadata_match", "host_rewrite_literal"]);
         match name.filter(|n| !n.is_empty()) {
-            Some(name) => out.push(WeightedCluster { name, weight, headers }),
+            Some(name) => out.push(WeightedCluster { name, weight, headers, per_filter }),
             None => ctx.err(format!("{path}.name"), "missing name"),
         }
     }

@@ -1,0 +1,139 @@
+//! The model of the connection manager's HTTP filters (`http_filters`) and of the per-route
+//! filter configurations (`typed_per_filter_config`) the route configuration carries at each
+//! level. Filters are told apart by their `typed_config` `@type`, as Envoy does; `name` is only
+//! the key per-route configurations use.
+
+use std::time::Duration;
+
+use super::model::HeaderMatcher;
+
+/// An entry of `http_filters`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpFilter {
+    /// `name`: what `typed_per_filter_config` entries refer to.
+    pub name: String,
+    /// `disabled`: off unless a route's configuration names it and does not disable it.
+    pub disabled: bool,
+    pub kind: HttpFilterKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilterKind {
+    /// `envoy.extensions.filters.http.router.v3.Router` (v2: `envoy.router`).
+    Router,
+    /// `envoy.extensions.filters.http.health_check.v3.HealthCheck` with
+    /// `pass_through_mode: false` answering on a path.
+    HealthCheck { path: String },
+    /// `envoy.extensions.filters.http.fault.v3.HTTPFault`
+    Fault(FaultConfig),
+    /// `envoy.extensions.filters.http.buffer.v3.Buffer`
+    Buffer(BufferConfig),
+}
+
+impl HttpFilter {
+    pub fn router() -> Self {
+        HttpFilter { name: "envoy.filters.http.router".to_string(), disabled: false, kind: HttpFilterKind::Router }
+    }
+}
+
+/// `envoy.type.v3.FractionalPercent`: `numerator` out of 100, 10,000 or 1,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+impl Fraction {
+    /// An unset `percentage`: 0/100, so the fault never happens (as in Envoy).
+    pub const NONE: Fraction = Fraction { numerator: 0, denominator: 100 };
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultConfig {
+    pub abort: Option<FaultAbort>,
+    pub delay: Option<FaultDelay>,
+    /// `upstream_cluster`: only requests routed to this cluster.
+    pub upstream_cluster: Option<String>,
+    /// `headers`: every matcher must match.
+    pub headers: Vec<HeaderMatcher>,
+    /// `downstream_nodes`: only requests whose `x-envoy-downstream-service-node` is listed.
+    pub downstream_nodes: Vec<String>,
+    /// `max_active_faults`: `None` is unlimited.
+    pub max_active_faults: Option<u32>,
+    /// `disable_downstream_cluster_stats`
+    pub disable_downstream_cluster_stats: bool,
+}
+
+impl FaultConfig {
+    /// What an empty `HTTPFault` reads as: no fault at all.
+    pub fn empty() -> Self {
+        FaultConfig {
+            abort: None,
+            delay: None,
+            upstream_cluster: None,
+            headers: Vec::new(),
+            downstream_nodes: Vec::new(),
+            max_active_faults: None,
+            disable_downstream_cluster_stats: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAbort {
+    pub kind: AbortKind,
+    pub percentage: Fraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortKind {
+    /// `http_status`
+    Http(u16),
+    /// `grpc_status`
+    Grpc(u32),
+    /// `header_abort`: from `x-envoy-fault-abort-request` / `x-envoy-fault-abort-grpc-request`.
+    Header,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultDelay {
+    pub kind: DelayKind,
+    pub percentage: Fraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayKind {
+    /// `fixed_delay`
+    Fixed(Duration),
+    /// `header_delay`: milliseconds from `x-envoy-fault-delay-request`.
+    Header,
+}
+
+/// `envoy.extensions.filters.http.buffer.v3.Buffer`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferConfig {
+    /// `max_request_bytes`
+    pub max_request_bytes: u32,
+}
+
+/// One entry of a `typed_per_filter_config` map, by the filter name it is keyed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerFilterConfig {
+    pub filter: String,
+    pub config: PerFilter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerFilter {
+    /// `envoy.config.route.v3.FilterConfig` with `disabled: true`.
+    Disabled,
+    /// An `HTTPFault` (directly or inside a `FilterConfig`).
+    Fault(FaultConfig),
+    /// A `BufferPerRoute` with `buffer`.
+    Buffer(BufferConfig),
+    /// A `BufferPerRoute` with `disabled: true`: the buffer filter lets the request through.
+    BufferDisabled,
+    /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
+    /// as Envoy ignores an optional config it has no factory for.
+    Ignored,
+}

@@ -1,0 +1,122 @@
+//! `http_filters` chosen by `@type`, `disabled` / `is_optional`, the v2 name-only spellings,
+//! and `typed_per_filter_config` entries (Envoy 1.40's answers, asked of the real one).
+
+use super::{load_text, messages, v3, A_SVC, ROUTE_A};
+use crate::config::filters::*;
+use crate::config::model::{Bootstrap, RouteSource};
+
+const HCM: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+const ROUTER: &str = "          - name: envoy.filters.http.router\n";
+
+/// The minimal config with `filters` (YAML list items) before the router.
+fn with_filters(filters: &str, routes: &str) -> String {
+    v3(routes, A_SVC).replace(ROUTER, &format!("{filters}{ROUTER}"))
+}
+
+fn load(text: &str) -> Result<Bootstrap, Vec<String>> {
+    load_text("f.yaml", text).map_err(|e| messages(&e))
+}
+
+fn filters(b: &Bootstrap) -> &[HttpFilter] {
+    &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).http_filters
+}
+
+#[test]
+fn filters_are_chosen_by_type_not_by_name() {
+    let text = with_filters(
+        "          - name: my-fault\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n              abort: {http_status: 503, percentage: {numerator: 5, denominator: TEN_THOUSAND}}\n",
+        ROUTE_A,
+    );
+    let b = load(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let HttpFilterKind::Fault(f) = &filters(&b)[0].kind else { panic!("not a fault filter") };
+    assert_eq!(filters(&b)[0].name, "my-fault");
+    let abort = f.abort.as_ref().map(|a| (a.kind, a.percentage));
+    assert_eq!(abort, Some((AbortKind::Http(503), Fraction { numerator: 5, denominator: 10_000 })));
+}
+
+#[test]
+fn unknown_types_are_refused_unless_optional() {
+    let unknown = "          - name: envoy.filters.http.cors\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n";
+    let e = load(&with_filters(unknown, ROUTE_A)).err().unwrap_or_default();
+    assert_eq!(e, [format!("{HCM}.http_filters[0]: unsupported HTTP filter envoy.filters.http.cors")]);
+    let optional =
+        unknown.replace("            typed_config", "            is_optional: true\n            typed_config");
+    let b = load(&with_filters(&optional, ROUTE_A)).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(filters(&b), [HttpFilter::router()]);
+}
+
+#[test]
+fn the_router_cannot_be_disabled() {
+    let text = v3(ROUTE_A, A_SVC).replace(ROUTER, &format!("{ROUTER}            disabled: true\n"));
+    let e = load(&text).err().unwrap_or_default();
+    assert_eq!(
+        e,
+        [format!(
+            "{HCM}.http_filters[0].disabled: the last (terminal) filter (envoy.filters.http.router) in the chain cannot be disabled by default"
+        )]
+    );
+}
+
+#[test]
+fn v2_names_without_typed_config_still_load() {
+    let text = v3(ROUTE_A, A_SVC).replace(
+        ROUTER,
+        "          - name: envoy.fault\n            config: {abort: {http_status: 500, percentage: {numerator: 100}}}\n          - name: envoy.buffer\n            config: {max_request_bytes: 1024}\n          - name: envoy.router\n",
+    );
+    let text = text.replace(
+        "            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n",
+        "",
+    );
+    let b = load(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let kinds: Vec<&HttpFilterKind> = filters(&b).iter().map(|f| &f.kind).collect();
+    assert!(matches!(kinds[0], HttpFilterKind::Fault(_)), "{kinds:?}");
+    assert_eq!(kinds[1], &HttpFilterKind::Buffer(BufferConfig { max_request_bytes: 1024 }));
+    assert_eq!(kinds[2], &HttpFilterKind::Router);
+}
+
+#[test]
+fn per_filter_configs_are_read_by_type() {
+    let routes = "              - match: {prefix: \"/\"}\n                route: {cluster: a_svc}\n                typed_per_filter_config:\n                  absent-filter: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}\n                  off: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}\n                  opt: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {\"@type\": type.googleapis.com/google.protobuf.Struct}}\n                  buf: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: {max_request_bytes: 7}}\n";
+    let b = load(&v3(routes, A_SVC)).unwrap_or_else(|e| panic!("{e:?}"));
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else { panic!("not inline") };
+    let got: Vec<(&str, &PerFilter)> =
+        rc.virtual_hosts[0].routes[0].per_filter.iter().map(|p| (p.filter.as_str(), &p.config)).collect();
+    assert_eq!(
+        got,
+        [
+            ("absent-filter", &PerFilter::Fault(FaultConfig::empty())),
+            ("off", &PerFilter::Disabled),
+            ("opt", &PerFilter::Ignored),
+            ("buf", &PerFilter::Buffer(BufferConfig { max_request_bytes: 7 })),
+        ]
+    );
+}
+
+#[test]
+fn per_filter_config_errors_name_their_entry() {
+    let entry = |v: &str| {
+        format!(
+            "              - match: {{prefix: \"/\"}}\n                route: {{cluster: a_svc}}\n                typed_per_filter_config:\n                  f: {v}\n"
+        )
+    };
+    let at = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].typed_per_filter_config.f";
+    let e =
+        load(&v3(&entry("{\"@type\": type.googleapis.com/google.protobuf.Struct}"), A_SVC)).err().unwrap_or_default();
+    assert_eq!(
+        e,
+        [format!(
+            "{at}: unsupported per-filter configuration type.googleapis.com/google.protobuf.Struct for HTTP filter f"
+        )]
+    );
+    let e = load(&v3(&entry("{\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig}"), A_SVC))
+        .err()
+        .unwrap_or_default();
+    assert_eq!(e, [format!("{at}: Empty route/virtual host per filter configuration for f filter")]);
+    let e = load(&v3(
+        &entry("{\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, response_rate_limit: {}}"),
+        A_SVC,
+    ))
+    .err()
+    .unwrap_or_default();
+    assert_eq!(e, [format!("{at}.response_rate_limit: unsupported field (not implemented by legate)")]);
+}

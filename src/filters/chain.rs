@@ -1,0 +1,185 @@
+//! The chain itself: built from `http_filters`, per-route slots resolved from the
+//! `typed_per_filter_config` levels, and the decode / encode passes a request makes.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+
+use super::fault::{ActiveFault, FaultRequest};
+use super::{Buffer, ChainFilter, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots};
+use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
+use crate::proxy::body::ResBody;
+use crate::proxy::local_reply::LocalReason;
+use crate::body::progress::Progress;
+use crate::proxy::Shared;
+use crate::routing::matcher::RequestView;
+use crate::stats::Store;
+
+/// The request body on its way to the router: as the client sends it, or read whole by a
+/// filter (the buffer filter).
+pub enum RequestBody {
+    Incoming(Incoming),
+    Buffered(Bytes),
+}
+
+/// A request's state in the chain. Lives on the request's stack; nothing in it allocates.
+#[derive(Default)]
+pub struct Stream {
+    /// The access log's count of request body bytes, when it wants one.
+    pub rx_bytes: Option<Arc<AtomicU64>>,
+    /// When the client sent and finished its body, for the stream timers.
+    pub progress: Option<Arc<Progress>>,
+    /// The filters `0..decoded` saw the request: their encoding side sees the response.
+    pub decoded: usize,
+    /// A fault filter delayed the request (`DI`).
+    pub delay_injected: bool,
+    /// The fault counted in `active_faults` for this request.
+    pub active_fault: Option<ActiveFault>,
+    /// The route's (or weighted cluster's) per-filter slots.
+    pub slots: Slots,
+}
+
+/// What filters read of the request besides its headers.
+#[derive(Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// `:path` with its query, after normalization.
+    pub full_path: &'a str,
+    pub method: &'a str,
+    pub authority: &'a str,
+    /// The cluster the route chose, if it forwards.
+    pub cluster: Option<&'a str>,
+}
+
+/// The HTTP filters before the router, in order.
+#[derive(Default)]
+pub struct Chain {
+    filters: Box<[ChainFilter]>,
+}
+
+impl Chain {
+    /// Compiles `http_filters` (the router, last, is the request path itself).
+    pub fn build(filters: &[HttpFilter], store: &Arc<Store>, hcm_prefix: &str) -> Chain {
+        let filters = filters
+            .iter()
+            .filter_map(|f| {
+                let filter = match &f.kind {
+                    HttpFilterKind::Router => return None,
+                    HttpFilterKind::HealthCheck { path } => Filter::HealthCheck(HealthCheck::new(path.clone())),
+                    HttpFilterKind::Fault(c) => Filter::Fault(Fault::new(c, store, hcm_prefix)),
+                    HttpFilterKind::Buffer(c) => Filter::Buffer(Buffer::new(c)),
+                };
+                Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
+            })
+            .collect();
+        Chain { filters }
+    }
+
+    /// No filter but the router.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// One slot per filter from the `typed_per_filter_config` maps of a route's levels, most
+    /// specific first (weighted cluster, route, virtual host, route configuration). The first
+    /// level with an entry for a filter's name decides, as Envoy's most specific config does.
+    pub fn slots(&self, levels: &[&[PerFilterConfig]]) -> Slots {
+        if self.filters.is_empty() || levels.iter().all(|l| l.is_empty()) {
+            return None;
+        }
+        let slots: Vec<Slot> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let entry = levels.iter().find_map(|level| {
+                    level.iter().find(|e| e.filter == f.name && !matches!(e.config, PerFilter::Ignored))
+                });
+                match (entry.map(|e| &e.config), &f.filter) {
+                    (None, _) => Slot::Default,
+                    (Some(PerFilter::Disabled), _) => Slot::Off,
+                    (Some(PerFilter::Fault(c)), Filter::Fault(_)) => Slot::Fault(Arc::new(FaultSettings::new(c))),
+                    (Some(PerFilter::Buffer(c)), Filter::Buffer(_)) => Slot::Buffer(Buffer::new(c)),
+                    (Some(PerFilter::BufferDisabled), Filter::Buffer(_)) => Slot::Off,
+                    // A config of another filter's type: Envoy's filter finds no settings of
+                    // its own type there and keeps its own, but the entry still enables it.
+                    (Some(_), _) => Slot::On,
+                }
+            })
+            .collect();
+        if slots.iter().all(|s| matches!(s, Slot::Default)) {
+            None
+        } else {
+            Some(slots.into())
+        }
+    }
+
+    /// Whether filter `i` runs on a request with these slots.
+    fn runs(&self, i: usize, slots: Option<&[Slot]>) -> bool {
+        match slots.and_then(|s| s.get(i)) {
+            None | Some(Slot::Default) => !self.filters[i].disabled,
+            Some(Slot::Off) => false,
+            Some(_) => true,
+        }
+    }
+
+    /// The decoding pass: each filter in order sees the request headers (and body, if it
+    /// wants it); `Err` is a local reply from the filter at `stream.decoded`.
+    pub async fn decode(
+        &self,
+        shared: &Shared,
+        parts: &mut http::request::Parts,
+        body: &mut RequestBody,
+        info: RequestInfo<'_>,
+        stream: &mut Stream,
+    ) -> Result<(), LocalReason> {
+        let slots = stream.slots.clone();
+        let slots = slots.as_deref();
+        for (i, f) in self.filters.iter().enumerate() {
+            if !self.runs(i, slots) {
+                continue;
+            }
+            stream.decoded = i;
+            let slot = slots.and_then(|s| s.get(i));
+            match &f.filter {
+                Filter::HealthCheck(h) => h.decode_headers(parts, shared)?,
+                Filter::Fault(fault) => {
+                    let settings = match slot {
+                        Some(Slot::Fault(s)) => s,
+                        _ => fault.settings(),
+                    };
+                    let view = RequestView::new(info.full_path, info.method, info.authority, "http", &parts.headers);
+                    let req = FaultRequest { headers: &parts.headers, view, cluster: info.cluster };
+                    fault.decode(settings, req, stream).await?;
+                }
+                Filter::Buffer(b) => {
+                    let b = match slot {
+                        Some(Slot::Buffer(b)) => b,
+                        _ => b,
+                    };
+                    b.decode(parts, body, stream).await?;
+                }
+            }
+            stream.decoded = i + 1;
+        }
+        Ok(())
+    }
+
+    /// The encoding pass, in reverse order, over the filters that saw the request: for the
+    /// upstream's response and for local replies alike.
+    pub fn encode(&self, stream: &Stream, resp: &mut http::Response<ResBody>) {
+        let slots = stream.slots.as_deref();
+        for i in (0..stream.decoded.min(self.filters.len())).rev() {
+            if !self.runs(i, slots) {
+                continue;
+            }
+            match &self.filters[i].filter {
+                // None of these filters changes a response.
+                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) => {
+                    let _ = &resp;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The connection manager's HTTP filter chain, compiled once per connection manager when a
+//! snapshot is built. The router is not in the list: it is always last and is the request
+//! path itself (`proxy::process`), which runs [`Chain::decode`] before routing upstream and
+//! [`Chain::encode`] on every response, local replies included.
+//!
+//! A filter may act on the request headers and body (and answer locally instead), and on the
+//! response headers, body and trailers. A local reply from filter `i` goes back through the
+//! encoding side of filters `0..i` only, as in Envoy.
+//!
+//! Per-route configuration (`typed_per_filter_config` at the route configuration, virtual
+//! host, route and weighted cluster) is resolved when the route table is built into one
+//! [`Slot`] per filter of the chain ([`Chain::slots`]), so a request looks nothing up by
+//! name. A chain with no filter but the router costs a request one branch.
+
+mod buffer;
+mod chain;
+mod fault;
+mod health_check;
+
+use std::sync::Arc;
+
+pub use buffer::Buffer;
+pub use chain::{Chain, RequestBody, RequestInfo, Stream};
+pub use fault::{Fault, FaultSettings};
+pub use health_check::HealthCheck;
+
+/// One filter of the chain, before the router.
+pub struct ChainFilter {
+    /// `name`: what per-route configurations are keyed by.
+    pub name: String,
+    /// `disabled`: runs only on routes whose configuration enables it.
+    pub disabled: bool,
+    pub filter: Filter,
+}
+
+pub enum Filter {
+    HealthCheck(HealthCheck),
+    Fault(Fault),
+    Buffer(Buffer),
+}
+
+/// What a route says about one filter of the chain, its most specific
+/// `typed_per_filter_config` entry for the filter's name having won.
+#[derive(Clone, Debug)]
+pub enum Slot {
+    /// No entry: the filter runs with its own configuration, unless it is `disabled`.
+    Default,
+    /// `FilterConfig` with `disabled: true` (or `BufferPerRoute` with `disabled: true`).
+    Off,
+    /// An entry of a type that does not configure this filter: it runs with its own.
+    On,
+    /// `HTTPFault` for a fault filter.
+    Fault(Arc<FaultSettings>),
+    /// `BufferPerRoute.buffer` for a buffer filter.
+    Buffer(Buffer),
+}
+
+/// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].
+pub type Slots = Option<Arc<[Slot]>>;
+
+/// The access log's response flags with `DI` (a fault filter delayed the request) in front,
+/// as Envoy lists it before the flags of what happened next.
+pub fn with_delay_flag(flags: &'static str) -> &'static str {
+    match flags {
+        "" => "DI",
+        "FI" => "DI,FI",
+        "UH" => "UH,DI",
+        "UF" => "UF,DI",
+        "UC" => "UC,DI",
+        "UT" => "UT,DI",
+        "NR" => "NR,DI",
+        "DC" => "DI,DC",
+        other => other,
+    }
+}

@@ -7,6 +7,7 @@ mod discovery;
 mod docs;
 mod errors;
 mod examples;
+mod schema;
 mod seeds;
 mod shared;
 

@@ -10,7 +10,7 @@ use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 
 use super::access_log::access_log;
-use super::common::{config_source, parse_ip, typed_config};
+use super::common::{config_source, extension_by_type, parse_ip, typed_config};
 use super::route::route_config;
 use crate::config::model::EdsSource;
 
@@ -268,7 +268,14 @@ fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
         let name = f.str(ctx, "name").unwrap_or_default();
         let path = f.path.clone();
         f.ignore(&["is_optional"]);
-        let filter = match name.as_str() {
+        // Chosen by `@type`, as Envoy does; by name only without a (known) type.
+        let known = [(t::ROUTER, "envoy.filters.http.router"), (t::HEALTH_CHECK, "envoy.filters.http.health_check")];
+        let kind = match extension_by_type(&f, &known) {
+            Some("") => "(unsupported type)",
+            Some(kind) => kind,
+            None => name.as_str(),
+        };
+        let filter = match kind {
             "envoy.filters.http.router" => {
                 if let Some(r) = typed_config(ctx, &mut f, t::ROUTER) {
                     r.finish(
@@ -296,8 +303,8 @@ fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                 ctx.err(format!("{path}.name"), "missing name");
                 None
             }
-            other => {
-                ctx.err(&path, format!("unsupported HTTP filter {other}"));
+            _ => {
+                ctx.err(&path, format!("unsupported HTTP filter {name}"));
                 let _ = f.get("typed_config");
                 None
             }

@@ -4,7 +4,9 @@ use crate::config::model::Listener;
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 
-use super::common::{ip_address, typed_config};
+use super::common::{extension_by_type, ip_address, typed_config};
+
+const HCM_NAME: &str = "envoy.filters.network.http_connection_manager";
 use super::hcm::hcm;
 
 /// One listener; `i` names it `listener_<i>` when it has no `name`.
@@ -88,10 +90,14 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
             ctx.err(&filters_path, "exactly one network filter (http_connection_manager) is required");
         }
         for (j, mut f) in filters.into_iter().enumerate() {
-            let fname = f.str(ctx, "name").unwrap_or_default();
-            if fname == "envoy.filters.network.http_connection_manager" && j == 0 {
+            let mut fname = f.str(ctx, "name").unwrap_or_default();
+            // Chosen by `@type`, as Envoy does: any name with the connection manager's type.
+            if let Some(by_type) = extension_by_type(&f, &[(t::HCM, HCM_NAME)]).filter(|n| !n.is_empty()) {
+                fname = by_type.to_string();
+            }
+            if fname == HCM_NAME && j == 0 {
                 hcm_out = typed_config(ctx, &mut f, t::HCM).and_then(|c| hcm(ctx, c));
-            } else if fname == "envoy.filters.network.http_connection_manager" {
+            } else if fname == HCM_NAME {
                 ctx.err(&f.path, "only one http_connection_manager filter is supported");
                 let _ = f.get("typed_config");
             } else {

@@ -70,6 +70,9 @@ pub struct Cli {
     /// spdlog pattern here; legate does not format by pattern and says so at start.
     #[arg(long = "log-format")]
     pub log_format: Option<String>,
+    /// Print, as markdown, which fields of Envoy's API legate implements, and exit.
+    #[arg(long = "print-support-matrix")]
+    pub print_support_matrix: bool,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         println!("legate version: {}/RELEASE", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if cli.print_support_matrix {
+        print!("{}", legate::config::support_matrix());
+        return ExitCode::SUCCESS;
+    }
     let loggers = init_tracing(&cli);
 
     if cli.config_path.is_none() && cli.config_yaml.is_none() {

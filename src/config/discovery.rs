@@ -13,6 +13,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfig};
 use super::parse::{format_for, parse_value};
 use super::reader::{Ctx, FieldPath, Obj};
+use super::schema;
 use super::type_urls as t;
 use super::v2;
 use super::validate::{checks, cluster, listener, route};
@@ -80,21 +81,29 @@ fn read<T>(
             }
         }
         root.ignore(&["nonce", "canary", "control_plane"]);
-        let objs = root.objs(&mut ctx, "resources");
-        listed = objs.len();
-        for (i, mut r) in objs.into_iter().enumerate() {
+        let items = root.list(&mut ctx, "resources");
+        listed = items.len();
+        for (i, (v, path)) in items.into_iter().enumerate() {
+            let Some(mut r) = Obj::new(&mut ctx, v, path) else { continue };
             match r.str(&mut ctx, "@type") {
                 Some(u) if types.contains(&u.as_str()) => {
                     let p = r.path.clone();
+                    ctx.schema = true;
+                    ctx.memo_checked = false;
                     if let Some(res) = each(&mut ctx, r, i) {
-                        resources.push((p, res));
+                        resources.push((p.clone(), res));
                     }
+                    // After the validator: it tells whether it checked the long list's items.
+                    let skip = if ctx.memo_checked { ctx.memo_list } else { 0 };
+                    schema::check(&mut ctx, v, types[0], &p.to_string(), skip);
+                    ctx.schema = false;
                 }
                 Some(u) => ctx.err(r.at("@type"), format!("wrong @type \"{u}\": expected \"{}\"", types[0])),
                 None => ctx.err(&r.path, format!("missing @type (expected \"{}\")", types[0])),
             }
         }
         root.finish(&mut ctx, &[]);
+        schema::merge(&mut ctx);
     }
     Parsed { ctx, version_info, resources, listed }
 }

@@ -6,13 +6,20 @@
 //! ```text
 //! bytes --parse (yaml/json by extension; `--config-yaml` merged by `merge`)--> serde_yaml::Value
 //!       --v2::normalise_*--> Value in v3 spelling
+//!       --schema (proto-JSON -> Envoy's own message, `@type` resolving `typed_config`:
+//!         what Envoy refuses; then the support table: set fields legate does not implement)
 //!       --validate (reader::Obj walks each message, marking the fields it reads; every
-//!         unread field is an error; every error is collected with its field path)--> model
+//!         error is collected with its field path)--> model
 //!       --validate::checks (duplicates, cluster references)--> model::Bootstrap / Discovery
+//!       --schema::merge (one message per problem; the validators' where both spoke)
 //! ```
 //!
-//! The reader plays the part of typed serde structs with `deny_unknown_fields`, but keeps going
-//! after an error, so one load reports every problem, each with the file and field path
+//! Envoy's schema (`schema/`) says which fields exist and parses values as Envoy does; its
+//! support table (`schema/support.rs`, printed by `--print-support-matrix`) says which of them
+//! legate implements, and refuses any other that is set, generically, at its path
+//! (`static_resources.clusters[0].health_checks: not implemented by legate`). The reader plays
+//! the part of typed serde structs, but keeps going after an error, so one load reports every
+//! problem, each with the file and field path
 //! (`static_resources.clusters[1].lb_policy: unknown value "round_robbin"`).
 //!
 //! Discovery files read through a [`DocCache`] (the reloader keeps one) are parsed and
@@ -31,6 +38,7 @@ mod error;
 mod merge;
 mod parse;
 mod reader;
+mod schema;
 mod type_urls;
 mod v2;
 mod validate;
@@ -82,13 +90,23 @@ pub fn load_bootstrap_with_json(
     }
     v2::normalise_bootstrap(&mut value);
     let mut ctx = Ctx::new(file.clone());
-    match validate::bootstrap(&mut ctx, &value) {
+    ctx.schema = true;
+    schema::check(&mut ctx, &value, schema::BOOTSTRAP, "", 0);
+    let bootstrap = validate::bootstrap(&mut ctx, &value);
+    schema::merge(&mut ctx);
+    match bootstrap {
         Some(b) if ctx.errors.is_empty() => Ok((b, serde_json::to_value(&value).unwrap_or_default())),
         _ if ctx.errors.is_empty() => {
             Err(single(ConfigError { file, path: String::new(), message: "invalid configuration".to_string() }))
         }
         _ => Err(ConfigErrors(ctx.errors)),
     }
+}
+
+/// The support matrix as markdown (`legate --print-support-matrix`, `docs/support-matrix.md`),
+/// from the table the validation uses.
+pub fn support_matrix() -> String {
+    schema::support::matrix()
 }
 
 /// Cross-resource checks usable after an LDS/CDS update too: route configs (inline) naming

@@ -8,6 +8,7 @@ mod docs;
 mod errors;
 mod examples;
 mod filters;
+mod schema;
 mod seeds;
 mod shared;
 

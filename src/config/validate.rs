@@ -24,44 +24,6 @@ use super::model::{AccessLogSink, Admin, Bootstrap, DynamicResources, EdsSource,
 use super::reader::{Ctx, FieldPath, Obj};
 use common::{config_source, ip_address};
 
-const UNSUPPORTED_TOP_LEVEL: &[&str] = &[
-    "stats_config",
-    "overload_manager",
-    "tracing",
-    "stats_sinks",
-    "watchdog",
-    "watchdogs",
-    "cluster_manager",
-    "stats_flush_interval",
-    "stats_flush_on_admin",
-    "hds_config",
-    "flags_path",
-    "enable_dispatcher_stats",
-    "header_prefix",
-    "stats_server_version_override",
-    "use_tcp_for_dns_lookups",
-    "dns_resolution_config",
-    "typed_dns_resolver_config",
-    "bootstrap_extensions",
-    "fatal_actions",
-    "config_sources",
-    "default_config_source",
-    "default_socket_interface",
-    "certificate_provider_instances",
-    "inline_headers",
-    "perf_tracing_file_path",
-    "default_regex_engine",
-    "xds_delegate_extension",
-    "xds_config_tracker_extension",
-    "listener_manager",
-    "application_log_config",
-    "grpc_async_client_manager_config",
-    "memory_allocator_manager",
-    "deferred_stat_options",
-    "node_context_params",
-    "runtime",
-];
-
 /// The whole bootstrap. `None` when any error was recorded.
 pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
     let before = ctx.error_count();
@@ -84,12 +46,12 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
                 clusters.push((path, c));
             }
         }
-        sr.finish(ctx, &["secrets"]);
+        sr.finish(ctx, &[]);
     }
     if let Some(lr) = o.obj(ctx, "layered_runtime") {
         layered_runtime(ctx, lr);
     }
-    o.finish(ctx, UNSUPPORTED_TOP_LEVEL);
+    o.finish(ctx, &[]);
 
     checks::duplicate_listeners(ctx, &listeners);
     checks::duplicate_clusters(ctx, &clusters);
@@ -120,18 +82,7 @@ fn node(ctx: &mut Ctx, mut o: Obj<'_>) -> Node {
     let id = o.str(ctx, "id").unwrap_or_default();
     let cluster = o.str(ctx, "cluster").unwrap_or_default();
     o.ignore(&["metadata", "locality"]);
-    o.finish(
-        ctx,
-        &[
-            "user_agent_name",
-            "user_agent_version",
-            "user_agent_build_version",
-            "extensions",
-            "client_features",
-            "listening_addresses",
-            "dynamic_parameters",
-        ],
-    );
+    o.finish(ctx, &[]);
     Node { id, cluster }
 }
 
@@ -148,7 +99,7 @@ fn admin(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Admin> {
         }
     }
     o.ignore(&["profile_path", "ignore_global_conn_limit"]);
-    o.finish(ctx, &["socket_options"]);
+    o.finish(ctx, &[]);
     // An admin without an address serves nothing, as in Envoy.
     Some(Admin { address: address?, access_log_path: access_log_path.filter(|p| p.as_os_str() != "/dev/null") })
 }
@@ -165,7 +116,7 @@ fn dynamic(ctx: &mut Ctx, mut o: Obj<'_>) -> DynamicResources {
     let lds = file_source(ctx, lds_obj);
     let cds_obj = o.obj(ctx, "cds_config");
     let cds = file_source(ctx, cds_obj);
-    o.finish(ctx, &["ads_config", "lds_resources_locator", "cds_resources_locator"]);
+    o.finish(ctx, &[]);
     DynamicResources { lds, cds }
 }
 
@@ -173,7 +124,7 @@ fn dynamic(ctx: &mut Ctx, mut o: Obj<'_>) -> DynamicResources {
 fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) {
     for mut layer in o.objs(ctx, "layers") {
         layer.ignore(&["name", "static_layer", "admin_layer"]);
-        layer.finish(ctx, &["disk_layer", "rtds_layer"]);
+        layer.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
 }

@@ -7,23 +7,34 @@ use crate::config::model::{AccessLog, AccessLogFormat, AccessLogSink};
 use crate::config::reader::{scalar_string, Ctx, Obj};
 use crate::config::type_urls as t;
 
-use super::common::typed_config;
+use super::common::{extension_by_type, typed_config};
 
 pub(crate) fn access_log(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<AccessLog> {
     let name = o.str(ctx, "name").unwrap_or_default();
     let path = o.path.clone();
-    let result = match name.as_str() {
+    // Chosen by `@type`, as Envoy does; by name only without a (known) type.
+    let known = [
+        (t::FILE_ACCESS_LOG, "envoy.access_loggers.file"),
+        (t::STDOUT_ACCESS_LOG, "envoy.access_loggers.stdout"),
+        (t::STDERR_ACCESS_LOG, "envoy.access_loggers.stderr"),
+    ];
+    let kind = match extension_by_type(&o, &known) {
+        Some("") => "(unsupported type)",
+        Some(kind) => kind,
+        None => name.as_str(),
+    };
+    let result = match kind {
         "envoy.access_loggers.file" => typed_config(ctx, &mut o, t::FILE_ACCESS_LOG).and_then(|mut c| {
             let file = c.str(ctx, "path");
             if file.is_none() {
                 ctx.err(c.at("path"), "missing path");
             }
             let format = log_format(ctx, &mut c);
-            c.finish(ctx, &["json_format", "typed_json_format", "format"]);
+            c.finish(ctx, &[]);
             Some(AccessLog { sink: AccessLogSink::File(PathBuf::from(file?)), format: format? })
         }),
         "envoy.access_loggers.stdout" | "envoy.access_loggers.stderr" => {
-            let (url, sink) = if name.ends_with("stdout") {
+            let (url, sink) = if kind.ends_with("stdout") {
                 (t::STDOUT_ACCESS_LOG, AccessLogSink::Stdout)
             } else {
                 (t::STDERR_ACCESS_LOG, AccessLogSink::Stderr)
@@ -34,13 +45,13 @@ pub(crate) fn access_log(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<AccessLog> {
                 Some(AccessLog { sink, format: format? })
             })
         }
-        other => {
-            ctx.err(&path, format!("unsupported access logger {other}"));
+        _ => {
+            ctx.err(&path, format!("unsupported access logger {name}"));
             let _ = o.get("typed_config");
             None
         }
     };
-    o.finish(ctx, &["filter"]);
+    o.finish(ctx, &[]);
     result
 }
 
@@ -58,7 +69,7 @@ fn log_format(ctx: &mut Ctx, c: &mut Obj<'_>) -> Option<AccessLogFormat> {
         if s.is_none() {
             ctx.err(&src.path, "only inline_string is supported");
         }
-        src.finish(ctx, &["filename", "inline_bytes", "environment_variable"]);
+        src.finish(ctx, &[]);
         formats.extend(s.map(AccessLogFormat::Text));
     }
     let json_path = lf.at("json_format");
@@ -78,7 +89,7 @@ fn log_format(ctx: &mut Ctx, c: &mut Obj<'_>) -> Option<AccessLogFormat> {
     }
     lf.ignore(&["content_type", "omit_empty_values"]);
     let path = lf.path.clone();
-    lf.finish(ctx, &["formatters", "json_format_options"]);
+    lf.finish(ctx, &[]);
     if formats.len() > 1 {
         ctx.err(&path, "only one of text_format, text_format_source, json_format may be set");
     }

@@ -84,10 +84,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
                     if c.bool(ctx, "filter_unroutable_families") == Some(true) {
                         ctx.err(c.at("filter_unroutable_families"), "not supported: legate keeps every address family");
                     }
-                    c.finish(
-                        ctx,
-                        &["udp_max_queries", "query_timeout_seconds", "query_tries", "edns0_max_payload_size"],
-                    );
+                    c.finish(ctx, &[]);
                 }
             }
             other => {
@@ -125,44 +122,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     });
     let alt_stat_name = o.str(ctx, "alt_stat_name").filter(|n| !n.is_empty());
     o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
-    o.finish(
-        ctx,
-        &[
-            "cluster_type",
-            "health_checks",
-            "outlier_detection",
-            "transport_socket",
-            "transport_socket_matches",
-            "tls_context",
-            "upstream_connection_options",
-            "upstream_bind_config",
-            "common_lb_config",
-            "least_request_lb_config",
-            "ring_hash_lb_config",
-            "maglev_lb_config",
-            "original_dst_lb_config",
-            "round_robin_lb_config",
-            "load_balancing_policy",
-            "lb_subset_config",
-            "max_requests_per_connection",
-            "cleanup_interval",
-            "respect_dns_ttl",
-            "dns_failure_refresh_rate",
-            "dns_jitter",
-            "protocol_selection",
-            "filters",
-            "upstream_config",
-            "track_cluster_stats",
-            "track_timeout_budgets",
-            "preconnect_policy",
-            "connection_pool_per_downstream_connection",
-            "lrs_server",
-            "lrs_report_endpoint_metrics",
-            "wait_for_warm_on_init",
-            "drain_connections_on_host_removal",
-            "upstream_http_protocol_options",
-        ],
-    );
+    o.finish(ctx, &[]);
     let name = name?;
     let has_eds = eds.is_some();
     let discovery = match kind {
@@ -271,7 +231,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
                 http2 = http2_options(ctx, h2, false);
                 protocol = UpstreamProtocol::Http2;
             }
-            explicit.finish(ctx, &["http3_protocol_options"]);
+            explicit.finish(ctx, &[]);
         }
         if let Some(mut common) = opts.obj(ctx, "common_http_protocol_options") {
             let at = common.at("idle_timeout");
@@ -285,21 +245,9 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
                 Some(d) => Some(d),
                 None => idle,
             };
-            common.finish(
-                ctx,
-                &["max_connection_duration", "max_headers_count", "max_stream_duration", "max_requests_per_connection"],
-            );
+            common.finish(ctx, &[]);
         }
-        opts.finish(
-            ctx,
-            &[
-                "use_downstream_protocol_config",
-                "auto_config",
-                "upstream_http_protocol_options",
-                "http_filters",
-                "header_validation_config",
-            ],
-        );
+        opts.finish(ctx, &[]);
     }
     (protocol, http2, idle)
 }
@@ -314,14 +262,14 @@ fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {
         t.max_requests = th.u32(ctx, "max_requests").unwrap_or(t.max_requests);
         t.max_retries = th.u32(ctx, "max_retries").unwrap_or(t.max_retries);
         t.track_remaining = th.bool(ctx, "track_remaining").unwrap_or(false);
-        th.finish(ctx, &["retry_budget", "max_connection_pools"]);
+        th.finish(ctx, &[]);
         if high {
             out.high = t;
         } else {
             out.default = t;
         }
     }
-    o.finish(ctx, &["per_host_thresholds"]);
+    o.finish(ctx, &[]);
     out
 }
 
@@ -340,10 +288,10 @@ pub(crate) fn load_assignment(
         // An endpoint reads nothing but its own fields and `ip_only`: unchanged ones are reused.
         let endpoints = loc
             .objs_memo(ctx, "lb_endpoints", "lb_endpoint", u64::from(ip_only), |ctx, lb| lb_endpoint(ctx, lb, ip_only));
-        loc.finish(ctx, &["leds_cluster_locality_config", "proximity"]);
+        loc.finish(ctx, &[]);
         out.push(LocalityEndpoints { priority, weight: loc_weight, endpoints });
     }
-    o.finish(ctx, &["policy", "named_endpoints"]);
+    o.finish(ctx, &[]);
     (cluster_name, out)
 }
 
@@ -361,12 +309,12 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
                 None
             }
         };
-        ep.finish(ctx, &["health_check_config", "additional_addresses"]);
+        ep.finish(ctx, &[]);
         endpoint = addr.map(|address| Endpoint { address, hostname, weight });
     } else if !lb.has("endpoint_name") {
         ctx.err(lb.at("endpoint"), "missing endpoint");
     }
-    lb.finish(ctx, &["endpoint_name"]);
+    lb.finish(ctx, &[]);
     endpoint
 }
 

@@ -34,11 +34,24 @@ pub(crate) fn typed_config<'v>(ctx: &mut Ctx, parent: &mut Obj<'v>, expected: &s
     }
 }
 
+/// Which extension the `typed_config` of `o` is, by its `@type` as Envoy chooses it: the
+/// name of the one of `known` (`(type URL, name)`) its type is; `Some("")` for a type legate
+/// does not implement; `None` without a `typed_config` or with a type Envoy does not know
+/// either (then the caller goes by `name` and `typed_config` reports the type).
+pub(crate) fn extension_by_type(o: &Obj<'_>, known: &[(&str, &'static str)]) -> Option<&'static str> {
+    let url = o.type_url("typed_config")?;
+    match known.iter().find(|(u, _)| *u == url) {
+        Some((_, name)) => Some(name),
+        None if crate::config::schema::message(url).is_some() => Some(""),
+        None => None,
+    }
+}
+
 /// `Address` -> host and port, host as written.
 pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<(String, u16)> {
     let mut o = Obj::new(ctx, v, path.clone())?;
     let sa = o.obj(ctx, "socket_address");
-    o.finish(ctx, &["pipe", "envoy_internal_address"]);
+    o.finish(ctx, &[]);
     let Some(mut sa) = sa else {
         ctx.err(path, "missing socket_address");
         return None;
@@ -60,7 +73,7 @@ pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<(Str
             (String::new(), 0)
         }
     };
-    sa.finish(ctx, &["named_port", "resolver_name", "network_namespace_filepath"]);
+    sa.finish(ctx, &[]);
     if host.is_empty() {
         return None;
     }
@@ -117,7 +130,7 @@ pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> 
         }
     }
     let path = o.path.clone();
-    o.finish(ctx, &["api_config_source", "ads", "self", "grpc_services"]);
+    o.finish(ctx, &[]);
     if found.is_none() && ctx.error_count() == before {
         ctx.err(&path, "missing path_config_source (the only supported config source)");
     }
@@ -152,7 +165,7 @@ fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsSource> {
     if refresh_delay.is_none() && !api.has("refresh_delay") {
         ctx.err(api.at("refresh_delay"), "refresh_delay is required for a REST config source");
     }
-    api.finish(ctx, &["grpc_services", "rate_limit_settings", "config_validators"]);
+    api.finish(ctx, &[]);
     match (rest, names.as_slice(), refresh_delay) {
         (Some(true), [cluster], Some(refresh_delay)) => {
             Some(EdsSource::Rest { cluster: cluster.clone(), refresh_delay, request_timeout })
@@ -187,7 +200,7 @@ pub(crate) fn data_source(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<bytes::Bytes>
     if count > 1 {
         ctx.err(&o.path, "only one of inline_string, inline_bytes, filename may be set");
     }
-    o.finish(ctx, &["environment_variable", "watched_directory"]);
+    o.finish(ctx, &[]);
     out
 }
 

@@ -69,7 +69,7 @@ fn header_value_option(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderValueOptio
     let key = header.str(ctx, "key");
     let value = header.str(ctx, "value").unwrap_or_default();
     let key_path = header.at("key");
-    header.finish(ctx, &["raw_value"]);
+    header.finish(ctx, &[]);
     let Some(key) = key else {
         ctx.err(&key_path, "missing key");
         return None;

@@ -51,16 +51,7 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
             virtual_hosts.push(v);
         }
     }
-    o.finish(
-        ctx,
-        &[
-            "vhds",
-            "most_specific_header_mutations_wins",
-            "cluster_specifier_plugins",
-            "request_mirror_policies",
-            "metadata",
-        ],
-    );
+    o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(RouteConfig {
         name,
         virtual_hosts,
@@ -84,20 +75,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Shared::new));
     let path = o.path.clone();
-    o.finish(
-        ctx,
-        &[
-            "require_tls",
-            "virtual_clusters",
-            "rate_limits",
-            "cors",
-            "hedge_policy",
-            "per_request_buffer_limit_bytes",
-            "request_mirror_policies",
-            "matcher",
-            "metadata",
-        ],
-    );
+    o.finish(ctx, &[]);
     if name.as_deref().is_none_or(str::is_empty) {
         ctx.err(format!("{path}.name"), "missing name");
     }
@@ -136,17 +114,7 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
     let path = o.path.clone();
     let has_match = o.has("match");
     let unsupported_action = o.has("filter_action") || o.has("non_forwarding_action");
-    o.finish(
-        ctx,
-        &[
-            "filter_action",
-            "non_forwarding_action",
-            "tracing",
-            "per_request_buffer_limit_bytes",
-            "stat_prefix",
-            "metadata",
-        ],
-    );
+    o.finish(ctx, &[]);
     if !has_match {
         ctx.err(format!("{path}.match"), "missing match");
     }
@@ -212,35 +180,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
     let path = o.path.clone();
     let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
-    o.finish(
-        ctx,
-        &[
-            "cluster_specifier_plugin",
-            "inline_cluster_specifier_plugin",
-            "metadata_match",
-            "host_rewrite_header",
-            "host_rewrite_path_regex",
-            "append_x_forwarded_host",
-            "idle_timeout",
-            "early_data_policy",
-            "request_mirror_policies",
-            "rate_limits",
-            "include_vh_rate_limits",
-            "hash_policy",
-            "cors",
-            "max_grpc_timeout",
-            "grpc_timeout_offset",
-            "upgrade_configs",
-            "internal_redirect_policy",
-            "internal_redirect_action",
-            "max_internal_redirects",
-            "hedge_policy",
-            "max_stream_duration",
-            "retry_policy_typed_config",
-            "path_rewrite_policy",
-            "host_rewrite_path_regex",
-        ],
-    );
+    o.finish(ctx, &[]);
     if specs.len() > 1 {
         ctx.err(&path, "only one of cluster, weighted_clusters, cluster_header may be set");
     }
@@ -269,7 +209,7 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
         let headers = header_ops(ctx, &mut c);
         let per_filter = per_filter_configs(ctx, &mut c);
         let path = c.path.clone();
-        c.finish(ctx, &["cluster_header", "metadata_match", "host_rewrite_literal"]);
+        c.finish(ctx, &[]);
         match name.filter(|n| !n.is_empty()) {
             Some(name) => out.push(WeightedCluster { name, weight, headers, per_filter }),
             None => ctx.err(format!("{path}.name"), "missing name"),
@@ -279,7 +219,7 @@ fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
     // weights as relative when they do not add up to it.
     let _ = o.u32(ctx, "total_weight");
     let path = o.path.clone();
-    o.finish(ctx, &["runtime_key_prefix", "header_name", "random_value_specifier"]);
+    o.finish(ctx, &[]);
     if out.iter().map(|c| u64::from(c.weight)).sum::<u64>() == 0 {
         ctx.err(format!("{path}.clusters"), "the sum of weights must be greater than 0");
     }
@@ -333,20 +273,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
             _ => ctx.err(&path, "expected an HTTP status code (100-599)"),
         }
     }
-    o.finish(
-        ctx,
-        &[
-            "per_try_idle_timeout",
-            "retry_priority",
-            "retry_host_predicate",
-            "retry_options_predicates",
-            "host_selection_retry_max_attempts",
-            "retry_back_off",
-            "rate_limited_retry_back_off",
-            "retriable_headers",
-            "retriable_request_headers",
-        ],
-    );
+    o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(RetryPolicy {
         retry_on,
         num_retries,
@@ -384,7 +311,7 @@ fn redirect(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RedirectAction> {
             ],
         )
         .unwrap_or(301);
-    o.finish(ctx, &["regex_rewrite", "path_rewrite_policy"]);
+    o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(RedirectAction {
         scheme,
         host,

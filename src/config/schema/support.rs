@@ -1,0 +1,450 @@
+//! What legate implements of Envoy's API: for each message (by full name), the fields it
+//! honours and the fields it accepts with no effect by design. A field that is set in a
+//! configuration and in neither list is refused at its path ("not implemented by legate");
+//! an `Any` (`typed_config`) whose type is not a message of this table is refused as an
+//! unsupported extension. `--print-support-matrix` prints this table (`docs/support-matrix.md`).
+//!
+//! Adding a field legate now honours is one change: its name in the `honoured` list of its
+//! message (`m("envoy.config.listener.v3.FilterChainMatch", &["server_names"], &[])`); a new
+//! extension type is one new line. The field must then have an observable effect and a test,
+//! and the validator (`validate/*.rs`) must read it: a field in the table that the validator
+//! does not read is still refused there (the safety net of `reader::Obj::finish`).
+//!
+//! The honoured fields of each message are the ones `validate/*.rs` reads; where the same
+//! message is read in several places (`Http1ProtocolOptions` for the connection manager and
+//! for clusters), the union, the validator refusing what one place does not do.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One message of Envoy's API that legate reads.
+pub(crate) struct Message {
+    pub name: &'static str,
+    /// Fields with an effect.
+    pub honoured: &'static [&'static str],
+    /// Fields accepted and ignored by design (names, metadata, descriptive fields).
+    pub inert: &'static [&'static str],
+}
+
+const fn m(name: &'static str, honoured: &'static [&'static str], inert: &'static [&'static str]) -> Message {
+    Message { name, honoured, inert }
+}
+
+/// How legate treats one field of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Honoured,
+    Inert,
+    NotImplemented,
+}
+
+impl Message {
+    pub fn field(&self, name: &str) -> Field {
+        if self.honoured.contains(&name) {
+            Field::Honoured
+        } else if self.inert.contains(&name) {
+            Field::Inert
+        } else {
+            Field::NotImplemented
+        }
+    }
+}
+
+/// The table, grouped as `validate/*.rs` is.
+pub(crate) static TABLE: &[Message] = &[
+    // validate.rs: the bootstrap.
+    m(
+        "envoy.config.bootstrap.v3.Bootstrap",
+        &["node", "admin", "static_resources", "dynamic_resources", "layered_runtime"],
+        &[],
+    ),
+    m("envoy.config.core.v3.Node", &["id", "cluster"], &["metadata", "locality"]),
+    m(
+        "envoy.config.bootstrap.v3.Admin",
+        &["address", "access_log_path", "access_log"],
+        &["profile_path", "ignore_global_conn_limit"],
+    ),
+    m("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"], &[]),
+    m("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", &["lds_config", "cds_config"], &[]),
+    m("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"], &[]),
+    m("envoy.config.bootstrap.v3.RuntimeLayer", &[], &["name", "static_layer", "admin_layer"]),
+    // validate/common.rs: addresses, config sources, data sources, regexes.
+    m("envoy.config.core.v3.Address", &["socket_address"], &[]),
+    m("envoy.config.core.v3.SocketAddress", &["address", "port_value", "protocol"], &["ipv4_compat"]),
+    m(
+        "envoy.config.core.v3.ConfigSource",
+        &["resource_api_version", "path", "path_config_source", "api_config_source"],
+        &["initial_fetch_timeout", "authorities"],
+    ),
+    m("envoy.config.core.v3.PathConfigSource", &["path", "watched_directory"], &[]),
+    m("envoy.config.core.v3.WatchedDirectory", &["path"], &[]),
+    m(
+        "envoy.config.core.v3.ApiConfigSource",
+        &["api_type", "cluster_names", "refresh_delay", "request_timeout", "transport_api_version"],
+        &["set_node_on_first_message_only"],
+    ),
+    m("envoy.config.core.v3.DataSource", &["inline_string", "inline_bytes", "filename"], &[]),
+    m("envoy.type.matcher.v3.RegexMatcher", &["regex"], &["google_re2"]),
+    // validate/listener.rs
+    m(
+        "envoy.config.listener.v3.Listener",
+        &[
+            "name",
+            "address",
+            "per_connection_buffer_limit_bytes",
+            "traffic_direction",
+            "stat_prefix",
+            "filter_chains",
+            "default_filter_chain",
+            "listener_filters",
+            "listener_filters_timeout",
+            "continue_on_listener_filters_timeout",
+        ],
+        &["metadata"],
+    ),
+    m("envoy.config.listener.v3.FilterChain", &["filters", "filter_chain_match"], &["name"]),
+    m(
+        "envoy.config.listener.v3.FilterChainMatch",
+        &[
+            "destination_port",
+            "prefix_ranges",
+            "server_names",
+            "transport_protocol",
+            "application_protocols",
+            "direct_source_prefix_ranges",
+            "source_type",
+            "source_prefix_ranges",
+            "source_ports",
+        ],
+        &[],
+    ),
+    m("envoy.config.listener.v3.Filter", &["name", "typed_config"], &[]),
+    m("envoy.config.listener.v3.ListenerFilter", &["typed_config"], &["name"]),
+    m("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector", &[], &[]),
+    m("envoy.extensions.filters.listener.http_inspector.v3.HttpInspector", &[], &[]),
+    // validate/hcm.rs
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        &[
+            "stat_prefix",
+            "codec_type",
+            "route_config",
+            "rds",
+            "http_filters",
+            "server_name",
+            "server_header_transformation",
+            "use_remote_address",
+            "xff_num_trusted_hops",
+            "skip_xff_append",
+            "internal_address_config",
+            "generate_request_id",
+            "preserve_external_request_id",
+            "max_request_headers_kb",
+            "common_http_protocol_options",
+            "http_protocol_options",
+            "http2_protocol_options",
+            "stream_idle_timeout",
+            "request_timeout",
+            "drain_timeout",
+            "access_log",
+            "normalize_path",
+            "merge_slashes",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig",
+        &["cidr_ranges"],
+        &[],
+    ),
+    m("envoy.config.core.v3.CidrRange", &["address_prefix", "prefix_len"], &[]),
+    m("envoy.extensions.filters.network.http_connection_manager.v3.Rds", &["route_config_name", "config_source"], &[]),
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
+        &["name", "typed_config", "disabled", "is_optional"],
+        &[],
+    ),
+    m("envoy.config.core.v3.HttpProtocolOptions", &["idle_timeout", "max_headers_count"], &[]),
+    m(
+        "envoy.config.core.v3.Http1ProtocolOptions",
+        &["accept_http_10", "default_host_for_http_10"],
+        // Upstream only: HTTP/1 header case and trailers are hyper's own.
+        &["header_key_format", "enable_trailers"],
+    ),
+    m(
+        "envoy.config.core.v3.Http2ProtocolOptions",
+        &[
+            "max_concurrent_streams",
+            "initial_stream_window_size",
+            "initial_connection_window_size",
+            "hpack_table_size",
+            "allow_connect",
+        ],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.router.v3.Router", &[], &[]),
+    // filters/: the HTTP filters before the router, and their per-route configuration.
+    m(
+        "envoy.extensions.filters.http.fault.v3.HTTPFault",
+        &[
+            "delay",
+            "abort",
+            "upstream_cluster",
+            "headers",
+            "downstream_nodes",
+            "max_active_faults",
+            "disable_downstream_cluster_stats",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.fault.v3.FaultAbort",
+        &["http_status", "grpc_status", "header_abort", "percentage"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort", &[], &[]),
+    m("envoy.extensions.filters.common.fault.v3.FaultDelay", &["fixed_delay", "header_delay", "percentage"], &[]),
+    m("envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay", &[], &[]),
+    m("envoy.extensions.filters.http.buffer.v3.Buffer", &["max_request_bytes"], &[]),
+    m("envoy.extensions.filters.http.buffer.v3.BufferPerRoute", &["disabled", "buffer"], &[]),
+    m("envoy.config.route.v3.FilterConfig", &["config", "disabled", "is_optional"], &[]),
+    m("envoy.type.v3.FractionalPercent", &["numerator", "denominator"], &[]),
+    m("envoy.extensions.filters.http.health_check.v3.HealthCheck", &["pass_through_mode", "headers"], &[]),
+    // validate/access_log.rs
+    m("envoy.config.accesslog.v3.AccessLog", &["name", "typed_config"], &[]),
+    m("envoy.extensions.access_loggers.file.v3.FileAccessLog", &["path", "log_format"], &[]),
+    m("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", &["log_format"], &[]),
+    m("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", &["log_format"], &[]),
+    m(
+        "envoy.config.core.v3.SubstitutionFormatString",
+        &["text_format", "text_format_source", "json_format"],
+        &["content_type", "omit_empty_values"],
+    ),
+    // validate/cluster.rs
+    m(
+        "envoy.config.cluster.v3.Cluster",
+        &[
+            "name",
+            "type",
+            "lb_policy",
+            "connect_timeout",
+            "dns_refresh_rate",
+            "dns_lookup_family",
+            "dns_resolvers",
+            "typed_dns_resolver_config",
+            "dns_resolution_config",
+            "use_tcp_for_dns_lookups",
+            "load_assignment",
+            "typed_extension_protocol_options",
+            "per_connection_buffer_limit_bytes",
+            "circuit_breakers",
+            "eds_cluster_config",
+            "alt_stat_name",
+        ],
+        &["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"],
+    ),
+    m("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["service_name", "eds_config"], &[]),
+    m("envoy.config.core.v3.TypedExtensionConfig", &["name", "typed_config"], &[]),
+    m(
+        "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+        &["resolvers", "dns_resolver_options", "use_resolvers_as_fallback", "filter_unroutable_families"],
+        &[],
+    ),
+    m("envoy.config.core.v3.DnsResolutionConfig", &["resolvers", "dns_resolver_options"], &[]),
+    m("envoy.config.core.v3.DnsResolverOptions", &["use_tcp_for_dns_lookups", "no_default_search_domain"], &[]),
+    m(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        &["explicit_http_config", "common_http_protocol_options"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
+        &["http_protocol_options", "http2_protocol_options"],
+        &[],
+    ),
+    m("envoy.config.cluster.v3.CircuitBreakers", &["thresholds"], &[]),
+    m(
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
+        &["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "track_remaining"],
+        &[],
+    ),
+    m("envoy.config.endpoint.v3.ClusterLoadAssignment", &["cluster_name", "endpoints"], &[]),
+    m(
+        "envoy.config.endpoint.v3.LocalityLbEndpoints",
+        &["priority", "load_balancing_weight", "lb_endpoints"],
+        &["locality", "metadata"],
+    ),
+    m("envoy.config.endpoint.v3.LbEndpoint", &["load_balancing_weight", "endpoint"], &["health_status", "metadata"]),
+    m("envoy.config.endpoint.v3.Endpoint", &["hostname", "address"], &[]),
+    // validate/route.rs, headers.rs, matcher.rs
+    m(
+        "envoy.config.route.v3.RouteConfiguration",
+        &[
+            "name",
+            "validate_clusters",
+            "max_direct_response_body_size_bytes",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "typed_per_filter_config",
+            "internal_only_headers",
+            "ignore_port_in_host_matching",
+            "virtual_hosts",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.VirtualHost",
+        &[
+            "name",
+            "domains",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "typed_per_filter_config",
+            "retry_policy",
+            "include_request_attempt_count",
+            "include_attempt_count_in_response",
+            "routes",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.Route",
+        &[
+            "name",
+            "match",
+            "route",
+            "redirect",
+            "direct_response",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "typed_per_filter_config",
+        ],
+        &["decorator"],
+    ),
+    m(
+        "envoy.config.route.v3.RouteAction",
+        &[
+            "cluster",
+            "weighted_clusters",
+            "cluster_header",
+            "cluster_not_found_response_code",
+            "prefix_rewrite",
+            "regex_rewrite",
+            "host_rewrite_literal",
+            "auto_host_rewrite",
+            "timeout",
+            "retry_policy",
+            "priority",
+        ],
+        &[],
+    ),
+    m("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"], &[]),
+    m(
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight",
+        &[
+            "name",
+            "weight",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "typed_per_filter_config",
+        ],
+        &[],
+    ),
+    m("envoy.type.matcher.v3.RegexMatchAndSubstitute", &["pattern", "substitution"], &[]),
+    m(
+        "envoy.config.route.v3.RetryPolicy",
+        &["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes"],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.RedirectAction",
+        &[
+            "https_redirect",
+            "scheme_redirect",
+            "host_redirect",
+            "port_redirect",
+            "path_redirect",
+            "prefix_rewrite",
+            "strip_query",
+            "response_code",
+        ],
+        &[],
+    ),
+    m("envoy.config.route.v3.DirectResponseAction", &["status", "body"], &[]),
+    m("envoy.config.core.v3.HeaderValueOption", &["header", "append", "append_action", "keep_empty_value"], &[]),
+    m("envoy.config.core.v3.HeaderValue", &["key", "value"], &[]),
+    m(
+        "envoy.config.route.v3.RouteMatch",
+        &["prefix", "path", "safe_regex", "path_separated_prefix", "case_sensitive", "headers", "query_parameters"],
+        &[],
+    ),
+    m(
+        "envoy.type.matcher.v3.StringMatcher",
+        &["exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.HeaderMatcher",
+        &[
+            "name",
+            "invert_match",
+            "string_match",
+            "present_match",
+            "exact_match",
+            "prefix_match",
+            "suffix_match",
+            "contains_match",
+            "safe_regex_match",
+        ],
+        &[],
+    ),
+    m("envoy.config.route.v3.QueryParameterMatcher", &["name", "string_match", "present_match"], &[]),
+    // discovery.rs: a discovery file.
+    m(
+        "envoy.service.discovery.v3.DiscoveryResponse",
+        &["version_info", "resources", "type_url"],
+        &["nonce", "canary", "control_plane"],
+    ),
+];
+
+/// The table's entry for a message (by full name).
+pub(crate) fn find(name: &str) -> Option<&'static Message> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Message>> = OnceLock::new();
+    INDEX.get_or_init(|| TABLE.iter().map(|m| (m.name, m)).collect()).get(name).copied()
+}
+
+/// The support matrix (`legate --print-support-matrix`, `docs/support-matrix.md`): the table
+/// as markdown, one section per message.
+pub(crate) fn matrix() -> String {
+    let mut out = String::from(
+        "# Support matrix\n\n\
+         Generated by `legate --print-support-matrix` from the table validation uses \
+         (`src/config/schema/support.rs`); do not edit by hand.\n\n\
+         For each message of Envoy's v3 API that legate reads: the fields it honours, and the \
+         fields it accepts with no effect by design. Any other field, when set, is refused at \
+         its path with \"not implemented by legate\"; a `typed_config` of a type not listed here \
+         is refused as an unsupported extension. A validator may still refuse some values of \
+         an honoured field (each such refusal names the field and says why).\n",
+    );
+    for m in TABLE {
+        out.push_str(&format!("\n## `{}`\n\n", m.name));
+        let list = |fields: &[&str]| fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+        if m.honoured.is_empty() {
+            out.push_str("- honoured: (no fields; the message itself is implemented)\n");
+        } else {
+            out.push_str(&format!("- honoured: {}\n", list(m.honoured)));
+        }
+        if !m.inert.is_empty() {
+            out.push_str(&format!("- accepted, no effect: {}\n", list(m.inert)));
+        }
+    }
+    out
+}

@@ -145,6 +145,7 @@ pub fn spawn_listener(
                         head_flaw: std::sync::OnceLock::new(),
                         warned_limits: std::sync::atomic::AtomicBool::new(false),
                         activity: idle::ConnActivity::new(),
+                        stream_watch: Default::default(),
                     });
                     let drain = drain.clone();
                     let stop = stop.clone();
@@ -261,6 +262,8 @@ async fn serve_connection(
         CodecType::Http2 => builder.http2_only(),
     };
     let idle_timeout = cfg.idle_timeout;
+    // HTTP/1 requests time out by the connection's one stream timer (h2 streams run at once).
+    let stream_idle = cfg.stream_idle_timeout.filter(|_| !is_h2);
     let drain_timeout = cfg.drain_timeout;
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
@@ -277,6 +280,13 @@ async fn serve_connection(
     let mut idle = IdleState::Watching;
     let idle_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(idle_drain);
+    let stream_watch = async {
+        match stream_idle {
+            Some(period) => ctx.stream_watch.drive(period).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stream_watch);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -335,6 +345,7 @@ async fn serve_connection(
                 ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 idle_drain.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
             }
+            () = &mut stream_watch => {}
             () = &mut idle_drain, if idle == IdleState::Draining => {
                 // Closes an idle HTTP/1.1 connection at once, or after the answer in progress;
                 // h2 gets its GOAWAY and closes once its streams are done.

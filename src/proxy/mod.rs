@@ -77,6 +77,8 @@ pub struct ConnCtx {
     /// The first HTTP/1 request whose head hyper would let through flawed (the listener's
     /// head scanner sets it before hyper parses that head).
     pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
+    /// The stream idle timer of its HTTP/1 requests.
+    pub stream_watch: stream_timer::ConnWatch,
 }
 
 impl ConnCtx {
@@ -154,7 +156,7 @@ pub async fn handle(
     let result = if timeouts.any() {
         tokio::select! {
             r = processed => r,
-            reason = stream_timer::expired(timeouts, started_t, progress.as_deref()) => {
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref(), (version != Version::HTTP_2).then_some(&ctx.stream_watch)) => {
                 match reason {
                     LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
                     _ => stats.downstream_rq_idle_timeout.inc(),

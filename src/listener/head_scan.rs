@@ -1,14 +1,20 @@
-//! A read-side follower of HTTP/1 request framing that finds what hyper hides from the service:
-//! a request with both `content-length` and `transfer-encoding` (hyper keeps one and drops the
-//! other when it comes after `transfer-encoding`), and a `#fragment` in the request target (the
-//! `http` crate drops it). Envoy answers both with 400 and closes the connection.
+//! A read-side follower of HTTP/1 request framing that finds what hyper hides from the service
+//! or judges differently from Envoy's codec: a request with both `content-length` and
+//! `transfer-encoding` (hyper keeps one and drops the other), repeated `content-length` lines
+//! (hyper keeps one of identical lines), a transfer-coding other than a single `chunked` (hyper
+//! refuses some with its own 400, forwards others), an HTTP version Envoy answers with 426 (hyper
+//! refuses all but 1.0 and 1.1 with 400), and a `#fragment` in the request target (the `http`
+//! crate drops it). Envoy's order is kept: a head its parser refuses is a 400 whatever else is
+//! wrong with it, then the framing headers, then the version, then the fragment.
 //!
 //! [`HeadScan`] sees every byte hyper reads, in order. It walks heads line by line (bounded by
 //! the header limit), skips `content-length` bodies in bulk, and follows chunked bodies (size
 //! line, data, CRLF, last chunk, trailers). It counts the heads it completes; the first flawed
-//! one is reported with its index, and the service, which counts the HTTP/1 requests hyper hands
-//! it, rejects the request with that index. On anything it does not understand the scanner
-//! stops for good and leaves the judgement to hyper: it never wedges nor flags a valid request.
+//! one is reported with its index. The service, which counts the HTTP/1 requests hyper hands
+//! it, rejects the request with that index; when hyper refuses that head itself, the
+//! connection's codec-reply writer answers Envoy's way instead. On anything it does not
+//! understand (a byte hyper would refuse included) the scanner stops for good and leaves the
+//! judgement to hyper: it never wedges nor flags a valid request.
 //! [`ScanIo`] runs it on the connection's reads; it is only used for HTTP/1 connections.
 
 use std::io;
@@ -18,22 +24,45 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::proxy::request_head::{self, HeadRejection};
 use crate::proxy::ConnCtx;
 
-/// What is wrong with a request head that hyper lets through.
+/// What is wrong with a request head, in Envoy's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadFlaw {
     /// Both `content-length` and `transfer-encoding`.
     ContentLengthAndChunked,
+    /// More than one `content-length` line, even with one value.
+    RepeatedContentLength,
+    /// A transfer-coding other than a single `chunked`.
+    TransferCoding,
+    /// HTTP/1.0 (unless accepted), HTTP/0.9 or another `HTTP/x.y`.
+    Version,
     /// A `#` in the request target.
     Fragment,
 }
 
+impl HeadFlaw {
+    /// Envoy's answer, or `None` for a fragment (its connection manager's path check, which
+    /// the request path answers).
+    pub fn rejection(self) -> Option<HeadRejection> {
+        match self {
+            HeadFlaw::ContentLengthAndChunked => Some(request_head::CL_AND_CHUNKED),
+            HeadFlaw::RepeatedContentLength => Some(request_head::CODEC_ERROR),
+            HeadFlaw::TransferCoding => Some(request_head::INVALID_TE),
+            HeadFlaw::Version => Some(request_head::LOW_VERSION),
+            HeadFlaw::Fragment => None,
+        }
+    }
+}
+
 /// The first flawed request of a connection: its index among the connection's requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flagged {
     pub request: u64,
     pub flaw: HeadFlaw,
+    /// The request target as received, for a fragment (Envoy logs it whole).
+    pub target: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +81,16 @@ enum State {
 /// The facts of the head being read.
 #[derive(Debug, Default)]
 struct Head {
-    fragment: bool,
+    /// The target, when it holds a `#`.
+    fragment: Option<Box<str>>,
     content_length: Option<u64>,
-    transfer_encoding: bool,
+    content_length_lines: u8,
+    transfer_encoding_lines: u8,
+    /// The one `transfer-encoding` line says exactly `chunked`.
+    chunked_only: bool,
     chunked_last: bool,
     upgrade: bool,
+    bad_version: bool,
 }
 
 pub struct HeadScan {
@@ -70,11 +104,20 @@ pub struct HeadScan {
     /// A line split across reads; its allocation is reused.
     line: Vec<u8>,
     head: Head,
+    accept_http_10: bool,
 }
 
 impl HeadScan {
-    pub fn new(limit: usize) -> Self {
-        HeadScan { state: State::RequestLine, limit, used: 0, requests: 0, line: Vec::new(), head: Head::default() }
+    pub fn new(limit: usize, accept_http_10: bool) -> Self {
+        HeadScan {
+            state: State::RequestLine,
+            limit,
+            used: 0,
+            requests: 0,
+            line: Vec::new(),
+            head: Head::default(),
+            accept_http_10,
+        }
     }
 
     pub fn is_off(&self) -> bool {
@@ -82,15 +125,18 @@ impl HeadScan {
     }
 
     /// Follows `buf`, the next bytes read from the client. Reports the first flawed head, after
-    /// which the scanner is off.
-    pub fn feed(&mut self, mut buf: &[u8]) -> Option<Flagged> {
+    /// which the scanner is off. A request line whose version Envoy answers with 426 is given
+    /// to hyper as `HTTP/1.1` (rewritten in `buf`, when the line is whole in it), so that hyper
+    /// parses the rest of the head as Envoy's codec does before its version check (a malformed
+    /// head stays a 400) instead of refusing the version at once; the flag then refuses it.
+    pub fn feed(&mut self, mut buf: &mut [u8]) -> Option<Flagged> {
         // Bounded: every turn consumes at least one byte or returns.
         while !buf.is_empty() {
             match self.state {
                 State::Off => return None,
                 State::Body(n) | State::ChunkData(n) => {
                     let take = n.min(buf.len() as u64);
-                    buf = &buf[take as usize..];
+                    buf = &mut std::mem::take(&mut buf)[take as usize..];
                     let left = n - take;
                     self.state = match (self.state, left) {
                         (State::Body(_), 0) => State::RequestLine,
@@ -100,18 +146,23 @@ impl HeadScan {
                     };
                 }
                 _ => {
-                    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+                    let Some(nl) = memchr_nl(buf) else {
                         if self.used + self.line.len() + buf.len() > self.limit {
                             self.state = State::Off;
-                            return None;
+                            return self.stopped();
                         }
                         self.line.extend_from_slice(buf);
                         return None;
                     };
-                    let (piece, rest) = buf.split_at(nl + 1);
+                    let (piece, rest) = std::mem::take(&mut buf).split_at_mut(nl + 1);
                     buf = rest;
                     let found = if self.line.is_empty() {
-                        self.on_line(piece)
+                        let request_line = self.state == State::RequestLine;
+                        let found = self.on_line(piece);
+                        if request_line && self.state == State::Headers && self.head.bad_version {
+                            as_http_11(piece);
+                        }
+                        found
                     } else {
                         let mut line = std::mem::take(&mut self.line);
                         line.extend_from_slice(piece);
@@ -123,10 +174,23 @@ impl HeadScan {
                     if found.is_some() {
                         return found;
                     }
+                    if self.state == State::Off {
+                        return self.stopped();
+                    }
                 }
             }
         }
         None
+    }
+
+    /// The scan stopped inside a head whose version Envoy refuses: hyper, which may take what
+    /// the scanner did not understand, must not serve it (a head hyper refuses was cleared of
+    /// the mark: its 400 is Envoy's answer too).
+    fn stopped(&mut self) -> Option<Flagged> {
+        if !std::mem::take(&mut self.head.bad_version) {
+            return None;
+        }
+        Some(Flagged { request: self.requests, flaw: HeadFlaw::Version, target: None })
     }
 
     /// One whole line, with its `\n`.
@@ -147,7 +211,7 @@ impl HeadScan {
                 self.used = 0;
                 State::RequestLine
             }
-            State::RequestLine => self.request_line(line),
+            State::RequestLine => return self.request_line(line),
             State::Headers if line.is_empty() => return self.end_of_head(),
             State::Headers => self.header(line),
             State::ChunkSize => chunk_size(line),
@@ -162,35 +226,61 @@ impl HeadScan {
         None
     }
 
-    fn request_line(&mut self, line: &[u8]) -> State {
+    fn request_line(&mut self, line: &[u8]) -> Option<Flagged> {
         let mut parts = line.split(|&b| b == b' ');
-        let (Some(method), Some(target), Some(version), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), version, None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return State::Off;
+            self.state = State::Off;
+            return None;
         };
-        if method.is_empty() || target.is_empty() || !matches!(version, b"HTTP/1.1" | b"HTTP/1.0") {
-            return State::Off;
+        // `PRI`: an h2 preface is hyper's to refuse.
+        if method.is_empty() || target.is_empty() || method == b"PRI" || !method.iter().all(|&b| tchar(b)) {
+            self.state = State::Off;
+            return None;
         }
-        self.head = Head { fragment: target.contains(&b'#'), upgrade: method == b"CONNECT", ..Head::default() };
-        State::Headers
+        let bad_version = match version {
+            Some(b"HTTP/1.1") => false,
+            Some(b"HTTP/1.0") => !self.accept_http_10,
+            Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+                if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            {
+                true
+            }
+            // HTTP/0.9: a request line without a version, and no headers.
+            None => {
+                self.head = Head { bad_version: true, ..Head::default() };
+                return self.end_of_head();
+            }
+            // Malformed: the parsers of hyper and Envoy both answer 400.
+            Some(_) => {
+                self.state = State::Off;
+                return None;
+            }
+        };
+        let fragment = target.contains(&b'#').then(|| String::from_utf8_lossy(target).into());
+        self.head = Head { fragment, upgrade: method == b"CONNECT", bad_version, ..Head::default() };
+        self.state = State::Headers;
+        None
     }
 
     fn header(&mut self, line: &[u8]) -> State {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { return State::Off };
-        if colon == 0 || matches!(line[0], b' ' | b'\t') {
-            return State::Off;
-        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else { return self.refused_by_hyper() };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        // A byte hyper's parser refuses: the head is its 400, whatever else is wrong.
+        if name.is_empty() || !name.iter().all(|&b| tchar(b)) || !value.iter().all(|&b| value_byte(b)) {
+            return self.refused_by_hyper();
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             // Only plain digits: lists and odd spellings are hyper's to judge.
             let Some(n) = parse_decimal(value) else { return State::Off };
             if self.head.content_length.is_some_and(|m| m != n) {
-                return State::Off;
+                return self.refused_by_hyper();
             }
             self.head.content_length = Some(n);
+            self.head.content_length_lines = self.head.content_length_lines.saturating_add(1);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.head.transfer_encoding = true;
+            self.head.transfer_encoding_lines = self.head.transfer_encoding_lines.saturating_add(1);
+            self.head.chunked_only = value.eq_ignore_ascii_case(b"chunked");
             let last = value.rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
             self.head.chunked_last = last.eq_ignore_ascii_case(b"chunked");
         } else if name.eq_ignore_ascii_case(b"upgrade") {
@@ -199,27 +289,42 @@ impl HeadScan {
         State::Headers
     }
 
+    /// Stops at a head hyper's parser refuses with 400, as Envoy's does.
+    fn refused_by_hyper(&mut self) -> State {
+        self.head.bad_version = false;
+        State::Off
+    }
+
     fn end_of_head(&mut self) -> Option<Flagged> {
         let request = self.requests;
         self.requests += 1;
         self.used = 0;
         let head = std::mem::take(&mut self.head);
-        // Envoy's codec refuses the framing before its connection manager looks at the path.
-        let flaw = if head.content_length.is_some() && head.transfer_encoding {
+        let transfer_encoding = head.transfer_encoding_lines > 0;
+        // Envoy's codec judges the framing headers, then the version, before its connection
+        // manager looks at the path.
+        let flaw = if head.content_length.is_some() && transfer_encoding {
             Some(HeadFlaw::ContentLengthAndChunked)
-        } else if head.fragment {
+        } else if head.content_length_lines > 1 {
+            Some(HeadFlaw::RepeatedContentLength)
+        } else if transfer_encoding && (head.transfer_encoding_lines > 1 || !head.chunked_only) {
+            Some(HeadFlaw::TransferCoding)
+        } else if head.bad_version {
+            Some(HeadFlaw::Version)
+        } else if head.fragment.is_some() {
             Some(HeadFlaw::Fragment)
         } else {
             None
         };
         if let Some(flaw) = flaw {
             self.state = State::Off;
-            return Some(Flagged { request, flaw });
+            let target = if flaw == HeadFlaw::Fragment { head.fragment } else { None };
+            return Some(Flagged { request, flaw, target });
         }
         self.state = if head.upgrade {
             // What follows an upgrade is not HTTP/1.
             State::Off
-        } else if head.transfer_encoding {
+        } else if transfer_encoding {
             if head.chunked_last {
                 State::ChunkSize
             } else {
@@ -233,6 +338,29 @@ impl HeadScan {
         };
         None
     }
+}
+
+/// The first `\n`: the bytes of a head are mostly scanned for this.
+fn memchr_nl(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Rewrites a request line's version (its last 8 bytes before the line end) to `HTTP/1.1`.
+fn as_http_11(line: &mut [u8]) {
+    let end = line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
+    if let Some(version) = end.checked_sub(8).map(|start| &mut line[start..end]) {
+        version.copy_from_slice(b"HTTP/1.1");
+    }
+}
+
+/// RFC 9110 `tchar`, as hyper's parser checks header names and methods.
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A header value byte hyper's parser takes: visible ASCII, space, tab and obs-text.
+fn value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {
@@ -267,8 +395,8 @@ pub struct ScanIo<T> {
 
 impl<T> ScanIo<T> {
     /// `scan` is false for h2 connections: nothing is followed.
-    pub fn new(inner: T, scan: bool, limit: usize, ctx: Arc<ConnCtx>) -> Self {
-        ScanIo { inner, scan: scan.then(|| HeadScan::new(limit)), ctx }
+    pub fn new(inner: T, scan: bool, limit: usize, accept_http_10: bool, ctx: Arc<ConnCtx>) -> Self {
+        ScanIo { inner, scan: scan.then(|| HeadScan::new(limit, accept_http_10)), ctx }
     }
 }
 
@@ -278,7 +406,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ScanIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let (Poll::Ready(Ok(())), Some(scan)) = (&polled, &mut this.scan) {
-            if let Some(flagged) = scan.feed(&buf.filled()[before..]) {
+            if let Some(flagged) = scan.feed(&mut buf.filled_mut()[before..]) {
                 let _ = this.ctx.head_flaw.set(flagged);
             }
             if scan.is_off() {
@@ -319,9 +447,18 @@ mod tests {
 
     /// Feeds `input` in pieces of `step` bytes; every report.
     fn scan(input: &[u8], step: usize) -> (Vec<Flagged>, HeadScan) {
-        let mut s = HeadScan::new(LIMIT);
-        let found = input.chunks(step).filter_map(|c| s.feed(c)).collect();
+        let mut s = HeadScan::new(LIMIT, false);
+        let mut input = input.to_vec();
+        let found = input.chunks_mut(step).filter_map(|c| s.feed(c)).collect();
         (found, s)
+    }
+
+    fn feed(s: &mut HeadScan, bytes: &[u8]) -> Option<Flagged> {
+        s.feed(&mut bytes.to_vec())
+    }
+
+    fn flagged(request: u64, flaw: HeadFlaw) -> Flagged {
+        Flagged { request, flaw, target: None }
     }
 
     fn every_split(input: &[u8]) -> Vec<Flagged> {
@@ -338,7 +475,7 @@ mod tests {
             &b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
             b"POST /a HTTP/1.1\r\nhost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
         ] {
-            let want = vec![Flagged { request: 0, flaw: HeadFlaw::ContentLengthAndChunked }];
+            let want = vec![flagged(0, HeadFlaw::ContentLengthAndChunked)];
             assert_eq!(every_split(head), want);
         }
     }
@@ -346,19 +483,88 @@ mod tests {
     #[test]
     fn fragments_are_flagged() {
         for head in [&b"GET /a#frag HTTP/1.1\r\nhost: x\r\n\r\n"[..], b"GET /a?# HTTP/1.1\r\nhost: x\r\n\r\n"] {
-            assert_eq!(every_split(head), vec![Flagged { request: 0, flaw: HeadFlaw::Fragment }]);
+            let target = std::str::from_utf8(&head[4..head.iter().position(|&b| b == b'H').unwrap_or(5) - 1]).ok();
+            let want = Flagged { target: target.map(Into::into), ..flagged(0, HeadFlaw::Fragment) };
+            assert_eq!(every_split(head), vec![want]);
         }
         // A `#` in a header value is no fragment.
         assert!(every_split(b"GET /a HTTP/1.1\r\nhost: x\r\nx-a: b#c\r\n\r\n").is_empty());
     }
 
     #[test]
+    fn framing_headers_envoy_refuses_are_flagged() {
+        let cases: [(&[u8], HeadFlaw); 8] = [
+            (b"GET / HTTP/1.1\r\ncontent-length: 0\r\nContent-Length: 0\r\n\r\n", HeadFlaw::RepeatedContentLength),
+            (b"POST / HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\nhello", HeadFlaw::TransferCoding),
+            (b"POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n", HeadFlaw::TransferCoding),
+            (
+                b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n",
+                HeadFlaw::TransferCoding,
+            ),
+            (b"POST / HTTP/1.1\r\ntransfer-encoding: chunked;q=1\r\n\r\n", HeadFlaw::TransferCoding),
+            // The framing headers come before the version, and CL+TE before the coding.
+            (b"POST / HTTP/1.0\r\ntransfer-encoding: xchunked\r\n\r\n", HeadFlaw::TransferCoding),
+            (
+                b"POST / HTTP/9.9\r\ncontent-length: 1\r\ntransfer-encoding: gzip\r\n\r\n",
+                HeadFlaw::ContentLengthAndChunked,
+            ),
+            (b"GET /#f HTTP/1.0\r\nhost: x\r\n\r\n", HeadFlaw::Version),
+        ];
+        for (head, flaw) in cases {
+            assert_eq!(every_split(head), vec![flagged(0, flaw)], "{}", String::from_utf8_lossy(head));
+        }
+        assert!(every_split(b"POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n").is_empty());
+    }
+
+    #[test]
+    fn versions_envoy_answers_426_are_flagged_unless_the_head_is_malformed() {
+        for head in [
+            &b"GET / HTTP/1.0\r\nhost: x\r\n\r\n"[..],
+            b"GET / HTTP/9.9\r\nhost: x\r\n\r\n",
+            b"GET / HTTP/2.0\r\nhost: x\r\n\r\n",
+            b"GET /\r\n",
+        ] {
+            assert_eq!(every_split(head), vec![flagged(0, HeadFlaw::Version)], "{}", String::from_utf8_lossy(head));
+        }
+        let mut s = HeadScan::new(LIMIT, true);
+        assert_eq!(feed(&mut s, b"GET / HTTP/1.0\r\nhost: x\r\n\r\n"), None);
+        // A byte hyper refuses, or a malformed version, is hyper's 400, as it is Envoy's.
+        for head in [
+            &b"GET / HTTP/1.0\r\nho st: x\r\n\r\n"[..],
+            b"GET / HTTP/9.9\r\nhost: x\r\nx: a\x01b\r\n\r\n",
+            b"GET / HTTP/1\r\nhost: x\r\n\r\n",
+            b"GET / HTTP/1.01\r\nhost: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nx-\x7f: 1\r\ntransfer-encoding: gzip\r\n\r\n",
+        ] {
+            assert!(every_split(head).is_empty(), "{}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn a_refused_version_reaches_hyper_as_http_11_and_is_never_served() {
+        let mut s = HeadScan::new(LIMIT, false);
+        let mut head = b"GET / HTTP/9.9\r\nhost: x\r\n\r\n".to_vec();
+        assert_eq!(s.feed(&mut head), Some(flagged(0, HeadFlaw::Version)));
+        assert_eq!(head, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+        // What the scanner gives up on, hyper might take: the head is still refused.
+        let mut s = HeadScan::new(LIMIT, false);
+        assert_eq!(feed(&mut s, b"GET / HTTP/1.0\r\ncontent-length: 1, 1\r\n"), Some(flagged(0, HeadFlaw::Version)));
+        // A head hyper refuses is its 400.
+        let mut s = HeadScan::new(LIMIT, false);
+        assert_eq!(feed(&mut s, b"GET / HTTP/1.0\r\nhost x\r\n\r\n"), None);
+        assert!(s.is_off());
+    }
+
+    #[test]
     fn pipelined_requests_are_counted_past_bodies() {
         let input = b"\r\nPOST /1 HTTP/1.1\r\nhost: x\r\ncontent-length: 12\r\n\r\nGET /#x HTTP\
-            POST /2 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
+            POST /2 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n\
             3;name=\"v\";x\r\n#ab\r\n10\r\nGET /#y HTTP/1.1\r\n0\r\nx-t: GET /#z\r\n\r\n\
-            GET /3 HTTP/1.0\r\n\r\nGET /4?q#f HTTP/1.1\r\nhost: x\r\n\r\n";
-        assert_eq!(every_split(input), vec![Flagged { request: 3, flaw: HeadFlaw::Fragment }]);
+            GET /3 HTTP/1.1\r\n\r\nGET /4?q#f HTTP/1.1\r\nhost: x\r\n\r\n";
+        assert_eq!(
+            every_split(input),
+            vec![Flagged { target: Some("/4?q#f".into()), ..flagged(3, HeadFlaw::Fragment) }]
+        );
     }
 
     #[test]
@@ -389,11 +595,11 @@ mod tests {
 
     #[test]
     fn heads_over_the_limit_stop_the_scan() {
-        let mut s = HeadScan::new(64);
+        let mut s = HeadScan::new(64, false);
         let long = [b'a'; 100];
-        assert_eq!(s.feed(b"GET /#a HTTP/1.1\r\nx: "), None);
-        assert_eq!(s.feed(&long), None);
-        assert_eq!(s.feed(b"\r\n\r\n"), None);
+        assert_eq!(feed(&mut s, b"GET /#a HTTP/1.1\r\nx: "), None);
+        assert_eq!(feed(&mut s, &long), None);
+        assert_eq!(feed(&mut s, b"\r\n\r\n"), None);
         assert!(s.is_off());
         // The carried line keeps its allocation bounded by the limit.
         assert!(s.line.len() <= 64);
@@ -401,14 +607,17 @@ mod tests {
 
     #[test]
     fn large_bodies_are_skipped_in_bulk() {
-        let mut s = HeadScan::new(LIMIT);
-        assert_eq!(s.feed(b"PUT /1 HTTP/1.1\r\ncontent-length: 1000000\r\n\r\n"), None);
+        let mut s = HeadScan::new(LIMIT, false);
+        assert_eq!(feed(&mut s, b"PUT /1 HTTP/1.1\r\ncontent-length: 1000000\r\n\r\n"), None);
         let body = vec![b'#'; 4096];
         for _ in 0..244 {
-            assert_eq!(s.feed(&body), None);
+            assert_eq!(feed(&mut s, &body), None);
         }
         assert_eq!(s.state, State::Body(1_000_000 - 244 * 4096));
-        assert_eq!(s.feed(&vec![b'\n'; 576]), None);
-        assert_eq!(s.feed(b"GET /#a HTTP/1.1\r\n\r\n"), Some(Flagged { request: 1, flaw: HeadFlaw::Fragment }));
+        assert_eq!(feed(&mut s, &vec![b'\n'; 576]), None);
+        assert_eq!(
+            feed(&mut s, b"GET /#a HTTP/1.1\r\n\r\n"),
+            Some(Flagged { target: Some("/#a".into()), ..flagged(1, HeadFlaw::Fragment) })
+        );
     }
 }

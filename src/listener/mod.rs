@@ -24,7 +24,7 @@ use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -158,37 +158,6 @@ pub fn spawn_listener(
     })
 }
 
-/// What the first bytes of a connection say about its protocol.
-enum FirstLine {
-    /// Let hyper parse it (HTTP/1.1, h2 preface, or garbage hyper will reject).
-    Pass,
-    /// HTTP/1.0 without `accept_http_10`, HTTP/0.9 or an unknown version: Envoy answers 426.
-    UpgradeRequired,
-}
-
-fn inspect_first_line(buf: &[u8], accept_http_10: bool) -> FirstLine {
-    let Some(end) = buf.iter().position(|&b| b == b'\n') else { return FirstLine::Pass };
-    let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
-    if line.starts_with(b"PRI * HTTP/2.0") {
-        return FirstLine::Pass;
-    }
-    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').filter(|p| !p.is_empty()).collect();
-    match parts.as_slice() {
-        [_, _] => FirstLine::UpgradeRequired,
-        [_, _, v] => match *v {
-            b"HTTP/1.1" => FirstLine::Pass,
-            b"HTTP/1.0" if accept_http_10 => FirstLine::Pass,
-            // Another well-formed version (`HTTP/` digit `.` digit) is Envoy's 426; a
-            // malformed one is its codec's 400, which hyper's parser answers.
-            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
-                FirstLine::UpgradeRequired
-            }
-            _ => FirstLine::Pass,
-        },
-        _ => FirstLine::Pass,
-    }
-}
-
 /// Runs the listener filters, chooses the connection's filter chain and hands the connection
 /// to the chain's terminal network filter.
 async fn accept_connection(
@@ -261,6 +230,7 @@ async fn accept_connection(
         head_flaw: std::sync::OnceLock::new(),
         warned_limits: std::sync::atomic::AtomicBool::new(false),
         activity: idle::ConnActivity::new(),
+        stream_watch: Default::default(),
     });
     drop(current);
     let _ = stream.set_nodelay(true);
@@ -332,23 +302,6 @@ async fn serve_connection(
         hstats.downstream_cx_http2_total.inc();
     } else {
         hstats.downstream_cx_http1_total.inc();
-        if let FirstLine::UpgradeRequired = inspect_first_line(&first, cfg.accept_http_10) {
-            hstats.downstream_rq_total.inc();
-            hstats.codes.record(426);
-            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-            let resp = format!(
-                "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 16\r\ncontent-type: text/plain\r\ndate: {date}\r\nserver: {}\r\nconnection: close\r\n\r\nUpgrade Required",
-                hcm.config.server_name
-            );
-            if stream.write_all(resp.as_bytes()).await.is_ok() {
-                hstats.downstream_cx_tx_bytes_total.add(resp.len() as u64);
-            }
-            let _ = stream.shutdown().await;
-            lstats.downstream_cx_destroy.inc();
-            hstats.downstream_cx_destroy.inc();
-            record_length(&hcm_cx_length);
-            return;
-        }
     }
 
     let counted = CountedIo::new(
@@ -357,8 +310,14 @@ async fn serve_connection(
         hstats.downstream_cx_tx_bytes_total.clone(),
     );
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
-    let scanned = ScanIo::new(PrefixedIo::new(Bytes::from(first), counted), !is_h2, header_bytes, Arc::clone(&ctx));
-    let io = TokioIo::new(CodecReplies::new(scanned, hcm.server_name.clone()));
+    let scanned = ScanIo::new(
+        PrefixedIo::new(Bytes::from(first), counted),
+        !is_h2,
+        header_bytes,
+        cfg.accept_http_10,
+        Arc::clone(&ctx),
+    );
+    let io = TokioIo::new(CodecReplies::new(scanned, hcm.server_name.clone(), Arc::clone(&ctx)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -383,6 +342,8 @@ async fn serve_connection(
         CodecType::Http2 => builder.http2_only(),
     };
     let idle_timeout = cfg.idle_timeout;
+    // HTTP/1 requests time out by the connection's one stream timer (h2 streams run at once).
+    let stream_idle = cfg.stream_idle_timeout.filter(|_| !is_h2);
     let drain_timeout = cfg.drain_timeout;
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
@@ -400,6 +361,13 @@ async fn serve_connection(
     let mut idle = IdleState::Watching;
     let idle_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(idle_drain);
+    let stream_watch = async {
+        match stream_idle {
+            Some(period) => ctx.stream_watch.drive(period).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stream_watch);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -476,6 +444,7 @@ async fn serve_connection(
                 ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 idle_drain.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
             }
+            () = &mut stream_watch => {}
             () = &mut idle_drain, if idle == IdleState::Draining => {
                 // Closes an idle HTTP/1.1 connection at once, or after the answer in progress;
                 // h2 gets its GOAWAY and closes once its streams are done.
@@ -502,25 +471,5 @@ enum IdleState {
 fn hstats_destroy(ctx: &ConnCtx) {
     if let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) {
         hcm.stats.downstream_cx_destroy.inc();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_line_rules_follow_envoy() {
-        assert!(matches!(inspect_first_line(b"GET / HTTP/1.1\r\n", false), FirstLine::Pass));
-        assert!(matches!(inspect_first_line(b"GET / HTTP/1.0\r\n", false), FirstLine::UpgradeRequired));
-        assert!(matches!(inspect_first_line(b"GET / HTTP/1.0\r\n", true), FirstLine::Pass));
-        assert!(matches!(inspect_first_line(b"GET /\r\n", false), FirstLine::UpgradeRequired));
-        assert!(matches!(inspect_first_line(b"GET / HTTP/9.9\r\n", false), FirstLine::UpgradeRequired));
-        for malformed in [&b"HTTP/1"[..], b"HTTP/11", b"HTTP/1.01", b"HTTP/1.+", b"HTTX/1.1", b"http/1.1"] {
-            let line = [&b"GET / "[..], malformed, b"\r\n"].concat();
-            assert!(matches!(inspect_first_line(&line, false), FirstLine::Pass), "{malformed:?}");
-        }
-        assert!(matches!(inspect_first_line(b"GARBAGE\r\n", false), FirstLine::Pass));
-        assert!(matches!(inspect_first_line(b"PRI * HTTP/2.0\r\n", false), FirstLine::Pass));
     }
 }

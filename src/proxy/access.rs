@@ -51,6 +51,16 @@ pub struct Trace {
     pub forwarded: Option<ForwardedRequest>,
     /// When the answering upstream attempt was sent, and its cluster's `upstream_rq_time`.
     pub upstream_sent: Option<(Instant, Histogram)>,
+    /// The request was refused on its raw head, before Envoy would have parsed it whole.
+    pub raw_head: Option<RawHead>,
+}
+
+/// How Envoy's log shows a request refused on its raw head.
+pub enum RawHead {
+    /// Refused by the codec: no method, path, headers, and protocol `HTTP/1.1`.
+    Unparsed,
+    /// Refused by the connection manager before it set `x-request-id`: the target as received.
+    Target(Box<str>),
 }
 
 /// Envoy's request-time histograms, recorded when the response to the client ends.
@@ -107,14 +117,15 @@ pub struct PendingLog {
 
 impl PendingLog {
     fn write(&self) {
+        let unparsed = matches!(self.trace.raw_head, Some(RawHead::Unparsed));
         let ctx = LogContext {
             start: self.start,
             request_headers: &self.request.headers,
-            method: self.request.method.as_str(),
+            method: if unparsed { "" } else { self.request.method.as_str() },
             path: &self.request.path,
             authority: self.request.authority.to_str().unwrap_or_default(),
             scheme: "http",
-            protocol: self.version,
+            protocol: if unparsed { Version::HTTP_11 } else { self.version },
             response_code: Some(self.status),
             response_code_details: self.trace.details,
             response_headers: Some(&self.response_headers),
@@ -142,6 +153,44 @@ impl PendingLog {
             }
         }
     }
+}
+
+/// The log line and stats of an answer the listener wrote for a head hyper refused (Envoy's
+/// codec error replies, which Envoy logs as `"- - HTTP/1.1" 400 DPE`).
+pub fn log_codec_reply(ctx: &super::ConnCtx, r: super::request_head::HeadRejection, bytes_sent: u64) {
+    let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) else { return };
+    hcm.stats.downstream_rq_total.inc();
+    hcm.stats.codes.record(r.status.as_u16());
+    if hcm.access_logs.is_empty() {
+        return;
+    }
+    let trace = Trace {
+        response_flags: r.flag,
+        details: Some(r.details),
+        local_reply: true,
+        raw_head: Some(RawHead::Unparsed),
+        ..Trace::default()
+    };
+    PendingLog {
+        loggers: Arc::clone(&hcm.access_logs),
+        start: SystemTime::now(),
+        started: Instant::now(),
+        request: LoggedRequest {
+            method: Method::GET,
+            path: String::new(),
+            authority: HeaderValue::from_static(""),
+            headers: HeaderMap::new(),
+        },
+        version: Version::HTTP_11,
+        status: r.status.as_u16(),
+        response_headers: HeaderMap::new(),
+        trailers: None,
+        trace,
+        remote: ctx.remote,
+        local: ctx.local,
+        bytes_sent,
+    }
+    .write();
 }
 
 /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: Envoy appends the transport failure to the reset

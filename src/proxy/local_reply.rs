@@ -45,8 +45,6 @@ pub enum LocalReason {
     /// DC: the client went away while its body was forwarded; nothing reaches it, and the
     /// log shows no response code, as Envoy's.
     DownstreamDisconnect,
-    /// HTTP/1.0 without `accept_http_10`.
-    UpgradeRequired,
     /// WebSocket upgrade on a route without upgrade_configs.
     UpgradeForbidden,
     /// The health check filter while failing.
@@ -109,7 +107,6 @@ impl LocalReason {
                 StatusCode::BAD_GATEWAY,
                 "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
             ),
-            LocalReason::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
             LocalReason::UpgradeForbidden => (StatusCode::FORBIDDEN, ""),
             LocalReason::HealthCheckFailed => (StatusCode::SERVICE_UNAVAILABLE, ""),
             LocalReason::HealthCheckOk => (StatusCode::OK, ""),
@@ -160,7 +157,7 @@ impl LocalReason {
             LocalReason::StreamReset { .. } => "UR",
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
-            LocalReason::BadRequest | LocalReason::UpgradeRequired | LocalReason::CodecError { .. } => "DPE",
+            LocalReason::BadRequest | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",
             LocalReason::DownstreamDisconnect => "DC",
             LocalReason::UpgradeForbidden | LocalReason::PathRejected => "",

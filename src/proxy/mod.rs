@@ -11,7 +11,7 @@ pub mod headers;
 mod limits;
 pub mod local_reply;
 pub mod normalize;
-mod request_head;
+pub mod request_head;
 mod rewrite;
 pub mod stream_timer;
 
@@ -30,14 +30,13 @@ use hyper::body::Incoming;
 use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, ServerHeaderTransformation};
 use crate::filters::{self, RequestBody};
-use crate::listener::head_scan::HeadFlaw;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::{Hcm, ListenerRt, Snapshot, SnapshotStore};
 use crate::stats::{GaugeGuard, Store};
-use access::{ForwardedRequest, LoggedRequest, PendingLog, RqTiming, Trace};
-pub use access::{LoggedBody, Logger};
+pub use access::{log_codec_reply, LoggedBody, Logger};
+use access::{ForwardedRequest, LoggedRequest, PendingLog, RawHead, RqTiming, Trace};
 use body::{ReqBody, ResBody};
 use forward::{BodySource, Prepared};
 use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
@@ -81,6 +80,8 @@ pub struct ConnCtx {
     /// The first HTTP/1 request whose head hyper would let through flawed (the listener's
     /// head scanner sets it before hyper parses that head).
     pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
+    /// The stream idle timer of its HTTP/1 requests.
+    pub stream_watch: stream_timer::ConnWatch,
 }
 
 impl ConnCtx {
@@ -163,7 +164,7 @@ pub async fn handle(
     let result = if timeouts.any() {
         tokio::select! {
             r = processed => r,
-            reason = stream_timer::expired(timeouts, started_t, progress.as_deref()) => {
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref(), (version != Version::HTTP_2).then_some(&ctx.stream_watch)) => {
                 match reason {
                     LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
                     _ => stats.downstream_rq_idle_timeout.inc(),
@@ -195,8 +196,7 @@ pub async fn handle(
             };
             if matches!(
                 reason,
-                LocalReason::UpgradeRequired
-                    | LocalReason::BadRequest
+                LocalReason::BadRequest
                     | LocalReason::CodecError { .. }
                     | LocalReason::RequestTimeout
                     | LocalReason::PathRejected
@@ -293,6 +293,21 @@ fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -
 /// the router's changes (`x-request-id`, `x-forwarded-*`, rewritten `:path` and `:authority`,
 /// `x-envoy-original-path`), because Envoy changes the downstream header map in place.
 fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, trace: &mut Trace) -> LoggedRequest {
+    match &trace.raw_head {
+        Some(RawHead::Unparsed) => {
+            return LoggedRequest {
+                method: parts.method,
+                path: String::new(),
+                authority: HeaderValue::from_static(""),
+                headers: http::HeaderMap::new(),
+            }
+        }
+        Some(RawHead::Target(target)) => {
+            let authority = parts.headers.get(HOST).cloned().unwrap_or_else(|| HeaderValue::from_static(""));
+            return LoggedRequest { method: parts.method, path: target.to_string(), authority, headers: parts.headers };
+        }
+        None => {}
+    }
     if let Some(forwarded) = trace.forwarded.take() {
         return LoggedRequest {
             method: parts.method,
@@ -392,16 +407,22 @@ async fn process(
     if parts.version != Version::HTTP_2 {
         let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
         if let Some(flagged) = ctx.head_flaw.get().filter(|f| f.request == index) {
-            return Err(match flagged.flaw {
-                HeadFlaw::ContentLengthAndChunked => {
-                    LocalReason::CodecError { details: "http1.content_length_and_chunked_not_allowed" }
+            return Err(match flagged.flaw.rejection() {
+                Some(r) => {
+                    trace.raw_head = Some(RawHead::Unparsed);
+                    LocalReason::Rejected(r)
                 }
-                HeadFlaw::Fragment => LocalReason::PathRejected,
+                None => {
+                    trace.raw_head = flagged.target.clone().map(RawHead::Target);
+                    LocalReason::PathRejected
+                }
             });
         }
     }
     if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
-        return Err(LocalReason::UpgradeRequired);
+        // Only when the head scanner stopped following the connection.
+        trace.raw_head = Some(RawHead::Unparsed);
+        return Err(LocalReason::Rejected(request_head::LOW_VERSION));
     }
     request_head::check(parts).map_err(LocalReason::Rejected)?;
     if parts.version != Version::HTTP_2 && !known_method(&parts.method) {

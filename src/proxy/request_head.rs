@@ -23,10 +23,16 @@ const fn codec(status: StatusCode, body: &'static str, details: &'static str) ->
     HeadRejection { status, body, flag: "DPE", details, close: true }
 }
 
-const CODEC_ERROR: HeadRejection = codec(StatusCode::BAD_REQUEST, "Bad Request", "http1.codec_error");
+pub const CODEC_ERROR: HeadRejection = codec(StatusCode::BAD_REQUEST, "Bad Request", "http1.codec_error");
 const INVALID_URL: HeadRejection = codec(StatusCode::BAD_REQUEST, "Bad Request", "http1.invalid_url");
-const INVALID_TE: HeadRejection =
+pub const INVALID_TE: HeadRejection =
     codec(StatusCode::NOT_IMPLEMENTED, "Not Implemented", "http1.invalid_transfer_encoding");
+pub const CL_AND_CHUNKED: HeadRejection =
+    codec(StatusCode::BAD_REQUEST, "Bad Request", "http1.content_length_and_chunked_not_allowed");
+/// HTTP/1.0 without `accept_http_10`, HTTP/0.9, or a version Envoy does not speak.
+pub const LOW_VERSION: HeadRejection = codec(StatusCode::UPGRADE_REQUIRED, "Upgrade Required", "low_version");
+/// What Envoy answers to a head its codec cannot parse (hyper's own 400).
+pub const UNPARSED: HeadRejection = CODEC_ERROR;
 const INVALID_AUTHORITY: HeadRejection = codec(StatusCode::BAD_REQUEST, "Bad Request", "http.invalid_authority");
 /// `OPTIONS *`: Envoy's connection manager refuses the asterisk path, without a flag.
 const ASTERISK: HeadRejection = HeadRejection {

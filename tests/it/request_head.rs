@@ -111,3 +111,57 @@ async fn malformed_heads_get_envoys_answers_and_never_reach_the_upstream() {
     let r = raw(legate.listener("main"), b"GET / HTTP/1.2\r\nhost: example.com\r\n\r\n").await.expect("an answer");
     assert_eq!(r.status, 426, "{}", r.head);
 }
+
+/// Heads Envoy's codec judges whole before it answers (the differential fuzzer's leftovers):
+/// hyper refuses some transfer-codings and versions at once, or passes repeated lengths; legate
+/// answers and logs each as Envoy 1.40 does (checked against it), the codec's refusals with no
+/// method, path or request id, the connection manager's fragment with the target as received.
+#[tokio::test]
+async fn heads_get_envoys_answer_in_envoys_order_and_its_log_line() {
+    let up = upstream::http1().spawn().await;
+    let (_dir, log) = log_dir();
+    let routes = json!([to_cluster(json!({"prefix": "/"}), "service1")]);
+    let mut manager = hcm(route_config(json!([vhost("default", &["*"], routes)])));
+    let format = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% \
+                  %RESPONSE_CODE_DETAILS% %REQ(X-REQUEST-ID)% %REQ(:AUTHORITY)%\n";
+    manager["access_log"] = json!([file_log(&log, Some(json!({ "text_format": format })))]);
+    let legate = Legate::start(
+        bootstrap().listener_hcm("main", manager).cluster(static_cluster("service1", &[up.addr()])).yaml(),
+    )
+    .await;
+    let te = "- - HTTP/1.1 501 DPE http1.invalid_transfer_encoding - -";
+    let codec = "- - HTTP/1.1 400 DPE http1.codec_error - -";
+    let version = "- - HTTP/1.1 426 DPE low_version - -";
+    let cases: &[(&str, u16, &str, &str)] = &[
+        ("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: identity\r\n\r\nhello", 501, "Not Implemented", te),
+        ("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501, "Not Implemented", te),
+        ("GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n", 400, "Bad Request", codec),
+        // The framing headers before the version, the head's syntax before both.
+        ("GET / HTTP/1.0\r\nhost: a\r\ntransfer-encoding: identity\r\n\r\n", 501, "Not Implemented", te),
+        ("GET / HTTP/1.0\r\nho st: a\r\n\r\n", 400, "Bad Request", codec),
+        ("GET / HTTP/9.9\r\nho st: a\r\n\r\n", 400, "Bad Request", codec),
+        ("GET / HTTP/9.9\r\nhost: a\r\n\r\n", 426, "Upgrade Required", version),
+        ("GET / HTTP/1.0\r\nhost: a\r\n\r\n", 426, "Upgrade Required", version),
+        (
+            "POST /p HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "Bad Request",
+            "- - HTTP/1.1 400 DPE http1.content_length_and_chunked_not_allowed - -",
+        ),
+        (
+            "GET /a?b#frag HTTP/1.1\r\nhost: a\r\n\r\n",
+            400,
+            "",
+            "GET /a?b#frag HTTP/1.1 400 - path_normalization_failed - a",
+        ),
+    ];
+    for (i, (head, status, body, logged)) in cases.iter().enumerate() {
+        let r = raw(legate.listener("main"), head.as_bytes()).await.expect("an answer");
+        assert!(r.head.starts_with(&format!("HTTP/1.1 {status} ")), "{head:?}: {}", r.head);
+        assert_eq!(String::from_utf8_lossy(&r.body), *body, "{head:?}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{head:?}: {}", r.head);
+        let got = lines(&log, i + 1).await;
+        assert_eq!(got.last().map(String::as_str), Some(*logged), "{head:?}");
+    }
+    assert_eq!(up.requests(), 0, "nothing reached the upstream");
+}

@@ -9,10 +9,10 @@ use hyper::body::Incoming;
 
 use super::fault::{ActiveFault, FaultRequest};
 use super::{Buffer, ChainFilter, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots};
+use crate::body::progress::Progress;
 use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 use crate::proxy::body::ResBody;
 use crate::proxy::local_reply::LocalReason;
-use crate::body::progress::Progress;
 use crate::proxy::Shared;
 use crate::routing::matcher::RequestView;
 use crate::stats::Store;

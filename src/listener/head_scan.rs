@@ -91,6 +91,8 @@ struct Head {
     chunked_last: bool,
     upgrade: bool,
     bad_version: bool,
+    /// A `content-length` hyper refuses (unless a transfer-encoding makes it ours to refuse).
+    bad_length: bool,
 }
 
 pub struct HeadScan {
@@ -271,13 +273,17 @@ impl HeadScan {
             return self.refused_by_hyper();
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            // Only plain digits: lists and odd spellings are hyper's to judge.
-            let Some(n) = parse_decimal(value) else { return State::Off };
-            if self.head.content_length.is_some_and(|m| m != n) {
-                return self.refused_by_hyper();
-            }
-            self.head.content_length = Some(n);
             self.head.content_length_lines = self.head.content_length_lines.saturating_add(1);
+            // Any length beside a transfer-encoding is Envoy's 400, whatever its value:
+            // hyper would frame by the chunking and forward the request.
+            let n = parse_decimal(value).filter(|n| self.head.content_length.is_none_or(|m| m == *n));
+            match n {
+                Some(n) => self.head.content_length = Some(n),
+                None if self.head.transfer_encoding_lines > 0 => self.head.content_length = Some(0),
+                // A list, an odd spelling or a second value: hyper's 400 unless a
+                // transfer-encoding follows (then both are refused below).
+                None => self.head.bad_length = true,
+            }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.head.transfer_encoding_lines = self.head.transfer_encoding_lines.saturating_add(1);
             self.head.chunked_only = value.eq_ignore_ascii_case(b"chunked");
@@ -303,7 +309,13 @@ impl HeadScan {
         let transfer_encoding = head.transfer_encoding_lines > 0;
         // Envoy's codec judges the framing headers, then the version, before its connection
         // manager looks at the path.
-        let flaw = if head.content_length.is_some() && transfer_encoding {
+        if head.bad_length && !transfer_encoding {
+            // hyper's 400 (Envoy's too), but hyper takes some lists: a refused version
+            // handed over as HTTP/1.1 must still be refused.
+            self.state = State::Off;
+            return head.bad_version.then_some(Flagged { request, flaw: HeadFlaw::Version, target: None });
+        }
+        let flaw = if (head.content_length.is_some() || head.bad_length) && transfer_encoding {
             Some(HeadFlaw::ContentLengthAndChunked)
         } else if head.content_length_lines > 1 {
             Some(HeadFlaw::RepeatedContentLength)
@@ -394,9 +406,11 @@ pub struct ScanIo<T> {
 }
 
 impl<T> ScanIo<T> {
-    /// `scan` is false for h2 connections: nothing is followed.
-    pub fn new(inner: T, scan: bool, limit: usize, accept_http_10: bool, ctx: Arc<ConnCtx>) -> Self {
-        ScanIo { inner, scan: scan.then(|| HeadScan::new(limit, accept_http_10)), ctx }
+    /// `scan` is `None` for h2 connections (nothing is followed), or one already fed the
+    /// connection's first bytes.
+    pub fn new(inner: T, scan: Option<HeadScan>, ctx: Arc<ConnCtx>) -> Self {
+        let scan = scan.filter(|s| !s.is_off());
+        ScanIo { inner, scan, ctx }
     }
 }
 
@@ -493,7 +507,7 @@ mod tests {
 
     #[test]
     fn framing_headers_envoy_refuses_are_flagged() {
-        let cases: [(&[u8], HeadFlaw); 8] = [
+        let cases: [(&[u8], HeadFlaw); 10] = [
             (b"GET / HTTP/1.1\r\ncontent-length: 0\r\nContent-Length: 0\r\n\r\n", HeadFlaw::RepeatedContentLength),
             (b"POST / HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\nhello", HeadFlaw::TransferCoding),
             (b"POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n", HeadFlaw::TransferCoding),
@@ -509,6 +523,15 @@ mod tests {
                 HeadFlaw::ContentLengthAndChunked,
             ),
             (b"GET /#f HTTP/1.0\r\nhost: x\r\n\r\n", HeadFlaw::Version),
+            // Any length beside a transfer-encoding, even one hyper would refuse alone.
+            (
+                b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+                HeadFlaw::ContentLengthAndChunked,
+            ),
+            (
+                b"POST / HTTP/1.1\r\ncontent-length: abc\r\ntransfer-encoding: chunked\r\n\r\n",
+                HeadFlaw::ContentLengthAndChunked,
+            ),
         ];
         for (head, flaw) in cases {
             assert_eq!(every_split(head), vec![flagged(0, flaw)], "{}", String::from_utf8_lossy(head));
@@ -548,7 +571,10 @@ mod tests {
         assert_eq!(head, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
         // What the scanner gives up on, hyper might take: the head is still refused.
         let mut s = HeadScan::new(LIMIT, false);
-        assert_eq!(feed(&mut s, b"GET / HTTP/1.0\r\ncontent-length: 1, 1\r\n"), Some(flagged(0, HeadFlaw::Version)));
+        assert_eq!(
+            feed(&mut s, b"GET / HTTP/1.0\r\ncontent-length: 1, 1\r\n\r\n"),
+            Some(flagged(0, HeadFlaw::Version))
+        );
         // A head hyper refuses is its 400.
         let mut s = HeadScan::new(LIMIT, false);
         assert_eq!(feed(&mut s, b"GET / HTTP/1.0\r\nhost x\r\n\r\n"), None);

@@ -36,7 +36,7 @@ use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
 use codec_reply::CodecReplies;
 use downstream::Downstream;
-use head_scan::ScanIo;
+use head_scan::{HeadScan, ScanIo};
 use prefixed::PrefixedIo;
 
 /// Binds a listener socket (SO_REUSEADDR, as Envoy).
@@ -275,7 +275,7 @@ async fn serve_connection(
 
     // Read what the client sent first (unless the listener filters did); it goes back in
     // front of the stream for hyper.
-    let first = if first.is_empty() {
+    let mut first = if first.is_empty() {
         let mut first = vec![0u8; 4096];
         // A connection that sends nothing is idle too, but never kept past a minute.
         let first_wait = cfg.idle_timeout.map_or(FIRST_BYTES_WAIT, |i| (i + cfg.drain_timeout).min(FIRST_BYTES_WAIT));
@@ -310,14 +310,15 @@ async fn serve_connection(
         hstats.downstream_cx_tx_bytes_total.clone(),
     );
     let header_bytes = (cfg.max_request_headers_kb as usize * 1024).max(8192);
-    let scanned = ScanIo::new(
-        PrefixedIo::new(Bytes::from(first), counted),
-        !is_h2,
-        header_bytes,
-        cfg.accept_http_10,
-        Arc::clone(&ctx),
-    );
-    let io = TokioIo::new(CodecReplies::new(scanned, hcm.server_name.clone(), Arc::clone(&ctx)));
+    // The first bytes are scanned here, before hyper's h2 detection takes a piece of them:
+    // a refused version must be rewritten while no byte of its line has reached hyper.
+    let mut scan = (!is_h2).then(|| HeadScan::new(header_bytes, cfg.accept_http_10));
+    if let Some(flagged) = scan.as_mut().and_then(|s| s.feed(&mut first)) {
+        let _ = ctx.head_flaw.set(flagged);
+    }
+    let scanned = ScanIo::new(counted, scan, Arc::clone(&ctx));
+    let prefixed = PrefixedIo::new(Bytes::from(first), scanned);
+    let io = TokioIo::new(CodecReplies::new(prefixed, hcm.server_name.clone(), Arc::clone(&ctx)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::access_log::LogWriters;
 use crate::config::model::{self, DiscoveryType, RouteSource};
 use crate::config::{self as cfg, ConfigError, ConfigErrors};
 use crate::listener::manager::ListenerManager;
 use crate::proxy::Shared;
-use crate::access_log::LogWriters;
 use crate::snapshot::Snapshot;
 use crate::xds::{Delivery, Resource, Response, SourceHandle, TypeUrl, Update};
 

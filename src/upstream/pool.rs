@@ -5,7 +5,9 @@
 //! next request (the response body was read to its end); a request that finds an idle
 //! connection already closed is sent again on a new one, since it never left the proxy.
 //! An HTTP/1.1 connection idle for the cluster's `idle_timeout` is closed
-//! (`upstream_cx_idle_timeout`); the task that put it back waits for that or for its reuse.
+//! (`upstream_cx_idle_timeout`) by the pool's one sweeper, which runs only while connections
+//! are idle and wakes when the oldest one's time is up: putting a connection back arms no
+//! timer of its own (that cost more than the rest of a request's pool work).
 //!
 //! Connections are made through a [`Connector`]: TCP, or in unit tests a scripted in-memory
 //! upstream, so that forwarding and retries are tested against this very pool.
@@ -67,21 +69,53 @@ pub struct Pool {
     breakers: Arc<Breakers>,
     /// `common_http_protocol_options.idle_timeout` (HTTP/1.1 connections).
     idle_timeout: Option<Duration>,
+    /// Oldest first: each is pushed with the time it came back.
     idle: Mutex<Vec<Idle>>,
-    /// Names idle entries, so that an idle timer removes its own connection only.
-    idle_ids: std::sync::atomic::AtomicU64,
+    /// The idle sweeper runs (only while some connection is idle).
+    sweeping: std::sync::atomic::AtomicBool,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
     connector: Connector,
+}
+
+/// Closes `pool`'s connections idle for `timeout`, each when its time is up; ends when none is
+/// idle (a connection put back then starts another). Weak: a removed cluster's pool (and
+/// stats) must go at once.
+async fn sweep_idle(pool: std::sync::Weak<Pool>, timeout: Duration) {
+    // Bounded: each turn closes the expired or waits for the oldest one's time.
+    loop {
+        let next = {
+            let Some(pool) = pool.upgrade() else { return };
+            let now = tokio::time::Instant::now();
+            let mut idle = lock(&pool.idle);
+            let expired = idle.iter().take_while(|i| i.since + timeout <= now).count();
+            let closed: Vec<Idle> = idle.drain(..expired).collect();
+            let next = idle.first().map(|i| i.since + timeout);
+            if next.is_none() {
+                // Under the lock: a connection put back after this starts a new sweeper.
+                pool.sweeping.store(false, std::sync::atomic::Ordering::Release);
+            }
+            drop(idle);
+            for _ in &closed {
+                pool.stats.cx_idle_timeout.inc();
+            }
+            // Dropping the senders closes the connections.
+            drop(closed);
+            match next {
+                Some(at) => at,
+                None => return,
+            }
+        };
+        tokio::time::sleep_until(next).await;
+    }
 }
 
 /// Idle HTTP/1.1 connections kept per host; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 
-/// An idle HTTP/1.1 connection. Taking it out drops `_reused`, which ends its idle timer.
+/// An idle HTTP/1.1 connection, and since when.
 struct Idle {
     sender: http1::SendRequest<ReqBody>,
-    id: u64,
-    _reused: Option<tokio::sync::oneshot::Sender<()>>,
+    since: tokio::time::Instant,
 }
 
 impl Pool {
@@ -100,7 +134,6 @@ impl Pool {
         // A soft limit in Envoy; in hyper the read buffer must also hold a whole response
         // head, which Envoy bounds separately at 60 KiB (`max_response_headers_kb`).
         let buffer_limit = (buffer_limit as usize).max(64 * 1024);
-        let idle_ids = std::sync::atomic::AtomicU64::new(0);
         Pool {
             addr,
             protocol,
@@ -111,7 +144,7 @@ impl Pool {
             breakers,
             idle_timeout,
             idle,
-            idle_ids,
+            sweeping: std::sync::atomic::AtomicBool::new(false),
             h2,
             connector: Connector::Tcp,
         }
@@ -253,48 +286,22 @@ impl Pool {
             if sender.ready().await.is_err() {
                 return;
             }
-            let id = pool.idle_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (reused_tx, reused) = match pool.idle_timeout {
-                Some(_) => {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    (Some(tx), Some(rx))
-                }
-                None => (None, None),
-            };
             let kept = {
                 let mut idle = lock(&pool.idle);
                 let kept = idle.len() < MAX_IDLE;
                 if kept {
-                    idle.push(Idle { sender, id, _reused: reused_tx });
+                    // Taken under the lock: the list stays oldest first.
+                    idle.push(Idle { sender, since: tokio::time::Instant::now() });
                 }
                 kept
             };
             pool.breakers.released();
-            if let (true, Some(timeout), Some(reused)) = (kept, pool.idle_timeout, reused) {
-                // Weak while it waits: a removed cluster's pool (and stats) must go at once.
-                let weak = Arc::downgrade(&pool);
-                drop(pool);
-                tokio::select! {
-                    _ = reused => {}
-                    () = tokio::time::sleep(timeout) => {
-                        if let Some(pool) = weak.upgrade() {
-                            pool.expire_idle(id);
-                        }
-                    }
+            if let (true, Some(timeout)) = (kept, pool.idle_timeout) {
+                if !pool.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    tokio::spawn(sweep_idle(Arc::downgrade(&pool), timeout));
                 }
             }
         });
-    }
-
-    /// Closes the idle connection `id` if it is still idle: dropping its sender ends it.
-    fn expire_idle(&self, id: u64) {
-        let mut idle = lock(&self.idle);
-        if let Some(at) = idle.iter().position(|i| i.id == id) {
-            let expired = idle.remove(at);
-            drop(idle);
-            self.stats.cx_idle_timeout.inc();
-            drop(expired);
-        }
     }
 
     /// Opens a TCP connection in the place `_slot` holds under `max_connections`.

@@ -29,14 +29,16 @@ async fn lds_adds_a_listener() {
     assert_eq!((r.status.as_u16(), r.text()), (200, "extra says hi".to_string()));
     assert_eq!(rig.stat("listener_manager.listener_added").await, added + 1);
     assert_eq!(rig.stat("listener_manager.total_listeners_active").await, 2);
-    assert_eq!(rig.stat("listener_manager.lds.update_success").await, 2);
+    assert_eventually!(rig.stat("listener_manager.lds.update_success").await == 2, "the LDS update is counted");
     // main did not change: same socket, and the open connection still works.
     assert_eq!(rig.listener("main").await, Some(main), "main keeps its address");
     let r = conn.get("/").await.expect("keep-alive connection to main survives the reload");
     assert_eq!(r.status, 200);
     assert!(r.header("connection").is_none(), "unexpected connection header: {}", r.head);
-    let reloads = rig.reloads().await;
-    assert_eq!(reloads[0]["changes"]["listeners"]["added"], json!(["extra"]), "{:#?}", reloads[0]);
+    assert_eventually!(
+        rig.reloads().await[0]["changes"]["listeners"]["added"] == json!(["extra"]),
+        "the reload is recorded"
+    );
 }
 
 #[tokio::test]
@@ -174,8 +176,11 @@ async fn cds_change_keeps_the_untouched_cluster_pool() {
     b_svc["connect_timeout"] = json!("2s");
     Write::Rename.apply(&rig.path("cds.yaml"), &cds_of(s, "v2", vec![static_cluster("a_svc", &[s.a.addr()]), b_svc]));
     assert_eventually!(rig.stat("cluster_manager.cluster_modified").await == modified + 1, "b_svc is modified");
-    let reloads = rig.reloads().await;
-    assert_eq!(reloads[0]["changes"]["clusters"]["modified"], json!(["b_svc"]), "{:#?}", reloads[0]);
+    // The source records the reload once the core has acknowledged it, after the commit.
+    assert_eventually!(
+        rig.reloads().await[0]["changes"]["clusters"]["modified"] == json!(["b_svc"]),
+        "the reload is recorded"
+    );
     let again = rig.get("/").await.echo();
     assert_eq!(again["instance"], "a");
     assert_eq!(again["conn_seq"], first["conn_seq"], "a_svc's upstream connection is reused: {again}");
@@ -211,8 +216,10 @@ async fn bootstrap_edit_applies_live() {
     assert_eq!(c.get(&main_url(&legate).await).await.text(), "static v1");
     Write::Rename.apply(legate.config_path(), &boot("static v2"));
     assert_eventually!(c.get(&main_url(&legate).await).await.text() == "static v2", "the bootstrap edit is served");
-    let reloads = legate.admin_get("/reloads").await.json();
-    assert_eq!(reloads["reloads"][0]["outcome"], "applied", "{reloads:#}");
+    assert_eventually!(
+        legate.admin_get("/reloads").await.json()["reloads"][0]["outcome"] == "applied",
+        "the reload is recorded"
+    );
 }
 
 #[tokio::test]
@@ -223,7 +230,8 @@ async fn cds_adds_a_cluster() {
     Write::Rename.apply(&rig.path("cds.yaml"), &cds(&rig.setup, "v2", vec![static_cluster("c_svc", &[c.addr()])]));
     assert_eventually!(rig.stat("cluster_manager.cluster_added").await == added + 1, "c_svc is added");
     assert_eq!(rig.stat("cluster_manager.active_clusters").await, 4);
-    assert_eq!(rig.stat("cluster_manager.cds.update_success").await, 2);
+    // The source counts its update once the core has acknowledged it, after the commit.
+    assert_eventually!(rig.stat("cluster_manager.cds.update_success").await == 2, "the CDS update is counted");
     Write::Rename.apply(&rig.path("rds.yaml"), &rds_to("v2", "c_svc"));
     assert_eventually!(rig.hit("/").await == "c", "traffic reaches the added cluster");
 }

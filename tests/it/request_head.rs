@@ -141,6 +141,8 @@ async fn heads_get_envoys_answer_in_envoys_order_and_its_log_line() {
         ("GET / HTTP/1.0\r\nho st: a\r\n\r\n", 400, "Bad Request", codec),
         ("GET / HTTP/9.9\r\nho st: a\r\n\r\n", 400, "Bad Request", codec),
         ("GET / HTTP/9.9\r\nhost: a\r\n\r\n", 426, "Upgrade Required", version),
+        // A request line longer than the bytes hyper reads first to tell h2 from HTTP/1.
+        ("GET /a/b?x=1&y=2&z=3 HTTP/2.0\r\nhost: a\r\n\r\n", 426, "Upgrade Required", version),
         ("GET / HTTP/1.0\r\nhost: a\r\n\r\n", 426, "Upgrade Required", version),
         (
             "POST /p HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",

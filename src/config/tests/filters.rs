@@ -78,7 +78,9 @@ fn v2_names_without_typed_config_still_load() {
 fn per_filter_configs_are_read_by_type() {
     let routes = "              - match: {prefix: \"/\"}\n                route: {cluster: a_svc}\n                typed_per_filter_config:\n                  absent-filter: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}\n                  off: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}\n                  opt: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {\"@type\": type.googleapis.com/google.protobuf.Struct, value: {}}}\n                  buf: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: {max_request_bytes: 7}}\n";
     let b = load(&v3(routes, A_SVC)).unwrap_or_else(|e| panic!("{e:?}"));
-    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else { panic!("not inline") };
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
+        panic!("not inline")
+    };
     let got: Vec<(&str, &PerFilter)> =
         rc.virtual_hosts[0].routes[0].per_filter.iter().map(|p| (p.filter.as_str(), &p.config)).collect();
     assert_eq!(
@@ -100,8 +102,9 @@ fn per_filter_config_errors_name_their_entry() {
         )
     };
     let at = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].typed_per_filter_config.f";
-    let e =
-        load(&v3(&entry("{\"@type\": type.googleapis.com/google.protobuf.Struct, value: {}}"), A_SVC)).err().unwrap_or_default();
+    let e = load(&v3(&entry("{\"@type\": type.googleapis.com/google.protobuf.Struct, value: {}}"), A_SVC))
+        .err()
+        .unwrap_or_default();
     assert_eq!(
         e,
         [format!(

@@ -88,7 +88,17 @@ fn extensions_are_chosen_by_type_not_name() {
         .replace("name: envoy.filters.http.router", "name: my-router");
     assert!(text.contains("name: hcm") && text.contains("name: my-router"), "template changed");
     let b = load_text("ok.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).http_filters.iter().map(|f| &f.kind).collect::<Vec<_>>(), [&crate::config::model::HttpFilterKind::Router]);
+    assert_eq!(
+        b.listeners[0]
+            .hcms()
+            .next()
+            .unwrap_or_else(|| panic!("no hcm"))
+            .http_filters
+            .iter()
+            .map(|f| &f.kind)
+            .collect::<Vec<_>>(),
+        [&crate::config::model::HttpFilterKind::Router]
+    );
     // A known name with another extension's type is that other extension.
     let lua = v3(ROUTE_A, A_SVC).replace(
         "          http_filters:\n",
@@ -102,7 +112,10 @@ fn access_loggers_are_chosen_by_type() {
     let log = "          access_log:\n          - name: my_log\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog\n";
     let text = v3(ROUTE_A, A_SVC).replace("          http_filters:\n", &format!("{log}          http_filters:\n"));
     let b = load_text("ok.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).access_logs[0].sink, AccessLogSink::Stdout);
+    assert_eq!(
+        b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).access_logs[0].sink,
+        AccessLogSink::Stdout
+    );
 }
 
 /// The schema pass alone, on a value.

@@ -27,7 +27,8 @@
 pub(crate) mod support;
 mod walk;
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde_json::{Map, Number, Value as Json};
@@ -45,11 +46,50 @@ const MAX_SCHEMA_ERRORS: usize = 20;
 
 pub(crate) const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
-/// The pool, decoded on first use; `None` if the embedded set does not decode (a build
-/// problem, reported once by [`check`] as an error on the whole file).
-pub(crate) fn pool() -> Option<&'static DescriptorPool> {
-    static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTORS).ok()).as_ref()
+/// How long the decoded pool stays after its last use. It costs about 12 MB resident, which
+/// a proxy that reloads rarely should not carry between reloads; decoding it again takes a
+/// few milliseconds.
+const KEEP_POOL: Duration = Duration::from_secs(10);
+
+struct Cached {
+    pool: DescriptorPool,
+    last_used: Instant,
+}
+
+static POOL: Mutex<Option<Cached>> = Mutex::new(None);
+
+/// The pool, decoded on use and released [`KEEP_POOL`] after the last use; `None` if the
+/// embedded set does not decode (a build problem, reported by [`check`] as an error on the
+/// whole file).
+pub(crate) fn pool() -> Option<DescriptorPool> {
+    let mut cached = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cached.as_mut() {
+        c.last_used = Instant::now();
+        return Some(c.pool.clone());
+    }
+    let pool = DescriptorPool::decode(DESCRIPTORS).ok()?;
+    *cached = Some(Cached { pool: pool.clone(), last_used: Instant::now() });
+    drop(cached);
+    // If no thread can be started, the pool simply stays.
+    let _ = std::thread::Builder::new().name("legate-schema".to_string()).spawn(release_when_idle);
+    Some(pool)
+}
+
+/// Drops the cached pool once it has not been used for [`KEEP_POOL`]; ends with it.
+fn release_when_idle() {
+    loop {
+        std::thread::sleep(KEEP_POOL);
+        let mut cached = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        match cached.as_ref() {
+            Some(c) if c.last_used.elapsed() < KEEP_POOL => {}
+            _ => {
+                let released = cached.take();
+                drop(cached);
+                drop(released);
+                return;
+            }
+        }
+    }
 }
 
 /// The message named by a type URL (`type.googleapis.com/envoy...Cluster`) or a full name.

@@ -19,9 +19,9 @@ use legate::access_log::LogWriters;
 use legate::config;
 use legate::listener::manager::ListenerManager;
 use legate::listener::Drain;
-use legate::proxy::Shared;
 use legate::reload::{build, core, load, sources, state, to_updates};
 use legate::routing::RouteTable;
+use legate::server::ProcessState;
 use legate::snapshot::Snapshot;
 use legate::stats::Store;
 
@@ -126,7 +126,7 @@ impl Replay {
     fn new() -> Replay {
         let (bootstrap, json) = config::load_bootstrap_with_json(None, Some(BOOTSTRAP)).expect("valid bootstrap");
         let store = Store::new();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ProcessState {
             snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty())),
             stats: Arc::clone(&store),
             local_ip: None,

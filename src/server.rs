@@ -18,11 +18,25 @@ use crate::config::model;
 use crate::discovery::WatchOptions;
 use crate::listener::manager::ListenerManager;
 use crate::listener::{self, Drain};
-use crate::proxy::Shared;
 use crate::reload::history::History;
 use crate::reload::sources::Sources;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counter, Gauge, Histogram, Store};
+
+/// Process-wide state the request path reads.
+pub struct ProcessState {
+    pub snapshot: Arc<crate::snapshot::SnapshotStore>,
+    pub stats: Arc<crate::stats::Store>,
+    /// The machine's first non-loopback address, appended to `x-forwarded-for` for loopback
+    /// clients as Envoy does.
+    pub local_ip: Option<std::net::IpAddr>,
+    /// Set by the admin's `/healthcheck/fail`.
+    pub health_failing: std::sync::atomic::AtomicBool,
+    /// `--drain-time-s`: how long draining connections may live.
+    pub drain_time: std::time::Duration,
+    /// `server.total_connections`: open downstream connections on every listener.
+    pub total_connections: crate::stats::Gauge,
+}
 
 /// What the command line decided, as far as the running server cares.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +66,7 @@ pub enum StartError {
 }
 
 pub struct Server {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ProcessState>,
     pub options: Options,
     /// The bootstrap the process started with (admin and node do not change live).
     pub bootstrap: Arc<model::Bootstrap>,
@@ -268,7 +282,7 @@ pub async fn run_with_loggers(
     let store = Store::new();
     store.gauge("server.live").set(1);
     store.gauge("server.concurrency").set(options.concurrency as i64);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ProcessState {
         snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
         stats: Arc::clone(&store),
         local_ip: first_local_ip(),

@@ -23,7 +23,7 @@ pub type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// Envoy's log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
-    Trace,
+    StreamInfo,
     Debug,
     Info,
     Warning,
@@ -34,12 +34,12 @@ pub enum Level {
 
 impl Level {
     const ALL: [Level; 7] =
-        [Level::Trace, Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Critical, Level::Off];
+        [Level::StreamInfo, Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Critical, Level::Off];
 
     /// Envoy's name for the level.
     pub fn name(self) -> &'static str {
         match self {
-            Level::Trace => "trace",
+            Level::StreamInfo => "trace",
             Level::Debug => "debug",
             Level::Info => "info",
             Level::Warning => "warning",
@@ -52,7 +52,7 @@ impl Level {
     /// The level in an `EnvFilter` directive (tracing has no `critical`).
     fn directive(self) -> &'static str {
         match self {
-            Level::Trace => "trace",
+            Level::StreamInfo => "trace",
             Level::Debug => "debug",
             Level::Info => "info",
             Level::Warning => "warn",
@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(l.level("upstream"), Some(Level::Critical));
         assert_eq!(l.level("http"), Some(Level::Info));
         assert_eq!(l.handle(&params(&[("http", "trace")])).0, StatusCode::OK);
-        assert_eq!(l.level("http"), Some(Level::Trace));
+        assert_eq!(l.level("http"), Some(Level::StreamInfo));
     }
 
     #[test]

@@ -15,15 +15,15 @@ use regex::Regex;
 
 pub use super::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 
-/// A value shared between two versions of a configuration that both have it (a route of a
+/// A value kept between two versions of a configuration that both have it (a route of a
 /// 10,000-route file that one reload did not change): compared by pointer first, so that
 /// diffing two versions costs little more than the parts that changed.
 #[derive(Debug, Clone)]
-pub struct Shared<T>(pub Arc<T>);
+pub struct Kept<T>(pub Arc<T>);
 
-impl<T> Shared<T> {
+impl<T> Kept<T> {
     pub fn new(value: T) -> Self {
-        Shared(Arc::new(value))
+        Kept(Arc::new(value))
     }
 
     /// The very same value (not just an equal one).
@@ -32,13 +32,13 @@ impl<T> Shared<T> {
     }
 }
 
-impl<T: PartialEq> PartialEq for Shared<T> {
+impl<T: PartialEq> PartialEq for Kept<T> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
     }
 }
 
-impl<T> Deref for Shared<T> {
+impl<T> Deref for Kept<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -415,7 +415,7 @@ pub struct VirtualHost {
     pub name: String,
     /// As written (lowercased); routing decides exact/suffix/prefix/`*`.
     pub domains: Vec<String>,
-    pub routes: Vec<Shared<Route>>,
+    pub routes: Vec<Kept<Route>>,
     pub headers: HeaderOps,
     pub retry_policy: Option<RetryPolicy>,
     pub include_request_attempt_count: bool,
@@ -663,12 +663,12 @@ pub enum DiscoveryType {
     /// endpoints come from.
     Eds {
         service_name: String,
-        source: EdsSource,
+        source: EdsConfigSource,
     },
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum EdsSource {
+pub enum EdsConfigSource {
     File(FileSource),
     /// v2 `api_config_source: {api_type: REST, cluster_names: [..], refresh_delay}`:
     /// POST `/v2/discovery:endpoints` (or v3) to that cluster every `refresh_delay`.

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-use super::model::{AccessLogSink, Admin, Bootstrap, DynamicResources, EdsSource, FileSource, Node};
+use super::model::{AccessLogSink, Admin, Bootstrap, DynamicResources, EdsConfigSource, FileSource, Node};
 use super::reader::{Ctx, FieldPath, Obj};
 use common::{config_source, ip_address};
 
@@ -106,8 +106,8 @@ fn admin(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Admin> {
 
 fn file_source(ctx: &mut Ctx, o: Option<Obj<'_>>) -> Option<FileSource> {
     match config_source(ctx, o?, false)? {
-        EdsSource::File(f) => Some(f),
-        EdsSource::Rest { .. } => None,
+        EdsConfigSource::File(f) => Some(f),
+        EdsConfigSource::Rest { .. } => None,
     }
 }
 

@@ -13,8 +13,8 @@ use crate::body::progress::Progress;
 use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 use crate::proxy::body::ResBody;
 use crate::proxy::local_reply::LocalReason;
-use crate::proxy::Shared;
 use crate::routing::matcher::RequestView;
+use crate::server::ProcessState;
 use crate::stats::Store;
 
 /// The request body on its way to the router: as the client sends it, or read whole by a
@@ -128,7 +128,7 @@ impl Chain {
     /// wants it); `Err` is a local reply from the filter at `stream.decoded`.
     pub async fn decode(
         &self,
-        shared: &Shared,
+        shared: &ProcessState,
         parts: &mut http::request::Parts,
         body: &mut RequestBody,
         info: RequestInfo<'_>,

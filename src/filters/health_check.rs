@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::proxy::local_reply::LocalReason;
-use crate::proxy::Shared;
+use crate::server::ProcessState;
 
 pub struct HealthCheck {
     path: String,
@@ -15,7 +15,7 @@ impl HealthCheck {
         HealthCheck { path }
     }
 
-    pub fn decode_headers(&self, parts: &http::request::Parts, shared: &Shared) -> Result<(), LocalReason> {
+    pub fn decode_headers(&self, parts: &http::request::Parts, shared: &ProcessState) -> Result<(), LocalReason> {
         if parts.uri.path() != self.path {
             return Ok(());
         }

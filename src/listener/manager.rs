@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{bind, spawn_listener, Drain};
-use crate::proxy::Shared;
+use crate::server::ProcessState;
 use crate::snapshot::{ListenerRt, Snapshot};
 
 struct Running {
@@ -38,14 +38,14 @@ pub struct BindError {
 }
 
 pub struct ListenerManager {
-    shared: Arc<Shared>,
+    shared: Arc<ProcessState>,
     drain: Drain,
     running: HashMap<String, Running>,
     order: Vec<String>,
 }
 
 impl ListenerManager {
-    pub fn new(shared: Arc<Shared>, drain: Drain) -> Self {
+    pub fn new(shared: Arc<ProcessState>, drain: Drain) -> Self {
         ListenerManager { shared, drain, running: HashMap::new(), order: Vec::new() }
     }
 

@@ -30,7 +30,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::admin::drain::ListenerDrain;
 use crate::config::model::CodecType;
-use crate::proxy::{handle, ConnCtx, Shared};
+use crate::proxy::{handle, ConnCtx};
+use crate::server::ProcessState;
 use crate::snapshot::{ListenerRt, ListenerStats};
 use crate::stats::io::CountedIo;
 use crate::stats::GaugeGuard;
@@ -83,7 +84,7 @@ fn admin_stop(d: &ListenerDrain, inbound: bool) -> AdminStop {
 pub fn spawn_listener(
     socket: TcpListener,
     listener: Arc<ListenerRt>,
-    shared: Arc<Shared>,
+    shared: Arc<ProcessState>,
     drain: Drain,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -164,7 +165,7 @@ async fn accept_connection(
     mut stream: TcpStream,
     remote: SocketAddr,
     current: Arc<ListenerRt>,
-    shared: Arc<Shared>,
+    shared: Arc<ProcessState>,
     name: Arc<str>,
     drain: Drain,
     stop: watch::Receiver<bool>,

@@ -26,7 +26,7 @@ pub struct Logger {
 
 /// What the request path learned about a request, for logs and stats.
 #[derive(Default)]
-pub struct Trace {
+pub struct StreamInfo {
     pub upstream_host: Option<SocketAddr>,
     pub cluster: Option<Arc<crate::upstream::Cluster>>,
     pub route_name: Option<String>,
@@ -109,7 +109,7 @@ pub struct PendingLog {
     pub status: u16,
     pub response_headers: HeaderMap,
     pub trailers: Option<HeaderMap>,
-    pub trace: Trace,
+    pub trace: StreamInfo,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     pub bytes_sent: u64,
@@ -164,12 +164,12 @@ pub fn log_codec_reply(ctx: &super::ConnCtx, r: super::request_head::HeadRejecti
     if hcm.access_logs.is_empty() {
         return;
     }
-    let trace = Trace {
+    let trace = StreamInfo {
         response_flags: r.flag,
         details: Some(r.details),
         local_reply: true,
         raw_head: Some(RawHead::Unparsed),
-        ..Trace::default()
+        ..StreamInfo::default()
     };
     PendingLog {
         loggers: Arc::clone(&hcm.access_logs),

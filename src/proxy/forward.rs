@@ -23,7 +23,7 @@ use crate::upstream::breakers::RetrySlot;
 use crate::upstream::{Cluster, Host, UpstreamError};
 
 /// The parts of an upstream request that every attempt repeats.
-pub struct Prepared {
+pub struct AttemptTemplate {
     pub method: Method,
     /// Path and query; the authority for HTTP/2 upstreams comes from `authority`.
     pub path: String,
@@ -156,7 +156,7 @@ async fn attempt_timeout(
 /// the body, when it was still arriving as forwarding began.
 pub async fn forward(
     cluster: &Arc<Cluster>,
-    prepared: &Prepared,
+    prepared: &AttemptTemplate,
     mut body: BodySource,
     timeout: Option<Duration>,
     policy: Option<&RetryPolicy>,
@@ -402,7 +402,7 @@ async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<tokio::time::
     tokio::time::sleep(wait).await;
 }
 
-fn build_request(cluster: &Cluster, p: &Prepared, body: ReqBody, attempt: u32, host: &Host) -> Request<ReqBody> {
+fn build_request(cluster: &Cluster, p: &AttemptTemplate, body: ReqBody, attempt: u32, host: &Host) -> Request<ReqBody> {
     let mut req = Request::new(body);
     *req.method_mut() = p.method.clone();
     let mut headers = p.headers.clone();

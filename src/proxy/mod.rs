@@ -15,7 +15,7 @@ pub mod request_head;
 mod rewrite;
 pub mod stream_timer;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
@@ -33,33 +33,19 @@ use crate::filters::{self, RequestBody};
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, ForwardRt, NoRoute, RouteRt, RouteTable, VirtualHostRt};
-use crate::snapshot::{Hcm, ListenerRt, Snapshot, SnapshotStore};
-use crate::stats::{GaugeGuard, Store};
+use crate::server::ProcessState;
+use crate::snapshot::{Hcm, ListenerRt, Snapshot};
+use crate::stats::GaugeGuard;
 pub use access::{log_codec_reply, LoggedBody, Logger};
-use access::{ForwardedRequest, LoggedRequest, PendingLog, RawHead, RqTiming, Trace};
+use access::{ForwardedRequest, LoggedRequest, PendingLog, RawHead, RqTiming, StreamInfo};
 use body::{ReqBody, ResBody};
-use forward::{BodySource, Prepared};
+use forward::{AttemptTemplate, BodySource};
 use headers::{X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use local_reply::{local_reply, reply, LocalReason};
 
-/// Process-wide state the request path reads.
-pub struct Shared {
-    pub snapshot: Arc<SnapshotStore>,
-    pub stats: Arc<Store>,
-    /// The machine's first non-loopback address, appended to `x-forwarded-for` for loopback
-    /// clients as Envoy does.
-    pub local_ip: Option<IpAddr>,
-    /// Set by the admin's `/healthcheck/fail`.
-    pub health_failing: AtomicBool,
-    /// `--drain-time-s`: how long draining connections may live.
-    pub drain_time: std::time::Duration,
-    /// `server.total_connections`: open downstream connections on every listener.
-    pub total_connections: crate::stats::Gauge,
-}
-
 /// One downstream connection.
 pub struct ConnCtx {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ProcessState>,
     pub listener_name: Arc<str>,
     /// The listener's last version, for requests after a reload removed it (it lives while it
     /// drains). Weak, so that keep-alive connections do not pin old route tables.
@@ -132,7 +118,7 @@ pub async fn handle(
 
     // Only when a logger is configured: when the request started, and a count of its body
     // bytes if it has a body.
-    let mut trace = Trace::default();
+    let mut trace = StreamInfo::default();
     let log_start = (!hcm.access_logs.is_empty()).then(|| {
         trace.logging = true;
         if !req.body().is_end_stream() {
@@ -292,7 +278,7 @@ fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -
 /// The request as Envoy's access log sees it: its headers after the connection manager's and
 /// the router's changes (`x-request-id`, `x-forwarded-*`, rewritten `:path` and `:authority`,
 /// `x-envoy-original-path`), because Envoy changes the downstream header map in place.
-fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, trace: &mut Trace) -> LoggedRequest {
+fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, trace: &mut StreamInfo) -> LoggedRequest {
     match &trace.raw_head {
         Some(RawHead::Unparsed) => {
             return LoggedRequest {
@@ -400,7 +386,7 @@ async fn process(
     hcm: &Hcm,
     parts: &mut http::request::Parts,
     body: Incoming,
-    trace: &mut Trace,
+    trace: &mut StreamInfo,
     chain: &mut filters::Stream,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
@@ -582,7 +568,7 @@ async fn forward_to(
     path: String,
     authority: HeaderValue,
     weighted_ops: Option<HeaderOpsRt>,
-    trace: &mut Trace,
+    trace: &mut StreamInfo,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
     let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
@@ -623,7 +609,7 @@ async fn forward_to(
         }
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
-    let prepared = Prepared {
+    let prepared = AttemptTemplate {
         method: parts.method.clone(),
         path,
         authority,
@@ -637,7 +623,7 @@ async fn forward_to(
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it. Under
         // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
-        let Prepared { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
+        let AttemptTemplate { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
         let host = match &outcome {
             Ok(out) => Some(&out.host),
             Err(f) => f.connected.as_ref(),

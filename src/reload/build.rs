@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_log::LogWriters;
-use crate::config::model::{self, DiscoveryType, EdsSource, HttpConnectionManager, RouteConfig, RouteSource};
+use crate::config::model::{self, DiscoveryType, EdsConfigSource, HttpConnectionManager, RouteConfig, RouteSource};
 use crate::listener::manager::{BindError, ListenerManager, Plan};
 use crate::snapshot::{rebuild_listener, Snapshot, Terminal};
 use crate::stats::Store;
@@ -56,7 +56,7 @@ impl Staged {
             c.go_live(replaced.as_deref());
             if let DiscoveryType::Eds {
                 service_name,
-                source: EdsSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
+                source: EdsConfigSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
             } = &c.config.discovery
             {
                 eds_rest::spawn_rest_eds(

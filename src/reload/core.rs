@@ -22,7 +22,7 @@ use crate::access_log::LogWriters;
 use crate::config::model::{self, DiscoveryType, RouteSource};
 use crate::config::{self as cfg, ConfigError, ConfigErrors};
 use crate::listener::manager::ListenerManager;
-use crate::proxy::Shared;
+use crate::server::ProcessState;
 use crate::snapshot::Snapshot;
 use crate::xds::{Delivery, Resource, Response, SourceHandle, TypeUrl, Update};
 
@@ -138,7 +138,7 @@ impl Resources {
 
 /// The reloader's state: the resources the running snapshot was built from.
 pub struct Core {
-    shared: Arc<Shared>,
+    shared: Arc<ProcessState>,
     writers: Arc<LogWriters>,
     manager: ListenerManager,
     resources: Resources,
@@ -151,7 +151,7 @@ pub struct Core {
 
 impl Core {
     pub fn new(
-        shared: Arc<Shared>,
+        shared: Arc<ProcessState>,
         writers: Arc<LogWriters>,
         manager: ListenerManager,
         bootstrap: Arc<model::Bootstrap>,
@@ -292,7 +292,7 @@ impl Core {
 /// a second for at most the drain time plus a minute. A cluster or listener of the same name
 /// added back meanwhile holds its own handles, which `retain_live` keeps.
 fn forget_when_gone<T: Send + Sync + 'static>(
-    shared: &Shared,
+    shared: &ProcessState,
     gone: std::sync::Weak<T>,
     forget: impl FnOnce() + Send + 'static,
 ) {
@@ -308,7 +308,7 @@ fn forget_when_gone<T: Send + Sync + 'static>(
     });
 }
 
-fn count_changes(shared: &Shared, d: &Diff, prev: &Snapshot) {
+fn count_changes(shared: &ProcessState, d: &Diff, prev: &Snapshot) {
     let s = &shared.stats;
     let initial = prev.listeners.is_empty() && prev.clusters.is_empty();
     s.counter("listener_manager.listener_added").add(d.listeners.added.len() as u64);

@@ -78,7 +78,7 @@ struct Rig {
 fn rig() -> Rig {
     let store = Store::new();
     let snapshot: Arc<SnapshotStore> = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty()));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ProcessState {
         snapshot: Arc::clone(&snapshot),
         stats: Arc::clone(&store),
         local_ip: None,

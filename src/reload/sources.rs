@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::model::{
-    Bootstrap, Cluster, DiscoveryType, EdsSource, FileSource, Listener, LocalityEndpoints, RouteConfig, RouteSource,
+    Bootstrap, Cluster, DiscoveryType, EdsConfigSource, FileSource, Listener, LocalityEndpoints, RouteConfig,
+    RouteSource,
 };
 
 use super::state::Effective;
@@ -138,7 +139,7 @@ impl Sources {
             }
         }
         for c in self.clusters() {
-            if let DiscoveryType::Eds { service_name, source: EdsSource::File(s) } = &c.discovery {
+            if let DiscoveryType::Eds { service_name, source: EdsConfigSource::File(s) } = &c.discovery {
                 out.push((Role::Eds(service_name.clone()), s.clone()));
             }
         }

@@ -3,7 +3,7 @@
 //! The request path only looks things up.
 //!
 //! A table rebuilt after a reload ([`RouteTable::rebuild`]) takes over what the last one
-//! compiled for the routes both configurations share (the same `Shared<Route>`, which the
+//! compiled for the routes both configurations share (the same `Kept<Route>`, which the
 //! config layer keeps for routes a file change did not touch), and the path index when no
 //! matcher changed: one changed route of 10,000 compiles one route, and freeing the old
 //! table frees one route.
@@ -22,7 +22,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 
 use crate::config::model::{
-    self, ClusterSpecifier, HostRewrite, RedirectAction, RetryPolicy, RouteAction, RouteMatch, Shared,
+    self, ClusterSpecifier, HostRewrite, Kept, RedirectAction, RetryPolicy, RouteAction, RouteMatch,
 };
 use crate::filters::{Chain, Slots};
 use crate::upstream::Cluster;
@@ -50,7 +50,7 @@ pub struct VirtualHostRt {
     pub include_request_attempt_count: bool,
     pub include_attempt_count_in_response: bool,
     /// What the routes were compiled from, for the next table to reuse them.
-    sources: Vec<Shared<model::Route>>,
+    sources: Vec<Kept<model::Route>>,
     retry_policy: Option<RetryPolicy>,
     /// The virtual host's and the route configuration's `typed_per_filter_config`, which
     /// the routes' filter slots were resolved with.
@@ -262,7 +262,7 @@ fn build_vhost(
         o.retry_policy == vh.retry_policy && o.per_filter.0 == vh.per_filter && o.per_filter.1 == rc_per_filter
     });
     let (n, m) = (vh.routes.len(), old.map_or(0, |(o, _)| o.sources.len()));
-    let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Shared::ptr_eq(&vh.routes[i], &o.sources[j]));
+    let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Kept::ptr_eq(&vh.routes[i], &o.sources[j]));
     // The routes both have, by position from the start and from the end.
     let (head, tail) = crate::common_ends::common_ends(n, m, same);
     let mut routes = Vec::with_capacity(n);
@@ -286,7 +286,7 @@ fn build_vhost(
     let matching = match old {
         Some((o, _))
             if m == n
-                && vh.routes.iter().zip(&o.sources).all(|(a, b)| Shared::ptr_eq(a, b) || a.matcher == b.matcher) =>
+                && vh.routes.iter().zip(&o.sources).all(|(a, b)| Kept::ptr_eq(a, b) || a.matcher == b.matcher) =>
         {
             Arc::clone(&o.matching)
         }

@@ -111,7 +111,7 @@ fn rest_eds_api_config_source() {
     let b = v2("rest-eds.yaml");
     let want = DiscoveryType::Eds {
         service_name: "backend-v1".to_string(),
-        source: EdsSource::Rest {
+        source: EdsConfigSource::Rest {
             cluster: "discovery".to_string(),
             refresh_delay: Duration::from_secs(3),
             request_timeout: Duration::from_secs(1),

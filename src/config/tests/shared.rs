@@ -94,7 +94,7 @@ fn eds_rest() {
     let b = seed("eds-rest.yaml");
     let want = DiscoveryType::Eds {
         service_name: "myservice".to_string(),
-        source: EdsSource::Rest {
+        source: EdsConfigSource::Rest {
             cluster: "eds_cluster".to_string(),
             refresh_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(1),

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    Cluster, ClusterSpecifier, DiscoveryType, EdsSource, HttpConnectionManager, Listener, NetworkFilter, RouteAction,
-    RouteSource,
+    Cluster, ClusterSpecifier, DiscoveryType, EdsConfigSource, HttpConnectionManager, Listener, NetworkFilter,
+    RouteAction, RouteSource,
 };
 use crate::config::reader::{Ctx, FieldPath};
 
@@ -41,7 +41,7 @@ pub(crate) fn duplicate_clusters(ctx: &mut Ctx, clusters: &[(FieldPath, Cluster)
 /// A REST EDS source must name a cluster defined in the same file.
 pub(crate) fn eds_rest_clusters(ctx: &mut Ctx, clusters: &[(FieldPath, Cluster)], names: &HashSet<String>) {
     for (path, c) in clusters {
-        if let DiscoveryType::Eds { source: EdsSource::Rest { cluster, .. }, .. } = &c.discovery {
+        if let DiscoveryType::Eds { source: EdsConfigSource::Rest { cluster, .. }, .. } = &c.discovery {
             if !names.contains(cluster) {
                 ctx.err(
                     format!("{path}.eds_cluster_config.eds_config.api_config_source.cluster_names[0]"),

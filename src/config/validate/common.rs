@@ -8,7 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde_yaml::Value;
 
-use crate::config::model::{EdsSource, FileSource};
+use crate::config::model::{EdsConfigSource, FileSource};
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
 static NULL: Value = Value::Null;
@@ -100,13 +100,13 @@ pub(crate) fn ip_address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<S
 
 /// A `ConfigSource`: a file (`path`, `path_config_source`) or, when `allow_rest`, a v2 REST
 /// `api_config_source`. Reads and finishes the object.
-pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> Option<EdsSource> {
+pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> Option<EdsConfigSource> {
     let before = ctx.error_count();
     let _ = o.enumv(ctx, "resource_api_version", &[("V3", Some(())), ("AUTO", Some(())), ("V2", None)]);
     o.ignore(&["initial_fetch_timeout", "authorities"]);
-    let mut found: Option<EdsSource> = None;
+    let mut found: Option<EdsConfigSource> = None;
     if let Some(p) = o.str(ctx, "path") {
-        found = Some(EdsSource::File(FileSource { path: PathBuf::from(p), watched_directory: None }));
+        found = Some(EdsConfigSource::File(FileSource { path: PathBuf::from(p), watched_directory: None }));
     }
     if let Some(mut pcs) = o.obj(ctx, "path_config_source") {
         let path = pcs.str(ctx, "path");
@@ -119,7 +119,9 @@ pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> 
             p.map(PathBuf::from)
         });
         match path {
-            Some(p) => found = Some(EdsSource::File(FileSource { path: PathBuf::from(p), watched_directory: watched })),
+            Some(p) => {
+                found = Some(EdsConfigSource::File(FileSource { path: PathBuf::from(p), watched_directory: watched }))
+            }
             None => ctx.err(pcs.at("path"), "missing path"),
         }
         pcs.finish(ctx, &[]);
@@ -137,7 +139,7 @@ pub(crate) fn config_source(ctx: &mut Ctx, mut o: Obj<'_>, allow_rest: bool) -> 
     found
 }
 
-fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsSource> {
+fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsConfigSource> {
     let unsupported = Some(false);
     let rest = api.enumv(
         ctx,
@@ -168,7 +170,7 @@ fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsSource> {
     api.finish(ctx, &[]);
     match (rest, names.as_slice(), refresh_delay) {
         (Some(true), [cluster], Some(refresh_delay)) => {
-            Some(EdsSource::Rest { cluster: cluster.clone(), refresh_delay, request_timeout })
+            Some(EdsConfigSource::Rest { cluster: cluster.clone(), refresh_delay, request_timeout })
         }
         _ => None,
     }

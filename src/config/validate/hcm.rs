@@ -12,7 +12,7 @@ use super::access_log::access_log;
 use super::common::{config_source, parse_ip};
 use super::http_filters::http_filters;
 use super::route::route_config;
-use crate::config::model::EdsSource;
+use crate::config::model::EdsConfigSource;
 
 /// Zero disables a timeout.
 fn nonzero(d: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
@@ -239,7 +239,7 @@ fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
                 ctx.err(format!("{path}.route_config_name"), "missing route_config_name");
             }
             match (name, source) {
-                (Some(route_config_name), Some(EdsSource::File(source))) => {
+                (Some(route_config_name), Some(EdsConfigSource::File(source))) => {
                     Some(RouteSource::Rds { route_config_name, source })
                 }
                 (_, None) if !ctx.errors.iter().any(|e| e.path.starts_with(&path.to_string())) => {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, RedirectAction, RegexRewrite, RetryOn,
-    RetryPolicy, Route, RouteAction, RouteConfig, Shared, VirtualHost, WeightedCluster,
+    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, RedirectAction, RegexRewrite, RetryOn,
+    RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -73,7 +73,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
     let per_filter = per_filter_configs(ctx, &mut o);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
-    let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Shared::new));
+    let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Kept::new));
     let path = o.path.clone();
     o.finish(ctx, &[]);
     if name.as_deref().is_none_or(str::is_empty) {

@@ -26,8 +26,8 @@ fn policy(retry_on: RetryOn, num_retries: u32, per_try_timeout: Option<Duration>
     RetryPolicy { retry_on, num_retries, per_try_timeout, retriable_status_codes: Vec::new() }
 }
 
-fn prepared() -> Prepared {
-    Prepared {
+fn prepared() -> AttemptTemplate {
+    AttemptTemplate {
         method: Method::POST,
         path: "/p".into(),
         authority: HeaderValue::from_static("example.com"),

@@ -24,7 +24,11 @@ async fn rds_flip(how: Write) {
     assert_eq!(rig.stat(&format!("{RDS}.update_rejected")).await, 0);
     assert_eq!(rig.stat(&format!("{RDS}.update_failure")).await, 0);
     rig.assert_no_rejected_reload().await;
-    assert_eq!(rig.reloads().await[0]["changes"]["routes"]["modified"], serde_json::json!(["local_route"]));
+    // The source records the reload once the core acknowledged it, after the commit.
+    assert_eventually!(
+        rig.reloads().await[0]["changes"]["routes"]["modified"] == serde_json::json!(["local_route"]),
+        "the reload is recorded"
+    );
     // And back again, the same way.
     how.apply(&rig.path("rds.yaml"), &rds_to("v3", "a_svc"));
     assert_eventually!(rig.hit("/").await == "a", "route flips back to a after a {how:?} write");

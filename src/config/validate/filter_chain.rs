@@ -133,8 +133,8 @@ fn chain_match(ctx: &mut Ctx, mut o: Obj<'_>) -> FilterChainMatch {
     }
 }
 
-/// A repeated `CidrRange` field.
-fn cidrs(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Vec<CidrRange> {
+/// A repeated `CidrRange` field (filter chain matches, the HCM's internal addresses).
+pub(super) fn cidrs(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Vec<CidrRange> {
     let mut out = Vec::new();
     for mut c in o.objs(ctx, name) {
         let prefix = c.str(ctx, "address_prefix");

@@ -9,7 +9,8 @@ use crate::config::model::{
 use crate::config::reader::{Ctx, Obj};
 
 use super::access_log::access_log;
-use super::common::{config_source, parse_ip};
+use super::common::config_source;
+use super::filter_chain::cidrs;
 use super::http_filters::http_filters;
 use super::route::route_config;
 use crate::config::model::EdsConfigSource;
@@ -259,25 +260,7 @@ fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
 }
 
 fn internal_cidrs(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<CidrRange> {
-    let mut out = Vec::new();
-    for mut c in o.objs(ctx, "cidr_ranges") {
-        let prefix = c.str(ctx, "address_prefix");
-        let len = c.uint(ctx, "prefix_len", 128);
-        let path = c.path.clone();
-        c.finish(ctx, &[]);
-        match prefix.as_deref().map(parse_ip) {
-            Some(Some(address)) => {
-                let max = if address.is_ipv4() { 32 } else { 128 };
-                let prefix_len = len.unwrap_or(0);
-                if prefix_len > max {
-                    ctx.err(format!("{path}.prefix_len"), format!("must be at most {max}"));
-                } else {
-                    out.push(CidrRange { address, prefix_len: prefix_len as u8 });
-                }
-            }
-            _ => ctx.err(format!("{path}.address_prefix"), "expected an IP address"),
-        }
-    }
+    let out = cidrs(ctx, &mut o, "cidr_ranges");
     o.finish(ctx, &["unix_sockets"]);
     out
 }

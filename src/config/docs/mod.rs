@@ -28,6 +28,12 @@
 //! lb_endpoints) leaves its results here ([`ListMemo`]), and the next document made in pieces
 //! hands them back with which of its items are the old ones ([`Splice`]); see
 //! `reader::Obj::objs_memo`.
+//!
+//! `text.rs` finds the long sequence in the text and screens it; `tree.rs` builds and checks the
+//! skeleton's value and moves items in and out of it.
+
+mod text;
+mod tree;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -39,8 +45,8 @@ use super::error::ConfigError;
 use super::parse::{format_for, parse_value, parse_yaml, Format};
 use super::reader::{ListMemo, Splice};
 
-/// Below this many items a full parse is cheap enough.
-const MIN_ITEMS: usize = 32;
+use text::{longest_sequence, screened};
+use tree::{at_mut, at_value, depth, same_outside, skeleton};
 
 /// Nesting kept well below serde_yaml's recursion limit (128): the skeleton and the items are
 /// parsed apart, so a document too deep for a full parse must not pass in pieces.
@@ -190,195 +196,6 @@ impl DocCache {
     }
 }
 
-/// The bytes [`screened`] looks at twice.
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let bytes = [b'&', b'\t', b'\r', b'<', b'%', 0x85, 0xA8, 0xA9];
-    let mut i = 0;
-    while i < bytes.len() {
-        t[bytes[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Whether `text` may be parsed in pieces at all (see the module docs), looking at the bytes
-/// in `ranges` only: those of unchanged items passed when their document was parsed. Ranges
-/// start at line starts, so nothing looked for spans two of them.
-fn screened(text: &str, ranges: &[Range<usize>]) -> bool {
-    let b = text.as_bytes();
-    let before = |i: usize, k: usize| i.checked_sub(k).and_then(|j| b.get(j)).copied();
-    for r in ranges {
-        let Some(part) = text.get(r.clone()) else { return false };
-        if part.contains(PLACEHOLDER) {
-            return false;
-        }
-        for (i, c) in part.bytes().enumerate().map(|(k, c)| (r.start + k, c)) {
-            if SPECIAL[usize::from(c)] && !plain(c, i, b.get(i + 1).copied(), before) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// Whether special byte `c` at `i` is harmless, given the byte after it and a look back.
-fn plain(c: u8, i: usize, next: Option<u8>, before: impl Fn(usize, usize) -> Option<u8>) -> bool {
-    match c {
-        b'&' | b'\t' | b'\r' => false,
-        b'<' => next != Some(b'<'),
-        // A directive (`%TAG`) at the start of a line.
-        b'%' => i > 0 && before(i, 1) != Some(b'\n'),
-        // U+0085 NEL, U+2028 LS, U+2029 PS: line breaks to YAML 1.1.
-        0x85 => before(i, 1) != Some(0xC2),
-        0xA8 | 0xA9 => !(before(i, 1) == Some(0x80) && before(i, 2) == Some(0xE2)),
-        _ => true,
-    }
-}
-
-/// The longest run of block sequence items in `text`: its column and each item's bytes.
-fn longest_sequence(text: &str) -> Option<(usize, Vec<Range<usize>>)> {
-    struct Run {
-        column: usize,
-        starts: Vec<usize>,
-    }
-    let mut open: Vec<Run> = Vec::new();
-    let mut best: Option<(usize, Vec<Range<usize>>)> = None;
-    let close = |run: Run, end: usize, best: &mut Option<(usize, Vec<Range<usize>>)>| {
-        if best.as_ref().is_some_and(|(_, items)| items.len() >= run.starts.len()) {
-            return;
-        }
-        let mut items = Vec::with_capacity(run.starts.len());
-        for (k, s) in run.starts.iter().enumerate() {
-            items.push(*s..run.starts.get(k + 1).copied().unwrap_or(end));
-        }
-        *best = Some((run.column, items));
-    };
-    let b = text.as_bytes();
-    let mut start = 0;
-    while start < b.len() {
-        // A line's indentation and first character decide; the rest is skipped.
-        let first = b[start..].iter().position(|&c| c != b' ').map_or(b.len(), |k| start + k);
-        let indent = first - start;
-        let end = b[first..].iter().position(|&c| c == b'\n').map_or(b.len(), |k| first + k + 1);
-        if !matches!(b.get(first), None | Some(b'\n') | Some(b'#')) {
-            let item = b[first] == b'-' && matches!(b.get(first + 1), None | Some(b' ') | Some(b'\n'));
-            while let Some(top) = open.last() {
-                if top.column > indent || (top.column == indent && !item) {
-                    if let Some(run) = open.pop() {
-                        close(run, start, &mut best);
-                    }
-                } else {
-                    break;
-                }
-            }
-            if item {
-                match open.last_mut() {
-                    Some(top) if top.column == indent => top.starts.push(start),
-                    _ => open.push(Run { column: indent, starts: vec![start] }),
-                }
-            }
-        }
-        start = end;
-    }
-    while let Some(run) = open.pop() {
-        close(run, text.len(), &mut best);
-    }
-    best.filter(|(_, items)| items.len() >= MIN_ITEMS)
-}
-
-/// `text` with the items replaced by one placeholder item, parsed, and where the placeholder
-/// ended up.
-fn skeleton(text: &str, column: usize, items: &[Range<usize>]) -> Option<(Value, Vec<Step>)> {
-    let (first, last) = (items.first()?, items.last()?);
-    let mut s = String::with_capacity(first.start + (text.len() - last.end) + column + PLACEHOLDER.len() + 4);
-    s.push_str(&text[..first.start]);
-    s.extend(std::iter::repeat_n(' ', column));
-    s.push_str("- ");
-    s.push_str(PLACEHOLDER);
-    s.push('\n');
-    s.push_str(&text[last.end..]);
-    let value = parse_yaml(Path::new(""), &s).ok()?;
-    let mut found = Vec::new();
-    find_placeholder(&value, &mut Vec::new(), &mut found);
-    match <[_; 1]>::try_from(found) {
-        Ok([at]) => Some((value, at)),
-        Err(_) => None,
-    }
-}
-
-fn find_placeholder(v: &Value, path: &mut Vec<Step>, found: &mut Vec<Vec<Step>>) {
-    match v {
-        Value::Sequence(items) if items.len() == 1 && items[0].as_str() == Some(PLACEHOLDER) => {
-            found.push(path.clone());
-        }
-        Value::Sequence(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                find_placeholder(item, path, found);
-                path.pop();
-            }
-        }
-        Value::Mapping(m) => {
-            for (k, item) in m {
-                path.push(Step::Key(k.clone()));
-                find_placeholder(item, path, found);
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn at_mut<'v>(mut v: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
-    for step in path {
-        v = match (step, v) {
-            (Step::Key(k), Value::Mapping(m)) => m.get_mut(k)?,
-            (Step::Index(i), Value::Sequence(s)) => s.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-/// Nesting depth of a value (a scalar is 0).
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Sequence(s) => 1 + s.iter().map(depth).max().unwrap_or(0),
-        Value::Mapping(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        Value::Tagged(t) => 1 + depth(&t.value),
-        _ => 0,
-    }
-}
-
-/// Whether `full` equals `skel` everywhere but at `path`, where `skel` has the placeholder.
-fn same_outside(skel: &Value, full: &Value, path: &[Step]) -> bool {
-    let Some((step, rest)) = path.split_first() else {
-        return true;
-    };
-    match (step, skel, full) {
-        (Step::Key(k), Value::Mapping(a), Value::Mapping(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b.iter())
-                    .all(|((ka, va), (kb, vb))| ka == kb && if ka == k { same_outside(va, vb, rest) } else { va == vb })
-        }
-        (Step::Index(i), Value::Sequence(a), Value::Sequence(b)) => {
-            a.len() == b.len()
-                && a.iter().zip(b.iter()).enumerate().all(
-                    |(j, (va, vb))| {
-                        if j == *i {
-                            same_outside(va, vb, rest)
-                        } else {
-                            va == vb
-                        }
-                    },
-                )
-        }
-        _ => false,
-    }
-}
-
 /// After a full parse: the longest sequence of `text`, checked against `value`.
 fn locate(text: &str, value: &Value) -> Option<Seq> {
     let whole = 0..text.len();
@@ -395,17 +212,6 @@ fn locate(text: &str, value: &Value) -> Option<Seq> {
     }
     let depth = values.iter().map(depth).max().unwrap_or(0);
     (at.len() + 1 + depth <= MAX_DEPTH).then_some(Seq { items, at, depth })
-}
-
-fn at_value<'v>(mut v: &'v Value, path: &[Step]) -> Option<&'v Value> {
-    for step in path {
-        v = match (step, v) {
-            (Step::Key(k), Value::Mapping(m)) => m.get(k)?,
-            (Step::Index(i), Value::Sequence(s)) => s.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
 }
 
 /// `text` parsed in pieces against `doc`, the last document of the same file; `None` when

@@ -1,0 +1,152 @@
+//! Clusters: discovery type, load balancing, endpoints and circuit breakers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{DnsOptions, FileSource, Http2Options};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsLookupFamily {
+    /// Envoy's `AUTO`: IPv6 if any, else IPv4.
+    Auto,
+    #[default]
+    V4Preferred,
+    V4Only,
+    V6Only,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiscoveryType {
+    Static,
+    StrictDns,
+    LogicalDns,
+    /// `EDS` with its `service_name` (defaults to the cluster name) and where the
+    /// endpoints come from.
+    Eds {
+        service_name: String,
+        source: EdsConfigSource,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EdsConfigSource {
+    File(FileSource),
+    /// v2 `api_config_source: {api_type: REST, cluster_names: [..], refresh_delay}`:
+    /// POST `/v2/discovery:endpoints` (or v3) to that cluster every `refresh_delay`.
+    Rest {
+        cluster: String,
+        refresh_delay: Duration,
+        request_timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EndpointAddress {
+    Ip(SocketAddr),
+    /// A DNS name (STRICT_DNS / LOGICAL_DNS clusters).
+    Dns {
+        host: String,
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub address: EndpointAddress,
+    /// `endpoint.hostname`
+    pub hostname: Option<String>,
+    /// `load_balancing_weight`, default 1.
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalityEndpoints {
+    pub priority: u32,
+    /// `load_balancing_weight` of the locality, default 1.
+    pub weight: u32,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    /// `alt_stat_name`: the name in stats (`cluster.<it>.*`) and logs, when set.
+    pub alt_stat_name: Option<String>,
+    pub discovery: DiscoveryType,
+    pub lb_policy: LbPolicy,
+    /// `connect_timeout`, default 5 s.
+    pub connect_timeout: Duration,
+    /// `dns_refresh_rate`, default 5 s.
+    pub dns_refresh_rate: Duration,
+    /// `dns_resolvers` / `typed_dns_resolver_config`: empty means the system resolver.
+    pub dns_resolvers: Vec<SocketAddr>,
+    /// `dns_resolver_options` (or the deprecated `use_tcp_for_dns_lookups`).
+    pub dns_options: DnsOptions,
+    pub dns_lookup_family: DnsLookupFamily,
+    /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
+    pub endpoints: Vec<LocalityEndpoints>,
+    pub protocol: UpstreamProtocol,
+    /// `explicit_http_config.http2_protocol_options`
+    pub http2: Http2Options,
+    /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.
+    pub idle_timeout: Option<Duration>,
+    /// `per_connection_buffer_limit_bytes`, default 1 MiB: how far an upstream connection's
+    /// buffers grow (never under 64 KiB, room for a response head).
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `circuit_breakers.thresholds`: max connections/pending/requests/retries per priority.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+impl Cluster {
+    /// The name in `cluster.<name>.*` and in logs: `alt_stat_name`, else `name`.
+    pub fn stat_name(&self) -> &str {
+        self.alt_stat_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// `circuit_breakers.thresholds`: the limits for routes of each priority. Only DEFAULT
+/// routes exist in legate (a route's `priority: HIGH` is rejected), so `high` is only shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CircuitBreakers {
+    pub default: Thresholds,
+    pub high: Thresholds,
+}
+
+/// One priority's limits, Envoy's defaults unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub max_connections: u32,
+    pub max_pending_requests: u32,
+    pub max_requests: u32,
+    pub max_retries: u32,
+    /// `track_remaining`: publish `circuit_breakers.<priority>.remaining_*` gauges.
+    pub track_remaining: bool,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            track_remaining: false,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Route configurations: virtual hosts, routes, their matches and actions, header edits.
+
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::{Kept, PerFilterConfig};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderOps {
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    /// Lowercased header names.
+    pub request_headers_to_remove: Vec<String>,
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    /// Lowercased header names.
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendAction {
+    /// `APPEND_IF_EXISTS_OR_ADD` (default; also `append: true`).
+    #[default]
+    Append,
+    AddIfAbsent,
+    /// `OVERWRITE_IF_EXISTS_OR_ADD` (also `append: false`).
+    OverwriteOrAdd,
+    OverwriteIfExists,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderValueOption {
+    /// Lowercased.
+    pub key: String,
+    pub value: String,
+    pub action: AppendAction,
+    /// `keep_empty_value`
+    pub keep_empty_value: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub headers: HeaderOps,
+    /// `validate_clusters`: `None` when not set (true for inline configs, false for RDS).
+    pub validate_clusters: Option<bool>,
+    /// `internal_only_headers`, lowercased: removed from requests of external clients.
+    pub internal_only_headers: Vec<String>,
+    /// `ignore_port_in_host_matching`
+    pub ignore_port_in_host_matching: bool,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
+}
+
+impl RouteConfig {
+    /// The table an RDS name serves before its file has loaded: no virtual host (404).
+    pub fn empty_rds(name: &str) -> Self {
+        RouteConfig {
+            name: name.to_string(),
+            virtual_hosts: Vec::new(),
+            headers: Default::default(),
+            validate_clusters: Some(false),
+            internal_only_headers: Vec::new(),
+            ignore_port_in_host_matching: false,
+            per_filter: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    pub name: String,
+    /// As written (lowercased); routing decides exact/suffix/prefix/`*`.
+    pub domains: Vec<String>,
+    pub routes: Vec<Kept<Route>>,
+    pub headers: HeaderOps,
+    pub retry_policy: Option<RetryPolicy>,
+    pub include_request_attempt_count: bool,
+    pub include_attempt_count_in_response: bool,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: Option<String>,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    pub headers: HeaderOps,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// `case_sensitive`, default true; applies to `prefix` and `path`.
+    pub case_sensitive: bool,
+    pub headers: Vec<HeaderMatcher>,
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Prefix(String),
+    Path(String),
+    /// Anchored: must match the whole path (without the query).
+    Regex(Regex),
+    PathSeparatedPrefix(String),
+}
+
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Prefix(a), Self::Prefix(b)) => a == b,
+            (Self::Path(a), Self::Path(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            (Self::PathSeparatedPrefix(a), Self::PathSeparatedPrefix(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A string matcher (`StringMatcher` / `HeaderMatcher`'s legacy fields).
+#[derive(Debug, Clone)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// Anchored: must match the whole value.
+    Regex(Regex),
+}
+
+impl PartialEq for StringMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exact(a), Self::Exact(b))
+            | (Self::Prefix(a), Self::Prefix(b))
+            | (Self::Suffix(a), Self::Suffix(b))
+            | (Self::Contains(a), Self::Contains(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringMatcher {
+    pub kind: StringMatch,
+    /// `ignore_case` (not for regex).
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderMatchKind {
+    /// `present_match: true|false`
+    Present(bool),
+    String(StringMatcher),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatcher {
+    /// Lowercased; `:authority`, `:path`, `:method`, `:scheme` are pseudo-headers.
+    pub name: String,
+    pub kind: HeaderMatchKind,
+    pub invert_match: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    /// `None`: `present_match: true`.
+    pub string_match: Option<StringMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    Forward(ForwardAction),
+    Redirect(RedirectAction),
+    DirectResponse(DirectResponseAction),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterSpecifier {
+    Cluster(String),
+    /// Each cluster with its weight; weights are > 0 in total.
+    Weighted(Vec<WeightedCluster>),
+    /// `cluster_header`: the cluster named by this (lowercased) request header.
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedCluster {
+    pub name: String,
+    pub weight: u32,
+    pub headers: HeaderOps,
+    /// `typed_per_filter_config`
+    pub per_filter: Vec<PerFilterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostRewrite {
+    None,
+    Literal(String),
+    /// `auto_host_rewrite`: the chosen endpoint's `hostname` (or nothing for IP endpoints
+    /// without one, as Envoy does for STATIC clusters; STRICT_DNS uses the DNS name).
+    Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegexRewrite {
+    pub pattern: Regex,
+    /// Envoy's `\1` style references, as written.
+    pub substitution: String,
+}
+
+impl PartialEq for RegexRewrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.substitution == other.substitution
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardAction {
+    pub cluster: ClusterSpecifier,
+    /// `cluster_not_found_response_code`: 503 (default), 404 or 500.
+    pub cluster_not_found_status: u16,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite: HostRewrite,
+    /// `timeout`, default 15 s; `None` when set to 0 (disabled).
+    pub timeout: Option<Duration>,
+    /// Route-level policy; when `None` the virtual host's applies.
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    pub five_xx: bool,
+    pub gateway_error: bool,
+    pub connect_failure: bool,
+    pub reset: bool,
+    pub retriable_4xx: bool,
+    pub refused_stream: bool,
+    pub retriable_status_codes: bool,
+    /// The gRPC conditions (`cancelled`, `deadline-exceeded`, `resource-exhausted`,
+    /// `internal`, `unavailable`): bit n retries an answer whose `grpc-status` header is n.
+    pub grpc_statuses: u32,
+}
+
+impl RetryOn {
+    /// Whether an answer with this `grpc-status` header is retried.
+    pub fn grpc_status(&self, code: u32) -> bool {
+        code < 32 && self.grpc_statuses & (1 << code) != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub retry_on: RetryOn,
+    /// `num_retries`, default 1.
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    pub retriable_status_codes: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedirectAction {
+    /// `https_redirect: true` gives `Some("https")`; `scheme_redirect` as written.
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub strip_query: bool,
+    /// 301 (default), 302, 303, 307, 308.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectResponseAction {
+    pub status: u16,
+    /// `body.inline_string` / `inline_bytes` / `filename` (read at validation).
+    pub body: Option<bytes::Bytes>,
+}

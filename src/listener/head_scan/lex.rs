@@ -1,0 +1,49 @@
+//! The byte-level pieces of HTTP/1 the scanner reads: line ends, tokens, header value bytes,
+//! decimal lengths and chunk-size lines, as hyper's parser judges them.
+
+use super::State;
+
+/// The first `\n`: the bytes of a head are mostly scanned for this.
+pub(super) fn memchr_nl(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Rewrites a request line's version (its last 8 bytes before the line end) to `HTTP/1.1`.
+pub(super) fn as_http_11(line: &mut [u8]) {
+    let end = line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
+    if let Some(version) = end.checked_sub(8).map(|start| &mut line[start..end]) {
+        version.copy_from_slice(b"HTTP/1.1");
+    }
+}
+
+/// RFC 9110 `tchar`, as hyper's parser checks header names and methods.
+pub(super) fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A header value byte hyper's parser takes: visible ASCII, space, tab and obs-text.
+pub(super) fn value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+pub(super) fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// A chunk-size line: hex digits, then optional whitespace and `;extensions`.
+pub(super) fn chunk_size(line: &[u8]) -> State {
+    let end = line.iter().position(|&b| !b.is_ascii_hexdigit()).unwrap_or(line.len());
+    let (digits, rest) = line.split_at(end);
+    if digits.is_empty() || digits.len() > 15 || !matches!(rest.trim_ascii_start().first(), None | Some(b';')) {
+        return State::Off;
+    }
+    let size = digits.iter().fold(0u64, |n, &d| n * 16 + u64::from((d as char).to_digit(16).unwrap_or(0)));
+    if size == 0 {
+        State::Trailers
+    } else {
+        State::ChunkData(size)
+    }
+}

@@ -1,0 +1,197 @@
+//! Compiling one virtual host and its routes into their runtime form: clusters resolved to
+//! their `Arc`, per-filter configuration resolved to slots, rewrites and header operations
+//! parsed, and (on a rebuild) the routes the last table compiled taken over when nothing they
+//! depend on changed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::StatusCode;
+
+use super::header_ops::HeaderOpsRt;
+use super::index::PathIndex;
+use super::{ActionRt, ClusterRef, ForwardRt, Matching, PrefixOf, RouteRt, Target, VirtualHostRt, WeightedRt};
+use crate::config::model::{self, ClusterSpecifier, Kept, RouteAction, RouteMatch};
+use crate::filters::Chain;
+use crate::upstream::Cluster;
+
+/// `vh` compiled; `old` is the same virtual host in the last table, with the names of the
+/// clusters that changed since.
+pub(super) fn build_vhost(
+    vh: &model::VirtualHost,
+    rc_per_filter: &[model::PerFilterConfig],
+    clusters: &HashMap<String, Arc<Cluster>>,
+    chain: &Chain,
+    old: Option<(&VirtualHostRt, &HashSet<&str>)>,
+) -> Result<VirtualHostRt, String> {
+    // A route compiles from itself, the virtual host's retry policy, the per-filter configs
+    // above it and its clusters.
+    let old = old.filter(|(o, _)| {
+        o.retry_policy == vh.retry_policy && o.per_filter.0 == vh.per_filter && o.per_filter.1 == rc_per_filter
+    });
+    let (n, m) = (vh.routes.len(), old.map_or(0, |(o, _)| o.sources.len()));
+    let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Kept::ptr_eq(&vh.routes[i], &o.sources[j]));
+    // The routes both have, by position from the start and from the end.
+    let (head, tail) = crate::common_ends::common_ends(n, m, same);
+    let mut routes = Vec::with_capacity(n);
+    for (i, r) in vh.routes.iter().enumerate() {
+        let j = if i < head {
+            Some(i)
+        } else if i >= n - tail {
+            Some(m - (n - i))
+        } else {
+            None
+        };
+        let kept = match (j, old) {
+            (Some(j), Some((o, changed))) if !o.routes[j].names_any(changed) => Some(Arc::clone(&o.routes[j])),
+            _ => None,
+        };
+        routes.push(match kept {
+            Some(r) => r,
+            None => Arc::new(build_route(r, vh, rc_per_filter, clusters, chain)?),
+        });
+    }
+    let matching = match old {
+        Some((o, _))
+            if m == n
+                && vh.routes.iter().zip(&o.sources).all(|(a, b)| Kept::ptr_eq(a, b) || a.matcher == b.matcher) =>
+        {
+            Arc::clone(&o.matching)
+        }
+        _ => {
+            let matchers: Vec<RouteMatch> = vh.routes.iter().map(|r| r.matcher.clone()).collect();
+            let index = PathIndex::build(matchers.iter());
+            Arc::new(Matching { matchers, index })
+        }
+    };
+    Ok(VirtualHostRt {
+        name: vh.name.clone(),
+        routes,
+        matching,
+        headers: HeaderOpsRt::build(&vh.headers)?,
+        include_request_attempt_count: vh.include_request_attempt_count,
+        include_attempt_count_in_response: vh.include_attempt_count_in_response,
+        sources: vh.routes.clone(),
+        retry_policy: vh.retry_policy.clone(),
+        per_filter: (vh.per_filter.clone(), rc_per_filter.to_vec()),
+    })
+}
+
+impl RouteRt {
+    /// Whether the route resolved any of `names` to a cluster (or to none).
+    fn names_any(&self, names: &HashSet<&str>) -> bool {
+        if names.is_empty() {
+            return false;
+        }
+        match &self.action {
+            ActionRt::Forward(f) => match &f.target {
+                Target::Cluster(c) => names.contains(c.name.as_str()),
+                Target::Weighted { entries, .. } => entries.iter().any(|w| names.contains(w.cluster.name.as_str())),
+                Target::Header(_) => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+fn cluster_ref(name: &str, clusters: &HashMap<String, Arc<Cluster>>) -> ClusterRef {
+    ClusterRef { name: name.to_string(), cluster: clusters.get(name).cloned() }
+}
+
+fn build_route(
+    r: &model::Route,
+    vh: &model::VirtualHost,
+    rc_per_filter: &[model::PerFilterConfig],
+    clusters: &HashMap<String, Arc<Cluster>>,
+    chain: &Chain,
+) -> Result<RouteRt, String> {
+    let action = match &r.action {
+        RouteAction::Forward(f) => {
+            let target = match &f.cluster {
+                ClusterSpecifier::Cluster(name) => Target::Cluster(cluster_ref(name, clusters)),
+                ClusterSpecifier::Weighted(list) => {
+                    let mut total = 0u64;
+                    let mut entries = Vec::with_capacity(list.len());
+                    for w in list {
+                        total += u64::from(w.weight);
+                        entries.push(WeightedRt {
+                            cluster: cluster_ref(&w.name, clusters),
+                            cumulative: total,
+                            headers: HeaderOpsRt::build(&w.headers)?,
+                            filters: chain.slots(&[&w.per_filter, &r.per_filter, &vh.per_filter, rc_per_filter]),
+                        });
+                    }
+                    Target::Weighted { entries, total }
+                }
+                ClusterSpecifier::Header(h) => Target::Header(
+                    HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid cluster_header {h:?}"))?,
+                ),
+            };
+            let prefix_rewrite = f.prefix_rewrite.as_ref().map(|to| {
+                let of = match &r.matcher.path {
+                    model::PathMatch::Prefix(p) | model::PathMatch::PathSeparatedPrefix(p) => PrefixOf::Prefix(p.len()),
+                    model::PathMatch::Path(_) => PrefixOf::WholePath,
+                    model::PathMatch::Regex(_) => PrefixOf::Regex,
+                };
+                (of, to.clone())
+            });
+            let timeout_header = f
+                .retry_policy
+                .as_ref()
+                .or(vh.retry_policy.as_ref())
+                .and_then(|p| p.per_try_timeout)
+                .or(f.timeout)
+                .filter(|t| !t.is_zero())
+                .and_then(|t| HeaderValue::from_str(&t.as_millis().to_string()).ok());
+            ActionRt::Forward(Box::new(ForwardRt {
+                target,
+                cluster_not_found_status: StatusCode::from_u16(f.cluster_not_found_status)
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                prefix_rewrite,
+                regex_rewrite: f.regex_rewrite.as_ref().map(|r| (r.pattern.clone(), re2_substitution(&r.substitution))),
+                host_rewrite: f.host_rewrite.clone(),
+                timeout: f.timeout,
+                timeout_header,
+                retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
+            }))
+        }
+        RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),
+        RouteAction::DirectResponse(d) => ActionRt::Direct {
+            status: StatusCode::from_u16(d.status).map_err(|_| format!("invalid status {}", d.status))?,
+            body: d.body.clone(),
+        },
+    };
+    Ok(RouteRt {
+        name: r.name.clone(),
+        action,
+        headers: HeaderOpsRt::build(&r.headers)?,
+        filters: chain.slots(&[&r.per_filter, &vh.per_filter, rc_per_filter]),
+    })
+}
+
+/// Envoy's RE2 substitution (`\1`, `\\`) in the `regex` crate's syntax (`${1}`, `$$`).
+pub fn re2_substitution(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    chars.next();
+                    out.push_str("${");
+                    out.push(d);
+                    out.push('}');
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}

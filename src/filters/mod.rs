@@ -1,6 +1,6 @@
 //! The connection manager's HTTP filter chain, compiled once per connection manager when a
 //! snapshot is built. The router is not in the list: it is always last and is the request
-//! path itself (`proxy::process`), which runs [`Chain::decode`] before routing upstream and
+//! path itself (`proxy::dispatch::process`), which runs [`Chain::decode`] before routing upstream and
 //! [`Chain::encode`] on every response, local replies included.
 //!
 //! A filter may act on the request headers and body (and answer locally instead), and on the

@@ -1,0 +1,240 @@
+//! The connection manager's part of a request before the router: the request head's checks
+//! (codec rejections, methods, authority, path normalization, upgrades), internal-only headers,
+//! the route lookup, the decoding filters, and the route's action (a direct response, a
+//! redirect, or forwarding through [`super::router`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST, LOCATION, UPGRADE};
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use super::access::{RawHead, StreamInfo};
+use super::body::ResBody;
+use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
+use super::local_reply::{reply, LocalReason};
+use super::router::{forward_to, header_ops, Side};
+use super::{normalize, request_head, rewrite, ConnCtx};
+use crate::config::model::HostRewrite;
+use crate::filters::{self, RequestBody};
+use crate::routing::matcher::RequestView;
+use crate::routing::{ActionRt, NoRoute, RouteTable};
+use crate::snapshot::Hcm;
+
+/// Methods Envoy's HTTP/1 codec knows; anything else is a 400 there.
+fn known_method(m: &Method) -> bool {
+    matches!(
+        m.as_str(),
+        "GET"
+            | "HEAD"
+            | "POST"
+            | "PUT"
+            | "DELETE"
+            | "CONNECT"
+            | "OPTIONS"
+            | "TRACE"
+            | "PATCH"
+            | "COPY"
+            | "LOCK"
+            | "MKCOL"
+            | "MOVE"
+            | "PROPFIND"
+            | "PROPPATCH"
+            | "SEARCH"
+            | "UNLOCK"
+            | "BIND"
+            | "REBIND"
+            | "UNBIND"
+            | "ACL"
+            | "REPORT"
+            | "MKACTIVITY"
+            | "CHECKOUT"
+            | "MERGE"
+            | "M-SEARCH"
+            | "NOTIFY"
+            | "SUBSCRIBE"
+            | "UNSUBSCRIBE"
+            | "PURGE"
+            | "MKCALENDAR"
+            | "LINK"
+            | "UNLINK"
+            | "SOURCE"
+    )
+}
+
+pub(super) async fn process(
+    ctx: &ConnCtx,
+    clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
+    hcm: &Hcm,
+    parts: &mut http::request::Parts,
+    body: Incoming,
+    trace: &mut StreamInfo,
+    chain: &mut filters::Stream,
+) -> Result<Response<ResBody>, LocalReason> {
+    let cfg = &hcm.config;
+    if parts.version != Version::HTTP_2 {
+        let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(flagged) = ctx.head_flaw.get().filter(|f| f.request == index) {
+            return Err(match flagged.flaw.rejection() {
+                Some(r) => {
+                    trace.raw_head = Some(RawHead::Unparsed);
+                    LocalReason::Rejected(r)
+                }
+                None => {
+                    trace.raw_head = flagged.target.clone().map(RawHead::Target);
+                    LocalReason::PathRejected
+                }
+            });
+        }
+    }
+    if parts.version == Version::HTTP_10 && !cfg.accept_http_10 {
+        // Only when the head scanner stopped following the connection.
+        trace.raw_head = Some(RawHead::Unparsed);
+        return Err(LocalReason::Rejected(request_head::LOW_VERSION));
+    }
+    request_head::check(parts).map_err(LocalReason::Rejected)?;
+    if parts.version != Version::HTTP_2 && !known_method(&parts.method) {
+        return Err(LocalReason::BadRequest);
+    }
+
+    // The authority: `:authority` for h2; for HTTP/1 the request target's when it is in
+    // absolute form (RFC 9112 3.2.2: `Host` is then ignored), else `Host`.
+    let authority: HeaderValue = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
+        None => match parts.headers.get(HOST) {
+            Some(h) => h.clone(),
+            None => match (&cfg.default_host_for_http_10, parts.version) {
+                (Some(d), Version::HTTP_10) => HeaderValue::from_str(d).map_err(|_| LocalReason::BadRequest)?,
+                _ => return Err(LocalReason::BadRequest),
+            },
+        },
+    };
+    let authority_str = authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
+    let mut full_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    if cfg.normalize_path || cfg.merge_slashes {
+        if let Some(normal) = normalize::normalize(&full_path, cfg.normalize_path, cfg.merge_slashes) {
+            // Envoy rewrites `:path` itself: filters, routes, the upstream and the log see it.
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.path_and_query = Some(normal.parse().map_err(|_| LocalReason::BadRequest)?);
+            parts.uri = http::Uri::from_parts(uri).map_err(|_| LocalReason::BadRequest)?;
+            full_path = normal;
+        }
+    }
+
+    if let Some(up) = parts.headers.get(UPGRADE).filter(|_| headers::is_upgrade_request(&parts.headers)) {
+        if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
+            return Err(LocalReason::UpgradeForbidden);
+        }
+    }
+
+    let table: &RouteTable = &hcm.routes;
+    if !table.internal_only_headers.is_empty() && !headers::client_is_internal(&parts.headers, cfg, ctx.remote) {
+        // Envoy cleans them before routing: an external client cannot match a route by them.
+        for name in table.internal_only_headers.iter() {
+            parts.headers.remove(name);
+        }
+    }
+    let method_str = parts.method.as_str().to_string();
+    let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let found = table.find(&view);
+    // The weighted cluster is chosen with the route, before the filters run, as in Envoy.
+    let picked = match &found {
+        Ok((_, route)) => match &route.action {
+            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let mut body = RequestBody::Incoming(body);
+    if !hcm.filters.is_empty() {
+        let (route, weighted) = match (&found, picked) {
+            (Ok((_, r)), Some((_, w))) => (Some(*r), w),
+            (Ok((_, r)), None) => (Some(*r), None),
+            (Err(_), _) => (None, None),
+        };
+        chain.slots = match weighted {
+            Some(w) => w.filters.clone(),
+            None => route.and_then(|r| r.filters.clone()),
+        };
+        chain.rx_bytes.clone_from(&trace.rx_bytes);
+        chain.progress.clone_from(&trace.progress);
+        let cluster = picked.and_then(|(c, _)| c).map(|c| c.name());
+        let info =
+            filters::RequestInfo { full_path: &full_path, method: &method_str, authority: &authority_str, cluster };
+        hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
+    }
+    let (vh, route) = match found {
+        Ok(found) => found,
+        Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
+    };
+    trace.route_name.clone_from(&route.name);
+
+    match &route.action {
+        ActionRt::Direct { status, body } => {
+            trace.local_reply = true;
+            trace.details = Some("direct_response");
+            let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
+            if *status == StatusCode::CREATED {
+                if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
+                    resp.headers_mut().insert(LOCATION, v);
+                }
+            }
+            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
+            Ok(resp)
+        }
+        ActionRt::Redirect(rd) => {
+            let location = rewrite::redirect_location(rd, route, vh.matchers(), vh, &authority_str, &full_path);
+            trace.local_reply = true;
+            trace.details = Some("direct_response");
+            let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            let mut resp = reply(status, Bytes::new(), &hcm.server_name);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(LOCATION, v);
+            }
+            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
+            Ok(resp)
+        }
+        ActionRt::Forward(fwd) => {
+            let (cluster, weighted) = picked.unwrap_or((None, None));
+            let Some(cluster) = cluster.cloned() else {
+                hcm.stats.no_cluster.inc();
+                return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
+            };
+            let weighted_ops = weighted.map(|w| w.headers.clone());
+            trace.cluster = Some(Arc::clone(&cluster));
+
+            headers::strip_hop_by_hop(&mut parts.headers);
+            headers::strip_expect_continue(&mut parts.headers);
+            headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
+            trace.forwarding_headers_set = true;
+            if let Some(t) = &fwd.timeout_header {
+                parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
+            }
+            header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table);
+
+            let path = match rewrite::rewrite_path(fwd, &full_path) {
+                Some(new_path) => {
+                    if let Ok(v) = HeaderValue::from_str(&full_path) {
+                        parts.headers.insert(X_ENVOY_ORIGINAL_PATH.clone(), v);
+                    }
+                    new_path
+                }
+                None => full_path,
+            };
+
+            let chosen_authority = match &fwd.host_rewrite {
+                HostRewrite::None => authority,
+                HostRewrite::Literal(h) => {
+                    parts.headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), authority.clone());
+                    HeaderValue::from_str(h).unwrap_or(authority)
+                }
+                // Resolved per host below.
+                HostRewrite::Auto => authority,
+            };
+            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops, trace)
+                .await
+        }
+    }
+}

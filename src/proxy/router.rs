@@ -1,0 +1,198 @@
+//! The router's work around [`super::forward::forward`]: the request body as the attempts need
+//! it (replayable for retries, streamed otherwise), the request as the access log sees it, and
+//! the upstream's response shaped for the downstream (hop-by-hop headers, `server`,
+//! `x-envoy-upstream-service-time`, header operations, the body's route and idle timers).
+
+use std::sync::Arc;
+
+use http::header::{HeaderValue, CONTENT_LENGTH, SERVER};
+use http::{Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+
+use super::access::{ForwardedRequest, StreamInfo};
+use super::body::{self, ReqBody, ResBody};
+use super::forward::{self, AttemptTemplate, BodySource};
+use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
+use super::local_reply::{self, LocalReason};
+use crate::body::{progress, replay};
+use crate::config::model::{HostRewrite, ServerHeaderTransformation};
+use crate::filters::RequestBody;
+use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
+use crate::routing::{ForwardRt, RouteRt, RouteTable, VirtualHostRt};
+use crate::snapshot::Hcm;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn forward_to(
+    hcm: &Hcm,
+    cluster: &Arc<crate::upstream::Cluster>,
+    fwd: &ForwardRt,
+    vh: &VirtualHostRt,
+    route: &RouteRt,
+    table: &RouteTable,
+    parts: &mut http::request::Parts,
+    body: RequestBody,
+    path: String,
+    authority: HeaderValue,
+    weighted_ops: Option<HeaderOpsRt>,
+    trace: &mut StreamInfo,
+) -> Result<Response<ResBody>, LocalReason> {
+    let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
+    let streamed = matches!(&body, RequestBody::Incoming(b) if !b.is_end_stream());
+    if route_timed && trace.progress.is_none() && streamed {
+        // The route's timeouts start when the body has arrived: they need to know when.
+        trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
+    }
+    let mut progress = trace.progress.clone();
+    let body = match body {
+        RequestBody::Buffered(bytes) => {
+            progress = None;
+            BodySource::Replayable((!bytes.is_empty()).then_some(bytes))
+        }
+        RequestBody::Incoming(body) if body.is_end_stream() => {
+            progress = None;
+            BodySource::Replayable(None)
+        }
+        RequestBody::Incoming(body) => {
+            if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
+                let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
+                let bytes = stream
+                    .collect()
+                    .await
+                    .map_err(|e| match body::client_body_failure(&*e) {
+                        Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
+                        _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
+                    })?
+                    .to_bytes();
+                BodySource::Replayable(Some(bytes))
+            } else if retries.is_some() {
+                let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
+                let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
+                BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
+            } else {
+                BodySource::Stream(Some(ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone())))
+            }
+        }
+    };
+    let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
+    let prepared = AttemptTemplate {
+        method: parts.method.clone(),
+        path,
+        authority,
+        headers: std::mem::take(&mut parts.headers),
+        set_attempt_count: vh.include_request_attempt_count,
+        internal,
+        auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
+    };
+    let outcome =
+        forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
+    if trace.logging {
+        // A logger wants the request as forwarded; the attempts sent copies of it. Under
+        // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
+        let AttemptTemplate { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
+        let host = match &outcome {
+            Ok(out) => Some(&out.host),
+            Err(f) => f.connected.as_ref(),
+        };
+        if let Some(name) = host.and_then(|h| h.hostname.as_deref()).filter(|_| auto_host_rewrite) {
+            if let Ok(v) = HeaderValue::from_str(name) {
+                authority = v;
+            }
+        }
+        trace.forwarded = Some(ForwardedRequest { path, authority, headers });
+    }
+    match outcome {
+        Ok(out) => {
+            trace.upstream_host = Some(out.host.addr);
+            trace.upstream_sent = Some((out.sent, cluster.stats.upstream_rq_time.clone()));
+            trace.details = Some("via_upstream");
+            trace.retry_stop = out.retry_stop;
+            trace.response_flags = local_reply::with_retry_stop(out.retry_stop, "");
+            trace.attempts = out.attempts;
+            let (mut rparts, rbody) = out.response.into_parts();
+            headers::strip_hop_by_hop(&mut rparts.headers);
+            let ms = out.service_time.as_millis() as u64;
+            rparts.headers.insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            set_server(&mut rparts.headers, hcm);
+            if vh.include_attempt_count_in_response {
+                rparts.headers.insert(headers::X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(out.attempts));
+            }
+            header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table);
+            // The downstream connection may speak another HTTP version.
+            rparts.version = Version::HTTP_11;
+            if rbody.is_end_stream()
+                && !rparts.headers.contains_key(CONTENT_LENGTH)
+                && rparts.status != StatusCode::NOT_MODIFIED
+                && rparts.status != StatusCode::NO_CONTENT
+            {
+                rparts.headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
+            let timers = if rbody.is_end_stream() {
+                None
+            } else {
+                let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
+                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle)
+            };
+            let body = match timers {
+                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
+                None => ResBody::Upstream(rbody),
+            };
+            Ok(Response::from_parts(rparts, body))
+        }
+        Err(f) => {
+            trace.details = f.details;
+            trace.upstream_host = f.host.map(|h| h.addr);
+            trace.retry_stop = f.retry_stop;
+            trace.attempts = f.attempts;
+            // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
+            // UT), but not the client's own broken request.
+            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+                cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            }
+            Err(f.reason)
+        }
+    }
+}
+
+fn set_server(h: &mut http::HeaderMap, hcm: &Hcm) {
+    match hcm.config.server_header {
+        ServerHeaderTransformation::Overwrite => {
+            h.insert(SERVER, hcm.server_name.clone());
+        }
+        ServerHeaderTransformation::AppendIfAbsent => {
+            if !h.contains_key(SERVER) {
+                h.insert(SERVER, hcm.server_name.clone());
+            }
+        }
+        ServerHeaderTransformation::PassThrough => {}
+    }
+}
+
+/// Which side of a message header operations apply to.
+#[derive(Clone, Copy)]
+pub(super) enum Side {
+    Request,
+    Response,
+}
+
+/// Weighted cluster, then route, then virtual host, then route configuration; each level
+/// removes before it adds.
+pub(super) fn header_ops(
+    side: Side,
+    h: &mut http::HeaderMap,
+    weighted: Option<&HeaderOpsRt>,
+    route: &RouteRt,
+    vh: &VirtualHostRt,
+    table: &RouteTable,
+) {
+    for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
+        let (remove, add) = match side {
+            Side::Request => (&ops.request_remove, &ops.request_add),
+            Side::Response => (&ops.response_remove, &ops.response_add),
+        };
+        apply_removes(h, remove);
+        apply_adds(h, add);
+    }
+}

@@ -1,0 +1,277 @@
+//! One downstream request (Envoy's stream) from arrival to response: the connection manager's
+//! stats, the stream's idle and request timeouts, local replies framed as Envoy's codecs frame
+//! them, and the access-log entry the response body carries to its end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
+use http::{Method, Request, Response, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use super::access::{LoggedBody, LoggedRequest, PendingLog, RawHead, RqTiming, StreamInfo};
+use super::body::ResBody;
+use super::dispatch::process;
+use super::local_reply::{self, local_reply, LocalReason};
+use super::{headers, limits, stream_timer, ConnCtx};
+use crate::body::progress;
+use crate::filters;
+use crate::snapshot::Hcm;
+use crate::stats::GaugeGuard;
+
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<LoggedBody>, limits::HeadersOverLimit> {
+    let snap = ctx.shared.snapshot.load_full();
+    let Some(hcm) = ctx.hcm(&snap) else {
+        // The listener is gone and its drain time over.
+        let mut r = local_reply(LocalReason::NoRoute, &HeaderValue::from_static("envoy"));
+        r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        let (parts, body) = r.into_parts();
+        return Ok(Response::from_parts(parts, LoggedBody::plain(body)));
+    };
+    let started = Instant::now();
+    let stream = crate::listener::idle::StreamGuard::new(&ctx);
+    let stats = &hcm.stats;
+    stats.downstream_rq_total.inc();
+    stats.rq_total.inc();
+    if req.version() == Version::HTTP_2 {
+        stats.downstream_rq_http2_total.inc();
+    } else {
+        stats.downstream_rq_http1_total.inc();
+    }
+    let _active = GaugeGuard::new(&stats.downstream_rq_active);
+    let head_request = req.method() == Method::HEAD;
+    let version = req.version();
+    // A local reply sent before the request body was read ends an HTTP/1 connection (Envoy).
+    let unread_body = version != Version::HTTP_2 && !req.body().is_end_stream();
+    let keep_alive_10 = version == Version::HTTP_10
+        && req.headers().get(CONNECTION).is_some_and(|v| {
+            v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
+        });
+
+    // Only when a logger is configured: when the request started, and a count of its body
+    // bytes if it has a body.
+    let mut trace = StreamInfo::default();
+    let log_start = (!hcm.access_logs.is_empty()).then(|| {
+        trace.logging = true;
+        if !req.body().is_end_stream() {
+            trace.rx_bytes = Some(Arc::new(AtomicU64::new(0)));
+        }
+        (SystemTime::now(), started)
+    });
+    let timeouts =
+        stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
+    let started_t = tokio::time::Instant::from_std(started);
+    if timeouts.any() && !req.body().is_end_stream() {
+        trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
+    }
+    let (mut parts, body) = req.into_parts();
+    if version == Version::HTTP_2 {
+        let max_bytes = hcm.config.max_request_headers_kb as usize * 1024;
+        if limits::over_limits(&parts, hcm.config.max_headers_count, max_bytes) {
+            stats.downstream_rq_tx_reset.inc();
+            warn_over_limits(&ctx);
+            return Err(limits::HeadersOverLimit);
+        }
+    }
+
+    // Asked before `process`, which moves the headers into the upstream request.
+    let grpc = local_reply::is_grpc_request(&parts.headers);
+    let progress = trace.progress.clone();
+    let mut chain = filters::Stream::default();
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace, &mut chain);
+    let result = if timeouts.any() {
+        tokio::select! {
+            r = processed => r,
+            reason = stream_timer::expired(timeouts, started_t, progress.as_deref(), (version != Version::HTTP_2).then_some(&ctx.stream_watch)) => {
+                match reason {
+                    LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
+                    _ => stats.downstream_rq_idle_timeout.inc(),
+                }
+                Err(reason)
+            }
+        }
+    } else {
+        processed.await
+    };
+    // The client went away mid-request: Envoy logs no response code and counts none.
+    let mut client_gone = false;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(reason) => {
+            client_gone = reason == LocalReason::DownstreamDisconnect;
+            if matches!(reason, LocalReason::NoRoute) {
+                stats.no_route.inc();
+            }
+            trace.response_flags = local_reply::with_retry_stop(trace.retry_stop, reason.flag());
+            if trace.details.is_none() {
+                trace.details = reason.details();
+            }
+            trace.local_reply = true;
+            let mut r = if grpc {
+                local_reply::grpc_local_reply(reason, &hcm.server_name, parts.method == http::Method::HEAD)
+            } else {
+                local_reply(reason, &hcm.server_name)
+            };
+            if matches!(
+                reason,
+                LocalReason::BadRequest
+                    | LocalReason::CodecError { .. }
+                    | LocalReason::RequestTimeout
+                    | LocalReason::PathRejected
+            ) {
+                r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        }
+    };
+    if !hcm.filters.is_empty() {
+        hcm.filters.encode(&chain, &mut resp);
+        if chain.delay_injected {
+            trace.response_flags = filters::with_delay_flag(trace.response_flags);
+        }
+        drop(chain);
+    }
+    if trace.local_reply {
+        shape_local_reply(&mut resp, version, head_request, unread_body);
+    }
+    if head_request && !matches!(resp.body(), ResBody::EmptyUnsized) {
+        // hyper sends no body for HEAD; keep the headers that describe it.
+        *resp.body_mut() = ResBody::empty();
+    }
+    if version != Version::HTTP_2 && ctx.draining.load(Ordering::Relaxed) {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        stats.downstream_cx_drain_close.inc();
+    }
+    if version == Version::HTTP_10 && !keep_alive_10 {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if !client_gone {
+        stats.codes.record(resp.status().as_u16());
+    }
+    stats.downstream_rq_completed.inc();
+    let (rparts, body) = resp.into_parts();
+    let timing = RqTiming {
+        started,
+        downstream: stats.downstream_rq_time.clone(),
+        upstream: trace.upstream_sent.take(),
+        _stream: stream,
+    };
+    let body = match log_start {
+        None => LoggedBody::plain(body),
+        Some((start, started)) => {
+            let request = logged_request(&ctx, &hcm, parts, &mut trace);
+            LoggedBody::logged(
+                body,
+                Box::new(PendingLog {
+                    loggers: Arc::clone(&hcm.access_logs),
+                    start,
+                    started,
+                    request,
+                    version,
+                    status: if client_gone { 0 } else { rparts.status.as_u16() },
+                    response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
+                    trailers: None,
+                    trace,
+                    remote: ctx.remote,
+                    local: ctx.local,
+                    bytes_sent: 0,
+                }),
+            )
+        }
+    };
+    Ok(Response::from_parts(rparts, body.timed(timing)))
+}
+
+/// Once per connection, and at most once a second in all.
+fn warn_over_limits(ctx: &ConnCtx) {
+    if ctx.warned_limits.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(suppressed) = limits::warning().admit() {
+        tracing::warn!(
+            client.addr = %ctx.remote,
+            suppressed,
+            "HTTP/2 request headers over max_request_headers_kb or max_headers_count: stream reset"
+        );
+    }
+}
+
+/// Copies of the response headers the loggers read (all values of each), not of them all.
+fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -> http::HeaderMap {
+    let mut kept = http::HeaderMap::new();
+    for name in names {
+        for value in sent.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
+}
+
+/// The request as Envoy's access log sees it: its headers after the connection manager's and
+/// the router's changes (`x-request-id`, `x-forwarded-*`, rewritten `:path` and `:authority`,
+/// `x-envoy-original-path`), because Envoy changes the downstream header map in place.
+fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, trace: &mut StreamInfo) -> LoggedRequest {
+    match &trace.raw_head {
+        Some(RawHead::Unparsed) => {
+            return LoggedRequest {
+                method: parts.method,
+                path: String::new(),
+                authority: HeaderValue::from_static(""),
+                headers: http::HeaderMap::new(),
+            }
+        }
+        Some(RawHead::Target(target)) => {
+            let authority = parts.headers.get(HOST).cloned().unwrap_or_else(|| HeaderValue::from_static(""));
+            return LoggedRequest { method: parts.method, path: target.to_string(), authority, headers: parts.headers };
+        }
+        None => {}
+    }
+    if let Some(forwarded) = trace.forwarded.take() {
+        return LoggedRequest {
+            method: parts.method,
+            path: forwarded.path,
+            authority: forwarded.authority,
+            headers: forwarded.headers,
+        };
+    }
+    // A local reply: Envoy changes the request headers before routing, so the log shows
+    // them changed even though nothing was forwarded.
+    if !trace.forwarding_headers_set {
+        headers::mutate_forwarding(&mut parts.headers, &hcm.config, ctx.remote, ctx.shared.local_ip);
+    }
+    let authority = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(HOST).cloned(),
+    };
+    LoggedRequest {
+        path: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        method: parts.method,
+        authority: authority.unwrap_or_else(|| HeaderValue::from_static("")),
+        headers: parts.headers,
+    }
+}
+
+/// The framing headers of a local reply, as Envoy's codecs write them.
+fn shape_local_reply(resp: &mut Response<ResBody>, version: Version, head: bool, unread_body: bool) {
+    let empty = resp.body().is_end_stream();
+    let h = resp.headers_mut();
+    if version == Version::HTTP_10 && !h.contains_key(CONNECTION) {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if unread_body {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if version == Version::HTTP_2 && empty {
+        // Headers with END_STREAM: no content-length in Envoy's h2 codec.
+        h.remove(CONTENT_LENGTH);
+    } else if head && empty && version != Version::HTTP_2 {
+        // Envoy answers HEAD with an empty local reply as if a chunked body would follow.
+        h.remove(CONTENT_LENGTH);
+        *resp.body_mut() = ResBody::EmptyUnsized;
+    }
+}

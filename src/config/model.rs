@@ -54,6 +54,9 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
     pub dynamic: DynamicResources,
+    /// The bootstrap's `typed_dns_resolver_config` / `dns_resolution_config` /
+    /// `use_tcp_for_dns_lookups`: the resolver of every DNS cluster without its own.
+    pub dns_resolver: DnsResolver,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -193,6 +196,13 @@ impl Listener {
             (None, SocketAddr::V6(a)) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
         }
     }
+}
+
+/// A DNS resolver: its servers (none: the system's, from /etc/resolv.conf) and options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsResolver {
+    pub resolvers: Vec<SocketAddr>,
+    pub options: DnsOptions,
 }
 
 /// `DnsResolverOptions`.
@@ -721,6 +731,15 @@ pub struct Cluster {
     pub dns_resolvers: Vec<SocketAddr>,
     /// `dns_resolver_options` (or the deprecated `use_tcp_for_dns_lookups`).
     pub dns_options: DnsOptions,
+    /// Whether the cluster names a resolver of its own (Envoy's test: `dns_resolvers`,
+    /// `typed_dns_resolver_config` or `dns_resolution_config`); if not, the bootstrap's
+    /// resolver replaces `dns_resolvers` (see [`Cluster::use_default_resolver`]).
+    pub dns_own_resolver: bool,
+    /// `respect_dns_ttl`: a name is looked up again after its answer's TTL (if not 0).
+    pub respect_dns_ttl: bool,
+    /// `dns_failure_refresh_rate` (base, max): after a failed lookup, a jittered exponential
+    /// back-off instead of `dns_refresh_rate`.
+    pub dns_failure_refresh_rate: Option<(Duration, Duration)>,
     pub dns_lookup_family: DnsLookupFamily,
     /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
     pub endpoints: Vec<LocalityEndpoints>,
@@ -740,6 +759,16 @@ impl Cluster {
     /// The name in `cluster.<name>.*` and in logs: `alt_stat_name`, else `name`.
     pub fn stat_name(&self) -> &str {
         self.alt_stat_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// A cluster without a resolver of its own uses the bootstrap's, as Envoy's cluster
+    /// manager does. Its deprecated `use_tcp_for_dns_lookups` (which Envoy then ignores)
+    /// still applies, so that a field legate accepts is never without effect.
+    pub fn use_default_resolver(&mut self, default: &DnsResolver) {
+        if !self.dns_own_resolver {
+            self.dns_resolvers.clone_from(&default.resolvers);
+            self.dns_options.merge(default.options);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod access_log;
 pub(crate) mod checks;
 pub(crate) mod cluster;
 pub(crate) mod common;
+pub(crate) mod dns;
 pub(crate) mod filter_chain;
 pub(crate) mod hcm;
 pub(crate) mod headers;
@@ -48,6 +49,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         }
         sr.finish(ctx, &[]);
     }
+    let (dns_resolver, _) = dns::resolver(ctx, &mut o, false);
     if let Some(lr) = o.obj(ctx, "layered_runtime") {
         layered_runtime(ctx, lr);
     }
@@ -75,6 +77,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         listeners: listeners.into_iter().map(|(_, l)| l).collect(),
         clusters: clusters.into_iter().map(|(_, c)| c).collect(),
         dynamic,
+        dns_resolver,
     })
 }
 

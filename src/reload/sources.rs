@@ -103,7 +103,9 @@ impl Sources {
             e.listeners.insert(l.name.clone(), l.clone());
         }
         for c in self.clusters() {
-            e.clusters.insert(c.name.clone(), c.clone());
+            let mut c = c.clone();
+            c.use_default_resolver(&self.bootstrap.dns_resolver);
+            e.clusters.insert(c.name.clone(), c);
         }
         let wanted_rds: Vec<String> = e.rds_names().map(str::to_string).collect();
         for name in wanted_rds {

@@ -154,6 +154,9 @@ mod tests {
             dns_refresh_rate: Duration::from_secs(5),
             dns_resolvers: vec![],
             dns_options: Default::default(),
+            dns_own_resolver: false,
+            respect_dns_ttl: false,
+            dns_failure_refresh_rate: None,
             dns_lookup_family: Default::default(),
             endpoints: vec![LocalityEndpoints {
                 priority: 0,

@@ -16,6 +16,7 @@ pub mod balancer;
 pub mod breakers;
 pub mod connect;
 pub mod dns;
+mod dns_schedule;
 pub mod eds_rest;
 mod error;
 #[cfg(test)]

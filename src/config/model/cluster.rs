@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{DnsOptions, FileSource, Http2Options};
+use super::{DnsOptions, DnsResolver, FileSource, Http2Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LbPolicy {
@@ -98,6 +98,15 @@ pub struct Cluster {
     pub dns_resolvers: Vec<SocketAddr>,
     /// `dns_resolver_options` (or the deprecated `use_tcp_for_dns_lookups`).
     pub dns_options: DnsOptions,
+    /// Whether the cluster names a resolver of its own (Envoy's test: `dns_resolvers`,
+    /// `typed_dns_resolver_config` or `dns_resolution_config`); if not, the bootstrap's
+    /// resolver replaces `dns_resolvers` (see [`Cluster::use_default_resolver`]).
+    pub dns_own_resolver: bool,
+    /// `respect_dns_ttl`: a name is looked up again after its answer's TTL (if not 0).
+    pub respect_dns_ttl: bool,
+    /// `dns_failure_refresh_rate` (base, max): after a failed lookup, a jittered exponential
+    /// back-off instead of `dns_refresh_rate`.
+    pub dns_failure_refresh_rate: Option<(Duration, Duration)>,
     pub dns_lookup_family: DnsLookupFamily,
     /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
     pub endpoints: Vec<LocalityEndpoints>,
@@ -117,6 +126,16 @@ impl Cluster {
     /// The name in `cluster.<name>.*` and in logs: `alt_stat_name`, else `name`.
     pub fn stat_name(&self) -> &str {
         self.alt_stat_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// A cluster without a resolver of its own uses the bootstrap's, as Envoy's cluster
+    /// manager does. Its deprecated `use_tcp_for_dns_lookups` (which Envoy then ignores)
+    /// still applies, so that a field legate accepts is never without effect.
+    pub fn use_default_resolver(&mut self, default: &DnsResolver) {
+        if !self.dns_own_resolver {
+            self.dns_resolvers.clone_from(&default.resolvers);
+            self.dns_options.merge(default.options);
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
     pub dynamic: DynamicResources,
+    /// The bootstrap's `typed_dns_resolver_config` / `dns_resolution_config` /
+    /// `use_tcp_for_dns_lookups`: the resolver of every DNS cluster without its own.
+    pub dns_resolver: DnsResolver,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -93,6 +96,13 @@ pub struct FileSource {
     pub path: PathBuf,
     /// `path_config_source.watched_directory.path`
     pub watched_directory: Option<PathBuf>,
+}
+
+/// A DNS resolver: its servers (none: the system's, from /etc/resolv.conf) and options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsResolver {
+    pub resolvers: Vec<SocketAddr>,
+    pub options: DnsOptions,
 }
 
 /// `DnsResolverOptions`.

@@ -55,7 +55,17 @@ pub(crate) static TABLE: &[Message] = &[
     // validate.rs: the bootstrap.
     m(
         "envoy.config.bootstrap.v3.Bootstrap",
-        &["node", "admin", "static_resources", "dynamic_resources", "layered_runtime"],
+        &[
+            "node",
+            "admin",
+            "static_resources",
+            "dynamic_resources",
+            "layered_runtime",
+            // The default resolver of DNS clusters without their own (validate/dns.rs).
+            "typed_dns_resolver_config",
+            "dns_resolution_config",
+            "use_tcp_for_dns_lookups",
+        ],
         &[],
     ),
     m("envoy.config.core.v3.Node", &["id", "cluster"], &["metadata", "locality"]),
@@ -234,6 +244,8 @@ pub(crate) static TABLE: &[Message] = &[
             "typed_dns_resolver_config",
             "dns_resolution_config",
             "use_tcp_for_dns_lookups",
+            "respect_dns_ttl",
+            "dns_failure_refresh_rate",
             "load_assignment",
             "typed_extension_protocol_options",
             "per_connection_buffer_limit_bytes",
@@ -244,6 +256,7 @@ pub(crate) static TABLE: &[Message] = &[
         &["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"],
     ),
     m("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["service_name", "eds_config"], &[]),
+    m("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"], &[]),
     m("envoy.config.core.v3.TypedExtensionConfig", &["name", "typed_config"], &[]),
     m(
         "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::model::{
-    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, DnsOptions, Endpoint, EndpointAddress, Http2Options,
-    LbPolicy, LocalityEndpoints, Thresholds, UpstreamProtocol,
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, Http2Options, LbPolicy,
+    LocalityEndpoints, Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
 
-use super::common::{address, config_source, ip_address, parse_ip, typed_config};
+use super::common::{address, config_source, parse_ip};
 use super::hcm::http2_options;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,35 +72,9 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
             ],
         )
         .unwrap_or_default();
-    let mut dns_resolvers = resolvers(ctx, &mut o, "dns_resolvers");
-    let mut dns_options = DnsOptions::default();
-    if let Some(mut cfg) = o.obj(ctx, "typed_dns_resolver_config") {
-        match cfg.str(ctx, "name").as_deref() {
-            Some("envoy.network.dns_resolver.cares") => {
-                if let Some(mut c) = typed_config(ctx, &mut cfg, t::CARES) {
-                    dns_resolvers.extend(resolvers(ctx, &mut c, "resolvers"));
-                    dns_options.merge(dns_resolver_options(ctx, &mut c));
-                    dns_options.fallback = c.bool(ctx, "use_resolvers_as_fallback").unwrap_or(false);
-                    if c.bool(ctx, "filter_unroutable_families") == Some(true) {
-                        ctx.err(c.at("filter_unroutable_families"), "not supported: legate keeps every address family");
-                    }
-                    c.finish(ctx, &[]);
-                }
-            }
-            other => {
-                ctx.err(&cfg.path, format!("unsupported DNS resolver {}", other.unwrap_or("(unnamed)")));
-                let _ = cfg.get("typed_config");
-            }
-        }
-        cfg.finish(ctx, &[]);
-    }
-    if let Some(mut cfg) = o.obj(ctx, "dns_resolution_config") {
-        dns_resolvers.extend(resolvers(ctx, &mut cfg, "resolvers"));
-        dns_options.merge(dns_resolver_options(ctx, &mut cfg));
-        cfg.finish(ctx, &[]);
-    }
-    // The deprecated top-level spelling.
-    dns_options.tcp |= o.bool(ctx, "use_tcp_for_dns_lookups").unwrap_or(false);
+    let (resolver, dns_own_resolver) = super::dns::resolver(ctx, &mut o, true);
+    let respect_dns_ttl = o.bool(ctx, "respect_dns_ttl").unwrap_or(false);
+    let dns_failure_refresh_rate = super::dns::failure_refresh_rate(ctx, &mut o);
     let la_path = o.at("load_assignment");
     let mut endpoints = Vec::new();
     if let Some(la) = o.obj(ctx, "load_assignment") {
@@ -159,8 +133,11 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         lb_policy,
         connect_timeout,
         dns_refresh_rate,
-        dns_resolvers,
-        dns_options,
+        dns_resolvers: resolver.resolvers,
+        dns_options: resolver.options,
+        dns_own_resolver,
+        respect_dns_ttl,
+        dns_failure_refresh_rate,
         dns_lookup_family,
         endpoints,
         protocol,
@@ -181,21 +158,6 @@ fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str, default: Durati
         Some(d) => d,
         None => default,
     }
-}
-
-fn resolvers(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<SocketAddr> {
-    let items = o.list(ctx, field);
-    items.into_iter().filter_map(|(v, p)| ip_address(ctx, v, &p)).collect()
-}
-
-fn dns_resolver_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> DnsOptions {
-    let mut out = DnsOptions::default();
-    if let Some(mut opts) = o.obj(ctx, "dns_resolver_options") {
-        out.tcp = opts.bool(ctx, "use_tcp_for_dns_lookups").unwrap_or(false);
-        out.no_search = opts.bool(ctx, "no_default_search_domain").unwrap_or(false);
-        opts.finish(ctx, &[]);
-    }
-    out
 }
 
 /// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).

@@ -1,10 +1,11 @@
-//! A DNS server on 127.0.0.1 (UDP, and TCP on the same port) answering A queries from a
-//! mutable table, for STRICT_DNS clusters. Unknown names get NXDOMAIN; other query types for known names get an empty
-//! NOERROR answer. Records carry TTL 0 so nothing upstream of the resolver caches them.
+//! A DNS server on 127.0.0.1 or another loopback address (UDP, and TCP on the same port)
+//! answering A queries from a mutable table, for STRICT_DNS clusters. Unknown names get
+//! NXDOMAIN; other query types for known names get an empty NOERROR answer. Records carry
+//! TTL 0 (nothing upstream of the resolver caches them) unless a test sets another.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
@@ -14,7 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
-type Table = Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>;
+/// The A records by name, and the TTL (seconds) every answer carries.
+#[derive(Clone, Default)]
+struct Table {
+    records: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>,
+    ttl: Arc<AtomicU32>,
+}
 
 /// A running DNS server; stops when dropped.
 pub struct DnsServer {
@@ -29,10 +35,15 @@ pub struct DnsServer {
 
 impl DnsServer {
     pub async fn spawn() -> DnsServer {
+        Self::spawn_at("127.0.0.1").await
+    }
+
+    /// A server on `ip` (a loopback address), on a free port.
+    pub async fn spawn_at(ip: &str) -> DnsServer {
         // The TCP port may be taken where the UDP one was free: a few tries.
         let (socket, listener) = 'bind: {
             for _ in 0..20 {
-                let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind dns");
+                let socket = UdpSocket::bind((ip, 0)).await.expect("bind dns");
                 if let Ok(l) = TcpListener::bind(socket.local_addr().expect("local_addr")).await {
                     break 'bind (socket, l);
                 }
@@ -40,12 +51,17 @@ impl DnsServer {
             panic!("no port free for both UDP and TCP");
         };
         let addr = socket.local_addr().expect("local_addr");
-        let table: Table = Arc::default();
+        let table = Table::default();
         let queries: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let (total, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let task = tokio::spawn(serve(socket, table.clone(), queries.clone(), total.clone()));
         let tcp_task = tokio::spawn(serve_tcp(listener, table.clone(), queries.clone(), tcp.clone()));
         DnsServer { addr, table, queries, total, tcp, task, tcp_task }
+    }
+
+    /// From now on, answers carry this TTL.
+    pub fn set_ttl(&self, seconds: u32) {
+        self.table.ttl.store(seconds, Ordering::SeqCst);
     }
 
     /// Queries received over TCP so far.
@@ -64,12 +80,12 @@ impl DnsServer {
     /// Sets the A records of `name` (an empty list answers NOERROR with no records).
     pub fn set(&self, name: &str, ips: &[&str]) {
         let ips = ips.iter().map(|ip| ip.parse().expect("ipv4 address")).collect();
-        self.table.lock().unwrap().insert(normalize(name), ips);
+        self.table.records.lock().unwrap().insert(normalize(name), ips);
     }
 
     /// Forgets `name` (NXDOMAIN from now on).
     pub fn remove(&self, name: &str) {
-        self.table.lock().unwrap().remove(&normalize(name));
+        self.table.records.lock().unwrap().remove(&normalize(name));
     }
 
     /// A queries received for `name` so far.
@@ -153,7 +169,8 @@ fn answer(request: &Message, table: &Table, queries: &Arc<Mutex<HashMap<String, 
         .set_recursion_desired(request.recursion_desired())
         .set_recursion_available(true)
         .set_authoritative(true);
-    let table = table.lock().unwrap();
+    let ttl = table.ttl.load(Ordering::SeqCst);
+    let table = table.records.lock().unwrap();
     let mut code = ResponseCode::NoError;
     for query in request.queries() {
         response.add_query(query.clone());
@@ -165,7 +182,7 @@ fn answer(request: &Message, table: &Table, queries: &Arc<Mutex<HashMap<String, 
             None => code = ResponseCode::NXDomain,
             Some(ips) if query.query_type() == RecordType::A => {
                 for ip in ips {
-                    response.add_answer(Record::from_rdata(query.name().clone(), 0, RData::A(A(*ip))));
+                    response.add_answer(Record::from_rdata(query.name().clone(), ttl, RData::A(A(*ip))));
                 }
             }
             Some(_) => {}

@@ -8,6 +8,7 @@ pub mod drain;
 mod home;
 pub mod logging;
 pub mod memory;
+pub mod server_info;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -235,7 +236,7 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
             server.request_shutdown();
             resp(StatusCode::OK, TEXT, "OK\n")
         }
-        "/server_info" => resp(StatusCode::OK, JSON, server.server_info().to_string()),
+        "/server_info" => resp(StatusCode::OK, JSON, server_info::server_info(server).to_string()),
         "/listeners" => {
             let bound = server.bound_listeners();
             if query_param(query, "format") == Some("json") {

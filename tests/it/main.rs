@@ -8,6 +8,7 @@ mod actions;
 mod admin;
 mod admin_api;
 mod circuit_breakers;
+mod cli;
 mod config_errors;
 mod dns;
 mod examples;

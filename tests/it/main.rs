@@ -6,6 +6,7 @@ mod common;
 mod access_log;
 mod actions;
 mod admin;
+mod admin_absent;
 mod admin_api;
 mod circuit_breakers;
 mod cli;

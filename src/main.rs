@@ -14,9 +14,9 @@ use legate::cli::{Cli, Mode};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(legate::cli::envoy_argv(std::env::args_os()));
     if cli.version {
-        println!("legate version: {}/RELEASE", env!("CARGO_PKG_VERSION"));
+        println!("legate version: {}", legate::cli::BUILD_VERSION);
         return ExitCode::SUCCESS;
     }
     if cli.print_support_matrix {

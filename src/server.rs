@@ -48,6 +48,7 @@ pub struct Options {
     pub admin_address_path: Option<PathBuf>,
     pub service_cluster: Option<String>,
     pub service_node: Option<String>,
+    pub service_zone: Option<String>,
     pub log_level: String,
     pub watch: WatchOptions,
 }
@@ -68,8 +69,11 @@ pub enum StartError {
 pub struct Server {
     pub shared: Arc<ProcessState>,
     pub options: Options,
-    /// The bootstrap the process started with (admin and node do not change live).
+    /// The bootstrap the process started with (admin and node do not change live), its node
+    /// with the command line's overrides.
     pub bootstrap: Arc<model::Bootstrap>,
+    /// The local node as `/server_info` shows it.
+    pub node: serde_json::Value,
     pub log_writers: Arc<LogWriters>,
     pub history: History,
     sources: ArcSwap<Sources>,
@@ -219,29 +223,9 @@ impl Server {
         self.errors.lock().unwrap_or_else(|e| e.into_inner()).remove(role);
     }
 
-    pub fn server_info(&self) -> serde_json::Value {
-        let state = if self.is_live() { "LIVE" } else { "DRAINING" };
-        let up = self.started.elapsed().as_secs();
-        serde_json::json!({
-            "version": format!("legate/{}", env!("CARGO_PKG_VERSION")),
-            "state": state,
-            "hot_restart_version": "disabled",
-            "hot_restart_initializing": false,
-            "uptime_current_epoch": format!("{up}s"),
-            "uptime_all_epochs": format!("{up}s"),
-            "node": {"id": self.bootstrap.node.id, "cluster": self.bootstrap.node.cluster},
-            "command_line_options": {
-                "concurrency": self.options.concurrency,
-                "log_level": self.options.log_level,
-                "config_path": self.options.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-                "config_yaml": self.options.config_yaml.clone().unwrap_or_default(),
-                "drain_time": format!("{}s", self.options.drain_time.as_secs()),
-                "mode": "Serve",
-                "service_cluster": self.options.service_cluster.clone().unwrap_or_default(),
-                "service_node": self.options.service_node.clone().unwrap_or_default(),
-                "disable_hot_restart": true,
-            },
-        })
+    /// How long the process has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub fn config_dump(
@@ -290,8 +274,12 @@ pub async fn run_with_loggers(
         drain_time: options.drain_time,
         total_connections: store.gauge("server.total_connections"),
     });
+    let node = crate::admin::server_info::node_json(&bootstrap_json, &options);
+    // The files keep the node as written: a reload compares the bootstrap with its own kind.
     let sources =
         Sources::new(options.config_path.clone(), options.config_yaml.clone(), bootstrap.clone(), bootstrap_json);
+    let mut bootstrap = bootstrap;
+    crate::admin::server_info::apply_node_options(&mut bootstrap.node, &options);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (admin_drain_tx, admin_drain_rx) = watch::channel(ListenerDrain::default());
     let writers = Arc::new(LogWriters::new(&store));
@@ -299,6 +287,7 @@ pub async fn run_with_loggers(
         shared: Arc::clone(&shared),
         options: options.clone(),
         bootstrap: Arc::new(bootstrap),
+        node,
         log_writers: Arc::clone(&writers),
         history: History::default(),
         sources: ArcSwap::from_pointee(sources.clone()),

@@ -1,6 +1,7 @@
 //! The admin listener: Envoy's admin paths and formats, reading the same snapshot and stats
 //! store as the request path.
 
+mod absent;
 mod access_log;
 mod clusters;
 pub mod config_dump;
@@ -8,6 +9,7 @@ pub mod drain;
 mod home;
 pub mod logging;
 pub mod memory;
+pub mod server_info;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -49,9 +51,17 @@ const fn post(path: &'static str, help: &'static str) -> Endpoint {
 /// Every path, sorted as Envoy's `/help` lists them.
 const ENDPOINTS: &[Endpoint] = &[
     get("/", "Admin home page"),
+    Endpoint {
+        params: &[("enable", "enable/disable the allocation profiler; One of (y, n)")],
+        ..post("/allocprofiler", "enable/disable the allocation profiler (if supported)")
+    },
     get("/certs", "print certs on machine"),
     get("/clusters", "upstream cluster status"),
     get("/config_dump", "dump current Envoy configs"),
+    Endpoint {
+        params: &[("enable", "enables the CPU profiler; One of (y, n)")],
+        ..post("/cpuprofiler", "enable/disable the CPU profiler")
+    },
     Endpoint {
         params: &[
             ("graceful", "When draining listeners, enter a graceful drain period prior to closing listeners"),
@@ -62,6 +72,11 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     post("/healthcheck/fail", "cause the server to fail health checks"),
     post("/healthcheck/ok", "cause the server to pass health checks"),
+    get("/heap_dump", "dump current Envoy heap (if supported)"),
+    Endpoint {
+        params: &[("enable", "enable/disable the heap profiler; One of (y, n)")],
+        ..post("/heapprofiler", "enable/disable the heap profiler")
+    },
     get("/help", "print out list of admin commands"),
     get("/hot_restart_version", "print the hot restart compatibility version"),
     get("/listeners", "print listener info"),
@@ -80,6 +95,7 @@ const ENDPOINTS: &[Endpoint] = &[
     post("/reopen_logs", "reopen access logs"),
     post("/reset_counters", "reset all counters to zero"),
     get("/runtime", "print runtime values"),
+    post("/runtime_modify", "Adds or modifies runtime values as passed in query parameters. To delete a previously added key, use an empty string as the value. Note that deletion only applies to overrides added via this endpoint; values loaded from disk can be modified via override but not deleted. E.g. ?key1=value1&key2=value2..."),
     get("/server_info", "print server version/status information"),
     get("/stats", "print server stats"),
     get("/stats/prometheus", "print server stats in prometheus format"),
@@ -223,6 +239,15 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
             server.shared.stats.reset_counters();
             resp(StatusCode::OK, TEXT, "OK\n")
         }
+        "/cpuprofiler" => absent_feature(absent::cpu_profiler(&query_pairs(query))),
+        "/heapprofiler" => absent_feature(absent::heap_profiler()),
+        "/allocprofiler" => absent_feature(absent::alloc_profiler(&query_pairs(query))),
+        "/heap_dump" => absent_feature(absent::heap_dump()),
+        "/runtime_modify" => {
+            let form = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|l| l.as_bytes() != b"0")
+                || req.headers().contains_key(http::header::TRANSFER_ENCODING);
+            absent_feature(absent::runtime_modify(&query_pairs(query), form))
+        }
         "/memory" => resp(StatusCode::OK, JSON, pretty_json(&memory::read())),
         "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"entries": {}, "layers": []}))),
         "/certs" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"certificates": []}))),
@@ -235,7 +260,7 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
             server.request_shutdown();
             resp(StatusCode::OK, TEXT, "OK\n")
         }
-        "/server_info" => resp(StatusCode::OK, JSON, server.server_info().to_string()),
+        "/server_info" => resp(StatusCode::OK, JSON, server_info::server_info(server).to_string()),
         "/listeners" => {
             let bound = server.bound_listeners();
             if query_param(query, "format") == Some("json") {
@@ -305,6 +330,10 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         _ => resp(StatusCode::NOT_FOUND, TEXT, format!("invalid path. {}", help_text())),
     }
+}
+
+fn absent_feature((status, body): (StatusCode, &'static str)) -> Response<Full<Bytes>> {
+    resp(status, TEXT, body)
 }
 
 pub fn socket_json(addr: SocketAddr) -> serde_json::Value {

@@ -84,7 +84,8 @@ pub async fn spawn(
         Arc::clone(&server.shared),
         Arc::clone(&server.log_writers),
         manager,
-        Arc::new(sources.bootstrap.clone()),
+        // The node as the command line completes it (discovery requests carry it).
+        Arc::clone(&server.bootstrap),
         handle.clone(),
     );
     let bound_to = Arc::clone(&server);

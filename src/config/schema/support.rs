@@ -68,7 +68,18 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &[],
     ),
-    m("envoy.config.core.v3.Node", &["id", "cluster"], &["metadata", "locality"]),
+    m(
+        "envoy.config.core.v3.Node",
+        &[
+            "id", "cluster",
+            // Shown in /server_info (admin/server_info.rs), `--service-zone` over the zone.
+            "metadata", "locality",
+        ],
+        &[],
+    ),
+    m("envoy.config.core.v3.Locality", &["region", "zone", "sub_zone"], &[]),
+    // The node's metadata, shown as given; typed entries are not read.
+    m("envoy.config.core.v3.Metadata", &["filter_metadata"], &["typed_filter_metadata"]),
     m(
         "envoy.config.bootstrap.v3.Admin",
         &["address", "access_log_path", "access_log"],

@@ -491,7 +491,13 @@ async fn process(
         ActionRt::Direct { status, body } => {
             trace.local_reply = true;
             trace.details = Some("direct_response");
-            let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
+            let body = body.clone().unwrap_or_default();
+            let mut resp = if local_reply::is_grpc_request(&parts.headers) {
+                let head = parts.method == Method::HEAD;
+                local_reply::grpc_direct_reply(*status, &body, None, &hcm.server_name, head)
+            } else {
+                reply(*status, body, &hcm.server_name)
+            };
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
                     resp.headers_mut().insert(LOCATION, v);
@@ -505,10 +511,17 @@ async fn process(
             trace.local_reply = true;
             trace.details = Some("direct_response");
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            let mut resp = reply(status, Bytes::new(), &hcm.server_name);
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                resp.headers_mut().insert(LOCATION, v);
-            }
+            let location = HeaderValue::from_str(&location).ok();
+            let mut resp = if local_reply::is_grpc_request(&parts.headers) {
+                let head = parts.method == Method::HEAD;
+                local_reply::grpc_direct_reply(status, b"", location, &hcm.server_name, head)
+            } else {
+                let mut resp = reply(status, Bytes::new(), &hcm.server_name);
+                if let Some(v) = location {
+                    resp.headers_mut().insert(LOCATION, v);
+                }
+                resp
+            };
             header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
             Ok(resp)
         }

@@ -92,7 +92,27 @@ pub(crate) fn normalise_bootstrap(v: &mut Value) -> bool {
     let Some(m) = map_mut(v) else { return false };
     let Some(sr) = m.get_mut("static_resources").and_then(map_mut) else { return false };
     let listeners = each_mut(sr.get_mut("listeners"), normalise_listener);
-    each_mut(sr.get_mut("clusters"), normalise_cluster) | listeners
+    let changed = each_mut(sr.get_mut("clusters"), normalise_cluster) | listeners;
+    if changed {
+        each_mut(sr.get_mut("clusters"), rest_eds_speaks_v2);
+    }
+    changed
+}
+
+/// A REST EDS source in a document written in v2 spellings polls the v2 API (what its
+/// management server of the time serves) unless it names a `transport_api_version`.
+fn rest_eds_speaks_v2(v: &mut Value) -> bool {
+    let api = map_mut(v)
+        .and_then(|m| field_mut(m, "eds_cluster_config"))
+        .and_then(map_mut)
+        .and_then(|m| field_mut(m, "eds_config"))
+        .and_then(map_mut)
+        .and_then(|m| field_mut(m, "api_config_source"))
+        .and_then(map_mut);
+    match api {
+        Some(api) if !api.contains_key("transport_api_version") => set(api, "transport_api_version", "V2"),
+        _ => false,
+    }
 }
 
 pub(crate) fn normalise_listener(v: &mut Value) -> bool {

@@ -5,7 +5,9 @@
 //! cluster-level `http2_protocol_options` / `http_protocol_options` /
 //! `common_http_protocol_options` move into `typed_extension_protocol_options`, HCM-level
 //! `idle_timeout` moves into `common_http_protocol_options`, and route `host_rewrite` becomes
-//! `host_rewrite_literal`. Enum case needs no rewriting (the reader accepts any case), and v2
+//! `host_rewrite_literal`; in a bootstrap that had any of these, a REST EDS
+//! `api_config_source` naming no `transport_api_version` gets `V2` (its management server
+//! speaks the v2 API). Enum case needs no rewriting (the reader accepts any case), and v2
 //! fields with no v3 equivalent (`use_original_dst`, `deprecated_v1`, `tls_context`...) are left
 //! for the validator to report as unsupported.
 

@@ -265,6 +265,7 @@ pub fn config_dump(
     errors: &BTreeMap<String, Value>,
     started: SystemTime,
     q: &DumpQuery,
+    rest_eds: &[(String, Value)],
 ) -> Result<Value, DumpError> {
     let started = time(started);
     let named = |v: &Value| {
@@ -278,6 +279,8 @@ pub fn config_dump(
     let clusters: Vec<Value> =
         sr.and_then(|s| s.get("clusters")).and_then(Value::as_array).cloned().unwrap_or_default();
     let static_routes = inline_route_configs(&listeners);
+    let static_names: std::collections::HashSet<String> =
+        clusters.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).map(str::to_string).collect();
 
     let mut dyn_active_listeners = Vec::new();
     if let Some(lds) = &src.lds {
@@ -338,7 +341,22 @@ pub fn config_dump(
                 })
             })
             .collect();
+        // REST EDS endpoints as Envoy shows them: by the cluster's origin, the bootstrap's
+        // (static) or CDS's, without a version.
+        let (mut static_eps, mut rest_dynamic) = (Vec::new(), Vec::new());
+        for (cluster, cla) in rest_eds.iter().filter(|(name, _)| q.name_regex.as_ref().is_none_or(|r| r.is_match(name)))
+        {
+            let entry = json!({"endpoint_config": cla});
+            if static_names.contains(cluster) {
+                static_eps.push(entry);
+            } else {
+                rest_dynamic.push(entry);
+            }
+        }
+        let mut eps = eps;
+        eps.extend(rest_dynamic);
         configs.push(json!({"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+                            "static_endpoint_configs": static_eps,
                             "dynamic_endpoint_configs": eps,
                             "eds_errors": errors.iter().filter(|(k, _)| k.starts_with("eds(")).map(|(k, v)| json!({"name": k, "error_state": v})).collect::<Vec<_>>()}));
     }

@@ -5,7 +5,9 @@
 //! cluster-level `http2_protocol_options` / `http_protocol_options` /
 //! `common_http_protocol_options` move into `typed_extension_protocol_options`, HCM-level
 //! `idle_timeout` moves into `common_http_protocol_options`, and route `host_rewrite` becomes
-//! `host_rewrite_literal`. Enum case needs no rewriting (the reader accepts any case), and v2
+//! `host_rewrite_literal`; in a bootstrap that had any of these, a REST EDS
+//! `api_config_source` naming no `transport_api_version` gets `V2` (its management server
+//! speaks the v2 API). Enum case needs no rewriting (the reader accepts any case), and v2
 //! fields with no v3 equivalent (`use_original_dst`, `deprecated_v1`, `tls_context`...) are left
 //! for the validator to report as unsupported.
 
@@ -92,7 +94,27 @@ pub(crate) fn normalise_bootstrap(v: &mut Value) -> bool {
     let Some(m) = map_mut(v) else { return false };
     let Some(sr) = m.get_mut("static_resources").and_then(map_mut) else { return false };
     let listeners = each_mut(sr.get_mut("listeners"), normalise_listener);
-    each_mut(sr.get_mut("clusters"), normalise_cluster) | listeners
+    let changed = each_mut(sr.get_mut("clusters"), normalise_cluster) | listeners;
+    if changed {
+        each_mut(sr.get_mut("clusters"), rest_eds_speaks_v2);
+    }
+    changed
+}
+
+/// A REST EDS source in a document written in v2 spellings polls the v2 API (what its
+/// management server of the time serves) unless it names a `transport_api_version`.
+fn rest_eds_speaks_v2(v: &mut Value) -> bool {
+    let api = map_mut(v)
+        .and_then(|m| field_mut(m, "eds_cluster_config"))
+        .and_then(map_mut)
+        .and_then(|m| field_mut(m, "eds_config"))
+        .and_then(map_mut)
+        .and_then(|m| field_mut(m, "api_config_source"))
+        .and_then(map_mut);
+    match api {
+        Some(api) if !api.contains_key("transport_api_version") => set(api, "transport_api_version", "V2"),
+        _ => false,
+    }
 }
 
 pub(crate) fn normalise_listener(v: &mut Value) -> bool {

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::access::{RawHead, StreamInfo};
 use super::body::ResBody;
 use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
-use super::local_reply::{reply, LocalReason};
+use super::local_reply::{self, reply, LocalReason};
 use super::router::{forward_to, header_ops, Side};
 use super::{normalize, request_head, rewrite, ConnCtx};
 use crate::config::model::HostRewrite;
@@ -175,7 +175,13 @@ pub(super) async fn process(
         ActionRt::Direct { status, body } => {
             trace.local_reply = true;
             trace.details = Some("direct_response");
-            let mut resp = reply(*status, body.clone().unwrap_or_default(), &hcm.server_name);
+            let body = body.clone().unwrap_or_default();
+            let mut resp = if local_reply::is_grpc_request(&parts.headers) {
+                let head = parts.method == Method::HEAD;
+                local_reply::grpc_direct_reply(*status, &body, None, &hcm.server_name, head)
+            } else {
+                reply(*status, body, &hcm.server_name)
+            };
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
                     resp.headers_mut().insert(LOCATION, v);
@@ -189,10 +195,17 @@ pub(super) async fn process(
             trace.local_reply = true;
             trace.details = Some("direct_response");
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            let mut resp = reply(status, Bytes::new(), &hcm.server_name);
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                resp.headers_mut().insert(LOCATION, v);
-            }
+            let location = HeaderValue::from_str(&location).ok();
+            let mut resp = if local_reply::is_grpc_request(&parts.headers) {
+                let head = parts.method == Method::HEAD;
+                local_reply::grpc_direct_reply(status, b"", location, &hcm.server_name, head)
+            } else {
+                let mut resp = reply(status, Bytes::new(), &hcm.server_name);
+                if let Some(v) = location {
+                    resp.headers_mut().insert(LOCATION, v);
+                }
+                resp
+            };
             header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
             Ok(resp)
         }

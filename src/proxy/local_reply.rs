@@ -276,13 +276,47 @@ pub fn is_grpc_request(headers: &http::HeaderMap) -> bool {
 /// gRPC status rather than a protocol failure.
 pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -> Response<ResBody> {
     let (status, body) = reason.status_and_body();
+    let grpc_status = match reason {
+        LocalReason::FaultAbort { grpc: Some(g), .. } => Some(g),
+        _ => None,
+    };
     let mut resp = Response::new(ResBody::empty());
+    if reason == LocalReason::Overflow {
+        // Envoy adds it before the gRPC headers; kept first so the answers read the same.
+        resp.headers_mut().insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+    }
+    grpc_reply(resp, status, body.as_bytes(), grpc_status, server, head)
+}
+
+/// A route's `direct_response` or `redirect` answering a gRPC request: Envoy sends those
+/// through the same local-reply path, so the client gets `grpc-status` (from the HTTP
+/// status: 2 for a 200 or a 301) and the body as `grpc-message`; a redirect keeps its
+/// `location`.
+pub fn grpc_direct_reply(
+    status: StatusCode,
+    body: &[u8],
+    location: Option<HeaderValue>,
+    server: &HeaderValue,
+    head: bool,
+) -> Response<ResBody> {
+    let mut resp = Response::new(ResBody::empty());
+    if let Some(l) = location {
+        resp.headers_mut().insert(http::header::LOCATION, l);
+    }
+    grpc_reply(resp, status, body, None, server, head)
+}
+
+fn grpc_reply(
+    mut resp: Response<ResBody>,
+    status: StatusCode,
+    body: &[u8],
+    grpc_status: Option<u32>,
+    server: &HeaderValue,
+    head: bool,
+) -> Response<ResBody> {
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    let grpc_status = match reason {
-        LocalReason::FaultAbort { grpc: Some(g), .. } => g,
-        _ => u32::from(http_to_grpc_status(status)),
-    };
+    let grpc_status = grpc_status.unwrap_or_else(|| u32::from(http_to_grpc_status(status)));
     h.insert(GRPC_STATUS, HeaderValue::from(grpc_status));
     if !body.is_empty() && !head {
         if let Ok(message) = HeaderValue::from_str(&grpc_percent_encode(body)) {
@@ -290,9 +324,6 @@ pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -
         }
     }
     h.insert(SERVER, server.clone());
-    if reason == LocalReason::Overflow {
-        h.insert(super::headers::X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
-    }
     resp
 }
 
@@ -312,9 +343,9 @@ fn http_to_grpc_status(status: StatusCode) -> u16 {
 }
 
 /// gRPC's percent-encoding of `grpc-message`: bytes outside printable ASCII, and `%`.
-fn grpc_percent_encode(text: &str) -> String {
+fn grpc_percent_encode(text: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
+    for &b in text {
         if (b' '..=b'~').contains(&b) && b != b'%' {
             out.push(b as char);
         } else {
@@ -369,6 +400,24 @@ mod tests {
         assert!(r.headers().get("grpc-message").is_none());
         let r = grpc_local_reply(LocalReason::NoHealthyUpstream, &server, true);
         assert!(r.headers().get("grpc-message").is_none(), "a HEAD request gets no message");
-        assert_eq!(grpc_percent_encode("50% off\n"), "50%25 off%0A");
+        assert_eq!(grpc_percent_encode(b"50% off\n"), "50%25 off%0A");
+        let r = grpc_local_reply(LocalReason::Overflow, &server, false);
+        assert_eq!(r.headers().keys().next().map(|k| k.as_str()), Some("x-envoy-overloaded"));
+    }
+
+    #[test]
+    fn direct_answers_to_grpc_map_their_status_and_body() {
+        let server = HeaderValue::from_static("envoy");
+        let r = grpc_direct_reply(StatusCode::OK, b"hello", None, &server, false);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "2");
+        assert_eq!(r.headers()["grpc-message"], "hello");
+        let loc = HeaderValue::from_static("http://x/elsewhere");
+        let r = grpc_direct_reply(StatusCode::MOVED_PERMANENTLY, b"", Some(loc), &server, false);
+        assert_eq!(r.headers()["grpc-status"], "2");
+        assert_eq!(r.headers()["location"], "http://x/elsewhere");
+        assert!(r.headers().get("grpc-message").is_none());
+        let r = grpc_direct_reply(StatusCode::SERVICE_UNAVAILABLE, b"down", None, &server, false);
+        assert_eq!(r.headers()["grpc-status"], "14");
     }
 }

@@ -56,19 +56,18 @@ impl Staged {
             c.go_live(replaced.as_deref());
             if let DiscoveryType::Eds {
                 service_name,
-                source: EdsConfigSource::Rest { cluster: mgmt, refresh_delay, request_timeout },
+                source: EdsConfigSource::Rest { cluster: mgmt, refresh_delay, request_timeout, transport_v3 },
             } = &c.config.discovery
             {
-                eds_rest::spawn_rest_eds(
-                    &c,
-                    Arc::clone(lookup),
-                    sources.clone(),
-                    mgmt.clone(),
-                    service_name.clone(),
-                    *refresh_delay,
-                    *request_timeout,
-                    node.clone(),
-                );
+                let eds = eds_rest::RestEds {
+                    management: mgmt.clone(),
+                    service_name: service_name.clone(),
+                    refresh_delay: *refresh_delay,
+                    request_timeout: *request_timeout,
+                    transport_v3: *transport_v3,
+                    node: node.clone(),
+                };
+                eds_rest::spawn_rest_eds(&c, Arc::clone(lookup), sources.clone(), eds);
             }
         }
     }

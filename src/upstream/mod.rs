@@ -107,6 +107,11 @@ impl ClusterStats {
             .charge(status);
     }
 
+    /// The store these stats live in (for stats made later under the cluster's name).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// Charges an answer that was retried: `retry.upstream_rq_<code>` and `_completed` only.
     pub fn charge_retried(&self, status: u16) {
         self.retried

@@ -53,6 +53,9 @@ pub enum EdsConfigSource {
         cluster: String,
         refresh_delay: Duration,
         request_timeout: Duration,
+        /// `transport_api_version`: V3 (`/v3/discovery:endpoints`, v3 type URLs), or V2 in a
+        /// document written in v2 spellings that does not say.
+        transport_v3: bool,
     },
 }
 

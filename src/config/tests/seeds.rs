@@ -115,6 +115,7 @@ fn rest_eds_api_config_source() {
             cluster: "discovery".to_string(),
             refresh_delay: Duration::from_secs(3),
             request_timeout: Duration::from_secs(1),
+            transport_v3: false,
         },
     };
     assert_eq!(b.clusters[0].discovery, want);

@@ -98,6 +98,7 @@ fn eds_rest() {
             cluster: "eds_cluster".to_string(),
             refresh_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(1),
+            transport_v3: false,
         },
     };
     assert_eq!(b.clusters[0].discovery, want);

@@ -156,7 +156,9 @@ fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsConfigSource> {
     let names = api.strs(ctx, "cluster_names");
     let refresh_delay = api.duration(ctx, "refresh_delay");
     let request_timeout = api.duration(ctx, "request_timeout").unwrap_or(Duration::from_secs(1));
-    let _ = api.enumv(ctx, "transport_api_version", &[("V3", Some(())), ("V2", Some(())), ("AUTO", Some(()))]);
+    // AUTO and absent are v3 as in Envoy 1.40; a v2-spelled document says V2 (`v2.rs`).
+    let transport_v3 =
+        api.enumv(ctx, "transport_api_version", &[("V3", Some(true)), ("V2", Some(false)), ("AUTO", Some(true))]);
     api.ignore(&["set_node_on_first_message_only"]);
     if rest.is_none() && !api.has("api_type") {
         ctx.err(api.at("api_type"), "missing api_type");
@@ -169,9 +171,12 @@ fn rest_source(ctx: &mut Ctx, mut api: Obj<'_>) -> Option<EdsConfigSource> {
     }
     api.finish(ctx, &[]);
     match (rest, names.as_slice(), refresh_delay) {
-        (Some(true), [cluster], Some(refresh_delay)) => {
-            Some(EdsConfigSource::Rest { cluster: cluster.clone(), refresh_delay, request_timeout })
-        }
+        (Some(true), [cluster], Some(refresh_delay)) => Some(EdsConfigSource::Rest {
+            cluster: cluster.clone(),
+            refresh_delay,
+            request_timeout,
+            transport_v3: transport_v3.unwrap_or(true),
+        }),
         _ => None,
     }
 }

@@ -122,6 +122,8 @@ pub struct ForwardRt {
     /// `x-envoy-expected-rq-timeout-ms` value, precomputed.
     pub timeout_header: Option<HeaderValue>,
     pub retry_policy: Option<RetryPolicy>,
+    /// The route's `upgrade_configs`.
+    pub upgrades: Box<[crate::config::model::UpgradeConfig]>,
 }
 
 /// What part of the path `prefix_rewrite` replaces.
@@ -385,6 +387,7 @@ fn build_route(
                 timeout: f.timeout,
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
+                upgrades: f.upgrades.clone().into(),
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),

@@ -34,5 +34,6 @@ mod seeds;
 mod shutdown;
 mod stats;
 mod timeouts;
+mod upgrades;
 mod upstream;
 mod upstream_resets;

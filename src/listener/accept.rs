@@ -88,6 +88,7 @@ pub(super) async fn accept_connection(
         warned_limits: std::sync::atomic::AtomicBool::new(false),
         activity: idle::ConnActivity::new(),
         stream_watch: Default::default(),
+        tunnel: Default::default(),
     });
     drop(current);
     let _ = stream.set_nodelay(true);

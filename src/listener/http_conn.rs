@@ -137,7 +137,7 @@ pub(super) async fn serve_connection(
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| handle(Arc::clone(&svc_ctx), req));
-    let conn = builder.serve_connection(io, service);
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let mut draining = false;
     let mut stopping = false;
@@ -242,6 +242,8 @@ pub(super) async fn serve_connection(
             }
         }
     }
+    // An upgraded connection lives on in its tunnel, still counted as this connection.
+    ctx.tunnel.hold(&mut shutdown).await;
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);

@@ -53,6 +53,8 @@ pub struct StreamInfo {
     pub upstream_sent: Option<(Instant, Histogram)>,
     /// The request was refused on its raw head, before Envoy would have parsed it whole.
     pub raw_head: Option<RawHead>,
+    /// An HTTP/1.1 upgrade request (WebSocket), and the upstream's side once it answered 101.
+    pub upgrade: Option<super::upgrade::UpgradeRequest>,
 }
 
 /// How Envoy's log shows a request refused on its raw head.
@@ -116,7 +118,7 @@ pub struct PendingLog {
 }
 
 impl PendingLog {
-    fn write(&self) {
+    pub(super) fn write(&self) {
         let unparsed = matches!(self.trace.raw_head, Some(RawHead::Unparsed));
         let ctx = LogContext {
             start: self.start,

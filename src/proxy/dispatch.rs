@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST, LOCATION, UPGRADE};
+use http::header::{HeaderValue, HOST, LOCATION};
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
@@ -16,6 +16,7 @@ use super::body::ResBody;
 use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
 use super::local_reply::{self, reply, LocalReason};
 use super::router::{forward_to, header_ops, Side};
+use super::upgrade::{self, UpgradeRequest};
 use super::{normalize, request_head, rewrite, ConnCtx};
 use crate::config::model::HostRewrite;
 use crate::filters::{self, RequestBody};
@@ -123,10 +124,9 @@ pub(super) async fn process(
         }
     }
 
-    if let Some(up) = parts.headers.get(UPGRADE).filter(|_| headers::is_upgrade_request(&parts.headers)) {
-        if !up.as_bytes().eq_ignore_ascii_case(b"h2c") {
-            return Err(LocalReason::UpgradeForbidden);
-        }
+    // HTTP/1.1 only: hyper's h2 codec refuses the connection-specific headers an upgrade needs.
+    if parts.version != Version::HTTP_2 {
+        trace.upgrade = UpgradeRequest::of(&parts.headers);
     }
 
     let table: &RouteTable = &hcm.routes;
@@ -139,6 +139,22 @@ pub(super) async fn process(
     let method_str = parts.method.as_str().to_string();
     let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
     let found = table.find(&view);
+    if let Some(up) = &trace.upgrade {
+        // Decided with the route, before the filters, as Envoy builds the upgrade's chain.
+        let route_upgrades = match &found {
+            Ok((_, r)) => match &r.action {
+                ActionRt::Forward(fwd) => Some(&*fwd.upgrades),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        if !upgrade::allowed(&up.upgrade, route_upgrades, &cfg.upgrades) {
+            hcm.stats.downstream_rq_ws_on_non_ws_route.inc();
+            trace.details = Some("upgrade_failed");
+            return Err(LocalReason::UpgradeForbidden);
+        }
+        hcm.stats.downstream_cx_upgrades_total.inc();
+    }
     // The weighted cluster is chosen with the route, before the filters run, as in Envoy.
     let picked = match &found {
         Ok((_, route)) => match &route.action {
@@ -219,6 +235,9 @@ pub(super) async fn process(
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
+            if let Some(up) = &trace.upgrade {
+                UpgradeRequest::restore(&mut parts.headers, up.upgrade.clone(), up.connection.clone());
+            }
             headers::strip_expect_continue(&mut parts.headers);
             headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
             trace.forwarding_headers_set = true;

@@ -21,6 +21,7 @@ mod rewrite;
 mod router;
 mod stream;
 pub mod stream_timer;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -56,6 +57,8 @@ pub struct ConnCtx {
     pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
     /// The stream idle timer of its HTTP/1 requests.
     pub stream_watch: stream_timer::ConnWatch,
+    /// The tunnel of an upgraded request (WebSocket), which outlives hyper's connection.
+    pub tunnel: upgrade::TunnelWatch,
 }
 
 impl ConnCtx {

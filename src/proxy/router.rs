@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_LENGTH, SERVER};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, SERVER, UPGRADE};
 use http::{Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -15,6 +15,7 @@ use super::body::{self, ReqBody, ResBody};
 use super::forward::{self, AttemptTemplate, BodySource};
 use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
+use super::upgrade::UpgradeRequest;
 use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, ServerHeaderTransformation};
 use crate::filters::RequestBody;
@@ -111,9 +112,23 @@ pub(super) async fn forward_to(
             trace.response_flags = local_reply::with_retry_stop(out.retry_stop, "");
             trace.attempts = out.attempts;
             let (mut rparts, rbody) = out.response.into_parts();
+            let upgrade_kept = match trace.upgrade.as_mut() {
+                Some(up) if rparts.status == StatusCode::SWITCHING_PROTOCOLS => {
+                    up.upstream = rparts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+                    rparts.headers.get(UPGRADE).cloned().zip(rparts.headers.get(CONNECTION).cloned())
+                }
+                _ => None,
+            };
             headers::strip_hop_by_hop(&mut rparts.headers);
-            let ms = out.service_time.as_millis() as u64;
-            rparts.headers.insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            if let Some((upgrade, connection)) = upgrade_kept {
+                UpgradeRequest::restore(&mut rparts.headers, upgrade, connection);
+            }
+            // Envoy sets it only once the request has ended, which an upgrade request never
+            // does before its answer.
+            if trace.upgrade.is_none() {
+                let ms = out.service_time.as_millis() as u64;
+                rparts.headers.insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            }
             set_server(&mut rparts.headers, hcm);
             if vh.include_attempt_count_in_response {
                 rparts.headers.insert(headers::X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(out.attempts));
@@ -122,6 +137,7 @@ pub(super) async fn forward_to(
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()
+                && !rparts.status.is_informational()
                 && !rparts.headers.contains_key(CONTENT_LENGTH)
                 && rparts.status != StatusCode::NOT_MODIFIED
                 && rparts.status != StatusCode::NO_CONTENT

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
-use http::{Method, Request, Response, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
@@ -15,7 +15,7 @@ use super::access::{LoggedBody, LoggedRequest, PendingLog, RawHead, RqTiming, St
 use super::body::ResBody;
 use super::dispatch::process;
 use super::local_reply::{self, local_reply, LocalReason};
-use super::{headers, limits, stream_timer, ConnCtx};
+use super::{headers, limits, stream_timer, upgrade, ConnCtx};
 use crate::body::progress;
 use crate::filters;
 use crate::snapshot::Hcm;
@@ -143,7 +143,18 @@ pub async fn handle(
         // hyper sends no body for HEAD; keep the headers that describe it.
         *resp.body_mut() = ResBody::empty();
     }
-    if version != Version::HTTP_2 && ctx.draining.load(Ordering::Relaxed) {
+    // The tunnel of an upgrade the upstream accepted. Any other answer to an upgrade request
+    // closes the connection, as Envoy's does: the request never ended.
+    let tunnel = match trace.upgrade.as_mut() {
+        Some(up) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            up.upstream.take().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        }
+        _ => None,
+    };
+    if trace.upgrade.is_some() && tunnel.is_none() {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if version != Version::HTTP_2 && tunnel.is_none() && ctx.draining.load(Ordering::Relaxed) {
         resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         stats.downstream_cx_drain_close.inc();
     }
@@ -161,30 +172,46 @@ pub async fn handle(
         upstream: trace.upstream_sent.take(),
         _stream: stream,
     };
-    let body = match log_start {
-        None => LoggedBody::plain(body),
-        Some((start, started)) => {
-            let request = logged_request(&ctx, &hcm, parts, &mut trace);
-            LoggedBody::logged(
-                body,
-                Box::new(PendingLog {
-                    loggers: Arc::clone(&hcm.access_logs),
-                    start,
-                    started,
-                    request,
-                    version,
-                    status: if client_gone { 0 } else { rparts.status.as_u16() },
-                    response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
-                    trailers: None,
-                    trace,
-                    remote: ctx.remote,
-                    local: ctx.local,
-                    bytes_sent: 0,
-                }),
-            )
-        }
+    let log = log_start.map(|(start, started)| {
+        let request = logged_request(&ctx, &hcm, parts, &mut trace);
+        Box::new(PendingLog {
+            loggers: Arc::clone(&hcm.access_logs),
+            start,
+            started,
+            request,
+            version,
+            status: if client_gone { 0 } else { rparts.status.as_u16() },
+            response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
+            trailers: None,
+            trace,
+            remote: ctx.remote,
+            local: ctx.local,
+            bytes_sent: 0,
+        })
+    });
+    let Some((upstream, downstream)) = tunnel else {
+        let body = match log {
+            None => LoggedBody::plain(body),
+            Some(log) => LoggedBody::logged(body, log),
+        };
+        return Ok(Response::from_parts(rparts, body.timed(timing)));
     };
-    Ok(Response::from_parts(rparts, body.timed(timing)))
+    // The request stays in progress, and its line unwritten, until the tunnel closes; Envoy
+    // records no request time for it.
+    upgrade::Tunnel {
+        ctx: Arc::clone(&ctx),
+        downstream,
+        upstream,
+        idle: hcm.config.stream_idle_timeout.map(|d| (d, stats.downstream_rq_idle_timeout.clone())),
+        log,
+        guards: (
+            GaugeGuard::new(&stats.downstream_rq_active),
+            GaugeGuard::new(&stats.downstream_cx_upgrades_active),
+            timing,
+        ),
+    }
+    .spawn();
+    Ok(Response::from_parts(rparts, LoggedBody::plain(body)))
 }
 
 /// Once per connection, and at most once a second in all.

@@ -154,6 +154,7 @@ fn build_route(
                 timeout: f.timeout,
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
+                upgrades: f.upgrades.clone().into(),
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),

@@ -123,6 +123,8 @@ pub struct ForwardRt {
     /// `x-envoy-expected-rq-timeout-ms` value, precomputed.
     pub timeout_header: Option<HeaderValue>,
     pub retry_policy: Option<RetryPolicy>,
+    /// The route's `upgrade_configs`.
+    pub upgrades: Box<[crate::config::model::UpgradeConfig]>,
 }
 
 /// What part of the path `prefix_rewrite` replaces.

@@ -14,6 +14,7 @@
 
 pub mod balancer;
 pub mod breakers;
+mod conn_life;
 pub mod connect;
 pub mod dns;
 mod dns_schedule;

@@ -22,6 +22,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::breakers::{Breakers, ConnectionSlot};
+use super::conn_life::{ConnLife, Lived};
 use super::connect::{Connector, UpstreamIo};
 pub use super::error::UpstreamError;
 use crate::body::ReqBody;
@@ -304,8 +305,9 @@ impl Pool {
         });
     }
 
-    /// Opens a TCP connection in the place `_slot` holds under `max_connections`.
-    async fn connect_tcp(&self, _slot: &ConnectionSlot) -> Result<TokioIo<CountedIo<UpstreamIo>>, UpstreamError> {
+    /// Opens a TCP connection in the place `slot` holds under `max_connections`; the
+    /// connection's IO holds the slot and its stats until it is dropped.
+    async fn connect_tcp(&self, slot: ConnectionSlot) -> Result<TokioIo<Lived<CountedIo<UpstreamIo>>>, UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
         let addr = self.addr;
@@ -329,37 +331,38 @@ impl Pool {
         self.stats.cx_connect_ms.record_duration(started.elapsed());
         let counted =
             CountedIo::new(stream, self.stats.cx_rx_bytes_total.clone(), self.stats.cx_tx_bytes_total.clone());
-        Ok(TokioIo::new(counted))
+        let life = ConnLife {
+            _active: GaugeGuard::new(&self.stats.cx_active),
+            _host_active: GaugeGuard::new(&self.stats.host_cx_active),
+            destroy: self.stats.cx_destroy.clone(),
+            length: self.stats.cx_length_ms.clone(),
+            opened: Instant::now(),
+            _slot: slot,
+        };
+        Ok(TokioIo::new(Lived::new(counted, life)))
     }
 
-    /// Runs a connection's task; its slot is given back when it ends.
-    fn track<F>(&self, conn: F, slot: ConnectionSlot)
+    /// Runs a connection's task; its IO carries the connection's stats and slot.
+    fn drive<F>(&self, conn: F)
     where
         F: std::future::Future + Send + 'static,
     {
-        let active = GaugeGuard::new(&self.stats.cx_active);
-        let host_active = GaugeGuard::new(&self.stats.host_cx_active);
-        let destroy = self.stats.cx_destroy.clone();
-        let length = self.stats.cx_length_ms.clone();
-        let opened = Instant::now();
         tokio::spawn(async move {
             let _ = conn.await;
-            length.record_duration(opened.elapsed());
-            destroy.inc();
-            drop((active, host_active, slot));
         });
     }
 
     async fn connect_h1(&self, slot: ConnectionSlot) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
         // Counted with upstream_cx_total, per connection attempt, as Envoy does.
         self.stats.cx_http1_total.inc();
-        let io = self.connect_tcp(&slot).await?;
+        let io = self.connect_tcp(slot).await?;
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.buffer_limit)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
-        self.track(conn, slot);
+        // An upgrade (101) hands the socket to the tunnel, its stats with it.
+        self.drive(conn.with_upgrades());
         Ok(sender)
     }
 
@@ -374,7 +377,7 @@ impl Pool {
             return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
         self.stats.cx_http2_total.inc();
-        let io = self.connect_tcp(&slot).await?;
+        let io = self.connect_tcp(slot).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(self.h2_options.initial_stream_window_size)
             .initial_connection_window_size(self.h2_options.initial_connection_window_size)
@@ -383,7 +386,7 @@ impl Pool {
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
-        self.track(conn, slot);
+        self.drive(conn);
         *lock(&self.h2) = Some(sender.clone());
         Ok(sender)
     }

@@ -38,5 +38,6 @@ mod seeds;
 mod shutdown;
 mod stats;
 mod timeouts;
+mod upgrades;
 mod upstream;
 mod upstream_resets;

@@ -59,6 +59,16 @@ pub struct HttpConnectionManager {
     pub access_logs: Vec<AccessLog>,
     /// The HTTP filters in order; the last one is always the router.
     pub http_filters: Vec<HttpFilter>,
+    /// `upgrade_configs`: the `Upgrade` types tunnelled unless a route says otherwise.
+    pub upgrades: Vec<UpgradeConfig>,
+}
+
+/// One `upgrade_configs` entry (connection manager or route): an `Upgrade` type, lowercase
+/// (Envoy compares them case-insensitively), and whether it is allowed (`enabled`, default true).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeConfig {
+    pub upgrade_type: String,
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::{Kept, PerFilterConfig};
+use super::{Kept, PerFilterConfig, UpgradeConfig};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderOps {
@@ -233,6 +233,8 @@ pub struct ForwardAction {
     pub timeout: Option<Duration>,
     /// Route-level policy; when `None` the virtual host's applies.
     pub retry_policy: Option<RetryPolicy>,
+    /// `upgrade_configs`: the route's word on `Upgrade` types, over the connection manager's.
+    pub upgrades: Vec<UpgradeConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

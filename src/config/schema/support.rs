@@ -170,7 +170,13 @@ pub(crate) static TABLE: &[Message] = &[
             "access_log",
             "normalize_path",
             "merge_slashes",
+            "upgrade_configs",
         ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
+        &["upgrade_type", "enabled"],
         &[],
     ),
     m(
@@ -365,9 +371,11 @@ pub(crate) static TABLE: &[Message] = &[
             "timeout",
             "retry_policy",
             "priority",
+            "upgrade_configs",
         ],
         &[],
     ),
+    m("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"], &[]),
     m("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"], &[]),
     m(
         "envoy.config.route.v3.WeightedCluster.ClusterWeight",

@@ -107,13 +107,13 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let access_logs = o.objs(ctx, "access_log").into_iter().filter_map(|l| access_log(ctx, l)).collect();
     let normalize_path = o.bool(ctx, "normalize_path").unwrap_or(false);
     let merge_slashes = o.bool(ctx, "merge_slashes").unwrap_or(false);
+    let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
     o.finish(
         ctx,
         &[
             "scoped_routes",
             "tracing",
             "add_user_agent",
-            "upgrade_configs",
             "http3_protocol_options",
             "forward_client_cert_details",
             "set_current_client_cert_details",
@@ -168,6 +168,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
         merge_slashes,
         access_logs,
         http_filters,
+        upgrades,
     })
 }
 
@@ -195,7 +196,10 @@ pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>, downstream: bool) -> 
         ctx.err(o.at("hpack_table_size"), "not supported for downstream connections: only 4096, the default");
     }
     if o.bool(ctx, "allow_connect") == Some(true) {
-        ctx.err(o.at("allow_connect"), "not supported: legate does not proxy CONNECT over HTTP/2");
+        ctx.err(
+            o.at("allow_connect"),
+            "not supported: legate does not proxy CONNECT or WebSocket over HTTP/2 (extended CONNECT, RFC 8441)",
+        );
     }
     o.finish(
         ctx,

@@ -178,6 +178,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     // HIGH would select the clusters' high-priority circuit breakers (and pools), which
     // legate does not keep apart: refused rather than served under the DEFAULT limits.
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
+    let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
     let path = o.path.clone();
     let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
     o.finish(ctx, &[]);
@@ -198,6 +199,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         host_rewrite,
         timeout,
         retry_policy,
+        upgrades,
     })
 }
 

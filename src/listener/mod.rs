@@ -205,7 +205,8 @@ async fn accept_connection(
         transport_protocol: detected.transport_protocol,
         application_protocols: &detected.application_protocols,
     };
-    let Some(chain) = chain_match::select(cfg, &info).and_then(|i| current.chains.get(i)) else {
+    let chosen = chain_match::select(cfg, &info).and_then(|i| Some((current.chains.get(i)?, cfg.chains().nth(i)?)));
+    let Some((chain, chain_cfg)) = chosen else {
         tracing::debug!(listener.name = %name, client.addr = %remote, "no filter chain matched; closing");
         lstats.no_filter_chain_match.inc();
         return;
@@ -217,6 +218,10 @@ async fn accept_connection(
         lstats.downstream_cx_destroy.inc();
         return;
     }
+    let tls = match (&chain_cfg.tls, &current.ssl) {
+        (Some(t), Some(s)) => Some((Arc::clone(t), Arc::clone(s), detected.server_name.clone())),
+        _ => None,
+    };
     let retire = chain.life.subscribe();
     let ctx = Arc::new(ConnCtx {
         shared,
@@ -232,16 +237,19 @@ async fn accept_connection(
         warned_limits: std::sync::atomic::AtomicBool::new(false),
         activity: idle::ConnActivity::new(),
         stream_watch: Default::default(),
+        tls: std::sync::OnceLock::new(),
     });
     drop(current);
     let _ = stream.set_nodelay(true);
-    serve_connection(Downstream::Plain(stream), first, ctx, lstats, drain, stop, retire).await;
+    serve_connection(stream, tls, first, ctx, lstats, drain, stop, retire).await;
 }
 
 /// Serves a connection with its chain's HTTP connection manager; `first` holds what the
 /// listener filters read.
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
-    mut stream: Downstream,
+    stream: TcpStream,
+    tls: Option<(Arc<crate::tls::ServerTls>, Arc<crate::tls::stats::SslStats>, Option<String>)>,
     first: Vec<u8>,
     ctx: Arc<ConnCtx>,
     lstats: ListenerStats,
@@ -274,6 +282,28 @@ async fn serve_connection(
     let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
     let cfg = &hcm.config;
 
+    let _ssl_active;
+    let (mut stream, first) = match tls {
+        None => (Downstream::Plain(stream), first),
+        Some((tls, ssl, requested)) => {
+            hstats.downstream_cx_ssl_total.inc();
+            _ssl_active = GaugeGuard::new(&hstats.downstream_cx_ssl_active);
+            let io = PrefixedIo::new(Bytes::from(first), stream);
+            match crate::tls::accept::handshake(io, &tls, &ssl, requested).await {
+                Ok((s, session)) => {
+                    let _ = ctx.tls.set(Arc::new(session));
+                    (Downstream::Tls(Box::new(s)), Vec::new())
+                }
+                Err(e) => {
+                    tracing::debug!(client.addr = %ctx.remote, error = %e, "TLS handshake failed; closing");
+                    lstats.downstream_cx_destroy.inc();
+                    hstats.downstream_cx_destroy.inc();
+                    record_length(&hcm_cx_length);
+                    return;
+                }
+            }
+        }
+    };
     // Read what the client sent first (unless the listener filters did); it goes back in
     // front of the stream for hyper.
     let mut first = if first.is_empty() {

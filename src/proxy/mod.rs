@@ -68,6 +68,9 @@ pub struct ConnCtx {
     pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
     /// The stream idle timer of its HTTP/1 requests.
     pub stream_watch: stream_timer::ConnWatch,
+    /// The connection's TLS session, once its handshake is done (a chain with a
+    /// `transport_socket`).
+    pub tls: std::sync::OnceLock<Arc<crate::tls::Session>>,
 }
 
 impl ConnCtx {
@@ -243,6 +246,7 @@ pub async fn handle(
                     remote: ctx.remote,
                     local: ctx.local,
                     bytes_sent: 0,
+                    tls: ctx.tls.get().cloned(),
                 }),
             )
         }
@@ -305,7 +309,13 @@ fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, tra
     // A local reply: Envoy changes the request headers before routing, so the log shows
     // them changed even though nothing was forwarded.
     if !trace.forwarding_headers_set {
-        headers::mutate_forwarding(&mut parts.headers, &hcm.config, ctx.remote, ctx.shared.local_ip);
+        headers::mutate_forwarding(
+            &mut parts.headers,
+            &hcm.config,
+            ctx.remote,
+            ctx.shared.local_ip,
+            ctx.tls.get().is_some(),
+        );
     }
     let authority = match parts.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
@@ -523,7 +533,13 @@ async fn process(
 
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::strip_expect_continue(&mut parts.headers);
-            headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
+            headers::mutate_forwarding(
+                &mut parts.headers,
+                cfg,
+                ctx.remote,
+                ctx.shared.local_ip,
+                ctx.tls.get().is_some(),
+            );
             trace.forwarding_headers_set = true;
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());

@@ -34,5 +34,6 @@ mod seeds;
 mod shutdown;
 mod stats;
 mod timeouts;
+mod tls;
 mod upstream;
 mod upstream_resets;

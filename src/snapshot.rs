@@ -22,6 +22,9 @@ pub struct HcmStats {
     pub downstream_cx_active: Gauge,
     pub downstream_cx_http1_total: Counter,
     pub downstream_cx_http2_total: Counter,
+    /// Connections over TLS (a chain's `transport_socket`).
+    pub downstream_cx_ssl_total: Counter,
+    pub downstream_cx_ssl_active: Gauge,
     pub downstream_cx_destroy: Counter,
     pub downstream_cx_drain_close: Counter,
     pub downstream_cx_rx_bytes_total: Counter,
@@ -57,6 +60,8 @@ impl HcmStats {
             downstream_cx_active: g("downstream_cx_active"),
             downstream_cx_http1_total: c("downstream_cx_http1_total"),
             downstream_cx_http2_total: c("downstream_cx_http2_total"),
+            downstream_cx_ssl_total: c("downstream_cx_ssl_total"),
+            downstream_cx_ssl_active: g("downstream_cx_ssl_active"),
             downstream_cx_destroy: c("downstream_cx_destroy"),
             downstream_cx_drain_close: c("downstream_cx_drain_close"),
             downstream_cx_rx_bytes_total: c("downstream_cx_rx_bytes_total"),
@@ -149,6 +154,8 @@ pub struct ListenerRt {
     /// One per entry of [`model::Listener::chains`], in that order (the default chain last).
     pub chains: Vec<ChainRt>,
     pub stats: ListenerStats,
+    /// `listener.<name>.ssl.*`, when a chain terminates TLS.
+    pub ssl: Option<Arc<crate::tls::stats::SslStats>>,
 }
 
 impl ListenerRt {
@@ -322,7 +329,11 @@ pub fn rebuild_listener(
         };
         chains.push(ChainRt { key, life, terminal });
     }
-    Ok(ListenerRt { config: config.clone(), chains, stats: ListenerStats::new(store, &config.stat_name()) })
+    let ssl = config
+        .chains()
+        .any(|c| c.tls.is_some())
+        .then(|| Arc::new(crate::tls::stats::SslStats::new(store, &config.stat_name())));
+    Ok(ListenerRt { config: config.clone(), chains, stats: ListenerStats::new(store, &config.stat_name()), ssl })
 }
 
 fn build_hcm(

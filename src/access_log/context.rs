@@ -60,4 +60,6 @@ pub struct LogContext<'a> {
     pub downstream_local: SocketAddr,
     /// The matched route's name.
     pub route_name: Option<&'a str>,
+    /// The connection's TLS session (`%DOWNSTREAM_TLS_*%`, `%DOWNSTREAM_PEER_*%`).
+    pub tls: Option<&'a crate::tls::Session>,
 }

@@ -41,6 +41,13 @@ pub(crate) enum Operator {
     DownstreamLocalAddressWithoutPort,
     RouteName,
     Hostname,
+    DownstreamTlsVersion,
+    DownstreamTlsCipher,
+    RequestedServerName,
+    DownstreamPeerSubject,
+    DownstreamPeerUriSan,
+    DownstreamPeerSerial,
+    DownstreamPeerFingerprint256,
 }
 
 /// `X?Y` of `REQ`/`RESP`/`TRAILER`: a header, an optional fallback, an optional max length.
@@ -146,6 +153,13 @@ impl Operator {
             "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Operator::DownstreamRemoteAddressWithoutPort,
             "DOWNSTREAM_LOCAL_ADDRESS" => Operator::DownstreamLocalAddress,
             "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => Operator::DownstreamLocalAddressWithoutPort,
+            "DOWNSTREAM_TLS_VERSION" => Operator::DownstreamTlsVersion,
+            "DOWNSTREAM_TLS_CIPHER" => Operator::DownstreamTlsCipher,
+            "REQUESTED_SERVER_NAME" => Operator::RequestedServerName,
+            "DOWNSTREAM_PEER_SUBJECT" => Operator::DownstreamPeerSubject,
+            "DOWNSTREAM_PEER_URI_SAN" => Operator::DownstreamPeerUriSan,
+            "DOWNSTREAM_PEER_SERIAL" => Operator::DownstreamPeerSerial,
+            "DOWNSTREAM_PEER_FINGERPRINT_256" => Operator::DownstreamPeerFingerprint256,
             "ROUTE_NAME" => Operator::RouteName,
             "HOSTNAME" => Operator::Hostname,
             _ => return Err(format!("unknown command operator {name}")),
@@ -194,6 +208,20 @@ impl Operator {
             Operator::DownstreamLocalAddressWithoutPort => Value::Ip(ctx.downstream_local.ip()),
             Operator::RouteName => text(ctx.route_name),
             Operator::Hostname => text(Some(hostname())),
+            Operator::DownstreamTlsVersion => text(ctx.tls.map(|t| t.version)),
+            Operator::DownstreamTlsCipher => text(ctx.tls.map(|t| t.cipher)),
+            Operator::RequestedServerName => text(ctx.tls.and_then(|t| t.server_name.as_deref())),
+            Operator::DownstreamPeerSubject => text(ctx.tls.and_then(|t| Some(t.peer.as_ref()?.info.subject.as_str()))),
+            Operator::DownstreamPeerUriSan => match ctx.tls.and_then(|t| t.peer.as_ref()).map(|p| p.info.uri_sans()) {
+                Some(uris) if !uris.is_empty() => Value::Text(Cow::Owned(uris.join(","))),
+                _ => Value::Missing,
+            },
+            Operator::DownstreamPeerSerial => {
+                text(ctx.tls.and_then(|t| Some(t.peer.as_ref()?.info.serial_number.as_str())))
+            }
+            Operator::DownstreamPeerFingerprint256 => {
+                text(ctx.tls.and_then(|t| Some(t.peer.as_ref()?.sha256.as_str())))
+            }
         }
     }
 }

@@ -95,6 +95,7 @@ impl AdminRequest {
             downstream_remote: remote,
             downstream_local: local,
             route_name: None,
+            tls: None,
         };
         let mut line = String::with_capacity(256);
         log.format.render(&ctx, &mut line);

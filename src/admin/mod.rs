@@ -3,6 +3,7 @@
 
 mod absent;
 mod access_log;
+mod certs;
 mod clusters;
 pub mod config_dump;
 pub mod drain;
@@ -250,7 +251,7 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/memory" => resp(StatusCode::OK, JSON, pretty_json(&memory::read())),
         "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"entries": {}, "layers": []}))),
-        "/certs" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"certificates": []}))),
+        "/certs" => resp(StatusCode::OK, JSON, pretty_json(&certs::json(&server.shared.snapshot.load()))),
         "/hot_restart_version" => resp(StatusCode::OK, TEXT, "disabled"),
         "/reopen_logs" => {
             server.log_writers.reopen();

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::downstream::Downstream;
 use super::{chain_match, http_conn, idle, inspect, Drain};
 use crate::proxy::ConnCtx;
 use crate::server::ProcessState;
@@ -61,7 +60,8 @@ pub(super) async fn accept_connection(
         transport_protocol: detected.transport_protocol,
         application_protocols: &detected.application_protocols,
     };
-    let Some(chain) = chain_match::select(cfg, &info).and_then(|i| current.chains.get(i)) else {
+    let chosen = chain_match::select(cfg, &info).and_then(|i| Some((current.chains.get(i)?, cfg.chains().nth(i)?)));
+    let Some((chain, chain_cfg)) = chosen else {
         tracing::debug!(listener.name = %name, client.addr = %remote, "no filter chain matched; closing");
         lstats.no_filter_chain_match.inc();
         return;
@@ -73,6 +73,10 @@ pub(super) async fn accept_connection(
         lstats.downstream_cx_destroy.inc();
         return;
     }
+    let tls = match (&chain_cfg.tls, &current.ssl) {
+        (Some(t), Some(s)) => Some((Arc::clone(t), Arc::clone(s), detected.server_name.clone())),
+        _ => None,
+    };
     let retire = chain.life.subscribe();
     let ctx = Arc::new(ConnCtx {
         shared,
@@ -89,8 +93,9 @@ pub(super) async fn accept_connection(
         activity: idle::ConnActivity::new(),
         stream_watch: Default::default(),
         tunnel: Default::default(),
+        tls: std::sync::OnceLock::new(),
     });
     drop(current);
     let _ = stream.set_nodelay(true);
-    http_conn::serve_connection(Downstream::Plain(stream), first, ctx, lstats, drain, stop, retire).await;
+    http_conn::serve_connection(stream, tls, first, ctx, lstats, drain, stop, retire).await;
 }

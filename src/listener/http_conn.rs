@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::codec_reply::CodecReplies;
@@ -27,8 +28,10 @@ use crate::stats::GaugeGuard;
 
 /// Serves a connection with its chain's HTTP connection manager; `first` holds what the
 /// listener filters read.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve_connection(
-    mut stream: Downstream,
+    stream: TcpStream,
+    tls: Option<(Arc<crate::tls::ServerTls>, Arc<crate::tls::stats::SslStats>, Option<String>)>,
     first: Vec<u8>,
     ctx: Arc<ConnCtx>,
     lstats: ListenerStats,
@@ -61,6 +64,28 @@ pub(super) async fn serve_connection(
     let _h_active = GaugeGuard::new(&hstats.downstream_cx_active);
     let cfg = &hcm.config;
 
+    let _ssl_active;
+    let (mut stream, first) = match tls {
+        None => (Downstream::Plain(stream), first),
+        Some((tls, ssl, requested)) => {
+            hstats.downstream_cx_ssl_total.inc();
+            _ssl_active = GaugeGuard::new(&hstats.downstream_cx_ssl_active);
+            let io = PrefixedIo::new(Bytes::from(first), stream);
+            match crate::tls::accept::handshake(io, &tls, &ssl, requested).await {
+                Ok((s, session)) => {
+                    let _ = ctx.tls.set(Arc::new(session));
+                    (Downstream::Tls(Box::new(s)), Vec::new())
+                }
+                Err(e) => {
+                    tracing::debug!(client.addr = %ctx.remote, error = %e, "TLS handshake failed; closing");
+                    lstats.downstream_cx_destroy.inc();
+                    hstats.downstream_cx_destroy.inc();
+                    record_length(&hcm_cx_length);
+                    return;
+                }
+            }
+        }
+    };
     // Read what the client sent first (unless the listener filters did); it goes back in
     // front of the stream for hyper.
     let mut first = if first.is_empty() {

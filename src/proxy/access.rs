@@ -115,6 +115,8 @@ pub struct PendingLog {
     pub remote: SocketAddr,
     pub local: SocketAddr,
     pub bytes_sent: u64,
+    /// The connection's TLS session, if any.
+    pub tls: Option<Arc<crate::tls::Session>>,
 }
 
 impl PendingLog {
@@ -146,6 +148,7 @@ impl PendingLog {
             downstream_remote: self.remote,
             downstream_local: self.local,
             route_name: self.trace.route_name.as_deref(),
+            tls: self.tls.as_deref(),
         };
         for logger in self.loggers.iter() {
             if let Some(w) = &logger.writer {
@@ -191,6 +194,7 @@ pub fn log_codec_reply(ctx: &super::ConnCtx, r: super::request_head::HeadRejecti
         remote: ctx.remote,
         local: ctx.local,
         bytes_sent,
+        tls: ctx.tls.get().cloned(),
     }
     .write();
 }

@@ -239,7 +239,13 @@ pub(super) async fn process(
                 UpgradeRequest::restore(&mut parts.headers, up.upgrade.clone(), up.connection.clone());
             }
             headers::strip_expect_continue(&mut parts.headers);
-            headers::mutate_forwarding(&mut parts.headers, cfg, ctx.remote, ctx.shared.local_ip);
+            headers::mutate_forwarding(
+                &mut parts.headers,
+                cfg,
+                ctx.remote,
+                ctx.shared.local_ip,
+                ctx.tls.get().is_some(),
+            );
             trace.forwarding_headers_set = true;
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());

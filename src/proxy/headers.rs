@@ -138,17 +138,19 @@ pub fn mutate_forwarding(
     cfg: &HttpConnectionManager,
     remote: SocketAddr,
     local_ip: Option<IpAddr>,
+    tls: bool,
 ) -> bool {
     let internal = client_is_internal(h, cfg, remote);
+    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
     if cfg.use_remote_address {
         if !cfg.skip_xff_append {
             // Envoy appends the machine's own address for loopback clients.
             let ip = if remote.ip().is_loopback() { local_ip.unwrap_or(remote.ip()) } else { remote.ip() };
             append_xff(h, ip);
         }
-        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_PROTO.clone(), proto);
     } else if !h.contains_key(&X_FORWARDED_PROTO) {
-        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_PROTO.clone(), proto);
     }
     if !internal {
         // Envoy's internal-only headers: an external client may not steer retries, timeouts

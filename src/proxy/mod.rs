@@ -57,6 +57,9 @@ pub struct ConnCtx {
     pub head_flaw: std::sync::OnceLock<crate::listener::head_scan::Flagged>,
     /// The stream idle timer of its HTTP/1 requests.
     pub stream_watch: stream_timer::ConnWatch,
+    /// The connection's TLS session, once its handshake is done (a chain with a
+    /// `transport_socket`).
+    pub tls: std::sync::OnceLock<Arc<crate::tls::Session>>,
     /// The tunnel of an upgraded request (WebSocket), which outlives hyper's connection.
     pub tunnel: upgrade::TunnelWatch,
 }

@@ -187,6 +187,7 @@ pub async fn handle(
             remote: ctx.remote,
             local: ctx.local,
             bytes_sent: 0,
+            tls: ctx.tls.get().cloned(),
         })
     });
     let Some((upstream, downstream)) = tunnel else {
@@ -269,7 +270,13 @@ fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, tra
     // A local reply: Envoy changes the request headers before routing, so the log shows
     // them changed even though nothing was forwarded.
     if !trace.forwarding_headers_set {
-        headers::mutate_forwarding(&mut parts.headers, &hcm.config, ctx.remote, ctx.shared.local_ip);
+        headers::mutate_forwarding(
+            &mut parts.headers,
+            &hcm.config,
+            ctx.remote,
+            ctx.shared.local_ip,
+            ctx.tls.get().is_some(),
+        );
     }
     let authority = match parts.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),

@@ -38,6 +38,7 @@ mod seeds;
 mod shutdown;
 mod stats;
 mod timeouts;
+mod tls;
 mod upgrades;
 mod upstream;
 mod upstream_resets;

@@ -58,6 +58,7 @@ impl Sample {
             downstream_remote: "[::1]:54321".parse().expect("addr"),
             downstream_local: "10.0.0.5:10000".parse().expect("addr"),
             route_name: None,
+            tls: None,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct FilterChain {
     /// `filters`: the network filters in order, the terminal one last. Empty is valid (as in
     /// Envoy): such a chain closes its connections.
     pub filters: Vec<NetworkFilter>,
+    /// `transport_socket` `envoy.transport_sockets.tls`: the chain terminates TLS.
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
 }
 
 impl FilterChain {

@@ -123,7 +123,7 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &["metadata"],
     ),
-    m("envoy.config.listener.v3.FilterChain", &["filters", "filter_chain_match"], &["name"]),
+    m("envoy.config.listener.v3.FilterChain", &["filters", "filter_chain_match", "transport_socket"], &["name"]),
     m(
         "envoy.config.listener.v3.FilterChainMatch",
         &[
@@ -143,6 +143,31 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.listener.v3.ListenerFilter", &["typed_config"], &["name"]),
     m("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector", &[], &[]),
     m("envoy.extensions.filters.listener.http_inspector.v3.HttpInspector", &[], &[]),
+    // validate/tls.rs: a filter chain's transport socket (downstream TLS).
+    m("envoy.config.core.v3.TransportSocket", &["typed_config"], &["name"]),
+    m("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", &[], &[]),
+    m(
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        &["common_tls_context", "require_client_certificate"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+        &["tls_certificates", "alpn_protocols", "tls_params", "validation_context"],
+        &[],
+    ),
+    m("envoy.extensions.transport_sockets.tls.v3.TlsCertificate", &["certificate_chain", "private_key"], &[]),
+    m(
+        "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+        &["tls_minimum_protocol_version", "tls_maximum_protocol_version", "cipher_suites", "ecdh_curves"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+        &["trusted_ca", "match_typed_subject_alt_names", "verify_certificate_hash"],
+        &[],
+    ),
+    m("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"], &[]),
     // validate/hcm.rs
     m(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

@@ -28,18 +28,10 @@ pub(crate) fn filter_chain(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FilterChain>
             filters.push(f);
         }
     }
+    let tls = o.obj(ctx, "transport_socket").and_then(|t| super::tls::transport_socket(ctx, t));
     o.ignore(&["metadata"]);
-    o.finish(
-        ctx,
-        &[
-            "transport_socket",
-            "transport_socket_connect_timeout",
-            "use_proxy_proto",
-            "tls_context",
-            "on_demand_configuration",
-        ],
-    );
-    (ctx.error_count() == before).then_some(FilterChain { name, matcher, filters })
+    o.finish(ctx, &["transport_socket_connect_timeout", "use_proxy_proto", "tls_context", "on_demand_configuration"]);
+    (ctx.error_count() == before).then_some(FilterChain { name, matcher, filters, tls })
 }
 
 /// One network filter, by its `@type`.

@@ -7,8 +7,12 @@ fn cidr(s: &str) -> CidrRange {
 }
 
 fn listener(matches: Vec<FilterChainMatch>, default: bool) -> Listener {
-    let chain =
-        |(i, matcher): (usize, FilterChainMatch)| FilterChain { name: format!("c{i}"), matcher, filters: vec![] };
+    let chain = |(i, matcher): (usize, FilterChainMatch)| FilterChain {
+        name: format!("c{i}"),
+        matcher,
+        filters: vec![],
+        tls: None,
+    };
     Listener {
         name: "l".into(),
         address: "127.0.0.1:80".parse().unwrap_or_else(|e| panic!("{e}")),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod dns;
 pub mod legate;
 pub mod sha256;
+pub mod tls;
 pub mod upstream;
 
 use std::time::Duration;

@@ -1,0 +1,224 @@
+//! Builds a filter chain's rustls `ServerConfig` from its [`DownstreamTlsConfig`]: the
+//! certificates (each key checked against its certificate), the versions, cipher suites and
+//! curves of `tls_params` (what rustls cannot do is refused, naming the field), ALPN, and the
+//! client-certificate verifier. Built when the configuration is validated, so a bad
+//! certificate or key refuses the configuration with the field's path.
+
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{SignatureAlgorithm, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::certs::{self, CertInfo};
+use super::config::{DownstreamTlsConfig, TlsVersion};
+use super::names;
+use super::verify::ClientVerifier;
+
+/// A chain's TLS context, ready for handshakes. Compared by its configuration.
+pub struct ServerTls {
+    pub config: DownstreamTlsConfig,
+    pub rustls: Arc<rustls::ServerConfig>,
+    /// `tls_certificates`, each with its chain as read (`/certs`' `cert_chain`).
+    pub certs: Vec<Vec<CertInfo>>,
+    /// The trusted CA certificates (`/certs`' `ca_cert`).
+    pub ca: Vec<CertInfo>,
+}
+
+impl PartialEq for ServerTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A context legate cannot build: the field (relative to the `DownstreamTlsContext`) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TlsConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> TlsConfigError {
+    TlsConfigError { field: field.into(), message: message.into() }
+}
+
+/// rustls' `ring` provider. Deprecated in rustls 0.23.48 only because it has no
+/// post-quantum key exchange (`X25519MLKEM768`); `aws-lc-rs`, which has it, builds C and
+/// assembly with cmake and takes minutes longer to build on a 2-core machine.
+#[allow(deprecated)]
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// Builds the context.
+pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
+    let mut provider = provider();
+    let params = &config.params;
+    let params_at = |f: &str| format!("common_tls_context.tls_params.{f}");
+    if !params.cipher_suites.is_empty() {
+        let mut chosen: Vec<SupportedCipherSuite> =
+            provider.cipher_suites.iter().copied().filter(|s| s.version() == &rustls::version::TLS13).collect();
+        for (i, name) in params.cipher_suites.iter().enumerate() {
+            let found = provider.cipher_suites.iter().find(|s| names::cipher(s.suite()) == Some(name.as_str()));
+            match found {
+                Some(s) if s.version() == &rustls::version::TLS12 => chosen.push(*s),
+                Some(_) => {
+                    return Err(err(
+                        params_at(&format!("cipher_suites[{i}]")),
+                        format!("\"{name}\" is a TLS 1.3 suite, which cipher_suites does not configure"),
+                    ))
+                }
+                None => {
+                    return Err(err(
+                        params_at(&format!("cipher_suites[{i}]")),
+                        format!("cipher suite \"{name}\" is not implemented by legate (rustls)"),
+                    ))
+                }
+            }
+        }
+        provider.cipher_suites = chosen;
+    }
+    if !params.ecdh_curves.is_empty() {
+        let mut chosen = Vec::new();
+        for (i, name) in params.ecdh_curves.iter().enumerate() {
+            match provider.kx_groups.iter().find(|g| names::curve(g.name()) == Some(name.as_str())) {
+                Some(g) => chosen.push(*g),
+                None => {
+                    return Err(err(
+                        params_at(&format!("ecdh_curves[{i}]")),
+                        format!("curve \"{name}\" is not implemented by legate (rustls)"),
+                    ))
+                }
+            }
+        }
+        provider.kx_groups = chosen;
+    }
+    let min = params.min.unwrap_or(TlsVersion::V1_2);
+    let max = params.max.unwrap_or(TlsVersion::V1_3);
+    if min > max {
+        return Err(err(
+            params_at("tls_minimum_protocol_version"),
+            "the minimum protocol version is above the maximum",
+        ));
+    }
+    let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
+    if min <= TlsVersion::V1_3 && max >= TlsVersion::V1_3 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if min <= TlsVersion::V1_2 {
+        versions.push(&rustls::version::TLS12);
+        if !provider.cipher_suites.iter().any(|s| s.version() == &rustls::version::TLS12) {
+            return Err(err(params_at("cipher_suites"), "no TLS 1.2 cipher suite left"));
+        }
+    }
+
+    if config.certificates.is_empty() {
+        return Err(err("common_tls_context.tls_certificates", "a server TLS context needs a certificate"));
+    }
+    let mut keys = Vec::new();
+    let mut infos = Vec::new();
+    for (i, c) in config.certificates.iter().enumerate() {
+        let at = |f: &str| format!("common_tls_context.tls_certificates[{i}].{f}");
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&c.chain)
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(at("certificate_chain"), format!("invalid PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(err(at("certificate_chain"), "no certificate in the PEM data"));
+        }
+        let mut chain_info = Vec::with_capacity(chain.len());
+        for der in &chain {
+            chain_info.push(certs::parse(der, &c.chain_path).map_err(|e| err(at("certificate_chain"), e.to_string()))?);
+        }
+        let key = PrivateKeyDer::from_pem_slice(&c.key)
+            .map_err(|e| err(at("private_key"), format!("no private key in the PEM data: {e}")))?;
+        let key = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| err(at("private_key"), format!("unusable private key: {e}")))?;
+        let certified = CertifiedKey::new(chain, key);
+        // rustls compares through webpki, which refuses X.509 v1 certificates (`openssl req
+        // -x509` without extensions, as Envoy's examples have): x509-parser reads those.
+        let matches = match certified.keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => true,
+            Err(rustls::Error::InconsistentKeys(_)) => false,
+            Err(_) => certified
+                .key
+                .public_key()
+                .is_none_or(|k| certs::spki(&certified.cert[0]).as_deref() == Some(k.as_ref())),
+        };
+        if !matches {
+            return Err(err(at("private_key"), "the private key does not match the certificate"));
+        }
+        let names = chain_info[0].dns_names();
+        keys.push(Entry {
+            ecdsa: certified.key.algorithm() == SignatureAlgorithm::ECDSA,
+            names,
+            key: Arc::new(certified),
+        });
+        infos.push(chain_info);
+    }
+
+    let provider = Arc::new(provider);
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| err(params_at("tls_minimum_protocol_version"), e.to_string()))?;
+    let mut ca = Vec::new();
+    let builder = match &config.validation {
+        Some(v) => {
+            let (verifier, infos) = ClientVerifier::new(v, config.require_client_certificate, &provider)?;
+            ca = infos;
+            builder.with_client_cert_verifier(Arc::new(verifier))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_cert_resolver(Arc::new(Resolver { keys }));
+    server.alpn_protocols = config.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    // The server's cipher order, as Envoy's BoringSSL (`SSL_OP_CIPHER_SERVER_PREFERENCE`).
+    server.ignore_client_order = true;
+    Ok(ServerTls { config, rustls: Arc::new(server), certs: infos, ca })
+}
+
+struct Entry {
+    key: Arc<CertifiedKey>,
+    ecdsa: bool,
+    names: Vec<String>,
+}
+
+/// Chooses among a context's certificates for each handshake, as Envoy does: those the
+/// client's signature algorithms can use; of these, one whose names cover the SNI; then
+/// ECDSA before RSA; then file order.
+struct Resolver {
+    keys: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").field("certificates", &self.keys.len()).finish()
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if self.keys.len() == 1 {
+            return self.keys.first().map(|e| Arc::clone(&e.key));
+        }
+        let schemes = hello.signature_schemes();
+        let sni = hello.server_name().map(str::to_ascii_lowercase);
+        let usable = || self.keys.iter().filter(|e| e.key.key.choose_scheme(schemes).is_some());
+        let by_name: Vec<&Entry> = match &sni {
+            Some(sni) => usable().filter(|e| e.names.iter().any(|n| certs::name_matches(n, sni))).collect(),
+            None => Vec::new(),
+        };
+        let pool: Vec<&Entry> = if by_name.is_empty() { usable().collect() } else { by_name };
+        pool.iter().find(|e| e.ecdsa).or(pool.first()).map(|e| Arc::clone(&e.key))
+    }
+}

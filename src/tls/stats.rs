@@ -1,0 +1,89 @@
+//! A TLS listener's `listener.<name>.ssl.*` stats, Envoy's names: handshakes, failures by
+//! cause, and per negotiated version, cipher and curve (created at first use, as Envoy's
+//! appear, then counted without touching the store's lock).
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::{CipherSuite, NamedGroup, ProtocolVersion};
+
+use super::names;
+use super::verify::VerifyFailure;
+use crate::stats::{Counter, Store};
+
+pub struct SslStats {
+    store: Arc<Store>,
+    prefix: String,
+    pub handshake: Counter,
+    pub connection_error: Counter,
+    pub no_certificate: Counter,
+    pub fail_verify_no_cert: Counter,
+    pub fail_verify_error: Counter,
+    pub fail_verify_san: Counter,
+    pub fail_verify_cert_hash: Counter,
+    pub session_reused: Counter,
+    /// `ssl.versions.TLSv1.2`, `ssl.versions.TLSv1.3`.
+    versions: [OnceLock<Counter>; 2],
+    /// One per suite of [`names`]' table.
+    ciphers: [OnceLock<Counter>; 9],
+    curves: [OnceLock<Counter>; 3],
+}
+
+const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::TLSv1_2, ProtocolVersion::TLSv1_3];
+const CURVES: [NamedGroup; 3] = [NamedGroup::X25519, NamedGroup::secp256r1, NamedGroup::secp384r1];
+
+impl SslStats {
+    /// `prefix` is `listener.<name>.ssl`.
+    pub fn new(store: &Arc<Store>, listener: &str) -> Self {
+        let prefix = format!("listener.{listener}.ssl");
+        let c = |s: &str| store.counter(&format!("{prefix}.{s}"));
+        SslStats {
+            handshake: c("handshake"),
+            connection_error: c("connection_error"),
+            no_certificate: c("no_certificate"),
+            fail_verify_no_cert: c("fail_verify_no_cert"),
+            fail_verify_error: c("fail_verify_error"),
+            fail_verify_san: c("fail_verify_san"),
+            fail_verify_cert_hash: c("fail_verify_cert_hash"),
+            session_reused: c("session_reused"),
+            versions: Default::default(),
+            ciphers: Default::default(),
+            curves: Default::default(),
+            store: Arc::clone(store),
+            prefix,
+        }
+    }
+
+    fn lazy(&self, slot: &OnceLock<Counter>, group: &str, name: &str) {
+        slot.get_or_init(|| self.store.counter(&format!("{}.{group}.{name}", self.prefix))).inc();
+    }
+
+    /// Counts a completed handshake's version, cipher and curve.
+    pub fn negotiated(&self, version: Option<ProtocolVersion>, cipher: Option<CipherSuite>, curve: Option<NamedGroup>) {
+        self.handshake.inc();
+        if let Some(i) = version.and_then(|v| VERSIONS.iter().position(|x| *x == v)) {
+            self.lazy(&self.versions[i], "versions", names::version(VERSIONS[i]));
+        }
+        if let Some((i, name)) = cipher.and_then(|c| Some((names::index_of_cipher(c)?, names::cipher(c)?))) {
+            if let Some(slot) = self.ciphers.get(i) {
+                self.lazy(slot, "ciphers", name);
+            }
+        }
+        if let Some((i, name)) = curve.and_then(|g| Some((CURVES.iter().position(|x| *x == g)?, names::curve(g)?))) {
+            self.lazy(&self.curves[i], "curves", name);
+        }
+    }
+
+    /// Counts a failed handshake by its cause.
+    pub fn failed(&self, e: &rustls::Error) {
+        self.connection_error.inc();
+        match e {
+            rustls::Error::NoCertificatesPresented => self.fail_verify_no_cert.inc(),
+            rustls::Error::InvalidCertificate(_) => match super::verify::failure_of(e) {
+                Some(VerifyFailure::San) => self.fail_verify_san.inc(),
+                Some(VerifyFailure::CertHash) => self.fail_verify_cert_hash.inc(),
+                None => self.fail_verify_error.inc(),
+            },
+            _ => {}
+        }
+    }
+}

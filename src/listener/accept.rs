@@ -34,7 +34,8 @@ pub(super) async fn accept_connection(
         inspect::Detected::default()
     } else {
         let _pre = GaugeGuard::new(&lstats.downstream_pre_cx_active);
-        match inspect::run(&mut stream, &cfg.listener_filters, cfg.listener_filters_timeout, &mut first).await {
+        let (filters, timeout) = (&cfg.listener_filters, cfg.listener_filters_timeout);
+        match inspect::run(&mut stream, filters, timeout, &mut first, lstats.tls_inspector.as_ref()).await {
             inspect::Outcome::Done(d) => d,
             inspect::Outcome::TimedOut(d) if cfg.continue_on_listener_filters_timeout => {
                 lstats.downstream_pre_cx_timeout.inc();

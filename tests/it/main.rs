@@ -15,6 +15,7 @@ mod filter_chains;
 mod filters;
 mod fixtures;
 mod framing;
+mod listener_stats;
 mod local_replies;
 mod protocol;
 mod reload;

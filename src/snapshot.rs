@@ -174,7 +174,7 @@ impl ChainRt {
     pub fn hcm(&self) -> Option<&Arc<Hcm>> {
         match &self.terminal {
             Terminal::Http { hcm, .. } => Some(hcm),
-            Terminal::Empty => None,
+            Terminal::Tcp(_) | Terminal::Empty => None,
         }
     }
 }
@@ -184,6 +184,8 @@ pub enum Terminal {
     /// The HTTP connection manager, with the route configuration its tables were compiled
     /// from (inline or RDS), shared with the reloader's sources.
     Http { hcm: Arc<Hcm>, route_config: Arc<model::RouteConfig> },
+    /// `tcp_proxy`: each connection holds it for its life.
+    Tcp(Arc<crate::tcp_proxy::TcpProxyRt>),
     /// A chain without network filters: Envoy closes its connections
     /// (`network_extension_config_missing`).
     Empty,
@@ -315,7 +317,13 @@ pub fn rebuild_listener(
                 let hcm = build_hcm(config, h, &rc, clusters, store, writers, prev_hcm)?;
                 Terminal::Http { hcm: Arc::new(hcm), route_config: rc }
             }
-            _ => Terminal::Empty,
+            _ => match chain.tcp_proxy() {
+                Some(t) => Terminal::Tcp(Arc::new(
+                    crate::tcp_proxy::TcpProxyRt::build(t, store, writers)
+                        .map_err(|e| format!("listener {:?}: {e}", config.name))?,
+                )),
+                None => Terminal::Empty,
+            },
         };
         let (key, life) = match before {
             Some((rt, _)) => (rt.key, Arc::clone(&rt.life)),

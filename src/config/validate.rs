@@ -14,6 +14,7 @@ pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod matcher;
 pub(crate) mod route;
+pub(crate) mod tcp_proxy;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::downstream::Downstream;
-use super::{chain_match, http_conn, idle, inspect, Drain};
+use super::{chain_match, http_conn, idle, inspect, tcp_conn, Drain};
 use crate::proxy::ConnCtx;
 use crate::server::ProcessState;
 use crate::snapshot::ListenerRt;
@@ -67,6 +67,20 @@ pub(super) async fn accept_connection(
         lstats.no_filter_chain_match.inc();
         return;
     };
+    if let crate::snapshot::Terminal::Tcp(proxy) = &chain.terminal {
+        let conn = tcp_conn::TcpConn {
+            retire: chain.life.subscribe(),
+            proxy: Arc::clone(proxy),
+            stream,
+            first,
+            shared,
+            lstats,
+            addrs: (remote, local),
+        };
+        drop(current);
+        tcp_conn::serve_tcp(conn, drain, stop).await;
+        return;
+    }
     if chain.hcm().is_none() {
         // A chain without network filters: Envoy counts it and closes the connection.
         lstats.downstream_cx_total.inc();

@@ -253,10 +253,12 @@ async fn chain_errors_name_their_path() {
     );
     let mut tcp = listener(1, vec![], json!({}));
     tcp["filter_chains"] = json!([{ "filters": [{ "name": "tcp", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "t", "cluster": "c" } }] }]);
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "t", "cluster": "c",
+        "max_downstream_connection_duration": "5s" } }] }]);
     let (_f, run) = validate("tcp.yaml", &boot(tcp)).await;
     assert_eq!(run.code(), Some(1), "{}", run.output);
-    assert!(run.output.contains("filter_chains[0].filters[0].typed_config: envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not implemented by legate"), "{}", run.output);
+    let want = "filter_chains[0].filters[0].typed_config.max_downstream_connection_duration: not implemented by legate";
+    assert!(run.output.contains(want), "{}", run.output);
     let mut orig = listener(1, vec![chain(json!({}), "a", "a")], json!({}));
     orig["listener_filters"] = json!([{ "name": "envoy.filters.listener.tls_inspector", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst" } }]);

@@ -34,6 +34,7 @@ mod routing;
 mod seeds;
 mod shutdown;
 mod stats;
+mod tcp_proxy;
 mod timeouts;
 mod upstream;
 mod upstream_resets;

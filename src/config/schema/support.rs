@@ -122,6 +122,14 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.listener.v3.ListenerFilter", &["typed_config"], &["name"]),
     m("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector", &[], &[]),
     m("envoy.extensions.filters.listener.http_inspector.v3.HttpInspector", &[], &[]),
+    // validate/tcp_proxy.rs
+    m(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        &["stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts", "access_log"],
+        &[],
+    ),
+    m("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", &["clusters"], &[]),
+    m("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", &["name", "weight"], &[]),
     // validate/hcm.rs
     m(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

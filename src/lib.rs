@@ -24,6 +24,7 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
+pub mod tcp_proxy;
 pub mod tls;
 pub mod upstream;
 pub mod xds;

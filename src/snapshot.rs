@@ -13,7 +13,8 @@ use crate::access_log::{LineFormat, LogWriters, Sink};
 use crate::config::model;
 use crate::proxy::Logger;
 use crate::routing::RouteTable;
-use crate::stats::{CodeCounters, Counter, Gauge, Histogram, Store};
+use crate::stats::paired::{PairedCodes, PairedCounter};
+use crate::stats::{Counter, Gauge, Histogram, Store};
 use crate::upstream::Cluster;
 
 /// Envoy's `http.<stat_prefix>.*`.
@@ -32,7 +33,7 @@ pub struct HcmStats {
     pub downstream_cx_length_ms: Histogram,
     pub downstream_rq_total: Counter,
     pub downstream_rq_active: Gauge,
-    pub downstream_rq_completed: Counter,
+    pub downstream_rq_completed: PairedCounter,
     pub downstream_rq_http1_total: Counter,
     pub downstream_rq_http2_total: Counter,
     pub downstream_rq_timeout: Counter,
@@ -48,11 +49,12 @@ pub struct HcmStats {
     pub rq_total: Counter,
     pub no_route: Counter,
     pub no_cluster: Counter,
-    pub codes: CodeCounters,
+    pub codes: PairedCodes,
 }
 
 impl HcmStats {
-    pub fn new(store: &Arc<Store>, prefix: &str) -> Self {
+    /// `listener` is the stat name of the listener the manager serves.
+    pub fn new(store: &Arc<Store>, prefix: &str, listener: &str) -> Self {
         let c = |s: &str| store.counter(&format!("http.{prefix}.{s}"));
         let g = |s: &str| store.gauge(&format!("http.{prefix}.{s}"));
         HcmStats {
@@ -69,7 +71,10 @@ impl HcmStats {
             downstream_cx_length_ms: store.histogram(&format!("http.{prefix}.downstream_cx_length_ms")),
             downstream_rq_total: c("downstream_rq_total"),
             downstream_rq_active: g("downstream_rq_active"),
-            downstream_rq_completed: c("downstream_rq_completed"),
+            downstream_rq_completed: PairedCounter {
+                own: c("downstream_rq_completed"),
+                listener: store.counter(&format!("listener.{listener}.http.{prefix}.downstream_rq_completed")),
+            },
             downstream_rq_http1_total: c("downstream_rq_http1_total"),
             downstream_rq_http2_total: c("downstream_rq_http2_total"),
             downstream_rq_timeout: c("downstream_rq_timeout"),
@@ -84,7 +89,7 @@ impl HcmStats {
             rq_total: c("rq_total"),
             no_route: c("no_route"),
             no_cluster: c("no_cluster"),
-            codes: CodeCounters::new(store, &format!("http.{prefix}.downstream_rq"), true),
+            codes: PairedCodes::new(store, prefix, listener),
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct ListenerStats {
     /// Connections a listener filter closed (a ClientHello over 16 KiB).
     pub downstream_listener_filter_error: Counter,
     pub downstream_cx_length_ms: Histogram,
+    /// The process's `tls_inspector.*`, when this listener runs a `tls_inspector`.
+    pub tls_inspector: Option<crate::listener::inspect::TlsInspectorStats>,
 }
 
 impl ListenerStats {
@@ -145,6 +152,7 @@ impl ListenerStats {
             downstream_listener_filter_remote_close: c("downstream_listener_filter_remote_close"),
             downstream_listener_filter_error: c("downstream_listener_filter_error"),
             downstream_cx_length_ms: store.histogram(&format!("listener.{name}.downstream_cx_length_ms")),
+            tls_inspector: None,
         }
     }
 }
@@ -180,7 +188,7 @@ impl ChainRt {
     pub fn hcm(&self) -> Option<&Arc<Hcm>> {
         match &self.terminal {
             Terminal::Http { hcm, .. } => Some(hcm),
-            Terminal::Empty => None,
+            Terminal::Tcp(_) | Terminal::Empty => None,
         }
     }
 }
@@ -190,6 +198,8 @@ pub enum Terminal {
     /// The HTTP connection manager, with the route configuration its tables were compiled
     /// from (inline or RDS), shared with the reloader's sources.
     Http { hcm: Arc<Hcm>, route_config: Arc<model::RouteConfig> },
+    /// `tcp_proxy`: each connection holds it for its life.
+    Tcp(Arc<crate::tcp_proxy::TcpProxyRt>),
     /// A chain without network filters: Envoy closes its connections
     /// (`network_extension_config_missing`).
     Empty,
@@ -321,7 +331,13 @@ pub fn rebuild_listener(
                 let hcm = build_hcm(config, h, &rc, clusters, store, writers, prev_hcm)?;
                 Terminal::Http { hcm: Arc::new(hcm), route_config: rc }
             }
-            _ => Terminal::Empty,
+            _ => match chain.tcp_proxy() {
+                Some(t) => Terminal::Tcp(Arc::new(
+                    crate::tcp_proxy::TcpProxyRt::build(t, store, writers)
+                        .map_err(|e| format!("listener {:?}: {e}", config.name))?,
+                )),
+                None => Terminal::Empty,
+            },
         };
         let (key, life) = match before {
             Some((rt, _)) => (rt.key, Arc::clone(&rt.life)),
@@ -333,7 +349,11 @@ pub fn rebuild_listener(
         .chains()
         .any(|c| c.tls.is_some())
         .then(|| Arc::new(crate::tls::stats::SslStats::new(store, &config.stat_name())));
-    Ok(ListenerRt { config: config.clone(), chains, stats: ListenerStats::new(store, &config.stat_name()), ssl })
+    let mut stats = ListenerStats::new(store, &config.stat_name());
+    if config.listener_filters.contains(&model::ListenerFilter::TlsInspector) {
+        stats.tls_inspector = Some(crate::listener::inspect::TlsInspectorStats::new(store));
+    }
+    Ok(ListenerRt { config: config.clone(), chains, stats, ssl })
 }
 
 fn build_hcm(
@@ -374,7 +394,7 @@ fn build_hcm(
     Ok(Hcm {
         config: hcm.clone(),
         routes: Arc::new(routes),
-        stats: HcmStats::new(store, &hcm.stat_prefix),
+        stats: HcmStats::new(store, &hcm.stat_prefix, &config.stat_name()),
         server_name,
         access_logs: loggers.into(),
         log_response_headers: log_response_headers.into(),

@@ -22,8 +22,8 @@ pub struct LogContext<'a> {
     pub authority: &'a str,
     /// `:scheme`.
     pub scheme: &'a str,
-    /// Downstream protocol (`%PROTOCOL%`).
-    pub protocol: http::Version,
+    /// Downstream protocol (`%PROTOCOL%`); `None` for a TCP connection (`-`).
+    pub protocol: Option<http::Version>,
     /// Status sent downstream; `None` when no response started (`%RESPONSE_CODE%` renders 0).
     pub response_code: Option<u16>,
     /// Envoy's response code details (`via_upstream`, `route_not_found`, ...).

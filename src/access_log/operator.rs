@@ -185,7 +185,7 @@ impl Operator {
             Operator::Request(lookup) => lookup.find(ctx, Side::Request),
             Operator::Response(lookup) => lookup.find(ctx, Side::Response),
             Operator::Trailer(lookup) => lookup.find(ctx, Side::Trailer),
-            Operator::Protocol => Value::Text(Cow::Borrowed(protocol_name(ctx.protocol))),
+            Operator::Protocol => text(ctx.protocol.map(protocol_name)),
             Operator::ResponseCode => Value::Number(ctx.response_code.map_or(0, u64::from)),
             Operator::ResponseCodeDetails => text(ctx.response_code_details),
             Operator::ResponseFlags => match ctx.response_flags {

@@ -76,7 +76,7 @@ impl AdminRequest {
             path: &self.path,
             authority,
             scheme: "http",
-            protocol: self.version,
+            protocol: Some(self.version),
             response_code: Some(status),
             response_code_details: Some("admin_filter_response"),
             response_headers: None,

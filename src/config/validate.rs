@@ -15,6 +15,7 @@ pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod matcher;
 pub(crate) mod route;
+pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
 pub(crate) mod upgrade;
 

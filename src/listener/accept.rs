@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{chain_match, http_conn, idle, inspect, Drain};
+use super::{chain_match, http_conn, idle, inspect, tcp_conn, Drain};
 use crate::proxy::ConnCtx;
 use crate::server::ProcessState;
 use crate::snapshot::ListenerRt;
@@ -33,7 +33,8 @@ pub(super) async fn accept_connection(
         inspect::Detected::default()
     } else {
         let _pre = GaugeGuard::new(&lstats.downstream_pre_cx_active);
-        match inspect::run(&mut stream, &cfg.listener_filters, cfg.listener_filters_timeout, &mut first).await {
+        let (filters, timeout) = (&cfg.listener_filters, cfg.listener_filters_timeout);
+        match inspect::run(&mut stream, filters, timeout, &mut first, lstats.tls_inspector.as_ref()).await {
             inspect::Outcome::Done(d) => d,
             inspect::Outcome::TimedOut(d) if cfg.continue_on_listener_filters_timeout => {
                 lstats.downstream_pre_cx_timeout.inc();
@@ -66,6 +67,20 @@ pub(super) async fn accept_connection(
         lstats.no_filter_chain_match.inc();
         return;
     };
+    if let crate::snapshot::Terminal::Tcp(proxy) = &chain.terminal {
+        let conn = tcp_conn::TcpConn {
+            retire: chain.life.subscribe(),
+            proxy: Arc::clone(proxy),
+            stream,
+            first,
+            shared,
+            lstats,
+            addrs: (remote, local),
+        };
+        drop(current);
+        tcp_conn::serve_tcp(conn, drain, stop).await;
+        return;
+    }
     if chain.hcm().is_none() {
         // A chain without network filters: Envoy counts it and closes the connection.
         lstats.downstream_cx_total.inc();

@@ -10,6 +10,62 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::tls_hello::{self, Hello, MAX_CLIENT_HELLO};
 use crate::config::model::ListenerFilter;
+use crate::stats::{Counter, Histogram, Store};
+
+/// Envoy's `tls_inspector.*`: one set for the process (Envoy names them without the
+/// listener), registered once a listener has a `tls_inspector`.
+#[derive(Clone)]
+pub struct TlsInspectorStats {
+    pub client_hello_too_large: Counter,
+    pub tls_found: Counter,
+    pub tls_not_found: Counter,
+    pub alpn_found: Counter,
+    pub alpn_not_found: Counter,
+    pub sni_found: Counter,
+    pub sni_not_found: Counter,
+    /// The bytes the inspector judged: the ClientHello's record, or the 5 bytes of a record
+    /// header that is not TLS (what Envoy 1.40 records).
+    pub bytes_processed: Histogram,
+}
+
+impl TlsInspectorStats {
+    pub fn new(store: &Store) -> Self {
+        let c = |s: &str| store.counter(&format!("tls_inspector.{s}"));
+        TlsInspectorStats {
+            client_hello_too_large: c("client_hello_too_large"),
+            tls_found: c("tls_found"),
+            tls_not_found: c("tls_not_found"),
+            alpn_found: c("alpn_found"),
+            alpn_not_found: c("alpn_not_found"),
+            sni_found: c("sni_found"),
+            sni_not_found: c("sni_not_found"),
+            bytes_processed: store.histogram("tls_inspector.bytes_processed"),
+        }
+    }
+
+    fn count(&self, verdict: &TlsVerdict) {
+        match verdict {
+            TlsVerdict::Tls { bytes, sni, alpn } => {
+                self.tls_found.inc();
+                if *sni { &self.sni_found } else { &self.sni_not_found }.inc();
+                if *alpn { &self.alpn_found } else { &self.alpn_not_found }.inc();
+                self.bytes_processed.record(*bytes);
+            }
+            TlsVerdict::NotTls { bytes } => {
+                self.tls_not_found.inc();
+                self.bytes_processed.record(*bytes);
+            }
+            TlsVerdict::TooLarge => self.client_hello_too_large.inc(),
+        }
+    }
+}
+
+/// What the TLS inspector concluded, counted once the filters are done.
+enum TlsVerdict {
+    Tls { bytes: u64, sni: bool, alpn: bool },
+    NotTls { bytes: u64 },
+    TooLarge,
+}
 
 /// What the listener filters found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +96,35 @@ pub enum Outcome {
 const MAX_HTTP_PEEK: usize = 8 * 1024;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Runs `filters` over the first bytes of `io`, appending what it reads to `buf`.
+/// Runs `filters` over the first bytes of `io`, appending what it reads to `buf`; the TLS
+/// inspector's verdict is counted in `stats`.
 pub async fn run<R: AsyncRead + Unpin>(
     io: &mut R,
     filters: &[ListenerFilter],
     timeout: Option<Duration>,
     buf: &mut Vec<u8>,
+    stats: Option<&TlsInspectorStats>,
 ) -> Outcome {
     let mut detected = Detected::default();
+    let mut verdict = None;
+    let outcome = run_filters(io, filters, timeout, buf, &mut detected, &mut verdict).await;
+    if let (Some(stats), Some(v)) = (stats, &verdict) {
+        stats.count(v);
+    }
+    outcome
+}
+
+async fn run_filters<R: AsyncRead + Unpin>(
+    io: &mut R,
+    filters: &[ListenerFilter],
+    timeout: Option<Duration>,
+    buf: &mut Vec<u8>,
+    detected: &mut Detected,
+    verdict: &mut Option<TlsVerdict>,
+) -> Outcome {
     let work = async {
         loop {
-            match evaluate(filters, buf, &mut detected) {
+            match evaluate(filters, buf, detected, verdict) {
                 Step::Done => return Outcome::Done(detected.clone()),
                 Step::Error => return Outcome::Error,
                 Step::More => {}
@@ -66,7 +140,7 @@ pub async fn run<R: AsyncRead + Unpin>(
         None => work.await,
         Some(t) => match tokio::time::timeout(t, work).await {
             Ok(o) => o,
-            Err(_) => Outcome::TimedOut(detected),
+            Err(_) => Outcome::TimedOut(detected.clone()),
         },
     }
 }
@@ -78,15 +152,26 @@ enum Step {
 }
 
 /// Every filter's verdict on the bytes so far, recorded in `d`; `More` while one needs more.
-fn evaluate(filters: &[ListenerFilter], buf: &[u8], d: &mut Detected) -> Step {
+fn evaluate(filters: &[ListenerFilter], buf: &[u8], d: &mut Detected, verdict: &mut Option<TlsVerdict>) -> Step {
     let mut more = false;
     for f in filters {
         match f {
             ListenerFilter::TlsInspector => match tls_hello::parse(buf) {
                 Hello::Incomplete if buf.len() < MAX_CLIENT_HELLO + 5 => more = true,
-                Hello::Incomplete | Hello::TooLarge => return Step::Error,
-                Hello::NotTls => {}
+                Hello::Incomplete | Hello::TooLarge => {
+                    *verdict = Some(TlsVerdict::TooLarge);
+                    return Step::Error;
+                }
+                Hello::NotTls => {
+                    *verdict = Some(TlsVerdict::NotTls { bytes: buf.len().min(5) as u64 });
+                }
                 Hello::Tls(h) => {
+                    let record = buf.get(3..5).map_or(0, |l| u64::from(u16::from_be_bytes([l[0], l[1]])));
+                    *verdict = Some(TlsVerdict::Tls {
+                        bytes: 5 + record,
+                        sni: h.server_name.is_some(),
+                        alpn: !h.alpn.is_empty(),
+                    });
                     d.transport_protocol = "tls";
                     d.server_name = h.server_name;
                     d.application_protocols = h.alpn;
@@ -165,7 +250,7 @@ mod tests {
         });
         let filters = [ListenerFilter::TlsInspector, ListenerFilter::HttpInspector];
         let mut buf = Vec::new();
-        let got = run(&mut server, &filters, Some(Duration::from_secs(5)), &mut buf).await;
+        let got = run(&mut server, &filters, Some(Duration::from_secs(5)), &mut buf, None).await;
         let want = Detected {
             transport_protocol: "tls",
             server_name: Some("api.example.com".into()),
@@ -181,12 +266,13 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let _ = client.write_all(&[22, 3]).await;
         let mut buf = Vec::new();
-        let got = run(&mut server, &[ListenerFilter::TlsInspector], Some(Duration::from_secs(15)), &mut buf).await;
+        let got =
+            run(&mut server, &[ListenerFilter::TlsInspector], Some(Duration::from_secs(15)), &mut buf, None).await;
         assert_eq!(got, Outcome::TimedOut(Detected::default()));
         drop(client);
         let (client, mut server) = tokio::io::duplex(64);
         drop(client);
-        let got = run(&mut server, &[ListenerFilter::HttpInspector], None, &mut Vec::new()).await;
+        let got = run(&mut server, &[ListenerFilter::HttpInspector], None, &mut Vec::new(), None).await;
         assert_eq!(got, Outcome::RemoteClose);
     }
 
@@ -196,7 +282,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let _ = client.write_all(b"GET / HTTP/1.1\r\nho").await;
         let filters = [ListenerFilter::TlsInspector, ListenerFilter::HttpInspector];
-        let got = run(&mut server, &filters, None, &mut Vec::new()).await;
+        let got = run(&mut server, &filters, None, &mut Vec::new(), None).await;
         let want = Detected { application_protocols: vec!["http/1.1".into()], ..Detected::default() };
         assert_eq!(got, Outcome::Done(want));
     }

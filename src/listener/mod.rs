@@ -16,6 +16,7 @@ pub mod idle;
 pub mod inspect;
 pub mod manager;
 mod prefixed;
+mod tcp_conn;
 pub mod tls_hello;
 
 use std::net::SocketAddr;

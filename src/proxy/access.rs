@@ -129,7 +129,7 @@ impl PendingLog {
             path: &self.request.path,
             authority: self.request.authority.to_str().unwrap_or_default(),
             scheme: "http",
-            protocol: if unparsed { Version::HTTP_11 } else { self.version },
+            protocol: Some(if unparsed { Version::HTTP_11 } else { self.version }),
             response_code: Some(self.status),
             response_code_details: self.trace.details,
             response_headers: Some(&self.response_headers),

@@ -107,7 +107,7 @@ pub async fn build(
                     (Terminal::Http { hcm, route_config }, Some(r)) => {
                         same_arc(route_config, r) && hcm.routes.clusters_unchanged(&clusters)
                     }
-                    (Terminal::Empty, None) => true,
+                    (Terminal::Tcp(_) | Terminal::Empty, None) => true,
                     _ => false,
                 })
         });

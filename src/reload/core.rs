@@ -271,6 +271,8 @@ impl Core {
                     s.stats.retain_live(&format!("listener.{listener_name}."));
                 }
                 for stat_prefix in &stat_prefixes {
+                    // Listeners bound to port 0 share their name: only unheld handles go.
+                    s.stats.retain_live(&format!("listener.{listener_name}.http.{stat_prefix}."));
                     if !snap.listeners.iter().flat_map(|l| l.config.hcms()).any(|h| h.stat_prefix == *stat_prefix) {
                         s.stats.retain_live(&format!("http.{stat_prefix}."));
                     }

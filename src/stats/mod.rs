@@ -7,6 +7,7 @@
 
 pub mod histogram;
 pub mod io;
+pub mod paired;
 pub mod render;
 
 use std::collections::BTreeMap;

@@ -306,12 +306,26 @@ pub fn extract_tags(name: &str) -> (String, Vec<(&'static str, String)>) {
         let run = after.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.' || *c == b'_').count();
         match after[..run].rfind('.') {
             Some(dot) if dot > 0 => {
-                labels.push(("envoy_listener_address", after[..dot].to_string()));
+                let tail = &after[dot + 1..];
                 out.push_str("listener.");
-                out.push_str(&after[dot + 1..]);
+                // `listener.<address>.http.<prefix>.*`: the connection manager's prefix is a
+                // tag too, named before the address (Envoy's order).
+                match tail.strip_prefix("http.").and_then(|t| t.split_once('.')) {
+                    Some((prefix, t)) => {
+                        labels.push(("envoy_http_conn_manager_prefix", prefix.to_string()));
+                        out.push_str("http.");
+                        out.push_str(t);
+                    }
+                    None => out.push_str(tail),
+                }
+                labels.push(("envoy_listener_address", after[..dot].to_string()));
             }
             _ => out.push_str(&rest),
         }
+    } else if let Some((prefix, tail)) = rest.strip_prefix("tcp.").and_then(|a| a.split_once('.')) {
+        labels.push(("envoy_tcp_prefix", prefix.to_string()));
+        out.push_str("tcp.");
+        out.push_str(tail);
     } else {
         out.push_str(&rest);
     }
@@ -341,6 +355,16 @@ mod tests {
         let (m, l) = extract_tags("listener.127.0.0.1_10000.downstream_cx_total");
         assert_eq!(m, "envoy_listener_downstream_cx_total");
         assert_eq!(l, vec![("envoy_listener_address", "127.0.0.1_10000".into())]);
+        let (n, l) = extract_tags("listener.127.0.0.1_10000.http.ingress.downstream_rq_5xx");
+        assert_eq!(n, "envoy_listener_http_downstream_rq_xx");
+        let want = [
+            ("envoy_response_code_class", "5"),
+            ("envoy_http_conn_manager_prefix", "ingress"),
+            ("envoy_listener_address", "127.0.0.1_10000"),
+        ];
+        assert_eq!(l, want.map(|(k, v)| (k, v.to_string())).to_vec());
+        let (n, l) = extract_tags("tcp.db.downstream_cx_total");
+        assert_eq!((n.as_str(), l), ("envoy_tcp_downstream_cx_total", vec![("envoy_tcp_prefix", "db".into())]));
         let (m, l) = extract_tags("cluster_manager.active_clusters");
         assert_eq!(m, "envoy_cluster_manager_active_clusters");
         assert!(l.is_empty());

@@ -55,6 +55,8 @@ pub struct ClusterStats {
     pub upstream_rq_tx_reset: Counter,
     pub upstream_rq_time: Histogram,
     pub upstream_cx_none_healthy: Counter,
+    /// `tcp_proxy` connections that failed `max_connect_attempts` times in a row.
+    pub upstream_cx_connect_attempts_exceeded: Counter,
     /// Requests that found no host (no health checks: every host is healthy, so Envoy's
     /// panic mode happens only with an empty host set).
     pub lb_healthy_panic: Counter,
@@ -140,6 +142,7 @@ impl ClusterStats {
             upstream_rq_tx_reset: c("upstream_rq_tx_reset"),
             upstream_rq_time: h("upstream_rq_time"),
             upstream_cx_none_healthy: c("upstream_cx_none_healthy"),
+            upstream_cx_connect_attempts_exceeded: c("upstream_cx_connect_attempts_exceeded"),
             lb_healthy_panic: c("lb_healthy_panic"),
             upstream_cx_destroy_with_active_rq: c("upstream_cx_destroy_with_active_rq"),
             upstream_cx_destroy_remote_with_active_rq: c("upstream_cx_destroy_remote_with_active_rq"),

@@ -29,6 +29,9 @@ use crate::body::ReqBody;
 use crate::config::model::{Http2Options, UpstreamProtocol};
 use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
+pub use raw::RawConnection;
+
+mod raw;
 
 /// Connection counters shared by a cluster's hosts, plus the host's own.
 #[derive(Clone)]

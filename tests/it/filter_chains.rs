@@ -253,10 +253,12 @@ async fn chain_errors_name_their_path() {
     );
     let mut tcp = listener(1, vec![], json!({}));
     tcp["filter_chains"] = json!([{ "filters": [{ "name": "tcp", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "t", "cluster": "c" } }] }]);
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "t", "cluster": "c",
+        "max_downstream_connection_duration": "5s" } }] }]);
     let (_f, run) = validate("tcp.yaml", &boot(tcp)).await;
     assert_eq!(run.code(), Some(1), "{}", run.output);
-    assert!(run.output.contains("filter_chains[0].filters[0].typed_config: envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not implemented by legate"), "{}", run.output);
+    let want = "filter_chains[0].filters[0].typed_config.max_downstream_connection_duration: not implemented by legate";
+    assert!(run.output.contains(want), "{}", run.output);
     let mut orig = listener(1, vec![chain(json!({}), "a", "a")], json!({}));
     orig["listener_filters"] = json!([{ "name": "envoy.filters.listener.tls_inspector", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst" } }]);
@@ -276,24 +278,29 @@ async fn chain_errors_name_their_path() {
 }
 
 /// A TLS 1.2-style ClientHello record with SNI and ALPN.
-fn client_hello(sni: &str, alpn: &[&str]) -> Vec<u8> {
+/// A ClientHello record; an empty `sni` or `alpn` leaves its extension out.
+pub(crate) fn client_hello(sni: &str, alpn: &[&str]) -> Vec<u8> {
     fn vec16(b: &[u8]) -> Vec<u8> {
         let mut v = (b.len() as u16).to_be_bytes().to_vec();
         v.extend_from_slice(b);
         v
     }
     let mut exts = Vec::new();
-    let mut entry = vec![0u8];
-    entry.extend(vec16(sni.as_bytes()));
-    exts.extend([0u8, 0]);
-    exts.extend(vec16(&vec16(&entry)));
+    if !sni.is_empty() {
+        let mut entry = vec![0u8];
+        entry.extend(vec16(sni.as_bytes()));
+        exts.extend([0u8, 0]);
+        exts.extend(vec16(&vec16(&entry)));
+    }
     let mut list = Vec::new();
     for p in alpn {
         list.push(p.len() as u8);
         list.extend_from_slice(p.as_bytes());
     }
-    exts.extend([0u8, 16]);
-    exts.extend(vec16(&vec16(&list)));
+    if !alpn.is_empty() {
+        exts.extend([0u8, 16]);
+        exts.extend(vec16(&vec16(&list)));
+    }
     let mut body = vec![3, 3];
     body.extend([7u8; 32]);
     body.push(0);

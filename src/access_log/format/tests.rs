@@ -39,7 +39,7 @@ impl Sample {
             path: "/x",
             authority: "example.com",
             scheme: "http",
-            protocol: Version::HTTP_11,
+            protocol: Some(Version::HTTP_11),
             response_code: Some(200),
             response_code_details: Some("via_upstream"),
             response_headers: Some(&self.response),
@@ -92,7 +92,7 @@ fn default_format_with_nothing_known() {
         duration: None,
         upstream_host: None,
         request_headers: &request,
-        protocol: Version::HTTP_2,
+        protocol: Some(Version::HTTP_2),
         response_flags: "NR",
         ..sample.ctx()
     };
@@ -139,7 +139,7 @@ fn other_operators() {
         upstream_local_address: Some("127.0.0.1:40000".parse().expect("addr")),
         upstream_transport_failure_reason: Some("connection refused"),
         response_duration: Some(Duration::from_millis(2)),
-        protocol: Version::HTTP_10,
+        protocol: Some(Version::HTTP_10),
         ..sample.ctx()
     };
     let line = "%TRAILER(GRPC-STATUS)% %PROTOCOL% %RESPONSE_CODE_DETAILS% %REQUEST_DURATION% %RESPONSE_DURATION% \

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{CidrRange, HttpConnectionManager};
+use super::{AccessLog, CidrRange, HttpConnectionManager};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -45,11 +45,18 @@ pub struct FilterChain {
 
 impl FilterChain {
     /// The chain's HTTP connection manager, when it ends in one.
-    // `find_map`: the connection manager is the only network filter today; `tcp_proxy` is next.
-    #[allow(clippy::unnecessary_find_map)]
     pub fn hcm(&self) -> Option<&HttpConnectionManager> {
         self.filters.iter().find_map(|f| match f {
             NetworkFilter::HttpConnectionManager(h) => Some(&**h),
+            NetworkFilter::TcpProxy(_) => None,
+        })
+    }
+
+    /// The chain's `tcp_proxy`, when it ends in one.
+    pub fn tcp_proxy(&self) -> Option<&TcpProxy> {
+        self.filters.iter().find_map(|f| match f {
+            NetworkFilter::TcpProxy(t) => Some(&**t),
+            NetworkFilter::HttpConnectionManager(_) => None,
         })
     }
 }
@@ -59,6 +66,20 @@ impl FilterChain {
 pub enum NetworkFilter {
     /// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`
     HttpConnectionManager(Box<HttpConnectionManager>),
+    /// `envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`
+    TcpProxy(Box<TcpProxy>),
+}
+
+/// `TcpProxy`: a connection's bytes relayed to a host of one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpProxy {
+    pub stat_prefix: String,
+    /// `cluster` (weight 1), or `weighted_clusters` with their weights.
+    pub clusters: Vec<(String, u32)>,
+    /// `None` when disabled (`0s`); Envoy's default is 1 h.
+    pub idle_timeout: Option<Duration>,
+    pub max_connect_attempts: u32,
+    pub access_logs: Vec<AccessLog>,
 }
 
 /// `FilterChainMatch`: every field empty matches every connection.

@@ -168,6 +168,14 @@ pub(crate) static TABLE: &[Message] = &[
         &[],
     ),
     m("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"], &[]),
+    // validate/tcp_proxy.rs
+    m(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        &["stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts", "access_log"],
+        &[],
+    ),
+    m("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", &["clusters"], &[]),
+    m("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", &["name", "weight"], &[]),
     // validate/hcm.rs
     m(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

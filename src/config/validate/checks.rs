@@ -65,7 +65,7 @@ pub(crate) fn listener_cluster_refs(
         .chain(l.default_chain.as_ref().map(|_| "default_filter_chain".to_string()));
     for (chain, chain_path) in l.chains().zip(chain_paths) {
         for (j, f) in chain.filters.iter().enumerate() {
-            let NetworkFilter::HttpConnectionManager(h) = f;
+            let NetworkFilter::HttpConnectionManager(h) = f else { continue };
             let base = format!("{path}.{chain_path}.filters[{j}].typed_config.route_config");
             hcm_cluster_refs(&base, h, clusters, &mut out);
         }

@@ -2,9 +2,9 @@
 //! its network filters chosen by `typed_config` `@type` (never by `name`, as in Envoy), and the
 //! `listener_filters` that run before a chain is chosen.
 //!
-//! The HTTP connection manager is the only network filter legate implements; a second
-//! terminal filter (`tcp_proxy`) is one more arm in [`network_filter`] and one more
-//! `NetworkFilter` variant.
+//! legate implements two network filters, both terminal: the HTTP connection manager and
+//! `tcp_proxy`; another is one more arm in [`network_filter`] and one more `NetworkFilter`
+//! variant.
 
 use serde_yaml::Value;
 
@@ -14,6 +14,7 @@ use crate::config::type_urls as t;
 
 use super::common::parse_ip;
 use super::hcm::hcm;
+use super::tcp_proxy::tcp_proxy;
 
 /// One chain; `None` when it has errors.
 pub(crate) fn filter_chain(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FilterChain> {
@@ -29,6 +30,14 @@ pub(crate) fn filter_chain(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FilterChain>
         }
     }
     let tls = o.obj(ctx, "transport_socket").and_then(|t| super::tls::transport_socket(ctx, t));
+    // TLS is terminated only in front of the connection manager; a relay would otherwise
+    // pass the encrypted bytes on as if the transport socket were not there.
+    if tls.is_some() && filters.iter().any(|f| matches!(f, NetworkFilter::TcpProxy(_))) {
+        ctx.err(
+            o.at("transport_socket"),
+            "a TLS transport socket in front of tcp_proxy is not implemented by legate (TLS passthrough by server_names is)",
+        );
+    }
     o.ignore(&["metadata"]);
     o.finish(ctx, &["transport_socket_connect_timeout", "use_proxy_proto", "tls_context", "on_demand_configuration"]);
     (ctx.error_count() == before).then_some(FilterChain { name, matcher, filters, tls })
@@ -50,10 +59,7 @@ fn network_filter(ctx: &mut Ctx, mut f: Obj<'_>, last: bool) -> Option<NetworkFi
     };
     let filter = match type_url.as_str() {
         t::HCM => NetworkFilter::HttpConnectionManager(Box::new(hcm(ctx, typed)?)),
-        t::TCP_PROXY => {
-            ctx.err(&typed.path, "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not implemented by legate");
-            return None;
-        }
+        t::TCP_PROXY => NetworkFilter::TcpProxy(Box::new(tcp_proxy(ctx, typed)?)),
         other => {
             ctx.err(format!("{}.@type", typed.path), format!("unsupported network filter \"{other}\""));
             return None;

@@ -13,6 +13,7 @@ pub(crate) mod headers;
 pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod matcher;
+pub(crate) mod overlap;
 pub(crate) mod route;
 
 use std::collections::HashSet;

@@ -6,7 +6,7 @@ use crate::config::model::Listener;
 use crate::config::reader::{Ctx, Obj};
 
 use super::common::ip_address;
-use super::filter_chain;
+use super::{filter_chain, overlap};
 
 /// One listener; `i` names it `listener_<i>` when it has no `name`.
 pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listener> {
@@ -79,6 +79,8 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     let pairs: Vec<_> = filter_chains.iter().map(|(c, _)| c).zip(raw_matches).collect();
     if let Some((i, message)) = filter_chain::duplicate_matches(&pairs) {
         ctx.err(&filter_chains[i].1, message);
+    } else if let Some(j) = overlap::first_overlap(&pairs.iter().map(|(c, _)| &c.matcher).collect::<Vec<_>>()) {
+        ctx.err(&filter_chains[j].1, overlap::OVERLAP);
     }
     let filter_chains = filter_chains.into_iter().map(|(c, _)| c).collect();
     if ctx.error_count() > before {

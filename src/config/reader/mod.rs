@@ -319,7 +319,8 @@ impl<'v> Obj<'v> {
     /// is one Envoy knows and legate does not implement (`Ctx::unread`; the support table
     /// has usually said so already). Without it (the reader's own tests), names in
     /// `unsupported` are Envoy fields legate does not implement and anything else is unknown:
-    /// the lists still passed by `validate/listener.rs` and `validate/hcm.rs` are unused.
+    /// every real load runs the schema pass, so validators pass `&[]` (the few lists left in
+    /// `validate/filter_chain.rs` and `validate/http_filters.rs` are as unused).
     pub fn finish(self, ctx: &mut Ctx, unsupported: &[&str]) {
         let Some(map) = self.map else { return };
         for (i, k) in map.keys().enumerate() {

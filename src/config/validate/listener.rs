@@ -36,33 +36,7 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     let listener_filters = filter_chain::listener_filters(ctx, filter_items);
     let listener_filters_timeout = o.duration(ctx, "listener_filters_timeout").unwrap_or(Duration::from_secs(15));
     let continue_on_listener_filters_timeout = o.bool(ctx, "continue_on_listener_filters_timeout").unwrap_or(false);
-    o.finish(
-        ctx,
-        &[
-            "use_original_dst",
-            "deprecated_v1",
-            "transparent",
-            "freebind",
-            "socket_options",
-            "tcp_fast_open_queue_length",
-            "udp_listener_config",
-            "api_listener",
-            "connection_balance_config",
-            "reuse_port",
-            "enable_reuse_port",
-            "access_log",
-            "tcp_backlog_size",
-            "bind_to_port",
-            "additional_addresses",
-            "enable_mptcp",
-            "ignore_global_conn_limit",
-            "internal_listener",
-            "drain_type",
-            "filter_chain_matcher",
-            "max_connections_to_accept_per_socket_event",
-            "listener_specifier",
-        ],
-    );
+    o.finish(ctx, &[]);
     if chain_items.is_empty() && default_item.is_none() {
         ctx.err(format!("{o_path}.filter_chains"), "at least one filter chain is required");
     }

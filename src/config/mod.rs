@@ -49,7 +49,9 @@ mod tests;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json};
+pub use discovery::{
+    parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json, validate_discovery_file,
+};
 pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};
 

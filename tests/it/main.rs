@@ -9,6 +9,7 @@ mod admin;
 mod admin_api;
 mod circuit_breakers;
 mod config_errors;
+mod config_messages;
 mod dns;
 mod examples;
 mod filter_chains;

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Some(Err(errors)) => {
-                for e in &errors.0 {
+                for e in legate::config::located(&errors) {
                     eprintln!("{e}");
                 }
                 println!("configuration '{shown}' is invalid ({} error(s))", errors.0.len());
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let (bootstrap, json) = match loaded {
         Ok(b) => b,
         Err(errors) => {
-            for e in &errors.0 {
+            for e in legate::config::located(&errors) {
                 eprintln!("{e}");
             }
             if cli.mode == Mode::Validate {

@@ -35,6 +35,7 @@ mod discovery;
 mod docs;
 mod duration;
 mod error;
+mod lines;
 mod merge;
 mod parse;
 mod reader;
@@ -54,6 +55,7 @@ pub use discovery::{
 };
 pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};
+pub use lines::located;
 
 use discovery::single;
 use reader::Ctx;

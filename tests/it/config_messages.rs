@@ -1,6 +1,50 @@
-//! `--mode validate` on a file-based xDS file.
+//! What a newcomer reads when a configuration is wrong (issue 17) or overlapping (issue 12):
+//! the exact lines `--mode validate` and a reload print, and `--mode validate` on a file-based
+//! xDS file.
 
 use crate::common::legate::validate;
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+/// A bootstrap with one listener (`port`) routing `/` to `cluster` (or answering `body`
+/// when `cluster` is empty), and `clusters` as written (YAML, indented for the list).
+fn bootstrap(node: &str, route: &str, clusters: &str) -> String {
+    format!(
+        "\
+node: {{id: {node}, cluster: c}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+static_resources:
+  listeners:
+  - name: main
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          \"@type\": {HCM}
+          stat_prefix: main
+          http_filters: [{{name: router, typed_config: {{\"@type\": {ROUTER}}}}}]
+          route_config:
+            virtual_hosts:
+            - name: v
+              domains: [\"*\"]
+              routes:
+              - match: {{prefix: /}}
+                {route}
+  clusters:
+{clusters}"
+    )
+}
+
+const GOOD_CLUSTER: &str = "  - name: backend
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]
+";
 
 /// The stderr lines of a failed `--mode validate`, without the summary.
 async fn errors_of(text: &str) -> (String, Vec<String>) {
@@ -9,6 +53,78 @@ async fn errors_of(text: &str) -> (String, Vec<String>) {
     let prefix = format!("{}: ", file.path_str());
     let lines = run.output.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect();
     (run.output, lines)
+}
+
+#[tokio::test]
+async fn a_cluster_with_an_error_is_not_also_unknown_to_its_routes() {
+    let cluster = GOOD_CLUSTER.replace("connect_timeout: 1s", "connect_timeout: 1s\n    lb_policy: ROUND_ROBBIN");
+    let (output, lines) = errors_of(&bootstrap("n", "route: {cluster: backend}", &cluster)).await;
+    assert_eq!(
+        lines,
+        ["static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM) (line 25)"],
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_field_suggests_the_nearest_name() {
+    let route = "route: {cluster: backend, prefix_rewirte: /x}";
+    let (output, lines) = errors_of(&bootstrap("n", route, GOOD_CLUSTER)).await;
+    assert_eq!(
+        lines,
+        ["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.prefix_rewirte: unknown field (did you mean `prefix_rewrite`?) (line 21)"],
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_enum_name_lists_the_valid_ones() {
+    let cluster = GOOD_CLUSTER.replace("connect_timeout: 1s", "connect_timeout: 1s\n    dns_lookup_family: V5_ONLY");
+    let (output, lines) = errors_of(&bootstrap("n", "route: {cluster: backend}", &cluster)).await;
+    assert_eq!(lines.len(), 1, "{output}");
+    assert!(
+        lines[0]
+            .starts_with("static_resources.clusters[0].dns_lookup_family: unknown value \"V5_ONLY\" (expected one of "),
+        "{output}"
+    );
+    assert!(lines[0].contains("V4_ONLY"), "{output}");
+}
+
+#[tokio::test]
+async fn a_yaml_syntax_error_gives_its_place_once() {
+    let (output, lines) = errors_of("admin:\n  address: [\n").await;
+    assert_eq!(lines.len(), 1, "{output}");
+    assert_eq!(lines[0].matches("line ").count(), 1, "{output}");
+    assert!(lines[0].starts_with("YAML syntax error at line 3 column 1: "), "{output}");
+}
+
+#[tokio::test]
+async fn overlapping_filter_chains_are_refused_as_envoy_does() {
+    let chains = |a: &str, b: &str| {
+        let one = bootstrap("n", "route: {cluster: backend}", GOOD_CLUSTER);
+        let (head, tail) = one.split_once("    - filters:").unwrap_or_default();
+        let chain = format!("    - filters:{}", tail.split_once("  clusters:").map(|(c, _)| c).unwrap_or_default());
+        let with = |m: &str, name: &str| {
+            chain.replacen(
+                "    - filters:",
+                &format!("    - name: {name}\n      filter_chain_match: {m}\n      filters:"),
+                1,
+            )
+        };
+        format!("{head}{}{}  clusters:\n{GOOD_CLUSTER}", with(a, "a"), with(b, "b"))
+    };
+    let (output, lines) = errors_of(&chains("{server_names: [a.com, b.com]}", "{server_names: [b.com]}")).await;
+    assert_eq!(
+        lines,
+        ["static_resources.listeners[0].filter_chains[1]: multiple filter chains with overlapping matching rules are defined (line 24)"],
+        "{output}"
+    );
+    let (output, lines) = errors_of(&chains("{}", "{}")).await;
+    assert_eq!(
+        lines,
+        ["static_resources.listeners[0].filter_chains[1]: filter chain 'b' has the same matching rules defined as 'a'. duplicate matcher is: {} (line 24)"],
+        "{output}"
+    );
 }
 
 const CDS: &str = "\
@@ -41,8 +157,7 @@ async fn validate_reads_a_discovery_file_as_its_resource_type() {
     let (output, lines) = errors_of(&CDS.replace("connect_timeout: 0.25s", "conect_timeout: 0.25s")).await;
     assert_eq!(
         lines,
-        ["resources[0].conect_timeout: unknown field"],
+        ["resources[0].conect_timeout: unknown field (did you mean `connect_timeout`?) (line 5)"],
         "{output}"
     );
 }
-

@@ -2,7 +2,9 @@
 //! the exact lines `--mode validate` and a reload print, and `--mode validate` on a file-based
 //! xDS file.
 
-use crate::common::legate::validate;
+use crate::common::assert_eventually;
+use crate::common::client::raw;
+use crate::common::legate::{validate, Legate};
 
 const HCM: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -160,4 +162,39 @@ async fn validate_reads_a_discovery_file_as_its_resource_type() {
         ["resources[0].conect_timeout: unknown field (did you mean `connect_timeout`?) (line 5)"],
         "{output}"
     );
+}
+
+#[tokio::test]
+async fn the_reload_line_names_its_files_and_the_node_warning_comes_once() {
+    let config = |node: &str, body: &str| {
+        bootstrap(node, &format!("direct_response: {{status: 200, body: {{inline_string: {body}}}}}"), GOOD_CLUSTER)
+    };
+    let legate = Legate::start(config("n1", "one")).await;
+    let addr = legate.listener("main");
+    let write = |text: String| {
+        let tmp = legate.config_path().with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    };
+    write(config("n2", "two"));
+    assert_eventually!(
+        raw(addr, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.is_some_and(|r| r.body == b"two"),
+        "reloaded"
+    );
+    write(config("n2", "three"));
+    assert_eventually!(
+        raw(addr, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.is_some_and(|r| r.body == b"three"),
+        "reloaded"
+    );
+    let output = legate.output();
+    assert_eq!(output.matches("admin or node changed").count(), 1, "{output}");
+    let applied: Vec<&str> = output.lines().filter(|l| l.contains("configuration applied")).collect();
+    assert_eq!(applied.len(), 2, "{output}");
+    let files = format!("files={}", legate.config_path().display());
+    for line in applied {
+        assert!(line.contains(&files), "{line}");
+        let ms = line.split("reload.ms=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or_default();
+        let (whole, tenths) = ms.split_once('.').unwrap_or_default();
+        assert!(whole.parse::<u64>().is_ok() && tenths.len() == 1, "rounded to a tenth of a ms: {line}");
+    }
 }

@@ -30,11 +30,27 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let shown = cli.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--config-yaml".into());
+    if let (Mode::Validate, Some(path), None) = (cli.mode, &cli.config_path, &cli.config_yaml) {
+        match legate::config::validate_discovery_file(path) {
+            Some(Ok(what)) => {
+                println!("configuration '{shown}' OK ({what})");
+                return ExitCode::SUCCESS;
+            }
+            Some(Err(errors)) => {
+                for e in legate::config::located(&errors) {
+                    eprintln!("{e}");
+                }
+                println!("configuration '{shown}' is invalid ({} error(s))", errors.0.len());
+                return ExitCode::FAILURE;
+            }
+            None => {}
+        }
+    }
     let loaded = legate::config::load_bootstrap_with_json(cli.config_path.as_deref(), cli.config_yaml.as_deref());
     let (bootstrap, json) = match loaded {
         Ok(b) => b,
         Err(errors) => {
-            for e in &errors.0 {
+            for e in legate::config::located(&errors) {
                 eprintln!("{e}");
             }
             if cli.mode == Mode::Validate {

@@ -254,3 +254,36 @@ pub fn resources_json(path: &Path, bytes: &[u8]) -> Vec<serde_json::Value> {
         _ => Vec::new(),
     }
 }
+
+/// `--mode validate -c FILE` where FILE is a file-based xDS file (`version_info` and
+/// `resources`, which a bootstrap never has) rather than a bootstrap: validated as the
+/// resource type its `type_url`, else its first resource's `@type`, names. An RDS or EDS file
+/// is checked for the name its own resource carries. `None` when the file is not one (or
+/// cannot be read or parsed: the bootstrap's load says why); else what it holds
+/// (`2 Cluster resource(s)`) or its errors.
+pub fn validate_discovery_file(path: &Path) -> Option<Result<String, ConfigErrors>> {
+    let bytes = std::fs::read(path).ok()?;
+    let value = parse_value(path, &bytes, format_for(path)).ok()?;
+    let resources = value.as_mapping()?.get("resources")?;
+    let first = |key: &str| resources.get(0).and_then(|r| r.get(key));
+    let type_url = value.get("type_url").or_else(|| first("@type")).and_then(Value::as_str).unwrap_or_default();
+    let name = |key: &str| first(key).and_then(super::reader::scalar_string).unwrap_or_default();
+    let count = |n: usize| format!("{n} {} resource(s)", type_url.rsplit('.').next().unwrap_or(type_url));
+    let result = if t::LISTENER.contains(&type_url) {
+        parse_listeners(path, &bytes).map(|d| count(d.resources.len()))
+    } else if t::CLUSTER.contains(&type_url) {
+        parse_clusters(path, &bytes).map(|d| count(d.resources.len()))
+    } else if t::ROUTE_CONFIGURATION.contains(&type_url) {
+        parse_route_config(path, &bytes, &name("name")).map(|d| count(d.resources.len()))
+    } else if t::CLUSTER_LOAD_ASSIGNMENT.contains(&type_url) {
+        parse_endpoints(path, &bytes, &name("cluster_name")).map(|d| count(d.resources.len()))
+    } else {
+        let (at, message) = match type_url {
+            "" => ("resources", "a discovery file needs a type_url or an @type on its resources".to_string()),
+            u if value.get("type_url").is_some() => ("type_url", format!("unsupported resource type \"{u}\"")),
+            u => ("resources[0].@type", format!("unsupported resource type \"{u}\"")),
+        };
+        Err(single(ConfigError { file: path.to_path_buf(), path: at.to_string(), message }))
+    };
+    Some(result)
+}

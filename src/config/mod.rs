@@ -35,6 +35,7 @@ mod discovery;
 mod docs;
 mod duration;
 mod error;
+mod lines;
 mod merge;
 mod parse;
 mod reader;
@@ -49,9 +50,12 @@ mod tests;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use discovery::{parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json};
+pub use discovery::{
+    parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json, validate_discovery_file,
+};
 pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};
+pub use lines::located;
 
 use discovery::single;
 use reader::Ctx;

@@ -32,7 +32,8 @@ pub(crate) fn parse_value(file: &Path, bytes: &[u8], format: Format) -> Result<V
     let value = match format {
         Format::Yaml => parse_yaml(file, text)?,
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
-            whole_file(file, format!("JSON syntax error at line {} column {}: {e}", e.line(), e.column()))
+            let at = format!(" at line {} column {}", e.line(), e.column());
+            whole_file(file, format!("JSON syntax error{at}: {}", e.to_string().replacen(&at, "", 1)))
         })?,
     };
     Ok(match value {
@@ -45,7 +46,11 @@ pub(crate) fn parse_value(file: &Path, bytes: &[u8], format: Format) -> Result<V
 pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Value, ConfigError> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
         let msg = match e.location() {
-            Some(loc) => format!("YAML syntax error at line {} column {}: {e}", loc.line(), loc.column()),
+            // The parser's text names the place too: once is enough.
+            Some(loc) => {
+                let at = format!(" at line {} column {}", loc.line(), loc.column());
+                format!("YAML syntax error{at}: {}", e.to_string().replacen(&at, "", 1))
+            }
             None => format!("YAML syntax error: {e}"),
         };
         whole_file(file, msg)

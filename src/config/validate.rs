@@ -14,6 +14,7 @@ pub(crate) mod headers;
 pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod matcher;
+pub(crate) mod overlap;
 pub(crate) mod route;
 pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
@@ -37,6 +38,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
     let dynamic = o.obj(ctx, "dynamic_resources").map(|d| dynamic(ctx, d)).unwrap_or_default();
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
+    let mut invalid_clusters = Vec::new();
     if let Some(mut sr) = o.obj(ctx, "static_resources") {
         for (i, l) in sr.objs(ctx, "listeners").into_iter().enumerate() {
             let path = l.path.clone();
@@ -46,8 +48,11 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         }
         for c in sr.objs(ctx, "clusters") {
             let path = c.path.clone();
-            if let Some(c) = cluster::cluster(ctx, c) {
-                clusters.push((path, c));
+            let name = c.peek_str("name");
+            match cluster::cluster(ctx, c) {
+                Some(c) => clusters.push((path, c)),
+                // Its own errors say what is wrong; routes to it are not "unknown" as well.
+                None => invalid_clusters.extend(name),
             }
         }
         sr.finish(ctx, &[]);
@@ -60,7 +65,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
 
     checks::duplicate_listeners(ctx, &listeners);
     checks::duplicate_clusters(ctx, &clusters);
-    let names: HashSet<String> = clusters.iter().map(|(_, c)| c.name.clone()).collect();
+    let names: HashSet<String> = clusters.iter().map(|(_, c)| c.name.clone()).chain(invalid_clusters).collect();
     checks::eds_rest_clusters(ctx, &clusters, &names);
     if dynamic.cds.is_none() {
         for (path, l) in &listeners {

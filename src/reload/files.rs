@@ -14,7 +14,7 @@
 //! resources added or changed by name, and the names removed.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -235,20 +235,36 @@ impl FileSource {
         let (next, eff, errors) = self.checked(next, &results);
         let cross_only = errors.is_some() && !results.iter().any(|r| r.result.is_err());
         let d = diff(&self.effective, &eff);
+        // The log shows each error's line in its file; `/reloads` keeps the text
+        // `/config_dump` shows.
+        let mut logged = errors.as_ref().map(|e| cfg::located(e).join("\n"));
         let mut error = errors.map(|e| e.to_string());
         if silent && error.is_some() {
             return Tried::Rejected { cross_only };
         }
+        let admin_or_node_changed =
+            next.bootstrap.admin != self.sources.bootstrap.admin || next.bootstrap.node != self.sources.bootstrap.node;
         if error.is_none() {
             if let Err(e) = self.deliver(next, eff).await {
                 error = Some(render(&e));
+                logged = error.clone();
             }
         }
         match &error {
             None => {
-                tracing::info!(reload.ms = started.elapsed().as_secs_f64() * 1000.0, changes = %d.summary(), "configuration applied")
+                // Once per change that is applied: a rejected or retried attempt says nothing.
+                if admin_or_node_changed {
+                    let file = self.sources.bootstrap_path.as_deref().unwrap_or(Path::new("")).display();
+                    tracing::warn!(config.file = %file, "admin or node changed: they take effect after a restart; the rest applies now");
+                }
+                let ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0);
+                let files: Vec<String> = results.iter().map(|r| r.path.display().to_string()).collect();
+                tracing::info!(files = %files.join(", "), reload.ms = %ms, changes = %d.summary(), "configuration applied")
             }
-            Some(e) => tracing::error!("configuration update rejected, the running configuration stays:\n{e}"),
+            Some(e) => {
+                let e = logged.as_deref().unwrap_or(e);
+                tracing::error!("configuration update rejected, the running configuration stays:\n{e}")
+            }
         }
         let applied = error.is_none();
         let tried = if applied { Tried::Applied } else { Tried::Rejected { cross_only } };

@@ -87,9 +87,6 @@ pub fn load(
         Role::Bootstrap => {
             let (b, json) =
                 config::load_bootstrap_with_json(Some(path), sources.config_yaml.as_deref()).map_err(classify)?;
-            if b.admin != sources.bootstrap.admin || b.node != sources.bootstrap.node {
-                tracing::warn!(config.file = %path.display(), "admin or node changed: they take effect after a restart; the rest applies now");
-            }
             let changed = b != sources.bootstrap;
             let dynamic_changed = b.dynamic != sources.bootstrap.dynamic;
             sources.bootstrap = b;

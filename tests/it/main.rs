@@ -11,6 +11,7 @@ mod admin_api;
 mod circuit_breakers;
 mod cli;
 mod config_errors;
+mod config_messages;
 mod dns;
 mod examples;
 mod filter_chains;

@@ -53,7 +53,7 @@ fn enum_errors() {
     let t = [("ROUND_ROBIN", Some(1)), ("MAGLEV", None)];
     assert_eq!(o.enumv(&mut ctx, "a", &t), None);
     assert_eq!(o.enumv(&mut ctx, "b", &t), None);
-    assert_eq!(ctx.errors[0].message, "unknown value \"round_robbin\"");
+    assert_eq!(ctx.errors[0].message, "unknown value \"round_robbin\" (expected one of ROUND_ROBIN)");
     assert_eq!(ctx.errors[1].message, "unsupported value \"maglev\"");
 }
 

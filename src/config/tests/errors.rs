@@ -53,7 +53,7 @@ fn unsupported_field() {
 #[test]
 fn bad_enum() {
     let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_policy: round_robbin\n")));
-    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"round_robbin\"");
+    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"round_robbin\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM)");
     let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_policy: MAGLEV\n")));
     has(&e, "static_resources.clusters[0].lb_policy: unsupported value \"MAGLEV\"");
 }
@@ -179,7 +179,7 @@ fn multiple_errors_collected() {
     let routes = "              - match: {prefix: \"/\"}\n                direct_response: {status: 700}\n";
     let e = errs(&v3(routes, &clusters));
     assert!(e.len() >= 3, "{e:#?}");
-    has(&e, "static_resources.clusters[1].type: unknown value \"STATIK\"");
+    has(&e, "static_resources.clusters[1].type: unknown value \"STATIK\" (expected one of STATIC, STRICT_DNS, LOGICAL_DNS, EDS)");
     has(
         &e,
         &format!(

@@ -70,8 +70,14 @@ fn every_schema_error_is_reported() {
     let clusters = clusters.replace("    connect_timeout: 1s\n", "");
     let e = errs(&v3(ROUTE_A, &clusters));
     has(&e, "static_resources.clusters[0].colour: unknown field");
-    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\"");
+    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM)");
     assert!(e.iter().any(|m| m.starts_with("static_resources.clusters[0].connect_timeout: ")), "{e:#?}");
+    // Where only the schema speaks, the names come from Envoy's enum.
+    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    upstream_bind_config: {{source_address: {{address: 127.0.0.1, port_value: 0, protocol: QUIC}}}}\n")));
+    assert!(e.iter().any(|m| m.ends_with("protocol: unknown value \"QUIC\" (expected one of TCP, UDP)")), "{e:#?}");
+    // And an unknown field's nearest name.
+    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    conect_timeout: 2s\n")));
+    has(&e, "static_resources.clusters[0].conect_timeout: unknown field (did you mean `connect_timeout`?)");
 }
 
 #[test]

@@ -72,33 +72,14 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     if let Some(mut c) = o.obj(ctx, "common_http_protocol_options") {
         idle_timeout = nonzero(c.duration(ctx, "idle_timeout"), idle_timeout);
         max_headers_count = c.u32(ctx, "max_headers_count").unwrap_or(100);
-        c.finish(
-            ctx,
-            &[
-                "max_connection_duration",
-                "max_stream_duration",
-                "headers_with_underscores_action",
-                "max_requests_per_connection",
-                "max_response_headers_kb",
-            ],
-        );
+        c.finish(ctx, &[]);
     }
     let mut accept_http_10 = false;
     let mut default_host_for_http_10 = None;
     if let Some(mut h) = o.obj(ctx, "http_protocol_options") {
         accept_http_10 = h.bool(ctx, "accept_http_10").unwrap_or(false);
         default_host_for_http_10 = h.str(ctx, "default_host_for_http_10");
-        h.finish(
-            ctx,
-            &[
-                "allow_absolute_url",
-                "header_key_format",
-                "enable_trailers",
-                "allow_chunked_length",
-                "override_stream_error_on_invalid_http_message",
-                "send_fully_qualified_url",
-            ],
-        );
+        h.finish(ctx, &[]);
     }
     let http2 = o.obj(ctx, "http2_protocol_options").map(|h2| http2_options(ctx, h2, true)).unwrap_or_default();
     let stream_idle_timeout = nonzero(o.duration(ctx, "stream_idle_timeout"), Some(Duration::from_secs(300)));
@@ -108,38 +89,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let normalize_path = o.bool(ctx, "normalize_path").unwrap_or(false);
     let merge_slashes = o.bool(ctx, "merge_slashes").unwrap_or(false);
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
-    o.finish(
-        ctx,
-        &[
-            "scoped_routes",
-            "tracing",
-            "add_user_agent",
-            "http3_protocol_options",
-            "forward_client_cert_details",
-            "set_current_client_cert_details",
-            "via",
-            "local_reply_config",
-            "request_id_extension",
-            "original_ip_detection_extensions",
-            "path_with_escaped_slashes_action",
-            "strip_matching_host_port",
-            "strip_any_host_port",
-            "proxy_100_continue",
-            "delayed_close_timeout",
-            "request_headers_timeout",
-            "access_log_options",
-            "early_header_mutation_extensions",
-            "stream_error_on_invalid_http_message",
-            "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
-            "always_set_request_id_in_response",
-            "scheme_header_transformation",
-            "strip_trailing_host_dot",
-            "typed_header_validation_config",
-            "append_x_forwarded_port",
-            "add_proxy_protocol_connection_state",
-            "http1_safe_max_connection_duration",
-        ],
-    );
+    o.finish(ctx, &[]);
     if ctx.error_count() > before {
         return None;
     }
@@ -201,17 +151,7 @@ pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>, downstream: bool) -> 
             "not supported: legate does not proxy CONNECT or WebSocket over HTTP/2 (extended CONNECT, RFC 8441)",
         );
     }
-    o.finish(
-        ctx,
-        &[
-            "connection_keepalive",
-            "allow_metadata",
-            "max_outbound_frames",
-            "max_outbound_control_frames",
-            "override_stream_error_on_invalid_http_message",
-            "custom_settings_parameters",
-        ],
-    );
+    o.finish(ctx, &[]);
     options
 }
 
@@ -265,6 +205,6 @@ fn route_source(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<RouteSource> {
 
 fn internal_cidrs(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<CidrRange> {
     let out = cidrs(ctx, &mut o, "cidr_ranges");
-    o.finish(ctx, &["unix_sockets"]);
+    o.finish(ctx, &[]);
     out
 }

@@ -6,7 +6,7 @@ use crate::config::model::Listener;
 use crate::config::reader::{Ctx, Obj};
 
 use super::common::ip_address;
-use super::filter_chain;
+use super::{filter_chain, overlap};
 
 /// One listener; `i` names it `listener_<i>` when it has no `name`.
 pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listener> {
@@ -36,33 +36,7 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     let listener_filters = filter_chain::listener_filters(ctx, filter_items);
     let listener_filters_timeout = o.duration(ctx, "listener_filters_timeout").unwrap_or(Duration::from_secs(15));
     let continue_on_listener_filters_timeout = o.bool(ctx, "continue_on_listener_filters_timeout").unwrap_or(false);
-    o.finish(
-        ctx,
-        &[
-            "use_original_dst",
-            "deprecated_v1",
-            "transparent",
-            "freebind",
-            "socket_options",
-            "tcp_fast_open_queue_length",
-            "udp_listener_config",
-            "api_listener",
-            "connection_balance_config",
-            "reuse_port",
-            "enable_reuse_port",
-            "access_log",
-            "tcp_backlog_size",
-            "bind_to_port",
-            "additional_addresses",
-            "enable_mptcp",
-            "ignore_global_conn_limit",
-            "internal_listener",
-            "drain_type",
-            "filter_chain_matcher",
-            "max_connections_to_accept_per_socket_event",
-            "listener_specifier",
-        ],
-    );
+    o.finish(ctx, &[]);
     if chain_items.is_empty() && default_item.is_none() {
         ctx.err(format!("{o_path}.filter_chains"), "at least one filter chain is required");
     }
@@ -79,6 +53,8 @@ pub(crate) fn listener(ctx: &mut Ctx, mut o: Obj<'_>, i: usize) -> Option<Listen
     let pairs: Vec<_> = filter_chains.iter().map(|(c, _)| c).zip(raw_matches).collect();
     if let Some((i, message)) = filter_chain::duplicate_matches(&pairs) {
         ctx.err(&filter_chains[i].1, message);
+    } else if let Some(j) = overlap::first_overlap(&pairs.iter().map(|(c, _)| &c.matcher).collect::<Vec<_>>()) {
+        ctx.err(&filter_chains[j].1, overlap::OVERLAP);
     }
     let filter_chains = filter_chains.into_iter().map(|(c, _)| c).collect();
     if ctx.error_count() > before {

@@ -5,11 +5,12 @@ pids=()
 work=$(mktemp -d)
 
 cleanup() {
+  local p running
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   # Bounded wait for them to go, then force what is left: only our own PIDs.
   for _ in $(seq 1 50); do
-    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break; sleep 0.1
+    running=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && running=1; done
+    [ "$running" = 0 ] && break; sleep 0.1
   done
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$work"

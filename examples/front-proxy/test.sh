@@ -27,8 +27,10 @@ check "service1 reaches 3 hosts after the DNS change" has '^  service1 has 3 hos
 rr=$(sed -n '/^6\./,/^7\./p' "$out" | grep -oE 'hostname: service1-[abc]' | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')
 check "round robin: 6 requests, 2 to each of the 3 instances" test "$rr" = "2 2 2 "
 check "/clusters lists the three hosts" test "$(grep -cE "^  service1::$NET\.1[123]:[0-9]+::hostname::service1$" "$out")" = 3
-check "/stats counts DNS updates (no failure, unchanged answers as no_rebuild)" \
-  has '^  cluster\.service1\.update_no_rebuild: [1-9]'
+# The first lookup and the one that found the new records, at least (unchanged answers in
+# between count as update_no_rebuild too, but how many fit depends on the machine's speed).
+check "/stats counts DNS updates (the first lookup and the one after the change)" \
+  has '^  cluster\.service1\.update_success: ([2-9]|[1-9][0-9]+)$'
 check "/stats: no DNS failure" has '^  cluster\.service1\.update_failure: 0$'
 check "/stats: h2c to the sidecars" has '^  cluster\.service1\.upstream_cx_http2_total: [1-9]'
 check "run.sh reached its end" has '^sandbox OK$'

@@ -37,18 +37,8 @@ declare -A in_port=([$alive]=$in_alive [$user]=$in_user [$user2]=$in_user2)
 declare -A app_port=([$alive]=$app_alive [$user]=$app_user [$user2]=$app_user2)
 declare -A admin_port=([$alive]=$admin_alive [$user]=$admin_user [$user2]=$admin_user2)
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    alive_any=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive_any=1; done
-    [ "$alive_any" = 0 ] && break; sleep 0.1
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=../common/lib.sh
+. "$here/../common/lib.sh"
 
 # The stubs, generated from the .proto as a build would.
 python3 -m grpc_tools.protoc -I "$here" --python_out="$work" --grpc_python_out="$work" "$here/gateway.proto"

@@ -4,15 +4,19 @@
 pids=()
 work=$(mktemp -d)
 
-cleanup() {
+# stop PID...: TERM, a bounded wait for them to go, then KILL what is left (only our PIDs).
+stop() {
   local p running
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # Bounded wait for them to go, then force what is left: only our own PIDs.
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
   for _ in $(seq 1 50); do
-    running=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && running=1; done
+    running=0; for p in "$@"; do kill -0 "$p" 2>/dev/null && running=1; done
     [ "$running" = 0 ] && break; sleep 0.1
   done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
+}
+
+cleanup() {
+  [ "${#pids[@]}" -gt 0 ] && stop "${pids[@]}"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -15,18 +15,8 @@ addr=${ADDR:-127.0.0.1}
 free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$addr"; }
 listen=${LISTEN_PORT:-$(free_port)} admin=${ADMIN_PORT:-$(free_port)} eds=${EDS_PORT:-$(free_port)}
 ups=("${UP1_PORT:-$(free_port)}" "${UP2_PORT:-$(free_port)}" "${UP3_PORT:-$(free_port)}" "${UP4_PORT:-$(free_port)}" "${UP5_PORT:-$(free_port)}")
-work=$(mktemp -d)
-pids=()
-stop() { # stop PID...: TERM, a bounded wait, then KILL; only PIDs started here
-  for p in "$@"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    alive=0; for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break; sleep 0.1
-  done
-  for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
-}
-cleanup() { [ "${#pids[@]}" -gt 0 ] && stop "${pids[@]}"; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=../common/lib.sh
+. "$here/../common/lib.sh"
 
 # Five upstreams that say who they are.
 for i in 1 2 3 4 5; do

@@ -51,7 +51,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use discovery::{
-    parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json, validate_discovery_file,
+    listed_cluster_names, parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json,
+    validate_discovery_file,
 };
 pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};

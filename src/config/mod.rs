@@ -114,6 +114,12 @@ pub fn support_matrix() -> String {
     schema::support::matrix()
 }
 
+/// What legate does not support yet, as markdown (`legate --print-not-supported`,
+/// `docs/not-supported.md`): generated from the same table and Envoy's API.
+pub fn not_supported() -> String {
+    schema::not_supported()
+}
+
 /// Cross-resource checks usable after an LDS/CDS update too: route configs (inline) naming
 /// clusters that do not exist (unless `validate_clusters` is false) -> one error each, with the
 /// field path under `root` (`resources`, `static_resources.listeners`). The errors' `file` is

@@ -2,6 +2,14 @@
 //! `LEGATE_GIT_SHA` from the environment if set (an image or package built without `.git`),
 //! else `git rev-parse HEAD` when this directory is a checkout's top level, else `unknown`.
 //! A tarball without `.git` builds the same way, with `unknown`.
+//!
+//! Only HEAD, the branch's ref and `packed-refs` are watched (not the index), so a build
+//! reruns this script after a commit or a checkout and at no other time. That still
+//! recompiles the whole crate once per commit: cargo rebuilds every target of a package whose
+//! build script reran (lib included, though only `--version` and `/server_info` read the
+//! value), and a package has one build script. Doing better means a second package for the
+//! binary, or a commit that goes stale in `--version`; neither is worth it. A developer who
+//! commits often sets `LEGATE_GIT_SHA=dev`: git is then not read, nor watched.
 
 use std::path::Path;
 use std::process::Command;

@@ -87,6 +87,9 @@ pub struct Cli {
     /// Print, as markdown, which fields of Envoy's API legate implements, and exit.
     #[arg(long = "print-support-matrix")]
     pub print_support_matrix: bool,
+    /// Print, as markdown, the extensions and fields of Envoy's API legate refuses, and exit.
+    #[arg(long = "print-not-supported")]
+    pub print_not_supported: bool,
     /// Print the version (with the git commit it was built from) and exit.
     #[arg(long)]
     pub version: bool,

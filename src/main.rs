@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         print!("{}", legate::config::support_matrix());
         return ExitCode::SUCCESS;
     }
+    if cli.print_not_supported {
+        print!("{}", legate::config::not_supported());
+        return ExitCode::SUCCESS;
+    }
     let loggers = init_tracing(&cli);
 
     if cli.config_path.is_none() && cli.config_yaml.is_none() {

@@ -233,21 +233,26 @@ impl Server {
         q: &crate::admin::config_dump::DumpQuery,
     ) -> Result<serde_json::Value, crate::admin::config_dump::DumpError> {
         let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let rest_eds = if q.include_eds { rest_eds_endpoints(&self.shared.snapshot.load()) } else { Vec::new() };
-        crate::admin::config_dump::config_dump(&self.sources(), &errors, self.started_at, q, &rest_eds)
+        let live = if q.include_eds { live_endpoints(&self.shared.snapshot.load()) } else { Vec::new() };
+        crate::admin::config_dump::config_dump(&self.sources(), &errors, self.started_at, q, &live)
     }
 }
 
-/// `(cluster name, ClusterLoadAssignment)` of every REST EDS cluster, from its live hosts.
-fn rest_eds_endpoints(snap: &Snapshot) -> Vec<(String, serde_json::Value)> {
+/// `(cluster name, ClusterLoadAssignment)` of every cluster whose endpoints are not a file's
+/// (REST EDS, STATIC, STRICT_DNS), from its live hosts, by name as Envoy lists them.
+fn live_endpoints(snap: &Snapshot) -> Vec<(String, serde_json::Value)> {
     let mut out: Vec<(String, serde_json::Value)> = snap
         .clusters
         .values()
-        .filter_map(|c| match &c.config.discovery {
-            model::DiscoveryType::Eds { service_name, source: model::EdsConfigSource::Rest { .. } } => {
-                Some((c.name().to_string(), crate::upstream::eds_rest::endpoint_config(c, service_name)))
-            }
-            _ => None,
+        .filter_map(|c| {
+            let cla_name = match &c.config.discovery {
+                model::DiscoveryType::Eds { service_name, source: model::EdsConfigSource::Rest { .. } } => {
+                    service_name.as_str()
+                }
+                model::DiscoveryType::Static | model::DiscoveryType::StrictDns => c.name(),
+                _ => return None,
+            };
+            Some((c.name().to_string(), crate::upstream::eds_rest::endpoint_config(c, cla_name)))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -265,7 +265,7 @@ pub fn config_dump(
     errors: &BTreeMap<String, Value>,
     started: SystemTime,
     q: &DumpQuery,
-    rest_eds: &[(String, Value)],
+    live: &[(String, Value)],
 ) -> Result<Value, DumpError> {
     let started = time(started);
     let named = |v: &Value| {
@@ -341,11 +341,11 @@ pub fn config_dump(
                 })
             })
             .collect();
-        // REST EDS endpoints as Envoy shows them: by the cluster's origin, the bootstrap's
-        // (static) or CDS's, without a version.
+        // Endpoints that are no file's (REST EDS, STATIC and STRICT_DNS clusters) as Envoy
+        // shows them: by the cluster's origin, the bootstrap's (static) or CDS's, without a
+        // version.
         let (mut static_eps, mut rest_dynamic) = (Vec::new(), Vec::new());
-        for (cluster, cla) in rest_eds.iter().filter(|(name, _)| q.name_regex.as_ref().is_none_or(|r| r.is_match(name)))
-        {
+        for (cluster, cla) in live.iter().filter(|(name, _)| q.name_regex.as_ref().is_none_or(|r| r.is_match(name))) {
             let entry = json!({"endpoint_config": cla});
             if static_names.contains(cluster) {
                 static_eps.push(entry);

@@ -145,6 +145,22 @@ pub fn parse_endpoints(
     DocCache::default().endpoints(path, bytes, name)
 }
 
+/// The cluster names a file lists, valid or not: `resources[*].name` of a CDS file, or
+/// `static_resources.clusters[*].name` of a bootstrap. A batch rejected for a broken cluster
+/// reports that cluster's errors only, not also `unknown cluster` for each route naming it.
+/// Empty when the file does not parse.
+pub fn listed_cluster_names(path: &Path, bytes: &[u8], bootstrap: bool) -> Vec<String> {
+    let Ok(value) = parse_value(path, bytes, format_for(path)) else {
+        return Vec::new();
+    };
+    let list =
+        if bootstrap { value.get("static_resources").and_then(|s| s.get("clusters")) } else { value.get("resources") };
+    let Some(Value::Sequence(items)) = list else {
+        return Vec::new();
+    };
+    items.iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string)).collect()
+}
+
 /// The same parsers, reusing the last document of each file.
 impl DocCache {
     /// [`parse_listeners`].

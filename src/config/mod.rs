@@ -51,7 +51,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use discovery::{
-    parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json, validate_discovery_file,
+    listed_cluster_names, parse_clusters, parse_endpoints, parse_listeners, parse_route_config, resources_json,
+    validate_discovery_file,
 };
 pub use docs::DocCache;
 pub use error::{ConfigError, ConfigErrors};
@@ -111,6 +112,12 @@ pub fn load_bootstrap_with_json(
 /// from the table the validation uses.
 pub fn support_matrix() -> String {
     schema::support::matrix()
+}
+
+/// What legate does not support yet, as markdown (`legate --print-not-supported`,
+/// `docs/not-supported.md`): generated from the same table and Envoy's API.
+pub fn not_supported() -> String {
+    schema::not_supported()
 }
 
 /// Cross-resource checks usable after an LDS/CDS update too: route configs (inline) naming

@@ -27,7 +27,7 @@ use crate::server::Server;
 use crate::xds::{Response, SourceHandle};
 
 use super::history::Attempt;
-use super::load::{self, LoadError};
+use super::load::{self, FileResult};
 use super::sources::{stat_prefixes, Role, Sources};
 use super::state::{diff, Diff, Effective};
 use super::stats::{Outcome, SubscriptionStats};
@@ -40,17 +40,6 @@ enum Tried {
     Applied,
     Rejected { cross_only: bool },
     Nothing,
-}
-
-/// One file's result inside a batch.
-struct FileResult {
-    role: Role,
-    path: PathBuf,
-    /// `content_hash` of the bytes loaded.
-    hash: u64,
-    result: Result<(Outcome, String), LoadError>,
-    /// Tolerated values (`server.dynamic_unknown_fields`).
-    warnings: Vec<cfg::ConfigError>,
 }
 
 /// The files' state: what was accepted, and how to watch for more.
@@ -206,7 +195,7 @@ impl FileSource {
                 tracing::debug!(config.file = %change.path.display(), error = %e.errors(), "unsettled file does not validate yet");
                 continue;
             }
-            results.push(FileResult { role, path: change.path.clone(), hash: change.hash, result, warnings });
+            results.push(FileResult::new(role, &change.path, bytes, change.hash, result, warnings));
         }
         let load_failed = results.iter().any(|r| r.result.is_err());
         if load_failed && silent {
@@ -295,7 +284,8 @@ impl FileSource {
                 errors.extend(e.errors().0.iter().cloned());
             }
         }
-        let names: HashSet<String> = next.clusters().map(|c| c.name.clone()).collect();
+        let broken = results.iter().flat_map(|r| r.broken_clusters.iter().cloned());
+        let names: HashSet<String> = next.clusters().map(|c| c.name.clone()).chain(broken).collect();
         let mut seen = HashSet::new();
         for c in next.clusters() {
             if !seen.insert(c.name.as_str()) {
@@ -421,7 +411,7 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
                     let mut warnings = Vec::new();
                     let result = load::load(next, docs, &role, &src.path, &bytes, &mut warnings);
                     loaded_any = true;
-                    results.push(FileResult { role, path: src.path, hash: content_hash(&bytes), result, warnings });
+                    results.push(FileResult::new(role, &src.path, &bytes, content_hash(&bytes), result, warnings));
                 }
                 Err(e) => {
                     tracing::warn!(config.file = %src.path.display(), config.role = %role, error = %e, "cannot read discovery file yet; waiting for it");

@@ -1,8 +1,8 @@
 //! Reads one configuration file for the role it plays into a copy of the sources. Discovery
 //! files go through the reloader's [`DocCache`], so a long file with one changed line is
-//! parsed in pieces.
+//! parsed in pieces; [`FileResult`] is one file's outcome inside a batch.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -145,6 +145,38 @@ pub fn load(
             sources.eds.insert(service.clone(), loaded(endpoints, d.version_info, path, bytes));
             Ok((Outcome::Success { changed }, v))
         }
+    }
+}
+
+/// One file's result inside a batch.
+pub struct FileResult {
+    pub role: Role,
+    pub path: PathBuf,
+    /// `content_hash` of the bytes loaded.
+    pub hash: u64,
+    pub result: Result<(Outcome, String), LoadError>,
+    /// Tolerated values (`server.dynamic_unknown_fields`).
+    pub warnings: Vec<config::ConfigError>,
+    /// The clusters a rejected CDS file or bootstrap lists: routes naming them are not
+    /// reported as `unknown cluster` on top of the clusters' own errors.
+    pub broken_clusters: Vec<String>,
+}
+
+impl FileResult {
+    pub fn new(
+        role: Role,
+        path: &Path,
+        bytes: &[u8],
+        hash: u64,
+        result: Result<(Outcome, String), LoadError>,
+        warnings: Vec<config::ConfigError>,
+    ) -> FileResult {
+        let broken_clusters = match (&role, &result) {
+            (Role::Cds, Err(_)) => config::listed_cluster_names(path, bytes, false),
+            (Role::Bootstrap, Err(_)) => config::listed_cluster_names(path, bytes, true),
+            _ => Vec::new(),
+        };
+        FileResult { role, path: path.to_path_buf(), hash, result, warnings, broken_clusters }
     }
 }
 

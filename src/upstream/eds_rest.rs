@@ -115,6 +115,10 @@ pub fn spawn_rest_eds(cluster: &Arc<Cluster>, lookup: Lookup, reloader: SourceHa
                     version = v;
                 }
                 Ok(Some((v, endpoints))) => {
+                    // Envoy counts an answer that leaves the host set as it was (the first,
+                    // empty, answer to a cluster that starts empty) as no rebuild too.
+                    let rebuilds_nothing =
+                        endpoints.iter().all(|l| l.endpoints.is_empty()) && target.hosts.load().all.is_empty();
                     let endpoints = Arc::new(endpoints);
                     let update =
                         Update::new(TypeUrl::ClusterLoadAssignment, v.clone(), format!("rest-eds:{}", eds.management))
@@ -122,7 +126,10 @@ pub fn spawn_rest_eds(cluster: &Arc<Cluster>, lookup: Lookup, reloader: SourceHa
                     drop(target);
                     match reloader.deliver(vec![update]).await {
                         Some(Response::Ack) => {
-                            stats.sub.record(Outcome::Success { changed: true }, &v);
+                            stats.sub.record(Outcome::Success { changed: !rebuilds_nothing }, &v);
+                            if rebuilds_nothing {
+                                stats.no_rebuild.inc();
+                            }
                             version = v;
                             applied = Some(endpoints);
                         }
@@ -229,21 +236,28 @@ pub fn parse_response(bytes: &[u8], service_name: &str) -> Result<Option<(String
     Ok(Some((parsed.version_info, endpoints)))
 }
 
-/// The endpoints a REST EDS cluster runs with, as the `ClusterLoadAssignment` Envoy's
-/// `/config_dump?include_eds` shows for it (from the live host set: locality, health status,
-/// weights and policy spelled out).
+/// The endpoints a cluster runs with (REST EDS, STATIC, STRICT_DNS), as the
+/// `ClusterLoadAssignment` Envoy's `/config_dump?include_eds` shows for it: from the live host
+/// set, locality, health status, weights and policy spelled out; a DNS host carries the name
+/// it was resolved from and an empty `metadata`, as in Envoy 1.40.
 pub fn endpoint_config(cluster: &Cluster, service_name: &str) -> serde_json::Value {
+    let dns = matches!(cluster.config.discovery, crate::config::model::DiscoveryType::StrictDns);
     let hosts = cluster.hosts.load();
     let mut by_priority: std::collections::BTreeMap<u32, Vec<serde_json::Value>> = Default::default();
     for h in &hosts.all {
-        by_priority.entry(h.priority).or_default().push(serde_json::json!({
-            "endpoint": {
-                "address": {"socket_address": {"address": h.addr.ip().to_string(), "port_value": h.addr.port()}},
-                "health_check_config": {},
-            },
-            "health_status": "HEALTHY",
-            "load_balancing_weight": h.weight,
-        }));
+        let mut endpoint = serde_json::json!({
+            "address": {"socket_address": {"address": h.addr.ip().to_string(), "port_value": h.addr.port()}},
+            "health_check_config": {},
+        });
+        if let Some(name) = &h.hostname {
+            endpoint["hostname"] = name.as_str().into();
+        }
+        let mut lb = serde_json::json!({"endpoint": endpoint, "health_status": "HEALTHY"});
+        if dns {
+            lb["metadata"] = serde_json::json!({});
+        }
+        lb["load_balancing_weight"] = h.weight.into();
+        by_priority.entry(h.priority).or_default().push(lb);
     }
     let endpoints: Vec<serde_json::Value> = by_priority
         .into_iter()

@@ -19,6 +19,7 @@ pub mod connect;
 pub mod dns;
 mod dns_schedule;
 pub mod eds_rest;
+mod envoy_zeros;
 mod error;
 #[cfg(test)]
 pub mod fake;
@@ -76,6 +77,7 @@ pub struct ClusterStats {
     store: Arc<Store>,
     name: String,
     pub conn: pool::ConnStats,
+    _envoy_zeros: envoy_zeros::EnvoyZeros,
 }
 
 /// `<prefix>_<code>`, `<prefix>_<class>xx` and `<prefix>_completed`.
@@ -177,6 +179,7 @@ impl ClusterStats {
                 host_cx_active: Gauge::default(),
                 host_cx_connect_fail: Counter::default(),
             },
+            _envoy_zeros: envoy_zeros::EnvoyZeros::new(store, name),
         }
     }
 }

@@ -2,9 +2,18 @@
 //! the exact lines `--mode validate` and a reload print, and `--mode validate` on a file-based
 //! xDS file.
 
+use std::path::Path;
+
+use serde_json::{json, Value};
+
 use crate::common::assert_eventually;
 use crate::common::client::raw;
+use crate::common::config::{self as fixture, static_cluster, to_cluster, vhost};
 use crate::common::legate::{validate, Legate};
+use crate::reload::{
+    cluster_listener, discovery, file_source, listener, rds_hcm, typed, with_node, ConfigMap, Setup, CLUSTER_T,
+    LISTENER_T, ROUTE_T,
+};
 
 const HCM: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -197,4 +206,68 @@ async fn the_reload_line_names_its_files_and_the_node_warning_comes_once() {
         let (whole, tenths) = ms.split_once('.').unwrap_or_default();
         assert!(whole.parse::<u64>().is_ok() && tenths.len() == 1, "rounded to a tenth of a ms: {line}");
     }
+}
+
+/// A ConfigMap volume holding `lds.yaml` (listener `main` routing through `rds.yaml`, and
+/// listener `side` sending everything to `cluster` inline), `cds.yaml` (`a_svc`, `b_svc` and
+/// `extra`) and `rds.yaml` (`/` to `cluster`): one `..data` swap changes all three at once.
+fn dynamic_files(s: &Setup, cm: &Path, version: &str, cluster: &str, extra: Vec<Value>) -> Vec<(&'static str, String)> {
+    let rds = discovery(
+        version,
+        vec![typed(
+            ROUTE_T,
+            json!({"name": "local_route", "virtual_hosts": [vhost("vh", &["*"], json!([to_cluster(json!({"prefix": "/"}), cluster)]))]}),
+        )],
+    );
+    let main = typed(LISTENER_T, listener("main", 0, rds_hcm(file_source(&cm.join("rds.yaml"), Some(cm)))));
+    let lds = discovery(version, vec![main, cluster_listener("side", cluster)]);
+    let mut clusters = s.static_clusters();
+    clusters.extend(extra);
+    let cds = discovery(version, clusters.into_iter().map(|c| typed(CLUSTER_T, c)).collect());
+    vec![("lds.yaml", lds), ("cds.yaml", cds), ("rds.yaml", rds)]
+}
+
+fn as_refs<'a>(files: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    files.iter().map(|(n, c)| (*n, c.as_str())).collect()
+}
+
+/// A cluster whose `connect_timeout` Envoy refuses too.
+fn broken_cluster(s: &Setup, name: &str) -> Value {
+    let mut c = static_cluster(name, &[s.b.addr()]);
+    c["connect_timeout"] = json!("soon");
+    c
+}
+
+/// Issue 17: a broken cluster arriving by CDS, at the first load of the discovery files or on
+/// a reload, is reported by its own error only: neither the LDS listener's inline routes nor
+/// the RDS routes naming it add `unknown cluster`.
+#[tokio::test]
+async fn a_broken_cds_cluster_is_not_also_unknown_to_its_routes() {
+    let s = Setup::new().await;
+    let cm_dir = s.path("cm");
+    let first = dynamic_files(&s, &cm_dir, "v1", "new_svc", vec![broken_cluster(&s, "new_svc")]);
+    let mut cm = ConfigMap::create(&cm_dir, &as_refs(&first));
+    let dynamic = json!({
+        "lds_config": file_source(&cm.path("lds.yaml"), Some(cm.dir())),
+        "cds_config": file_source(&cm.path("cds.yaml"), Some(cm.dir())),
+    });
+    let rig = s.start(with_node(fixture::bootstrap().value(), Some(dynamic))).await;
+    assert_eventually!(rig.legate.output().contains("initial discovery files rejected"), "the first load is rejected");
+    let output = rig.legate.output();
+    assert!(output.contains("resources[2].connect_timeout"), "the cluster's own error: {output}");
+    assert!(!output.contains("unknown cluster"), "no route reports the broken cluster as unknown: {output}");
+
+    let good = dynamic_files(&rig.setup, &cm_dir, "v2", "b_svc", vec![]);
+    cm.update(&as_refs(&good));
+    assert_eventually!(rig.listener("main").await.is_some() && rig.hit("/").await == "b", "the good files apply");
+
+    // A reload adding a broken cluster and, in the same swap, routes to it.
+    let bad = dynamic_files(&rig.setup, &cm_dir, "v3", "newer_svc", vec![broken_cluster(&rig.setup, "newer_svc")]);
+    cm.update(&as_refs(&bad));
+    assert_eventually!(rig.reloads().await[0]["outcome"] == "rejected", "the broken cluster is rejected");
+    let error = rig.reloads().await[0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("resources[2].connect_timeout"), "the cluster's own error: {error}");
+    assert!(!error.contains("unknown cluster"), "no route reports the broken cluster as unknown: {error}");
+    assert!(!rig.legate.output().contains("unknown cluster"), "{}", rig.legate.output());
+    assert_eq!(rig.hit("/").await, "b", "the running configuration stays");
 }

@@ -200,6 +200,22 @@ async fn dns_clusters_count_their_updates() {
     assert_eq!(failure, 0);
     assert!(attempt == success || attempt == success + 1, "one lookup may be in flight: {attempt} {success}");
     assert_eq!(s["cluster.service1.update_empty"], 0);
+    // The resolved hosts in `/config_dump?include_eds`, in Envoy 1.40's shape for a
+    // STRICT_DNS cluster: the name the address came from, an empty metadata.
+    let dump = legate.admin_get("/config_dump?include_eds").await.json();
+    let eds = dump["configs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"))
+        .cloned()
+        .expect("an EndpointsConfigDump");
+    let cla = &eds["static_endpoint_configs"][0]["endpoint_config"];
+    assert_eq!(cla["cluster_name"], "service1", "{eds:#}");
+    let lb = &cla["endpoints"][0]["lb_endpoints"][0];
+    let want = json!({"address": {"socket_address": {"address": "127.0.0.29", "port_value": up.port()}},
+                      "health_check_config": {}, "hostname": "a.svc"});
+    assert_eq!(lb["endpoint"], want, "{eds:#}");
+    assert_eq!(lb["metadata"], json!({}), "{eds:#}");
+    assert_eq!(lb["load_balancing_weight"], 1, "{eds:#}");
     drop(dns);
     assert_eventually!(legate.stat("cluster.service1.update_failure").await >= 2, "lookups fail");
     assert_eq!(c.get(&url).await.status, 200, "the hosts stay");

@@ -150,6 +150,16 @@ async fn v3_transport_polls_the_v3_path_with_v3_type_urls() {
     let disco = Discovery::spawn().await;
     let legate = Legate::start(v3_config(disco.addr, Some("V3"))).await;
     assert_eq!(hit(&legate).await, "503 no healthy upstream");
+    // Answers without endpoints to a cluster that has none rebuild nothing, the first one
+    // included (Envoy 1.40 against the same server: update_no_rebuild == update_success).
+    assert_eventually!(
+        {
+            let s = legate.stats().await;
+            let success = s["cluster.target.update_success"];
+            success >= 2 && s["cluster.target.update_no_rebuild"] == success
+        },
+        "every empty answer is a no-rebuild"
+    );
     disco.serve(&[a.addr()]);
     assert_eventually!(legate.stat("cluster.target.membership_total").await == 1, "the v3 answer applies");
     assert_eq!(hit(&legate).await, "a");
@@ -179,8 +189,14 @@ async fn v3_transport_polls_the_v3_path_with_v3_type_urls() {
         .and_then(|c| c.iter().find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"))
         .cloned()
         .expect("an EndpointsConfigDump");
-    let cla = &eds["static_endpoint_configs"][0]["endpoint_config"];
-    assert_eq!(cla["cluster_name"], "myservice", "{eds:#}");
+    let statics: Vec<&Value> =
+        eds["static_endpoint_configs"].as_array().into_iter().flatten().map(|e| &e["endpoint_config"]).collect();
+    let names: Vec<&Value> = statics.iter().map(|c| &c["cluster_name"]).collect();
+    // The STATIC management cluster's endpoints too, by cluster name, as Envoy lists them.
+    assert_eq!(names, [&json!("mgmt"), &json!("myservice")], "{eds:#}");
+    let port = &statics[0]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"];
+    assert_eq!(port, &json!(disco.addr.port()), "{eds:#}");
+    let cla = statics[1];
     assert_eq!(cla["@type"], V3_TYPE);
     let sa = &cla["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
     assert_eq!(sa["port_value"], json!(a.addr().port()), "{eds:#}");

@@ -239,3 +239,29 @@ async fn retried_external_and_internal_answer_counters() {
     assert_eq!(stat("upstream_cx_http1_total"), stat("upstream_cx_total"));
     assert_eq!(stat("upstream_cx_http2_total"), Some(0));
 }
+
+/// A STATIC cluster shows the stat names Envoy 1.40 shows for one (the discovery counters
+/// `update_*` and `assignment_*` at 0 included), in `/stats` and `/stats/prometheus`.
+#[tokio::test]
+async fn a_static_cluster_has_envoys_stat_names() {
+    let fixture = include_str!("../fixtures/envoy-1.40-static-cluster-stats.txt");
+    let envoy: std::collections::BTreeSet<&str> =
+        fixture.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let up = upstream::http1().spawn().await;
+    let legate = start(&up).await;
+    let text = legate.admin_get("/stats").await.text();
+    let ours: std::collections::BTreeSet<&str> =
+        text.lines().filter_map(|l| l.strip_prefix("cluster.service1.")).filter_map(|l| l.split(':').next()).collect();
+    // Counted per host by Envoy's default transport socket match: legate has no such matcher.
+    let not_yet = ["default.total_match_count"];
+    let missing: Vec<&&str> = envoy.difference(&ours).filter(|n| !not_yet.contains(n)).collect();
+    assert!(missing.is_empty(), "Envoy shows these, legate does not: {missing:?}");
+    // Envoy creates this histogram on the first request; legate shows it from the start.
+    let extra: Vec<&&str> = ours.difference(&envoy).filter(|n| **n != "upstream_rq_time").collect();
+    assert!(extra.is_empty(), "legate shows these, Envoy does not: {extra:?}");
+    let prom = legate.admin_get("/stats/prometheus").await.text();
+    for name in ["update_attempt", "update_no_rebuild", "assignment_stale", "warming_state"] {
+        let line = format!("envoy_cluster_{name}{{envoy_cluster_name=\"service1\"}} 0");
+        assert!(prom.lines().any(|l| l == line), "{line} in:\n{prom}");
+    }
+}

@@ -26,7 +26,10 @@
 
 mod hints;
 pub(crate) mod support;
+mod unsupported;
 mod walk;
+
+pub(crate) use unsupported::not_supported;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -34,6 +34,21 @@ fn committed_support_matrix_is_the_tables() {
 }
 
 #[test]
+fn committed_not_supported_list_is_the_tables() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/not-supported.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = crate::config::not_supported();
+    assert!(
+        committed == generated,
+        "docs/not-supported.md is stale: legate --print-not-supported > docs/not-supported.md"
+    );
+    // The list is the table's complement: an honoured field is never in it.
+    assert!(generated.contains("- `envoy.config.cluster.v3.Cluster`: "), "{generated}");
+    assert!(!generated.contains("`connect_timeout`"), "{generated}");
+    assert!(generated.contains("`ext_authz`"), "{generated}");
+}
+
+#[test]
 fn every_table_entry_is_a_message_with_those_fields() {
     for m in schema::support::TABLE {
         let Some(desc) = schema::message(m.name) else { panic!("{} is not in Envoy's schema", m.name) };

@@ -273,7 +273,8 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
         };
         ep.finish(ctx, &[]);
         endpoint = addr.map(|address| Endpoint { address, hostname, weight });
-    } else if !lb.has("endpoint_name") {
+    } else if !lb.has_unread() {
+        // An endpoint given another way (`endpoint_name`) is refused by the support table.
         ctx.err(lb.at("endpoint"), "missing endpoint");
     }
     lb.finish(ctx, &[]);

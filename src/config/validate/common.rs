@@ -67,7 +67,8 @@ pub(crate) fn address(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<(Str
             (String::new(), 0)
         }
         (_, None) => {
-            if !sa.has("port_value") && !sa.has("named_port") {
+            // A port given another way (`named_port`) is refused by the support table.
+            if !sa.has("port_value") && !sa.has_unread() {
                 ctx.err(sa.at("port_value"), "missing port_value");
             }
             (String::new(), 0)

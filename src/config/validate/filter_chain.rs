@@ -39,7 +39,7 @@ pub(crate) fn filter_chain(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FilterChain>
         );
     }
     o.ignore(&["metadata"]);
-    o.finish(ctx, &["transport_socket_connect_timeout", "use_proxy_proto", "tls_context", "on_demand_configuration"]);
+    o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(FilterChain { name, matcher, filters, tls })
 }
 
@@ -48,7 +48,7 @@ fn network_filter(ctx: &mut Ctx, mut f: Obj<'_>, last: bool) -> Option<NetworkFi
     let name = f.str(ctx, "name").unwrap_or_default();
     let typed = f.obj(ctx, "typed_config");
     let path = f.path.clone();
-    f.finish(ctx, &["config_discovery"]);
+    f.finish(ctx, &[]);
     let Some(mut typed) = typed else {
         ctx.err(&path, "missing typed_config: a network filter is chosen by its @type");
         return None;
@@ -117,7 +117,7 @@ fn chain_match(ctx: &mut Ctx, mut o: Obj<'_>) -> FilterChainMatch {
             _ => ctx.err(&p, "expected a port in 1-65535"),
         }
     }
-    o.finish(ctx, &["address_suffix", "suffix_len"]);
+    o.finish(ctx, &[]);
     FilterChainMatch {
         destination_port,
         prefix_ranges,
@@ -162,7 +162,7 @@ pub(crate) fn listener_filters(ctx: &mut Ctx, items: Vec<Obj<'_>>) -> Vec<Listen
         let _ = f.str(ctx, "name");
         let typed = f.obj(ctx, "typed_config");
         let path = f.path.clone();
-        f.finish(ctx, &["config_discovery", "filter_disabled"]);
+        f.finish(ctx, &[]);
         let Some(mut typed) = typed else {
             ctx.err(&path, "missing typed_config: a listener filter is chosen by its @type");
             continue;

@@ -71,7 +71,7 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                 },
             },
         };
-        f.finish(ctx, &["config_discovery"]);
+        f.finish(ctx, &[]);
         if disabled && matches!(kind, Some(HttpFilterKind::Router)) {
             ctx.err(
                 format!("{path}.disabled"),
@@ -127,16 +127,16 @@ fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpFilterKind> {
         let mut exact = h.str(ctx, "exact_match");
         if let Some(mut sm) = h.obj(ctx, "string_match") {
             exact = sm.str(ctx, "exact");
-            sm.finish(ctx, &["prefix", "suffix", "contains", "safe_regex", "ignore_case"]);
+            sm.finish(ctx, &[]);
         }
         let hpath = h.path.clone();
-        h.finish(ctx, &["prefix_match", "suffix_match", "safe_regex_match", "present_match", "invert_match"]);
+        h.finish(ctx, &[]);
         if name.as_deref() != Some(":path") || exact.is_none() {
             ctx.err(&hpath, "only a :path header with an exact match is supported");
         }
         path = exact;
     }
-    o.finish(ctx, &["cache_time", "cluster_min_healthy_percentages"]);
+    o.finish(ctx, &[]);
     if ctx.error_count() > before {
         return None;
     }

@@ -31,7 +31,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     let query_parameters = o.objs(ctx, "query_parameters").into_iter().filter_map(|q| query_matcher(ctx, q)).collect();
     let path = o.path.clone();
     // A path specifier legate does not implement is refused by the support table.
-    let unsupported_spec = ["regex", "connect_matcher", "path_match_policy"].iter().any(|f| o.has(f));
+    let unsupported_spec = o.has_unread();
     o.finish(ctx, &[]);
     if specs.len() > 1 {
         ctx.err(&path, "only one of prefix, path, safe_regex, path_separated_prefix may be set");

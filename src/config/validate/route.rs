@@ -113,7 +113,8 @@ fn route(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Route> {
     o.ignore(&["decorator"]);
     let path = o.path.clone();
     let has_match = o.has("match");
-    let unsupported_action = o.has("filter_action") || o.has("non_forwarding_action");
+    // An action legate does not implement is refused by the support table.
+    let unsupported_action = o.has_unread();
     o.finish(ctx, &[]);
     if !has_match {
         ctx.err(format!("{path}.match"), "missing match");
@@ -180,7 +181,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
     let path = o.path.clone();
-    let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
+    // A specifier legate does not implement (a plugin) is refused by the support table.
+    let plugin = o.has_unread();
     o.finish(ctx, &[]);
     if specs.len() > 1 {
         ctx.err(&path, "only one of cluster, weighted_clusters, cluster_header may be set");

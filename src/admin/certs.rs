@@ -1,6 +1,7 @@
 //! `/certs`: every TLS context's certificates in Envoy's JSON shape (per context, its
 //! trusted CAs and the leaf of each `tls_certificates` entry, with serial, SANs, validity
-//! and `days_until_expiration`).
+//! and `days_until_expiration`): the listeners' contexts, then the clusters' upstream ones
+//! (by cluster name; a context without certificates is listed empty, as Envoy lists it).
 
 use serde_json::{json, Value};
 
@@ -47,6 +48,15 @@ pub fn json(snap: &Snapshot) -> Value {
                 "cert_chain": tls.certs.iter().filter_map(|c| c.first()).map(|c| cert(c, now)).collect::<Vec<_>>(),
             }));
         }
+    }
+    let mut clusters: Vec<_> =
+        snap.clusters.values().filter_map(|c| Some((c.name(), c.config.tls.as_ref()?))).collect();
+    clusters.sort_by_key(|(name, _)| *name);
+    for (_, tls) in clusters {
+        out.push(json!({
+            "ca_cert": tls.ca.iter().map(|c| cert(c, now)).collect::<Vec<_>>(),
+            "cert_chain": tls.certs.first().map(|c| cert(c, now)).into_iter().collect::<Vec<_>>(),
+        }));
     }
     json!({ "certificates": out })
 }

@@ -19,6 +19,7 @@ pub(crate) mod route;
 pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
 pub(crate) mod upgrade;
+pub(crate) mod upstream_tls;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

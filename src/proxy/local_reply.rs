@@ -219,6 +219,9 @@ pub const BODY_CODEC_ERROR: &str = "http1.codec_error";
 pub fn reset_details(e: &UpstreamError) -> &'static str {
     use std::io::ErrorKind;
     match e {
+        UpstreamError::ConnectFailure { source, .. } if crate::tls::connect::tls_error(source).is_some() => {
+            crate::tls::connect::tls_error(source).map_or("", tls_details)
+        }
         UpstreamError::ConnectFailure { source, .. } => match source.kind() {
             ErrorKind::ConnectionRefused => {
                 "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
@@ -245,6 +248,28 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
         UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => BODY_CODEC_ERROR,
         UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => "downstream_remote_disconnect",
         UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
+    }
+}
+
+/// The details of an upstream TLS handshake that failed, in BoringSSL's words as Envoy gives
+/// them (Envoy also lists the certificate's SANs after `SAN_matcher`, which legate leaves out
+/// to keep the details a fixed string).
+fn tls_details(e: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error};
+    match e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_X509_verify_cert:_certificate_verification_error_at_depth_0:_unable_to_get_local_issuer_certificate:TLS_error_end}"
+        }
+        Error::InvalidCertificate(_) if crate::tls::verify::failure_of(e) == Some(crate::tls::verify::VerifyFailure::San) => {
+            "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_SAN_matcher:TLS_error_end}"
+        }
+        Error::InvalidCertificate(_) => {
+            "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end}"
+        }
+        Error::AlertReceived(AlertDescription::HandshakeFailure) => {
+            "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268436496:SSL_routines:OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE:TLS_error_end}"
+        }
+        _ => "upstream_reset_before_response_started{remote_connection_failure|TLS_error:TLS_error_end}",
     }
 }
 

@@ -169,6 +169,8 @@ mod tests {
             }],
             protocol: Default::default(),
             http2: Default::default(),
+            auto_config: false,
+            tls: None,
             idle_timeout: None,
             per_connection_buffer_limit_bytes: 1 << 20,
             circuit_breakers: Default::default(),

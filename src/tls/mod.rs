@@ -1,19 +1,27 @@
-//! Downstream TLS (`envoy.transport_sockets.tls` with a `DownstreamTlsContext` on a filter
-//! chain), with rustls and its `ring` provider: [`config`] is what the configuration says,
-//! [`server`] builds the rustls context from it (certificates, `tls_params`, ALPN, the
-//! client verifier of [`verify`]), [`accept`] runs a connection's handshake and [`stats`]
-//! counts it. [`certs`] reads certificates (x509-parser) for `/certs` and the access log.
+//! TLS with rustls and its `ring` provider. Downstream (`envoy.transport_sockets.tls` with a
+//! `DownstreamTlsContext` on a filter chain): [`config`] is what the configuration says,
+//! [`server`] builds the rustls context from it (certificates, `tls_params` through
+//! [`params`], ALPN, the client verifier of [`verify`]), [`accept`] runs a connection's
+//! handshake and [`stats`] counts it. Upstream (a cluster's `UpstreamTlsContext`):
+//! [`client`] builds the client context, [`client_verify`] checks the server's certificate
+//! and [`connect`] runs the handshake of a pool's connection. [`certs`] reads certificates
+//! (x509-parser) for `/certs` and the access log.
 //!
 //! Certificates are loaded here only, from the bytes the validator read, so that certificate
 //! rotation and SDS can build on [`server::build`].
 
 pub mod accept;
 pub mod certs;
+pub mod client;
+pub mod client_verify;
 pub mod config;
+pub mod connect;
 pub mod names;
+pub mod params;
 pub mod server;
 pub mod stats;
 pub mod verify;
 
 pub use accept::Session;
+pub use client::ClientTls;
 pub use server::ServerTls;

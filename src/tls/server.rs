@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{SignatureAlgorithm, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::SignatureAlgorithm;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::certs::{self, CertInfo};
 use super::config::{DownstreamTlsConfig, TlsVersion};
-use super::names;
 use super::verify::ClientVerifier;
 
 /// A chain's TLS context, ready for handshakes. Compared by its configuration.
@@ -61,65 +60,7 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
 
 /// Builds the context.
 pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
-    let mut provider = provider();
-    let params = &config.params;
-    let params_at = |f: &str| format!("common_tls_context.tls_params.{f}");
-    if !params.cipher_suites.is_empty() {
-        let mut chosen: Vec<SupportedCipherSuite> =
-            provider.cipher_suites.iter().copied().filter(|s| s.version() == &rustls::version::TLS13).collect();
-        for (i, name) in params.cipher_suites.iter().enumerate() {
-            let found = provider.cipher_suites.iter().find(|s| names::cipher(s.suite()) == Some(name.as_str()));
-            match found {
-                Some(s) if s.version() == &rustls::version::TLS12 => chosen.push(*s),
-                Some(_) => {
-                    return Err(err(
-                        params_at(&format!("cipher_suites[{i}]")),
-                        format!("\"{name}\" is a TLS 1.3 suite, which cipher_suites does not configure"),
-                    ))
-                }
-                None => {
-                    return Err(err(
-                        params_at(&format!("cipher_suites[{i}]")),
-                        format!("cipher suite \"{name}\" is not implemented by legate (rustls)"),
-                    ))
-                }
-            }
-        }
-        provider.cipher_suites = chosen;
-    }
-    if !params.ecdh_curves.is_empty() {
-        let mut chosen = Vec::new();
-        for (i, name) in params.ecdh_curves.iter().enumerate() {
-            match provider.kx_groups.iter().find(|g| names::curve(g.name()) == Some(name.as_str())) {
-                Some(g) => chosen.push(*g),
-                None => {
-                    return Err(err(
-                        params_at(&format!("ecdh_curves[{i}]")),
-                        format!("curve \"{name}\" is not implemented by legate (rustls)"),
-                    ))
-                }
-            }
-        }
-        provider.kx_groups = chosen;
-    }
-    let min = params.min.unwrap_or(TlsVersion::V1_2);
-    let max = params.max.unwrap_or(TlsVersion::V1_3);
-    if min > max {
-        return Err(err(
-            params_at("tls_minimum_protocol_version"),
-            "the minimum protocol version is above the maximum",
-        ));
-    }
-    let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
-    if min <= TlsVersion::V1_3 && max >= TlsVersion::V1_3 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if min <= TlsVersion::V1_2 {
-        versions.push(&rustls::version::TLS12);
-        if !provider.cipher_suites.iter().any(|s| s.version() == &rustls::version::TLS12) {
-            return Err(err(params_at("cipher_suites"), "no TLS 1.2 cipher suite left"));
-        }
-    }
+    let (provider, versions) = super::params::tuned(&config.params, TlsVersion::V1_3)?;
 
     if config.certificates.is_empty() {
         return Err(err("common_tls_context.tls_certificates", "a server TLS context needs a certificate"));
@@ -170,7 +111,7 @@ pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
     let provider = Arc::new(provider);
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
-        .map_err(|e| err(params_at("tls_minimum_protocol_version"), e.to_string()))?;
+        .map_err(|e| err("common_tls_context.tls_params.tls_minimum_protocol_version", e.to_string()))?;
     let mut ca = Vec::new();
     let builder = match &config.validation {
         Some(v) => {

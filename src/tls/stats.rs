@@ -32,9 +32,17 @@ const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::TLSv1_2, ProtocolVersio
 const CURVES: [NamedGroup; 3] = [NamedGroup::X25519, NamedGroup::secp256r1, NamedGroup::secp384r1];
 
 impl SslStats {
-    /// `prefix` is `listener.<name>.ssl`.
+    /// `listener.<name>.ssl.*`.
     pub fn new(store: &Arc<Store>, listener: &str) -> Self {
-        let prefix = format!("listener.{listener}.ssl");
+        Self::with_prefix(store, format!("listener.{listener}.ssl"))
+    }
+
+    /// `cluster.<name>.ssl.*` (upstream TLS).
+    pub fn for_cluster(store: &Arc<Store>, cluster: &str) -> Self {
+        Self::with_prefix(store, format!("cluster.{cluster}.ssl"))
+    }
+
+    fn with_prefix(store: &Arc<Store>, prefix: String) -> Self {
         let c = |s: &str| store.counter(&format!("{prefix}.{s}"));
         SslStats {
             handshake: c("handshake"),
@@ -76,6 +84,11 @@ impl SslStats {
     /// Counts a failed handshake by its cause.
     pub fn failed(&self, e: &rustls::Error) {
         self.connection_error.inc();
+        self.failed_verify(e);
+    }
+
+    /// Counts a refused peer certificate under its `fail_verify_*` cause alone.
+    pub fn failed_verify(&self, e: &rustls::Error) {
         match e {
             rustls::Error::NoCertificatesPresented => self.fail_verify_no_cert.inc(),
             rustls::Error::InvalidCertificate(_) => match super::verify::failure_of(e) {

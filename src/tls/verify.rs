@@ -99,7 +99,7 @@ pub fn failure_of(e: &rustls::Error) -> Option<VerifyFailure> {
     }
 }
 
-fn san_matches(m: &SanMatcher, sans: &[San]) -> bool {
+pub(crate) fn san_matches(m: &SanMatcher, sans: &[San]) -> bool {
     sans.iter().any(|s| match (m.san_type, s) {
         (SanType::Dns, San::Dns(v)) | (SanType::Uri, San::Uri(v)) | (SanType::Email, San::Email(v)) => {
             string_matches(&m.matcher, v)

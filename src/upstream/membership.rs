@@ -21,6 +21,7 @@ use std::sync::{Arc, PoisonError, Weak};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::connect::Connector;
 use super::{Cluster, Host, HostSet, HostSpec, HostStats, Pool};
 use crate::stats::{Counter, Gauge};
 
@@ -146,16 +147,23 @@ impl Cluster {
         conn.host_cx_active = Gauge::default();
         conn.host_cx_connect_fail = Counter::default();
         let host_conn = (conn.host_cx_total.clone(), conn.host_cx_active.clone(), conn.host_cx_connect_fail.clone());
-        let pool = Arc::new(Pool::new(
-            spec.addr,
-            self.config.protocol,
-            self.config.http2,
-            self.config.per_connection_buffer_limit_bytes,
-            self.config.connect_timeout,
-            self.config.idle_timeout,
-            conn,
-            Arc::clone(&self.breakers),
-        ));
+        let pool = Arc::new(
+            Pool::new(
+                spec.addr,
+                self.config.protocol,
+                self.config.http2,
+                self.config.per_connection_buffer_limit_bytes,
+                self.config.connect_timeout,
+                self.config.idle_timeout,
+                conn,
+                Arc::clone(&self.breakers),
+            )
+            .with_connector(match &self.tls {
+                Some(tls) => Connector::Tls(Arc::clone(tls)),
+                None => Connector::Tcp,
+            })
+            .with_auto_protocol(self.config.auto_config),
+        );
         Arc::new(Host {
             addr: spec.addr,
             conn: host_conn,

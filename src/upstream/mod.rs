@@ -257,6 +257,8 @@ pub struct Cluster {
     live: Mutex<bool>,
     /// The membership task, the one writer of `hosts` once live (started on first use).
     membership: OnceLock<membership::Writer>,
+    /// `transport_socket` `UpstreamTlsContext`: every connection of the cluster is TLS.
+    pub tls: Option<Arc<crate::tls::connect::UpstreamTls>>,
 }
 
 impl Cluster {
@@ -277,6 +279,9 @@ impl Cluster {
                 && o.config.connect_timeout == config.connect_timeout
                 && o.config.circuit_breakers == config.circuit_breakers
                 && o.config.stat_name() == config.stat_name()
+                // A pool's connections are of one transport: TLS or not, one context.
+                && o.config.tls == config.tls
+                && o.config.auto_config == config.auto_config
         });
         let breakers = match adopt {
             Some(o) => Arc::clone(&o.breakers),
@@ -288,6 +293,10 @@ impl Cluster {
         let adopt = adopt.map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, config.stat_name());
         let balancer = Balancer::new(config.lb_policy);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| Arc::new(crate::tls::connect::UpstreamTls::new(Arc::clone(t), store, config.stat_name())));
         let cluster = Arc::new(Cluster {
             config,
             hosts: ArcSwap::from_pointee(HostSet::new(Vec::new())),
@@ -297,6 +306,7 @@ impl Cluster {
             generation: AtomicU64::new(0),
             live: Mutex::new(false),
             membership: OnceLock::new(),
+            tls,
         });
         if let Some(hosts) = adopt {
             // Seed with the old set so that set_hosts below keeps the hosts that stayed.

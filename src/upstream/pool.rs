@@ -9,8 +9,14 @@
 //! are idle and wakes when the oldest one's time is up: putting a connection back arms no
 //! timer of its own (that cost more than the rest of a request's pool work).
 //!
-//! Connections are made through a [`Connector`]: TCP, or in unit tests a scripted in-memory
-//! upstream, so that forwarding and retries are tested against this very pool.
+//! Connections are made through a [`Connector`]: TCP, TLS over TCP for a cluster with an
+//! `UpstreamTlsContext`, or in unit tests a scripted in-memory upstream, so that forwarding
+//! and retries are tested against this very pool. A pool belongs to one host of one cluster
+//! and has one connector, so TLS and plaintext connections never share a pool.
+//!
+//! With `auto_config` (HTTP/2 or HTTP/1.1 chosen by ALPN, Envoy's mixed pool) requests are
+//! built as HTTP/1.1; a new connection whose handshake chose `h2` becomes the host's shared
+//! HTTP/2 connection, and requests sent on it are turned into HTTP/2 ones ([`as_h2`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -79,6 +85,15 @@ pub struct Pool {
     sweeping: std::sync::atomic::AtomicBool,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
     connector: Connector,
+    /// `auto_config`: the protocol of each new connection is the one ALPN chose.
+    auto: bool,
+}
+
+/// A connection to send a request on.
+enum Conn {
+    H1(http1::SendRequest<ReqBody>),
+    /// An `auto_config` connection on which ALPN chose HTTP/2.
+    H2(http2::SendRequest<ReqBody>),
 }
 
 /// Closes `pool`'s connections idle for `timeout`, each when its time is up; ends when none is
@@ -151,13 +166,20 @@ impl Pool {
             sweeping: std::sync::atomic::AtomicBool::new(false),
             h2,
             connector: Connector::Tcp,
+            auto: false,
         }
     }
 
-    /// The same pool reaching its host through `connector` (a fake upstream in unit tests).
-    #[cfg(test)]
+    /// The same pool reaching its host through `connector` (TLS, or a fake upstream in unit
+    /// tests).
     pub fn with_connector(mut self, connector: Connector) -> Self {
         self.connector = connector;
+        self
+    }
+
+    /// The same pool choosing each connection's protocol by ALPN (`auto_config`).
+    pub fn with_auto_protocol(mut self, auto: bool) -> Self {
+        self.auto = auto;
         self
     }
 
@@ -168,8 +190,22 @@ impl Pool {
     /// Sends a request on a pooled or new connection.
     pub async fn send(self: &Arc<Self>, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
         match self.protocol {
+            UpstreamProtocol::Http1 if self.auto => self.send_auto(req).await,
             UpstreamProtocol::Http1 => self.send_h1(req).await,
             UpstreamProtocol::Http2 => self.send_h2(req).await,
+        }
+    }
+
+    /// `auto_config`: on the host's HTTP/2 connection if ALPN gave it one, else as HTTP/1.1
+    /// (where a new connection may still turn out to be HTTP/2).
+    async fn send_auto(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+        let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
+        match existing {
+            Some(sender) => {
+                as_h2(&mut req);
+                self.send_on_h2(sender, req).await
+            }
+            None => self.send_h1(req).await,
         }
     }
 
@@ -187,7 +223,11 @@ impl Pool {
             let (mut sender, fresh) = match idle {
                 Some(s) => (s, false),
                 None => match req.body_mut().read_while(self.acquire_h1(dead == MAX_IDLE)).await {
-                    Ok(s) => s,
+                    Ok((Conn::H1(s), fresh)) => (s, fresh),
+                    Ok((Conn::H2(s), _)) => {
+                        as_h2(&mut req);
+                        return self.send_on_h2(s, req).await;
+                    }
                     Err(e) => return Err(unsent(req, e)),
                 },
             };
@@ -255,7 +295,7 @@ impl Pool {
     /// For a request that found no idle connection: it is pending until a new connection is
     /// up or, at `max_connections`, until a busy one comes back idle (`fresh_only` waits for a
     /// new one). The bool says the connection is new.
-    async fn acquire_h1(&self, fresh_only: bool) -> Result<(http1::SendRequest<ReqBody>, bool), UpstreamError> {
+    async fn acquire_h1(&self, fresh_only: bool) -> Result<(Conn, bool), UpstreamError> {
         let Some(_pending) = self.breakers.pending(&self.stats.rq_pending_active) else {
             return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
@@ -272,14 +312,14 @@ impl Pool {
             let waiter = self.breakers.waiter();
             // Registered first, then looked again: a connection freed in between still wakes us.
             if let Some(s) = self.pop_idle().filter(|_| !fresh_only) {
-                return Ok((s, false));
+                return Ok((Conn::H1(s), false));
             }
             if let Some(slot) = self.breakers.connection(host_has_none, false) {
                 return Ok((self.connect_h1(slot).await?, true));
             }
             waiter.wait().await;
             if let Some(s) = self.pop_idle().filter(|_| !fresh_only) {
-                return Ok((s, false));
+                return Ok((Conn::H1(s), false));
             }
         }
     }
@@ -310,7 +350,11 @@ impl Pool {
 
     /// Opens a TCP connection in the place `slot` holds under `max_connections`; the
     /// connection's IO holds the slot and its stats until it is dropped.
-    async fn connect_tcp(&self, slot: ConnectionSlot) -> Result<TokioIo<Lived<CountedIo<UpstreamIo>>>, UpstreamError> {
+    /// The bool says ALPN chose HTTP/2.
+    async fn connect_tcp(
+        &self,
+        slot: ConnectionSlot,
+    ) -> Result<(TokioIo<Lived<CountedIo<UpstreamIo>>>, bool), UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
         let addr = self.addr;
@@ -332,6 +376,7 @@ impl Pool {
             }
         };
         self.stats.cx_connect_ms.record_duration(started.elapsed());
+        let h2 = stream.alpn_h2();
         let counted =
             CountedIo::new(stream, self.stats.cx_rx_bytes_total.clone(), self.stats.cx_tx_bytes_total.clone());
         let life = ConnLife {
@@ -342,7 +387,7 @@ impl Pool {
             opened: Instant::now(),
             _slot: slot,
         };
-        Ok(TokioIo::new(Lived::new(counted, life)))
+        Ok((TokioIo::new(Lived::new(counted, life)), h2))
     }
 
     /// Runs a connection's task; its IO carries the connection's stats and slot.
@@ -355,10 +400,22 @@ impl Pool {
         });
     }
 
-    async fn connect_h1(&self, slot: ConnectionSlot) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
-        // Counted with upstream_cx_total, per connection attempt, as Envoy does.
-        self.stats.cx_http1_total.inc();
-        let io = self.connect_tcp(slot).await?;
+    async fn connect_h1(&self, slot: ConnectionSlot) -> Result<Conn, UpstreamError> {
+        // Counted with upstream_cx_total, per connection attempt, as Envoy does (with
+        // `auto_config`, once ALPN has told which).
+        if !self.auto {
+            self.stats.cx_http1_total.inc();
+        }
+        let (io, h2) = self.connect_tcp(slot).await?;
+        if self.auto && h2 {
+            self.stats.cx_http2_total.inc();
+            let sender = self.h2_handshake(io).await?;
+            *lock(&self.h2) = Some(sender.clone());
+            return Ok(Conn::H2(sender));
+        }
+        if self.auto {
+            self.stats.cx_http1_total.inc();
+        }
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.buffer_limit)
             .handshake(io)
@@ -366,7 +423,7 @@ impl Pool {
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
         // An upgrade (101) hands the socket to the tunnel, its stats with it.
         self.drive(conn.with_upgrades());
-        Ok(sender)
+        Ok(Conn::H1(sender))
     }
 
     /// A new HTTP/2 connection for a request that found none: pending until it is up. A
@@ -380,7 +437,16 @@ impl Pool {
             return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
         self.stats.cx_http2_total.inc();
-        let io = self.connect_tcp(slot).await?;
+        let (io, _) = self.connect_tcp(slot).await?;
+        let sender = self.h2_handshake(io).await?;
+        *lock(&self.h2) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn h2_handshake(
+        &self,
+        io: TokioIo<Lived<CountedIo<UpstreamIo>>>,
+    ) -> Result<http2::SendRequest<ReqBody>, UpstreamError> {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(self.h2_options.initial_stream_window_size)
             .initial_connection_window_size(self.h2_options.initial_connection_window_size)
@@ -390,24 +456,42 @@ impl Pool {
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
         self.drive(conn);
-        *lock(&self.h2) = Some(sender.clone());
         Ok(sender)
     }
 
     async fn send_h2(&self, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
         let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
-        let mut sender = match existing {
+        let sender = match existing {
             Some(s) => s,
             None => match req.body_mut().read_while(self.connect_h2()).await {
                 Ok(s) => s,
                 Err(e) => return Err(unsent(req, e)),
             },
         };
+        self.send_on_h2(sender, req).await
+    }
+
+    async fn send_on_h2(
+        &self,
+        mut sender: http2::SendRequest<ReqBody>,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         if let Some(failure) = req.body().failure() {
             return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
         }
         sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
         sender.send_request(req).await.map_err(|e| self.sent_error(e))
+    }
+}
+
+/// An HTTP/1.1 request (as the forwarder builds it for an `auto_config` cluster) made an
+/// HTTP/2 one: its `host` becomes the `:authority`, under `https` (ALPN means TLS).
+fn as_h2(req: &mut Request<ReqBody>) {
+    *req.version_mut() = http::Version::HTTP_2;
+    let Some(host) = req.headers_mut().remove(http::header::HOST) else { return };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let Ok(uri) = http::Uri::builder().scheme("https").authority(host.as_bytes()).path_and_query(path).build() {
+        *req.uri_mut() = uri;
     }
 }
 

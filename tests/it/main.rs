@@ -45,3 +45,4 @@ mod tls;
 mod upgrades;
 mod upstream;
 mod upstream_resets;
+mod upstream_tls;

@@ -114,8 +114,13 @@ pub struct Cluster {
     /// `load_assignment` (or v2 `hosts`); empty for EDS clusters until endpoints arrive.
     pub endpoints: Vec<LocalityEndpoints>,
     pub protocol: UpstreamProtocol,
-    /// `explicit_http_config.http2_protocol_options`
+    /// `explicit_http_config.http2_protocol_options` (or `auto_config`'s)
     pub http2: Http2Options,
+    /// `auto_config`: HTTP/2 or HTTP/1.1 chosen by ALPN on each TLS connection (`protocol`
+    /// stays `Http1`, the form requests are built in).
+    pub auto_config: bool,
+    /// `transport_socket` `envoy.transport_sockets.tls` (`UpstreamTlsContext`).
+    pub tls: Option<std::sync::Arc<crate::tls::ClientTls>>,
     /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.
     pub idle_timeout: Option<Duration>,
     /// `per_connection_buffer_limit_bytes`, default 1 MiB: how far an upstream connection's

@@ -156,6 +156,8 @@ pub(crate) static TABLE: &[Message] = &[
         &["tls_certificates", "alpn_protocols", "tls_params", "validation_context"],
         &[],
     ),
+    // validate/upstream_tls.rs: a cluster's transport socket (upstream TLS).
+    m("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", &["common_tls_context", "sni"], &[]),
     m("envoy.extensions.transport_sockets.tls.v3.TlsCertificate", &["certificate_chain", "private_key"], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
@@ -302,6 +304,8 @@ pub(crate) static TABLE: &[Message] = &[
             "circuit_breakers",
             "eds_cluster_config",
             "alt_stat_name",
+            // validate/upstream_tls.rs: upstream TLS.
+            "transport_socket",
         ],
         &["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"],
     ),
@@ -317,7 +321,17 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.core.v3.DnsResolverOptions", &["use_tcp_for_dns_lookups", "no_default_search_domain"], &[]),
     m(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        &["explicit_http_config", "common_http_protocol_options"],
+        &[
+            "explicit_http_config",
+            "common_http_protocol_options",
+            // HTTP/2 or HTTP/1.1 by ALPN (upstream TLS).
+            "auto_config",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
+        &["http_protocol_options", "http2_protocol_options"],
         &[],
     ),
     m(

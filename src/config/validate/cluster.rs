@@ -80,7 +80,18 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     if let Some(la) = o.obj(ctx, "load_assignment") {
         endpoints = load_assignment(ctx, la, kind == Kind::Static || kind == Kind::Eds).1;
     }
-    let (protocol, http2, idle_timeout) = protocol_options(ctx, &mut o);
+    let (protocol, http2, idle_timeout, auto_config) = protocol_options(ctx, &mut o);
+    let ts_path = o.at("transport_socket");
+    let tls = o
+        .obj(ctx, "transport_socket")
+        .and_then(|t| super::upstream_tls::transport_socket(ctx, t, protocol, auto_config));
+    if auto_config && tls.is_none() && ctx.error_count() == before {
+        // Envoy's refusal: ALPN needs TLS.
+        ctx.err(
+            &ts_path,
+            "ALPN configured for a cluster which has a non-ALPN transport socket (auto_config needs an UpstreamTlsContext)",
+        );
+    }
     let per_connection_buffer_limit_bytes =
         o.uint(ctx, "per_connection_buffer_limit_bytes", u64::from(u32::MAX)).map_or(1 << 20, |v| v as u32);
     let circuit_breakers = o.obj(ctx, "circuit_breakers").map(|c| circuit_breakers(ctx, c)).unwrap_or_default();
@@ -142,6 +153,8 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         endpoints,
         protocol,
         http2,
+        auto_config,
+        tls,
         idle_timeout,
         per_connection_buffer_limit_bytes,
         circuit_breakers,
@@ -160,9 +173,11 @@ fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str, default: Durati
     }
 }
 
-/// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).
-fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2Options, Option<Duration>) {
+/// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`); the bool is
+/// `auto_config` (the protocol chosen by ALPN).
+fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2Options, Option<Duration>, bool) {
     let mut protocol = UpstreamProtocol::Http1;
+    let mut auto = false;
     let mut http2 = Http2Options::default();
     let mut idle = Some(Duration::from_secs(3600));
     for (key, v, path) in o.entries(ctx, "typed_extension_protocol_options") {
@@ -195,10 +210,23 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
             }
             explicit.finish(ctx, &[]);
         }
+        if let Some(mut a) = opts.obj(ctx, "auto_config") {
+            // Requests are built as HTTP/1.1; a connection whose ALPN says h2 carries them
+            // as HTTP/2, with these settings.
+            auto = true;
+            if let Some(mut h1) = a.obj(ctx, "http_protocol_options") {
+                h1.ignore(&["header_key_format", "enable_trailers"]);
+                h1.finish(ctx, &[]);
+            }
+            if let Some(h2) = a.obj(ctx, "http2_protocol_options") {
+                http2 = http2_options(ctx, h2, false);
+            }
+            a.finish(ctx, &[]);
+        }
         if let Some(mut common) = opts.obj(ctx, "common_http_protocol_options") {
             let at = common.at("idle_timeout");
             idle = match common.duration(ctx, "idle_timeout") {
-                Some(_) if protocol == UpstreamProtocol::Http2 => {
+                Some(_) if protocol == UpstreamProtocol::Http2 || auto => {
                     // legate keeps one HTTP/2 connection per host and does not time it out.
                     ctx.err(at, "unsupported field (not implemented by legate for HTTP/2 upstreams)");
                     idle
@@ -211,7 +239,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
         }
         opts.finish(ctx, &[]);
     }
-    (protocol, http2, idle)
+    (protocol, http2, idle, auto)
 }
 
 fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {

@@ -95,7 +95,7 @@ fn source(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<(bytes::
     Some((data, file))
 }
 
-fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<CertificateSource> {
+pub(super) fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<CertificateSource> {
     let chain = source(ctx, &mut o, "certificate_chain");
     let key = source(ctx, &mut o, "private_key");
     o.finish(ctx, &[]);
@@ -122,7 +122,7 @@ fn version(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<TlsVers
     v
 }
 
-fn tls_params(ctx: &mut Ctx, mut o: Obj<'_>) -> TlsParams {
+pub(super) fn tls_params(ctx: &mut Ctx, mut o: Obj<'_>) -> TlsParams {
     let min = version(ctx, &mut o, "tls_minimum_protocol_version");
     let max = version(ctx, &mut o, "tls_maximum_protocol_version");
     // OpenSSL's equal-preference groups (`[a|b]`) are flattened in order.
@@ -136,7 +136,7 @@ fn tls_params(ctx: &mut Ctx, mut o: Obj<'_>) -> TlsParams {
     TlsParams { min, max, cipher_suites, ecdh_curves }
 }
 
-fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>) -> ValidationConfig {
+pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>) -> ValidationConfig {
     let mut v = ValidationConfig::default();
     if o.has("trusted_ca") {
         v.trusted_ca = source(ctx, &mut o, "trusted_ca").map(|(b, _)| b);

@@ -1,0 +1,141 @@
+//! Upstream TLS (a cluster's `transport_socket` `envoy.transport_sockets.tls` with an
+//! `UpstreamTlsContext`): what the configuration says ([`UpstreamTlsConfig`]) and the rustls
+//! `ClientConfig` built from it ([`ClientTls`]): `sni`, the client certificate for mTLS,
+//! `alpn_protocols` (or Envoy's default for the cluster's protocol), `tls_params` (TLS 1.2
+//! at most unless raised, Envoy's client default) and the server check of
+//! [`super::client_verify`]. Built when the configuration is validated, so a bad
+//! certificate refuses the configuration at its field.
+
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use super::certs::{self, CertInfo};
+use super::client_verify::ServerVerifier;
+use super::config::{CertificateSource, TlsParams, TlsVersion, ValidationConfig};
+use super::server::TlsConfigError;
+
+/// `UpstreamTlsContext`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpstreamTlsConfig {
+    /// `sni`; none sent when unset, as Envoy.
+    pub sni: Option<String>,
+    /// `common_tls_context.tls_certificates[0]`: the client certificate (Envoy takes one).
+    pub certificate: Option<CertificateSource>,
+    /// `common_tls_context.alpn_protocols`, or (when empty) the cluster protocol's default:
+    /// `http/1.1`, `h2`, or both with `auto_config`.
+    pub alpn: Vec<String>,
+    pub params: TlsParams,
+    /// `common_tls_context.validation_context`; `None`: the server is not verified (Envoy).
+    pub validation: Option<ValidationConfig>,
+    /// The context's field path (`clusters[0].transport_socket.typed_config`).
+    pub path: String,
+}
+
+/// A cluster's TLS client context, ready for handshakes. Compared by its configuration.
+pub struct ClientTls {
+    pub config: UpstreamTlsConfig,
+    pub rustls: Arc<rustls::ClientConfig>,
+    /// The name the handshake is for: `sni`, or `None` to send none.
+    pub server_name: Option<ServerName<'static>>,
+    /// The client certificate's chain (`/certs`' `cert_chain`).
+    pub certs: Vec<CertInfo>,
+    /// The trusted CA certificates (`/certs`' `ca_cert`).
+    pub ca: Vec<CertInfo>,
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> TlsConfigError {
+    TlsConfigError { field: field.into(), message: message.into() }
+}
+
+/// Builds the context.
+pub fn build(config: UpstreamTlsConfig) -> Result<ClientTls, TlsConfigError> {
+    let (provider, versions) = super::params::tuned(&config.params, TlsVersion::V1_2)?;
+    let provider = Arc::new(provider);
+    let mut ca = Vec::new();
+    let verifier = match &config.validation {
+        Some(v) => {
+            let (verifier, infos) = ServerVerifier::new(v, &provider)?;
+            ca = infos;
+            verifier
+        }
+        None => ServerVerifier::accept_any(&provider),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| err("common_tls_context.tls_params.tls_minimum_protocol_version", e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut certs = Vec::new();
+    let mut client = match &config.certificate {
+        Some(c) => {
+            let (chain, key, infos) = client_certificate(c, &provider)?;
+            certs = infos;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| err("common_tls_context.tls_certificates[0].private_key", e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    client.alpn_protocols = config.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let server_name = match &config.sni {
+        Some(sni) => Some(
+            ServerName::try_from(sni.clone())
+                .map_err(|e| err("sni", format!("\"{sni}\" is not a valid server name: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(ClientTls { config, rustls: Arc::new(client), server_name, certs, ca })
+}
+
+type Chain = Vec<CertificateDer<'static>>;
+
+/// The client certificate and its key, the key checked against the certificate.
+fn client_certificate(
+    c: &CertificateSource,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<(Chain, PrivateKeyDer<'static>, Vec<CertInfo>), TlsConfigError> {
+    let at = |f: &str| format!("common_tls_context.tls_certificates[0].{f}");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&c.chain)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(at("certificate_chain"), format!("invalid PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(err(at("certificate_chain"), "no certificate in the PEM data"));
+    }
+    let mut infos = Vec::with_capacity(chain.len());
+    for der in &chain {
+        infos.push(certs::parse(der, &c.chain_path).map_err(|e| err(at("certificate_chain"), e.to_string()))?);
+    }
+    let der = PrivateKeyDer::from_pem_slice(&c.key)
+        .map_err(|e| err(at("private_key"), format!("no private key in the PEM data: {e}")))?;
+    let key = provider
+        .key_provider
+        .load_private_key(der.clone_key())
+        .map_err(|e| err(at("private_key"), format!("unusable private key: {e}")))?;
+    let certified = CertifiedKey::new(chain.clone(), key);
+    let matches = match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => true,
+        Err(rustls::Error::InconsistentKeys(_)) => false,
+        Err(_) => {
+            certified.key.public_key().is_none_or(|k| certs::spki(&certified.cert[0]).as_deref() == Some(k.as_ref()))
+        }
+    };
+    if !matches {
+        return Err(err(at("private_key"), "the private key does not match the certificate"));
+    }
+    Ok((chain, der, infos))
+}

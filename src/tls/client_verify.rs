@@ -1,0 +1,133 @@
+//! The upstream's certificate check of an `UpstreamTlsContext`'s `validation_context`, as
+//! Envoy does it: the chain against `trusted_ca` (webpki), then `match_typed_subject_alt_names`.
+//! The SNI is not compared with the certificate's names (Envoy does so only with
+//! `auto_san_validation`). Without a `validation_context` Envoy does not verify the server at
+//! all: [`ServerVerifier::accept_any`] does the same (the handshake's signatures are still
+//! checked, so the peer holds the certificate's key). System roots are never used.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::certs::{self, CertInfo};
+use super::config::{SanMatcher, ValidationConfig};
+use super::server::TlsConfigError;
+use super::verify::{san_matches, VerifyFailure};
+
+pub struct ServerVerifier {
+    roots: Option<RootCertStore>,
+    sans: Vec<SanMatcher>,
+    hashes: Vec<[u8; 32]>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for ServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerVerifier").field("roots", &self.roots.as_ref().map(RootCertStore::len)).finish()
+    }
+}
+
+impl ServerVerifier {
+    /// No `validation_context`: any certificate (Envoy's behaviour without one).
+    pub fn accept_any(provider: &Arc<CryptoProvider>) -> Self {
+        ServerVerifier { roots: None, sans: Vec::new(), hashes: Vec::new(), provider: Arc::clone(provider) }
+    }
+
+    /// The verifier and the trusted CA certificates (for `/certs`).
+    pub fn new(v: &ValidationConfig, provider: &Arc<CryptoProvider>) -> Result<(Self, Vec<CertInfo>), TlsConfigError> {
+        let at = "common_tls_context.validation_context.trusted_ca";
+        let fail = |message: String| TlsConfigError { field: at.to_string(), message };
+        let mut infos = Vec::new();
+        let roots = match &v.trusted_ca {
+            Some(pem) => {
+                let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| fail(format!("invalid PEM: {e}")))?;
+                let mut roots = RootCertStore::empty();
+                for der in &ders {
+                    infos.push(certs::parse(der, "<inline>").map_err(|e| fail(e.to_string()))?);
+                    roots.add(der.clone()).map_err(|e| fail(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(fail("no certificate in the PEM data".into()));
+                }
+                Some(roots)
+            }
+            None => None,
+        };
+        let verifier = ServerVerifier {
+            roots,
+            sans: v.match_typed_subject_alt_names.clone(),
+            hashes: v.verify_certificate_hash.clone(),
+            provider: Arc::clone(provider),
+        };
+        Ok((verifier, infos))
+    }
+
+    fn fail(f: VerifyFailure) -> rustls::Error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(f))))
+    }
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
+        if !self.sans.is_empty() {
+            let info = certs::parse(end_entity, "")
+                .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+            if !self.sans.iter().any(|m| san_matches(m, &info.sans)) {
+                return Err(Self::fail(VerifyFailure::San));
+            }
+        }
+        if !self.hashes.is_empty() {
+            let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
+            if !self.hashes.iter().any(|h| h[..] == *digest.as_ref()) {
+                return Err(Self::fail(VerifyFailure::CertHash));
+            }
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,64 @@
+//! The TLS handshake of an upstream connection: a cluster's [`UpstreamTls`] (its
+//! [`ClientTls`] context and its `cluster.<name>.ssl.*` stats) turns a connected TCP stream
+//! into a TLS one, counting the handshake or its failure by cause as Envoy does. The pool
+//! bounds the whole connect (TCP and handshake) with the cluster's `connect_timeout`, as
+//! Envoy's connection is "connected" only once its transport socket's handshake is done.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::client::ClientTls;
+use super::stats::SslStats;
+use crate::stats::Store;
+
+/// A TLS cluster's handshakes.
+pub struct UpstreamTls {
+    pub tls: Arc<ClientTls>,
+    connector: tokio_rustls::TlsConnector,
+    pub stats: SslStats,
+}
+
+impl UpstreamTls {
+    /// `cluster` is the cluster's stat name.
+    pub fn new(tls: Arc<ClientTls>, store: &Arc<Store>, cluster: &str) -> Self {
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.rustls));
+        UpstreamTls { tls, connector, stats: SslStats::for_cluster(store, cluster) }
+    }
+
+    /// Runs the handshake over `tcp` (connected to `addr`). The SNI is the context's `sni`;
+    /// without one none is sent (rustls sends none for an IP address).
+    pub async fn handshake(&self, tcp: TcpStream, addr: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
+        let name = self.tls.server_name.clone().unwrap_or(ServerName::IpAddress(addr.ip().into()));
+        match self.connector.connect(name, tcp).await {
+            Ok(stream) => {
+                let (_, conn) = stream.get_ref();
+                let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
+                let curve = conn.negotiated_key_exchange_group().map(|g| g.name());
+                self.stats.negotiated(conn.protocol_version(), suite, curve);
+                if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                    self.stats.session_reused.inc();
+                }
+                Ok(stream)
+            }
+            Err(e) => {
+                match tls_error(&e) {
+                    // Envoy counts a refused server certificate under its cause only.
+                    Some(r @ rustls::Error::InvalidCertificate(_)) => self.stats.failed_verify(r),
+                    Some(r) => self.stats.failed(r),
+                    None => self.stats.connection_error.inc(),
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The rustls error inside a failed handshake's IO error.
+pub fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}

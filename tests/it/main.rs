@@ -19,6 +19,7 @@ mod filters;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;
+mod header_formatters;
 mod listener_stats;
 mod local_replies;
 mod protocol;

@@ -83,6 +83,29 @@ impl Format {
         }
     }
 
+    /// Appends the value as a header formatter renders it: a missing value is empty, not `-`
+    /// (Envoy's header values omit empty operators).
+    pub fn render_header(&self, ctx: &LogContext<'_>, out: &mut String) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Operator(operator) => match operator.eval(ctx) {
+                    super::operator::Value::Missing => {}
+                    value => value.write_text(out),
+                },
+            }
+        }
+    }
+
+    /// The text when the format has no operator (`%%` already unescaped).
+    pub fn literal(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Literal(text)] => Some(text),
+            _ => None,
+        }
+    }
+
     /// Adds the response headers the format reads to `names`.
     pub(crate) fn response_headers(&self, names: &mut Vec<http::HeaderName>) {
         for piece in &self.pieces {

@@ -28,6 +28,10 @@ pub enum HttpFilterKind {
     Fault(FaultConfig),
     /// `envoy.extensions.filters.http.buffer.v3.Buffer`
     Buffer(BufferConfig),
+    /// `envoy.extensions.filters.http.cors.v3.Cors`: its policies are per route.
+    Cors,
+    /// `envoy.extensions.filters.http.csrf.v3.CsrfPolicy`
+    Csrf(super::cors_csrf::CsrfPolicyConfig),
 }
 
 impl HttpFilter {
@@ -133,7 +137,16 @@ pub enum PerFilter {
     Buffer(BufferConfig),
     /// A `BufferPerRoute` with `disabled: true`: the buffer filter lets the request through.
     BufferDisabled,
+    /// A `CorsPolicy`; keyed by the empty name when it is the deprecated `cors` field of a
+    /// virtual host or route ([`LEGACY_CORS`]).
+    Cors(super::cors_csrf::CorsPolicyConfig),
+    /// A `CsrfPolicy`.
+    Csrf(super::cors_csrf::CsrfPolicyConfig),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,
 }
+
+/// The key of a virtual host's or route's deprecated `cors` field among its per-filter
+/// configurations: no filter has an empty name.
+pub const LEGACY_CORS: &str = "";

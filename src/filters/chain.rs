@@ -8,7 +8,9 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 
 use super::fault::{ActiveFault, FaultRequest};
-use super::{Buffer, ChainFilter, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots};
+use super::{
+    Buffer, ChainFilter, Cors, CorsRt, CorsState, Csrf, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots,
+};
 use crate::body::progress::Progress;
 use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 use crate::proxy::body::ResBody;
@@ -39,6 +41,8 @@ pub struct Stream {
     pub active_fault: Option<ActiveFault>,
     /// The route's (or weighted cluster's) per-filter slots.
     pub slots: Slots,
+    /// A CORS filter allowed the request's origin (or answered its preflight).
+    pub cors: Option<Box<CorsState>>,
 }
 
 /// What filters read of the request besides its headers.
@@ -69,6 +73,8 @@ impl Chain {
                     HttpFilterKind::HealthCheck { path } => Filter::HealthCheck(HealthCheck::new(path.clone())),
                     HttpFilterKind::Fault(c) => Filter::Fault(Fault::new(c, store, hcm_prefix)),
                     HttpFilterKind::Buffer(c) => Filter::Buffer(Buffer::new(c)),
+                    HttpFilterKind::Cors => Filter::Cors(Cors::new(store, hcm_prefix)),
+                    HttpFilterKind::Csrf(c) => Filter::Csrf(Csrf::new(c, store, hcm_prefix)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -93,6 +99,9 @@ impl Chain {
             .filters
             .iter()
             .map(|f| {
+                if matches!(f.filter, Filter::Cors(_)) {
+                    return CorsRt::merge(&f.name, levels);
+                }
                 let entry = levels.iter().find_map(|level| {
                     level.iter().find(|e| e.filter == f.name && !matches!(e.config, PerFilter::Ignored))
                 });
@@ -102,6 +111,7 @@ impl Chain {
                     (Some(PerFilter::Fault(c)), Filter::Fault(_)) => Slot::Fault(Arc::new(FaultSettings::new(c))),
                     (Some(PerFilter::Buffer(c)), Filter::Buffer(_)) => Slot::Buffer(Buffer::new(c)),
                     (Some(PerFilter::BufferDisabled), Filter::Buffer(_)) => Slot::Off,
+                    (Some(PerFilter::Csrf(c)), Filter::Csrf(_)) => Slot::Csrf(Arc::new(c.clone())),
                     // A config of another filter's type: Envoy's filter finds no settings of
                     // its own type there and keeps its own, but the entry still enables it.
                     (Some(_), _) => Slot::On,
@@ -160,6 +170,23 @@ impl Chain {
                     };
                     b.decode(parts, body, stream).await?;
                 }
+                Filter::Cors(cors) => {
+                    if let Some(Slot::Cors(policy)) = slot {
+                        if let Err(preflight) = cors.decode(policy, parts, stream) {
+                            // Envoy's CORS filter sees its own preflight answer on its
+                            // encoding side (it adds the exposed headers there).
+                            stream.decoded = i + 1;
+                            return Err(preflight);
+                        }
+                    }
+                }
+                Filter::Csrf(csrf) => {
+                    let policy = match slot {
+                        Some(Slot::Csrf(p)) => p,
+                        _ => csrf.policy(),
+                    };
+                    csrf.decode(policy, &parts.headers, &parts.method, info.authority)?;
+                }
             }
             stream.decoded = i + 1;
         }
@@ -175,8 +202,9 @@ impl Chain {
                 continue;
             }
             match &self.filters[i].filter {
+                Filter::Cors(_) => Cors::encode(stream.cors.as_deref(), resp.headers_mut()),
                 // None of these filters changes a response.
-                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) => {
+                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) | Filter::Csrf(_) => {
                     let _ = &resp;
                 }
             }

@@ -14,6 +14,8 @@
 
 mod buffer;
 mod chain;
+mod cors;
+mod csrf;
 mod fault;
 mod health_check;
 
@@ -21,6 +23,8 @@ use std::sync::Arc;
 
 pub use buffer::Buffer;
 pub use chain::{Chain, RequestBody, RequestInfo, Stream};
+pub use cors::{Cors, CorsRt, CorsState};
+pub use csrf::Csrf;
 pub use fault::{Fault, FaultSettings};
 pub use health_check::HealthCheck;
 
@@ -37,6 +41,8 @@ pub enum Filter {
     HealthCheck(HealthCheck),
     Fault(Fault),
     Buffer(Buffer),
+    Cors(Cors),
+    Csrf(Csrf),
 }
 
 /// What a route says about one filter of the chain, its most specific
@@ -53,6 +59,10 @@ pub enum Slot {
     Fault(Arc<FaultSettings>),
     /// `BufferPerRoute.buffer` for a buffer filter.
     Buffer(Buffer),
+    /// The merged `CorsPolicy` of the route's levels for a CORS filter.
+    Cors(Arc<CorsRt>),
+    /// `CsrfPolicy` for a CSRF filter.
+    Csrf(Arc<crate::config::cors_csrf::CsrfPolicyConfig>),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

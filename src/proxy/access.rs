@@ -53,6 +53,8 @@ pub struct StreamInfo {
     pub upstream_sent: Option<(Instant, Histogram)>,
     /// The request was refused on its raw head, before Envoy would have parsed it whole.
     pub raw_head: Option<RawHead>,
+    /// The downstream side formatted header values read; only when the route has some.
+    pub format: Option<Box<super::header_format::FormatEnv>>,
     /// An HTTP/1.1 upgrade request (WebSocket), and the upstream's side once it answered 101.
     pub upgrade: Option<super::upgrade::UpgradeRequest>,
 }

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST, LOCATION};
@@ -13,6 +14,7 @@ use hyper::body::Incoming;
 
 use super::access::{RawHead, StreamInfo};
 use super::body::ResBody;
+use super::header_format::{self, FormatEnv, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
 use super::local_reply::{self, reply, LocalReason};
 use super::router::{forward_to, header_ops, Side};
@@ -186,6 +188,19 @@ pub(super) async fn process(
         Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
     };
     trace.route_name.clone_from(&route.name);
+    let weighted_ops = picked.and_then(|(_, w)| w).map(|w| &w.headers);
+    if header_format::formatted(Side::Request, weighted_ops, route, vh, table)
+        || header_format::formatted(Side::Response, weighted_ops, route, vh, table)
+    {
+        trace.format = Some(Box::new(FormatEnv {
+            start: SystemTime::now(),
+            version: parts.version,
+            remote: ctx.remote,
+            local: ctx.local,
+            tls: ctx.tls.get().cloned(),
+            route_name: route.name.clone(),
+        }));
+    }
 
     match &route.action {
         ActionRt::Direct { status, body } => {
@@ -203,7 +218,7 @@ pub(super) async fn process(
                     resp.headers_mut().insert(LOCATION, v);
                 }
             }
-            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
+            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
             Ok(resp)
         }
         ActionRt::Redirect(rd) => {
@@ -222,7 +237,7 @@ pub(super) async fn process(
                 }
                 resp
             };
-            header_ops(Side::Response, resp.headers_mut(), None, route, vh, table);
+            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
             Ok(resp)
         }
         ActionRt::Forward(fwd) => {
@@ -232,6 +247,7 @@ pub(super) async fn process(
                 return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
             };
             let weighted_ops = weighted.map(|w| w.headers.clone());
+            let cluster_name = cluster.name().to_string();
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -250,7 +266,20 @@ pub(super) async fn process(
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
-            header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table);
+            let env = trace
+                .format
+                .as_deref()
+                .filter(|_| header_format::formatted(Side::Request, weighted_ops.as_ref(), route, vh, table));
+            let ctx = env.map(|env| {
+                let req = FormatRequest {
+                    headers: empty_headers(),
+                    method: &method_str,
+                    path: &full_path,
+                    authority: &authority_str,
+                };
+                env.context(req, FormatResponse { cluster: Some(&cluster_name), ..FormatResponse::default() })
+            });
+            header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
 
             let path = match rewrite::rewrite_path(fwd, &full_path) {
                 Some(new_path) => {
@@ -275,4 +304,31 @@ pub(super) async fn process(
                 .await
         }
     }
+}
+
+/// Stands for the request headers in a request-side context until a level puts the map it
+/// changes there.
+fn empty_headers() -> &'static http::HeaderMap {
+    static EMPTY: std::sync::OnceLock<http::HeaderMap> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(http::HeaderMap::new)
+}
+
+/// The route's response header operations on a direct response or redirect. Envoy formats
+/// them before it knows its own answer: `%RESPONSE_CODE%` is 0, no cluster, the request's
+/// headers as received.
+fn response_ops(
+    headers: &mut http::HeaderMap,
+    parts: &http::request::Parts,
+    trace: &StreamInfo,
+    route: &crate::routing::RouteRt,
+    vh: &crate::routing::VirtualHostRt,
+    table: &RouteTable,
+    (authority, path): (&str, &str),
+) {
+    let env = trace.format.as_deref().filter(|_| header_format::formatted(Side::Response, None, route, vh, table));
+    let ctx = env.map(|env| {
+        let req = FormatRequest { headers: &parts.headers, method: parts.method.as_str(), path, authority };
+        env.context(req, FormatResponse::default())
+    });
+    header_ops(Side::Response, headers, None, route, vh, table, ctx.as_ref());
 }

@@ -63,6 +63,10 @@ pub enum LocalReason {
     FaultAbort { status: StatusCode, grpc: Option<u32> },
     /// The buffer filter's `max_request_bytes` was exceeded: 413.
     PayloadTooLarge,
+    /// The CORS filter answered a preflight: 200, its headers added on the encoding side.
+    CorsPreflight,
+    /// The CSRF filter refused the request's origin: 403 `Invalid origin`.
+    CsrfInvalidOrigin,
 }
 
 impl LocalReason {
@@ -120,6 +124,8 @@ impl LocalReason {
             LocalReason::Rejected(r) => (r.status, r.body),
             LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+            LocalReason::CorsPreflight => (StatusCode::OK, ""),
+            LocalReason::CsrfInvalidOrigin => (StatusCode::FORBIDDEN, "Invalid origin"),
         }
     }
 
@@ -142,6 +148,8 @@ impl LocalReason {
             LocalReason::Rejected(r) => Some(r.details),
             LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
+            LocalReason::CorsPreflight => Some("cors_response"),
+            LocalReason::CsrfInvalidOrigin => Some("csrf_origin_mismatch"),
             _ => None,
         }
     }
@@ -166,7 +174,7 @@ impl LocalReason {
             LocalReason::RequestTimeout => "",
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
-            LocalReason::PayloadTooLarge => "",
+            LocalReason::PayloadTooLarge | LocalReason::CorsPreflight | LocalReason::CsrfInvalidOrigin => "",
         }
     }
 

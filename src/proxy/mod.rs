@@ -12,6 +12,7 @@ mod access;
 pub mod body;
 mod dispatch;
 pub mod forward;
+mod header_format;
 pub mod headers;
 mod limits;
 pub mod local_reply;

@@ -13,13 +13,15 @@ use http_body_util::BodyExt;
 use super::access::{ForwardedRequest, StreamInfo};
 use super::body::{self, ReqBody, ResBody};
 use super::forward::{self, AttemptTemplate, BodySource};
+use super::header_format::{self, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
 use super::upgrade::UpgradeRequest;
+use crate::access_log::LogContext;
 use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, ServerHeaderTransformation};
 use crate::filters::RequestBody;
-use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt};
+use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt, Target};
 use crate::routing::{ForwardRt, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::Hcm;
 
@@ -88,22 +90,13 @@ pub(super) async fn forward_to(
     };
     let outcome =
         forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
-    if trace.logging {
-        // A logger wants the request as forwarded; the attempts sent copies of it. Under
-        // auto_host_rewrite Envoy logs the name of the last host it got a connection to.
-        let AttemptTemplate { path, mut authority, headers, auto_host_rewrite, .. } = prepared;
-        let host = match &outcome {
-            Ok(out) => Some(&out.host),
-            Err(f) => f.connected.as_ref(),
-        };
-        if let Some(name) = host.and_then(|h| h.hostname.as_deref()).filter(|_| auto_host_rewrite) {
-            if let Ok(v) = HeaderValue::from_str(name) {
-                authority = v;
-            }
-        }
-        trace.forwarded = Some(ForwardedRequest { path, authority, headers });
-    }
-    match outcome {
+    // Under auto_host_rewrite Envoy logs the name of the last host it got a connection to.
+    let logged_host = match &outcome {
+        _ if !trace.logging || !prepared.auto_host_rewrite => None,
+        Ok(out) => out.host.hostname.clone(),
+        Err(f) => f.connected.as_ref().and_then(|h| h.hostname.clone()),
+    };
+    let result = match outcome {
         Ok(out) => {
             trace.upstream_host = Some(out.host.addr);
             trace.upstream_sent = Some((out.sent, cluster.stats.upstream_rq_time.clone()));
@@ -133,7 +126,26 @@ pub(super) async fn forward_to(
             if vh.include_attempt_count_in_response {
                 rparts.headers.insert(headers::X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(out.attempts));
             }
-            header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table);
+            let env = trace
+                .format
+                .as_deref()
+                .filter(|_| header_format::formatted(Side::Response, weighted_ops.as_ref(), route, vh, table));
+            let ctx = env.map(|env| {
+                let req = FormatRequest {
+                    headers: &prepared.headers,
+                    method: prepared.method.as_str(),
+                    path: &prepared.path,
+                    authority: prepared.authority.to_str().unwrap_or_default(),
+                };
+                let resp = FormatResponse {
+                    code: Some(rparts.status.as_u16()),
+                    flags: trace.response_flags,
+                    upstream_host: Some(out.host.addr),
+                    cluster: Some(cluster.name()),
+                };
+                env.context(req, resp)
+            });
+            header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()
@@ -169,7 +181,16 @@ pub(super) async fn forward_to(
             }
             Err(f.reason)
         }
+    };
+    if trace.logging {
+        // A logger wants the request as forwarded; the attempts sent copies of it.
+        let AttemptTemplate { path, mut authority, headers, .. } = prepared;
+        if let Some(v) = logged_host.and_then(|name| HeaderValue::from_str(&name).ok()) {
+            authority = v;
+        }
+        trace.forwarded = Some(ForwardedRequest { path, authority, headers });
     }
+    result
 }
 
 fn set_server(h: &mut http::HeaderMap, hcm: &Hcm) {
@@ -194,7 +215,7 @@ pub(super) enum Side {
 }
 
 /// Weighted cluster, then route, then virtual host, then route configuration; each level
-/// removes before it adds.
+/// removes before it adds. `ctx` is what formatted values read (see [`super::header_format`]).
 pub(super) fn header_ops(
     side: Side,
     h: &mut http::HeaderMap,
@@ -202,13 +223,14 @@ pub(super) fn header_ops(
     route: &RouteRt,
     vh: &VirtualHostRt,
     table: &RouteTable,
+    ctx: Option<&LogContext<'_>>,
 ) {
     for ops in weighted.into_iter().chain([&route.headers, &vh.headers, &table.headers]) {
-        let (remove, add) = match side {
-            Side::Request => (&ops.request_remove, &ops.request_add),
-            Side::Response => (&ops.response_remove, &ops.response_add),
+        let (remove, add, target) = match side {
+            Side::Request => (&ops.request_remove, &ops.request_add, Target::Request),
+            Side::Response => (&ops.response_remove, &ops.response_add, Target::Response),
         };
         apply_removes(h, remove);
-        apply_adds(h, add);
+        apply_adds(h, add, ctx, target);
     }
 }

@@ -36,9 +36,9 @@ fn filters_are_chosen_by_type_not_by_name() {
 
 #[test]
 fn unknown_types_are_refused_unless_optional() {
-    let unknown = "          - name: envoy.filters.http.cors\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n";
+    let unknown = "          - name: envoy.filters.http.lua\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua}\n";
     let e = load(&with_filters(unknown, ROUTE_A)).err().unwrap_or_default();
-    assert_eq!(e, [format!("{HCM}.http_filters[0]: unsupported HTTP filter envoy.filters.http.cors")]);
+    assert_eq!(e, [format!("{HCM}.http_filters[0]: unsupported HTTP filter envoy.filters.http.lua")]);
     let optional =
         unknown.replace("            typed_config", "            is_optional: true\n            typed_config");
     let b = load(&with_filters(&optional, ROUTE_A)).unwrap_or_else(|e| panic!("{e:?}"));

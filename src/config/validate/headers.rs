@@ -68,6 +68,10 @@ fn header_value_option(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderValueOptio
     };
     let key = header.str(ctx, "key");
     let value = header.str(ctx, "value").unwrap_or_default();
+    // An Envoy format string: an unknown or malformed operator fails here, naming the field.
+    if let Err(e) = crate::routing::header_ops::header_text(&value) {
+        ctx.err(header.at("value"), e);
+    }
     let key_path = header.at("key");
     header.finish(ctx, &[]);
     let Some(key) = key else {

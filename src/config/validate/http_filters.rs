@@ -11,6 +11,7 @@ use crate::config::filters::{
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
 
+use super::cors_csrf;
 use super::matcher::header_matcher;
 
 /// Fields of `HTTPFault` legate does not implement (runtime keys need a runtime layer).
@@ -59,6 +60,8 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::HEALTH_CHECK) => health_check(ctx, c),
                     Some(t::FAULT) => fault(ctx, c).map(HttpFilterKind::Fault),
                     Some(t::BUFFER) => buffer(ctx, c).map(HttpFilterKind::Buffer),
+                    Some(t::CORS) => Some(HttpFilterKind::Cors).inspect(|_| cors_csrf::cors_filter(ctx, c)),
+                    Some(t::CSRF_POLICY) => cors_csrf::csrf_policy(ctx, c).map(HttpFilterKind::Csrf),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));
@@ -301,6 +304,8 @@ fn per_filter_typed(ctx: &mut Ctx, c: Obj<'_>, ty: &str, filter: &str, path: &Fi
     match ty {
         t::FAULT => fault(ctx, c).map(PerFilter::Fault),
         t::BUFFER_PER_ROUTE => buffer_per_route(ctx, c),
+        t::CORS_POLICY => cors_csrf::cors_policy(ctx, c).map(PerFilter::Cors),
+        t::CSRF_POLICY => cors_csrf::csrf_policy(ctx, c).map(PerFilter::Csrf),
         _ => {
             ctx.err(path, format!("unsupported per-filter configuration {ty} for HTTP filter {filter}"));
             None
@@ -329,7 +334,11 @@ fn filter_config(ctx: &mut Ctx, mut o: Obj<'_>, filter: &str) -> Option<PerFilte
             ctx.err(&cpath, "missing @type");
             None
         }
-        Some(ty) if optional && !matches!(ty.as_str(), t::FAULT | t::BUFFER_PER_ROUTE) => Some(PerFilter::Ignored),
+        Some(ty)
+            if optional && !matches!(ty.as_str(), t::FAULT | t::BUFFER_PER_ROUTE | t::CORS_POLICY | t::CSRF_POLICY) =>
+        {
+            Some(PerFilter::Ignored)
+        }
         Some(ty) => per_filter_typed(ctx, c, &ty, filter, &cpath),
     }
 }

@@ -71,7 +71,8 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
     let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
-    let per_filter = per_filter_configs(ctx, &mut o);
+    let mut per_filter = per_filter_configs(ctx, &mut o);
+    legacy_cors(ctx, &mut o, &mut per_filter);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Kept::new));
     let path = o.path.clone();
@@ -353,4 +354,16 @@ fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Direc
         }
     }
     (ctx.error_count() == before).then_some(DirectResponseAction { status, body })
+}
+
+/// The deprecated `cors` field of a virtual host (Envoy 1.40 still accepts it, with a
+/// warning; routes no longer have one): kept among the per-filter configurations under the
+/// empty name, for a CORS filter that finds no `typed_per_filter_config` of its own.
+fn legacy_cors(ctx: &mut Ctx, o: &mut Obj<'_>, per_filter: &mut Vec<crate::config::model::PerFilterConfig>) {
+    if let Some(policy) = o.obj(ctx, "cors").and_then(|c| super::cors_csrf::cors_policy(ctx, c)) {
+        per_filter.push(crate::config::model::PerFilterConfig {
+            filter: crate::config::filters::LEGACY_CORS.to_string(),
+            config: crate::config::model::PerFilter::Cors(policy),
+        });
+    }
 }

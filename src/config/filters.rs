@@ -28,6 +28,10 @@ pub enum HttpFilterKind {
     Fault(FaultConfig),
     /// `envoy.extensions.filters.http.buffer.v3.Buffer`
     Buffer(BufferConfig),
+    /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`
+    LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
+    /// `envoy.extensions.filters.http.rbac.v3.RBAC`
+    Rbac(Box<super::model::RbacConfig>),
 }
 
 impl HttpFilter {
@@ -133,6 +137,10 @@ pub enum PerFilter {
     Buffer(BufferConfig),
     /// A `BufferPerRoute` with `disabled: true`: the buffer filter lets the request through.
     BufferDisabled,
+    /// A route's `LocalRateLimit`.
+    LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
+    /// An `RBACPerRoute`: its `rbac`, or `None` (the filter lets the route's requests through).
+    Rbac(Option<Box<super::model::RbacConfig>>),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,

@@ -8,6 +8,10 @@ pub(crate) const HEALTH_CHECK: &str = "type.googleapis.com/envoy.extensions.filt
 pub(crate) const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
 pub(crate) const BUFFER: &str = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer";
 pub(crate) const BUFFER_PER_ROUTE: &str = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute";
+pub(crate) const LOCAL_RATELIMIT: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+pub(crate) const RBAC: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+pub(crate) const RBAC_PER_ROUTE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

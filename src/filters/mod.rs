@@ -16,6 +16,8 @@ mod buffer;
 mod chain;
 mod fault;
 mod health_check;
+pub mod local_ratelimit;
+pub mod rbac;
 
 use std::sync::Arc;
 
@@ -37,11 +39,13 @@ pub enum Filter {
     HealthCheck(HealthCheck),
     Fault(Fault),
     Buffer(Buffer),
+    LocalRateLimit(local_ratelimit::LocalRateLimit),
+    Rbac(rbac::Rbac),
 }
 
 /// What a route says about one filter of the chain, its most specific
 /// `typed_per_filter_config` entry for the filter's name having won.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Slot {
     /// No entry: the filter runs with its own configuration, unless it is `disabled`.
     Default,
@@ -53,6 +57,10 @@ pub enum Slot {
     Fault(Arc<FaultSettings>),
     /// `BufferPerRoute.buffer` for a buffer filter.
     Buffer(Buffer),
+    /// A route's `LocalRateLimit` for a local rate limit filter.
+    LocalRateLimit(Arc<local_ratelimit::Settings>),
+    /// `RBACPerRoute` for an RBAC filter: its policies, or none (the filter lets requests through).
+    Rbac(Option<Arc<rbac::RbacSettings>>),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

@@ -63,6 +63,10 @@ pub enum LocalReason {
     FaultAbort { status: StatusCode, grpc: Option<u32> },
     /// The buffer filter's `max_request_bytes` was exceeded: 413.
     PayloadTooLarge,
+    /// RL: the local rate limit filter's bucket was empty (429 unless `status` says).
+    RateLimited { status: StatusCode },
+    /// The RBAC filter denied the request: 403 (its details name the policy).
+    RbacDenied,
 }
 
 impl LocalReason {
@@ -120,6 +124,8 @@ impl LocalReason {
             LocalReason::Rejected(r) => (r.status, r.body),
             LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+            LocalReason::RateLimited { status } => (status, "local_rate_limited"),
+            LocalReason::RbacDenied => (StatusCode::FORBIDDEN, "RBAC: access denied"),
         }
     }
 
@@ -142,6 +148,7 @@ impl LocalReason {
             LocalReason::Rejected(r) => Some(r.details),
             LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
+            LocalReason::RateLimited { .. } => Some("local_rate_limited"),
             _ => None,
         }
     }
@@ -166,7 +173,8 @@ impl LocalReason {
             LocalReason::RequestTimeout => "",
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
-            LocalReason::PayloadTooLarge => "",
+            LocalReason::PayloadTooLarge | LocalReason::RbacDenied => "",
+            LocalReason::RateLimited { .. } => "RL",
         }
     }
 

@@ -72,6 +72,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
     let per_filter = per_filter_configs(ctx, &mut o);
+    let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Kept::new));
     let path = o.path.clone();
@@ -91,6 +92,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         include_request_attempt_count,
         include_attempt_count_in_response,
         per_filter,
+        rate_limits,
     })
 }
 
@@ -179,6 +181,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     // legate does not keep apart: refused rather than served under the DEFAULT limits.
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
+    let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
+    let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
     let path = o.path.clone();
     let plugin = o.has("cluster_specifier_plugin") || o.has("inline_cluster_specifier_plugin");
     o.finish(ctx, &[]);
@@ -200,6 +204,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         timeout,
         retry_policy,
         upgrades,
+        rate_limits,
+        include_vh_rate_limits,
     })
 }
 

@@ -16,6 +16,8 @@ mod dns;
 mod examples;
 mod filter_chains;
 mod filters;
+mod filters_ratelimit;
+mod filters_rbac;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;

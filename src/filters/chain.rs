@@ -152,12 +152,12 @@ impl Chain {
     /// The settings of a route's `LocalRateLimit`, one per configuration entry.
     fn route_rate_limit(
         &self,
-        c: &Box<crate::config::model::LocalRateLimitConfig>,
+        c: &crate::config::model::LocalRateLimitConfig,
         store: &Arc<Store>,
     ) -> Arc<local_ratelimit::Settings> {
-        let key = std::ptr::addr_of!(**c) as usize;
+        let key = std::ptr::addr_of!(*c) as usize;
         let mut memo = self.rate_limits.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, s)) = memo.iter().find(|(k, s)| *k == key && s.config() == &**c) {
+        if let Some((_, s)) = memo.iter().find(|(k, s)| *k == key && s.config() == c) {
             return Arc::clone(s);
         }
         let s = Arc::new(local_ratelimit::Settings::new(c, store));

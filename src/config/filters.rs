@@ -32,6 +32,10 @@ pub enum HttpFilterKind {
     Cors,
     /// `envoy.extensions.filters.http.csrf.v3.CsrfPolicy`
     Csrf(super::cors_csrf::CsrfPolicyConfig),
+    /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`
+    LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
+    /// `envoy.extensions.filters.http.rbac.v3.RBAC`
+    Rbac(Box<super::model::RbacConfig>),
 }
 
 impl HttpFilter {
@@ -142,6 +146,10 @@ pub enum PerFilter {
     Cors(super::cors_csrf::CorsPolicyConfig),
     /// A `CsrfPolicy`.
     Csrf(super::cors_csrf::CsrfPolicyConfig),
+    /// A route's `LocalRateLimit`.
+    LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
+    /// An `RBACPerRoute`: its `rbac`, or `None` (the filter lets the route's requests through).
+    Rbac(Option<Box<super::model::RbacConfig>>),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,

@@ -1,13 +1,16 @@
 //! The chain itself: built from `http_filters`, per-route slots resolved from the
 //! `typed_per_filter_config` levels, and the decode / encode passes a request makes.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 
 use super::fault::{ActiveFault, FaultRequest};
+use super::local_ratelimit::{self, LocalRateLimit};
+use super::rbac::{Rbac, RbacRequest, RbacSettings};
 use super::{
     Buffer, ChainFilter, Cors, CorsRt, CorsState, Csrf, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots,
 };
@@ -43,6 +46,10 @@ pub struct Stream {
     pub slots: Slots,
     /// A CORS filter allowed the request's origin (or answered its preflight).
     pub cors: Option<Box<CorsState>>,
+    /// The local rate limit filter's part of the response.
+    pub rate_limit: Option<local_ratelimit::Encode>,
+    /// Response code details a filter made (the RBAC filter's, naming a policy).
+    pub details: Option<Arc<str>>,
 }
 
 /// What filters read of the request besides its headers.
@@ -54,12 +61,27 @@ pub struct RequestInfo<'a> {
     pub authority: &'a str,
     /// The cluster the route chose, if it forwards.
     pub cluster: Option<&'a str>,
+    /// The trusted client address (the peer, or `x-forwarded-for`'s per the connection manager).
+    pub remote: IpAddr,
+    pub direct_remote: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: Option<&'a crate::tls::Session>,
+    /// The route's `rate_limits` (local rate limit descriptors).
+    pub rate_limits: Option<&'a local_ratelimit::RouteRateLimits>,
+    /// The connection's own rate limit buckets.
+    pub conn_buckets: &'a local_ratelimit::ConnBuckets,
 }
 
 /// The HTTP filters before the router, in order.
 #[derive(Default)]
 pub struct Chain {
     filters: Box<[ChainFilter]>,
+    /// What per-route filter settings are built with (their stats).
+    store: Option<Arc<Store>>,
+    hcm_prefix: Box<str>,
+    /// Routes' local rate limit settings by the configuration they came from, so that a
+    /// virtual host's configuration is one bucket for all its routes, as in Envoy.
+    rate_limits: Mutex<Vec<(usize, Arc<local_ratelimit::Settings>)>>,
 }
 
 impl Chain {
@@ -75,11 +97,13 @@ impl Chain {
                     HttpFilterKind::Buffer(c) => Filter::Buffer(Buffer::new(c)),
                     HttpFilterKind::Cors => Filter::Cors(Cors::new(store, hcm_prefix)),
                     HttpFilterKind::Csrf(c) => Filter::Csrf(Csrf::new(c, store, hcm_prefix)),
+                    HttpFilterKind::LocalRateLimit(c) => Filter::LocalRateLimit(LocalRateLimit::new(c, store)),
+                    HttpFilterKind::Rbac(c) => Filter::Rbac(Rbac::new(c, store, hcm_prefix)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
             .collect();
-        Chain { filters }
+        Chain { filters, store: Some(Arc::clone(store)), hcm_prefix: hcm_prefix.into(), rate_limits: Mutex::default() }
     }
 
     /// No filter but the router.
@@ -112,6 +136,16 @@ impl Chain {
                     (Some(PerFilter::Buffer(c)), Filter::Buffer(_)) => Slot::Buffer(Buffer::new(c)),
                     (Some(PerFilter::BufferDisabled), Filter::Buffer(_)) => Slot::Off,
                     (Some(PerFilter::Csrf(c)), Filter::Csrf(_)) => Slot::Csrf(Arc::new(c.clone())),
+                    (Some(PerFilter::LocalRateLimit(c)), Filter::LocalRateLimit(_)) => match &self.store {
+                        Some(store) => Slot::LocalRateLimit(self.route_rate_limit(c, store)),
+                        None => Slot::On,
+                    },
+                    (Some(PerFilter::Rbac(c)), Filter::Rbac(_)) => match (&self.store, c) {
+                        (Some(store), Some(c)) => {
+                            Slot::Rbac(Some(Arc::new(RbacSettings::new(c, store, &self.hcm_prefix))))
+                        }
+                        _ => Slot::Rbac(None),
+                    },
                     // A config of another filter's type: Envoy's filter finds no settings of
                     // its own type there and keeps its own, but the entry still enables it.
                     (Some(_), _) => Slot::On,
@@ -123,6 +157,22 @@ impl Chain {
         } else {
             Some(slots.into())
         }
+    }
+
+    /// The settings of a route's `LocalRateLimit`, one per configuration entry.
+    fn route_rate_limit(
+        &self,
+        c: &crate::config::model::LocalRateLimitConfig,
+        store: &Arc<Store>,
+    ) -> Arc<local_ratelimit::Settings> {
+        let key = std::ptr::addr_of!(*c) as usize;
+        let mut memo = self.rate_limits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = memo.iter().find(|(k, s)| *k == key && s.config() == c) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(local_ratelimit::Settings::new(c, store));
+        memo.push((key, Arc::clone(&s)));
+        s
     }
 
     /// Whether filter `i` runs on a request with these slots.
@@ -187,6 +237,44 @@ impl Chain {
                     };
                     csrf.decode(policy, &parts.headers, &parts.method, info.authority)?;
                 }
+                Filter::LocalRateLimit(l) => {
+                    let settings = match slot {
+                        Some(Slot::LocalRateLimit(s)) => s,
+                        _ => l.settings(),
+                    };
+                    let view = RequestView::new(info.full_path, info.method, info.authority, "http", &parts.headers);
+                    let req = local_ratelimit::RateLimitRequest {
+                        view,
+                        remote: info.remote,
+                        cluster: info.cluster,
+                        route_limits: info.rate_limits,
+                        conn: info.conn_buckets,
+                    };
+                    let mut out = None;
+                    let mut added = http::HeaderMap::new();
+                    let r = LocalRateLimit::decode(settings, req, &mut added, &mut out);
+                    for (k, v) in added.drain().filter_map(|(k, v)| k.map(|k| (k, v))) {
+                        parts.headers.append(k, v);
+                    }
+                    stream.rate_limit = out;
+                    r?;
+                }
+                Filter::Rbac(r) => {
+                    let settings = match slot {
+                        Some(Slot::Rbac(None)) => continue,
+                        Some(Slot::Rbac(Some(s))) => s,
+                        _ => r.settings(),
+                    };
+                    let view = RequestView::new(info.full_path, info.method, info.authority, "http", &parts.headers);
+                    let req = RbacRequest {
+                        view,
+                        remote: info.remote,
+                        direct_remote: info.direct_remote,
+                        local: info.local,
+                        tls: info.tls,
+                    };
+                    settings.decode(&req, &mut stream.details)?;
+                }
             }
             stream.decoded = i + 1;
         }
@@ -196,6 +284,9 @@ impl Chain {
     /// The encoding pass, in reverse order, over the filters that saw the request: for the
     /// upstream's response and for local replies alike.
     pub fn encode(&self, stream: &Stream, resp: &mut http::Response<ResBody>) {
+        if let Some(rl) = &stream.rate_limit {
+            rl.apply(resp.headers_mut());
+        }
         let slots = stream.slots.as_deref();
         for i in (0..stream.decoded.min(self.filters.len())).rev() {
             if !self.runs(i, slots) {
@@ -204,7 +295,12 @@ impl Chain {
             match &self.filters[i].filter {
                 Filter::Cors(_) => Cors::encode(stream.cors.as_deref(), resp.headers_mut()),
                 // None of these filters changes a response.
-                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) | Filter::Csrf(_) => {
+                Filter::HealthCheck(_)
+                | Filter::Fault(_)
+                | Filter::Buffer(_)
+                | Filter::Csrf(_)
+                | Filter::LocalRateLimit(_)
+                | Filter::Rbac(_) => {
                     let _ = &resp;
                 }
             }

@@ -18,6 +18,8 @@ mod cors;
 mod csrf;
 mod fault;
 mod health_check;
+pub mod local_ratelimit;
+pub mod rbac;
 
 use std::sync::Arc;
 
@@ -43,11 +45,13 @@ pub enum Filter {
     Buffer(Buffer),
     Cors(Cors),
     Csrf(Csrf),
+    LocalRateLimit(local_ratelimit::LocalRateLimit),
+    Rbac(rbac::Rbac),
 }
 
 /// What a route says about one filter of the chain, its most specific
 /// `typed_per_filter_config` entry for the filter's name having won.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Slot {
     /// No entry: the filter runs with its own configuration, unless it is `disabled`.
     Default,
@@ -63,6 +67,10 @@ pub enum Slot {
     Cors(Arc<CorsRt>),
     /// `CsrfPolicy` for a CSRF filter.
     Csrf(Arc<crate::config::cors_csrf::CsrfPolicyConfig>),
+    /// A route's `LocalRateLimit` for a local rate limit filter.
+    LocalRateLimit(Arc<local_ratelimit::Settings>),
+    /// `RBACPerRoute` for an RBAC filter: its policies, or none (the filter lets requests through).
+    Rbac(Option<Arc<rbac::RbacSettings>>),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

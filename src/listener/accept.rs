@@ -108,6 +108,7 @@ pub(super) async fn accept_connection(
         activity: idle::ConnActivity::new(),
         stream_watch: Default::default(),
         tunnel: Default::default(),
+        rate_limit_buckets: Default::default(),
         tls: std::sync::OnceLock::new(),
     });
     drop(current);

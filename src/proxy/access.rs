@@ -36,6 +36,8 @@ pub struct StreamInfo {
     /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
     pub attempts: u32,
     pub details: Option<&'static str>,
+    /// Details a filter made at run time (the RBAC filter's policy name), over `details`.
+    pub filter_details: Option<Arc<str>>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
     /// A logger is configured: keep what it needs.
@@ -133,7 +135,7 @@ impl PendingLog {
             scheme: "http",
             protocol: Some(if unparsed { Version::HTTP_11 } else { self.version }),
             response_code: Some(self.status),
-            response_code_details: self.trace.details,
+            response_code_details: self.trace.filter_details.as_deref().or(self.trace.details),
             response_headers: Some(&self.response_headers),
             response_trailers: self.trailers.as_ref(),
             response_flags: self.trace.response_flags,

@@ -179,8 +179,25 @@ pub(super) async fn process(
         chain.rx_bytes.clone_from(&trace.rx_bytes);
         chain.progress.clone_from(&trace.progress);
         let cluster = picked.and_then(|(c, _)| c).map(|c| c.name());
-        let info =
-            filters::RequestInfo { full_path: &full_path, method: &method_str, authority: &authority_str, cluster };
+        let rate_limits = match &found {
+            Ok((_, r)) => match &r.action {
+                ActionRt::Forward(fwd) => fwd.rate_limits.as_deref(),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let info = filters::RequestInfo {
+            full_path: &full_path,
+            method: &method_str,
+            authority: &authority_str,
+            cluster,
+            remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+            direct_remote: ctx.remote,
+            local: ctx.local,
+            tls: ctx.tls.get().map(|t| &**t),
+            rate_limits,
+            conn_buckets: &ctx.rate_limit_buckets,
+        };
         hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
     }
     let (vh, route) = match found {

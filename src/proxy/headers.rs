@@ -187,6 +187,15 @@ pub fn client_is_internal(h: &HeaderMap, cfg: &HttpConnectionManager, remote: So
     trusted_client.is_some_and(|ip| cfg.internal_cidrs.iter().any(|c| c.contains(ip)))
 }
 
+/// The downstream remote address as Envoy's connection manager sets it for filters: the peer
+/// with `use_remote_address`, else the trusted `x-forwarded-for` entry when there is one.
+pub fn trusted_remote(h: &HeaderMap, cfg: &HttpConnectionManager, remote: SocketAddr) -> IpAddr {
+    if cfg.use_remote_address {
+        return remote.ip();
+    }
+    last_xff_address(h, cfg.xff_num_trusted_hops).unwrap_or(remote.ip())
+}
+
 fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
     let ip = ip.to_string();
     let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {

@@ -67,6 +67,10 @@ pub enum LocalReason {
     CorsPreflight,
     /// The CSRF filter refused the request's origin: 403 `Invalid origin`.
     CsrfInvalidOrigin,
+    /// RL: the local rate limit filter's bucket was empty (429 unless `status` says).
+    RateLimited { status: StatusCode },
+    /// The RBAC filter denied the request: 403 (its details name the policy).
+    RbacDenied,
 }
 
 impl LocalReason {
@@ -126,6 +130,8 @@ impl LocalReason {
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
             LocalReason::CorsPreflight => (StatusCode::OK, ""),
             LocalReason::CsrfInvalidOrigin => (StatusCode::FORBIDDEN, "Invalid origin"),
+            LocalReason::RateLimited { status } => (status, "local_rate_limited"),
+            LocalReason::RbacDenied => (StatusCode::FORBIDDEN, "RBAC: access denied"),
         }
     }
 
@@ -150,6 +156,7 @@ impl LocalReason {
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
             LocalReason::CorsPreflight => Some("cors_response"),
             LocalReason::CsrfInvalidOrigin => Some("csrf_origin_mismatch"),
+            LocalReason::RateLimited { .. } => Some("local_rate_limited"),
             _ => None,
         }
     }
@@ -175,6 +182,8 @@ impl LocalReason {
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
             LocalReason::PayloadTooLarge | LocalReason::CorsPreflight | LocalReason::CsrfInvalidOrigin => "",
+            LocalReason::PayloadTooLarge | LocalReason::RbacDenied => "",
+            LocalReason::RateLimited { .. } => "RL",
         }
     }
 

@@ -63,6 +63,8 @@ pub struct ConnCtx {
     pub tls: std::sync::OnceLock<Arc<crate::tls::Session>>,
     /// The tunnel of an upgraded request (WebSocket), which outlives hyper's connection.
     pub tunnel: upgrade::TunnelWatch,
+    /// Local rate limit buckets of this connection (`local_rate_limit_per_downstream_connection`).
+    pub rate_limit_buckets: crate::filters::local_ratelimit::ConnBuckets,
 }
 
 impl ConnCtx {

@@ -131,6 +131,7 @@ pub async fn handle(
     };
     if !hcm.filters.is_empty() {
         hcm.filters.encode(&chain, &mut resp);
+        trace.filter_details = chain.details.take();
         if chain.delay_injected {
             trace.response_flags = filters::with_delay_flag(trace.response_flags);
         }

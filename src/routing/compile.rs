@@ -155,6 +155,13 @@ fn build_route(
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
                 upgrades: f.upgrades.clone().into(),
+                rate_limits: (!f.rate_limits.is_empty() || !vh.rate_limits.is_empty()).then(|| {
+                    Box::new(crate::filters::local_ratelimit::RouteRateLimits {
+                        route: f.rate_limits.clone(),
+                        vh: vh.rate_limits.clone(),
+                        include_vh: f.include_vh_rate_limits,
+                    })
+                }),
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),

@@ -125,6 +125,8 @@ pub struct ForwardRt {
     pub retry_policy: Option<RetryPolicy>,
     /// The route's `upgrade_configs`.
     pub upgrades: Box<[crate::config::model::UpgradeConfig]>,
+    /// The route's and its virtual host's `rate_limits`, when either has some.
+    pub rate_limits: Option<Box<crate::filters::local_ratelimit::RouteRateLimits>>,
 }
 
 /// What part of the path `prefix_rewrite` replaces.

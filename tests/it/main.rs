@@ -17,6 +17,8 @@ mod examples;
 mod filter_chains;
 mod filters;
 mod filters_cors;
+mod filters_ratelimit;
+mod filters_rbac;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;

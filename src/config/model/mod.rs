@@ -13,6 +13,8 @@
 mod cluster;
 mod hcm;
 mod listener;
+mod local_ratelimit;
+mod rbac;
 mod route;
 
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ pub use super::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig}
 pub use cluster::*;
 pub use hcm::*;
 pub use listener::*;
+pub use local_ratelimit::*;
+pub use rbac::*;
 pub use route::*;
 
 /// A value kept between two versions of a configuration that both have it (a route of a

@@ -79,6 +79,8 @@ pub struct VirtualHost {
     pub include_attempt_count_in_response: bool,
     /// `typed_per_filter_config`
     pub per_filter: Vec<PerFilterConfig>,
+    /// `rate_limits`
+    pub rate_limits: Vec<super::RateLimitPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -235,6 +237,10 @@ pub struct ForwardAction {
     pub retry_policy: Option<RetryPolicy>,
     /// `upgrade_configs`: the route's word on `Upgrade` types, over the connection manager's.
     pub upgrades: Vec<UpgradeConfig>,
+    /// `rate_limits` (the local rate limit filter's descriptors).
+    pub rate_limits: Vec<super::RateLimitPolicy>,
+    /// `include_vh_rate_limits`
+    pub include_vh_rate_limits: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -39,7 +39,7 @@ fn to_remove(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<String>
     names.iter().enumerate().filter_map(|(i, n)| header_name(ctx, n, path.index(i))).collect()
 }
 
-fn to_add(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<HeaderValueOption> {
+pub(crate) fn to_add(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<HeaderValueOption> {
     o.objs(ctx, field).into_iter().filter_map(|hvo| header_value_option(ctx, hvo)).collect()
 }
 

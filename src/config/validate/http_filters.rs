@@ -62,6 +62,9 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::BUFFER) => buffer(ctx, c).map(HttpFilterKind::Buffer),
                     Some(t::CORS) => Some(HttpFilterKind::Cors).inspect(|_| cors_csrf::cors_filter(ctx, c)),
                     Some(t::CSRF_POLICY) => cors_csrf::csrf_policy(ctx, c).map(HttpFilterKind::Csrf),
+                    Some(t::LOCAL_RATELIMIT) => super::local_ratelimit::local_ratelimit(ctx, c, false)
+                        .map(|c| HttpFilterKind::LocalRateLimit(Box::new(c))),
+                    Some(t::RBAC) => super::rbac::rbac(ctx, c).map(|c| HttpFilterKind::Rbac(Box::new(c))),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));
@@ -306,6 +309,10 @@ fn per_filter_typed(ctx: &mut Ctx, c: Obj<'_>, ty: &str, filter: &str, path: &Fi
         t::BUFFER_PER_ROUTE => buffer_per_route(ctx, c),
         t::CORS_POLICY => cors_csrf::cors_policy(ctx, c).map(PerFilter::Cors),
         t::CSRF_POLICY => cors_csrf::csrf_policy(ctx, c).map(PerFilter::Csrf),
+        t::LOCAL_RATELIMIT => {
+            super::local_ratelimit::local_ratelimit(ctx, c, true).map(|c| PerFilter::LocalRateLimit(Box::new(c)))
+        }
+        t::RBAC_PER_ROUTE => super::rbac::rbac_per_route(ctx, c).map(|c| PerFilter::Rbac(c.map(Box::new))),
         _ => {
             ctx.err(path, format!("unsupported per-filter configuration {ty} for HTTP filter {filter}"));
             None
@@ -335,7 +342,11 @@ fn filter_config(ctx: &mut Ctx, mut o: Obj<'_>, filter: &str) -> Option<PerFilte
             None
         }
         Some(ty)
-            if optional && !matches!(ty.as_str(), t::FAULT | t::BUFFER_PER_ROUTE | t::CORS_POLICY | t::CSRF_POLICY) =>
+            if optional
+                && !matches!(
+                    ty.as_str(),
+                    t::FAULT | t::BUFFER_PER_ROUTE | t::CORS_POLICY | t::CSRF_POLICY | t::LOCAL_RATELIMIT | t::RBAC_PER_ROUTE
+                ) =>
         {
             Some(PerFilter::Ignored)
         }

@@ -73,6 +73,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
     let mut per_filter = per_filter_configs(ctx, &mut o);
     legacy_cors(ctx, &mut o, &mut per_filter);
+    let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Kept::new));
     let path = o.path.clone();
@@ -92,6 +93,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         include_request_attempt_count,
         include_attempt_count_in_response,
         per_filter,
+        rate_limits,
     })
 }
 
@@ -181,6 +183,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     // legate does not keep apart: refused rather than served under the DEFAULT limits.
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
+    let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
+    let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -203,6 +207,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         timeout,
         retry_policy,
         upgrades,
+        rate_limits,
+        include_vh_rate_limits,
     })
 }
 

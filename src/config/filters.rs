@@ -28,6 +28,8 @@ pub enum HttpFilterKind {
     Fault(FaultConfig),
     /// `envoy.extensions.filters.http.buffer.v3.Buffer`
     Buffer(BufferConfig),
+    /// `envoy.extensions.filters.http.compressor.v3.Compressor`
+    Compressor(Box<super::compressor::CompressorConfig>),
 }
 
 impl HttpFilter {
@@ -133,6 +135,8 @@ pub enum PerFilter {
     Buffer(BufferConfig),
     /// A `BufferPerRoute` with `disabled: true`: the buffer filter lets the request through.
     BufferDisabled,
+    /// A `CompressorPerRoute`.
+    Compressor(super::compressor::CompressorPerRoute),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,

@@ -28,6 +28,7 @@
 //! items only, and validates those items only (`docs.rs`, `reader::Obj::objs_memo`), with the
 //! same value, model and errors as a full load.
 
+pub mod compressor;
 pub mod filters;
 pub mod model;
 

@@ -39,6 +39,8 @@ pub struct Stream {
     pub active_fault: Option<ActiveFault>,
     /// The route's (or weighted cluster's) per-filter slots.
     pub slots: Slots,
+    /// What the compressor filters remember of the request.
+    pub compress: super::CompressRequest,
 }
 
 /// What filters read of the request besides its headers.
@@ -69,10 +71,13 @@ impl Chain {
                     HttpFilterKind::HealthCheck { path } => Filter::HealthCheck(HealthCheck::new(path.clone())),
                     HttpFilterKind::Fault(c) => Filter::Fault(Fault::new(c, store, hcm_prefix)),
                     HttpFilterKind::Buffer(c) => Filter::Buffer(Buffer::new(c)),
+                    HttpFilterKind::Compressor(c) => Filter::Compress(super::Compress::new(c, store, hcm_prefix)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
-            .collect();
+            .collect::<Box<[ChainFilter]>>();
+        let mut filters = filters;
+        super::compress::link(&mut filters);
         Chain { filters }
     }
 
@@ -102,6 +107,7 @@ impl Chain {
                     (Some(PerFilter::Fault(c)), Filter::Fault(_)) => Slot::Fault(Arc::new(FaultSettings::new(c))),
                     (Some(PerFilter::Buffer(c)), Filter::Buffer(_)) => Slot::Buffer(Buffer::new(c)),
                     (Some(PerFilter::BufferDisabled), Filter::Buffer(_)) => Slot::Off,
+                    (Some(PerFilter::Compressor(c)), Filter::Compress(_)) => Slot::Compress(*c),
                     // A config of another filter's type: Envoy's filter finds no settings of
                     // its own type there and keeps its own, but the entry still enables it.
                     (Some(_), _) => Slot::On,
@@ -160,6 +166,13 @@ impl Chain {
                     };
                     b.decode(parts, body, stream).await?;
                 }
+                Filter::Compress(c) => {
+                    let per_route = match slot {
+                        Some(Slot::Compress(p)) => Some(p),
+                        _ => None,
+                    };
+                    c.decode(i, parts, per_route, &mut stream.compress);
+                }
             }
             stream.decoded = i + 1;
         }
@@ -176,8 +189,13 @@ impl Chain {
             }
             match &self.filters[i].filter {
                 // None of these filters changes a response.
-                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) => {
-                    let _ = &resp;
+                Filter::HealthCheck(_) | Filter::Fault(_) | Filter::Buffer(_) => {}
+                Filter::Compress(c) => {
+                    let per_route = match slots.and_then(|s| s.get(i)) {
+                        Some(Slot::Compress(p)) => Some(p),
+                        _ => None,
+                    };
+                    c.encode(i, &stream.compress, per_route, resp);
                 }
             }
         }

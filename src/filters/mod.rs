@@ -14,6 +14,9 @@
 
 mod buffer;
 mod chain;
+mod compress;
+mod compress_accept;
+mod compress_body;
 mod fault;
 mod health_check;
 
@@ -21,6 +24,8 @@ use std::sync::Arc;
 
 pub use buffer::Buffer;
 pub use chain::{Chain, RequestBody, RequestInfo, Stream};
+pub use compress::{Compress, CompressRequest};
+pub use compress_body::Compressing;
 pub use fault::{Fault, FaultSettings};
 pub use health_check::HealthCheck;
 
@@ -37,6 +42,7 @@ pub enum Filter {
     HealthCheck(HealthCheck),
     Fault(Fault),
     Buffer(Buffer),
+    Compress(Compress),
 }
 
 /// What a route says about one filter of the chain, its most specific
@@ -53,6 +59,8 @@ pub enum Slot {
     Fault(Arc<FaultSettings>),
     /// `BufferPerRoute.buffer` for a buffer filter.
     Buffer(Buffer),
+    /// `CompressorPerRoute` for a compressor filter.
+    Compress(crate::config::compressor::CompressorPerRoute),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

@@ -16,6 +16,7 @@ mod dns;
 mod examples;
 mod filter_chains;
 mod filters;
+mod filters_compress;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;

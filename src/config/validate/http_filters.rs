@@ -59,6 +59,7 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::HEALTH_CHECK) => health_check(ctx, c),
                     Some(t::FAULT) => fault(ctx, c).map(HttpFilterKind::Fault),
                     Some(t::BUFFER) => buffer(ctx, c).map(HttpFilterKind::Buffer),
+                    Some(t::COMPRESSOR) => super::compressor::compressor(ctx, c).map(HttpFilterKind::Compressor),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));
@@ -301,6 +302,7 @@ fn per_filter_typed(ctx: &mut Ctx, c: Obj<'_>, ty: &str, filter: &str, path: &Fi
     match ty {
         t::FAULT => fault(ctx, c).map(PerFilter::Fault),
         t::BUFFER_PER_ROUTE => buffer_per_route(ctx, c),
+        t::COMPRESSOR_PER_ROUTE => super::compressor::per_route(ctx, c).map(PerFilter::Compressor),
         _ => {
             ctx.err(path, format!("unsupported per-filter configuration {ty} for HTTP filter {filter}"));
             None
@@ -329,7 +331,9 @@ fn filter_config(ctx: &mut Ctx, mut o: Obj<'_>, filter: &str) -> Option<PerFilte
             ctx.err(&cpath, "missing @type");
             None
         }
-        Some(ty) if optional && !matches!(ty.as_str(), t::FAULT | t::BUFFER_PER_ROUTE) => Some(PerFilter::Ignored),
+        Some(ty) if optional && !matches!(ty.as_str(), t::FAULT | t::BUFFER_PER_ROUTE | t::COMPRESSOR_PER_ROUTE) => {
+            Some(PerFilter::Ignored)
+        }
         Some(ty) => per_filter_typed(ctx, c, &ty, filter, &cpath),
     }
 }

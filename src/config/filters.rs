@@ -36,6 +36,8 @@ pub enum HttpFilterKind {
     LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
     /// `envoy.extensions.filters.http.rbac.v3.RBAC`
     Rbac(Box<super::model::RbacConfig>),
+    /// `envoy.extensions.filters.http.compressor.v3.Compressor`
+    Compressor(Box<super::compressor::CompressorConfig>),
 }
 
 impl HttpFilter {
@@ -150,6 +152,8 @@ pub enum PerFilter {
     LocalRateLimit(Box<super::model::LocalRateLimitConfig>),
     /// An `RBACPerRoute`: its `rbac`, or `None` (the filter lets the route's requests through).
     Rbac(Option<Box<super::model::RbacConfig>>),
+    /// A `CompressorPerRoute`.
+    Compressor(super::compressor::CompressorPerRoute),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,

@@ -29,6 +29,7 @@
 //! same value, model and errors as a full load.
 
 pub mod cors_csrf;
+pub mod compressor;
 pub mod filters;
 pub mod model;
 

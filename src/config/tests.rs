@@ -3,6 +3,7 @@
 //! repository (the seed configs verbatim, Envoy's sandbox configs) are in `shared`, ignored by
 //! `cargo test`: `.ci/run` runs them.
 
+mod compressor;
 mod discovery;
 mod docs;
 mod errors;

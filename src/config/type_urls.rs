@@ -15,6 +15,13 @@ pub(crate) const LOCAL_RATELIMIT: &str =
     "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 pub(crate) const RBAC: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
 pub(crate) const RBAC_PER_ROUTE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
+pub(crate) const COMPRESSOR: &str = "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor";
+pub(crate) const COMPRESSOR_PER_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute";
+pub(crate) const GZIP_COMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip";
+pub(crate) const BROTLI_COMPRESSOR: &str =
+    "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli";
+pub(crate) const ZSTD_COMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

@@ -8,6 +8,7 @@ pub(crate) mod checks;
 pub(crate) mod cluster;
 pub(crate) mod common;
 pub(crate) mod cors_csrf;
+pub(crate) mod compressor;
 pub(crate) mod dns;
 pub(crate) mod filter_chain;
 pub(crate) mod hcm;

@@ -50,6 +50,8 @@ pub struct Stream {
     pub rate_limit: Option<local_ratelimit::Encode>,
     /// Response code details a filter made (the RBAC filter's, naming a policy).
     pub details: Option<Arc<str>>,
+    /// What the compressor filters remember of the request.
+    pub compress: super::CompressRequest,
 }
 
 /// What filters read of the request besides its headers.
@@ -99,10 +101,13 @@ impl Chain {
                     HttpFilterKind::Csrf(c) => Filter::Csrf(Csrf::new(c, store, hcm_prefix)),
                     HttpFilterKind::LocalRateLimit(c) => Filter::LocalRateLimit(LocalRateLimit::new(c, store)),
                     HttpFilterKind::Rbac(c) => Filter::Rbac(Rbac::new(c, store, hcm_prefix)),
+                    HttpFilterKind::Compressor(c) => Filter::Compress(super::Compress::new(c, store, hcm_prefix)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
-            .collect();
+            .collect::<Box<[ChainFilter]>>();
+        let mut filters = filters;
+        super::compress::link(&mut filters);
         Chain { filters, store: Some(Arc::clone(store)), hcm_prefix: hcm_prefix.into(), rate_limits: Mutex::default() }
     }
 
@@ -146,6 +151,7 @@ impl Chain {
                         }
                         _ => Slot::Rbac(None),
                     },
+                    (Some(PerFilter::Compressor(c)), Filter::Compress(_)) => Slot::Compress(*c),
                     // A config of another filter's type: Envoy's filter finds no settings of
                     // its own type there and keeps its own, but the entry still enables it.
                     (Some(_), _) => Slot::On,
@@ -275,6 +281,13 @@ impl Chain {
                     };
                     settings.decode(&req, &mut stream.details)?;
                 }
+                Filter::Compress(c) => {
+                    let per_route = match slot {
+                        Some(Slot::Compress(p)) => Some(p),
+                        _ => None,
+                    };
+                    c.decode(i, parts, per_route, &mut stream.compress);
+                }
             }
             stream.decoded = i + 1;
         }
@@ -302,6 +315,13 @@ impl Chain {
                 | Filter::LocalRateLimit(_)
                 | Filter::Rbac(_) => {
                     let _ = &resp;
+                }
+                Filter::Compress(c) => {
+                    let per_route = match slots.and_then(|s| s.get(i)) {
+                        Some(Slot::Compress(p)) => Some(p),
+                        _ => None,
+                    };
+                    c.encode(i, &stream.compress, per_route, resp);
                 }
             }
         }

@@ -16,6 +16,9 @@ mod buffer;
 mod chain;
 mod cors;
 mod csrf;
+mod compress;
+mod compress_accept;
+mod compress_body;
 mod fault;
 mod health_check;
 pub mod local_ratelimit;
@@ -27,6 +30,8 @@ pub use buffer::Buffer;
 pub use chain::{Chain, RequestBody, RequestInfo, Stream};
 pub use cors::{Cors, CorsRt, CorsState};
 pub use csrf::Csrf;
+pub use compress::{Compress, CompressRequest};
+pub use compress_body::Compressing;
 pub use fault::{Fault, FaultSettings};
 pub use health_check::HealthCheck;
 
@@ -47,6 +52,7 @@ pub enum Filter {
     Csrf(Csrf),
     LocalRateLimit(local_ratelimit::LocalRateLimit),
     Rbac(rbac::Rbac),
+    Compress(Compress),
 }
 
 /// What a route says about one filter of the chain, its most specific
@@ -71,6 +77,8 @@ pub enum Slot {
     LocalRateLimit(Arc<local_ratelimit::Settings>),
     /// `RBACPerRoute` for an RBAC filter: its policies, or none (the filter lets requests through).
     Rbac(Option<Arc<rbac::RbacSettings>>),
+    /// `CompressorPerRoute` for a compressor filter.
+    Compress(crate::config::compressor::CompressorPerRoute),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

@@ -114,6 +114,8 @@ pub enum ResBody {
     Full(Option<Bytes>),
     /// No bytes, but of unknown length: hyper frames it as chunked (Envoy's HEAD replies).
     EmptyUnsized,
+    /// Compressed on the fly by a compressor filter.
+    Compressed(Box<crate::filters::Compressing>),
 }
 
 impl ResBody {
@@ -146,6 +148,7 @@ impl Body for ResBody {
             }
             ResBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ResBody::EmptyUnsized => Poll::Ready(None),
+            ResBody::Compressed(c) => c.poll_frame(cx),
         }
     }
 
@@ -154,6 +157,7 @@ impl Body for ResBody {
             ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.is_end_stream(),
             ResBody::Full(b) => b.is_none(),
             ResBody::EmptyUnsized => false,
+            ResBody::Compressed(c) => c.is_end_stream(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Body for ResBody {
             ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.size_hint(),
             ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResBody::Full(None) => SizeHint::with_exact(0),
+            ResBody::Compressed(c) => c.size_hint(),
         }
     }
 }

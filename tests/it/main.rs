@@ -19,6 +19,7 @@ mod filters;
 mod filters_cors;
 mod filters_ratelimit;
 mod filters_rbac;
+mod filters_compress;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;

@@ -270,6 +270,61 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.extensions.filters.http.buffer.v3.Buffer", &["max_request_bytes"], &[]),
     m("envoy.extensions.filters.http.buffer.v3.BufferPerRoute", &["disabled", "buffer"], &[]),
     m("envoy.config.route.v3.FilterConfig", &["config", "disabled", "is_optional"], &[]),
+    // validate/compressor.rs
+    m(
+        "envoy.extensions.filters.http.compressor.v3.Compressor",
+        &[
+            "compressor_library",
+            "response_direction_config",
+            "choose_first",
+            "content_length",
+            "content_type",
+            "disable_on_etag_header",
+            "remove_accept_encoding_header",
+            "runtime_enabled",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.compressor.v3.Compressor.ResponseDirectionConfig",
+        &["common_config", "disable_on_etag_header", "remove_accept_encoding_header", "uncompressible_response_codes"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.compressor.v3.Compressor.CommonDirectionConfig",
+        &["enabled", "min_content_length", "content_type"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.compressor.v3.CompressorPerRoute", &["disabled", "overrides"], &[]),
+    m("envoy.extensions.filters.http.compressor.v3.CompressorOverrides", &["response_direction_config"], &[]),
+    m(
+        "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides",
+        &["remove_accept_encoding_header"],
+        &[],
+    ),
+    m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value"], &["runtime_key"]),
+    m(
+        "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+        &["compression_level", "window_bits", "chunk_size", "compression_strategy"],
+        &["memory_level"],
+    ),
+    m(
+        "envoy.extensions.compression.brotli.compressor.v3.Brotli",
+        &[
+            "quality",
+            "window_bits",
+            "input_block_bits",
+            "encoder_mode",
+            "disable_literal_context_modeling",
+            "chunk_size",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd",
+        &["compression_level", "enable_checksum", "strategy", "chunk_size"],
+        &[],
+    ),
     m("envoy.extensions.filters.http.cors.v3.Cors", &[], &[]),
     m(
         "envoy.extensions.filters.http.cors.v3.CorsPolicy",

@@ -65,6 +65,7 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::LOCAL_RATELIMIT) => super::local_ratelimit::local_ratelimit(ctx, c, false)
                         .map(|c| HttpFilterKind::LocalRateLimit(Box::new(c))),
                     Some(t::RBAC) => super::rbac::rbac(ctx, c).map(|c| HttpFilterKind::Rbac(Box::new(c))),
+                    Some(t::COMPRESSOR) => super::compressor::compressor(ctx, c).map(HttpFilterKind::Compressor),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));
@@ -313,6 +314,7 @@ fn per_filter_typed(ctx: &mut Ctx, c: Obj<'_>, ty: &str, filter: &str, path: &Fi
             super::local_ratelimit::local_ratelimit(ctx, c, true).map(|c| PerFilter::LocalRateLimit(Box::new(c)))
         }
         t::RBAC_PER_ROUTE => super::rbac::rbac_per_route(ctx, c).map(|c| PerFilter::Rbac(c.map(Box::new))),
+        t::COMPRESSOR_PER_ROUTE => super::compressor::per_route(ctx, c).map(PerFilter::Compressor),
         _ => {
             ctx.err(path, format!("unsupported per-filter configuration {ty} for HTTP filter {filter}"));
             None
@@ -345,7 +347,13 @@ fn filter_config(ctx: &mut Ctx, mut o: Obj<'_>, filter: &str) -> Option<PerFilte
             if optional
                 && !matches!(
                     ty.as_str(),
-                    t::FAULT | t::BUFFER_PER_ROUTE | t::CORS_POLICY | t::CSRF_POLICY | t::LOCAL_RATELIMIT | t::RBAC_PER_ROUTE
+                    t::FAULT
+                        | t::BUFFER_PER_ROUTE
+                        | t::CORS_POLICY
+                        | t::CSRF_POLICY
+                        | t::LOCAL_RATELIMIT
+                        | t::RBAC_PER_ROUTE
+                        | t::COMPRESSOR_PER_ROUTE
                 ) =>
         {
             Some(PerFilter::Ignored)

@@ -9,6 +9,7 @@ mod errors;
 mod examples;
 mod filters;
 mod schema;
+mod secrets;
 mod seeds;
 mod shared;
 

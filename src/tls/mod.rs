@@ -11,6 +11,8 @@ pub mod accept;
 pub mod certs;
 pub mod config;
 pub mod names;
+pub mod rotation;
+pub mod secrets;
 pub mod server;
 pub mod stats;
 pub mod verify;

@@ -102,6 +102,7 @@ struct ServerStats {
     memory_heap_size: Gauge,
     initialization_time_ms: Histogram,
     dynamic_unknown_fields: Counter,
+    days_until_first_cert_expiring: Gauge,
 }
 
 impl ServerStats {
@@ -126,6 +127,7 @@ impl ServerStats {
             memory_heap_size: store.gauge("server.memory_heap_size"),
             initialization_time_ms: store.histogram("server.initialization_time_ms"),
             dynamic_unknown_fields: store.counter("server.dynamic_unknown_fields"),
+            days_until_first_cert_expiring: store.gauge("server.days_until_first_cert_expiring"),
         }
     }
 }
@@ -167,6 +169,14 @@ impl Server {
         st.memory_allocated.set(num(&mem.allocated));
         st.memory_physical_size.set(num(&mem.total_physical_bytes));
         st.memory_heap_size.set(num(&mem.heap_size));
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let days = crate::tls::rotation::days_until_first_cert_expiring(
+            &self.shared.snapshot.load(),
+            i64::try_from(now).unwrap_or(i64::MAX),
+        );
+        // Envoy's value without any certificate: u32::MAX.
+        st.days_until_first_cert_expiring
+            .set(days.map_or(i64::from(u32::MAX), |d| i64::try_from(d).unwrap_or(i64::MAX)));
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.

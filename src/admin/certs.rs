@@ -43,6 +43,7 @@ pub fn json(snap: &Snapshot) -> Value {
     for l in &snap.listeners {
         for chain in l.config.chains() {
             let Some(tls) = &chain.tls else { continue };
+            let tls = tls.material();
             out.push(json!({
                 "ca_cert": tls.ca.iter().map(|c| cert(c, now)).collect::<Vec<_>>(),
                 "cert_chain": tls.certs.iter().filter_map(|c| c.first()).map(|c| cert(c, now)).collect::<Vec<_>>(),

@@ -110,6 +110,12 @@ pub fn load_bootstrap_with_json(
     }
 }
 
+/// Builds a TLS context again from the files it names as they are now (certificate
+/// rotation); the errors name the file and the field.
+pub fn rebuild_tls(origin: &crate::tls::secrets::Origin) -> Result<crate::tls::server::Material, ConfigErrors> {
+    validate::tls::rebuild(origin)
+}
+
 /// The support matrix as markdown (`legate --print-support-matrix`, `docs/support-matrix.md`),
 /// from the table the validation uses.
 pub fn support_matrix() -> String {

@@ -10,6 +10,7 @@ mod errors;
 mod examples;
 mod filters;
 mod schema;
+mod secrets;
 mod seeds;
 mod shared;
 

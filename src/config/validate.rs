@@ -20,6 +20,7 @@ pub(crate) mod matcher;
 pub(crate) mod overlap;
 pub(crate) mod rbac;
 pub(crate) mod route;
+pub(crate) mod secret;
 pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
 pub(crate) mod upgrade;
@@ -45,6 +46,11 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
     let mut clusters = Vec::new();
     let mut invalid_clusters = Vec::new();
     if let Some(mut sr) = o.obj(ctx, "static_resources") {
+        // Before the listeners: their TLS contexts may name them.
+        let secrets = sr.list(ctx, "secrets");
+        if !secrets.is_empty() {
+            ctx.static_secrets = Some(secret::static_secrets(ctx, secrets));
+        }
         for (i, l) in sr.objs(ctx, "listeners").into_iter().enumerate() {
             let path = l.path.clone();
             if let Some(l) = listener::listener(ctx, l, i) {

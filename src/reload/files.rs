@@ -59,6 +59,8 @@ pub struct FileSource {
     /// Changes of a batch rejected only by what crosses files (a route to a cluster another
     /// file adds): retried with every later batch, as long as the file still holds them.
     deferred: Vec<FileChange>,
+    /// Watches the certificate files of the running TLS contexts.
+    rotation: crate::tls::rotation::Rotation,
 }
 
 impl FileSource {
@@ -70,7 +72,9 @@ impl FileSource {
         core: SourceHandle,
         watch: WatchOptions,
     ) -> Result<FileSource, StartError> {
+        let rotation = crate::tls::rotation::spawn(Arc::clone(&server), watch);
         let mut r = FileSource {
+            rotation,
             server,
             sources,
             effective: Effective::default(),
@@ -92,6 +96,7 @@ impl FileSource {
         let d = diff(&r.effective, &eff);
         r.deliver(next, eff).await.map_err(|e| StartError::Rejected(render(&e)))?;
         r.record(&results, errors.is_none(), errors.map(|e| e.to_string()), started, &d);
+        r.rotation.track();
         let files = r.watch_specs();
         if !files.is_empty() {
             let (w, rx) = Watcher::spawn(files, watch).map_err(StartError::Watch)?;
@@ -261,6 +266,9 @@ impl FileSource {
             return tried;
         }
         self.record(&results, applied, error, started, &d);
+        if applied {
+            self.rotation.track();
+        }
         let files: HashSet<PathBuf> = self.sources.files().into_iter().map(|(_, s)| s.path).collect();
         self.docs.retain(|p| files.contains(p));
         if let Some(w) = &self.watcher {

@@ -59,7 +59,7 @@ pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     stats: &SslStats,
     requested: Option<String>,
 ) -> Result<(TlsStream<IO>, Session), HandshakeError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.rustls));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.rustls());
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

@@ -21,6 +21,8 @@ pub struct DownstreamTlsConfig {
     /// The field path of the context (`...filter_chains[0].transport_socket.typed_config`),
     /// the start of every error's path.
     pub path: String,
+    /// The files and SDS secrets the certificates were read from (what rotation watches).
+    pub reads: super::secrets::Reads,
 }
 
 /// One `TlsCertificate`.

@@ -5,10 +5,9 @@
 //! handshake and [`stats`] counts it. Upstream (a cluster's `UpstreamTlsContext`):
 //! [`client`] builds the client context, [`client_verify`] checks the server's certificate
 //! and [`connect`] runs the handshake of a pool's connection. [`certs`] reads certificates
-//! (x509-parser) for `/certs` and the access log.
-//!
-//! Certificates are loaded here only, from the bytes the validator read, so that certificate
-//! rotation and SDS can build on [`server::build`].
+//! (x509-parser) for `/certs` and the access log. [`rotation`] watches the files (and
+//! file-based SDS secrets, [`secrets`]) a downstream context was read from, rebuilds the
+//! context through the validator and swaps it in; a cluster's contexts are read once.
 
 pub mod accept;
 pub mod certs;
@@ -18,6 +17,8 @@ pub mod config;
 pub mod connect;
 pub mod names;
 pub mod params;
+pub mod rotation;
+pub mod secrets;
 pub mod server;
 pub mod stats;
 pub mod verify;

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::SignatureAlgorithm;
@@ -16,8 +18,9 @@ use super::certs::{self, CertInfo};
 use super::config::{DownstreamTlsConfig, TlsVersion};
 use super::verify::ClientVerifier;
 
-/// A chain's TLS context, ready for handshakes. Compared by its configuration.
-pub struct ServerTls {
+/// What one version of a chain's certificates built: the rustls context and what `/certs`
+/// shows of it. Replaced whole when a certificate rotates.
+pub struct Material {
     pub config: DownstreamTlsConfig,
     pub rustls: Arc<rustls::ServerConfig>,
     /// `tls_certificates`, each with its chain as read (`/certs`' `cert_chain`).
@@ -26,15 +29,47 @@ pub struct ServerTls {
     pub ca: Vec<CertInfo>,
 }
 
+/// A chain's TLS context, ready for handshakes: its current [`Material`], swapped atomically
+/// when a certificate file or SDS secret it was read from changes (`crate::tls::rotation`),
+/// so new handshakes use the new certificate while the listener and its connections stay.
+/// Compared by the configuration it serves now (sources and bytes): a reload that reads the
+/// rotated files again finds the chain unchanged.
+pub struct ServerTls {
+    live: ArcSwap<Material>,
+    /// How to read the certificates again; `None` when nothing comes from a file.
+    pub origin: Option<super::secrets::Origin>,
+}
+
+impl ServerTls {
+    pub fn new(material: Material, origin: Option<super::secrets::Origin>) -> Self {
+        ServerTls { live: ArcSwap::from_pointee(material), origin }
+    }
+
+    /// What handshakes use now.
+    pub fn material(&self) -> Arc<Material> {
+        self.live.load_full()
+    }
+
+    /// The rustls context for a new handshake.
+    pub fn rustls(&self) -> Arc<rustls::ServerConfig> {
+        Arc::clone(&self.live.load().rustls)
+    }
+
+    /// Serves `material` from the next handshake on.
+    pub fn swap(&self, material: Material) {
+        self.live.store(Arc::new(material));
+    }
+}
+
 impl PartialEq for ServerTls {
     fn eq(&self, other: &Self) -> bool {
-        self.config == other.config
+        self.live.load().config == other.live.load().config
     }
 }
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTls").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ServerTls").field("config", &self.live.load().config).finish_non_exhaustive()
     }
 }
 
@@ -60,6 +95,11 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
 
 /// Builds the context.
 pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
+    build_material(config).map(|m| ServerTls::new(m, None))
+}
+
+/// Builds one version of the context's certificates.
+pub fn build_material(config: DownstreamTlsConfig) -> Result<Material, TlsConfigError> {
     let (provider, versions) = super::params::tuned(&config.params, TlsVersion::V1_3)?;
 
     if config.certificates.is_empty() {
@@ -125,7 +165,7 @@ pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
     server.alpn_protocols = config.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // The server's cipher order, as Envoy's BoringSSL (`SSL_OP_CIPHER_SERVER_PREFERENCE`).
     server.ignore_client_order = true;
-    Ok(ServerTls { config, rustls: Arc::new(server), certs: infos, ca })
+    Ok(Material { config, rustls: Arc::new(server), certs: infos, ca })
 }
 
 struct Entry {

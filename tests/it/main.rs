@@ -47,6 +47,7 @@ mod stats;
 mod tcp_proxy;
 mod timeouts;
 mod tls;
+mod tls_rotation;
 mod upgrades;
 mod upstream;
 mod upstream_resets;

@@ -37,6 +37,9 @@ pub(crate) struct Ctx {
     /// The long list's items were checked against the schema one by one (`objs_memo`), so the
     /// check of the resource around them leaves the list out.
     pub memo_checked: bool,
+    /// The bootstrap's `static_resources.secrets` by name, for TLS contexts that name one
+    /// without an `sds_config` (set while the bootstrap is read).
+    pub static_secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
 }
 
 impl Ctx {
@@ -55,6 +58,7 @@ impl Ctx {
             schema_errors: Vec::new(),
             unread: Vec::new(),
             memo_checked: false,
+            static_secrets: None,
         }
     }
 

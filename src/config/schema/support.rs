@@ -85,7 +85,15 @@ pub(crate) static TABLE: &[Message] = &[
         &["address", "access_log_path", "access_log"],
         &["profile_path", "ignore_global_conn_limit"],
     ),
-    m("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"], &[]),
+    m(
+        "envoy.config.bootstrap.v3.Bootstrap.StaticResources",
+        &[
+            "listeners",
+            "clusters",
+            "secrets", // validate/secret.rs
+        ],
+        &[],
+    ),
     m("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", &["lds_config", "cds_config"], &[]),
     m("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"], &[]),
     m("envoy.config.bootstrap.v3.RuntimeLayer", &[], &["name", "static_layer", "admin_layer"]),
@@ -153,12 +161,30 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m(
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
-        &["tls_certificates", "alpn_protocols", "tls_params", "validation_context"],
+        &[
+            "tls_certificates",
+            "alpn_protocols",
+            "tls_params",
+            "validation_context",
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+        ],
         &[],
     ),
     // validate/upstream_tls.rs: a cluster's transport socket (upstream TLS).
     m("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", &["common_tls_context", "sni"], &[]),
-    m("envoy.extensions.transport_sockets.tls.v3.TlsCertificate", &["certificate_chain", "private_key"], &[]),
+    m(
+        "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
+        &[
+            "certificate_chain",
+            "private_key",
+            "watched_directory", // tls/rotation.rs
+        ],
+        &[],
+    ),
+    // validate/secret.rs: SDS secrets (file-based SDS and static_resources.secrets).
+    m("envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", &["name", "sds_config"], &[]),
+    m("envoy.extensions.transport_sockets.tls.v3.Secret", &["name", "tls_certificate", "validation_context"], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
         &["tls_minimum_protocol_version", "tls_maximum_protocol_version", "cipher_suites", "ecdh_curves"],
@@ -166,7 +192,12 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m(
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
-        &["trusted_ca", "match_typed_subject_alt_names", "verify_certificate_hash"],
+        &[
+            "trusted_ca",
+            "match_typed_subject_alt_names",
+            "verify_certificate_hash",
+            "watched_directory", // tls/rotation.rs
+        ],
         &[],
     ),
     m("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"], &[]),

@@ -2,32 +2,39 @@
 //! `DownstreamTlsContext` (read here, built by `crate::tls::server`, so a certificate that
 //! does not load refuses the configuration at its field), or `raw_buffer`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_yaml::Value;
 
 use crate::config::reader::{scalar_string, Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
+use crate::config::{ConfigError, ConfigErrors};
+use crate::discovery::WatchSpec;
 use crate::tls::config::{
     CertificateSource, DownstreamTlsConfig, SanMatcher, SanType, TlsParams, TlsVersion, ValidationConfig,
 };
+use crate::tls::secrets::{join_path, Origin, Reads};
+use crate::tls::server::Material;
 use crate::tls::ServerTls;
 
 use super::common::data_source;
 use super::matcher::string_matcher;
+use super::secret;
 
 /// The chain's TLS context; `None` for plaintext (absent, or `raw_buffer`) and on errors.
 pub(crate) fn transport_socket(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Arc<ServerTls>> {
     let _ = o.str(ctx, "name");
-    let typed = o.obj(ctx, "typed_config");
+    let typed = o.get("typed_config");
     let path = o.path.clone();
     o.finish(ctx, &[]);
-    let Some(mut typed) = typed else {
+    let Some((value, at)) = typed else {
         ctx.err(&path, "missing typed_config: a transport socket is chosen by its @type");
         return None;
     };
+    let mut typed = Obj::new(ctx, value, at)?;
     match typed.str(ctx, "@type").as_deref() {
-        Some(t::DOWNSTREAM_TLS_CONTEXT) => downstream_tls(ctx, typed),
+        Some(t::DOWNSTREAM_TLS_CONTEXT) => downstream_tls(ctx, typed, value),
         Some(t::RAW_BUFFER) => {
             typed.finish(ctx, &[]);
             None
@@ -43,14 +50,104 @@ pub(crate) fn transport_socket(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Arc<Serv
     }
 }
 
-fn downstream_tls(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Arc<ServerTls>> {
+fn downstream_tls(ctx: &mut Ctx, o: Obj<'_>, value: &Value) -> Option<Arc<ServerTls>> {
+    let path = o.path.to_string();
+    let config = downstream_config(ctx, o, &path)?;
+    let origin = (!config.reads.is_empty()).then(|| Origin {
+        value: value.clone(),
+        path: path.clone(),
+        file: ctx.file.clone(),
+        static_secrets: ctx.static_secrets.clone(),
+    });
+    let reads = config.reads.clone();
+    match crate::tls::server::build_material(config) {
+        Ok(m) => Some(Arc::new(ServerTls::new(m, origin))),
+        Err(e) => {
+            ctx.err(join_path(&path, &cert_field(value, &reads, &e.field)), e.message);
+            None
+        }
+    }
+}
+
+/// The field of a build error as the configuration wrote it: the certificates after the
+/// `tls_certificates` entries came from `tls_certificate_sds_secret_configs`.
+fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
+    const LIST: &str = "common_tls_context.tls_certificates[";
+    let direct = value.get("common_tls_context").and_then(|c| c.get("tls_certificates")).and_then(Value::as_sequence);
+    let direct = direct.map_or(0, Vec::len);
+    let Some((index, rest)) = field.strip_prefix(LIST).and_then(|r| r.split_once(']')) else {
+        return field.to_string();
+    };
+    match index.parse::<usize>().ok().and_then(|i| i.checked_sub(direct)) {
+        Some(i) => {
+            let secret = reads
+                .sds
+                .get(i)
+                .map_or_else(String::new, |s| format!(" (secret \"{}\" of {})", s.name, s.path.display()));
+            format!("common_tls_context.tls_certificate_sds_secret_configs[{i}]{rest}{secret}")
+        }
+        None => field.to_string(),
+    }
+}
+
+/// Reads a context built before again, from the files it names as they are now: the
+/// configuration's checks, then the certificate's (a key that does not match, an expired
+/// certificate). Errors carry the file and the field path in it.
+pub(crate) fn rebuild(origin: &Origin) -> Result<Material, ConfigErrors> {
+    let mut ctx = Ctx::new(origin.file.clone());
+    ctx.static_secrets = origin.static_secrets.clone();
+    let config = Obj::new(&mut ctx, &origin.value, FieldPath::root()).and_then(|mut o| {
+        let _ = o.str(&mut ctx, "@type");
+        downstream_config(&mut ctx, o, &origin.path)
+    });
+    let mut errors = std::mem::take(&mut ctx.errors);
+    for e in &mut errors {
+        if e.file == origin.file {
+            e.path = join_path(&origin.path, &e.path);
+        }
+    }
+    let fail = |message: String, path: String| {
+        Err(ConfigErrors(vec![ConfigError { file: origin.file.clone(), path, message }]))
+    };
+    let config = match config {
+        Some(c) if errors.is_empty() => c,
+        _ if !errors.is_empty() => return Err(ConfigErrors(errors)),
+        _ => return fail("invalid TLS context".into(), origin.path.clone()),
+    };
+    let reads = config.reads.clone();
+    let material = match crate::tls::server::build_material(config) {
+        Ok(m) => m,
+        Err(e) => return fail(e.message, join_path(&origin.path, &cert_field(&origin.value, &reads, &e.field))),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for (i, chain) in material.certs.iter().enumerate() {
+        if let Some(leaf) = chain.first().filter(|c| c.not_after <= now) {
+            let at = format!("common_tls_context.tls_certificates[{i}].certificate_chain");
+            return fail(
+                format!("the certificate in \"{}\" (serial {}) has expired", leaf.path, leaf.serial_number),
+                join_path(&origin.path, &cert_field(&origin.value, &reads, &at)),
+            );
+        }
+    }
+    Ok(material)
+}
+
+/// The context's configuration, its files read (`path`: the context's field path).
+fn downstream_config(ctx: &mut Ctx, mut o: Obj<'_>, path: &str) -> Option<DownstreamTlsConfig> {
     let before = ctx.error_count();
-    let path = o.path.clone();
     let require_client_certificate = o.bool(ctx, "require_client_certificate").unwrap_or(false);
     let mut config = DownstreamTlsConfig { require_client_certificate, path: path.to_string(), ..Default::default() };
+    let mut reads = Reads::default();
     if let Some(mut c) = o.obj(ctx, "common_tls_context") {
         for cert in c.objs(ctx, "tls_certificates") {
-            if let Some(s) = tls_certificate(ctx, cert) {
+            if let Some(s) = tls_certificate(ctx, cert, &mut reads) {
+                config.certificates.push(s);
+            }
+        }
+        for sds in c.objs(ctx, "tls_certificate_sds_secret_configs") {
+            if let Some(s) = secret::tls_certificate(ctx, sds, &mut reads) {
                 config.certificates.push(s);
             }
         }
@@ -59,45 +156,66 @@ fn downstream_tls(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Arc<ServerTls>> {
             config.params = tls_params(ctx, p);
         }
         if let Some(v) = c.obj(ctx, "validation_context") {
-            config.validation = Some(validation_context(ctx, v));
+            config.validation = Some(validation_context(ctx, v, &mut reads));
+        }
+        if let Some(v) = c.obj(ctx, "validation_context_sds_secret_config") {
+            if config.validation.is_some() {
+                ctx.err(&v.path, "only one of validation_context and validation_context_sds_secret_config may be set");
+            }
+            config.validation = secret::validation_context(ctx, v, &mut reads);
         }
         c.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
     if config.certificates.is_empty() && ctx.error_count() == before {
-        ctx.err(format!("{path}.common_tls_context.tls_certificates"), "a server TLS context needs a certificate");
+        ctx.err(join_path(path, "common_tls_context.tls_certificates"), "a server TLS context needs a certificate");
     }
     if require_client_certificate && config.validation.is_none() {
         // As Envoy: a certificate is required, and any is accepted.
         config.validation = Some(ValidationConfig::default());
     }
-    if ctx.error_count() != before {
-        return None;
-    }
-    match crate::tls::server::build(config) {
-        Ok(tls) => Some(Arc::new(tls)),
-        Err(e) => {
-            ctx.err(format!("{path}.{}", e.field), e.message);
-            None
-        }
-    }
+    config.reads = reads;
+    (ctx.error_count() == before).then_some(config)
 }
 
-/// A `DataSource` and, when it names a file, the file (for `/certs`).
-fn source(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<(bytes::Bytes, String)> {
+/// A `DataSource` and, when it names a file, the file (for `/certs`); the file is recorded in
+/// `reads`, watched with `watched` too.
+fn source(
+    ctx: &mut Ctx,
+    o: &mut Obj<'_>,
+    name: &'static str,
+    reads: &mut Reads,
+    watched: Option<&PathBuf>,
+) -> Option<(bytes::Bytes, String)> {
     let Some((v, path)) = o.get(name) else {
         ctx.err(o.at(name), "missing");
         return None;
     };
-    let file = v.get("filename").and_then(Value::as_str).map_or_else(|| "<inline>".to_string(), str::to_string);
+    let file = v.get("filename").and_then(Value::as_str).map(str::to_string);
     let obj = Obj::new(ctx, v, path)?;
     let data = data_source(ctx, obj)?;
-    Some((data, file))
+    if let Some(f) = &file {
+        let spec = WatchSpec { path: PathBuf::from(f), watched_directory: watched.cloned() };
+        reads.file(spec, &data);
+    }
+    Some((data, file.unwrap_or_else(|| "<inline>".to_string())))
 }
 
-pub(super) fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<CertificateSource> {
-    let chain = source(ctx, &mut o, "certificate_chain");
-    let key = source(ctx, &mut o, "private_key");
+/// `watched_directory` of a `TlsCertificate` or `CertificateValidationContext`.
+fn watched_directory(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<PathBuf> {
+    let mut w = o.obj(ctx, "watched_directory")?;
+    let p = w.str(ctx, "path");
+    if p.is_none() {
+        ctx.err(w.at("path"), "missing path");
+    }
+    w.finish(ctx, &[]);
+    p.map(PathBuf::from)
+}
+
+pub(super) fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Reads) -> Option<CertificateSource> {
+    let watched = watched_directory(ctx, &mut o);
+    let chain = source(ctx, &mut o, "certificate_chain", reads, watched.as_ref());
+    let key = source(ctx, &mut o, "private_key", reads, watched.as_ref());
     o.finish(ctx, &[]);
     let ((chain, chain_path), (key, _)) = (chain?, key?);
     Some(CertificateSource { chain, key, chain_path })
@@ -136,10 +254,11 @@ pub(super) fn tls_params(ctx: &mut Ctx, mut o: Obj<'_>) -> TlsParams {
     TlsParams { min, max, cipher_suites, ecdh_curves }
 }
 
-pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>) -> ValidationConfig {
+pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Reads) -> ValidationConfig {
     let mut v = ValidationConfig::default();
+    let watched = watched_directory(ctx, &mut o);
     if o.has("trusted_ca") {
-        v.trusted_ca = source(ctx, &mut o, "trusted_ca").map(|(b, _)| b);
+        v.trusted_ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref()).map(|(b, _)| b);
     }
     for mut m in o.objs(ctx, "match_typed_subject_alt_names") {
         let san_type = m.enumv(
@@ -192,7 +311,22 @@ fn parse_hash(s: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hash;
+    use super::{cert_field, parse_hash};
+    use crate::tls::secrets::{Reads, SdsRead};
+
+    #[test]
+    fn build_errors_name_the_sds_secret() {
+        let v: serde_yaml::Value = serde_yaml::from_str("common_tls_context: {tls_certificates: [{}]}").expect("yaml");
+        let mut reads = Reads::default();
+        reads.sds.push(SdsRead { name: "s".into(), path: "/x/sds.yaml".into(), version_info: String::new() });
+        assert_eq!(
+            cert_field(&v, &reads, "common_tls_context.tls_certificates[1].private_key"),
+            "common_tls_context.tls_certificate_sds_secret_configs[0].private_key (secret \"s\" of /x/sds.yaml)"
+        );
+        let direct = "common_tls_context.tls_certificates[0].private_key";
+        assert_eq!(cert_field(&v, &reads, direct), direct);
+        assert_eq!(cert_field(&v, &reads, "common_tls_context.tls_params"), "common_tls_context.tls_params");
+    }
 
     #[test]
     fn hashes_with_or_without_colons() {

@@ -9,6 +9,7 @@ use crate::config::model::UpstreamProtocol;
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 use crate::tls::client::UpstreamTlsConfig;
+use crate::tls::secrets::Reads;
 use crate::tls::ClientTls;
 
 /// The cluster's TLS context; `None` for plaintext (absent, or `raw_buffer`) and on errors.
@@ -58,7 +59,11 @@ fn upstream_tls(
     if let Some(mut c) = o.obj(ctx, "common_tls_context") {
         let mut certs = c.objs(ctx, "tls_certificates").into_iter();
         if let Some(cert) = certs.next() {
-            config.certificate = super::tls::tls_certificate(ctx, cert);
+            // A cluster's certificates are read once: rotation covers listeners only so far.
+            if cert.has("watched_directory") {
+                ctx.err(cert.at("watched_directory"), "not implemented by legate for an upstream TLS context");
+            }
+            config.certificate = super::tls::tls_certificate(ctx, cert, &mut Reads::default());
         }
         if let Some(extra) = certs.next() {
             // Envoy's own refusal.
@@ -69,7 +74,10 @@ fn upstream_tls(
             config.params = super::tls::tls_params(ctx, p);
         }
         if let Some(v) = c.obj(ctx, "validation_context") {
-            config.validation = Some(super::tls::validation_context(ctx, v));
+            if v.has("watched_directory") {
+                ctx.err(v.at("watched_directory"), "not implemented by legate for an upstream TLS context");
+            }
+            config.validation = Some(super::tls::validation_context(ctx, v, &mut Reads::default()));
         }
         c.finish(ctx, &[]);
     }

@@ -63,6 +63,25 @@ impl Ca {
         Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
     }
 
+    /// An ECDSA server certificate for `name` valid from a day ago for `days` more days.
+    pub fn server_valid_for(&self, name: &str, days: i64) -> Pair {
+        let day = std::time::Duration::from_secs(86_400);
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.not_before = now - day * 30;
+        params.not_after = if days >= 0 { now + day * days as u32 } else { now - day * days.unsigned_abs() as u32 };
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    /// An ECDSA server certificate for `name` that expired yesterday.
+    pub fn server_expired(&self, name: &str) -> Pair {
+        self.server_valid_for(name, -1)
+    }
+
     /// A client certificate with common name `cn` and, optionally, a URI SAN.
     pub fn client(&self, cn: &str, uri: Option<&str>) -> Pair {
         let key = KeyPair::generate().expect("key");

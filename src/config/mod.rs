@@ -28,8 +28,8 @@
 //! items only, and validates those items only (`docs.rs`, `reader::Obj::objs_memo`), with the
 //! same value, model and errors as a full load.
 
-pub mod cors_csrf;
 pub mod compressor;
+pub mod cors_csrf;
 pub mod filters;
 pub mod model;
 

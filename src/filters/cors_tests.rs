@@ -23,7 +23,7 @@ fn exact(s: &str) -> StringMatcher {
 fn merged(levels: &[&[PerFilterConfig]]) -> Arc<CorsRt> {
     match CorsRt::merge(NAME, levels) {
         Slot::Cors(p) => p,
-        other => panic!("expected a policy, got {other:?}"),
+        _ => panic!("expected a CORS policy, got another slot"),
     }
 }
 

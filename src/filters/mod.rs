@@ -14,11 +14,11 @@
 
 mod buffer;
 mod chain;
-mod cors;
-mod csrf;
 mod compress;
 mod compress_accept;
 mod compress_body;
+mod cors;
+mod csrf;
 mod fault;
 mod health_check;
 pub mod local_ratelimit;
@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 pub use buffer::Buffer;
 pub use chain::{Chain, RequestBody, RequestInfo, Stream};
-pub use cors::{Cors, CorsRt, CorsState};
-pub use csrf::Csrf;
 pub use compress::{Compress, CompressRequest};
 pub use compress_body::Compressing;
+pub use cors::{Cors, CorsRt, CorsState};
+pub use csrf::Csrf;
 pub use fault::{Fault, FaultSettings};
 pub use health_check::HealthCheck;
 

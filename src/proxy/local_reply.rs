@@ -181,8 +181,10 @@ impl LocalReason {
             LocalReason::RequestTimeout => "",
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
-            LocalReason::PayloadTooLarge | LocalReason::CorsPreflight | LocalReason::CsrfInvalidOrigin => "",
-            LocalReason::PayloadTooLarge | LocalReason::RbacDenied => "",
+            LocalReason::PayloadTooLarge
+            | LocalReason::CorsPreflight
+            | LocalReason::CsrfInvalidOrigin
+            | LocalReason::RbacDenied => "",
             LocalReason::RateLimited { .. } => "RL",
         }
     }

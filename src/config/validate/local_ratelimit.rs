@@ -36,6 +36,15 @@ pub(crate) fn local_ratelimit(ctx: &mut Ctx, mut o: Obj<'_>, per_route: bool) ->
     let filter_enforced = o.obj(ctx, "filter_enforced").map(|f| runtime_fraction(ctx, f));
     let response_headers_to_add = to_add(ctx, &mut o, "response_headers_to_add");
     let request_headers_to_add_when_not_enforced = to_add(ctx, &mut o, "request_headers_to_add_when_not_enforced");
+    // The filter adds these outside the route's header formatting (it has no stream info).
+    for (field, adds) in [
+        ("response_headers_to_add", &response_headers_to_add),
+        ("request_headers_to_add_when_not_enforced", &request_headers_to_add_when_not_enforced),
+    ] {
+        if adds.iter().any(|a| a.value.contains('%')) {
+            ctx.err(o.at(field), "formatted values (%...%) are not implemented by legate in this filter");
+        }
+    }
     let descriptors_path = o.at("descriptors");
     let descriptors: Vec<LocalDescriptor> =
         o.objs(ctx, "descriptors").into_iter().filter_map(|d| descriptor(ctx, d)).collect();

@@ -20,7 +20,7 @@ pub use descriptors::{populate, Descriptor, DescriptorInput, RouteRateLimits};
 use crate::config::filters::Fraction;
 use crate::config::model::{HeaderOps, LocalRateLimitConfig};
 use crate::proxy::local_reply::LocalReason;
-use crate::routing::header_ops::{apply_adds, HeaderAdd, HeaderOpsRt};
+use crate::routing::header_ops::{apply_adds, HeaderAdd, HeaderOpsRt, Target};
 use crate::routing::matcher::RequestView;
 use crate::stats::{Counter, Store};
 
@@ -143,7 +143,7 @@ pub struct Encode {
 impl Encode {
     pub fn apply(&self, h: &mut HeaderMap) {
         if let Some(s) = &self.limited {
-            apply_adds(h, &s.response_add);
+            apply_adds(h, &s.response_add, None, Target::Response);
         }
         if let Some(snap) = self.headers.as_ref().and_then(|(b, d)| b.bucket(*d)).map(Bucket::snapshot) {
             h.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(snap.limit));
@@ -205,7 +205,7 @@ impl LocalRateLimit {
         }
         settings.stats.rate_limited.inc();
         if !c.filter_enforced.is_some_and(hit) {
-            apply_adds(headers, &settings.request_add);
+            apply_adds(headers, &settings.request_add, None, Target::Request);
             *out = x_headers.map(|h| Encode { headers: Some(h), limited: None });
             return Ok(());
         }

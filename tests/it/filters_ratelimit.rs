@@ -146,8 +146,8 @@ async fn per_connection_buckets_belong_to_their_connection() {
     assert_eq!(second.get(&legate.url("main", "/")).await.status, 200, "a new connection, a full bucket");
 }
 
-// Envoy's own local_ratelimit example is checked with the other examples over ../shared
-// (docs/envoy-examples.md, from .ci/run).
+// Envoy's own local_ratelimit example is checked with the other Envoy examples by .ci/run
+// (docs/envoy-examples.md).
 #[tokio::test]
 async fn bad_buckets_are_refused_with_envoys_messages() {
     let up = upstream::http1().spawn().await;

@@ -10,18 +10,7 @@ use super::matcher::string_matcher;
 fn runtime_fraction(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<RuntimeFraction> {
     let mut r = o.obj(ctx, name)?;
     let default_value = match r.obj(ctx, "default_value") {
-        Some(mut p) => {
-            let numerator = p.u32(ctx, "numerator").unwrap_or(0);
-            let denominator = p
-                .enumv(
-                    ctx,
-                    "denominator",
-                    &[("HUNDRED", Some(100)), ("TEN_THOUSAND", Some(10_000)), ("MILLION", Some(1_000_000))],
-                )
-                .unwrap_or(100);
-            p.finish(ctx, &[]);
-            Fraction { numerator, denominator }
-        }
+        Some(p) => super::http_filters::fractional_percent(ctx, p),
         None => {
             ctx.err(r.at("default_value"), "missing default_value");
             Fraction::NONE

@@ -152,7 +152,11 @@ fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpFilterKind> {
 
 /// `envoy.type.v3.FractionalPercent`; unset is 0/100, as the proto's default.
 fn fraction(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Fraction {
-    let Some(mut p) = o.obj(ctx, name) else { return Fraction::NONE };
+    o.obj(ctx, name).map_or(Fraction::NONE, |p| fractional_percent(ctx, p))
+}
+
+/// One `envoy.type.v3.FractionalPercent` object (the filters' percentages and runtime defaults).
+pub(super) fn fractional_percent(ctx: &mut Ctx, mut p: Obj<'_>) -> Fraction {
     let numerator = p.u32(ctx, "numerator").unwrap_or(0);
     let denominator = p
         .enumv(

@@ -167,18 +167,7 @@ fn runtime_fraction(ctx: &mut Ctx, mut o: Obj<'_>) -> Fraction {
     let _ = o.str(ctx, "runtime_key");
     let f = match o.obj(ctx, "default_value") {
         None => Fraction::NONE,
-        Some(mut p) => {
-            let numerator = p.u32(ctx, "numerator").unwrap_or(0);
-            let denominator = p
-                .enumv(
-                    ctx,
-                    "denominator",
-                    &[("HUNDRED", Some(100)), ("TEN_THOUSAND", Some(10_000)), ("MILLION", Some(1_000_000))],
-                )
-                .unwrap_or(100);
-            p.finish(ctx, &[]);
-            Fraction { numerator, denominator }
-        }
+        Some(p) => super::http_filters::fractional_percent(ctx, p),
     };
     o.finish(ctx, &[]);
     f

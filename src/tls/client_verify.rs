@@ -10,14 +10,14 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::certs::{self, CertInfo};
 use super::config::{SanMatcher, ValidationConfig};
 use super::server::TlsConfigError;
-use super::verify::{san_matches, VerifyFailure};
+use super::verify::check_pins;
 
 pub struct ServerVerifier {
     roots: Option<RootCertStore>,
@@ -68,10 +68,6 @@ impl ServerVerifier {
         };
         Ok((verifier, infos))
     }
-
-    fn fail(f: VerifyFailure) -> rustls::Error {
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(f))))
-    }
 }
 
 impl ServerCertVerifier for ServerVerifier {
@@ -93,19 +89,7 @@ impl ServerCertVerifier for ServerVerifier {
                 self.provider.signature_verification_algorithms.all,
             )?;
         }
-        if !self.sans.is_empty() {
-            let info = certs::parse(end_entity, "")
-                .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            if !self.sans.iter().any(|m| san_matches(m, &info.sans)) {
-                return Err(Self::fail(VerifyFailure::San));
-            }
-        }
-        if !self.hashes.is_empty() {
-            let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
-            if !self.hashes.iter().any(|h| h[..] == *digest.as_ref()) {
-                return Err(Self::fail(VerifyFailure::CertHash));
-            }
-        }
+        check_pins(&self.sans, &self.hashes, end_entity)?;
         Ok(ServerCertVerified::assertion())
     }
 

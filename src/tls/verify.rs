@@ -83,10 +83,34 @@ impl ClientVerifier {
         };
         Ok((verifier, infos))
     }
+}
 
-    fn fail(f: VerifyFailure) -> rustls::Error {
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(f))))
+/// A handshake error carrying `f`, for [`failure_of`] to find.
+pub(crate) fn fail(f: VerifyFailure) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(f))))
+}
+
+/// The checks after the chain that both directions make: a `match_typed_subject_alt_names`
+/// entry and a `verify_certificate_hash` pin, each when set.
+pub(crate) fn check_pins(
+    sans: &[SanMatcher],
+    hashes: &[[u8; 32]],
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
+    if !sans.is_empty() {
+        let info = certs::parse(end_entity, "")
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if !sans.iter().any(|m| san_matches(m, &info.sans)) {
+            return Err(fail(VerifyFailure::San));
+        }
     }
+    if !hashes.is_empty() {
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
+        if !hashes.iter().any(|h| h[..] == *digest.as_ref()) {
+            return Err(fail(VerifyFailure::CertHash));
+        }
+    }
+    Ok(())
 }
 
 /// The [`VerifyFailure`] inside a handshake error, if that is what it was.
@@ -131,19 +155,7 @@ impl ClientCertVerifier for ClientVerifier {
         if let Some(w) = &self.webpki {
             w.verify_client_cert(end_entity, intermediates, now)?;
         }
-        if !self.sans.is_empty() {
-            let info = certs::parse(end_entity, "")
-                .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            if !self.sans.iter().any(|m| san_matches(m, &info.sans)) {
-                return Err(Self::fail(VerifyFailure::San));
-            }
-        }
-        if !self.hashes.is_empty() {
-            let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
-            if !self.hashes.iter().any(|h| h[..] == *digest.as_ref()) {
-                return Err(Self::fail(VerifyFailure::CertHash));
-            }
-        }
+        check_pins(&self.sans, &self.hashes, end_entity)?;
         Ok(ClientCertVerified::assertion())
     }
 

@@ -210,9 +210,12 @@ impl FileSource {
             // A rename completes a change, but a writer may have opened the file for an
             // in-place rewrite before the window's read (its truncation's event not yet
             // delivered): that read was half of a write. A failure is counted only if the file
-            // still holds what was read after the quiet period a writer gets; otherwise the
+            // still holds what was read after the quiet period a writer gets (the wait ends as
+            // soon as the writer changes the file again); otherwise the
             // watcher reports what the writer leaves.
-            tokio::time::sleep(self.quiet).await;
+            let failed: Vec<(PathBuf, u64)> =
+                results.iter().filter(|r| r.result.is_err()).map(|r| (r.path.clone(), r.hash)).collect();
+            wait_for_writer(&failed, self.quiet).await;
             results.retain(|r| {
                 let now = std::fs::read(&r.path).map(|b| content_hash(&b));
                 let superseded = r.result.is_err() && now.is_ok_and(|h| h != r.hash);
@@ -447,4 +450,91 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
         })
         .collect();
     next.eds.retain(|n, _| eds.contains(n));
+}
+
+/// How often [`wait_for_writer`] looks at the files' metadata.
+const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Waits up to `quiet` for a writer to change any of the `failed` files (path, hash of what
+/// was read) again. It ends as soon as one no longer holds what was read, so that a read that
+/// raced a delete-and-recreate or an editor's save dance costs the writer's time, not the
+/// whole quiet period: the watcher then reports what the writer leaves. Looks at the metadata
+/// every few milliseconds and reads a file again only when its metadata changed.
+async fn wait_for_writer(failed: &[(PathBuf, u64)], quiet: std::time::Duration) {
+    let holds = |path: &Path, hash: u64| std::fs::read(path).is_ok_and(|b| content_hash(&b) == hash);
+    if failed.iter().any(|(path, hash)| !holds(path, *hash)) {
+        return;
+    }
+    let stamp = |path: &Path| {
+        std::fs::metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+        })
+    };
+    let mut stamps: Vec<_> = failed.iter().map(|(path, _)| stamp(path)).collect();
+    let deadline = tokio::time::Instant::now() + quiet;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + WRITER_POLL)).await;
+        for ((path, hash), seen) in failed.iter().zip(stamps.iter_mut()) {
+            let now = stamp(path);
+            if now != *seen {
+                if !holds(path, *hash) {
+                    return;
+                }
+                *seen = now;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hash_of(path: &Path) -> u64 {
+        content_hash(&std::fs::read(path).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_a_writer_ends_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("rds.yaml");
+        std::fs::write(&path, "").unwrap_or_else(|e| panic!("write: {e}"));
+        let read = vec![(path.clone(), hash_of(&path))];
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                std::fs::write(&path, "version_info: x\n").unwrap_or_else(|e| panic!("write: {e}"));
+            })
+        };
+        let started = Instant::now();
+        wait_for_writer(&read, Duration::from_secs(20)).await;
+        assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
+        assert_ne!(hash_of(&path), read[0].1);
+        writer.await.unwrap_or_else(|e| panic!("writer: {e}"));
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_file_is_waited_on_for_the_quiet_period() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("rds.yaml");
+        std::fs::write(&path, "broken: [").unwrap_or_else(|e| panic!("write: {e}"));
+        let read = vec![(path.clone(), hash_of(&path))];
+        let started = Instant::now();
+        wait_for_writer(&read, Duration::from_millis(150)).await;
+        assert!(started.elapsed() >= Duration::from_millis(150), "waited {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_before_the_wait_ends_it_at_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("rds.yaml");
+        std::fs::write(&path, "half").unwrap_or_else(|e| panic!("write: {e}"));
+        let read = vec![(path.clone(), 42)];
+        let started = Instant::now();
+        wait_for_writer(&read, Duration::from_secs(20)).await;
+        assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
+    }
 }

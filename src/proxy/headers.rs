@@ -81,6 +81,15 @@ pub fn strip_expect_continue(h: &mut HeaderMap) {
 /// Removes hop-by-hop headers, including those the `connection` header names.
 /// `te: trailers` stays, as in Envoy (gRPC needs it).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most requests have none of these: one pass over the names instead of seven lookups.
+    // Headers that `connection` names matter only when it is there; `http2-settings` only
+    // with `upgrade`.
+    let hop_by_hop = |n: &HeaderName| {
+        n == CONNECTION || n == TE || n == TRANSFER_ENCODING || n == UPGRADE || n == KEEP_ALIVE || n == PROXY_CONNECTION
+    };
+    if !h.keys().any(hop_by_hop) {
+        return;
+    }
     // An h2c upgrade's settings belong to the connection being upgraded, named in
     // `Connection` or not (Envoy's codec drops them with the upgrade).
     if is_upgrade_request(h) && h.get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c")) {
@@ -155,15 +164,7 @@ pub fn mutate_forwarding(
     if !internal {
         // Envoy's internal-only headers: an external client may not steer retries, timeouts
         // or tracing through them. Other `x-envoy-*` headers pass, as through Envoy.
-        h.remove(&X_ENVOY_INTERNAL);
-        for name in EXTERNAL_STRIPPED {
-            h.remove(name);
-        }
-        if cfg.use_remote_address {
-            for name in EDGE_STRIPPED {
-                h.remove(name);
-            }
-        }
+        remove_internal_headers(h, cfg.use_remote_address);
         if cfg.use_remote_address {
             if let Ok(v) = HeaderValue::from_str(&remote.ip().to_string()) {
                 h.insert(X_ENVOY_EXTERNAL_ADDRESS.clone(), v);
@@ -194,6 +195,24 @@ pub fn trusted_remote(h: &HeaderMap, cfg: &HttpConnectionManager, remote: Socket
         return remote.ip();
     }
     last_xff_address(h, cfg.xff_num_trusted_hops).unwrap_or(remote.ip())
+}
+
+/// Removes `x-envoy-internal`, the [`EXTERNAL_STRIPPED`] headers and, at the edge, the
+/// [`EDGE_STRIPPED`] ones. One pass over the names the request has: most requests carry no
+/// `x-envoy-*` header, and a removal by a `&str` name parses and hashes it (19 of them were
+/// 14% of the instructions of a proxied request).
+fn remove_internal_headers(h: &mut HeaderMap, edge: bool) {
+    let doomed = |name: &str| {
+        name.starts_with("x-envoy-")
+            && (name == X_ENVOY_INTERNAL.as_str()
+                || EXTERNAL_STRIPPED.contains(&name)
+                || (edge && EDGE_STRIPPED.contains(&name)))
+    };
+    // Allocates only when there is something to remove.
+    let names: Vec<HeaderName> = h.keys().filter(|n| doomed(n.as_str())).cloned().collect();
+    for name in names {
+        h.remove(name);
+    }
 }
 
 fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
@@ -246,6 +265,40 @@ mod tests {
         assert_eq!(s.len(), 36);
         assert_eq!(&s[14..15], "4");
         assert_ne!(new_request_id(), id);
+    }
+
+    #[test]
+    fn internal_headers_go_and_other_x_envoy_headers_stay() {
+        let mut h = HeaderMap::new();
+        for name in ["x-envoy-internal", "x-envoy-retry-on", "x-envoy-max-retries", "x-envoy-original-path"] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+        }
+        h.append("x-envoy-retry-on", HeaderValue::from_static("5xx"));
+        h.insert("x-envoy-custom", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        let mut edge = h.clone();
+        remove_internal_headers(&mut h, false);
+        let names = |h: &HeaderMap| {
+            let mut v: Vec<String> = h.keys().map(|n| n.as_str().to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&h), ["x-envoy-custom", "x-envoy-original-path", "x-other"]);
+        remove_internal_headers(&mut edge, true);
+        assert_eq!(names(&edge), ["x-envoy-custom", "x-other"]);
+    }
+
+    #[test]
+    fn a_request_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert(http::header::HOST, HeaderValue::from_static("a"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert(TE, HeaderValue::from_static("gzip, trailers"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(TE).map(HeaderValue::as_bytes), Some(&b"trailers"[..]));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `/clusters` in Envoy's text and JSON formats.
+//! `/clusters` in Envoy's text and JSON formats, with each host's health flags
+//! (`healthy`, `/failed_active_hc/pending_active_hc`, `/failed_outlier_check`, ...).
 
 use std::fmt::Write;
 
@@ -38,7 +39,8 @@ pub fn text(snap: &Snapshot, sources: &Sources) -> String {
             let _ = writeln!(out, "{p}::rq_timeout::{}", s.rq_timeout.value());
             let _ = writeln!(out, "{p}::rq_total::{}", s.rq_total.value());
             let _ = writeln!(out, "{p}::hostname::{}", h.hostname.as_deref().unwrap_or(""));
-            let _ = writeln!(out, "{p}::health_flags::healthy");
+            let flags = crate::upstream::health::flags_text(h.health.flags());
+            let _ = writeln!(out, "{p}::health_flags::{flags}");
             let _ = writeln!(out, "{p}::weight::{}", h.weight);
             let _ = writeln!(out, "{p}::region::");
             let _ = writeln!(out, "{p}::zone::");
@@ -74,7 +76,7 @@ pub fn json(snap: &Snapshot, sources: &Sources) -> String {
                             {"name": "rq_success", "value": h.stats.rq_success.value().to_string()},
                             {"type": "GAUGE", "name": "rq_active", "value": h.stats.rq_active.value().to_string()},
                         ],
-                        "health_status": {"eds_health_status": "HEALTHY"},
+                        "health_status": crate::upstream::health::flags_json(h.health.flags()),
                         "weight": h.weight,
                         "hostname": h.hostname.clone().unwrap_or_default(),
                         "priority": h.priority,

@@ -13,6 +13,7 @@ pub(crate) mod dns;
 pub(crate) mod filter_chain;
 pub(crate) mod hcm;
 pub(crate) mod headers;
+pub(crate) mod health;
 pub(crate) mod http_filters;
 pub(crate) mod listener;
 pub(crate) mod local_ratelimit;

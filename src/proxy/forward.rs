@@ -251,6 +251,7 @@ pub async fn forward(
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
+                cluster.outlier_result(&host, status);
                 if status >= 500 {
                     host.stats.rq_error.inc();
                 } else {
@@ -285,6 +286,8 @@ pub async fn forward(
                 // connect timeout is usually the shorter one) and is not told apart here.
                 connected = Some(Arc::clone(&host));
                 host.stats.rq_timeout.inc();
+                // Outlier detection sees a timeout as a 504, as Envoy does.
+                cluster.outlier_result(&host, 504);
                 if h1 {
                     // The attempt's connection is dropped with its request.
                     stats.upstream_cx_destroy_with_active_rq.inc();
@@ -314,6 +317,10 @@ pub async fn forward(
             }
             Err(AttemptError::Upstream(e)) => {
                 host.stats.rq_error.inc();
+                if !matches!(e, UpstreamError::PendingOverflow { .. }) {
+                    // A connect failure or a reset is a 503 to outlier detection (Envoy's).
+                    cluster.outlier_result(&host, 503);
+                }
                 if matches!(e, UpstreamError::Reset { .. }) {
                     connected = Some(Arc::clone(&host));
                 }

@@ -165,6 +165,7 @@ mod tests {
                     address: EndpointAddress::Ip(([127, 0, 0, 1], port).into()),
                     hostname: None,
                     weight: 1,
+                    health: Default::default(),
                 }],
             }],
             protocol: Default::default(),
@@ -174,6 +175,9 @@ mod tests {
             idle_timeout: None,
             per_connection_buffer_limit_bytes: 1 << 20,
             circuit_breakers: Default::default(),
+            health_checks: Vec::new(),
+            outlier_detection: None,
+            panic_threshold: 50.0,
         }
     }
 

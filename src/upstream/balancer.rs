@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::{Host, HostSet};
+use super::Host;
 use crate::config::model::LbPolicy;
 
 /// Host indexes in round-robin order, each host as often as its weight (scaled down to at most
@@ -68,8 +68,8 @@ impl Balancer {
         Balancer { policy, next: AtomicUsize::new(start) }
     }
 
-    pub fn choose<'a>(&self, set: &'a HostSet) -> Option<&'a Arc<Host>> {
-        let hosts = &set.active;
+    /// One of `hosts` (a source of [`super::lb_state::LbState`]), `schedule` built from them.
+    pub fn choose<'a>(&self, hosts: &'a [Arc<Host>], schedule: &Schedule) -> Option<&'a Arc<Host>> {
         match hosts.len() {
             0 => None,
             1 => hosts.first(),
@@ -77,13 +77,13 @@ impl Balancer {
                 let i = match self.policy {
                     LbPolicy::RoundRobin => {
                         let k = self.next.fetch_add(1, Ordering::Relaxed);
-                        if set.schedule.equal_weights {
+                        if schedule.equal_weights {
                             k % n
                         } else {
-                            set.schedule.slots[k % set.schedule.slots.len()] as usize
+                            schedule.slots[k % schedule.slots.len()] as usize
                         }
                     }
-                    LbPolicy::Random => weighted_random(&set.schedule),
+                    LbPolicy::Random => weighted_random(schedule),
                     LbPolicy::LeastRequest => {
                         let mut rng = rand::thread_rng();
                         let a = rng.gen_range(0..n);

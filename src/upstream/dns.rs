@@ -133,6 +133,7 @@ struct Target {
     hostname: Option<String>,
     weight: u32,
     priority: u32,
+    health: crate::config::model::EdsHealth,
 }
 
 impl Target {
@@ -142,6 +143,7 @@ impl Target {
             hostname: self.hostname.clone(),
             weight: self.weight,
             priority: self.priority,
+            health: self.health,
         };
         ips.iter().map(spec).collect()
     }
@@ -179,6 +181,7 @@ fn targets(cluster: &Cluster) -> (Vec<Target>, Vec<Vec<HostSpec>>) {
                 hostname: ep.hostname.clone().or_else(|| Some(host.clone())),
                 weight: ep.weight,
                 priority: loc.priority,
+                health: ep.health,
             };
             let kept: Vec<HostSpec> = current
                 .all
@@ -297,7 +300,13 @@ mod tests {
     }
 
     fn spec(last: u8) -> HostSpec {
-        HostSpec { addr: ([127, 0, 0, last], 80).into(), hostname: Some("svc.test".into()), weight: 1, priority: 0 }
+        HostSpec {
+            addr: ([127, 0, 0, last], 80).into(),
+            hostname: Some("svc.test".into()),
+            weight: 1,
+            priority: 0,
+            health: Default::default(),
+        }
     }
 
     fn ips(lasts: &[u8]) -> Answer {

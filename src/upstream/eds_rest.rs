@@ -39,7 +39,13 @@ pub fn specs_from_assignment(endpoints: &[LocalityEndpoints]) -> Vec<HostSpec> {
     for loc in endpoints {
         for ep in &loc.endpoints {
             if let EndpointAddress::Ip(addr) = ep.address {
-                specs.push(HostSpec { addr, hostname: ep.hostname.clone(), weight: ep.weight, priority: loc.priority });
+                specs.push(HostSpec {
+                    addr,
+                    hostname: ep.hostname.clone(),
+                    weight: ep.weight,
+                    priority: loc.priority,
+                    health: ep.health,
+                });
             }
         }
     }

@@ -59,8 +59,6 @@ const COUNTERS: &[&str] = &[
 const GAUGES: &[&str] = &[
     "lb_subsets_active",
     "max_host_weight",
-    "membership_degraded",
-    "membership_excluded",
     "upstream_cx_rx_bytes_buffered",
     "upstream_cx_tx_bytes_buffered",
     "upstream_queue_overloaded",

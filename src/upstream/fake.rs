@@ -60,6 +60,11 @@ impl FakeUpstream {
         Arc::new(FakeUpstream { script: Mutex::new(script.into_iter().collect()), ..Default::default() })
     }
 
+    /// Adds `step` to the end of the script.
+    pub fn push(&self, step: Step) {
+        lock(&self.script).push_back(step);
+    }
+
     /// The requests received so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.seen).clone()
@@ -137,6 +142,8 @@ pub fn cluster(yaml: &str, hosts: u16, upstream: &Arc<FakeUpstream>) -> (Arc<Clu
     let cluster = Cluster::build(config, &store);
     let hosts = (1..=hosts).map(|port| fake_host(&cluster, port, upstream)).collect();
     cluster.hosts.store(Arc::new(HostSet::new(hosts)));
+    cluster.refresh_lb();
+    cluster.health.membership_changed();
     (cluster, store)
 }
 
@@ -167,6 +174,8 @@ fn fake_host(cluster: &Cluster, port: u16, upstream: &Arc<FakeUpstream>) -> Arc<
         priority: 0,
         pool: Arc::new(pool),
         stats: HostStats::default(),
+        eds: Default::default(),
+        health: Arc::new(super::health::HostHealth::default()),
     })
 }
 

@@ -90,6 +90,7 @@ impl Cluster {
                 h.pool.close_idle();
             }
             self.publish_membership(true);
+            self.health.membership_changed();
         }
     }
 
@@ -164,6 +165,7 @@ impl Cluster {
             })
             .with_auto_protocol(self.config.auto_config),
         );
+        let health = self.health.host(spec.addr, spec.health, !self.config.health_checks.is_empty());
         Arc::new(Host {
             addr: spec.addr,
             conn: host_conn,
@@ -172,16 +174,23 @@ impl Cluster {
             priority: spec.priority,
             pool,
             stats,
+            eds: spec.health,
+            health,
         })
     }
 }
 
 fn same(h: &Host, s: &HostSpec) -> bool {
-    h.addr == s.addr && h.weight == s.weight.max(1) && h.priority == s.priority && h.hostname == s.hostname
+    h.addr == s.addr
+        && h.weight == s.weight.max(1)
+        && h.priority == s.priority
+        && h.hostname == s.hostname
+        && h.eds == s.health
 }
 
 /// `old`'s state (pool, connections, counters) under `spec`'s attributes.
-fn carried_over(old: &Host, spec: HostSpec) -> Host {
+pub(super) fn carried_over(old: &Host, spec: HostSpec) -> Host {
+    old.health.set_eds(spec.health);
     Host {
         addr: old.addr,
         conn: old.conn.clone(),
@@ -190,6 +199,8 @@ fn carried_over(old: &Host, spec: HostSpec) -> Host {
         priority: spec.priority,
         pool: Arc::clone(&old.pool),
         stats: old.stats.clone(),
+        eds: spec.health,
+        health: Arc::clone(&old.health),
     }
 }
 
@@ -208,7 +219,13 @@ mod tests {
     }
 
     fn spec(port: u16, weight: u32) -> HostSpec {
-        HostSpec { addr: ([127, 0, 0, 1], port).into(), hostname: None, weight, priority: 0 }
+        HostSpec {
+            addr: ([127, 0, 0, 1], port).into(),
+            hostname: None,
+            weight,
+            priority: 0,
+            health: Default::default(),
+        }
     }
 
     #[tokio::test]

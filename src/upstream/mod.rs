@@ -11,9 +11,16 @@
 //! build that fails later leaves the running clusters, their connections and their stats as
 //! they were. [`Cluster::go_live`] then publishes its membership stats and closes the idle
 //! connections of the hosts it did not keep.
+//!
+//! Requests choose from [`Cluster::lb`], rebuilt from the host set and each host's health
+//! flags ([`health`]) whenever either changes ([`lb_state`]: priorities, degraded hosts,
+//! panic). Health is written off the request path by the active checker ([`checker`],
+//! [`hc`]) and by outlier detection ([`outlier`], charged on the request path with atomics);
+//! it belongs to the host's identity and survives reloads with it.
 
 pub mod balancer;
 pub mod breakers;
+mod checker;
 mod conn_life;
 pub mod connect;
 pub mod dns;
@@ -23,7 +30,11 @@ mod envoy_zeros;
 mod error;
 #[cfg(test)]
 pub mod fake;
+mod hc;
+pub mod health;
+pub mod lb_state;
 pub mod membership;
+mod outlier;
 pub mod pool;
 
 use std::net::SocketAddr;
@@ -32,9 +43,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use crate::config::model::{self, EndpointAddress};
+use crate::config::model::{self, EdsHealth, EndpointAddress};
 use crate::stats::{CodeCounters, Counter, Gauge, Histogram, Store};
 use balancer::Balancer;
+use checker::ClusterHealth;
+use health::HostHealth;
+use lb_state::LbState;
 pub use pool::{Pool, UpstreamError};
 
 /// Per-cluster stats, Envoy's `cluster.<name>.*`.
@@ -58,8 +72,8 @@ pub struct ClusterStats {
     pub upstream_cx_none_healthy: Counter,
     /// `tcp_proxy` connections that failed `max_connect_attempts` times in a row.
     pub upstream_cx_connect_attempts_exceeded: Counter,
-    /// Requests that found no host (no health checks: every host is healthy, so Envoy's
-    /// panic mode happens only with an empty host set).
+    /// Requests balanced over all hosts of a priority whose healthy share is under the panic
+    /// threshold (or that found no host at all).
     pub lb_healthy_panic: Counter,
     /// An HTTP/1.1 connection closed by the upstream, or by us on a timeout, mid-request.
     pub upstream_cx_destroy_with_active_rq: Counter,
@@ -68,6 +82,12 @@ pub struct ClusterStats {
     pub membership_total: Gauge,
     pub membership_healthy: Gauge,
     pub membership_change: Counter,
+    pub membership_degraded: Gauge,
+    pub membership_excluded: Gauge,
+    /// `health_check.*`, made when the cluster has health checks.
+    pub hc: Option<hc::HcStats>,
+    /// `outlier_detection.*`, made when the cluster has outlier detection.
+    pub outlier: Option<outlier::OutlierStats>,
     codes: CodeCounters,
     /// Answers that were retried (`retry.upstream_rq_*`), and answers passed on by whether
     /// the request was internal (`internal.` / `external.upstream_rq_*`); made on first use.
@@ -124,7 +144,7 @@ impl ClusterStats {
             .charge(status);
     }
 
-    fn new(store: &Arc<Store>, name: &str) -> Self {
+    fn new(store: &Arc<Store>, name: &str, config: &model::Cluster) -> Self {
         let c = |s: &str| store.counter(&format!("cluster.{name}.{s}"));
         let g = |s: &str| store.gauge(&format!("cluster.{name}.{s}"));
         let h = |s: &str| store.histogram(&format!("cluster.{name}.{s}"));
@@ -152,6 +172,10 @@ impl ClusterStats {
             membership_total: g("membership_total"),
             membership_healthy: g("membership_healthy"),
             membership_change: c("membership_change"),
+            membership_degraded: g("membership_degraded"),
+            membership_excluded: g("membership_excluded"),
+            hc: (!config.health_checks.is_empty()).then(|| hc::HcStats::new(store, name)),
+            outlier: config.outlier_detection.as_ref().map(|_| outlier::OutlierStats::new(store, name)),
             codes: CodeCounters::new(store, &format!("cluster.{name}.upstream_rq"), false),
             retried: OnceLock::new(),
             internal: OnceLock::new(),
@@ -205,11 +229,21 @@ pub struct Host {
     pub priority: u32,
     pub pool: Arc<Pool>,
     pub stats: HostStats,
+    /// The `health_status` discovery gave it.
+    pub eds: EdsHealth,
+    /// Shared by every `Host` of this identity (see [`health`]).
+    pub health: Arc<HostHealth>,
 }
 
 impl Host {
     pub fn spec(&self) -> HostSpec {
-        HostSpec { addr: self.addr, hostname: self.hostname.clone(), weight: self.weight, priority: self.priority }
+        HostSpec {
+            addr: self.addr,
+            hostname: self.hostname.clone(),
+            weight: self.weight,
+            priority: self.priority,
+            health: self.eds,
+        }
     }
 
     /// (cx_total, cx_active, cx_connect_fail) for `/clusters`.
@@ -218,20 +252,15 @@ impl Host {
     }
 }
 
-/// The hosts of a cluster at one moment, with what the balancer precomputed for them.
+/// The hosts of a cluster at one moment (what the balancer chooses from is [`LbState`],
+/// rebuilt from them and their health).
 pub struct HostSet {
     pub all: Vec<Arc<Host>>,
-    /// Hosts of the lowest priority that has any (without health checks every host is healthy).
-    pub active: Vec<Arc<Host>>,
-    pub schedule: balancer::Schedule,
 }
 
 impl HostSet {
     fn new(all: Vec<Arc<Host>>) -> Self {
-        let min_prio = all.iter().map(|h| h.priority).min().unwrap_or(0);
-        let active: Vec<Arc<Host>> = all.iter().filter(|h| h.priority == min_prio).cloned().collect();
-        let schedule = balancer::Schedule::new(&active);
-        HostSet { all, active, schedule }
+        HostSet { all }
     }
 }
 
@@ -242,11 +271,19 @@ pub struct HostSpec {
     pub hostname: Option<String>,
     pub weight: u32,
     pub priority: u32,
+    /// `health_status`.
+    pub health: EdsHealth,
 }
 
 pub struct Cluster {
     pub config: model::Cluster,
     pub hosts: ArcSwap<HostSet>,
+    /// What requests choose from: priorities, loads and panic from `hosts` and their health.
+    pub lb: ArcSwap<LbState>,
+    /// Serialises rebuilding `lb` (membership and health change from different tasks).
+    lb_lock: Mutex<()>,
+    /// Health shared with the clusters this one replaces and is replaced by.
+    health: Arc<ClusterHealth>,
     pub stats: ClusterStats,
     pub breakers: Arc<breakers::Breakers>,
     pub balancer: Balancer,
@@ -290,8 +327,10 @@ impl Cluster {
                 breakers::Breakers::new(store, config.stat_name(), cb.default, cb.high)
             }
         };
+        // Health belongs to the host's identity: kept even when the pools are not.
+        let health = old.map_or_else(|| Arc::new(ClusterHealth::default()), |o| Arc::clone(&o.health));
         let adopt = adopt.map(|o| o.hosts.load_full());
-        let stats = ClusterStats::new(store, config.stat_name());
+        let stats = ClusterStats::new(store, config.stat_name(), &config);
         let balancer = Balancer::new(config.lb_policy);
         let tls = config
             .tls
@@ -300,6 +339,9 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             config,
             hosts: ArcSwap::from_pointee(HostSet::new(Vec::new())),
+            lb: ArcSwap::from_pointee(LbState::default()),
+            lb_lock: Mutex::new(()),
+            health,
             stats,
             breakers,
             balancer,
@@ -328,7 +370,7 @@ impl Cluster {
     /// The commit of a staged cluster: from now on host changes have their effects, the
     /// membership stats (shared by name with `replaced`) show this cluster's hosts, and the
     /// idle connections of `replaced`'s hosts that this cluster did not keep are closed.
-    pub fn go_live(&self, replaced: Option<&Cluster>) {
+    pub fn go_live(self: &Arc<Self>, replaced: Option<&Cluster>) {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         if std::mem::replace(&mut *live, true) {
             return;
@@ -344,23 +386,54 @@ impl Cluster {
         }
         let changed =
             old_hosts.len() != set.all.len() || old_hosts.iter().zip(&set.all).any(|(a, b)| !Arc::ptr_eq(a, b));
+        self.health.go_live(self);
         self.publish_membership(changed);
+        drop(live);
     }
 
     fn publish_membership(&self, changed: bool) {
         let n = self.hosts.load().all.len() as i64;
         self.stats.membership_total.set(n);
-        self.stats.membership_healthy.set(n);
+        self.refresh_lb();
         if changed {
             self.stats.membership_change.inc();
         }
     }
 
-    /// Picks a host for a request, or `None` when the cluster has no hosts.
+    /// Rebuilds what requests choose from, after membership or some host's health changed.
+    pub fn refresh_lb(&self) {
+        let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = self.hosts.load();
+        let lb = LbState::new(&set.all, self.config.panic_threshold);
+        self.stats.membership_healthy.set(lb.healthy as i64);
+        self.stats.membership_degraded.set(lb.degraded as i64);
+        let excluded = set.all.iter().filter(|h| health::excluded(h.health.flags())).count();
+        self.stats.membership_excluded.set(excluded as i64);
+        if let Some(hc) = &self.stats.hc {
+            let up = set.all.iter().filter(|h| h.health.flags() & health::FAILED_ACTIVE_HC == 0).count();
+            hc.healthy.set(up as i64);
+        }
+        self.lb.store(Arc::new(lb));
+    }
+
+    /// Picks a host for a request, or `None` when the cluster has no host to use.
     #[inline]
     pub fn choose(&self) -> Option<Arc<Host>> {
-        let set = self.hosts.load();
-        self.balancer.choose(&set).cloned()
+        let lb = self.lb.load();
+        let source = lb.pick()?;
+        if source.panic {
+            self.stats.lb_healthy_panic.inc();
+        }
+        self.balancer.choose(&source.hosts, &source.schedule).cloned()
+    }
+
+    /// Charges an answer (or a local-origin failure as its HTTP code) to `host`'s outlier
+    /// detection; nothing when the cluster has none.
+    #[inline]
+    pub fn outlier_result(&self, host: &Host, code: u16) {
+        if let Some(od) = &self.config.outlier_detection {
+            outlier::put_code(self, od, host, code);
+        }
     }
 
     /// Closes every idle upstream connection (the cluster left the configuration).
@@ -377,7 +450,13 @@ fn static_specs(config: &model::Cluster) -> Vec<HostSpec> {
     for loc in &config.endpoints {
         for ep in &loc.endpoints {
             if let EndpointAddress::Ip(addr) = ep.address {
-                specs.push(HostSpec { addr, hostname: ep.hostname.clone(), weight: ep.weight, priority: loc.priority });
+                specs.push(HostSpec {
+                    addr,
+                    hostname: ep.hostname.clone(),
+                    weight: ep.weight,
+                    priority: loc.priority,
+                    health: ep.health,
+                });
             }
         }
     }
@@ -396,7 +475,13 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn spec(port: u16) -> HostSpec {
-        HostSpec { addr: ([127, 0, 0, 1], port).into(), hostname: None, weight: 1, priority: 0 }
+        HostSpec {
+            addr: ([127, 0, 0, 1], port).into(),
+            hostname: None,
+            weight: 1,
+            priority: 0,
+            health: EdsHealth::Healthy,
+        }
     }
 
     fn host_of(c: &Cluster, port: u16) -> Arc<Host> {

@@ -183,6 +183,11 @@ impl Pool {
         self
     }
 
+    /// How this pool reaches its host (health checks open their own connections with it).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

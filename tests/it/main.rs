@@ -38,6 +38,7 @@ mod reload_soak;
 mod reload_styles;
 mod reload_triggers;
 mod request_head;
+mod resilience;
 mod rest_eds;
 mod retry_bodies;
 mod routing;

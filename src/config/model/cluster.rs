@@ -76,6 +76,22 @@ pub struct Endpoint {
     pub hostname: Option<String>,
     /// `load_balancing_weight`, default 1.
     pub weight: u32,
+    /// `health_status` of the `LbEndpoint` (EDS or static), default `HEALTHY`.
+    pub health: EdsHealth,
+}
+
+/// An endpoint's `health_status` as its management server (or static config) gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EdsHealth {
+    /// `HEALTHY` or `UNKNOWN`.
+    #[default]
+    Healthy,
+    /// `UNHEALTHY` or `TIMEOUT`: Envoy's `FAILED_EDS_HEALTH`.
+    Unhealthy,
+    /// `DRAINING`: unhealthy and excluded from the priority's host count.
+    Draining,
+    /// `DEGRADED`: used only when the healthy hosts are short.
+    Degraded,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +144,11 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers.thresholds`: max connections/pending/requests/retries per priority.
     pub circuit_breakers: CircuitBreakers,
+    /// `health_checks` (at most one: Envoy's checkers of one cluster share the host flag).
+    pub health_checks: Vec<super::HealthCheck>,
+    pub outlier_detection: Option<super::OutlierDetection>,
+    /// `common_lb_config.healthy_panic_threshold` in percent, default 50.
+    pub panic_threshold: f64,
 }
 
 impl Cluster {

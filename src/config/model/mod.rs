@@ -12,6 +12,7 @@
 
 mod cluster;
 mod hcm;
+mod health;
 mod listener;
 mod local_ratelimit;
 mod rbac;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 pub use super::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 pub use cluster::*;
 pub use hcm::*;
+pub use health::*;
 pub use listener::*;
 pub use local_ratelimit::*;
 pub use rbac::*;

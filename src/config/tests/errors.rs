@@ -46,8 +46,8 @@ fn unknown_field() {
 
 #[test]
 fn unsupported_field() {
-    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    health_checks: []\n")));
-    has(&e, "static_resources.clusters[0].health_checks: not implemented by legate");
+    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_subset_config: {{fallback_policy: ANY_ENDPOINT}}\n")));
+    has(&e, "static_resources.clusters[0].lb_subset_config: not implemented by legate");
 }
 
 #[test]

@@ -67,15 +67,15 @@ fn unknown_field_inside_a_typed_config_names_its_path() {
 
 #[test]
 fn every_unimplemented_field_is_reported() {
-    let clusters = format!("{A_SVC}    health_checks: [{{timeout: 1s, interval: 1s, http_health_check: {{path: /}}}}]\n    outlier_detection: {{}}\n    upstream_connection_options: {{tcp_keepalive: {{keepalive_time: 5}}}}\n");
+    let clusters = format!("{A_SVC}    lb_subset_config: {{fallback_policy: ANY_ENDPOINT}}\n    track_cluster_stats: {{}}\n    upstream_connection_options: {{tcp_keepalive: {{keepalive_time: 5}}}}\n");
     let text =
         v3(ROUTE_A, &clusters).replace("stat_prefix: ingress\n", "stat_prefix: ingress\n          via: legate\n");
     let e = errs(&text);
-    has(&e, "static_resources.clusters[0].health_checks: not implemented by legate");
+    has(&e, "static_resources.clusters[0].lb_subset_config: not implemented by legate");
     has(&e, "static_resources.clusters[0].upstream_connection_options: not implemented by legate");
     has(&e, &format!("{HCM}.via: not implemented by legate"));
-    // An empty message is set (Envoy turns outlier detection on with its defaults).
-    has(&e, "static_resources.clusters[0].outlier_detection: not implemented by legate");
+    // An empty message is set.
+    has(&e, "static_resources.clusters[0].track_cluster_stats: not implemented by legate");
     assert_eq!(e.len(), 4, "{e:#?}");
 }
 

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::model::{
-    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, Endpoint, EndpointAddress, Http2Options, LbPolicy,
-    LocalityEndpoints, Thresholds, UpstreamProtocol,
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, EdsHealth, Endpoint, EndpointAddress, Http2Options,
+    LbPolicy, LocalityEndpoints, Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
@@ -106,6 +106,14 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         (service_name, source)
     });
     let alt_stat_name = o.str(ctx, "alt_stat_name").filter(|n| !n.is_empty());
+    let hc_at = o.at("health_checks");
+    let health_checks: Vec<_> =
+        o.objs(ctx, "health_checks").into_iter().filter_map(|h| super::health::health_check(ctx, h)).collect();
+    if health_checks.len() > 1 {
+        ctx.err(hc_at, "more than one health check (not implemented by legate)");
+    }
+    let outlier_detection = o.obj(ctx, "outlier_detection").map(|d| super::health::outlier_detection(ctx, d));
+    let panic_threshold = o.obj(ctx, "common_lb_config").map_or(50.0, |c| super::health::common_lb_config(ctx, c));
     o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
     o.finish(ctx, &[]);
     let name = name?;
@@ -158,6 +166,9 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         idle_timeout,
         per_connection_buffer_limit_bytes,
         circuit_breakers,
+        health_checks,
+        outlier_detection,
+        panic_threshold,
     })
 }
 
@@ -288,7 +299,21 @@ pub(crate) fn load_assignment(
 /// An `LbEndpoint`; `None` for a named endpoint (unsupported) or an invalid one.
 fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint> {
     let weight = lb_weight(ctx, &mut lb, "load_balancing_weight");
-    lb.ignore(&["health_status", "metadata"]);
+    let health = lb
+        .enumv(
+            ctx,
+            "health_status",
+            &[
+                ("UNKNOWN", Some(EdsHealth::Healthy)),
+                ("HEALTHY", Some(EdsHealth::Healthy)),
+                ("UNHEALTHY", Some(EdsHealth::Unhealthy)),
+                ("DRAINING", Some(EdsHealth::Draining)),
+                ("TIMEOUT", Some(EdsHealth::Unhealthy)),
+                ("DEGRADED", Some(EdsHealth::Degraded)),
+            ],
+        )
+        .unwrap_or_default();
+    lb.ignore(&["metadata"]);
     let mut endpoint = None;
     if let Some(mut ep) = lb.obj(ctx, "endpoint") {
         let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
@@ -300,7 +325,7 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
             }
         };
         ep.finish(ctx, &[]);
-        endpoint = addr.map(|address| Endpoint { address, hostname, weight });
+        endpoint = addr.map(|address| Endpoint { address, hostname, weight, health });
     } else if !lb.has_unread() {
         // An endpoint given another way (`endpoint_name`) is refused by the support table.
         ctx.err(lb.at("endpoint"), "missing endpoint");

@@ -1,0 +1,90 @@
+//! A cluster's resilience settings: active health checks (`health_checks`), outlier
+//! detection (`outlier_detection`) and the panic threshold (`common_lb_config`).
+
+use std::time::Duration;
+
+use super::HeaderValueOption;
+
+/// One `health_checks` entry, Envoy's defaults where a field is optional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub timeout: Duration,
+    pub interval: Duration,
+    /// `interval_jitter`: up to this much added to each interval.
+    pub interval_jitter: Duration,
+    /// `interval_jitter_percent`: up to this share of the interval added.
+    pub interval_jitter_percent: u32,
+    /// `initial_jitter`: the first check of a host waits up to this long.
+    pub initial_jitter: Duration,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    /// `unhealthy_interval`, default `interval`.
+    pub unhealthy_interval: Duration,
+    /// `unhealthy_edge_interval`, default `unhealthy_interval`.
+    pub unhealthy_edge_interval: Duration,
+    /// `healthy_edge_interval`, default `interval`.
+    pub healthy_edge_interval: Duration,
+    /// `no_traffic_interval` (default 60 s): until the cluster made its first connection.
+    pub no_traffic_interval: Duration,
+    /// `reuse_connection`, default true.
+    pub reuse_connection: bool,
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    pub path: String,
+    /// `host`, default the cluster's name.
+    pub host: Option<String>,
+    /// `expected_statuses` as [start, end) ranges, default [200, 201).
+    pub expected: Vec<(u16, u16)>,
+    /// `retriable_statuses`: failures that count toward `unhealthy_threshold`.
+    pub retriable: Vec<(u16, u16)>,
+    pub headers_to_add: Vec<HeaderValueOption>,
+    pub headers_to_remove: Vec<String>,
+    /// `codec_client_type: HTTP2`.
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpCheck {
+    /// `send`: bytes written after connecting.
+    pub send: Vec<u8>,
+    /// `receive`: each must be found, in order, in what the host answers.
+    pub receive: Vec<Vec<u8>>,
+}
+
+/// `outlier_detection`, Envoy's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: u32,
+    pub consecutive_gateway_failure: u32,
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+    /// `max_ejection_time`, default 300 s.
+    pub max_ejection_time: Duration,
+    pub max_ejection_percent: u32,
+    pub enforcing_consecutive_5xx: u32,
+    pub enforcing_consecutive_gateway_failure: u32,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            consecutive_5xx: 5,
+            consecutive_gateway_failure: 5,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 10,
+            enforcing_consecutive_5xx: 100,
+            enforcing_consecutive_gateway_failure: 0,
+        }
+    }
+}

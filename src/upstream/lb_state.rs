@@ -1,0 +1,240 @@
+//! What the balancer chooses from, rebuilt whenever membership or some host's health changes
+//! (never per request): Envoy's priority load computation with the overprovisioning factor
+//! (1.4), degraded hosts used only when healthy ones are short, and panic mode
+//! (`healthy_panic_threshold`, default 50%: a priority whose healthy share is below it is
+//! balanced over all its hosts).
+//!
+//! A request draws a number under 100 and takes the source (a priority's healthy, degraded
+//! or, in panic, all hosts) whose cumulative load covers it; with one source no draw is made.
+
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::balancer::Schedule;
+use super::health::{self, Coarse};
+use super::Host;
+
+/// Envoy's default `overprovisioning_factor`, 140 (1.4).
+const OVERPROVISIONING: u64 = 140;
+
+/// Hosts one request may be balanced over.
+pub struct Source {
+    pub hosts: Vec<Arc<Host>>,
+    pub schedule: Schedule,
+    /// Chosen because its priority is in panic (`lb_healthy_panic`).
+    pub panic: bool,
+    /// Cumulative load up to and including this source (out of 100).
+    upto: u32,
+}
+
+/// The sources of a cluster at one moment.
+#[derive(Default)]
+pub struct LbState {
+    pub sources: Vec<Source>,
+    /// Hosts that count as healthy (`membership_healthy`).
+    pub healthy: usize,
+    pub degraded: usize,
+}
+
+struct Priority {
+    all: Vec<Arc<Host>>,
+    healthy: Vec<Arc<Host>>,
+    degraded: Vec<Arc<Host>>,
+    /// Hosts less the excluded ones (draining, pending their first check).
+    counted: usize,
+}
+
+impl LbState {
+    /// `panic_threshold` in percent (Envoy's `healthy_panic_threshold`).
+    pub fn new(all: &[Arc<Host>], panic_threshold: f64) -> LbState {
+        let mut prios: Vec<(u32, Priority)> = Vec::new();
+        for h in all {
+            let i = match prios.binary_search_by_key(&h.priority, |(p, _)| *p) {
+                Ok(i) => i,
+                Err(i) => {
+                    let p = Priority { all: Vec::new(), healthy: Vec::new(), degraded: Vec::new(), counted: 0 };
+                    prios.insert(i, (h.priority, p));
+                    i
+                }
+            };
+            let p = &mut prios[i].1;
+            let flags = h.health.flags();
+            p.all.push(Arc::clone(h));
+            if !health::excluded(flags) {
+                p.counted += 1;
+            }
+            match health::coarse(flags) {
+                Coarse::Healthy => p.healthy.push(Arc::clone(h)),
+                Coarse::Degraded => p.degraded.push(Arc::clone(h)),
+                Coarse::Unhealthy => {}
+            }
+        }
+        let prios: Vec<Priority> = prios.into_iter().map(|(_, p)| p).collect();
+        let healthy = prios.iter().map(|p| p.healthy.len()).sum();
+        let degraded = prios.iter().map(|p| p.degraded.len()).sum();
+        let share = |n: usize, p: &Priority| {
+            if p.counted == 0 {
+                0
+            } else {
+                (OVERPROVISIONING * n as u64 / p.counted as u64).min(100) as u32
+            }
+        };
+        let health: Vec<u32> = prios.iter().map(|p| share(p.healthy.len(), p)).collect();
+        let degr: Vec<u32> = prios.iter().map(|p| share(p.degraded.len(), p)).collect();
+        let total = (health.iter().sum::<u32>() + degr.iter().sum::<u32>()).min(100);
+        let panic: Vec<bool> = prios
+            .iter()
+            .map(|p| {
+                if total == 100 {
+                    return false;
+                }
+                let pct = if p.counted == 0 {
+                    0.0
+                } else {
+                    100.0 * (p.healthy.len() + p.degraded.len()) as f64 / p.counted as f64
+                };
+                pct < panic_threshold
+            })
+            .collect();
+        let mut out = LbState { sources: Vec::new(), healthy, degraded };
+        if prios.is_empty() {
+            return out;
+        }
+        if panic.iter().all(|&p| p) {
+            // Envoy's total panic: each priority by its share of all hosts, over all its hosts.
+            let n: usize = prios.iter().map(|p| p.all.len()).sum();
+            let mut loads: Vec<u32> = prios.iter().map(|p| (p.all.len() * 100 / n) as u32).collect();
+            fix_rounding(&mut loads);
+            for (p, load) in prios.iter().zip(loads) {
+                out.push(&p.all, load, true);
+            }
+            return out;
+        }
+        if total == 0 {
+            // Nothing healthy and panic disabled (threshold 0): no host.
+            return out;
+        }
+        let mut left = 100u32;
+        let mut loads = Vec::with_capacity(prios.len() * 2);
+        for h in &health {
+            let l = (h * 100 / total).min(left);
+            left -= l;
+            loads.push(l);
+        }
+        for d in &degr {
+            let l = (d * 100 / total).min(left);
+            left -= l;
+            loads.push(l);
+        }
+        fix_rounding(&mut loads);
+        let n = prios.len();
+        for (i, load) in loads.into_iter().enumerate() {
+            let p = &prios[i % n];
+            if panic[i % n] {
+                // The priority's whole load (healthy and degraded) goes to all its hosts.
+                out.push(&p.all, load, true);
+            } else if i < n {
+                out.push(&p.healthy, load, false);
+            } else {
+                out.push(&p.degraded, load, false);
+            }
+        }
+        out
+    }
+
+    fn push(&mut self, hosts: &[Arc<Host>], load: u32, panic: bool) {
+        if load == 0 || hosts.is_empty() {
+            return;
+        }
+        let upto = self.sources.last().map_or(0, |s| s.upto) + load;
+        self.sources.push(Source { hosts: hosts.to_vec(), schedule: Schedule::new(hosts), panic, upto });
+    }
+
+    /// The source of the next request; `None` when the cluster has no host to use.
+    #[inline]
+    pub fn pick(&self) -> Option<&Source> {
+        match self.sources.len() {
+            0 => None,
+            1 => self.sources.first(),
+            _ => {
+                let total = self.sources.last().map_or(100, |s| s.upto);
+                let r = rand::thread_rng().gen_range(0..total);
+                self.sources.iter().find(|s| r < s.upto)
+            }
+        }
+    }
+}
+
+/// Integer shares may sum under 100: the rest goes to the first non-zero one, as Envoy does.
+fn fix_rounding(loads: &mut [u32]) {
+    let sum: u32 = loads.iter().sum();
+    if sum < 100 {
+        if let Some(first) = loads.iter_mut().find(|l| **l > 0) {
+            *first += 100 - sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::fake;
+    use crate::upstream::health::{FAILED_ACTIVE_HC, FAILED_EDS_HEALTH};
+
+    fn hosts(prios: &[(u32, u32)]) -> Vec<Arc<Host>> {
+        // (priority, flags)
+        let up = fake::FakeUpstream::new([]);
+        let (c, _) = fake::cluster("", prios.len() as u16, &up);
+        let all = c.hosts.load().all.clone();
+        all.iter()
+            .zip(prios)
+            .map(|(h, &(prio, flags))| {
+                let mut spec = h.spec();
+                spec.priority = prio;
+                let host = Arc::new(crate::upstream::membership::carried_over(h, spec));
+                host.health.set(flags, true);
+                host
+            })
+            .collect()
+    }
+
+    fn loads(s: &LbState) -> Vec<(u32, usize, bool)> {
+        let mut prev = 0;
+        s.sources
+            .iter()
+            .map(|x| {
+                let l = x.upto - prev;
+                prev = x.upto;
+                (l, x.hosts.len(), x.panic)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_unhealthy_of_two_is_no_panic_thanks_to_overprovisioning() {
+        let s = LbState::new(&hosts(&[(0, 0), (0, FAILED_EDS_HEALTH)]), 50.0);
+        assert_eq!(loads(&s), [(100, 1, false)]);
+    }
+
+    #[test]
+    fn priority_one_takes_what_priority_zero_cannot() {
+        // P0: 1 healthy of 2 => 70%; P1 takes the other 30%.
+        let s = LbState::new(&hosts(&[(0, 0), (0, FAILED_ACTIVE_HC), (1, 0)]), 50.0);
+        assert_eq!(loads(&s), [(70, 1, false), (30, 1, false)]);
+        // P0 all down => P1 takes everything.
+        let s = LbState::new(&hosts(&[(0, FAILED_EDS_HEALTH), (1, 0)]), 50.0);
+        assert_eq!(loads(&s), [(100, 1, false)]);
+    }
+
+    #[test]
+    fn all_down_panics_over_all_hosts() {
+        let s = LbState::new(&hosts(&[(0, FAILED_ACTIVE_HC), (0, FAILED_ACTIVE_HC)]), 50.0);
+        assert_eq!(loads(&s), [(100, 2, true)]);
+        let s = LbState::new(&hosts(&[(0, FAILED_ACTIVE_HC), (0, FAILED_ACTIVE_HC)]), 0.0);
+        assert!(s.pick().is_none(), "panic disabled: no host");
+        // 1 healthy of 3 (33% < 50%, 46% with overprovisioning): panic in P0.
+        let s = LbState::new(&hosts(&[(0, 0), (0, FAILED_ACTIVE_HC), (0, FAILED_ACTIVE_HC)]), 50.0);
+        assert_eq!(loads(&s), [(100, 3, true)]);
+    }
+}

@@ -150,6 +150,10 @@ pub(super) async fn serve_connection(
         .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
         .initial_stream_window_size(h2.initial_stream_window_size)
         .initial_connection_window_size(h2.initial_connection_window_size);
+    if h2.allow_connect {
+        // RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, so clients may send WebSocket over h2.
+        builder.http2().enable_connect_protocol();
+    }
     let builder = match cfg.codec_type {
         CodecType::Auto => builder,
         CodecType::Http1 => builder.http1_only(),

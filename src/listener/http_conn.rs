@@ -271,8 +271,31 @@ pub(super) async fn serve_connection(
             }
         }
     }
-    // An upgraded connection lives on in its tunnel, still counted as this connection.
-    ctx.tunnel.hold(&mut shutdown).await;
+    // An upgraded connection lives on in its tunnel, still counted as this connection, until
+    // the drain time of a drain that began before or during it is over (as Envoy closes a
+    // drained listener's connections, tunnels included).
+    let drained = async {
+        if !draining && !stopping {
+            let retired = async {
+                if retire_open && retire.wait_for(|r| *r).await.is_ok() {
+                    return;
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The process is stopping: `shutdown` ends the tunnel.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                () = retired => {}
+            }
+            drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
+        }
+        (&mut drain_deadline).await;
+    };
+    ctx.tunnel.hold(&mut shutdown, drained).await;
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);

@@ -102,8 +102,9 @@ pub struct TunnelWatch {
 }
 
 impl TunnelWatch {
-    /// Holds the connection while its tunnel is open, or until the process stops.
-    pub async fn hold(&self, shutdown: &mut watch::Receiver<bool>) {
+    /// Holds the connection while its tunnel is open, or until the process stops or
+    /// `drained` (the end of its listener's or chain's drain time) comes.
+    pub async fn hold(&self, shutdown: &mut watch::Receiver<bool>, drained: impl std::future::Future<Output = ()>) {
         if !self.open.load(Ordering::Acquire) {
             return;
         }
@@ -117,7 +118,7 @@ impl TunnelWatch {
         };
         tokio::select! {
             () = self.closed.notified() => {}
-            () = stop => {
+            () = async { tokio::select! { () = stop => {}, () = drained => {} } } => {
                 self.cancel.notify_one();
                 // The tunnel ends at its next poll; its log line is written then.
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.closed.notified()).await;

@@ -369,6 +369,46 @@ async fn an_open_websocket_survives_a_reload() {
     ws.close().await;
 }
 
+/// Envoy keeps a drained chain's connections, tunnels included, until the drain time ends,
+/// then closes them.
+#[tokio::test]
+async fn a_websocket_lives_through_its_chains_drain_and_ends_with_it() {
+    let up = WsUpstream::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let upgrades = json!([{ "upgrade_type": "websocket" }]);
+    let text = config(&up, &log, upgrades.clone(), json!([ws_route("/", None)]), json!({}));
+    let legate = crate::common::legate::config(text).arg("--drain-time-s").arg("2").spawn().await;
+    let addr = legate.listener("main");
+    let mut ws = WsClient::connect(addr, "/").await;
+    assert_eq!(ws.echo("before").await, "echo:before");
+    let routes = json!([
+        { "match": { "prefix": "/new" }, "direct_response": { "status": 200, "body": { "inline_string": "new" } } },
+        ws_route("/", None),
+    ]);
+    let tmp = legate.config_path().with_extension("tmp");
+    std::fs::write(&tmp, config(&up, &log, upgrades, routes, json!({}))).expect("write");
+    let written = std::time::Instant::now();
+    std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    assert_eventually!(
+        crate::common::client::raw(addr, b"GET /new HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .is_some_and(|r| r.body == b"new"),
+        "the reload is in"
+    );
+    assert_eq!(ws.echo("draining").await, "echo:draining", "not cut when the drain begins");
+    let mut rest = Vec::new();
+    let n = bounded("the end of the drain", ws.s.read_to_end(&mut rest)).await;
+    assert!(n.is_ok() && rest.is_empty(), "{n:?} {rest:?}");
+    assert!(written.elapsed() >= Duration::from_millis(1900), "cut at {:?}", written.elapsed());
+    assert_eventually!(
+        log_lines(&log).iter().any(|l| l.contains("\"GET / HTTP/1.1\" 101 DC ")),
+        "logged when cut: {:?}",
+        log_lines(&log)
+    );
+    assert_eventually!(legate.stat("http.ingress_http.downstream_cx_upgrades_active").await == 0, "closed");
+}
+
 #[tokio::test]
 async fn connect_is_refused_by_name() {
     let up = WsUpstream::spawn().await;

@@ -234,3 +234,33 @@ async fn a_connection_on_a_replaced_chain_relays_until_the_drain_time_ends() {
     assert!(n.is_ok() && rest.is_empty(), "{n:?} {rest:?}");
     assert!(written.elapsed() >= std::time::Duration::from_millis(1900), "cut at {:?}", written.elapsed());
 }
+
+/// Envoy 1.40 keeps `tcp.<stat_prefix>.*` across a reload that keeps the prefix, and drops
+/// them (back at 0 if the prefix returns) once no chain uses it.
+#[tokio::test]
+async fn tcp_stats_persist_while_their_prefix_is_used_and_go_with_it() {
+    let upstream = echo(b"").await;
+    let config = |prefix: &str, idle: &str| {
+        let p = json!({"@type": TCP_PROXY, "stat_prefix": prefix, "cluster": "echo", "idle_timeout": idle});
+        boot(p, vec![cluster("echo", upstream)])
+    };
+    let legate = crate::common::legate::config(config("db", "10s")).arg("--drain-time-s").arg("1").spawn().await;
+    let addr = legate.listener("tcp");
+    assert_eq!(exchange(addr, b"a").await, b"a");
+    let reload = |text: String| {
+        let tmp = legate.config_path().with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    };
+    reload(config("db", "20s"));
+    assert_eventually!(legate.stat("listener_manager.listener_modified").await == 1, "reloaded");
+    assert_eq!(exchange(addr, b"b").await, b"b");
+    assert_eq!(legate.stat("tcp.db.downstream_cx_total").await, 2, "kept across the chain's change");
+    reload(config("other", "20s"));
+    assert_eventually!(
+        legate.stat("tcp.other.downstream_cx_total").await == 0
+            && legate.stats().await.contains_key("tcp.other.downstream_cx_total"),
+        "the new prefix"
+    );
+    assert_eventually!(!legate.stats().await.contains_key("tcp.db.downstream_cx_total"), "gone with its last chain");
+}

@@ -150,6 +150,10 @@ pub(super) async fn serve_connection(
         .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
         .initial_stream_window_size(h2.initial_stream_window_size)
         .initial_connection_window_size(h2.initial_connection_window_size);
+    if h2.allow_connect {
+        // RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, so clients may send WebSocket over h2.
+        builder.http2().enable_connect_protocol();
+    }
     let builder = match cfg.codec_type {
         CodecType::Auto => builder,
         CodecType::Http1 => builder.http1_only(),
@@ -267,8 +271,31 @@ pub(super) async fn serve_connection(
             }
         }
     }
-    // An upgraded connection lives on in its tunnel, still counted as this connection.
-    ctx.tunnel.hold(&mut shutdown).await;
+    // An upgraded connection lives on in its tunnel, still counted as this connection, until
+    // the drain time of a drain that began before or during it is over (as Envoy closes a
+    // drained listener's connections, tunnels included).
+    let drained = async {
+        if !draining && !stopping {
+            let retired = async {
+                if retire_open && retire.wait_for(|r| *r).await.is_ok() {
+                    return;
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The process is stopping: `shutdown` ends the tunnel.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                () = retired => {}
+            }
+            drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
+        }
+        (&mut drain_deadline).await;
+    };
+    ctx.tunnel.hold(&mut shutdown, drained).await;
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);

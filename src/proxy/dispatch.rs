@@ -97,6 +97,9 @@ pub(super) async fn process(
         trace.raw_head = Some(RawHead::Unparsed);
         return Err(LocalReason::Rejected(request_head::LOW_VERSION));
     }
+    if parts.version == Version::HTTP_2 && cfg.http2.allow_connect {
+        trace.upgrade = UpgradeRequest::from_h2_connect(parts);
+    }
     request_head::check(parts).map_err(LocalReason::Rejected)?;
     if parts.version != Version::HTTP_2 && !known_method(&parts.method) {
         return Err(LocalReason::BadRequest);

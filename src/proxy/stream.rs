@@ -166,7 +166,8 @@ pub async fn handle(
         stats.codes.record(resp.status().as_u16());
     }
     stats.downstream_rq_completed.inc();
-    let (rparts, body) = resp.into_parts();
+    let (mut rparts, body) = resp.into_parts();
+    let h2_tunnel = tunnel.is_some() && trace.upgrade.as_ref().is_some_and(|u| u.h2);
     let timing = RqTiming {
         started,
         downstream: stats.downstream_rq_time.clone(),
@@ -191,6 +192,10 @@ pub async fn handle(
             tls: ctx.tls.get().cloned(),
         })
     });
+    if h2_tunnel {
+        // Logged and counted as the 101 it was; the client's stream gets its 200.
+        upgrade::UpgradeRequest::to_h2_answer(&mut rparts.status, &mut rparts.headers);
+    }
     let Some((upstream, downstream)) = tunnel else {
         let body = match log {
             None => LoggedBody::plain(body),

@@ -1,5 +1,5 @@
 //! HTTP/1.1 upgrades (WebSocket and the like) as Envoy's connection manager and router handle
-//! them: whether `upgrade_configs` allow the request's `Upgrade` type (the route's entry
+//! them, and WebSocket over HTTP/2 (RFC 8441 extended CONNECT, made the same HTTP/1.1 upgrade): whether `upgrade_configs` allow the request's `Upgrade` type (the route's entry
 //! first, then the connection manager's), the `Upgrade` and `Connection` headers kept across
 //! the hop, and, once the upstream answers 101, the tunnel that relays bytes both ways until
 //! either side closes or the stream idle timeout passes. The route's timeout does not cut an
@@ -27,6 +27,9 @@ pub struct UpgradeRequest {
     pub upgrade: HeaderValue,
     pub connection: HeaderValue,
     pub upstream: Option<OnUpgrade>,
+    /// An HTTP/2 extended CONNECT (RFC 8441) turned into this HTTP/1.1 upgrade; its 101
+    /// goes back to the client as a 200.
+    pub h2: bool,
 }
 
 impl UpgradeRequest {
@@ -40,7 +43,34 @@ impl UpgradeRequest {
         if upgrade.as_bytes().eq_ignore_ascii_case(b"h2c") {
             return None;
         }
-        Some(UpgradeRequest { upgrade: upgrade.clone(), connection: h.get(CONNECTION)?.clone(), upstream: None })
+        Some(UpgradeRequest {
+            upgrade: upgrade.clone(),
+            connection: h.get(CONNECTION)?.clone(),
+            upstream: None,
+            h2: false,
+        })
+    }
+
+    /// An HTTP/2 extended CONNECT (RFC 8441, `:protocol`), which hyper lets through only when
+    /// `allow_connect` enabled it: made the HTTP/1.1 upgrade Envoy's codec makes of it (`GET`
+    /// with `Upgrade: <protocol>` and `Connection: upgrade`), so routes, `upgrade_configs`,
+    /// filters and the upstream see what an HTTP/1.1 client would have sent.
+    pub fn from_h2_connect(parts: &mut http::request::Parts) -> Option<Self> {
+        if parts.method != http::Method::CONNECT {
+            return None;
+        }
+        let protocol = parts.extensions.remove::<hyper::ext::Protocol>()?;
+        let upgrade = HeaderValue::from_str(protocol.as_str()).ok()?;
+        parts.method = http::Method::GET;
+        Some(UpgradeRequest { upgrade, connection: HeaderValue::from_static("upgrade"), upstream: None, h2: true })
+    }
+
+    /// The upstream's 101 as Envoy's HTTP/2 codec answers an extended CONNECT: a 200 without
+    /// the upgrade's connection headers.
+    pub fn to_h2_answer(status: &mut http::StatusCode, h: &mut HeaderMap) {
+        *status = http::StatusCode::OK;
+        h.remove(UPGRADE);
+        h.remove(CONNECTION);
     }
 
     /// Puts back what `strip_hop_by_hop` took from a message of the upgrade.
@@ -72,8 +102,9 @@ pub struct TunnelWatch {
 }
 
 impl TunnelWatch {
-    /// Holds the connection while its tunnel is open, or until the process stops.
-    pub async fn hold(&self, shutdown: &mut watch::Receiver<bool>) {
+    /// Holds the connection while its tunnel is open, or until the process stops or
+    /// `drained` (the end of its listener's or chain's drain time) comes.
+    pub async fn hold(&self, shutdown: &mut watch::Receiver<bool>, drained: impl std::future::Future<Output = ()>) {
         if !self.open.load(Ordering::Acquire) {
             return;
         }
@@ -87,7 +118,7 @@ impl TunnelWatch {
         };
         tokio::select! {
             () = self.closed.notified() => {}
-            () = stop => {
+            () = async { tokio::select! { () = stop => {}, () = drained => {} } } => {
                 self.cancel.notify_one();
                 // The tunnel ends at its next poll; its log line is written then.
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.closed.notified()).await;

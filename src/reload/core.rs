@@ -237,7 +237,9 @@ impl Core {
             .filter(|l| !built.snapshot.listeners.iter().any(|n| Arc::ptr_eq(n, l)))
             .map(|l| {
                 let prefixes: Vec<String> = l.config.hcms().map(|h| h.stat_prefix.clone()).collect();
-                (Arc::downgrade(l), l.config.stat_name(), prefixes)
+                let tcp: Vec<String> =
+                    l.config.chains().filter_map(|c| c.tcp_proxy()).map(|t| t.stat_prefix.clone()).collect();
+                (Arc::downgrade(l), l.config.stat_name(), (prefixes, tcp))
             })
             .collect();
         // Connections on chains this reload changes or removes keep their last version.
@@ -261,7 +263,7 @@ impl Core {
             let (stats, prefix) = (Arc::clone(&shared.stats), format!("cluster.{}.", c.config.stat_name()));
             forget_when_gone(&shared, Arc::downgrade(&c), move || stats.retain_live(&prefix));
         }
-        for (weak, listener_name, stat_prefixes) in replaced_listeners {
+        for (weak, listener_name, (stat_prefixes, tcp_prefixes)) in replaced_listeners {
             let s = Arc::clone(&shared);
             forget_when_gone(&shared, weak, move || {
                 // Another listener may use the same address or stat prefix: its handles keep
@@ -275,6 +277,14 @@ impl Core {
                     s.stats.retain_live(&format!("listener.{listener_name}.http.{stat_prefix}."));
                     if !snap.listeners.iter().flat_map(|l| l.config.hcms()).any(|h| h.stat_prefix == *stat_prefix) {
                         s.stats.retain_live(&format!("http.{stat_prefix}."));
+                    }
+                }
+                // Envoy's `tcp.<stat_prefix>.*` go with the last chain that used the prefix
+                // (and start again at 0 if it comes back); those of open connections stay.
+                for tcp_prefix in &tcp_prefixes {
+                    let mut used = snap.listeners.iter().flat_map(|l| l.config.chains()).filter_map(|c| c.tcp_proxy());
+                    if !used.any(|t| t.stat_prefix == *tcp_prefix) {
+                        s.stats.retain_live(&format!("tcp.{tcp_prefix}."));
                     }
                 }
             });

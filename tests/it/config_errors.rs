@@ -142,19 +142,18 @@ async fn config_yaml_flag_is_merged_into_the_file() {
 async fn http2_options_out_of_bounds_or_unsupported() {
     let mut v = good();
     let hcm = &mut v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
-    hcm["http2_protocol_options"] =
-        json!({"initial_stream_window_size": 100, "allow_connect": true, "hpack_table_size": 8192});
+    hcm["http2_protocol_options"] = json!({"initial_stream_window_size": 100, "hpack_table_size": 8192});
     v["static_resources"]["clusters"][0]["typed_extension_protocol_options"] = json!({
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {"max_concurrent_streams": 0}},
+            "explicit_http_config": {"http2_protocol_options": {"max_concurrent_streams": 0, "allow_connect": true}},
         }
     });
     let out = rejects(
         &yaml(&v),
         &[
             "http2_protocol_options.initial_stream_window_size: must be between 65535 and 2147483647",
-            "http2_protocol_options.allow_connect: not supported",
+            "http2_protocol_options.allow_connect: not supported for upstream connections",
             "http2_protocol_options.hpack_table_size: not supported for downstream",
             "http2_protocol_options.max_concurrent_streams: must be between 1",
         ],

@@ -50,6 +50,7 @@ mod timeouts;
 mod tls;
 mod tls_rotation;
 mod upgrades;
+mod upgrades_h2;
 mod upstream;
 mod upstream_resets;
 mod upstream_tls;

@@ -206,3 +206,61 @@ async fn a_connection_keeps_its_chain_across_a_reload() {
     assert_eq!(&got, b"23");
     assert_eq!(legate.stat("tcp.new.downstream_cx_rx_bytes_total").await, 1, "not counted on the new chain");
 }
+
+/// As Envoy: a connection on a chain a reload replaced keeps relaying for the drain time,
+/// then is closed.
+#[tokio::test]
+async fn a_connection_on_a_replaced_chain_relays_until_the_drain_time_ends() {
+    let upstream = echo(b"").await;
+    let config = |prefix: &str| {
+        boot(json!({"@type": TCP_PROXY, "stat_prefix": prefix, "cluster": "echo"}), vec![cluster("echo", upstream)])
+    };
+    let legate = crate::common::legate::config(config("old")).arg("--drain-time-s").arg("2").spawn().await;
+    let addr = legate.listener("tcp");
+    let mut open = TcpStream::connect(addr).await.expect("connect");
+    open.write_all(b"1").await.expect("write");
+    let mut got = [0u8; 1];
+    bounded("echo", open.read_exact(&mut got)).await.expect("echoed");
+    let tmp = legate.config_path().with_extension("tmp");
+    std::fs::write(&tmp, config("new")).expect("write");
+    let written = std::time::Instant::now();
+    std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    assert_eventually!(exchange(addr, b"n").await == b"n", "new connections get the new chain");
+    open.write_all(b"2").await.expect("write");
+    bounded("echo while draining", open.read_exact(&mut got)).await.expect("echoed");
+    assert_eq!(&got, b"2");
+    let mut rest = Vec::new();
+    let n = bounded("the end of the drain", open.read_to_end(&mut rest)).await;
+    assert!(n.is_ok() && rest.is_empty(), "{n:?} {rest:?}");
+    assert!(written.elapsed() >= std::time::Duration::from_millis(1900), "cut at {:?}", written.elapsed());
+}
+
+/// Envoy 1.40 keeps `tcp.<stat_prefix>.*` across a reload that keeps the prefix, and drops
+/// them (back at 0 if the prefix returns) once no chain uses it.
+#[tokio::test]
+async fn tcp_stats_persist_while_their_prefix_is_used_and_go_with_it() {
+    let upstream = echo(b"").await;
+    let config = |prefix: &str, idle: &str| {
+        let p = json!({"@type": TCP_PROXY, "stat_prefix": prefix, "cluster": "echo", "idle_timeout": idle});
+        boot(p, vec![cluster("echo", upstream)])
+    };
+    let legate = crate::common::legate::config(config("db", "10s")).arg("--drain-time-s").arg("1").spawn().await;
+    let addr = legate.listener("tcp");
+    assert_eq!(exchange(addr, b"a").await, b"a");
+    let reload = |text: String| {
+        let tmp = legate.config_path().with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    };
+    reload(config("db", "20s"));
+    assert_eventually!(legate.stat("listener_manager.listener_modified").await == 1, "reloaded");
+    assert_eq!(exchange(addr, b"b").await, b"b");
+    assert_eq!(legate.stat("tcp.db.downstream_cx_total").await, 2, "kept across the chain's change");
+    reload(config("other", "20s"));
+    assert_eventually!(
+        legate.stat("tcp.other.downstream_cx_total").await == 0
+            && legate.stats().await.contains_key("tcp.other.downstream_cx_total"),
+        "the new prefix"
+    );
+    assert_eventually!(!legate.stats().await.contains_key("tcp.db.downstream_cx_total"), "gone with its last chain");
+}

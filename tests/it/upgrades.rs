@@ -21,15 +21,15 @@ use crate::common::{assert_eventually, bounded};
 /// A WebSocket echo server: answers the handshake with 101, each text or binary frame with
 /// `echo:<payload>`, a close frame with a close frame and the end of the connection. A
 /// request for `/no101` gets a plain 404. It keeps every request head it read.
-struct WsUpstream {
-    addr: SocketAddr,
+pub(crate) struct WsUpstream {
+    pub(crate) addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
     /// Connections whose client (legate) closed them.
     closed_by_peer: Arc<Mutex<u32>>,
 }
 
 impl WsUpstream {
-    async fn spawn() -> WsUpstream {
+    pub(crate) async fn spawn() -> WsUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -43,7 +43,7 @@ impl WsUpstream {
         WsUpstream { addr, heads, closed_by_peer }
     }
 
-    fn heads(&self) -> Vec<String> {
+    pub(crate) fn heads(&self) -> Vec<String> {
         self.heads.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
@@ -102,7 +102,7 @@ async fn read_head(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 }
 
 /// One WebSocket frame (short payloads only); `masked` as a client sends it.
-fn frame(op: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+pub(crate) fn frame(op: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     assert!(payload.len() < 126, "short frames only");
     let mut out = vec![0x80 | op, payload.len() as u8 | if masked { 0x80 } else { 0 }];
     if masked {
@@ -192,7 +192,7 @@ impl WsClient {
 
 /// Listener `main` (stat prefix `ingress_http`) with the connection manager's
 /// `upgrade_configs` as given and these routes, all to cluster `ws`, logging to `log`.
-fn config(up: &WsUpstream, log: &Path, hcm_upgrades: Value, routes: Value, extra: Value) -> String {
+pub(crate) fn config(up: &WsUpstream, log: &Path, hcm_upgrades: Value, routes: Value, extra: Value) -> String {
     let mut manager = hcm(route_config(json!([vhost("default", &["*"], routes)])));
     manager["upgrade_configs"] = hcm_upgrades;
     manager["access_log"] = json!([file_log(log, None)]);
@@ -202,7 +202,7 @@ fn config(up: &WsUpstream, log: &Path, hcm_upgrades: Value, routes: Value, extra
     bootstrap().listener_hcm("main", manager).cluster(static_cluster("ws", &[up.addr])).yaml()
 }
 
-fn ws_route(prefix: &str, upgrades: Option<Value>) -> Value {
+pub(crate) fn ws_route(prefix: &str, upgrades: Option<Value>) -> Value {
     let mut action = json!({ "cluster": "ws" });
     if let Some(u) = upgrades {
         action["upgrade_configs"] = u;
@@ -210,7 +210,7 @@ fn ws_route(prefix: &str, upgrades: Option<Value>) -> Value {
     json!({ "match": { "prefix": prefix }, "route": action })
 }
 
-fn log_lines(path: &Path) -> Vec<String> {
+pub(crate) fn log_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
 }
 
@@ -369,20 +369,58 @@ async fn an_open_websocket_survives_a_reload() {
     ws.close().await;
 }
 
+/// Envoy keeps a drained chain's connections, tunnels included, until the drain time ends,
+/// then closes them.
 #[tokio::test]
-async fn connect_and_websocket_over_h2_are_refused_by_name() {
+async fn a_websocket_lives_through_its_chains_drain_and_ends_with_it() {
+    let up = WsUpstream::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let upgrades = json!([{ "upgrade_type": "websocket" }]);
+    let text = config(&up, &log, upgrades.clone(), json!([ws_route("/", None)]), json!({}));
+    let legate = crate::common::legate::config(text).arg("--drain-time-s").arg("2").spawn().await;
+    let addr = legate.listener("main");
+    let mut ws = WsClient::connect(addr, "/").await;
+    assert_eq!(ws.echo("before").await, "echo:before");
+    let routes = json!([
+        { "match": { "prefix": "/new" }, "direct_response": { "status": 200, "body": { "inline_string": "new" } } },
+        ws_route("/", None),
+    ]);
+    let tmp = legate.config_path().with_extension("tmp");
+    std::fs::write(&tmp, config(&up, &log, upgrades, routes, json!({}))).expect("write");
+    let written = std::time::Instant::now();
+    std::fs::rename(&tmp, legate.config_path()).expect("rename");
+    assert_eventually!(
+        crate::common::client::raw(addr, b"GET /new HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .is_some_and(|r| r.body == b"new"),
+        "the reload is in"
+    );
+    assert_eq!(ws.echo("draining").await, "echo:draining", "not cut when the drain begins");
+    let mut rest = Vec::new();
+    let n = bounded("the end of the drain", ws.s.read_to_end(&mut rest)).await;
+    assert!(n.is_ok() && rest.is_empty(), "{n:?} {rest:?}");
+    assert!(written.elapsed() >= Duration::from_millis(1900), "cut at {:?}", written.elapsed());
+    assert_eventually!(
+        log_lines(&log).iter().any(|l| l.contains("\"GET / HTTP/1.1\" 101 DC ")),
+        "logged when cut: {:?}",
+        log_lines(&log)
+    );
+    assert_eventually!(legate.stat("http.ingress_http.downstream_cx_upgrades_active").await == 0, "closed");
+}
+
+#[tokio::test]
+async fn connect_is_refused_by_name() {
     let up = WsUpstream::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("a.log");
     let route = json!([ws_route("/", Some(json!([{ "upgrade_type": "websocket", "connect_config": {} }])))]);
-    let h2 = json!({ "http2_protocol_options": { "allow_connect": true } });
-    let text = config(&up, &log, json!([{ "upgrade_type": "CONNECT" }]), route, h2);
+    let text = config(&up, &log, json!([{ "upgrade_type": "CONNECT" }]), route, json!({}));
     let (_file, run) = validate("connect.yaml", &text).await;
     assert_eq!(run.code(), Some(1), "{}", run.output);
     for expected in [
         "typed_config.upgrade_configs[0].upgrade_type: not supported: legate does not proxy CONNECT",
         "routes[0].route.upgrade_configs[0].connect_config: not implemented by legate",
-        "typed_config.http2_protocol_options.allow_connect: not supported: legate does not proxy CONNECT or WebSocket over HTTP/2",
     ] {
         assert!(run.output.contains(expected), "{expected}:\n{}", run.output);
     }

@@ -141,6 +141,8 @@ pub struct Http2Options {
     pub initial_stream_window_size: Option<u32>,
     pub initial_connection_window_size: Option<u32>,
     pub hpack_table_size: Option<u32>,
+    /// Downstream only: `allow_connect`, WebSocket over HTTP/2 (RFC 8441 extended CONNECT).
+    pub allow_connect: bool,
 }
 
 /// One resource of a file-based discovery response.

@@ -135,21 +135,23 @@ pub(crate) fn http2_options(ctx: &mut Ctx, mut o: Obj<'_>, downstream: bool) -> 
              limited by the upstream's own SETTINGS_MAX_CONCURRENT_STREAMS",
         );
     }
+    let allow_connect = o.bool(ctx, "allow_connect") == Some(true);
+    if allow_connect && !downstream {
+        ctx.err(
+            o.at("allow_connect"),
+            "not supported for upstream connections: legate sends WebSocket upstream as an HTTP/1.1 upgrade",
+        );
+    }
     let options = Http2Options {
         max_concurrent_streams,
         initial_stream_window_size: bounded(ctx, &mut o, "initial_stream_window_size", 65_535, MAX),
         initial_connection_window_size: bounded(ctx, &mut o, "initial_connection_window_size", 65_535, MAX),
         hpack_table_size: o.u32(ctx, "hpack_table_size"),
+        allow_connect: allow_connect && downstream,
     };
     // hyper's server side (behind one port for both protocols) keeps the 4096 of the spec.
     if downstream && options.hpack_table_size.is_some_and(|n| n != 4096) {
         ctx.err(o.at("hpack_table_size"), "not supported for downstream connections: only 4096, the default");
-    }
-    if o.bool(ctx, "allow_connect") == Some(true) {
-        ctx.err(
-            o.at("allow_connect"),
-            "not supported: legate does not proxy CONNECT or WebSocket over HTTP/2 (extended CONNECT, RFC 8441)",
-        );
     }
     o.finish(ctx, &[]);
     options

@@ -27,6 +27,8 @@ pub enum ReqBody {
     /// Streamed and recorded, so that a retry can send it again (`super::replay`).
     Replay(Box<Replay>),
     Full(Option<Bytes>),
+    /// Transformed by a filter of the chain (a decompressor, a request compressor).
+    Filtered(Box<crate::filters::FilteredBody>),
 }
 
 /// Frames read ahead of the upstream connection, then the rest of the stream.
@@ -52,7 +54,7 @@ impl ReqBody {
     /// while it connects, so a connect that fails logs the bytes the client sent meanwhile.
     /// Bounded by `READ_AHEAD_LIMIT`; never waits longer than `connect` itself.
     pub async fn read_while<T>(&mut self, connect: impl Future<Output = T>) -> T {
-        if let ReqBody::Stream(..) | ReqBody::Replay(_) = self {
+        if let ReqBody::Stream(..) | ReqBody::Replay(_) | ReqBody::Filtered(_) = self {
             let rest = std::mem::replace(self, ReqBody::empty());
             *self = ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, rest }));
         }
@@ -97,7 +99,7 @@ impl ReqBody {
     /// the body while it connects and logs what it read.
     pub fn read_ready(&mut self) {
         let frames = match self {
-            ReqBody::Stream(..) | ReqBody::Replay(_) => 64,
+            ReqBody::Stream(..) | ReqBody::Replay(_) | ReqBody::Filtered(_) => 64,
             ReqBody::Ahead(a) => 64 + a.frames.len(),
             ReqBody::Full(_) => return,
         };
@@ -147,6 +149,7 @@ impl Body for ReqBody {
                 None => Pin::new(&mut a.rest).poll_frame(cx),
             },
             ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            ReqBody::Filtered(f) => Pin::new(&mut **f).poll_frame(cx),
         }
     }
 
@@ -156,6 +159,7 @@ impl Body for ReqBody {
             ReqBody::Ahead(a) => a.frames.is_empty() && (a.ended || a.rest.is_end_stream()),
             ReqBody::Replay(r) => r.is_end_stream(),
             ReqBody::Full(b) => b.is_none(),
+            ReqBody::Filtered(f) => f.is_end_stream(),
         }
     }
 
@@ -180,6 +184,7 @@ impl Body for ReqBody {
             }
             ReqBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ReqBody::Full(None) => SizeHint::with_exact(0),
+            ReqBody::Filtered(f) => f.size_hint(),
         }
     }
 }

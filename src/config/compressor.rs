@@ -62,6 +62,18 @@ pub struct CompressorConfig {
     /// Whether `response_direction_config` is set: Envoy then names the response stats
     /// `response.*`.
     pub has_response_direction_config: bool,
+    /// `request_direction_config.common_config`: request bodies compressed on their way
+    /// upstream. `None` when unset (Envoy then never compresses requests).
+    pub request: Option<RequestCompression>,
+}
+
+/// `request_direction_config.common_config` of a compressor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestCompression {
+    pub enabled: bool,
+    pub min_content_length: u64,
+    /// Lowercased; empty is Envoy's default list.
+    pub content_types: Vec<String>,
 }
 
 /// `envoy.extensions.filters.http.compressor.v3.CompressorPerRoute`
@@ -72,4 +84,65 @@ pub struct CompressorPerRoute {
     pub enabled: Option<bool>,
     /// `overrides.response_direction_config.remove_accept_encoding_header`
     pub remove_accept_encoding_header: Option<bool>,
+}
+
+/// The decompression library (`decompressor_library.typed_config`) and its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecompressorLibrary {
+    /// `envoy.extensions.compression.gzip.decompressor.v3.Gzip`
+    Gzip { window_bits: u8, chunk_size: usize, max_inflate_ratio: u32 },
+    /// `envoy.extensions.compression.brotli.decompressor.v3.Brotli`
+    /// (`disable_ring_buffer_reallocation` has no counterpart in the Rust decoder, which
+    /// sizes its ring buffer from the stream's window: it is refused.)
+    Brotli { chunk_size: usize },
+    /// `envoy.extensions.compression.zstd.decompressor.v3.Zstd` (without dictionaries)
+    Zstd { chunk_size: usize },
+}
+
+impl DecompressorLibrary {
+    /// The `content-encoding` it decodes.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            DecompressorLibrary::Gzip { .. } => "gzip",
+            DecompressorLibrary::Brotli { .. } => "br",
+            DecompressorLibrary::Zstd { .. } => "zstd",
+        }
+    }
+
+    /// The library's stats prefix (`...decompressor.<name>.<this>.`).
+    pub fn stats_name(&self) -> &'static str {
+        match self {
+            DecompressorLibrary::Gzip { .. } => "gzip",
+            DecompressorLibrary::Brotli { .. } => "brotli",
+            DecompressorLibrary::Zstd { .. } => "zstd",
+        }
+    }
+
+    pub fn chunk_size(&self) -> usize {
+        match *self {
+            DecompressorLibrary::Gzip { chunk_size, .. }
+            | DecompressorLibrary::Brotli { chunk_size }
+            | DecompressorLibrary::Zstd { chunk_size } => chunk_size,
+        }
+    }
+}
+
+/// A direction's `common_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecompressDirection {
+    /// `enabled.default_value` (true when unset; legate has no runtime layer).
+    pub enabled: bool,
+    pub ignore_no_transform_header: bool,
+}
+
+/// `envoy.extensions.filters.http.decompressor.v3.Decompressor`
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecompressorConfig {
+    /// `decompressor_library.name`: part of the stat and trailer names.
+    pub library_name: String,
+    pub library: DecompressorLibrary,
+    pub request: DecompressDirection,
+    pub response: DecompressDirection,
+    /// `request_direction_config.advertise_accept_encoding` (true when unset).
+    pub advertise_accept_encoding: bool,
 }

@@ -38,6 +38,8 @@ pub enum HttpFilterKind {
     Rbac(Box<super::model::RbacConfig>),
     /// `envoy.extensions.filters.http.compressor.v3.Compressor`
     Compressor(Box<super::compressor::CompressorConfig>),
+    /// `envoy.extensions.filters.http.decompressor.v3.Decompressor`
+    Decompressor(Box<super::compressor::DecompressorConfig>),
 }
 
 impl HttpFilter {

@@ -4,6 +4,7 @@
 //! `cargo test`: `.ci/run` runs them.
 
 mod compressor;
+mod decompressor;
 mod discovery;
 mod docs;
 mod errors;

@@ -22,6 +22,11 @@ pub(crate) const GZIP_COMPRESSOR: &str = "type.googleapis.com/envoy.extensions.c
 pub(crate) const BROTLI_COMPRESSOR: &str =
     "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli";
 pub(crate) const ZSTD_COMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd";
+pub(crate) const DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor";
+pub(crate) const GZIP_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip";
+pub(crate) const BROTLI_DECOMPRESSOR: &str =
+    "type.googleapis.com/envoy.extensions.compression.brotli.decompressor.v3.Brotli";
+pub(crate) const ZSTD_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.zstd.decompressor.v3.Zstd";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

@@ -9,6 +9,7 @@ pub(crate) mod cluster;
 pub(crate) mod common;
 pub(crate) mod compressor;
 pub(crate) mod cors_csrf;
+pub(crate) mod decompressor;
 pub(crate) mod dns;
 pub(crate) mod filter_chain;
 pub(crate) mod hcm;

@@ -4,7 +4,6 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::chain::RequestBody;
@@ -29,14 +28,12 @@ impl Buffer {
         body: &mut RequestBody,
         stream: &super::Stream,
     ) -> Result<(), LocalReason> {
-        let RequestBody::Incoming(incoming) = std::mem::replace(body, RequestBody::Buffered(Bytes::new())) else {
-            return Ok(());
-        };
-        if incoming.is_end_stream() {
-            *body = RequestBody::Incoming(incoming);
+        if body.is_end_stream() || body.is_buffered() {
             return Ok(());
         }
-        let mut stream_body = ReqBody::Stream(incoming, stream.rx_bytes.clone(), stream.progress.clone());
+        // The client's body, or what a decompressor before this filter makes of it.
+        let taken = std::mem::replace(body, RequestBody::Buffered(Bytes::new()));
+        let mut stream_body: ReqBody = taken.into_stream(stream.rx_bytes.clone(), stream.progress.clone());
         let mut buf = BytesMut::new();
         // Bounded by the limit: every frame read adds its bytes, and over the limit ends it.
         while let Some(frame) = stream_body.frame().await {

@@ -12,7 +12,8 @@ use super::fault::{ActiveFault, FaultRequest};
 use super::local_ratelimit::{self, LocalRateLimit};
 use super::rbac::{Rbac, RbacRequest, RbacSettings};
 use super::{
-    Buffer, ChainFilter, Cors, CorsRt, CorsState, Csrf, Fault, FaultSettings, Filter, HealthCheck, Slot, Slots,
+    Buffer, ChainFilter, Cors, CorsRt, CorsState, Csrf, Decompress, Fault, FaultSettings, Filter, HealthCheck, Slot,
+    Slots,
 };
 use crate::body::progress::Progress;
 use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
@@ -27,6 +28,57 @@ use crate::stats::Store;
 pub enum RequestBody {
     Incoming(Incoming),
     Buffered(Bytes),
+    /// One of the above (never `Coded`), transformed by filters' codecs (a decompressor's) as
+    /// it streams, in chain order.
+    Coded(Box<RequestBody>, Vec<super::RequestCodec>),
+}
+
+impl RequestBody {
+    /// There is no body.
+    pub fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Incoming(b) => http_body::Body::is_end_stream(b),
+            RequestBody::Buffered(b) => b.is_empty(),
+            RequestBody::Coded(..) => false,
+        }
+    }
+
+    /// The client's body was read whole by a filter (no stream timer waits for it).
+    pub fn is_buffered(&self) -> bool {
+        match self {
+            RequestBody::Incoming(_) => false,
+            RequestBody::Buffered(_) => true,
+            RequestBody::Coded(inner, _) => inner.is_buffered(),
+        }
+    }
+
+    /// Adds a filter's codec, applied after those of the filters before it.
+    pub fn push_codec(&mut self, codec: super::RequestCodec) {
+        *self = match std::mem::replace(self, RequestBody::Buffered(Bytes::new())) {
+            RequestBody::Coded(b, mut codecs) => {
+                codecs.push(codec);
+                RequestBody::Coded(b, codecs)
+            }
+            // A body a buffer filter read whole streams through the codec like any other.
+            other => RequestBody::Coded(Box::new(other), vec![codec]),
+        };
+    }
+
+    /// The body as the upstream (or a filter reading it whole) gets it, the codecs applied.
+    pub fn into_stream(
+        self,
+        rx_bytes: Option<Arc<AtomicU64>>,
+        progress: Option<Arc<Progress>>,
+    ) -> crate::proxy::body::ReqBody {
+        use crate::proxy::body::ReqBody;
+        match self {
+            RequestBody::Incoming(b) => ReqBody::Stream(b, rx_bytes, progress),
+            RequestBody::Buffered(b) => ReqBody::Full((!b.is_empty()).then_some(b)),
+            RequestBody::Coded(inner, codecs) => {
+                super::request_codec::wrap_request(inner.into_stream(rx_bytes, progress), codecs)
+            }
+        }
+    }
 }
 
 /// A request's state in the chain. Lives on the request's stack; nothing in it allocates.
@@ -102,6 +154,7 @@ impl Chain {
                     HttpFilterKind::LocalRateLimit(c) => Filter::LocalRateLimit(LocalRateLimit::new(c, store)),
                     HttpFilterKind::Rbac(c) => Filter::Rbac(Rbac::new(c, store, hcm_prefix)),
                     HttpFilterKind::Compressor(c) => Filter::Compress(super::Compress::new(c, store, hcm_prefix)),
+                    HttpFilterKind::Decompressor(c) => Filter::Decompress(Decompress::new(c, store, hcm_prefix)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -286,8 +339,9 @@ impl Chain {
                         Some(Slot::Compress(p)) => Some(p),
                         _ => None,
                     };
-                    c.decode(i, parts, per_route, &mut stream.compress);
+                    c.decode(i, parts, per_route, &mut stream.compress, body);
                 }
+                Filter::Decompress(d) => d.decode(parts, body),
             }
             stream.decoded = i + 1;
         }
@@ -323,6 +377,7 @@ impl Chain {
                     };
                     c.encode(i, &stream.compress, per_route, resp);
                 }
+                Filter::Decompress(d) => d.encode(resp),
             }
         }
     }

@@ -5,7 +5,8 @@
 //! `Content-Encoding`, ETags (`disable_on_etag_header`, strong ones dropped), `Vary:
 //! Accept-Encoding`, `remove_accept_encoding_header`, `CompressorPerRoute`, and Envoy's stats
 //! (`http.<prefix>.compressor.<name>.<library>.*`). The body is compressed as it streams
-//! (`compress_body`).
+//! (`compress_body`). With `request_direction_config`, request bodies of an allowed type and
+//! length that are not already encoded are compressed on their way upstream too.
 
 use std::sync::Arc;
 
@@ -16,8 +17,10 @@ use http::header::{
 use http::HeaderMap;
 use http_body::Body as _;
 
+use super::chain::RequestBody;
 use super::compress_accept::{self, Candidate, Decision};
 use super::compress_body::{ByteStats, Compressing, Encoder};
+use super::request_codec::RequestCodec;
 use crate::config::compressor::{CompressorConfig, CompressorLibrary, CompressorPerRoute};
 use crate::proxy::body::ResBody;
 use crate::stats::{Counter, Store};
@@ -70,6 +73,9 @@ struct Stats {
     header_not_valid: Counter,
     not_compressed_etag: Counter,
     request_not_compressed: Counter,
+    request_compressed: Counter,
+    request_content_length_too_small: Counter,
+    request_bytes: ByteStats,
 }
 
 impl Stats {
@@ -77,10 +83,13 @@ impl Stats {
         let c = |name: &str| store.counter(&format!("{prefix}{name}"));
         let r = |name: &str| store.counter(&format!("{prefix}{response}{name}"));
         // Envoy creates the request direction's stats whether or not it is configured.
-        for name in ["compressed", "content_length_too_small", "total_compressed_bytes", "total_uncompressed_bytes"] {
-            c(&format!("request.{name}"));
-        }
         Stats {
+            request_compressed: c("request.compressed"),
+            request_content_length_too_small: c("request.content_length_too_small"),
+            request_bytes: ByteStats {
+                uncompressed: c("request.total_uncompressed_bytes"),
+                compressed: c("request.total_compressed_bytes"),
+            },
             compressed: r("compressed"),
             not_compressed: r("not_compressed"),
             content_length_too_small: r("content_length_too_small"),
@@ -179,6 +188,7 @@ impl Compress {
         parts: &mut http::request::Parts,
         per_route: Option<&CompressorPerRoute>,
         req: &mut CompressRequest,
+        body: &mut RequestBody,
     ) {
         if req.removed_by.is_none() && req.accept_encoding.is_none() {
             req.accept_encoding = parts.headers.get(ACCEPT_ENCODING).cloned();
@@ -192,8 +202,50 @@ impl Compress {
             parts.headers.remove(ACCEPT_ENCODING);
             req.removed_by = Some(index);
         }
-        // The request direction is not configured: Envoy counts every request as not compressed.
-        self.stats.request_not_compressed.inc();
+        self.compress_request(parts, body);
+    }
+
+    /// Envoy's request direction: a body of an allowed type and length, not already encoded,
+    /// is compressed on its way upstream. Without `request_direction_config` every request
+    /// counts as not compressed, as in Envoy.
+    fn compress_request(&self, parts: &mut http::request::Parts, body: &mut RequestBody) {
+        let h = &parts.headers;
+        let compress = self.config.request.as_ref().filter(|r| {
+            r.enabled
+                && !body.is_end_stream()
+                && !h.contains_key(UPGRADE)
+                && self.request_length_ok(h, r.min_content_length)
+                && type_allowed(&r.content_types, content_type(h))
+                && !h.contains_key(CONTENT_ENCODING)
+                && !transfer_encoded(h, self.config.library.encoding())
+        });
+        let encoder = compress.and_then(|_| Encoder::new(&self.config.library).ok());
+        let Some(encoder) = encoder else {
+            self.stats.request_not_compressed.inc();
+            return;
+        };
+        parts.headers.remove(CONTENT_LENGTH);
+        parts.headers.insert(CONTENT_ENCODING, HeaderValue::from_static(self.config.library.encoding()));
+        self.stats.request_compressed.inc();
+        body.push_codec(RequestCodec::Compress { encoder, step: self.step(), stats: self.stats.request_bytes.clone() });
+    }
+
+    fn request_length_ok(&self, h: &HeaderMap, min: u64) -> bool {
+        let Some(v) = h.get(CONTENT_LENGTH) else { return true };
+        let ok = v.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n >= min);
+        if !ok {
+            self.stats.request_content_length_too_small.inc();
+        }
+        ok
+    }
+
+    /// Input bytes compressed per step (the library's `chunk_size`).
+    fn step(&self) -> usize {
+        match self.config.library {
+            CompressorLibrary::Gzip { chunk_size, .. }
+            | CompressorLibrary::Brotli { chunk_size, .. }
+            | CompressorLibrary::Zstd { chunk_size, .. } => chunk_size,
+        }
     }
 
     fn min_length_ok(&self, h: &HeaderMap) -> bool {
@@ -278,11 +330,8 @@ impl Compress {
             _ => req.accept_encoding.as_ref(),
         };
         let own = self.config.library.encoding();
-        let compress = !end_stream
-            && big_enough
-            && self.accepted(accept_encoding, h)
-            && compressible
-            && !["gzip", "br", "deflate", "compress", "zstd", own].iter().any(|t| has_token(h, TRANSFER_ENCODING, t));
+        let compress =
+            !end_stream && big_enough && self.accepted(accept_encoding, h) && compressible && !transfer_encoded(h, own);
         let encoder = if compress { Encoder::new(&self.config.library).ok() } else { None };
         let h = resp.headers_mut();
         match encoder {
@@ -297,11 +346,7 @@ impl Compress {
                 h.remove(CONTENT_LENGTH);
                 h.insert(CONTENT_ENCODING, HeaderValue::from_static(own));
                 self.stats.compressed.inc();
-                let step = match self.config.library {
-                    CompressorLibrary::Gzip { chunk_size, .. }
-                    | CompressorLibrary::Brotli { chunk_size, .. }
-                    | CompressorLibrary::Zstd { chunk_size, .. } => chunk_size,
-                };
+                let step = self.step();
                 let inner = std::mem::replace(resp.body_mut(), ResBody::empty());
                 *resp.body_mut() =
                     ResBody::Compressed(Box::new(Compressing::new(inner, encoder, step, self.stats.bytes.clone())));
@@ -312,6 +357,11 @@ impl Compress {
             insert_vary(resp.headers_mut());
         }
     }
+}
+
+/// Envoy's `isTransferEncodingAllowed`, negated: a `Transfer-Encoding` that already compresses.
+fn transfer_encoded(h: &HeaderMap, own: &str) -> bool {
+    ["gzip", "br", "deflate", "compress", "zstd", own].iter().any(|t| has_token(h, TRANSFER_ENCODING, t))
 }
 
 /// `Vary: Accept-Encoding`, appended to a `Vary` that lacks the token (Envoy compares it

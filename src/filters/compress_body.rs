@@ -125,9 +125,9 @@ pub struct ByteStats {
 /// How many inner frames one poll may take before it yields (frames of empty data).
 const FRAMES_PER_POLL: usize = 16;
 
-/// A response body compressed on the fly.
-pub struct Compressing {
-    inner: ResBody,
+/// A body (a response's, or a request's for the request direction) compressed on the fly.
+pub struct Compressing<B = ResBody> {
+    inner: B,
     encoder: Encoder,
     /// The rest of the frame being compressed.
     pending: Bytes,
@@ -139,8 +139,11 @@ pub struct Compressing {
     stats: ByteStats,
 }
 
-impl Compressing {
-    pub fn new(inner: ResBody, encoder: Encoder, step: usize, stats: ByteStats) -> Self {
+impl<B> Compressing<B>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    pub fn new(inner: B, encoder: Encoder, step: usize, stats: ByteStats) -> Self {
         Compressing { inner, encoder, pending: Bytes::new(), step, trailers: None, finished: false, stats }
     }
 

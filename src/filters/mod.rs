@@ -19,10 +19,13 @@ mod compress_accept;
 mod compress_body;
 mod cors;
 mod csrf;
+mod decompress;
+mod decompress_body;
 mod fault;
 mod health_check;
 pub mod local_ratelimit;
 pub mod rbac;
+mod request_codec;
 
 use std::sync::Arc;
 
@@ -32,8 +35,11 @@ pub use compress::{Compress, CompressRequest};
 pub use compress_body::Compressing;
 pub use cors::{Cors, CorsRt, CorsState};
 pub use csrf::Csrf;
+pub use decompress::Decompress;
+pub use decompress_body::Decompressing;
 pub use fault::{Fault, FaultSettings};
 pub use health_check::HealthCheck;
+pub use request_codec::{FilteredBody, RequestCodec};
 
 /// One filter of the chain, before the router.
 pub struct ChainFilter {
@@ -53,6 +59,7 @@ pub enum Filter {
     LocalRateLimit(local_ratelimit::LocalRateLimit),
     Rbac(rbac::Rbac),
     Compress(Compress),
+    Decompress(Decompress),
 }
 
 /// What a route says about one filter of the chain, its most specific

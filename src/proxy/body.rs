@@ -116,6 +116,8 @@ pub enum ResBody {
     EmptyUnsized,
     /// Compressed on the fly by a compressor filter.
     Compressed(Box<crate::filters::Compressing>),
+    /// Decompressed on the fly by a decompressor filter.
+    Decompressed(Box<crate::filters::Decompressing<ResBody>>),
 }
 
 impl ResBody {
@@ -149,6 +151,7 @@ impl Body for ResBody {
             ResBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ResBody::EmptyUnsized => Poll::Ready(None),
             ResBody::Compressed(c) => c.poll_frame(cx),
+            ResBody::Decompressed(d) => d.poll_frame(cx),
         }
     }
 
@@ -158,6 +161,7 @@ impl Body for ResBody {
             ResBody::Full(b) => b.is_none(),
             ResBody::EmptyUnsized => false,
             ResBody::Compressed(c) => c.is_end_stream(),
+            ResBody::Decompressed(d) => d.is_end_stream(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Body for ResBody {
             ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResBody::Full(None) => SizeHint::with_exact(0),
             ResBody::Compressed(c) => c.size_hint(),
+            ResBody::Decompressed(d) => d.size_hint(),
         }
     }
 }

@@ -42,13 +42,30 @@ pub(super) async fn forward_to(
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
     let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
-    let streamed = matches!(&body, RequestBody::Incoming(b) if !b.is_end_stream());
+    let streamed = match &body {
+        RequestBody::Incoming(b) => !b.is_end_stream(),
+        coded @ RequestBody::Coded(..) => !coded.is_buffered(),
+        RequestBody::Buffered(_) => false,
+    };
     if route_timed && trace.progress.is_none() && streamed {
         // The route's timeouts start when the body has arrived: they need to know when.
         trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
     }
     let mut progress = trace.progress.clone();
     let body = match body {
+        // Transformed by filters as it streams: a retry replays what was recorded of it.
+        coded @ RequestBody::Coded(..) => {
+            if !streamed {
+                progress = None;
+            }
+            let stream = coded.into_stream(trace.rx_bytes.clone(), progress.clone());
+            if retries.is_some() {
+                let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
+                BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
+            } else {
+                BodySource::Stream(Some(stream))
+            }
+        }
         RequestBody::Buffered(bytes) => {
             progress = None;
             BodySource::Replayable((!bytes.is_empty()).then_some(bytes))

@@ -18,6 +18,7 @@ mod filter_chains;
 mod filters;
 mod filters_compress;
 mod filters_cors;
+mod filters_decompress;
 mod filters_ratelimit;
 mod filters_rbac;
 mod fixtures;

@@ -307,6 +307,7 @@ pub(crate) static TABLE: &[Message] = &[
         &[
             "compressor_library",
             "response_direction_config",
+            "request_direction_config",
             "choose_first",
             "content_length",
             "content_type",
@@ -321,6 +322,7 @@ pub(crate) static TABLE: &[Message] = &[
         &["common_config", "disable_on_etag_header", "remove_accept_encoding_header", "uncompressible_response_codes"],
         &[],
     ),
+    m("envoy.extensions.filters.http.compressor.v3.Compressor.RequestDirectionConfig", &["common_config"], &[]),
     m(
         "envoy.extensions.filters.http.compressor.v3.Compressor.CommonDirectionConfig",
         &["enabled", "min_content_length", "content_type"],
@@ -333,6 +335,30 @@ pub(crate) static TABLE: &[Message] = &[
         &["remove_accept_encoding_header"],
         &[],
     ),
+    // validate/decompressor.rs
+    m(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor",
+        &["decompressor_library", "request_direction_config", "response_direction_config"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.RequestDirectionConfig",
+        &["common_config", "advertise_accept_encoding"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.decompressor.v3.Decompressor.ResponseDirectionConfig", &["common_config"], &[]),
+    m(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.CommonDirectionConfig",
+        &["enabled", "ignore_no_transform_header"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.compression.gzip.decompressor.v3.Gzip",
+        &["window_bits", "chunk_size", "max_inflate_ratio"],
+        &[],
+    ),
+    m("envoy.extensions.compression.brotli.decompressor.v3.Brotli", &["chunk_size"], &[]),
+    m("envoy.extensions.compression.zstd.decompressor.v3.Zstd", &["chunk_size"], &[]),
     m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value"], &["runtime_key"]),
     m(
         "envoy.extensions.compression.gzip.compressor.v3.Gzip",

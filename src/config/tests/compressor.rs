@@ -97,9 +97,22 @@ fn unsupported_knobs_are_refused_by_name() {
         .err()
         .unwrap_or_default();
     assert_eq!(e, [format!("{p}.compressor_library.typed_config.compression_strategy: unsupported value \"RLE\"")]);
-    let req = "              request_direction_config: {}\n";
-    let e = load(&with(&format!("{req}{}", lib("gzip.compressor.v3.Gzip", "")))).err().unwrap_or_default();
-    assert!(e.len() == 1 && e[0].starts_with(&format!("{p}.request_direction_config: ")), "{e:?}");
+    let req =
+        "              request_direction_config: {common_config: {min_content_length: 10, content_type: [text/x]}}\n";
+    let c = compressor(&with(&format!("{req}{}", lib("gzip.compressor.v3.Gzip", ""))));
+    assert_eq!(
+        c.request,
+        Some(RequestCompression { enabled: true, min_content_length: 10, content_types: vec!["text/x".into()] })
+    );
+    assert_eq!(compressor(&with(&lib("gzip.compressor.v3.Gzip", ""))).request, None);
+    let e =
+        load(&with(&format!("{req}{}", lib("gzip.compressor.v3.Gzip", "")).replace("content_type", "content_typo")))
+            .err()
+            .unwrap_or_default();
+    assert!(
+        e.len() == 1 && e[0].starts_with(&format!("{p}.request_direction_config.common_config.content_typo")),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! `envoy.filters.http.compressor`: the filter's `Compressor`, its compression library
-//! (gzip, brotli, zstd) with Envoy's ranges and defaults, and `CompressorPerRoute`. Fields
-//! legate does not read (`request_direction_config`, `content_type_matcher`,
+//! (gzip, brotli, zstd) with Envoy's ranges and defaults, both directions, and
+//! `CompressorPerRoute`. Fields legate does not read (`content_type_matcher`,
 //! `status_header_enabled`, `weaken_etag_on_compress`, a per-route `compressor_library`, zstd's
 //! `dictionary`) are refused by the schema pass, naming the field.
 
-use crate::config::compressor::{CompressorConfig, CompressorLibrary, CompressorPerRoute};
+use crate::config::compressor::{CompressorConfig, CompressorLibrary, CompressorPerRoute, RequestCompression};
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 
@@ -129,7 +129,7 @@ fn library(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<(String, CompressorLibrary)
 }
 
 /// `envoy.config.core.v3.RuntimeFeatureFlag`: its `default_value` (legate has no runtime).
-fn feature_flag(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> bool {
+pub(super) fn feature_flag(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> bool {
     let Some(mut f) = o.obj(ctx, name) else { return true };
     let value = f.bool(ctx, "default_value");
     let key = f.str(ctx, "runtime_key");
@@ -165,6 +165,22 @@ pub(crate) fn compressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<Compressor
     let before = ctx.error_count();
     let lib = library(ctx, &mut o);
     let choose_first = o.bool(ctx, "choose_first").unwrap_or(false);
+    let request = o.obj(ctx, "request_direction_config").map(|mut r| {
+        let c = match r.obj(ctx, "common_config") {
+            Some(mut c) => {
+                let common = common(ctx, &mut c, "enabled", "min_content_length");
+                c.finish(ctx, &[]);
+                common
+            }
+            None => Common { enabled: true, min_content_length: 30, content_types: Vec::new() },
+        };
+        r.finish(ctx, &[]);
+        RequestCompression {
+            enabled: c.enabled,
+            min_content_length: c.min_content_length,
+            content_types: c.content_types,
+        }
+    });
     let response = o.obj(ctx, "response_direction_config");
     let has_response_direction_config = response.is_some();
     // The deprecated top-level fields, read (as Envoy does) only without a response config.
@@ -205,6 +221,7 @@ pub(crate) fn compressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<Compressor
             uncompressible_response_codes,
             choose_first,
             has_response_direction_config,
+            request,
         })
     })
 }

@@ -66,6 +66,9 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                         .map(|c| HttpFilterKind::LocalRateLimit(Box::new(c))),
                     Some(t::RBAC) => super::rbac::rbac(ctx, c).map(|c| HttpFilterKind::Rbac(Box::new(c))),
                     Some(t::COMPRESSOR) => super::compressor::compressor(ctx, c).map(HttpFilterKind::Compressor),
+                    Some(t::DECOMPRESSOR) => {
+                        super::decompressor::decompressor(ctx, c).map(HttpFilterKind::Decompressor)
+                    }
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));

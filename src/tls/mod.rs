@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod server;
 pub mod stats;
 pub mod verify;
+pub mod xfcc;
 
 pub use accept::Session;
 pub use client::ClientTls;

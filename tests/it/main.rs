@@ -48,6 +48,7 @@ mod tcp_proxy;
 mod timeouts;
 mod tls;
 mod tls_rotation;
+mod tls_xfcc;
 mod upgrades;
 mod upstream;
 mod upstream_resets;

@@ -237,7 +237,14 @@ pub(crate) static TABLE: &[Message] = &[
             "normalize_path",
             "merge_slashes",
             "upgrade_configs",
+            "forward_client_cert_details",     // tls/xfcc.rs
+            "set_current_client_cert_details", // tls/xfcc.rs
         ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
+        &["subject", "cert", "chain", "dns", "uri"],
         &[],
     ),
     m(

@@ -63,6 +63,24 @@ impl Ca {
         Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
     }
 
+    /// An ECDSA server certificate for `names` with URI SANs `uris` too.
+    pub fn server_with_uris(&self, names: &[&str], uris: &[&str]) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or_default());
+        for u in uris {
+            params.subject_alt_names.push(SanType::URI((*u).try_into().expect("uri")));
+        }
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    /// The CA certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("ca pem").to_vec()
+    }
+
     /// An ECDSA server certificate for `name` valid from a day ago for `days` more days.
     pub fn server_valid_for(&self, name: &str, days: i64) -> Pair {
         let day = std::time::Duration::from_secs(86_400);
@@ -84,8 +102,13 @@ impl Ca {
 
     /// A client certificate with common name `cn` and, optionally, a URI SAN.
     pub fn client(&self, cn: &str, uri: Option<&str>) -> Pair {
+        self.client_with_dns(cn, uri, &[])
+    }
+
+    /// A client certificate with common name `cn`, optionally a URI SAN, and DNS SANs `dns`.
+    pub fn client_with_dns(&self, cn: &str, uri: Option<&str>, dns: &[&str]) -> Pair {
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut params = CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.distinguished_name.push(DnType::OrganizationName, "Legate Tests");
         if let Some(u) = uri {
@@ -102,6 +125,8 @@ pub struct ClientOpts {
     pub sni: Option<String>,
     pub alpn: Vec<&'static str>,
     pub client_cert: Option<Pair>,
+    /// Sent after the client certificate (its issuers), DER.
+    pub client_chain: Vec<Vec<u8>>,
     /// Only these signature schemes are offered: RSA-only or ECDSA-only clients.
     pub only: Option<Alg>,
     pub tls12_only: bool,
@@ -140,7 +165,8 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str, o: &ClientOpts) -> Result<S
         .with_root_certificates(roots);
     let mut cfg = match &o.client_cert {
         Some(p) => {
-            let chain = vec![CertificateDer::from(p.der.clone())];
+            let mut chain = vec![CertificateDer::from(p.der.clone())];
+            chain.extend(o.client_chain.iter().map(|c| CertificateDer::from(c.clone())));
             let key = PrivateKeyDer::from_pem_slice(p.key.as_bytes()).expect("client key");
             builder.with_client_auth_cert(chain, key).expect("client auth")
         }

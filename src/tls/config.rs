@@ -18,6 +18,9 @@ pub struct DownstreamTlsConfig {
     pub validation: Option<ValidationConfig>,
     /// `require_client_certificate`
     pub require_client_certificate: bool,
+    /// `session_ticket_keys`, `disable_stateless_session_resumption`,
+    /// `disable_stateful_session_resumption`.
+    pub resumption: super::tickets::Resumption,
     /// The field path of the context (`...filter_chains[0].transport_socket.typed_config`),
     /// the start of every error's path.
     pub path: String,

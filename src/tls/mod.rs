@@ -21,6 +21,7 @@ pub mod rotation;
 pub mod secrets;
 pub mod server;
 pub mod stats;
+pub mod tickets;
 pub mod verify;
 pub mod xfcc;
 

@@ -117,6 +117,12 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// A ticketer with a random key of its own, rotated by rustls (Envoy's default tickets).
+#[allow(deprecated)]
+pub fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    rustls::crypto::ring::Ticketer::new()
+}
+
 /// Builds the context.
 pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
     build_material(config).map(|m| ServerTls::new(m, None))
@@ -189,6 +195,7 @@ pub fn build_material(config: DownstreamTlsConfig) -> Result<Material, TlsConfig
         None => builder.with_no_client_auth(),
     };
     let mut server = builder.with_cert_resolver(Arc::new(Resolver { keys }));
+    config.resumption.apply(&mut server).map_err(|e| err("session_ticket_keys", e.to_string()))?;
     server.alpn_protocols = config.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // The server's cipher order, as Envoy's BoringSSL (`SSL_OP_CIPHER_SERVER_PREFERENCE`).
     server.ignore_client_order = true;

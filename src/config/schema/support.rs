@@ -156,9 +156,16 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", &[], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-        &["common_tls_context", "require_client_certificate"],
+        &[
+            "common_tls_context",
+            "require_client_certificate",
+            "session_ticket_keys",                  // tls/tickets.rs
+            "disable_stateless_session_resumption", // tls/tickets.rs
+            "disable_stateful_session_resumption",  // tls/tickets.rs
+        ],
         &[],
     ),
+    m("envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", &["keys"], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
         &[

@@ -119,6 +119,9 @@ impl Ca {
     }
 }
 
+/// A client context built at the first connection and kept for the next ones.
+pub type Sessions = Arc<std::sync::OnceLock<Arc<rustls::ClientConfig>>>;
+
 /// How a test client connects.
 #[derive(Clone, Default)]
 pub struct ClientOpts {
@@ -127,6 +130,10 @@ pub struct ClientOpts {
     pub client_cert: Option<Pair>,
     /// Sent after the client certificate (its issuers), DER.
     pub client_chain: Vec<Vec<u8>>,
+    /// Connections given the same one share one client context, and so resume each other's
+    /// sessions (rustls resumes only with the verifier that checked the first handshake);
+    /// none resume otherwise.
+    pub sessions: Option<Sessions>,
     /// Only these signature schemes are offered: RSA-only or ECDSA-only clients.
     pub only: Option<Alg>,
     pub tls12_only: bool,
@@ -138,6 +145,8 @@ pub struct Session {
     pub peer_der: Vec<u8>,
     pub alpn: Option<Vec<u8>>,
     pub version: Option<rustls::ProtocolVersion>,
+    /// The handshake resumed a session.
+    pub resumed: bool,
 }
 
 /// Trusts `ca_pem`; the host name checked is the SNI (or `localhost`).
@@ -172,17 +181,25 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str, o: &ClientOpts) -> Result<S
         }
         None => builder.with_no_client_auth(),
     };
+    if o.sessions.is_none() {
+        cfg.resumption = rustls::client::Resumption::disabled();
+    }
     cfg.alpn_protocols = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     cfg.enable_sni = o.sni.is_some();
     let name = ServerName::try_from(o.sni.clone().unwrap_or_else(|| "localhost".into())).expect("server name");
     let tcp = TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let cfg = match &o.sessions {
+        Some(kept) => Arc::clone(kept.get_or_init(|| Arc::new(cfg))),
+        None => Arc::new(cfg),
+    };
+    let connector = tokio_rustls::TlsConnector::from(cfg);
     let stream = bounded("TLS handshake", connector.connect(name, tcp)).await?;
     let (_, conn) = stream.get_ref();
     let peer_der = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
     let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let version = conn.protocol_version();
-    Ok(Session { stream, peer_der, alpn, version })
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok(Session { stream, peer_der, alpn, version, resumed })
 }
 
 /// `GET path` over HTTP/1.1 on a TLS session (`connection: close`): status line and body.

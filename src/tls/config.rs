@@ -66,6 +66,11 @@ pub struct ValidationConfig {
     pub match_typed_subject_alt_names: Vec<SanMatcher>,
     /// `verify_certificate_hash`: SHA-256 fingerprints of accepted client certificates.
     pub verify_certificate_hash: Vec<[u8; 32]>,
+    /// `crl` PEM: revoked certificates fail the chain check (`fail_verify_error`).
+    pub crl: Option<Bytes>,
+    /// `only_verify_leaf_cert_crl`: the peer's certificate alone is looked up in the CRLs;
+    /// otherwise every certificate of the chain below the trust anchor must be covered.
+    pub only_verify_leaf_cert_crl: bool,
 }
 
 /// `SubjectAltNameMatcher`.

@@ -47,6 +47,7 @@ mod stats;
 mod tcp_proxy;
 mod timeouts;
 mod tls;
+mod tls_crl;
 mod tls_resumption;
 mod tls_rotation;
 mod tls_xfcc;

@@ -203,7 +203,9 @@ pub(crate) static TABLE: &[Message] = &[
             "trusted_ca",
             "match_typed_subject_alt_names",
             "verify_certificate_hash",
-            "watched_directory", // tls/rotation.rs
+            "watched_directory",         // tls/rotation.rs
+            "crl",                       // tls/verify.rs, tls/client_verify.rs
+            "only_verify_leaf_cert_crl", // tls/verify.rs, tls/client_verify.rs
         ],
         &[],
     ),

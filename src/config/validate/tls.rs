@@ -306,6 +306,10 @@ pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Read
     if o.has("trusted_ca") {
         v.trusted_ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref()).map(|(b, _)| b);
     }
+    if o.has("crl") {
+        v.crl = source(ctx, &mut o, "crl", reads, watched.as_ref()).map(|(b, _)| b);
+    }
+    v.only_verify_leaf_cert_crl = o.bool(ctx, "only_verify_leaf_cert_crl").unwrap_or(false);
     for mut m in o.objs(ctx, "match_typed_subject_alt_names") {
         let san_type = m.enumv(
             ctx,

@@ -76,6 +76,50 @@ impl Ca {
         Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
     }
 
+    /// An intermediate CA issued by this one.
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.signed_by(&key, &self.issuer).expect("intermediate cert");
+        Ca { cert: cert.pem(), issuer: Issuer::new(params, key) }
+    }
+
+    /// A client certificate with common name `cn` and serial number `serial`.
+    pub fn client_serial(&self, cn: &str, serial: u64) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    /// A CRL of this CA revoking the certificates with serial numbers `revoked`, PEM.
+    pub fn crl(&self, revoked: &[u64]) -> String {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+        let day = std::time::Duration::from_secs(86_400);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - day,
+            next_update: now + day * 30,
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now - day,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).expect("crl").pem().expect("crl pem")
+    }
+
     /// The CA certificate, DER.
     pub fn der(&self) -> Vec<u8> {
         CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("ca pem").to_vec()

@@ -280,7 +280,7 @@ pub(super) async fn process(
                 cfg,
                 ctx.remote,
                 ctx.shared.local_ip,
-                ctx.tls.get().is_some(),
+                ctx.tls.get().map(|t| &**t),
             );
             trace.forwarding_headers_set = true;
             if let Some(t) = &fwd.timeout_header {

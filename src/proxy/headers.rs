@@ -147,10 +147,11 @@ pub fn mutate_forwarding(
     cfg: &HttpConnectionManager,
     remote: SocketAddr,
     local_ip: Option<IpAddr>,
-    tls: bool,
+    tls: Option<&crate::tls::Session>,
 ) -> bool {
     let internal = client_is_internal(h, cfg, remote);
-    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+    cfg.xfcc.apply(h, tls);
+    let proto = HeaderValue::from_static(if tls.is_some() { "https" } else { "http" });
     if cfg.use_remote_address {
         if !cfg.skip_xff_append {
             // Envoy appends the machine's own address for loopback clients.

@@ -281,7 +281,7 @@ fn logged_request(ctx: &ConnCtx, hcm: &Hcm, mut parts: http::request::Parts, tra
             &hcm.config,
             ctx.remote,
             ctx.shared.local_ip,
-            ctx.tls.get().is_some(),
+            ctx.tls.get().map(|t| &**t),
         );
     }
     let authority = match parts.uri.authority() {

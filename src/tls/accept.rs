@@ -26,6 +26,8 @@ pub struct Session {
     /// ALPN chose h2.
     pub h2: bool,
     pub peer: Option<PeerCert>,
+    /// The URI SANs of the certificate legate presented (`x-forwarded-client-cert`'s `By`).
+    pub local_uris: Arc<[String]>,
 }
 
 /// The client's certificate (mTLS).
@@ -36,6 +38,8 @@ pub struct PeerCert {
     pub sha256: String,
     /// The DER (for `x-forwarded-client-cert`'s `Cert`).
     pub der: Arc<[u8]>,
+    /// The chain the client sent, its certificate first (`x-forwarded-client-cert`'s `Chain`).
+    pub chain: Vec<Arc<[u8]>>,
 }
 
 /// The longest a handshake may take (Envoy bounds it only with
@@ -82,11 +86,13 @@ pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
         stats.session_reused.inc();
     }
-    let peer = conn.peer_certificates().and_then(|c| c.first()).and_then(|der| {
+    let peer = conn.peer_certificates().and_then(|sent| {
+        let der = sent.first()?;
         let info = certs::parse(der, "").ok()?;
         let digest = ring::digest::digest(&ring::digest::SHA256, der);
         let sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        Some(PeerCert { info, sha256, der: Arc::from(der.as_ref()) })
+        let chain: Vec<Arc<[u8]>> = sent.iter().map(|c| Arc::from(c.as_ref())).collect();
+        Some(PeerCert { info, sha256, der: Arc::clone(&chain[0]), chain })
     });
     if peer.is_none() {
         stats.no_certificate.inc();
@@ -96,6 +102,7 @@ pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
         cipher: suite.and_then(names::cipher).unwrap_or(""),
         server_name: requested.map(String::into_boxed_str),
         h2: conn.alpn_protocol() == Some(b"h2"),
+        local_uris: tls.material().local_uris(conn.server_name()),
         peer,
     };
     Ok((stream, session))

@@ -128,6 +128,14 @@ impl CertInfo {
             .collect()
     }
 
+    /// The DNS SANs as the certificate writes them (`x-forwarded-client-cert`'s `DNS`).
+    pub fn dns_sans(&self) -> impl Iterator<Item = &str> {
+        self.sans.iter().filter_map(|s| match s {
+            San::Dns(d) => Some(d.as_str()),
+            _ => None,
+        })
+    }
+
     /// The first URI SAN (`%DOWNSTREAM_PEER_URI_SAN%` shows them all, comma-separated).
     pub fn uri_sans(&self) -> Vec<&str> {
         self.sans

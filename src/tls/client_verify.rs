@@ -8,19 +8,23 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ParsedCertificate;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::certs::{self, CertInfo};
 use super::config::{SanMatcher, ValidationConfig};
 use super::server::TlsConfigError;
-use super::verify::check_pins;
+use super::verify::{builder_error, check_pins, crl_without_ca, crls};
 
 pub struct ServerVerifier {
     roots: Option<RootCertStore>,
+    /// With a `crl`: webpki's verifier, which checks revocation too (its host-name check is
+    /// not Envoy's and is ignored).
+    revoking: Option<Arc<WebPkiServerVerifier>>,
     sans: Vec<SanMatcher>,
     hashes: Vec<[u8; 32]>,
     provider: Arc<CryptoProvider>,
@@ -35,7 +39,13 @@ impl std::fmt::Debug for ServerVerifier {
 impl ServerVerifier {
     /// No `validation_context`: any certificate (Envoy's behaviour without one).
     pub fn accept_any(provider: &Arc<CryptoProvider>) -> Self {
-        ServerVerifier { roots: None, sans: Vec::new(), hashes: Vec::new(), provider: Arc::clone(provider) }
+        ServerVerifier {
+            roots: None,
+            revoking: None,
+            sans: Vec::new(),
+            hashes: Vec::new(),
+            provider: Arc::clone(provider),
+        }
     }
 
     /// The verifier and the trusted CA certificates (for `/certs`).
@@ -58,10 +68,24 @@ impl ServerVerifier {
                 }
                 Some(roots)
             }
+            None if v.crl.is_some() => return Err(crl_without_ca()),
             None => None,
+        };
+        let crls = crls(v)?;
+        let revoking = match &roots {
+            Some(r) if !crls.is_empty() => {
+                let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(r.clone()), Arc::clone(provider))
+                    .with_crls(crls);
+                if v.only_verify_leaf_cert_crl {
+                    b = b.only_check_end_entity_revocation();
+                }
+                Some(b.build().map_err(builder_error)?)
+            }
+            _ => None,
         };
         let verifier = ServerVerifier {
             roots,
+            revoking,
             sans: v.match_typed_subject_alt_names.clone(),
             hashes: v.verify_certificate_hash.clone(),
             provider: Arc::clone(provider),
@@ -75,11 +99,20 @@ impl ServerCertVerifier for ServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Some(roots) = &self.roots {
+        if let Some(w) = &self.revoking {
+            match w.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+                // The name is checked last: the chain and its revocation passed.
+                Ok(_)
+                | Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                )) => {}
+                Err(e) => return Err(e),
+            }
+        } else if let Some(roots) = &self.roots {
             let cert = ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_cert_signed_by_trust_anchor(
                 &cert,

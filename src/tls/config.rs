@@ -18,6 +18,9 @@ pub struct DownstreamTlsConfig {
     pub validation: Option<ValidationConfig>,
     /// `require_client_certificate`
     pub require_client_certificate: bool,
+    /// `session_ticket_keys`, `disable_stateless_session_resumption`,
+    /// `disable_stateful_session_resumption`.
+    pub resumption: super::tickets::Resumption,
     /// The field path of the context (`...filter_chains[0].transport_socket.typed_config`),
     /// the start of every error's path.
     pub path: String,
@@ -63,6 +66,11 @@ pub struct ValidationConfig {
     pub match_typed_subject_alt_names: Vec<SanMatcher>,
     /// `verify_certificate_hash`: SHA-256 fingerprints of accepted client certificates.
     pub verify_certificate_hash: Vec<[u8; 32]>,
+    /// `crl` PEM: revoked certificates fail the chain check (`fail_verify_error`).
+    pub crl: Option<Bytes>,
+    /// `only_verify_leaf_cert_crl`: the peer's certificate alone is looked up in the CRLs;
+    /// otherwise every certificate of the chain below the trust anchor must be covered.
+    pub only_verify_leaf_cert_crl: bool,
 }
 
 /// `SubjectAltNameMatcher`.

@@ -1,13 +1,15 @@
 //! TLS with rustls and its `ring` provider. Downstream (`envoy.transport_sockets.tls` with a
 //! `DownstreamTlsContext` on a filter chain): [`config`] is what the configuration says,
 //! [`server`] builds the rustls context from it (certificates, `tls_params` through
-//! [`params`], ALPN, the client verifier of [`verify`]), [`accept`] runs a connection's
-//! handshake and [`stats`] counts it. Upstream (a cluster's `UpstreamTlsContext`):
-//! [`client`] builds the client context, [`client_verify`] checks the server's certificate
-//! and [`connect`] runs the handshake of a pool's connection. [`certs`] reads certificates
-//! (x509-parser) for `/certs` and the access log. [`rotation`] watches the files (and
-//! file-based SDS secrets, [`secrets`]) a downstream context was read from, rebuilds the
-//! context through the validator and swaps it in; a cluster's contexts are read once.
+//! [`params`], ALPN, the client verifier of [`verify`], session resumption of [`tickets`]),
+//! [`accept`] runs a connection's handshake and [`stats`] counts it; [`xfcc`] builds the
+//! `x-forwarded-client-cert` header from a connection's [`Session`]. Upstream (a cluster's
+//! `UpstreamTlsContext`): [`client`] builds the client context, [`client_verify`] checks the
+//! server's certificate and [`connect`] runs the handshake of a pool's connection. [`certs`]
+//! reads certificates (x509-parser) for `/certs` and the access log. [`rotation`] watches the
+//! files (and file-based SDS secrets, [`secrets`]) a downstream context was read from,
+//! rebuilds the context through the validator and swaps it in; a cluster's contexts are read
+//! once.
 
 pub mod accept;
 pub mod certs;
@@ -21,7 +23,9 @@ pub mod rotation;
 pub mod secrets;
 pub mod server;
 pub mod stats;
+pub mod tickets;
 pub mod verify;
+pub mod xfcc;
 
 pub use accept::Session;
 pub use client::ClientTls;

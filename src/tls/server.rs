@@ -27,6 +27,30 @@ pub struct Material {
     pub certs: Vec<Vec<CertInfo>>,
     /// The trusted CA certificates (`/certs`' `ca_cert`).
     pub ca: Vec<CertInfo>,
+    /// Per certificate: whether it is ECDSA, and its URI SANs.
+    served: Vec<(bool, Arc<[String]>)>,
+}
+
+impl Material {
+    /// The URI SANs of the certificate a handshake with SNI `sni` was most likely given
+    /// (`x-forwarded-client-cert`'s `By`): rustls does not say which one the resolver chose,
+    /// so this makes the [`Resolver`]'s choice for a client that accepts every signature
+    /// algorithm (a name covering the SNI, then ECDSA, then file order).
+    pub fn local_uris(&self, sni: Option<&str>) -> Arc<[String]> {
+        if let [(_, only)] = self.served.as_slice() {
+            return Arc::clone(only);
+        }
+        let covers = |i: &usize| {
+            let names = self.certs.get(*i).and_then(|c| c.first()).map(CertInfo::dns_names).unwrap_or_default();
+            sni.is_some_and(|sni| names.iter().any(|n| certs::name_matches(n, sni)))
+        };
+        let mut pool: Vec<usize> = (0..self.served.len()).filter(covers).collect();
+        if pool.is_empty() {
+            pool = (0..self.served.len()).collect();
+        }
+        let pick = pool.iter().find(|i| self.served[**i].0).or(pool.first());
+        pick.map_or_else(|| Arc::from(Vec::new()), |i| Arc::clone(&self.served[*i].1))
+    }
 }
 
 /// A chain's TLS context, ready for handshakes: its current [`Material`], swapped atomically
@@ -93,6 +117,12 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// A ticketer with a random key of its own, rotated by rustls (Envoy's default tickets).
+#[allow(deprecated)]
+pub fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    rustls::crypto::ring::Ticketer::new()
+}
+
 /// Builds the context.
 pub fn build(config: DownstreamTlsConfig) -> Result<ServerTls, TlsConfigError> {
     build_material(config).map(|m| ServerTls::new(m, None))
@@ -107,6 +137,7 @@ pub fn build_material(config: DownstreamTlsConfig) -> Result<Material, TlsConfig
     }
     let mut keys = Vec::new();
     let mut infos = Vec::new();
+    let mut served = Vec::new();
     for (i, c) in config.certificates.iter().enumerate() {
         let at = |f: &str| format!("common_tls_context.tls_certificates[{i}].{f}");
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&c.chain)
@@ -140,6 +171,8 @@ pub fn build_material(config: DownstreamTlsConfig) -> Result<Material, TlsConfig
             return Err(err(at("private_key"), "the private key does not match the certificate"));
         }
         let names = chain_info[0].dns_names();
+        let uris: Vec<String> = chain_info[0].uri_sans().into_iter().map(str::to_string).collect();
+        served.push((certified.key.algorithm() == SignatureAlgorithm::ECDSA, Arc::from(uris)));
         keys.push(Entry {
             ecdsa: certified.key.algorithm() == SignatureAlgorithm::ECDSA,
             names,
@@ -162,10 +195,11 @@ pub fn build_material(config: DownstreamTlsConfig) -> Result<Material, TlsConfig
         None => builder.with_no_client_auth(),
     };
     let mut server = builder.with_cert_resolver(Arc::new(Resolver { keys }));
+    config.resumption.apply(&mut server).map_err(|e| err("session_ticket_keys", e.to_string()))?;
     server.alpn_protocols = config.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // The server's cipher order, as Envoy's BoringSSL (`SSL_OP_CIPHER_SERVER_PREFERENCE`).
     server.ignore_client_order = true;
-    Ok(Material { config, rustls: Arc::new(server), certs: infos, ca })
+    Ok(Material { config, rustls: Arc::new(server), certs: infos, ca, served })
 }
 
 struct Entry {

@@ -11,7 +11,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 
 use super::certs::{self, CertInfo, San};
 use super::config::{SanMatcher, SanType, ValidationConfig};
@@ -66,12 +66,16 @@ impl ClientVerifier {
                 if roots.is_empty() {
                     return Err(TlsConfigError { field: at, message: "no certificate in the PEM data".into() });
                 }
-                let built = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
                     .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsConfigError { field: at, message: e.to_string() })?;
+                    .with_crls(crls(v)?);
+                if v.only_verify_leaf_cert_crl {
+                    builder = builder.only_check_end_entity_revocation();
+                }
+                let built = builder.build().map_err(builder_error)?;
                 Some(built)
             }
+            None if v.crl.is_some() => return Err(crl_without_ca()),
             None => None,
         };
         let verifier = ClientVerifier {
@@ -82,6 +86,39 @@ impl ClientVerifier {
             provider: Arc::clone(provider),
         };
         Ok((verifier, infos))
+    }
+}
+
+/// The CRLs of `crl` (every one of the PEM); webpki parses them when the verifier is built
+/// ([`builder_error`]).
+pub(crate) fn crls(v: &ValidationConfig) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    let Some(pem) = &v.crl else { return Ok(Vec::new()) };
+    let at = "common_tls_context.validation_context.crl";
+    let list: Vec<_> = CertificateRevocationListDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsConfigError { field: at.into(), message: format!("invalid PEM: {e}") })?;
+    if list.is_empty() {
+        return Err(TlsConfigError {
+            field: at.into(),
+            message: "no certificate revocation list in the PEM data".into(),
+        });
+    }
+    Ok(list)
+}
+
+/// A verifier that does not build: an unusable CRL, or a trust store webpki refuses.
+pub(crate) fn builder_error(e: rustls::server::VerifierBuilderError) -> TlsConfigError {
+    let field = match e {
+        rustls::server::VerifierBuilderError::InvalidCrl(_) => "common_tls_context.validation_context.crl",
+        _ => "common_tls_context.validation_context.trusted_ca",
+    };
+    TlsConfigError { field: field.into(), message: e.to_string() }
+}
+
+pub(crate) fn crl_without_ca() -> TlsConfigError {
+    TlsConfigError {
+        field: "common_tls_context.validation_context.crl".into(),
+        message: "a CRL needs trusted_ca (the chain it revokes certificates of)".into(),
     }
 }
 

@@ -353,3 +353,23 @@ async fn verify_certificate_hash_pins_the_upstream_certificate() {
     assert_eq!((r.status.as_u16(), r.text().as_str()), (503, CONNECT_FAILURE));
     assert_eq!(legate.stats().await.get("cluster.plain.ssl.fail_verify_cert_hash"), Some(&1));
 }
+
+#[tokio::test]
+async fn a_revoked_upstream_certificate_fails_the_handshake() {
+    let ca = Ca::new("upstream ca");
+    let server = ca.client_serial("localhost", 5);
+    let front = front(&server, json!({})).await;
+    let with_crl = |revoked: &[u64]| {
+        json!({ "common_tls_context": { "validation_context": {
+            "trusted_ca": { "inline_string": ca.cert },
+            "crl": { "inline_string": ca.crl(revoked) },
+        } } })
+    };
+    let legate =
+        origin(vec![tls_cluster("up", &front, with_crl(&[5])), tls_cluster("plain", &front, with_crl(&[6]))]).await;
+    let r = get(&legate.url("in", "/plain")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "tls"), "a CRL revoking another certificate");
+    let r = get(&legate.url("in", "/")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (503, CONNECT_FAILURE), "the server's certificate is revoked");
+    assert_eq!(legate.stat("cluster.up.ssl.fail_verify_error").await, 1);
+}

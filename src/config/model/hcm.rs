@@ -61,6 +61,8 @@ pub struct HttpConnectionManager {
     pub http_filters: Vec<HttpFilter>,
     /// `upgrade_configs`: the `Upgrade` types tunnelled unless a route says otherwise.
     pub upgrades: Vec<UpgradeConfig>,
+    /// `forward_client_cert_details` and `set_current_client_cert_details`.
+    pub xfcc: crate::tls::xfcc::Xfcc,
 }
 
 /// One `upgrade_configs` entry (connection manager or route): an `Upgrade` type, lowercase

@@ -156,9 +156,16 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", &[], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-        &["common_tls_context", "require_client_certificate"],
+        &[
+            "common_tls_context",
+            "require_client_certificate",
+            "session_ticket_keys",                  // tls/tickets.rs
+            "disable_stateless_session_resumption", // tls/tickets.rs
+            "disable_stateful_session_resumption",  // tls/tickets.rs
+        ],
         &[],
     ),
+    m("envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", &["keys"], &[]),
     m(
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
         &[
@@ -196,7 +203,9 @@ pub(crate) static TABLE: &[Message] = &[
             "trusted_ca",
             "match_typed_subject_alt_names",
             "verify_certificate_hash",
-            "watched_directory", // tls/rotation.rs
+            "watched_directory",         // tls/rotation.rs
+            "crl",                       // tls/verify.rs, tls/client_verify.rs
+            "only_verify_leaf_cert_crl", // tls/verify.rs, tls/client_verify.rs
         ],
         &[],
     ),
@@ -237,7 +246,14 @@ pub(crate) static TABLE: &[Message] = &[
             "normalize_path",
             "merge_slashes",
             "upgrade_configs",
+            "forward_client_cert_details",     // tls/xfcc.rs
+            "set_current_client_cert_details", // tls/xfcc.rs
         ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
+        &["subject", "cert", "chain", "dns", "uri"],
         &[],
     ),
     m(

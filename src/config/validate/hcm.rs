@@ -60,6 +60,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let use_remote_address = o.bool(ctx, "use_remote_address").unwrap_or(false);
     let xff_num_trusted_hops = o.u32(ctx, "xff_num_trusted_hops").unwrap_or(0);
     let skip_xff_append = o.bool(ctx, "skip_xff_append").unwrap_or(false);
+    let xfcc = xfcc(ctx, &mut o);
     let internal_cidrs = o.obj(ctx, "internal_address_config").map(|i| internal_cidrs(ctx, i)).unwrap_or_default();
     let generate_request_id = o.bool(ctx, "generate_request_id").unwrap_or(true);
     let preserve_external_request_id = o.bool(ctx, "preserve_external_request_id").unwrap_or(false);
@@ -119,7 +120,38 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
         access_logs,
         http_filters,
         upgrades,
+        xfcc,
     })
+}
+
+/// `forward_client_cert_details` and `set_current_client_cert_details` (Envoy reads the
+/// latter only for `APPEND_FORWARD` and `SANITIZE_SET`).
+fn xfcc(ctx: &mut Ctx, o: &mut Obj<'_>) -> crate::tls::xfcc::Xfcc {
+    use crate::tls::xfcc::{CertDetails, ForwardClientCert as F, Xfcc};
+    let mode = o
+        .enumv(
+            ctx,
+            "forward_client_cert_details",
+            &[
+                ("SANITIZE", Some(F::Sanitize)),
+                ("FORWARD_ONLY", Some(F::ForwardOnly)),
+                ("APPEND_FORWARD", Some(F::AppendForward)),
+                ("SANITIZE_SET", Some(F::SanitizeSet)),
+                ("ALWAYS_FORWARD_ONLY", Some(F::AlwaysForwardOnly)),
+            ],
+        )
+        .unwrap_or_default();
+    let details = o
+        .obj(ctx, "set_current_client_cert_details")
+        .map(|mut d| CertDetails {
+            subject: d.bool(ctx, "subject").unwrap_or(false),
+            cert: d.bool(ctx, "cert").unwrap_or(false),
+            chain: d.bool(ctx, "chain").unwrap_or(false),
+            dns: d.bool(ctx, "dns").unwrap_or(false),
+            uri: d.bool(ctx, "uri").unwrap_or(false),
+        })
+        .unwrap_or_default();
+    Xfcc { mode, details }
 }
 
 /// `Http2ProtocolOptions`, with Envoy's bounds. `downstream`: the connection manager's,

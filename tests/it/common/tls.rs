@@ -63,6 +63,68 @@ impl Ca {
         Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
     }
 
+    /// An ECDSA server certificate for `names` with URI SANs `uris` too.
+    pub fn server_with_uris(&self, names: &[&str], uris: &[&str]) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or_default());
+        for u in uris {
+            params.subject_alt_names.push(SanType::URI((*u).try_into().expect("uri")));
+        }
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    /// An intermediate CA issued by this one.
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.signed_by(&key, &self.issuer).expect("intermediate cert");
+        Ca { cert: cert.pem(), issuer: Issuer::new(params, key) }
+    }
+
+    /// A client certificate with common name `cn` and serial number `serial`.
+    pub fn client_serial(&self, cn: &str, serial: u64) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    /// A CRL of this CA revoking the certificates with serial numbers `revoked`, PEM.
+    pub fn crl(&self, revoked: &[u64]) -> String {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+        let day = std::time::Duration::from_secs(86_400);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - day,
+            next_update: now + day * 30,
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now - day,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).expect("crl").pem().expect("crl pem")
+    }
+
+    /// The CA certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("ca pem").to_vec()
+    }
+
     /// An ECDSA server certificate for `name` valid from a day ago for `days` more days.
     pub fn server_valid_for(&self, name: &str, days: i64) -> Pair {
         let day = std::time::Duration::from_secs(86_400);
@@ -84,8 +146,13 @@ impl Ca {
 
     /// A client certificate with common name `cn` and, optionally, a URI SAN.
     pub fn client(&self, cn: &str, uri: Option<&str>) -> Pair {
+        self.client_with_dns(cn, uri, &[])
+    }
+
+    /// A client certificate with common name `cn`, optionally a URI SAN, and DNS SANs `dns`.
+    pub fn client_with_dns(&self, cn: &str, uri: Option<&str>, dns: &[&str]) -> Pair {
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut params = CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.distinguished_name.push(DnType::OrganizationName, "Legate Tests");
         if let Some(u) = uri {
@@ -96,12 +163,21 @@ impl Ca {
     }
 }
 
+/// A client context built at the first connection and kept for the next ones.
+pub type Sessions = Arc<std::sync::OnceLock<Arc<rustls::ClientConfig>>>;
+
 /// How a test client connects.
 #[derive(Clone, Default)]
 pub struct ClientOpts {
     pub sni: Option<String>,
     pub alpn: Vec<&'static str>,
     pub client_cert: Option<Pair>,
+    /// Sent after the client certificate (its issuers), DER.
+    pub client_chain: Vec<Vec<u8>>,
+    /// Connections given the same one share one client context, and so resume each other's
+    /// sessions (rustls resumes only with the verifier that checked the first handshake);
+    /// none resume otherwise.
+    pub sessions: Option<Sessions>,
     /// Only these signature schemes are offered: RSA-only or ECDSA-only clients.
     pub only: Option<Alg>,
     pub tls12_only: bool,
@@ -113,6 +189,8 @@ pub struct Session {
     pub peer_der: Vec<u8>,
     pub alpn: Option<Vec<u8>>,
     pub version: Option<rustls::ProtocolVersion>,
+    /// The handshake resumed a session.
+    pub resumed: bool,
 }
 
 /// Trusts `ca_pem`; the host name checked is the SNI (or `localhost`).
@@ -140,23 +218,32 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str, o: &ClientOpts) -> Result<S
         .with_root_certificates(roots);
     let mut cfg = match &o.client_cert {
         Some(p) => {
-            let chain = vec![CertificateDer::from(p.der.clone())];
+            let mut chain = vec![CertificateDer::from(p.der.clone())];
+            chain.extend(o.client_chain.iter().map(|c| CertificateDer::from(c.clone())));
             let key = PrivateKeyDer::from_pem_slice(p.key.as_bytes()).expect("client key");
             builder.with_client_auth_cert(chain, key).expect("client auth")
         }
         None => builder.with_no_client_auth(),
     };
+    if o.sessions.is_none() {
+        cfg.resumption = rustls::client::Resumption::disabled();
+    }
     cfg.alpn_protocols = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     cfg.enable_sni = o.sni.is_some();
     let name = ServerName::try_from(o.sni.clone().unwrap_or_else(|| "localhost".into())).expect("server name");
     let tcp = TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let cfg = match &o.sessions {
+        Some(kept) => Arc::clone(kept.get_or_init(|| Arc::new(cfg))),
+        None => Arc::new(cfg),
+    };
+    let connector = tokio_rustls::TlsConnector::from(cfg);
     let stream = bounded("TLS handshake", connector.connect(name, tcp)).await?;
     let (_, conn) = stream.get_ref();
     let peer_der = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
     let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let version = conn.protocol_version();
-    Ok(Session { stream, peer_der, alpn, version })
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok(Session { stream, peer_der, alpn, version, resumed })
 }
 
 /// `GET path` over HTTP/1.1 on a TLS session (`connection: close`): status line and body.

@@ -9,7 +9,8 @@ do not depend on how fast the load generator is:
 2. new TLS handshakes per second per core: `wrk` with `Connection: close`, so every request is a
    new TCP connection with a full handshake (wrk keeps no session); the figure is one second
    over the CPU seconds per handshake+request (budget: legate >= Envoy's);
-3. RSS with 1,000 idle TLS connections, each of which made one request (budget: legate <=
+3. RSS with 1,000 idle TLS connections, each of which made one request, after the load phases
+   (budget: legate <=
    Envoy's).
 
 The server certificate is generated with `openssl` (RSA 2048 by default, `--key ec` for P-256).
@@ -218,7 +219,7 @@ def main():
             json.dump({"key": args.key, "rounds": rounds}, f, indent=1)
     figures = [("keep-alive HTTPS CPU us/request", "keepalive_us_per_req"),
                ("new TLS handshakes/s per core", "handshakes_per_core_s"),
-               ("RSS idle, MiB", "rss_idle_mib"),
+               ("RSS after the load phases, MiB", "rss_idle_mib"),
                ("RSS with %d idle TLS conns, MiB" % args.idle, "rss_with_idle_tls_mib"),
                ("KiB per idle TLS conn", "kib_per_idle_tls_conn")]
     print("load average before %.2f after %.2f; %d rounds, %s key, medians (legate/Envoy ratio per round)"

@@ -9,7 +9,7 @@ use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 
 /// A wrapped unsigned field within Envoy's bounds, or its default when unset.
-fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, lo: u32, hi: u32, default: u32) -> u32 {
+pub(super) fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, lo: u32, hi: u32, default: u32) -> u32 {
     match o.u32(ctx, name) {
         None => default,
         Some(v) if (lo..=hi).contains(&v) => v,
@@ -20,8 +20,8 @@ fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, lo: u32, hi: u32,
     }
 }
 
-/// `chunk_size`: 4096 to 65536, 4096 by default (all three libraries).
-fn chunk_size(ctx: &mut Ctx, o: &mut Obj<'_>) -> usize {
+/// `chunk_size`: 4096 to 65536, 4096 by default (all three libraries, both filters).
+pub(super) fn chunk_size(ctx: &mut Ctx, o: &mut Obj<'_>) -> usize {
     bounded(ctx, o, "chunk_size", 4096, 65536, 4096) as usize
 }
 

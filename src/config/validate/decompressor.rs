@@ -7,21 +7,7 @@ use crate::config::compressor::{DecompressDirection, DecompressorConfig, Decompr
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
 
-/// A wrapped unsigned field within Envoy's bounds, or its default when unset.
-fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, lo: u32, hi: u32, default: u32) -> u32 {
-    match o.u32(ctx, name) {
-        None => default,
-        Some(v) if (lo..=hi).contains(&v) => v,
-        Some(v) => {
-            ctx.err(o.at(name), format!("value {v} must be between {lo} and {hi}"));
-            default
-        }
-    }
-}
-
-fn chunk_size(ctx: &mut Ctx, o: &mut Obj<'_>) -> usize {
-    bounded(ctx, o, "chunk_size", 4096, 65536, 4096) as usize
-}
+use super::compressor::{bounded, chunk_size};
 
 /// `decompressor_library`: a `TypedExtensionConfig` naming one of the three libraries.
 fn library(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<(String, DecompressorLibrary)> {

@@ -66,6 +66,9 @@ pub(crate) struct Entry {
     pub applied: Option<u64>,
     /// Nothing reported since the baseline was read.
     pub baseline_only: bool,
+    /// The last read found the content the caller last applied, after another content was
+    /// reported: not news unless the caller then applies that other content.
+    pub back_to_applied: bool,
     pub pending: Option<Pending>,
 }
 
@@ -84,6 +87,7 @@ impl Entry {
             last: 0,
             applied: None,
             baseline_only: true,
+            back_to_applied: false,
             pending: None,
         }
     }
@@ -156,8 +160,12 @@ impl Entry {
             Outcome::Content(content) => {
                 let hash = content_hash(&content);
                 self.disk = hash;
+                let was_last = self.last;
                 let news = hash != self.last && Some(hash) != self.applied;
                 self.last = hash;
+                // Written back to what the caller applied, maybe before the caller applied
+                // the change reported last: news if the caller then says it applied that.
+                self.back_to_applied = !news && Some(hash) == self.applied && hash != was_last;
                 news.then(|| {
                     self.baseline_only = false;
                     FileChange { path: self.spec.path.clone(), content: Some(content), hash, settled: was.complete }
@@ -180,13 +188,14 @@ impl Entry {
         }
     }
 
-    /// The caller applied content with `hash`. When nothing was reported yet and the file
-    /// on disk differs (it changed between the caller's read and the baseline), it is read
-    /// again and reported: returns whether a read is due.
+    /// The caller applied content with `hash`. When the file on disk differs and nothing was
+    /// reported yet (it changed between the caller's read and the baseline), or it went back
+    /// to the content applied before (before the caller applied the change reported last), it
+    /// is read again and reported: returns whether a read is due.
     #[must_use]
     pub fn mark_applied(&mut self, hash: u64) -> bool {
         self.applied = Some(hash);
-        let stale = self.baseline_only && self.disk != hash;
+        let stale = (self.baseline_only || std::mem::take(&mut self.back_to_applied)) && self.disk != hash;
         if stale {
             self.last = hash;
         }
@@ -290,6 +299,31 @@ mod tests {
         e.settle(Pending { complete: true, gone_check: false, since: now }, obs(Some("b")), now);
         assert!(!e.mark_applied(content_hash(b"a"))); // the caller rejected b and still runs a
         assert_eq!(e.settle(Pending { complete: true, gone_check: false, since: now }, obs(Some("a")), now), None);
+    }
+
+    #[test]
+    fn content_written_back_before_the_caller_applied_the_change_is_news() {
+        let now = Instant::now();
+        let was = Pending { complete: true, gone_check: false, since: now };
+        let mut e = entry(Some("a"));
+        assert!(!e.mark_applied(content_hash(b"a")));
+        assert!(e.settle(was, obs(Some("b")), now).is_some());
+        // a again, before the caller's applied(b) arrives: what runs, for now.
+        assert_eq!(e.settle(was, obs(Some("a")), now), None);
+        assert!(e.mark_applied(content_hash(b"b")), "b runs now: a is to be read again");
+        assert_eq!(e.settle(was, obs(Some("a")), now).map(|c| c.hash), Some(content_hash(b"a")));
+        assert!(!e.mark_applied(content_hash(b"a")));
+        assert_eq!(e.settle(was, obs(Some("a")), now), None);
+    }
+
+    #[test]
+    fn a_torn_read_then_the_running_content_is_not_news() {
+        let now = Instant::now();
+        let was = Pending { complete: true, gone_check: false, since: now };
+        let mut e = entry(Some("a"));
+        assert!(!e.mark_applied(content_hash(b"a")));
+        assert!(e.settle(was, obs(Some("")), now).is_some(), "the truncated file is reported");
+        assert_eq!(e.settle(was, obs(Some("a")), now), None, "the rewrite of what runs is not");
     }
 
     #[test]

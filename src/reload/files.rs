@@ -13,7 +13,7 @@
 //! What the core receives is what an xDS management server would send: per type, the
 //! resources added or changed by name, and the names removed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +59,12 @@ pub struct FileSource {
     /// Changes of a batch rejected only by what crosses files (a route to a cluster another
     /// file adds): retried with every later batch, as long as the file still holds them.
     deferred: Vec<FileChange>,
+    /// The content hash of each file as it runs, to tell which files of a watched directory
+    /// a swap changed.
+    running: HashMap<PathBuf, u64>,
+    /// The files and hashes of the last rejected attempt: the same set arriving again (the
+    /// rest of one swap, reported late) is not counted twice.
+    last_rejected: Vec<(PathBuf, u64)>,
     /// Watches the certificate files of the running TLS contexts.
     rotation: crate::tls::rotation::Rotation,
 }
@@ -84,6 +90,8 @@ impl FileSource {
             docs: DocCache::default(),
             quiet: watch.quiet,
             deferred: Vec::new(),
+            running: HashMap::new(),
+            last_rejected: Vec::new(),
         };
         let started = Instant::now();
         let mut results = Vec::new();
@@ -95,6 +103,9 @@ impl FileSource {
         }
         let d = diff(&r.effective, &eff);
         r.deliver(next, eff).await.map_err(|e| StartError::Rejected(render(&e)))?;
+        if errors.is_none() {
+            r.running.extend(results.iter().map(|res| (res.path.clone(), res.hash)));
+        }
         r.record(&results, errors.is_none(), errors.map(|e| e.to_string()), started, &d);
         r.rotation.track();
         let files = r.watch_specs();
@@ -151,6 +162,15 @@ impl FileSource {
     /// cluster whose CDS file is renamed a moment later applies with it). A failed retry is
     /// not recorded again; the batch is then tried alone.
     async fn apply_batch(&mut self, batch: Vec<FileChange>) {
+        let batch = self.with_swapped_siblings(batch);
+        let set = change_set(&batch);
+        if !self.last_rejected.is_empty() && set == self.last_rejected {
+            // The rest of a rejected swap, reported late: rejected again, counted once.
+            if self.attempt(batch, true).await != Tried::Applied {
+                tracing::debug!("a rejected set of files arrived again; the running configuration stays");
+            }
+            return;
+        }
         let retry = self.still_deferred(&batch);
         if !retry.is_empty() {
             let mut combined = batch.clone();
@@ -160,6 +180,7 @@ impl FileSource {
             }
         }
         let tried = self.attempt(batch.clone(), false).await;
+        self.last_rejected = if matches!(tried, Tried::Rejected { .. }) { set } else { Vec::new() };
         self.deferred = retry;
         if tried == (Tried::Rejected { cross_only: true }) {
             for c in batch.into_iter().filter(|c| c.content.is_some()) {
@@ -167,6 +188,36 @@ impl FileSource {
                 self.deferred.push(c);
             }
         }
+    }
+
+    /// A ConfigMap swap changes every file under its `watched_directory` at once, but the
+    /// watcher may report them in two batches (a file that joins the watched set during the
+    /// swap is read on its own). The batch therefore takes in, with its current content, each
+    /// file sharing a watched directory with a changed file whose content differs from what
+    /// runs: a swap applies, or is rejected, whole.
+    fn with_swapped_siblings(&self, mut batch: Vec<FileChange>) -> Vec<FileChange> {
+        let files = self.sources.files();
+        let dirs: HashSet<&PathBuf> = files
+            .iter()
+            .filter(|(_, s)| batch.iter().any(|c| c.path == s.path))
+            .filter_map(|(_, s)| s.watched_directory.as_ref())
+            .collect();
+        if dirs.is_empty() {
+            return batch;
+        }
+        for (_, s) in &files {
+            let shares = s.watched_directory.as_ref().is_some_and(|d| dirs.contains(d));
+            if !shares || batch.iter().any(|c| c.path == s.path) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&s.path) else { continue };
+            let hash = content_hash(&bytes);
+            if self.running.get(&s.path) != Some(&hash) {
+                tracing::debug!(config.file = %s.path.display(), "joins the batch of its watched directory");
+                batch.push(FileChange { path: s.path.clone(), content: Some(bytes.into()), hash, settled: true });
+            }
+        }
+        batch
     }
 
     /// The deferred changes the batch does not replace and whose file still holds them.
@@ -282,6 +333,9 @@ impl FileSource {
                     w.applied(&r.path, r.hash);
                 }
             }
+        }
+        if applied {
+            self.running.extend(results.iter().map(|r| (r.path.clone(), r.hash)));
         }
         tried
     }
@@ -450,6 +504,14 @@ fn load_missing(next: &mut Sources, docs: &mut DocCache, results: &mut Vec<FileR
         })
         .collect();
     next.eds.retain(|n, _| eds.contains(n));
+}
+
+/// The files and content hashes of a batch, in a comparable order.
+fn change_set(batch: &[FileChange]) -> Vec<(PathBuf, u64)> {
+    let mut set: Vec<(PathBuf, u64)> = batch.iter().map(|c| (c.path.clone(), c.hash)).collect();
+    set.sort();
+    set.dedup();
+    set
 }
 
 /// How often [`wait_for_writer`] looks at the files' metadata.

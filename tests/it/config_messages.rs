@@ -195,6 +195,8 @@ async fn the_reload_line_names_its_files_and_the_node_warning_comes_once() {
         raw(addr, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.is_some_and(|r| r.body == b"three"),
         "reloaded"
     );
+    // The line is logged just after the snapshot serves.
+    assert_eventually!(legate.output().matches("configuration applied").count() == 2, "both reloads logged");
     let output = legate.output();
     assert_eq!(output.matches("admin or node changed").count(), 1, "{output}");
     let applied: Vec<&str> = output.lines().filter(|l| l.contains("configuration applied")).collect();
@@ -269,5 +271,39 @@ async fn a_broken_cds_cluster_is_not_also_unknown_to_its_routes() {
     assert!(error.contains("resources[2].connect_timeout"), "the cluster's own error: {error}");
     assert!(!error.contains("unknown cluster"), "no route reports the broken cluster as unknown: {error}");
     assert!(!rig.legate.output().contains("unknown cluster"), "{}", rig.legate.output());
+    assert_eq!(rig.hit("/").await, "b", "the running configuration stays");
+}
+
+/// The files of one ConfigMap apply together. One of them reported alone (the watcher does so
+/// when the file joins the watched set during a swap) is tried with its siblings' current
+/// content: a route of a rejected swap never runs without the swap's broken cluster.
+#[tokio::test]
+async fn a_configmap_file_reported_alone_is_tried_with_its_siblings() {
+    let s = Setup::new().await;
+    let cm_dir = s.path("cm");
+    let good = dynamic_files(&s, &cm_dir, "v1", "b_svc", vec![]);
+    let mut cm = ConfigMap::create(&cm_dir, &as_refs(&good));
+    let dynamic = json!({
+        "lds_config": file_source(&cm.path("lds.yaml"), Some(cm.dir())),
+        "cds_config": file_source(&cm.path("cds.yaml"), Some(cm.dir())),
+    });
+    let rig = s.start(with_node(fixture::bootstrap().value(), Some(dynamic))).await;
+    assert_eventually!(rig.listener("main").await.is_some() && rig.hit("/").await == "b", "the first files apply");
+
+    let bad = dynamic_files(&rig.setup, &cm_dir, "v2", "newer_svc", vec![broken_cluster(&rig.setup, "newer_svc")]);
+    cm.update(&as_refs(&bad));
+    assert_eventually!(rig.reloads().await.len() == 2, "the broken swap is tried");
+    assert_eq!(rig.reloads().await[0]["outcome"], "rejected");
+
+    // Only rds.yaml changes now: alone it would apply (a route to a_svc), but its sibling
+    // cds.yaml still holds the broken cluster.
+    let to_a = dynamic_files(&rig.setup, &cm_dir, "v3", "a_svc", vec![]);
+    let rds = &to_a.iter().find(|(n, _)| *n == "rds.yaml").expect("rds.yaml").1;
+    cm.write_in_place("rds.yaml", rds);
+    assert_eventually!(rig.reloads().await.len() == 3, "the rewritten file is tried");
+    let last = &rig.reloads().await[0];
+    assert_eq!(last["outcome"], "rejected", "{last}");
+    assert!(last["error"].as_str().unwrap_or_default().contains("resources[2].connect_timeout"), "{last}");
+    assert!(last["files"].to_string().contains("cds.yaml"), "the batch holds its sibling: {last}");
     assert_eq!(rig.hit("/").await, "b", "the running configuration stays");
 }

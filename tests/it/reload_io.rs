@@ -107,6 +107,12 @@ impl ConfigMap {
         &self.dir
     }
 
+    /// Rewrites one file of the current generation in place: the watcher then reports that
+    /// file alone, as it does for a file that joins the watched set during a swap.
+    pub fn write_in_place(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.join(&self.current).join(name), content).expect("in-place write");
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

@@ -25,6 +25,7 @@ mod fixtures;
 mod framing;
 mod grpc_local_replies;
 mod header_formatters;
+mod health_checks;
 mod listener_stats;
 mod local_replies;
 mod protocol;

@@ -419,7 +419,7 @@ impl Cluster {
     pub fn refresh_lb(&self) {
         let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let set = self.hosts.load();
-        let lb = LbState::new(&set.all, self.config.panic_threshold);
+        let lb = LbState::new(&set.all, self.config.panic_threshold, self.config.locality_weighted_lb);
         self.stats.membership_healthy.set(lb.healthy as i64);
         self.stats.membership_degraded.set(lb.degraded as i64);
         let excluded = set.all.iter().filter(|h| health::excluded(h.health.flags())).count();

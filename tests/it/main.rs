@@ -28,6 +28,7 @@ mod header_formatters;
 mod health_checks;
 mod listener_stats;
 mod local_replies;
+mod locality_lb;
 mod protocol;
 mod reload;
 mod reload_bad;

@@ -626,7 +626,16 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &[],
     ),
-    m("envoy.config.cluster.v3.Cluster.CommonLbConfig", &["healthy_panic_threshold"], &[]),
+    m(
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        &[
+            "healthy_panic_threshold",
+            // issue 14: lb_state.rs splits each priority between its localities.
+            "locality_weighted_lb_config",
+        ],
+        &[],
+    ),
+    m("envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig", &[], &[]),
     m("envoy.type.v3.Percent", &["value"], &[]),
     m("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["service_name", "eds_config"], &[]),
     m("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"], &[]),

@@ -119,7 +119,8 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         ctx.err(hc_at, format!("{name} cluster must support HTTP/2 for gRPC healthchecking"));
     }
     let outlier_detection = o.obj(ctx, "outlier_detection").map(|d| super::health::outlier_detection(ctx, d));
-    let panic_threshold = o.obj(ctx, "common_lb_config").map_or(50.0, |c| super::health::common_lb_config(ctx, c));
+    let (panic_threshold, locality_weighted_lb) =
+        o.obj(ctx, "common_lb_config").map_or((50.0, false), |c| super::health::common_lb_config(ctx, c));
     o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
     o.finish(ctx, &[]);
     let name = name?;
@@ -175,7 +176,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         health_checks,
         outlier_detection,
         panic_threshold,
-        locality_weighted_lb: false,
+        locality_weighted_lb,
     })
 }
 

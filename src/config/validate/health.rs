@@ -192,9 +192,11 @@ pub(crate) fn outlier_detection(ctx: &mut Ctx, mut o: Obj<'_>) -> OutlierDetecti
     d
 }
 
-/// `common_lb_config`: the panic threshold in percent (default 50).
-pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> f64 {
+/// `common_lb_config`: the panic threshold in percent (default 50), and whether
+/// `locality_weighted_lb_config` is set.
+pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> (f64, bool) {
     let mut threshold = 50.0;
+    let by_locality = o.obj(ctx, "locality_weighted_lb_config").map(|l| l.finish(ctx, &[])).is_some();
     if let Some(mut p) = o.obj(ctx, "healthy_panic_threshold") {
         if let Some((v, at)) = p.get("value") {
             match v.as_f64() {
@@ -205,7 +207,7 @@ pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> f64 {
         p.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
-    threshold
+    (threshold, by_locality)
 }
 
 #[cfg(test)]

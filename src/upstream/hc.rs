@@ -268,9 +268,7 @@ fn next_interval(hc: &HealthCheck, success: bool, t: Transition, traffic: bool) 
 }
 
 async fn run_check(host: &Host, hc: &HealthCheck, cluster_name: &str, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
-    let connect = || async {
-        host.pool.connector().connect(host.hc.target(host.addr)).await
-    };
+    let connect = || async { host.pool.connector().connect(host.hc.target(host.addr)).await };
     // The endpoint's `health_check_config.hostname` wins over the check's `host`.
     let authority = host.hc.hostname.as_deref().or(match &hc.kind {
         CheckKind::Http(http) => http.host.as_deref(),

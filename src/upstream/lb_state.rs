@@ -217,14 +217,15 @@ struct Group {
 fn localities(all: &[Arc<Host>], eligible: &[Arc<Host>]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let mut counts: Vec<(u32, usize)> = Vec::new();
-    let index = |groups: &mut Vec<Group>, counts: &mut Vec<(u32, usize)>, h: &Host| {
-        match groups.iter().position(|g| *g.locality == *h.locality) {
-            Some(i) => i,
-            None => {
-                groups.push(Group { locality: Arc::clone(&h.locality), eligible: Vec::new(), effective: 0.0 });
-                counts.push((h.locality_weight, 0));
-                groups.len() - 1
-            }
+    let index = |groups: &mut Vec<Group>, counts: &mut Vec<(u32, usize)>, h: &Host| match groups
+        .iter()
+        .position(|g| *g.locality == *h.locality)
+    {
+        Some(i) => i,
+        None => {
+            groups.push(Group { locality: Arc::clone(&h.locality), eligible: Vec::new(), effective: 0.0 });
+            counts.push((h.locality_weight, 0));
+            groups.len() - 1
         }
     };
     for h in all {

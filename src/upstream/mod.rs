@@ -426,7 +426,8 @@ impl Cluster {
         self.stats.membership_excluded.set(excluded as i64);
         if let Some(hc) = &self.stats.hc {
             // As Envoy's, the gauge counts the hosts the checker checks.
-            let up = set.all.iter().filter(|h| !h.hc.disabled && h.health.flags() & health::FAILED_ACTIVE_HC == 0).count();
+            let up =
+                set.all.iter().filter(|h| !h.hc.disabled && h.health.flags() & health::FAILED_ACTIVE_HC == 0).count();
             hc.healthy.set(up as i64);
         }
         self.lb.store(Arc::new(lb));

@@ -107,10 +107,14 @@ async fn the_event_log_has_envoys_lines() {
     let legate = Legate::start(config(cluster)).await;
     assert_eventually!(count(&events(&log), b.port(), "health_check_failure_event") >= 3, "b's failures are logged");
     let lines = events(&log);
-    let first = lines.iter().find(|e| e["host"]["socket_address"]["port_value"] == b.port()).cloned().unwrap_or_default();
+    let first =
+        lines.iter().find(|e| e["host"]["socket_address"]["port_value"] == b.port()).cloned().unwrap_or_default();
     assert_eq!(first["health_checker_type"], "HTTP");
     assert_eq!(first["cluster_name"], "svc");
-    assert_eq!(first["health_check_failure_event"], json!({"failure_type": "ACTIVE", "first_check": true, "http_status_code": 503}));
+    assert_eq!(
+        first["health_check_failure_event"],
+        json!({"failure_type": "ACTIVE", "first_check": true, "http_status_code": 503})
+    );
     assert_eq!(first["locality"], json!({"region": "r1", "zone": "z1", "sub_zone": ""}));
     assert_eq!(first["host"]["socket_address"]["address"], "127.0.0.1");
     assert_eq!(count(&lines, b.port(), "eject_unhealthy_event"), 0, "new hosts start unhealthy: nothing to eject");
@@ -154,7 +158,8 @@ async fn grpc_checks_ask_the_health_service() {
     let a = upstream::h2().name("a").spawn().await;
     let b = upstream::h2().name("b").spawn().await;
     b.set_healthy(false);
-    let mut cluster = crate::common::config::with_h2(static_cluster_with("svc", vec![endpoint(a.addr()), endpoint(b.addr())]));
+    let mut cluster =
+        crate::common::config::with_h2(static_cluster_with("svc", vec![endpoint(a.addr()), endpoint(b.addr())]));
     cluster["health_checks"] = grpc_hc("pkg.Greeter", "grpc.example");
     let legate = Legate::start(config(cluster)).await;
     assert_eventually!(flags(&legate, b.addr()).await == "/failed_active_hc", "b answers NOT_SERVING");

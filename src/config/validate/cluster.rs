@@ -299,7 +299,12 @@ pub(crate) fn load_assignment(
         let endpoints = loc
             .objs_memo(ctx, "lb_endpoints", "lb_endpoint", u64::from(ip_only), |ctx, lb| lb_endpoint(ctx, lb, ip_only));
         loc.finish(ctx, &[]);
-        out.push(LocalityEndpoints { priority, weight: loc_weight, locality: std::sync::Arc::new(locality), endpoints });
+        out.push(LocalityEndpoints {
+            priority,
+            weight: loc_weight,
+            locality: std::sync::Arc::new(locality),
+            endpoints,
+        });
     }
     o.finish(ctx, &[]);
     (cluster_name, out)

@@ -42,9 +42,9 @@ pub fn text(snap: &Snapshot, sources: &Sources) -> String {
             let flags = crate::upstream::health::flags_text(h.health.flags());
             let _ = writeln!(out, "{p}::health_flags::{flags}");
             let _ = writeln!(out, "{p}::weight::{}", h.weight);
-            let _ = writeln!(out, "{p}::region::");
-            let _ = writeln!(out, "{p}::zone::");
-            let _ = writeln!(out, "{p}::sub_zone::");
+            let _ = writeln!(out, "{p}::region::{}", h.locality.region);
+            let _ = writeln!(out, "{p}::zone::{}", h.locality.zone);
+            let _ = writeln!(out, "{p}::sub_zone::{}", h.locality.sub_zone);
             let _ = writeln!(out, "{p}::canary::false");
             let _ = writeln!(out, "{p}::priority::{}", h.priority);
             let _ = writeln!(out, "{p}::success_rate::-1");

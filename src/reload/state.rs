@@ -161,11 +161,13 @@ mod tests {
             endpoints: vec![LocalityEndpoints {
                 priority: 0,
                 weight: 1,
+                locality: Default::default(),
                 endpoints: vec![Endpoint {
                     address: EndpointAddress::Ip(([127, 0, 0, 1], port).into()),
                     hostname: None,
                     weight: 1,
                     health: Default::default(),
+                    hc: Default::default(),
                 }],
             }],
             protocol: Default::default(),
@@ -178,6 +180,7 @@ mod tests {
             health_checks: Vec::new(),
             outlier_detection: None,
             panic_threshold: 50.0,
+            locality_weighted_lb: false,
         }
     }
 

@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::health::{HostHealth, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC};
-use super::{hc, outlier, Cluster};
+use super::health::{HostHealth, ACTIVE_HC_TIMEOUT, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC};
+use super::{hc, hc_events, outlier, Cluster};
 use crate::config::model::EdsHealth;
 
 #[derive(Default)]
@@ -32,6 +32,8 @@ pub struct ClusterHealth {
     task: AtomicBool,
     /// Membership changed: new hosts may need their first check.
     wake: Notify,
+    /// The health check's `event_log_path`, open.
+    events: Mutex<Option<Arc<hc_events::EventLog>>>,
 }
 
 /// Longest the task sleeps without looking (a safety net: it is woken when work appears).
@@ -67,6 +69,14 @@ impl ClusterHealth {
         }
     }
 
+    /// The event log at `path` (opened on first use, reopened when the path changes).
+    pub(super) fn event_log(&self, path: &std::path::Path) -> Option<Arc<hc_events::EventLog>> {
+        let mut events = lock(&self.events);
+        let log = hc_events::EventLog::at(path, events.take());
+        *events = log.clone();
+        log
+    }
+
     pub(super) fn membership_changed(&self) {
         self.wake.notify_one();
     }
@@ -76,15 +86,18 @@ impl ClusterHealth {
     pub(super) fn go_live(self: &Arc<Self>, cluster: &Arc<Cluster>) {
         *lock(&self.current) = Arc::downgrade(cluster);
         for h in cluster.hosts.load().all.iter() {
-            if cluster.config.health_checks.is_empty() {
-                h.health.set(FAILED_ACTIVE_HC | PENDING_ACTIVE_HC | super::health::ACTIVE_HC_TIMEOUT, false);
+            if cluster.config.health_checks.is_empty() || h.hc.disabled {
+                h.health.set(FAILED_ACTIVE_HC | PENDING_ACTIVE_HC | ACTIVE_HC_TIMEOUT, false);
             }
             if cluster.config.outlier_detection.is_none() {
                 h.health.set(super::health::FAILED_OUTLIER_CHECK, false);
             }
         }
-        if needs_task(cluster) && !self.task.swap(true, Ordering::AcqRel) {
-            tokio::spawn(run(Arc::clone(self)));
+        // `--mode validate` builds clusters outside any runtime: nothing is checked there.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if needs_task(cluster) && !self.task.swap(true, Ordering::AcqRel) {
+                rt.spawn(run(Arc::clone(self)));
+            }
         }
         self.wake.notify_one();
     }
@@ -111,6 +124,13 @@ async fn run(shared: Arc<ClusterHealth>) {
         if let Some(check) = c.config.health_checks.first() {
             let check = Arc::new(check.clone());
             for h in c.hosts.load().all.iter() {
+                if h.hc.disabled {
+                    // Never checked, counted healthy (a reload may have just disabled it).
+                    if h.health.set(FAILED_ACTIVE_HC | PENDING_ACTIVE_HC | ACTIVE_HC_TIMEOUT, false) {
+                        shared.changed();
+                    }
+                    continue;
+                }
                 let due = {
                     let mut st = h.health.check();
                     if st.running {

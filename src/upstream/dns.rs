@@ -134,6 +134,9 @@ struct Target {
     weight: u32,
     priority: u32,
     health: crate::config::model::EdsHealth,
+    hc: crate::config::model::EndpointHc,
+    locality: Arc<crate::config::model::Locality>,
+    locality_weight: u32,
 }
 
 impl Target {
@@ -144,6 +147,9 @@ impl Target {
             weight: self.weight,
             priority: self.priority,
             health: self.health,
+            hc: self.hc.clone(),
+            locality: Arc::clone(&self.locality),
+            locality_weight: self.locality_weight,
         };
         ips.iter().map(spec).collect()
     }
@@ -182,6 +188,9 @@ fn targets(cluster: &Cluster) -> (Vec<Target>, Vec<Vec<HostSpec>>) {
                 weight: ep.weight,
                 priority: loc.priority,
                 health: ep.health,
+                hc: ep.hc.clone(),
+                locality: Arc::clone(&loc.locality),
+                locality_weight: loc.weight,
             };
             let kept: Vec<HostSpec> = current
                 .all
@@ -306,6 +315,9 @@ mod tests {
             weight: 1,
             priority: 0,
             health: Default::default(),
+            hc: Default::default(),
+            locality: Default::default(),
+            locality_weight: 1,
         }
     }
 

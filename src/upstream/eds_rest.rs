@@ -45,6 +45,9 @@ pub fn specs_from_assignment(endpoints: &[LocalityEndpoints]) -> Vec<HostSpec> {
                     weight: ep.weight,
                     priority: loc.priority,
                     health: ep.health,
+                    hc: ep.hc.clone(),
+                    locality: Arc::clone(&loc.locality),
+                    locality_weight: loc.weight,
                 });
             }
         }

@@ -176,6 +176,9 @@ fn fake_host(cluster: &Cluster, port: u16, upstream: &Arc<FakeUpstream>) -> Arc<
         stats: HostStats::default(),
         eds: Default::default(),
         health: Arc::new(super::health::HostHealth::default()),
+        hc: Default::default(),
+        locality: Default::default(),
+        locality_weight: 1,
     })
 }
 

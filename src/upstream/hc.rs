@@ -3,11 +3,15 @@
 //! - a host's first result decides at once; after that `healthy_threshold` successes in a row
 //!   make it healthy, `unhealthy_threshold` network failures (or retriable statuses) in a row
 //!   make it unhealthy, and a non-retriable bad status makes it unhealthy at once;
-//! - the next check comes after `interval` (`unhealthy_interval` while unhealthy, the edge
-//!   intervals right after a change, `no_traffic_interval` until the cluster has connected
-//!   once), plus jitter;
-//! - the check connection is kept between checks (`reuse_connection`, default true) and is
-//!   counted in the cluster's `upstream_cx_total`, as Envoy's is.
+//! - the next check comes after `interval` (`unhealthy_interval` after a failure, the edge
+//!   intervals while a result against the host's state has not reached its threshold yet,
+//!   `no_traffic_interval` / `no_traffic_healthy_interval` until the cluster has made a
+//!   connection of its own), plus jitter;
+//! - the check connection is kept between checks (`reuse_connection`, default true); as in
+//!   Envoy it is not counted in the cluster's `upstream_cx_*`;
+//! - an endpoint's `health_check_config` moves its checks (`address`, `port_value`), names
+//!   their Host (`hostname`) or turns them off (`disable_active_health_check`);
+//! - transitions and failures go to the `event_log_path` ([`super::hc_events`]).
 //!
 //! Stats `cluster.<name>.health_check.{attempt,success,failure,network_failure,
 //! passive_failure,verify_cluster,healthy}`.
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::Rng;
@@ -25,6 +29,7 @@ use tokio::time::Instant;
 
 use super::checker::ClusterHealth;
 use super::connect::UpstreamIo;
+use super::hc_events::{Event, FailureType, Subject};
 use super::health::{ACTIVE_HC_TIMEOUT, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC};
 use super::Host;
 use crate::config::model::{CheckKind, HealthCheck, HttpCheck, TcpCheck};
@@ -74,17 +79,29 @@ enum Conn {
     H1(http1::SendRequest<Empty<Bytes>>),
     H2(http2::SendRequest<Empty<Bytes>>),
     Tcp(UpstreamIo),
+    Grpc(http2::SendRequest<Full<Bytes>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Healthy,
-    /// A bad answer (status, payload); `retriable` for `retriable_statuses`.
+    /// A bad answer (`status`, or a payload: 0); `retriable` for `retriable_statuses`.
     Active {
         retriable: bool,
+        status: u16,
     },
     Network,
     Timeout,
+}
+
+/// What one result did to the host, Envoy's `HealthTransition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Unchanged,
+    /// Healthy or unhealthy now, or its first result (its pending mark went).
+    Changed,
+    /// A result against the host's state that did not reach its threshold yet.
+    ChangePending,
 }
 
 pub fn jitter(max: Duration) -> Duration {
@@ -113,13 +130,14 @@ pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<He
         .hc
         .as_ref()
         .map(|s| (s.attempt.clone(), s.success.clone(), s.failure.clone(), s.network_failure.clone()));
+    // Envoy's test of traffic: the cluster's own connections (checks' are not counted).
     let cx_total = cluster.stats.conn.cx_total.clone();
     drop(cluster);
     if let Some((attempt, ..)) = &stats {
         attempt.inc();
     }
     let conn = host.health.check().conn.take();
-    let fut = run_check(&host, &hc, &cluster_name, conn, &cx_total);
+    let fut = run_check(&host, &hc, &cluster_name, conn);
     let (outcome, conn) = match tokio::time::timeout(hc.timeout, fut).await {
         Ok(r) => r,
         Err(_) => (Outcome::Timeout, None),
@@ -134,64 +152,113 @@ pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<He
             }
         }
     }
+    let mut events = Vec::new();
     let changed = {
         let mut st = host.health.check();
         if hc.reuse_connection {
             st.conn = conn;
         }
-        let changed = apply(&mut st, &host, &hc, outcome);
+        let t = apply(&mut st, &host, &hc, outcome, &mut events);
         let traffic = cx_total.value() > 0;
-        st.next = Some(Instant::now() + next_interval(&hc, &host, changed, traffic));
-        changed
+        st.next = Some(Instant::now() + next_interval(&hc, outcome == Outcome::Healthy, t, traffic));
+        t == Transition::Changed
     };
     drop(running);
+    if !events.is_empty() {
+        if let Some(log) = hc.event_log_path.as_deref().and_then(|p| shared.event_log(p)) {
+            let subject = Subject {
+                checker: checker_name(&hc.kind),
+                addr: host.addr,
+                cluster: &cluster_name,
+                locality: &host.locality,
+            };
+            for e in events {
+                log.write(&subject, e);
+            }
+        }
+    }
     if changed {
         shared.changed();
     }
 }
 
-/// Applies one outcome to the host's flags; true when it became healthy or unhealthy.
-fn apply(st: &mut HostCheck, host: &Host, hc: &HealthCheck, outcome: Outcome) -> bool {
+fn checker_name(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::Http(_) => "HTTP",
+        CheckKind::Tcp(_) => "TCP",
+        CheckKind::Grpc(_) => "GRPC",
+    }
+}
+
+/// Applies one outcome to the host's flags, Envoy's rules; the events it makes go to `events`.
+fn apply(st: &mut HostCheck, host: &Host, hc: &HealthCheck, outcome: Outcome, events: &mut Vec<Event>) -> Transition {
     let h = &host.health;
     let failed = h.flags() & FAILED_ACTIVE_HC != 0;
     let first = !st.checked;
     st.checked = true;
-    h.set(ACTIVE_HC_TIMEOUT, outcome == Outcome::Timeout);
-    let was_pending = h.set(PENDING_ACTIVE_HC, false);
-    let changed = match outcome {
+    let t = match outcome {
         Outcome::Healthy => {
             st.unhealthy_in_row = 0;
-            st.healthy_in_row += 1;
-            if failed && (first || st.healthy_in_row >= hc.healthy_threshold) {
-                h.set(FAILED_ACTIVE_HC, false)
+            if !failed {
+                Transition::Unchanged
             } else {
-                false
+                st.healthy_in_row += 1;
+                if first || st.healthy_in_row >= hc.healthy_threshold {
+                    h.set(FAILED_ACTIVE_HC | ACTIVE_HC_TIMEOUT, false);
+                    events.push(Event::AddHealthy { first_check: first });
+                    Transition::Changed
+                } else {
+                    Transition::ChangePending
+                }
             }
-        }
-        _ if !failed => {
-            st.healthy_in_row = 0;
-            st.unhealthy_in_row += 1;
-            // A bad status that is not retriable fails the host at once.
-            let at_once = outcome == Outcome::Active { retriable: false };
-            (at_once || st.unhealthy_in_row >= hc.unhealthy_threshold) && h.set(FAILED_ACTIVE_HC, true)
         }
         _ => {
             st.healthy_in_row = 0;
-            st.unhealthy_in_row += 1;
-            false
+            let (failure, status, at_once) = match outcome {
+                Outcome::Active { retriable, status } => (FailureType::Active, status, !retriable),
+                Outcome::Timeout => (FailureType::NetworkTimeout, 0, false),
+                _ => (FailureType::Network, 0, false),
+            };
+            let t = if failed {
+                Transition::Unchanged
+            } else {
+                st.unhealthy_in_row += 1;
+                // A bad status that is not retriable fails the host at once.
+                if at_once || st.unhealthy_in_row >= hc.unhealthy_threshold {
+                    h.set(FAILED_ACTIVE_HC, true);
+                    events.push(Event::EjectUnhealthy { failure, status });
+                    Transition::Changed
+                } else {
+                    Transition::ChangePending
+                }
+            };
+            // Envoy marks a timeout only on a host the checker has failed.
+            let now_failed = h.flags() & FAILED_ACTIVE_HC != 0;
+            h.set(ACTIVE_HC_TIMEOUT, outcome == Outcome::Timeout && now_failed);
+            if first || hc.always_log_failures {
+                events.push(Event::Failure { failure, first_check: first, status });
+            }
+            t
         }
     };
-    changed || was_pending
+    if h.set(PENDING_ACTIVE_HC, false) {
+        // Its first result: the cluster recounts its excluded hosts.
+        return Transition::Changed;
+    }
+    t
 }
 
-fn next_interval(hc: &HealthCheck, host: &Host, changed: bool, traffic: bool) -> Duration {
-    let unhealthy = host.health.flags() & FAILED_ACTIVE_HC != 0;
-    let base = match (traffic, unhealthy, changed) {
+/// The wait before the next check, Envoy's `HealthCheckerImplBase::interval`: `success` is
+/// this check's result, `traffic` whether the cluster has made a connection of its own.
+fn next_interval(hc: &HealthCheck, success: bool, t: Transition, traffic: bool) -> Duration {
+    let pending = t == Transition::ChangePending;
+    let base = match (traffic, success, pending) {
+        (false, true, false) => hc.no_traffic_healthy_interval,
         (false, ..) => hc.no_traffic_interval,
-        (true, true, true) => hc.unhealthy_edge_interval,
-        (true, true, false) => hc.unhealthy_interval,
-        (true, false, true) => hc.healthy_edge_interval,
-        (true, false, false) => hc.interval,
+        (true, false, true) => hc.unhealthy_edge_interval,
+        (true, false, false) => hc.unhealthy_interval,
+        (true, true, true) => hc.healthy_edge_interval,
+        (true, true, false) => hc.interval,
     };
     let mut d = base;
     if hc.interval_jitter_percent > 0 {
@@ -200,17 +267,15 @@ fn next_interval(hc: &HealthCheck, host: &Host, changed: bool, traffic: bool) ->
     d + jitter(hc.interval_jitter)
 }
 
-async fn run_check(
-    host: &Host,
-    hc: &HealthCheck,
-    cluster_name: &str,
-    conn: Option<Conn>,
-    cx_total: &Counter,
-) -> (Outcome, Option<Conn>) {
-    let connect = || async {
-        cx_total.inc();
-        host.pool.connector().connect(host.addr).await
-    };
+async fn run_check(host: &Host, hc: &HealthCheck, cluster_name: &str, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
+    let connect = || async { host.pool.connector().connect(host.hc.target(host.addr)).await };
+    // The endpoint's `health_check_config.hostname` wins over the check's `host`.
+    let authority = host.hc.hostname.as_deref().or(match &hc.kind {
+        CheckKind::Http(http) => http.host.as_deref(),
+        CheckKind::Grpc(grpc) => grpc.authority.as_deref(),
+        CheckKind::Tcp(_) => None,
+    });
+    let authority = authority.unwrap_or(cluster_name);
     match &hc.kind {
         CheckKind::Http(http) => {
             let conn = match conn {
@@ -223,7 +288,24 @@ async fn run_check(
                     Err(_) => return (Outcome::Network, None),
                 },
             };
-            http_check(http, cluster_name, hc.reuse_connection, conn).await
+            http_check(http, authority, hc.reuse_connection, conn).await
+        }
+        CheckKind::Grpc(grpc) => {
+            let sender = match conn {
+                Some(Conn::Grpc(s)) => s,
+                _ => match connect().await {
+                    Ok(io) => match http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(io)).await {
+                        Ok((sender, conn)) => {
+                            tokio::spawn(conn);
+                            sender
+                        }
+                        Err(_) => return (Outcome::Network, None),
+                    },
+                    Err(_) => return (Outcome::Network, None),
+                },
+            };
+            let (outcome, sender) = super::hc_grpc::check(grpc, authority, sender, hc.timeout.as_millis()).await;
+            (outcome, sender.map(Conn::Grpc))
         }
         CheckKind::Tcp(tcp) => {
             let io = match conn {
@@ -251,8 +333,7 @@ async fn handshake(io: UpstreamIo, h2: bool) -> Option<Conn> {
     }
 }
 
-fn request(http: &HttpCheck, cluster_name: &str, reuse: bool, h2: bool) -> http::Request<Empty<Bytes>> {
-    let host = http.host.as_deref().unwrap_or(cluster_name);
+fn request(http: &HttpCheck, host: &str, reuse: bool, h2: bool) -> http::Request<Empty<Bytes>> {
     let mut b = http::Request::get(http.path.as_str());
     if h2 {
         b = b.uri(format!("http://{host}{}", http.path));
@@ -282,23 +363,23 @@ fn request(http: &HttpCheck, cluster_name: &str, reuse: bool, h2: bool) -> http:
     req
 }
 
-async fn http_check(http: &HttpCheck, cluster_name: &str, reuse: bool, conn: Conn) -> (Outcome, Option<Conn>) {
+async fn http_check(http: &HttpCheck, authority: &str, reuse: bool, conn: Conn) -> (Outcome, Option<Conn>) {
     let result = match conn {
         Conn::H1(mut s) => {
             if s.ready().await.is_err() {
                 return (Outcome::Network, None);
             }
-            let r = s.send_request(request(http, cluster_name, reuse, false)).await;
+            let r = s.send_request(request(http, authority, reuse, false)).await;
             (r, Some(Conn::H1(s)))
         }
         Conn::H2(mut s) => {
             if s.ready().await.is_err() {
                 return (Outcome::Network, None);
             }
-            let r = s.send_request(request(http, cluster_name, reuse, true)).await;
+            let r = s.send_request(request(http, authority, reuse, true)).await;
             (r, Some(Conn::H2(s)))
         }
-        Conn::Tcp(_) => return (Outcome::Network, None),
+        Conn::Tcp(_) | Conn::Grpc(_) => return (Outcome::Network, None),
     };
     let (resp, conn) = result;
     let Ok(resp) = resp else { return (Outcome::Network, None) };
@@ -306,8 +387,11 @@ async fn http_check(http: &HttpCheck, cluster_name: &str, reuse: bool, conn: Con
     // The answer's body is read so that the connection can carry the next check.
     let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
     let within = |ranges: &[(u16, u16)]| ranges.iter().any(|&(a, b)| (a..b).contains(&status));
-    let outcome =
-        if within(&http.expected) { Outcome::Healthy } else { Outcome::Active { retriable: within(&http.retriable) } };
+    let outcome = if within(&http.expected) {
+        Outcome::Healthy
+    } else {
+        Outcome::Active { retriable: within(&http.retriable), status }
+    };
     (outcome, conn.filter(|_| reuse))
 }
 
@@ -328,7 +412,7 @@ async fn tcp_check(tcp: &TcpCheck, mut io: UpstreamIo) -> (Outcome, Option<Conn>
             return (Outcome::Healthy, Some(Conn::Tcp(io)));
         }
         if got.len() > want.max(64 * 1024) {
-            return (Outcome::Active { retriable: false }, None);
+            return (Outcome::Active { retriable: false, status: 0 }, None);
         }
         match io.read(&mut buf).await {
             Ok(0) | Err(_) => return (Outcome::Network, None),

@@ -165,7 +165,8 @@ impl Cluster {
             })
             .with_auto_protocol(self.config.auto_config),
         );
-        let health = self.health.host(spec.addr, spec.health, !self.config.health_checks.is_empty());
+        let checked = !self.config.health_checks.is_empty() && !spec.hc.disabled;
+        let health = self.health.host(spec.addr, spec.health, checked);
         Arc::new(Host {
             addr: spec.addr,
             conn: host_conn,
@@ -176,6 +177,9 @@ impl Cluster {
             stats,
             eds: spec.health,
             health,
+            hc: spec.hc,
+            locality: spec.locality,
+            locality_weight: spec.locality_weight,
         })
     }
 }
@@ -186,6 +190,9 @@ fn same(h: &Host, s: &HostSpec) -> bool {
         && h.priority == s.priority
         && h.hostname == s.hostname
         && h.eds == s.health
+        && h.hc == s.hc
+        && h.locality == s.locality
+        && h.locality_weight == s.locality_weight
 }
 
 /// `old`'s state (pool, connections, counters) under `spec`'s attributes.
@@ -201,6 +208,9 @@ pub(super) fn carried_over(old: &Host, spec: HostSpec) -> Host {
         stats: old.stats.clone(),
         eds: spec.health,
         health: Arc::clone(&old.health),
+        hc: spec.hc,
+        locality: spec.locality,
+        locality_weight: spec.locality_weight,
     }
 }
 
@@ -225,6 +235,9 @@ mod tests {
             weight,
             priority: 0,
             health: Default::default(),
+            hc: Default::default(),
+            locality: Default::default(),
+            locality_weight: 1,
         }
     }
 

@@ -31,6 +31,8 @@ mod error;
 #[cfg(test)]
 pub mod fake;
 mod hc;
+mod hc_events;
+mod hc_grpc;
 pub mod health;
 pub mod lb_state;
 pub mod membership;
@@ -233,6 +235,11 @@ pub struct Host {
     pub eds: EdsHealth,
     /// Shared by every `Host` of this identity (see [`health`]).
     pub health: Arc<HostHealth>,
+    /// `health_check_config`: where and how the checker reaches it.
+    pub hc: model::EndpointHc,
+    /// Its locality and the locality's `load_balancing_weight`.
+    pub locality: Arc<model::Locality>,
+    pub locality_weight: u32,
 }
 
 impl Host {
@@ -243,6 +250,9 @@ impl Host {
             weight: self.weight,
             priority: self.priority,
             health: self.eds,
+            hc: self.hc.clone(),
+            locality: Arc::clone(&self.locality),
+            locality_weight: self.locality_weight,
         }
     }
 
@@ -273,6 +283,11 @@ pub struct HostSpec {
     pub priority: u32,
     /// `health_status`.
     pub health: EdsHealth,
+    /// `health_check_config`.
+    pub hc: model::EndpointHc,
+    pub locality: Arc<model::Locality>,
+    /// The locality's `load_balancing_weight`.
+    pub locality_weight: u32,
 }
 
 pub struct Cluster {
@@ -404,13 +419,15 @@ impl Cluster {
     pub fn refresh_lb(&self) {
         let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let set = self.hosts.load();
-        let lb = LbState::new(&set.all, self.config.panic_threshold);
+        let lb = LbState::new(&set.all, self.config.panic_threshold, self.config.locality_weighted_lb);
         self.stats.membership_healthy.set(lb.healthy as i64);
         self.stats.membership_degraded.set(lb.degraded as i64);
         let excluded = set.all.iter().filter(|h| health::excluded(h.health.flags())).count();
         self.stats.membership_excluded.set(excluded as i64);
         if let Some(hc) = &self.stats.hc {
-            let up = set.all.iter().filter(|h| h.health.flags() & health::FAILED_ACTIVE_HC == 0).count();
+            // As Envoy's, the gauge counts the hosts the checker checks.
+            let up =
+                set.all.iter().filter(|h| !h.hc.disabled && h.health.flags() & health::FAILED_ACTIVE_HC == 0).count();
             hc.healthy.set(up as i64);
         }
         self.lb.store(Arc::new(lb));
@@ -456,6 +473,9 @@ fn static_specs(config: &model::Cluster) -> Vec<HostSpec> {
                     weight: ep.weight,
                     priority: loc.priority,
                     health: ep.health,
+                    hc: ep.hc.clone(),
+                    locality: Arc::clone(&loc.locality),
+                    locality_weight: loc.weight,
                 });
             }
         }
@@ -481,6 +501,9 @@ mod tests {
             weight: 1,
             priority: 0,
             health: EdsHealth::Healthy,
+            hc: Default::default(),
+            locality: Default::default(),
+            locality_weight: 1,
         }
     }
 

@@ -78,6 +78,41 @@ pub struct Endpoint {
     pub weight: u32,
     /// `health_status` of the `LbEndpoint` (EDS or static), default `HEALTHY`.
     pub health: EdsHealth,
+    /// `endpoint.health_check_config`.
+    pub hc: EndpointHc,
+}
+
+/// An endpoint's `health_check_config`: where and how the cluster's health checks reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct EndpointHc {
+    /// `address`: checks go there instead of the endpoint's address.
+    pub address: Option<SocketAddr>,
+    /// `port_value` (0: none): the port checks use, over the address's.
+    pub port: u16,
+    /// `hostname`: the Host (`:authority`) of HTTP and gRPC checks, over the check's own.
+    pub hostname: Option<String>,
+    /// `disable_active_health_check`: never checked, counted healthy.
+    pub disabled: bool,
+}
+
+impl EndpointHc {
+    /// Where checks of the endpoint at `addr` go.
+    pub fn target(&self, addr: SocketAddr) -> SocketAddr {
+        let mut t = self.address.unwrap_or(addr);
+        if self.port != 0 {
+            t.set_port(self.port);
+        }
+        t
+    }
+}
+
+/// A `locality` (`region`, `zone`, `sub_zone`): what locality weighted load balancing groups
+/// hosts by, and what health check events name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
 }
 
 /// An endpoint's `health_status` as its management server (or static config) gives it.
@@ -99,6 +134,8 @@ pub struct LocalityEndpoints {
     pub priority: u32,
     /// `load_balancing_weight` of the locality, default 1.
     pub weight: u32,
+    /// `locality`, shared by the hosts of this entry.
+    pub locality: std::sync::Arc<Locality>,
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -149,6 +186,9 @@ pub struct Cluster {
     pub outlier_detection: Option<super::OutlierDetection>,
     /// `common_lb_config.healthy_panic_threshold` in percent, default 50.
     pub panic_threshold: f64,
+    /// `common_lb_config.locality_weighted_lb_config`: each priority's load is split between
+    /// its localities by their weights and health before it reaches a host.
+    pub locality_weighted_lb: bool,
 }
 
 impl Cluster {

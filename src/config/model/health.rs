@@ -24,8 +24,17 @@ pub struct HealthCheck {
     pub unhealthy_edge_interval: Duration,
     /// `healthy_edge_interval`, default `interval`.
     pub healthy_edge_interval: Duration,
-    /// `no_traffic_interval` (default 60 s): until the cluster made its first connection.
+    /// `no_traffic_interval` (default 60 s): until the cluster made its first connection
+    /// (checks' own connections do not count, as in Envoy).
     pub no_traffic_interval: Duration,
+    /// `no_traffic_healthy_interval`, default `no_traffic_interval`: the same, after a
+    /// successful check that leaves the host healthy.
+    pub no_traffic_healthy_interval: Duration,
+    /// `always_log_health_check_failures`: every failed check is an event, not only a host's
+    /// first.
+    pub always_log_failures: bool,
+    /// `event_log_path`: where the JSON event lines go.
+    pub event_log_path: Option<std::path::PathBuf>,
     /// `reuse_connection`, default true.
     pub reuse_connection: bool,
     pub kind: CheckKind,
@@ -35,6 +44,16 @@ pub struct HealthCheck {
 pub enum CheckKind {
     Http(HttpCheck),
     Tcp(TcpCheck),
+    Grpc(GrpcCheck),
+}
+
+/// `grpc_health_check`: `grpc.health.v1.Health/Check` over HTTP/2, healthy when `SERVING`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcCheck {
+    /// `service_name`: the request's `service` (empty: the server as a whole).
+    pub service_name: String,
+    /// `authority`, default the cluster's name.
+    pub authority: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -584,7 +584,11 @@ pub(crate) static TABLE: &[Message] = &[
             "reuse_connection",
             "http_health_check",
             "tcp_health_check",
+            "grpc_health_check",
             "no_traffic_interval",
+            "no_traffic_healthy_interval",
+            "always_log_health_check_failures",
+            "event_log_path",
             "unhealthy_interval",
             "unhealthy_edge_interval",
             "healthy_edge_interval",
@@ -605,6 +609,7 @@ pub(crate) static TABLE: &[Message] = &[
         &[],
     ),
     m("envoy.config.core.v3.HealthCheck.TcpHealthCheck", &["send", "receive"], &[]),
+    m("envoy.config.core.v3.HealthCheck.GrpcHealthCheck", &["service_name", "authority"], &[]),
     m("envoy.config.core.v3.HealthCheck.Payload", &["text"], &[]),
     m("envoy.type.v3.Int64Range", &["start", "end"], &[]),
     m(
@@ -621,7 +626,16 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &[],
     ),
-    m("envoy.config.cluster.v3.Cluster.CommonLbConfig", &["healthy_panic_threshold"], &[]),
+    m(
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        &[
+            "healthy_panic_threshold",
+            // issue 14: lb_state.rs splits each priority between its localities.
+            "locality_weighted_lb_config",
+        ],
+        &[],
+    ),
+    m("envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig", &[], &[]),
     m("envoy.type.v3.Percent", &["value"], &[]),
     m("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["service_name", "eds_config"], &[]),
     m("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"], &[]),
@@ -662,8 +676,14 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.endpoint.v3.ClusterLoadAssignment", &["cluster_name", "endpoints"], &[]),
     m(
         "envoy.config.endpoint.v3.LocalityLbEndpoints",
-        &["priority", "load_balancing_weight", "lb_endpoints"],
-        &["locality", "metadata"],
+        &[
+            "priority",
+            "load_balancing_weight",
+            "lb_endpoints",
+            // issue 14: named in health check events.
+            "locality",
+        ],
+        &["metadata"],
     ),
     m(
         "envoy.config.endpoint.v3.LbEndpoint",
@@ -675,7 +695,21 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &["metadata"],
     ),
-    m("envoy.config.endpoint.v3.Endpoint", &["hostname", "address"], &[]),
+    m(
+        "envoy.config.endpoint.v3.Endpoint",
+        &[
+            "hostname",
+            "address",
+            // issue 14: where and how health checks reach the endpoint.
+            "health_check_config",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig",
+        &["port_value", "address", "hostname", "disable_active_health_check"],
+        &[],
+    ),
     // validate/route.rs, headers.rs, matcher.rs
     m(
         "envoy.config.route.v3.RouteConfiguration",

@@ -284,3 +284,20 @@ fn bad_retry_on() {
         &format!("{HCM}.route_config.virtual_hosts[0].routes[0].route.retry_policy.retry_on: unknown retry condition \"sometimes\""),
     );
 }
+
+#[test]
+fn grpc_health_checks_need_an_http2_cluster_and_check_addresses_an_ip() {
+    let grpc = "    health_checks: [{timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, \
+                grpc_health_check: {service_name: s}}]\n";
+    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}{grpc}")));
+    has(&e, "static_resources.clusters[0].health_checks: a_svc cluster must support HTTP/2 for gRPC healthchecking");
+    let named = A_SVC.replace(
+        "port_value: 8080}}}",
+        "port_value: 8080}}, health_check_config: {address: {socket_address: {address: hc.test, port_value: 1}}}}",
+    );
+    let e = errs(&v3(ROUTE_A, &named));
+    has(
+        &e,
+        "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config.address.socket_address.address: expected an IP address, got \"hc.test\"",
+    );
+}

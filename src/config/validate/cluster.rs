@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::model::{
-    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, EdsHealth, Endpoint, EndpointAddress, Http2Options,
-    LbPolicy, LocalityEndpoints, Thresholds, UpstreamProtocol,
+    CircuitBreakers, Cluster, DiscoveryType, DnsLookupFamily, EdsHealth, Endpoint, EndpointAddress, EndpointHc,
+    Http2Options, LbPolicy, Locality, LocalityEndpoints, Thresholds, UpstreamProtocol,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
@@ -110,10 +110,17 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     let health_checks: Vec<_> =
         o.objs(ctx, "health_checks").into_iter().filter_map(|h| super::health::health_check(ctx, h)).collect();
     if health_checks.len() > 1 {
-        ctx.err(hc_at, "more than one health check (not implemented by legate)");
+        ctx.err(hc_at.clone(), "more than one health check (not implemented by legate)");
+    }
+    let grpc_check = health_checks.iter().any(|h| matches!(h.kind, crate::config::model::CheckKind::Grpc(_)));
+    if grpc_check && protocol != UpstreamProtocol::Http2 {
+        // Envoy's words.
+        let name = o.peek_str("name").unwrap_or_default();
+        ctx.err(hc_at, format!("{name} cluster must support HTTP/2 for gRPC healthchecking"));
     }
     let outlier_detection = o.obj(ctx, "outlier_detection").map(|d| super::health::outlier_detection(ctx, d));
-    let panic_threshold = o.obj(ctx, "common_lb_config").map_or(50.0, |c| super::health::common_lb_config(ctx, c));
+    let (panic_threshold, locality_weighted_lb) =
+        o.obj(ctx, "common_lb_config").map_or((50.0, false), |c| super::health::common_lb_config(ctx, c));
     o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
     o.finish(ctx, &[]);
     let name = name?;
@@ -169,6 +176,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         health_checks,
         outlier_detection,
         panic_threshold,
+        locality_weighted_lb,
     })
 }
 
@@ -285,12 +293,18 @@ pub(crate) fn load_assignment(
     for mut loc in o.objs(ctx, "endpoints") {
         let priority = loc.u32(ctx, "priority").unwrap_or(0);
         let loc_weight = lb_weight(ctx, &mut loc, "load_balancing_weight");
-        loc.ignore(&["locality", "metadata"]);
+        let locality = loc.obj(ctx, "locality").map(|l| locality(ctx, l)).unwrap_or_default();
+        loc.ignore(&["metadata"]);
         // An endpoint reads nothing but its own fields and `ip_only`: unchanged ones are reused.
         let endpoints = loc
             .objs_memo(ctx, "lb_endpoints", "lb_endpoint", u64::from(ip_only), |ctx, lb| lb_endpoint(ctx, lb, ip_only));
         loc.finish(ctx, &[]);
-        out.push(LocalityEndpoints { priority, weight: loc_weight, endpoints });
+        out.push(LocalityEndpoints {
+            priority,
+            weight: loc_weight,
+            locality: std::sync::Arc::new(locality),
+            endpoints,
+        });
     }
     o.finish(ctx, &[]);
     (cluster_name, out)
@@ -317,6 +331,7 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
     let mut endpoint = None;
     if let Some(mut ep) = lb.obj(ctx, "endpoint") {
         let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
+        let hc = ep.obj(ctx, "health_check_config").map(|h| health_check_config(ctx, h)).unwrap_or_default();
         let addr = match ep.get("address") {
             Some((v, p)) => endpoint_address(ctx, v, &p, ip_only),
             None => {
@@ -325,13 +340,41 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
             }
         };
         ep.finish(ctx, &[]);
-        endpoint = addr.map(|address| Endpoint { address, hostname, weight, health });
+        endpoint = addr.map(|address| Endpoint { address, hostname, weight, health, hc });
     } else if !lb.has_unread() {
         // An endpoint given another way (`endpoint_name`) is refused by the support table.
         ctx.err(lb.at("endpoint"), "missing endpoint");
     }
     lb.finish(ctx, &[]);
     endpoint
+}
+
+/// A `LocalityLbEndpoints.locality`.
+fn locality(ctx: &mut Ctx, mut o: Obj<'_>) -> Locality {
+    let mut part = |f: &'static str| o.str(ctx, f).unwrap_or_default();
+    let l = Locality { region: part("region"), zone: part("zone"), sub_zone: part("sub_zone") };
+    o.finish(ctx, &[]);
+    l
+}
+
+/// An endpoint's `health_check_config`. Its `address` must be an IP address, as Envoy
+/// resolves it without DNS.
+fn health_check_config(ctx: &mut Ctx, mut o: Obj<'_>) -> EndpointHc {
+    let port = o.uint(ctx, "port_value", 65535).unwrap_or(0) as u16;
+    let hostname = o.str(ctx, "hostname").filter(|h| !h.is_empty());
+    let disabled = o.bool(ctx, "disable_active_health_check").unwrap_or(false);
+    let address = o.get("address").and_then(|(v, p)| {
+        let (host, port) = address(ctx, v, &p)?;
+        match parse_ip(&host) {
+            Some(ip) => Some(SocketAddr::new(ip, port)),
+            None => {
+                ctx.err(format!("{p}.socket_address.address"), format!("expected an IP address, got \"{host}\""));
+                None
+            }
+        }
+    });
+    o.finish(ctx, &[]);
+    EndpointHc { address, port, hostname, disabled }
 }
 
 /// A `load_balancing_weight`: at least 1, default 1.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::model::{CheckKind, HealthCheck, HttpCheck, OutlierDetection, TcpCheck};
+use crate::config::model::{CheckKind, GrpcCheck, HealthCheck, HttpCheck, OutlierDetection, TcpCheck};
 use crate::config::reader::{Ctx, Obj};
 
 /// One `health_checks` entry; `None` if invalid (the error is reported).
@@ -40,17 +40,26 @@ pub(crate) fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HealthCheck>
     let healthy_edge_interval = o.duration(ctx, "healthy_edge_interval").filter(|d| !d.is_zero());
     let no_traffic_interval =
         o.duration(ctx, "no_traffic_interval").filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60));
+    let no_traffic_healthy_interval =
+        o.duration(ctx, "no_traffic_healthy_interval").filter(|d| !d.is_zero()).unwrap_or(no_traffic_interval);
+    let always_log_failures = o.bool(ctx, "always_log_health_check_failures").unwrap_or(false);
+    let event_log_path = o.str(ctx, "event_log_path").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
     let reuse_connection = o.bool(ctx, "reuse_connection").unwrap_or(true);
     let kind_at = o.at("http_health_check");
     let http = o.obj(ctx, "http_health_check").map(|h| http_check(ctx, h));
     let tcp = o.obj(ctx, "tcp_health_check").map(|t| tcp_check(ctx, t));
+    let grpc = o.obj(ctx, "grpc_health_check").map(|g| grpc_check(ctx, g));
     o.finish(ctx, &[]);
-    let kind = match (http, tcp) {
-        (Some(h), None) => CheckKind::Http(h?),
-        (None, Some(t)) => CheckKind::Tcp(t?),
+    let kind = match (http, tcp, grpc) {
+        (Some(h), None, None) => CheckKind::Http(h?),
+        (None, Some(t), None) => CheckKind::Tcp(t?),
+        (None, None, Some(g)) => CheckKind::Grpc(g),
         _ => {
             if ctx.error_count() == before {
-                ctx.err(kind_at, "a health check needs exactly one of http_health_check, tcp_health_check");
+                ctx.err(
+                    kind_at,
+                    "a health check needs exactly one of http_health_check, tcp_health_check, grpc_health_check",
+                );
             }
             return None;
         }
@@ -72,6 +81,9 @@ pub(crate) fn health_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HealthCheck>
         unhealthy_edge_interval: unhealthy_edge_interval.unwrap_or(unhealthy_interval),
         healthy_edge_interval: healthy_edge_interval.unwrap_or(interval),
         no_traffic_interval,
+        no_traffic_healthy_interval,
+        always_log_failures,
+        event_log_path,
         reuse_connection,
         kind,
     })
@@ -115,6 +127,13 @@ fn ranges(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str) -> Vec<(u16, u16)
         out.push((start as u16, end as u16));
     }
     out
+}
+
+fn grpc_check(ctx: &mut Ctx, mut o: Obj<'_>) -> GrpcCheck {
+    let service_name = o.str(ctx, "service_name").unwrap_or_default();
+    let authority = o.str(ctx, "authority").filter(|a| !a.is_empty());
+    o.finish(ctx, &[]);
+    GrpcCheck { service_name, authority }
 }
 
 fn tcp_check(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<TcpCheck> {
@@ -173,9 +192,11 @@ pub(crate) fn outlier_detection(ctx: &mut Ctx, mut o: Obj<'_>) -> OutlierDetecti
     d
 }
 
-/// `common_lb_config`: the panic threshold in percent (default 50).
-pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> f64 {
+/// `common_lb_config`: the panic threshold in percent (default 50), and whether
+/// `locality_weighted_lb_config` is set.
+pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> (f64, bool) {
     let mut threshold = 50.0;
+    let by_locality = o.obj(ctx, "locality_weighted_lb_config").map(|l| l.finish(ctx, &[])).is_some();
     if let Some(mut p) = o.obj(ctx, "healthy_panic_threshold") {
         if let Some((v, at)) = p.get("value") {
             match v.as_f64() {
@@ -186,7 +207,7 @@ pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> f64 {
         p.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
-    threshold
+    (threshold, by_locality)
 }
 
 #[cfg(test)]

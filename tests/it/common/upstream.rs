@@ -22,11 +22,14 @@
 //! - `x-echo-fail-times: N` + `x-echo-fail-key: K`: the first `N` requests with key `K` (per
 //!   instance) get `x-echo-fail-status` (default 503).
 //! - `x-echo-response-header: name: value` (repeatable): added to the answer.
+//! - `/healthcheck/fail` and `/healthcheck/ok` (or [`Upstream::set_healthy`]): while failing,
+//!   a path starting with `/healthz` gets 503 and a gRPC `grpc.health.v1.Health/Check` gets
+//!   `NOT_SERVING`, as an upstream Envoy's `/healthcheck/fail` makes its checks fail.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,6 +116,8 @@ impl UpstreamBuilder {
             connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             fail_counters: Mutex::new(HashMap::new()),
+            failing: AtomicBool::new(false),
+            last: Mutex::new(None),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Upstream { name: self.name, addr, state, task })
@@ -177,6 +182,14 @@ impl Upstream {
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(Ordering::SeqCst)
     }
+    /// Makes health checks of this upstream pass (`true`) or fail (see the module doc).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state.failing.store(!healthy, Ordering::SeqCst);
+    }
+    /// The JSON description of the last request received (see the module doc).
+    pub fn last_request(&self) -> Option<Value> {
+        self.state.last.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Upstream {
@@ -195,6 +208,9 @@ struct State {
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     fail_counters: Mutex<HashMap<String, usize>>,
+    /// `/healthcheck/fail` was asked (and not `/healthcheck/ok` since).
+    failing: AtomicBool,
+    last: Mutex<Option<Value>>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -247,6 +263,15 @@ async fn serve_conn(stream: TcpStream, conn_seq: usize, state: Arc<State>) {
     };
 }
 
+/// The `service` of a `grpc.health.v1.HealthCheckRequest` frame (one-byte length: test names
+/// are short).
+fn grpc_health_service(body: &[u8]) -> String {
+    match body.get(5..) {
+        Some([0x0a, n, rest @ ..]) => String::from_utf8_lossy(rest.get(..*n as usize).unwrap_or(rest)).into_owned(),
+        _ => String::new(),
+    }
+}
+
 fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -293,6 +318,13 @@ async fn handle(
         }
     }
 
+    if path == "/healthcheck/fail" || path == "/healthcheck/ok" {
+        state.failing.store(path.ends_with("fail"), Ordering::SeqCst);
+    }
+    let failing = state.failing.load(Ordering::SeqCst);
+    if failing && path.starts_with("/healthz") {
+        status = 503;
+    }
     let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
     state.completed.fetch_add(1, Ordering::SeqCst);
     if delay_ms > 0 {
@@ -335,8 +367,20 @@ async fn handle(
         "req_on_conn": req_on_conn,
     });
 
+    let mut doc = doc;
+    let health_check = path == "/grpc.health.v1.Health/Check";
+    if health_check {
+        doc["grpc_service"] = Value::String(grpc_health_service(&body));
+    }
+    *state.last.lock().unwrap() = Some(doc.clone());
     let grpc = path.starts_with("/grpc") || first(h, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
-    let (content_type, payload, trailers) = if grpc {
+    let (content_type, payload, trailers) = if health_check {
+        // grpc.health.v1.HealthCheckResponse { status: SERVING (1) or NOT_SERVING (2) }
+        let serving = if failing { 2 } else { 1 };
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", HeaderValue::from_static("0"));
+        ("application/grpc", Bytes::from(vec![0, 0, 0, 0, 2, 0x08, serving]), Some(t))
+    } else if grpc {
         let json = serde_json::to_vec(&doc).expect("json");
         let mut frame = BytesMut::with_capacity(json.len() + 5);
         frame.extend_from_slice(&[0]);

@@ -113,6 +113,7 @@ impl UpstreamBuilder {
             connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             fail_counters: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Upstream { name: self.name, addr, state, task })
@@ -177,6 +178,11 @@ impl Upstream {
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(Ordering::SeqCst)
     }
+    /// What the last requests received whole looked like (the echo JSON, oldest first), for
+    /// upstreams whose answers the test never sees (mirrors).
+    pub fn seen(&self) -> Vec<Value> {
+        self.state.seen.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Upstream {
@@ -195,7 +201,12 @@ struct State {
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     fail_counters: Mutex<HashMap<String, usize>>,
+    /// The JSON description of the last [`SEEN_KEPT`] requests received whole.
+    seen: Mutex<Vec<Value>>,
 }
+
+/// How many requests [`Upstream::seen`] remembers.
+const SEEN_KEPT: usize = 256;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -295,12 +306,6 @@ async fn handle(
 
     let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
     state.completed.fetch_add(1, Ordering::SeqCst);
-    if delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-    }
-    if path.contains("/reset") {
-        return Err(Reset);
-    }
 
     let mut headers = Map::new();
     for (name, value) in h {
@@ -335,6 +340,19 @@ async fn handle(
         "req_on_conn": req_on_conn,
     });
 
+    {
+        let mut seen = state.seen.lock().unwrap();
+        if seen.len() == SEEN_KEPT {
+            seen.remove(0);
+        }
+        seen.push(doc.clone());
+    }
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    if path.contains("/reset") {
+        return Err(Reset);
+    }
     let grpc = path.starts_with("/grpc") || first(h, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
     let (content_type, payload, trailers) = if grpc {
         let json = serde_json::to_vec(&doc).expect("json");

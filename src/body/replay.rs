@@ -66,6 +66,26 @@ impl Recording {
         Recording { inner: Arc::new(Mutex::new(rec)) }
     }
 
+    /// Another handle on the same recording, for the mirrors, which read it once it is whole.
+    pub fn handle(&self) -> Recording {
+        Recording { inner: Arc::clone(&self.inner) }
+    }
+
+    /// The body as the client sent it (trailers aside), once its stream has ended within the
+    /// limit; `None` before, and when the copy was dropped.
+    pub fn whole(&self) -> Option<Bytes> {
+        let rec = lock(&self.inner);
+        // A sender stops at the announced length without polling for the end.
+        if !(rec.ended || rec.source.is_end_stream()) || !rec.replayable {
+            return None;
+        }
+        Some(match rec.chunks.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => many.concat().into(),
+        })
+    }
+
     /// Whether another attempt could send the whole body again.
     pub fn replayable(&self) -> bool {
         lock(&self.inner).replayable

@@ -17,6 +17,7 @@ use super::body::ResBody;
 use super::header_format::{self, FormatEnv, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
 use super::local_reply::{self, reply, LocalReason};
+use super::mirror::Shadows;
 use super::router::{forward_to, header_ops, Side};
 use super::upgrade::{self, UpgradeRequest};
 use super::{normalize, request_head, rewrite, ConnCtx};
@@ -268,6 +269,7 @@ pub(super) async fn process(
             };
             let weighted_ops = weighted.map(|w| w.headers.clone());
             let cluster_name = cluster.name().to_string();
+            let local_ip = ctx.shared.local_ip;
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -314,14 +316,36 @@ pub(super) async fn process(
             let chosen_authority = match &fwd.host_rewrite {
                 HostRewrite::None => authority,
                 HostRewrite::Literal(h) => {
+                    if fwd.append_xfh {
+                        headers::append_forwarded_host(&mut parts.headers, &authority);
+                    }
                     parts.headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), authority.clone());
                     HeaderValue::from_str(h).unwrap_or(authority)
                 }
                 // Resolved per host below.
                 HostRewrite::Auto => authority,
             };
-            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops, trace)
-                .await
+            let shadows = if fwd.mirrors.is_empty() {
+                None
+            } else {
+                Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip)
+            };
+            forward_to(
+                hcm,
+                &cluster,
+                fwd,
+                vh,
+                route,
+                table,
+                parts,
+                body,
+                path,
+                chosen_authority,
+                weighted_ops,
+                shadows,
+                trace,
+            )
+            .await
         }
     }
 }

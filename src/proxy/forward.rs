@@ -32,6 +32,8 @@ pub struct AttemptTemplate {
     pub set_attempt_count: bool,
     /// `auto_host_rewrite`: the chosen host's name replaces the authority.
     pub auto_host_rewrite: bool,
+    /// `append_x_forwarded_host`, for the authority `auto_host_rewrite` replaces.
+    pub append_xfh: bool,
     /// The request carries `x-envoy-internal: true` (its answer counts as `internal.`).
     pub internal: bool,
 }
@@ -420,6 +422,9 @@ fn build_request(cluster: &Cluster, p: &AttemptTemplate, body: ReqBody, attempt:
     let rewritten;
     if p.auto_host_rewrite {
         if let Some(v) = host.hostname.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            if p.append_xfh {
+                super::headers::append_forwarded_host(&mut headers, &p.authority);
+            }
             headers.insert(super::headers::X_ENVOY_ORIGINAL_HOST.clone(), p.authority.clone());
             rewritten = v;
             authority = &rewritten;

@@ -17,6 +17,7 @@ pub static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-
 pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 pub static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -216,7 +217,7 @@ fn remove_internal_headers(h: &mut HeaderMap, edge: bool) {
     }
 }
 
-fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
+pub(super) fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
     let ip = ip.to_string();
     let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.is_empty() => format!("{prev},{ip}"),
@@ -224,6 +225,20 @@ fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
     };
     if let Ok(v) = HeaderValue::from_str(&value) {
         h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+/// `append_x_forwarded_host`: the host being rewritten goes at the end of
+/// `x-forwarded-host` (`a,b`, as Envoy joins them).
+pub fn append_forwarded_host(h: &mut HeaderMap, original: &HeaderValue) {
+    let joined = match h.get(&X_FORWARDED_HOST) {
+        Some(prev) if !prev.is_empty() => {
+            HeaderValue::from_bytes(&[prev.as_bytes(), b",", original.as_bytes()].concat()).ok()
+        }
+        _ => Some(original.clone()),
+    };
+    if let Some(v) = joined {
+        h.insert(X_FORWARDED_HOST.clone(), v);
     }
 }
 
@@ -258,6 +273,15 @@ pub fn new_request_id() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewritten_host_is_appended_to_x_forwarded_host() {
+        let mut h = HeaderMap::new();
+        append_forwarded_host(&mut h, &HeaderValue::from_static("orig.example"));
+        assert_eq!(h.get(&X_FORWARDED_HOST).map(|v| v.as_bytes()), Some(&b"orig.example"[..]));
+        append_forwarded_host(&mut h, &HeaderValue::from_static("b:99"));
+        assert_eq!(h.get(&X_FORWARDED_HOST).map(|v| v.as_bytes()), Some(&b"orig.example,b:99"[..]));
+    }
 
     #[test]
     fn request_id_is_a_v4_uuid() {

@@ -16,6 +16,7 @@ mod header_format;
 pub mod headers;
 mod limits;
 pub mod local_reply;
+pub mod mirror;
 pub mod normalize;
 pub mod request_head;
 mod rewrite;

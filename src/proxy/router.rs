@@ -16,6 +16,7 @@ use super::forward::{self, AttemptTemplate, BodySource};
 use super::header_format::{self, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
+use super::mirror::Shadows;
 use super::upgrade::UpgradeRequest;
 use crate::access_log::LogContext;
 use crate::body::{progress, replay};
@@ -38,9 +39,12 @@ pub(super) async fn forward_to(
     path: String,
     authority: HeaderValue,
     weighted_ops: Option<HeaderOpsRt>,
+    shadows: Option<Shadows>,
     trace: &mut StreamInfo,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    // Kept as it streams for retries and mirrors alike.
+    let recorded = retries.is_some() || shadows.is_some();
     let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
@@ -59,7 +63,7 @@ pub(super) async fn forward_to(
                 progress = None;
             }
             let stream = coded.into_stream(trace.rx_bytes.clone(), progress.clone());
-            if retries.is_some() {
+            if recorded {
                 let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
                 BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
             } else {
@@ -86,7 +90,7 @@ pub(super) async fn forward_to(
                     })?
                     .to_bytes();
                 BodySource::Replayable(Some(bytes))
-            } else if retries.is_some() {
+            } else if recorded {
                 let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.clone());
                 let abandoned = cluster.stats.retry_or_shadow_abandoned.clone();
                 BodySource::Recorded(replay::Recording::new(stream, hcm.buffer_limit, abandoned))
@@ -104,9 +108,24 @@ pub(super) async fn forward_to(
         set_attempt_count: vh.include_request_attempt_count,
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
+        append_xfh: fwd.append_xfh,
+    };
+    // A body already whole goes to the mirrors now; a streamed one once it has been sent.
+    let shadows = match (shadows, &body) {
+        (Some(s), BodySource::Replayable(bytes)) => {
+            s.spawn(&prepared, bytes.clone(), fwd.timeout);
+            None
+        }
+        (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
+        _ => None,
     };
     let outcome =
         forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
+    if let Some((s, recording)) = shadows {
+        if let Some(bytes) = recording.whole() {
+            s.spawn(&prepared, Some(bytes), fwd.timeout);
+        }
+    }
     // Under auto_host_rewrite Envoy logs the name of the last host it got a connection to.
     let logged_host = match &outcome {
         _ if !trace.logging || !prepared.auto_host_rewrite => None,

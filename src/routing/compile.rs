@@ -11,7 +11,10 @@ use http::StatusCode;
 
 use super::header_ops::HeaderOpsRt;
 use super::index::PathIndex;
-use super::{ActionRt, ClusterRef, ForwardRt, Matching, PrefixOf, RouteRt, Target, VirtualHostRt, WeightedRt};
+use super::{
+    ActionRt, ClusterRef, ForwardRt, Matching, MirrorRt, MirrorTarget, PrefixOf, RouteRt, Target, VirtualHostRt,
+    WeightedRt,
+};
 use crate::config::model::{self, ClusterSpecifier, Kept, RouteAction, RouteMatch};
 use crate::filters::Chain;
 use crate::upstream::Cluster;
@@ -85,11 +88,14 @@ impl RouteRt {
             return false;
         }
         match &self.action {
-            ActionRt::Forward(f) => match &f.target {
-                Target::Cluster(c) => names.contains(c.name.as_str()),
-                Target::Weighted { entries, .. } => entries.iter().any(|w| names.contains(w.cluster.name.as_str())),
-                Target::Header(_) => false,
-            },
+            ActionRt::Forward(f) => {
+                let target = match &f.target {
+                    Target::Cluster(c) => names.contains(c.name.as_str()),
+                    Target::Weighted { entries, .. } => entries.iter().any(|w| names.contains(w.cluster.name.as_str())),
+                    Target::Header(_) => false,
+                };
+                target || f.mirror_clusters().any(|c| names.contains(c.name.as_str()))
+            }
             _ => false,
         }
     }
@@ -162,6 +168,8 @@ fn build_route(
                         include_vh: f.include_vh_rate_limits,
                     })
                 }),
+                mirrors: f.mirrors.iter().map(|m| mirror(m, clusters)).collect::<Result<_, _>>()?,
+                append_xfh: f.append_x_forwarded_host,
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),
@@ -176,6 +184,16 @@ fn build_route(
         headers: HeaderOpsRt::build(&r.headers)?,
         filters: chain.slots(&[&r.per_filter, &vh.per_filter, rc_per_filter]),
     })
+}
+
+fn mirror(m: &model::MirrorPolicy, clusters: &HashMap<String, Arc<Cluster>>) -> Result<MirrorRt, String> {
+    let target = match &m.cluster {
+        model::MirrorCluster::Named(name) => MirrorTarget::Cluster(cluster_ref(name, clusters)),
+        model::MirrorCluster::Header(h) => MirrorTarget::Header(
+            HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid mirror cluster_header {h:?}"))?,
+        ),
+    };
+    Ok(MirrorRt { target, fraction: m.fraction, keep_host: m.keep_host })
 }
 
 /// Envoy's RE2 substitution (`\1`, `\\`) in the `regex` crate's syntax (`${1}`, `$$`).

@@ -37,6 +37,7 @@ impl<'a> RequestView<'a> {
 
 pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
     path_matches(&m.path, m.case_sensitive, req)
+        && (!m.grpc || crate::proxy::local_reply::is_grpc_request(req.headers))
         && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, req))
 }

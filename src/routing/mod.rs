@@ -127,6 +127,34 @@ pub struct ForwardRt {
     pub upgrades: Box<[crate::config::model::UpgradeConfig]>,
     /// The route's and its virtual host's `rate_limits`, when either has some.
     pub rate_limits: Option<Box<crate::filters::local_ratelimit::RouteRateLimits>>,
+    /// `request_mirror_policies`: empty for most routes.
+    pub mirrors: Box<[MirrorRt]>,
+    /// `append_x_forwarded_host`
+    pub append_xfh: bool,
+}
+
+/// One `request_mirror_policies` entry.
+pub struct MirrorRt {
+    pub target: MirrorTarget,
+    pub fraction: crate::config::filters::Fraction,
+    /// `disable_shadow_host_suffix_append`
+    pub keep_host: bool,
+}
+
+pub enum MirrorTarget {
+    Cluster(ClusterRef),
+    /// `cluster_header`
+    Header(HeaderName),
+}
+
+impl ForwardRt {
+    /// The clusters the mirror policies name (not those named by a header).
+    pub fn mirror_clusters(&self) -> impl Iterator<Item = &ClusterRef> {
+        self.mirrors.iter().filter_map(|m| match &m.target {
+            MirrorTarget::Cluster(c) => Some(c),
+            MirrorTarget::Header(_) => None,
+        })
+    }
 }
 
 /// What part of the path `prefix_rewrite` replaces.
@@ -225,11 +253,14 @@ impl RouteTable {
             _ => false,
         };
         self.vhosts.iter().flat_map(|v| &v.routes).all(|r| match &r.action {
-            ActionRt::Forward(f) => match &f.target {
-                Target::Cluster(c) => same(c),
-                Target::Weighted { entries, .. } => entries.iter().all(|w| same(&w.cluster)),
-                Target::Header(_) => true,
-            },
+            ActionRt::Forward(f) => {
+                let target = match &f.target {
+                    Target::Cluster(c) => same(c),
+                    Target::Weighted { entries, .. } => entries.iter().all(|w| same(&w.cluster)),
+                    Target::Header(_) => true,
+                };
+                target && f.mirror_clusters().all(same)
+            }
             _ => true,
         })
     }

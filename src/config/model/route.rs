@@ -100,6 +100,8 @@ pub struct RouteMatch {
     pub case_sensitive: bool,
     pub headers: Vec<HeaderMatcher>,
     pub query_parameters: Vec<QueryParameterMatcher>,
+    /// `grpc`: only gRPC requests (`content-type: application/grpc` or `application/grpc+...`).
+    pub grpc: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +243,29 @@ pub struct ForwardAction {
     pub rate_limits: Vec<super::RateLimitPolicy>,
     /// `include_vh_rate_limits`
     pub include_vh_rate_limits: bool,
+    /// `request_mirror_policies`: where copies of the request go.
+    pub mirrors: Vec<MirrorPolicy>,
+    /// `append_x_forwarded_host`: a rewritten host's original goes to `x-forwarded-host`.
+    pub append_x_forwarded_host: bool,
+}
+
+/// `RouteAction.RequestMirrorPolicy`: a copy of the request sent to another cluster, its
+/// answer discarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorPolicy {
+    pub cluster: MirrorCluster,
+    /// `runtime_fraction.default_value`; every request when unset.
+    pub fraction: crate::config::filters::Fraction,
+    /// `disable_shadow_host_suffix_append`
+    pub keep_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorCluster {
+    /// `cluster`
+    Named(String),
+    /// `cluster_header`: the cluster named by this (lowercased) request header, if any.
+    Header(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -782,10 +782,17 @@ pub(crate) static TABLE: &[Message] = &[
             // The local rate limit filter's descriptors (validate/local_ratelimit.rs).
             "rate_limits",
             "include_vh_rate_limits",
+            "request_mirror_policies", // proxy/mirror.rs
+            "append_x_forwarded_host", // proxy/headers.rs
         ],
         &[],
     ),
     m("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"], &[]),
+    m(
+        "envoy.config.route.v3.RouteAction.RequestMirrorPolicy",
+        &["cluster", "cluster_header", "runtime_fraction", "disable_shadow_host_suffix_append"],
+        &[],
+    ),
     m("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"], &[]),
     m(
         "envoy.config.route.v3.WeightedCluster.ClusterWeight",
@@ -825,9 +832,19 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.core.v3.HeaderValue", &["key", "value"], &[]),
     m(
         "envoy.config.route.v3.RouteMatch",
-        &["prefix", "path", "safe_regex", "path_separated_prefix", "case_sensitive", "headers", "query_parameters"],
+        &[
+            "prefix",
+            "path",
+            "safe_regex",
+            "path_separated_prefix",
+            "case_sensitive",
+            "headers",
+            "query_parameters",
+            "grpc", // routing/matcher.rs
+        ],
         &[],
     ),
+    m("envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", &[], &[]),
     m(
         "envoy.type.matcher.v3.StringMatcher",
         &["exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"],

@@ -301,3 +301,32 @@ fn grpc_health_checks_need_an_http2_cluster_and_check_addresses_an_ip() {
         "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config.address.socket_address.address: expected an IP address, got \"hc.test\"",
     );
 }
+
+#[test]
+fn mirror_policies_name_one_known_cluster_with_envoys_words() {
+    let route = |policy: &str| {
+        format!("              - match: {{prefix: \"/\"}}\n                route: {{cluster: a_svc, request_mirror_policies: [{policy}]}}\n")
+    };
+    let base = format!("{HCM}.route_config.virtual_hosts[0].routes[0].route.request_mirror_policies[0]");
+    let e = errs(&v3(&route("{cluster: a_svc, cluster_header: x-m}"), A_SVC));
+    has(
+        &e,
+        &format!(
+            "{base}: Only one of cluster 'a_svc' or cluster_header 'x-m' in request mirror policy can be specified"
+        ),
+    );
+    let e = errs(&v3(&route("{disable_shadow_host_suffix_append: true}"), A_SVC));
+    has(&e, &format!("{base}: Exactly one of cluster or cluster_header in request mirror policy need to be specified"));
+    let e = errs(&v3(&route("{cluster: nosuch}"), A_SVC));
+    has(&e, &format!("{base}.cluster: route: unknown shadow cluster 'nosuch'"));
+    let e = errs(&v3(&route("{cluster: a_svc, trace_sampled: false}"), A_SVC));
+    has(&e, &format!("{base}.trace_sampled: not implemented by legate"));
+    let ok = v3(&route("{cluster: a_svc, runtime_fraction: {default_value: {numerator: 5, denominator: TEN_THOUSAND}, runtime_key: k}}"), A_SVC);
+    let b = load_text("ok.yaml", &ok).unwrap_or_else(|e| panic!("{e}"));
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
+        panic!("not inline")
+    };
+    let RouteAction::Forward(f) = &rc.virtual_hosts[0].routes[0].action else { panic!("not forward") };
+    let want = crate::config::filters::Fraction { numerator: 5, denominator: 10_000 };
+    assert_eq!((f.mirrors[0].fraction, f.mirrors[0].keep_host), (want, false));
+}

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    Cluster, ClusterSpecifier, DiscoveryType, EdsConfigSource, HttpConnectionManager, Listener, NetworkFilter,
-    RouteAction, RouteSource,
+    Cluster, ClusterSpecifier, DiscoveryType, EdsConfigSource, HttpConnectionManager, Listener, MirrorCluster,
+    NetworkFilter, RouteAction, RouteSource,
 };
 use crate::config::reader::{Ctx, FieldPath};
 
@@ -80,9 +80,8 @@ fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<St
     if rc.validate_clusters == Some(false) {
         return;
     }
-    let mut err = |p: String, name: &str| {
-        out.push(ConfigError { file: PathBuf::new(), path: p, message: format!("unknown cluster \"{name}\"") });
-    };
+    let mut err = |p: String, message: String| out.push(ConfigError { file: PathBuf::new(), path: p, message });
+    let unknown = |name: &str| format!("unknown cluster \"{name}\"");
     for (v, vh) in rc.virtual_hosts.iter().enumerate() {
         for (r, route) in vh.routes.iter().enumerate() {
             let RouteAction::Forward(fwd) = &route.action else {
@@ -90,15 +89,24 @@ fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<St
             };
             let rpath = format!("{base}.virtual_hosts[{v}].routes[{r}].route");
             match &fwd.cluster {
-                ClusterSpecifier::Cluster(c) if !clusters.contains(c) => err(format!("{rpath}.cluster"), c),
+                ClusterSpecifier::Cluster(c) if !clusters.contains(c) => err(format!("{rpath}.cluster"), unknown(c)),
                 ClusterSpecifier::Weighted(ws) => {
                     for (w, wc) in ws.iter().enumerate() {
                         if !clusters.contains(&wc.name) {
-                            err(format!("{rpath}.weighted_clusters.clusters[{w}].name"), &wc.name);
+                            err(format!("{rpath}.weighted_clusters.clusters[{w}].name"), unknown(&wc.name));
                         }
                     }
                 }
                 _ => {}
+            }
+            for (m, mirror) in fwd.mirrors.iter().enumerate() {
+                if let MirrorCluster::Named(c) = &mirror.cluster {
+                    if !clusters.contains(c) {
+                        // Envoy's words for it.
+                        let path = format!("{rpath}.request_mirror_policies[{m}].cluster");
+                        err(path, format!("route: unknown shadow cluster '{c}'"));
+                    }
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::config::reader::{Ctx, Obj};
 use super::matcher::string_matcher;
 
 /// `envoy.config.core.v3.RuntimeFractionalPercent`
-fn runtime_fraction(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<RuntimeFraction> {
+pub(super) fn runtime_fraction(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<RuntimeFraction> {
     let mut r = o.obj(ctx, name)?;
     let default_value = match r.obj(ctx, "default_value") {
         Some(p) => super::http_filters::fractional_percent(ctx, p),

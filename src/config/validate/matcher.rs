@@ -29,6 +29,8 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     let case_sensitive = o.bool(ctx, "case_sensitive").unwrap_or(true);
     let headers = o.objs(ctx, "headers").into_iter().filter_map(|h| header_matcher(ctx, h)).collect();
     let query_parameters = o.objs(ctx, "query_parameters").into_iter().filter_map(|q| query_matcher(ctx, q)).collect();
+    // `GrpcRouteMatchOptions` has no fields.
+    let grpc = o.obj(ctx, "grpc").map(|g| g.finish(ctx, &[])).is_some();
     let path = o.path.clone();
     // A path specifier legate does not implement is refused by the support table.
     let unsupported_spec = o.has_unread();
@@ -43,7 +45,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters })
+    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc })
 }
 
 /// A `StringMatcher` message.

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::config::filters::Fraction;
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, RedirectAction, RegexRewrite, RetryOn,
-    RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
+    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
+    RedirectAction, RegexRewrite, RetryOn, RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -185,6 +186,8 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
     let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
     let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
+    let mirrors = o.objs(ctx, "request_mirror_policies").into_iter().filter_map(|m| mirror_policy(ctx, m)).collect();
+    let append_x_forwarded_host = o.bool(ctx, "append_x_forwarded_host").unwrap_or(false);
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -209,7 +212,44 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         upgrades,
         rate_limits,
         include_vh_rate_limits,
+        mirrors,
+        append_x_forwarded_host,
     })
+}
+
+/// `RouteAction.RequestMirrorPolicy`. `trace_sampled` is refused by the support table:
+/// legate has no tracing for it to steer.
+fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
+    let before = ctx.error_count();
+    let named = o.str(ctx, "cluster").filter(|c| !c.is_empty());
+    let header = o.str(ctx, "cluster_header").filter(|h| !h.is_empty());
+    let fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction")
+        .map_or(Fraction { numerator: 100, denominator: 100 }, |r| r.default_value);
+    let keep_host = o.bool(ctx, "disable_shadow_host_suffix_append").unwrap_or(false);
+    let path = o.path.clone();
+    o.finish(ctx, &[]);
+    let cluster = match (named, header) {
+        (Some(c), None) => MirrorCluster::Named(c),
+        (None, Some(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+            MirrorCluster::Header(h.to_ascii_lowercase())
+        }
+        (None, Some(_)) => {
+            ctx.err(format!("{path}.cluster_header"), "expected a header name");
+            return None;
+        }
+        (Some(c), Some(h)) => {
+            ctx.err(
+                &path,
+                format!("Only one of cluster '{c}' or cluster_header '{h}' in request mirror policy can be specified"),
+            );
+            return None;
+        }
+        (None, None) => {
+            ctx.err(&path, "Exactly one of cluster or cluster_header in request mirror policy need to be specified");
+            return None;
+        }
+    };
+    (ctx.error_count() == before).then_some(MirrorPolicy { cluster, fraction, keep_host })
 }
 
 fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {

@@ -34,6 +34,7 @@ fn prepared() -> AttemptTemplate {
         headers: HeaderMap::new(),
         set_attempt_count: true,
         auto_host_rewrite: false,
+        append_xfh: false,
         internal: false,
     }
 }

@@ -117,7 +117,7 @@ impl UpstreamBuilder {
             in_flight: AtomicUsize::new(0),
             fail_counters: Mutex::new(HashMap::new()),
             failing: AtomicBool::new(false),
-            last: Mutex::new(None),
+            seen: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Upstream { name: self.name, addr, state, task })
@@ -188,7 +188,12 @@ impl Upstream {
     }
     /// The JSON description of the last request received (see the module doc).
     pub fn last_request(&self) -> Option<Value> {
-        self.state.last.lock().unwrap().clone()
+        self.state.seen.lock().unwrap().last().cloned()
+    }
+    /// What the last requests received whole looked like (the echo JSON, oldest first), for
+    /// upstreams whose answers the test never sees (mirrors).
+    pub fn seen(&self) -> Vec<Value> {
+        self.state.seen.lock().unwrap().clone()
     }
 }
 
@@ -210,8 +215,12 @@ struct State {
     fail_counters: Mutex<HashMap<String, usize>>,
     /// `/healthcheck/fail` was asked (and not `/healthcheck/ok` since).
     failing: AtomicBool,
-    last: Mutex<Option<Value>>,
+    /// The JSON description of the last [`SEEN_KEPT`] requests received whole.
+    seen: Mutex<Vec<Value>>,
 }
+
+/// How many requests [`Upstream::seen`] remembers.
+const SEEN_KEPT: usize = 256;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -327,12 +336,6 @@ async fn handle(
     }
     let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
     state.completed.fetch_add(1, Ordering::SeqCst);
-    if delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-    }
-    if path.contains("/reset") {
-        return Err(Reset);
-    }
 
     let mut headers = Map::new();
     for (name, value) in h {
@@ -372,7 +375,19 @@ async fn handle(
     if health_check {
         doc["grpc_service"] = Value::String(grpc_health_service(&body));
     }
-    *state.last.lock().unwrap() = Some(doc.clone());
+    {
+        let mut seen = state.seen.lock().unwrap();
+        if seen.len() == SEEN_KEPT {
+            seen.remove(0);
+        }
+        seen.push(doc.clone());
+    }
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    if path.contains("/reset") {
+        return Err(Reset);
+    }
     let grpc = path.starts_with("/grpc") || first(h, "content-type").is_some_and(|c| c.starts_with("application/grpc"));
     let (content_type, payload, trailers) = if health_check {
         // grpc.health.v1.HealthCheckResponse { status: SERVING (1) or NOT_SERVING (2) }

@@ -22,6 +22,7 @@ use super::upgrade::{self, UpgradeRequest};
 use super::{normalize, request_head, rewrite, ConnCtx};
 use crate::config::model::HostRewrite;
 use crate::filters::{self, RequestBody};
+use crate::routing::hash_policy::{HashInput, LbKey};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, NoRoute, RouteTable};
 use crate::snapshot::Hcm;
@@ -283,6 +284,20 @@ pub(super) async fn process(
                 ctx.tls.get().map(|t| &**t),
             );
             trace.forwarding_headers_set = true;
+            // Envoy computes the key as it chooses the host: on the headers as the connection
+            // manager and the filters left them, before the route's header operations.
+            let lb_key = match &fwd.hash_policy {
+                Some(policy) if cluster.config.lb_policy.is_hashing() => policy.key(&HashInput {
+                    headers: &parts.headers,
+                    path: &full_path,
+                    authority: &authority_str,
+                    method: &method_str,
+                    remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+                    peer: ctx.remote,
+                    local: ctx.local,
+                }),
+                _ => LbKey::default(),
+            };
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
@@ -320,8 +335,8 @@ pub(super) async fn process(
                 // Resolved per host below.
                 HostRewrite::Auto => authority,
             };
-            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, path, chosen_authority, weighted_ops, trace)
-                .await
+            let at = (path, chosen_authority);
+            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, at, weighted_ops, lb_key, trace).await
         }
     }
 }

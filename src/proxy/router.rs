@@ -21,6 +21,7 @@ use crate::access_log::LogContext;
 use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, ServerHeaderTransformation};
 use crate::filters::RequestBody;
+use crate::routing::hash_policy::LbKey;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt, Target};
 use crate::routing::{ForwardRt, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::Hcm;
@@ -35,9 +36,9 @@ pub(super) async fn forward_to(
     table: &RouteTable,
     parts: &mut http::request::Parts,
     body: RequestBody,
-    path: String,
-    authority: HeaderValue,
+    (path, authority): (String, HeaderValue),
     weighted_ops: Option<HeaderOpsRt>,
+    lb_key: LbKey,
     trace: &mut StreamInfo,
 ) -> Result<Response<ResBody>, LocalReason> {
     let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
@@ -104,6 +105,7 @@ pub(super) async fn forward_to(
         set_attempt_count: vh.include_request_attempt_count,
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
+        lb_hash: lb_key.hash,
     };
     let outcome =
         forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
@@ -163,6 +165,9 @@ pub(super) async fn forward_to(
                 env.context(req, resp)
             });
             header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
+            if let Some(cookie) = lb_key.set_cookie {
+                rparts.headers.append(http::header::SET_COOKIE, cookie);
+            }
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()

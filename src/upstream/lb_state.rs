@@ -35,6 +35,8 @@ pub struct LbState {
     /// Hosts that count as healthy (`membership_healthy`).
     pub healthy: usize,
     pub degraded: usize,
+    /// RING_HASH / MAGLEV: one table per source, in order (set by the cluster after `new`).
+    pub hashed: Vec<super::balancer::HashTable>,
 }
 
 struct Priority {
@@ -97,7 +99,7 @@ impl LbState {
                 pct < panic_threshold
             })
             .collect();
-        let mut out = LbState { sources: Vec::new(), healthy, degraded };
+        let mut out = LbState { sources: Vec::new(), healthy, degraded, hashed: Vec::new() };
         if prios.is_empty() {
             return out;
         }
@@ -163,6 +165,17 @@ impl LbState {
                 self.sources.iter().find(|s| r < s.upto)
             }
         }
+    }
+}
+
+impl LbState {
+    /// The source (and its index) a hashing balancer's key falls in: Envoy's
+    /// `choosePriority`, `hash % 100` against the cumulative loads.
+    #[inline]
+    pub fn pick_hashed(&self, hash: u64) -> Option<(usize, &Source)> {
+        let total = u64::from(self.sources.last()?.upto.max(1));
+        let r = (hash % total) as u32;
+        self.sources.iter().enumerate().find(|(_, s)| r < s.upto)
     }
 }
 

@@ -35,6 +35,7 @@ fn prepared() -> AttemptTemplate {
         set_attempt_count: true,
         auto_host_rewrite: false,
         internal: false,
+        lb_hash: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod examples;
 mod filters;
+mod hash_lb;
 mod schema;
 mod secrets;
 mod seeds;

@@ -23,6 +23,7 @@ use super::upgrade::{self, UpgradeRequest};
 use super::{normalize, request_head, rewrite, ConnCtx};
 use crate::config::model::HostRewrite;
 use crate::filters::{self, RequestBody};
+use crate::routing::hash_policy::{HashInput, LbKey};
 use crate::routing::matcher::RequestView;
 use crate::routing::{ActionRt, NoRoute, RouteTable};
 use crate::snapshot::Hcm;
@@ -285,6 +286,20 @@ pub(super) async fn process(
                 ctx.tls.get().map(|t| &**t),
             );
             trace.forwarding_headers_set = true;
+            // Envoy computes the key as it chooses the host: on the headers as the connection
+            // manager and the filters left them, before the route's header operations.
+            let lb_key = match &fwd.hash_policy {
+                Some(policy) if cluster.config.lb_policy.is_hashing() => policy.key(&HashInput {
+                    headers: &parts.headers,
+                    path: &full_path,
+                    authority: &authority_str,
+                    method: &method_str,
+                    remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+                    peer: ctx.remote,
+                    local: ctx.local,
+                }),
+                _ => LbKey::default(),
+            };
             if let Some(t) = &fwd.timeout_header {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
@@ -330,22 +345,9 @@ pub(super) async fn process(
             } else {
                 Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip)
             };
-            forward_to(
-                hcm,
-                &cluster,
-                fwd,
-                vh,
-                route,
-                table,
-                parts,
-                body,
-                path,
-                chosen_authority,
-                weighted_ops,
-                shadows,
-                trace,
-            )
-            .await
+            let at = (path, chosen_authority);
+            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, at, weighted_ops, lb_key, shadows, trace)
+                .await
         }
     }
 }

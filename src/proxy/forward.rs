@@ -36,6 +36,8 @@ pub struct AttemptTemplate {
     pub append_xfh: bool,
     /// The request carries `x-envoy-internal: true` (its answer counts as `internal.`).
     pub internal: bool,
+    /// The route's `hash_policy` key, for RING_HASH / MAGLEV clusters (every attempt).
+    pub lb_hash: Option<u64>,
 }
 
 /// The request body: streamed once (no retry policy), held in memory, or recorded while it
@@ -196,7 +198,7 @@ pub async fn forward(
     };
     loop {
         attempt += 1;
-        let Some(host) = cluster.choose() else {
+        let Some(host) = cluster.choose_for(prepared.lb_hash) else {
             stats.upstream_cx_none_healthy.inc();
             stats.lb_healthy_panic.inc();
             return Err(Failure {

@@ -22,6 +22,7 @@ use crate::access_log::LogContext;
 use crate::body::{progress, replay};
 use crate::config::model::{HostRewrite, ServerHeaderTransformation};
 use crate::filters::RequestBody;
+use crate::routing::hash_policy::LbKey;
 use crate::routing::header_ops::{apply_adds, apply_removes, HeaderOpsRt, Target};
 use crate::routing::{ForwardRt, RouteRt, RouteTable, VirtualHostRt};
 use crate::snapshot::Hcm;
@@ -36,9 +37,9 @@ pub(super) async fn forward_to(
     table: &RouteTable,
     parts: &mut http::request::Parts,
     body: RequestBody,
-    path: String,
-    authority: HeaderValue,
+    (path, authority): (String, HeaderValue),
     weighted_ops: Option<HeaderOpsRt>,
+    lb_key: LbKey,
     shadows: Option<Shadows>,
     trace: &mut StreamInfo,
 ) -> Result<Response<ResBody>, LocalReason> {
@@ -109,6 +110,7 @@ pub(super) async fn forward_to(
         internal,
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
         append_xfh: fwd.append_xfh,
+        lb_hash: lb_key.hash,
     };
     // A body already whole goes to the mirrors now; a streamed one once it has been sent.
     let shadows = match (shadows, &body) {
@@ -182,6 +184,9 @@ pub(super) async fn forward_to(
                 env.context(req, resp)
             });
             header_ops(Side::Response, &mut rparts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
+            if let Some(cookie) = lb_key.set_cookie {
+                rparts.headers.append(http::header::SET_COOKIE, cookie);
+            }
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()

@@ -157,6 +157,7 @@ fn build_route(
                 prefix_rewrite,
                 regex_rewrite: f.regex_rewrite.as_ref().map(|r| (r.pattern.clone(), re2_substitution(&r.substitution))),
                 host_rewrite: f.host_rewrite.clone(),
+                hash_policy: super::hash_policy::HashPolicyRt::build(&f.hash_policy)?,
                 timeout: f.timeout,
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),

@@ -9,6 +9,7 @@
 //! table frees one route.
 
 mod compile;
+pub mod hash_policy;
 pub mod header_ops;
 pub mod index;
 pub mod matcher;
@@ -119,6 +120,8 @@ pub struct ForwardRt {
     /// Pattern and substitution in the `regex` crate's `${1}` syntax.
     pub regex_rewrite: Option<(regex::Regex, String)>,
     pub host_rewrite: HostRewrite,
+    /// `hash_policy`, when the route has one (evaluated for RING_HASH / MAGLEV clusters).
+    pub hash_policy: Option<Box<hash_policy::HashPolicyRt>>,
     pub timeout: Option<Duration>,
     /// `x-envoy-expected-rq-timeout-ms` value, precomputed.
     pub timeout_header: Option<HeaderValue>,

@@ -1,14 +1,49 @@
 //! Load balancing: Envoy's ROUND_ROBIN (weighted, as a precomputed smooth schedule), RANDOM
-//! (weighted) and LEAST_REQUEST (power of two choices). Choosing takes no lock: the schedule
-//! is built with the host set, and the round-robin position is one atomic in the cluster.
+//! (weighted), LEAST_REQUEST (power of two choices), and the consistent hashes RING_HASH and
+//! MAGLEV ([`HashTable`]: one ring or table per source of [`super::lb_state::LbState`], built
+//! with it). Choosing takes no lock: schedules and tables are built with the host set, and
+//! the round-robin position is one atomic in the cluster.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rand::Rng;
 
+use super::maglev::Maglev;
+use super::ring_hash::Ring;
 use super::Host;
 use crate::config::model::LbPolicy;
+
+/// A consistent-hash lookup over one source's hosts (indexes into its host list).
+pub enum HashTable {
+    Ring(Ring),
+    Maglev(Maglev),
+}
+
+impl HashTable {
+    /// The table `policy` wants over `hosts` (keyed by `address:port`, as Envoy keys them),
+    /// or `None` for a policy that does not hash.
+    pub fn build(policy: &LbPolicy, hosts: &[Arc<Host>]) -> Option<HashTable> {
+        let keys: Vec<String> = hosts.iter().map(|h| h.addr.to_string()).collect();
+        let keyed: Vec<(&str, u32)> = keys.iter().zip(hosts).map(|(k, h)| (k.as_str(), h.weight.max(1))).collect();
+        match *policy {
+            LbPolicy::RingHash { minimum_ring_size, maximum_ring_size } => {
+                Some(HashTable::Ring(Ring::new(&keyed, minimum_ring_size, maximum_ring_size)))
+            }
+            LbPolicy::Maglev { table_size } => Some(HashTable::Maglev(Maglev::new(&keyed, table_size))),
+            LbPolicy::RoundRobin | LbPolicy::LeastRequest | LbPolicy::Random => None,
+        }
+    }
+
+    /// The index of the host `hash` maps to.
+    #[inline]
+    pub fn pick(&self, hash: u64) -> Option<usize> {
+        match self {
+            HashTable::Ring(r) => r.pick(hash),
+            HashTable::Maglev(m) => m.pick(hash),
+        }
+    }
+}
 
 /// Host indexes in round-robin order, each host as often as its weight (scaled down to at most
 /// `MAX_SLOTS` entries), interleaved by smooth weighted round robin.
@@ -83,7 +118,9 @@ impl Balancer {
                             schedule.slots[k % schedule.slots.len()] as usize
                         }
                     }
-                    LbPolicy::Random => weighted_random(schedule),
+                    // Reached only without a table (see `Cluster::choose_for`): random, as
+                    // Envoy's hashing balancers are for a request without a key.
+                    LbPolicy::Random | LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. } => weighted_random(schedule),
                     LbPolicy::LeastRequest => {
                         let mut rng = rand::thread_rng();
                         let a = rng.gen_range(0..n);

@@ -45,6 +45,8 @@ pub struct LbState {
     pub healthy: usize,
     pub degraded: usize,
     by_locality: bool,
+    /// RING_HASH / MAGLEV: one table per source, in order (set by the cluster after `new`).
+    pub hashed: Vec<super::balancer::HashTable>,
 }
 
 struct Priority {
@@ -108,7 +110,7 @@ impl LbState {
                 pct < panic_threshold
             })
             .collect();
-        let mut out = LbState { sources: Vec::new(), healthy, degraded, by_locality };
+        let mut out = LbState { sources: Vec::new(), healthy, degraded, by_locality, hashed: Vec::new() };
         if prios.is_empty() {
             return out;
         }
@@ -245,6 +247,17 @@ fn localities(all: &[Arc<Host>], eligible: &[Arc<Host>]) -> Vec<Group> {
         }
     }
     groups
+}
+
+impl LbState {
+    /// The source (and its index) a hashing balancer's key falls in: Envoy's
+    /// `choosePriority`, `hash % 100` against the cumulative loads.
+    #[inline]
+    pub fn pick_hashed(&self, hash: u64) -> Option<(usize, &Source)> {
+        let total = u64::from(self.sources.last()?.upto.max(1));
+        let r = (hash % total) as u32;
+        self.sources.iter().enumerate().find(|(_, s)| r < s.upto)
+    }
 }
 
 /// Integer shares may sum under 100: the rest goes to the first non-zero one, as Envoy does.

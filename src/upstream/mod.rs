@@ -35,9 +35,12 @@ mod hc_events;
 mod hc_grpc;
 pub mod health;
 pub mod lb_state;
+pub mod maglev;
 pub mod membership;
 mod outlier;
 pub mod pool;
+pub mod ring_hash;
+pub mod xxh64;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -419,7 +422,11 @@ impl Cluster {
     pub fn refresh_lb(&self) {
         let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let set = self.hosts.load();
-        let lb = LbState::new(&set.all, self.config.panic_threshold, self.config.locality_weighted_lb);
+        let mut lb = LbState::new(&set.all, self.config.panic_threshold, self.config.locality_weighted_lb);
+        if self.config.lb_policy.is_hashing() {
+            let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(&self.config.lb_policy, &s.hosts));
+            lb.hashed = tables.collect();
+        }
         self.stats.membership_healthy.set(lb.healthy as i64);
         self.stats.membership_degraded.set(lb.degraded as i64);
         let excluded = set.all.iter().filter(|h| health::excluded(h.health.flags())).count();
@@ -436,7 +443,24 @@ impl Cluster {
     /// Picks a host for a request, or `None` when the cluster has no host to use.
     #[inline]
     pub fn choose(&self) -> Option<Arc<Host>> {
+        self.choose_for(None)
+    }
+
+    /// [`Cluster::choose`] for a request with the key of its route's `hash_policy`: under
+    /// RING_HASH and MAGLEV the key chooses the priority (`hash % 100`, as Envoy) and the
+    /// host; a request without one gets a random key, as in Envoy.
+    #[inline]
+    pub fn choose_for(&self, hash: Option<u64>) -> Option<Arc<Host>> {
         let lb = self.lb.load();
+        if !lb.hashed.is_empty() {
+            let h = hash.unwrap_or_else(rand::random);
+            let (i, source) = lb.pick_hashed(h)?;
+            if source.panic {
+                self.stats.lb_healthy_panic.inc();
+            }
+            let host = lb.hashed.get(i)?.pick(h)?;
+            return source.hosts.get(host).cloned();
+        }
         let source = lb.pick()?;
         if source.panic {
             self.stats.lb_healthy_panic.inc();

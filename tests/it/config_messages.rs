@@ -72,7 +72,7 @@ async fn a_cluster_with_an_error_is_not_also_unknown_to_its_routes() {
     let (output, lines) = errors_of(&bootstrap("n", "route: {cluster: backend}", &cluster)).await;
     assert_eq!(
         lines,
-        ["static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM) (line 25)"],
+        ["static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV) (line 25)"],
         "{output}"
     );
 }

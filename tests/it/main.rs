@@ -24,6 +24,7 @@ mod filters_rbac;
 mod fixtures;
 mod framing;
 mod grpc_local_replies;
+mod hashing;
 mod header_formatters;
 mod health_checks;
 mod listener_stats;

@@ -11,6 +11,22 @@ pub enum LbPolicy {
     RoundRobin,
     LeastRequest,
     Random,
+    /// `RING_HASH` with `ring_hash_lb_config` (Envoy's defaults 1024 and 8M).
+    RingHash {
+        minimum_ring_size: u64,
+        maximum_ring_size: u64,
+    },
+    /// `MAGLEV` with `maglev_lb_config.table_size` (a prime, default 65537).
+    Maglev {
+        table_size: u64,
+    },
+}
+
+impl LbPolicy {
+    /// A consistent hash: requests are placed by the route's `hash_policy` key.
+    pub fn is_hashing(&self) -> bool {
+        matches!(self, LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,6 +11,7 @@
 //! what several resources share.
 
 mod cluster;
+mod hash_policy;
 mod hcm;
 mod health;
 mod listener;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 pub use super::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 pub use cluster::*;
+pub use hash_policy::*;
 pub use hcm::*;
 pub use health::*;
 pub use listener::*;

@@ -233,6 +233,8 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     pub regex_rewrite: Option<RegexRewrite>,
     pub host_rewrite: HostRewrite,
+    /// `hash_policy`, in order (RING_HASH and MAGLEV clusters).
+    pub hash_policy: Vec<super::HashPolicy>,
     /// `timeout`, default 15 s; `None` when set to 0 (disabled).
     pub timeout: Option<Duration>,
     /// Route-level policy; when `None` the virtual host's applies.

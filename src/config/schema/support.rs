@@ -567,9 +567,29 @@ pub(crate) static TABLE: &[Message] = &[
             "health_checks",
             "outlier_detection",
             "common_lb_config",
+            // validate/hash_lb.rs: RING_HASH and MAGLEV (issue 14).
+            "ring_hash_lb_config",
+            "maglev_lb_config",
         ],
         &["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"],
     ),
+    // validate/hash_lb.rs (issue 14): consistent hashing.
+    m(
+        "envoy.config.cluster.v3.Cluster.RingHashLbConfig",
+        &["minimum_ring_size", "maximum_ring_size", "hash_function"],
+        &[],
+    ),
+    m("envoy.config.cluster.v3.Cluster.MaglevLbConfig", &["table_size"], &[]),
+    m(
+        "envoy.config.route.v3.RouteAction.HashPolicy",
+        &["header", "cookie", "connection_properties", "query_parameter", "terminal"],
+        &[],
+    ),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.Header", &["header_name", "regex_rewrite"], &[]),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.Cookie", &["name", "ttl", "path", "attributes"], &[]),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", &["name", "value"], &[]),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", &["source_ip"], &[]),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", &["name"], &[]),
     // validate/health.rs (issue 14)
     m(
         "envoy.config.core.v3.HealthCheck",
@@ -777,6 +797,8 @@ pub(crate) static TABLE: &[Message] = &[
             "auto_host_rewrite",
             "timeout",
             "retry_policy",
+            // validate/hash_lb.rs (issue 14).
+            "hash_policy",
             "priority",
             "upgrade_configs",
             // The local rate limit filter's descriptors (validate/local_ratelimit.rs).

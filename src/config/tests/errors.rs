@@ -53,9 +53,9 @@ fn unsupported_field() {
 #[test]
 fn bad_enum() {
     let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_policy: round_robbin\n")));
-    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"round_robbin\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM)");
-    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_policy: MAGLEV\n")));
-    has(&e, "static_resources.clusters[0].lb_policy: unsupported value \"MAGLEV\"");
+    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"round_robbin\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)");
+    let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    lb_policy: CLUSTER_PROVIDED\n")));
+    has(&e, "static_resources.clusters[0].lb_policy: unsupported value \"CLUSTER_PROVIDED\"");
 }
 
 #[test]

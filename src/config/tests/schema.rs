@@ -85,7 +85,7 @@ fn every_schema_error_is_reported() {
     let clusters = clusters.replace("    connect_timeout: 1s\n", "");
     let e = errs(&v3(ROUTE_A, &clusters));
     has(&e, "static_resources.clusters[0].colour: unknown field");
-    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM)");
+    has(&e, "static_resources.clusters[0].lb_policy: unknown value \"ROUND_ROBBIN\" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)");
     assert!(e.iter().any(|m| m.starts_with("static_resources.clusters[0].connect_timeout: ")), "{e:#?}");
     // Where only the schema speaks, the names come from Envoy's enum.
     let e = errs(&v3(ROUTE_A, &format!("{A_SVC}    upstream_bind_config: {{source_address: {{address: 127.0.0.1, port_value: 0, protocol: QUIC}}}}\n")));

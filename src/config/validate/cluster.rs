@@ -49,14 +49,15 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
                 ("ROUND_ROBIN", Some(LbPolicy::RoundRobin)),
                 ("LEAST_REQUEST", Some(LbPolicy::LeastRequest)),
                 ("RANDOM", Some(LbPolicy::Random)),
-                ("RING_HASH", None),
-                ("MAGLEV", None),
+                ("RING_HASH", Some(LbPolicy::RingHash { minimum_ring_size: 0, maximum_ring_size: 0 })),
+                ("MAGLEV", Some(LbPolicy::Maglev { table_size: 0 })),
                 ("CLUSTER_PROVIDED", None),
                 ("LOAD_BALANCING_POLICY_CONFIG", None),
                 ("ORIGINAL_DST_LB", None),
             ],
         )
         .unwrap_or_default();
+    let lb_policy = super::hash_lb::hash_lb_config(ctx, &mut o, lb_policy);
     let connect_timeout = positive(ctx, &mut o, "connect_timeout", Duration::from_secs(5));
     let dns_refresh_rate = positive(ctx, &mut o, "dns_refresh_rate", Duration::from_secs(5));
     let dns_lookup_family = o

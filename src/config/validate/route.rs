@@ -180,6 +180,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         Some(d) => Some(d),
     };
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
+    let hash_policy = super::hash_lb::hash_policies(ctx, &mut o);
     // HIGH would select the clusters' high-priority circuit breakers (and pools), which
     // legate does not keep apart: refused rather than served under the DEFAULT limits.
     o.enumv(ctx, "priority", &[("DEFAULT", Some(())), ("HIGH", None)]);
@@ -207,6 +208,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         prefix_rewrite,
         regex_rewrite,
         host_rewrite,
+        hash_policy,
         timeout,
         retry_policy,
         upgrades,

@@ -36,6 +36,7 @@ fn prepared() -> AttemptTemplate {
         auto_host_rewrite: false,
         append_xfh: false,
         internal: false,
+        lb_hash: None,
     }
 }
 

@@ -117,6 +117,8 @@ fn copy(main: &AttemptTemplate, keep_host: bool, local_ip: Option<IpAddr>) -> At
         auto_host_rewrite: false,
         append_xfh: false,
         internal: true,
+        // Envoy sends the copy through its async client, whose route has no hash policy.
+        lb_hash: None,
     }
 }
 
@@ -178,9 +180,11 @@ mod tests {
             auto_host_rewrite: true,
             append_xfh: false,
             internal: false,
+            lb_hash: Some(7),
         };
         let c = copy(&main, false, Some([192, 0, 2, 2].into()));
         assert_eq!(c.authority, "svc-shadow:80");
+        assert_eq!(c.lb_hash, None, "the mirror cluster has no hash policy");
         assert_eq!(c.headers.get("x-envoy-internal").map(|v| v.as_bytes()), Some(&b"true"[..]));
         assert_eq!(c.headers.get("x-forwarded-for").map(|v| v.as_bytes()), Some(&b"10.0.0.1,192.0.2.2"[..]));
         assert!(c.internal && !c.auto_host_rewrite && !c.set_attempt_count);

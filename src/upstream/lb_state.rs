@@ -254,8 +254,8 @@ impl LbState {
     /// `choosePriority`, `hash % 100` against the cumulative loads.
     #[inline]
     pub fn pick_hashed(&self, hash: u64) -> Option<(usize, &Source)> {
-        let total = u64::from(self.sources.last()?.upto.max(1));
-        let r = (hash % total) as u32;
+        let percent = (self.sources.last()?.upto / PER_PERCENT).max(1);
+        let r = (hash % percent) * PER_PERCENT;
         self.sources.iter().enumerate().find(|(_, s)| r < s.upto)
     }
 }

@@ -178,6 +178,9 @@ pub struct QueryParameterMatcher {
     pub string_match: Option<StringMatcher>,
 }
 
+// The model is read once per snapshot build (requests use the compiled routes): most routes
+// forward, so boxing the large variant would add an allocation per route for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     Forward(ForwardAction),

@@ -91,6 +91,8 @@ impl Cluster {
             }
             self.publish_membership(true);
             self.health.membership_changed();
+        } else {
+            self.stage_lb();
         }
     }
 
@@ -180,6 +182,7 @@ impl Cluster {
             hc: spec.hc,
             locality: spec.locality,
             locality_weight: spec.locality_weight,
+            hash_key: spec.hash_key,
         })
     }
 }
@@ -193,6 +196,7 @@ fn same(h: &Host, s: &HostSpec) -> bool {
         && h.hc == s.hc
         && h.locality == s.locality
         && h.locality_weight == s.locality_weight
+        && h.hash_key == s.hash_key
 }
 
 /// `old`'s state (pool, connections, counters) under `spec`'s attributes.
@@ -211,6 +215,7 @@ pub(super) fn carried_over(old: &Host, spec: HostSpec) -> Host {
         hc: spec.hc,
         locality: spec.locality,
         locality_weight: spec.locality_weight,
+        hash_key: spec.hash_key,
     }
 }
 
@@ -238,6 +243,7 @@ mod tests {
             hc: Default::default(),
             locality: Default::default(),
             locality_weight: 1,
+            hash_key: None,
         }
     }
 

@@ -243,6 +243,8 @@ pub struct Host {
     /// Its locality and the locality's `load_balancing_weight`.
     pub locality: Arc<model::Locality>,
     pub locality_weight: u32,
+    /// The endpoint's `envoy.lb` `hash_key`: its key on a hashing table.
+    pub hash_key: Option<String>,
 }
 
 impl Host {
@@ -256,6 +258,7 @@ impl Host {
             hc: self.hc.clone(),
             locality: Arc::clone(&self.locality),
             locality_weight: self.locality_weight,
+            hash_key: self.hash_key.clone(),
         }
     }
 
@@ -291,6 +294,8 @@ pub struct HostSpec {
     pub locality: Arc<model::Locality>,
     /// The locality's `load_balancing_weight`.
     pub locality_weight: u32,
+    /// `envoy.lb` `hash_key`.
+    pub hash_key: Option<String>,
 }
 
 pub struct Cluster {
@@ -378,6 +383,8 @@ impl Cluster {
             specs = cluster.hosts.load().all.iter().map(|h| h.spec()).collect();
         }
         cluster.set_hosts(specs);
+        // set_hosts stages nothing when the adopted hosts are the cluster's already.
+        cluster.stage_lb();
         cluster
     }
 
@@ -418,15 +425,28 @@ impl Cluster {
         }
     }
 
-    /// Rebuilds what requests choose from, after membership or some host's health changed.
-    pub fn refresh_lb(&self) {
-        let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let set = self.hosts.load();
-        let mut lb = LbState::new(&set.all, self.config.panic_threshold, self.config.locality_weighted_lb);
+    /// What requests choose from over `hosts`, by their health (no stats).
+    fn lb_state(&self, hosts: &[Arc<Host>]) -> LbState {
+        let mut lb = LbState::new(hosts, self.config.panic_threshold, self.config.locality_weighted_lb);
         if self.config.lb_policy.is_hashing() {
             let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(&self.config.lb_policy, &s.hosts));
             lb.hashed = tables.collect();
         }
+        lb
+    }
+
+    /// A staged cluster's hosts to choose from: requests reach it as soon as the snapshot
+    /// holding it is stored, before it goes live (which also publishes its stats).
+    pub(crate) fn stage_lb(&self) {
+        let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.lb.store(Arc::new(self.lb_state(&self.hosts.load().all)));
+    }
+
+    /// Rebuilds what requests choose from, after membership or some host's health changed.
+    pub fn refresh_lb(&self) {
+        let _one = self.lb_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = self.hosts.load();
+        let lb = self.lb_state(&set.all);
         self.stats.membership_healthy.set(lb.healthy as i64);
         self.stats.membership_degraded.set(lb.degraded as i64);
         let excluded = set.all.iter().filter(|h| health::excluded(h.health.flags())).count();
@@ -500,6 +520,7 @@ fn static_specs(config: &model::Cluster) -> Vec<HostSpec> {
                     hc: ep.hc.clone(),
                     locality: Arc::clone(&loc.locality),
                     locality_weight: loc.weight,
+                    hash_key: ep.hash_key.clone(),
                 });
             }
         }
@@ -528,6 +549,7 @@ mod tests {
             hc: Default::default(),
             locality: Default::default(),
             locality_weight: 1,
+            hash_key: None,
         }
     }
 

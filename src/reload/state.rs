@@ -168,6 +168,7 @@ mod tests {
                     weight: 1,
                     health: Default::default(),
                     hc: Default::default(),
+                    hash_key: None,
                 }],
             }],
             protocol: Default::default(),

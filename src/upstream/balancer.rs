@@ -21,10 +21,11 @@ pub enum HashTable {
 }
 
 impl HashTable {
-    /// The table `policy` wants over `hosts` (keyed by `address:port`, as Envoy keys them),
-    /// or `None` for a policy that does not hash.
+    /// The table `policy` wants over `hosts` (keyed by their `envoy.lb` `hash_key`, else
+    /// `address:port`, as Envoy keys them), or `None` for a policy that does not hash.
     pub fn build(policy: &LbPolicy, hosts: &[Arc<Host>]) -> Option<HashTable> {
-        let keys: Vec<String> = hosts.iter().map(|h| h.addr.to_string()).collect();
+        let keys: Vec<String> =
+            hosts.iter().map(|h| h.hash_key.clone().unwrap_or_else(|| h.addr.to_string())).collect();
         let keyed: Vec<(&str, u32)> = keys.iter().zip(hosts).map(|(k, h)| (k.as_str(), h.weight.max(1))).collect();
         match *policy {
             LbPolicy::RingHash { minimum_ring_size, maximum_ring_size } => {

@@ -137,6 +137,7 @@ struct Target {
     hc: crate::config::model::EndpointHc,
     locality: Arc<crate::config::model::Locality>,
     locality_weight: u32,
+    hash_key: Option<String>,
 }
 
 impl Target {
@@ -150,6 +151,7 @@ impl Target {
             hc: self.hc.clone(),
             locality: Arc::clone(&self.locality),
             locality_weight: self.locality_weight,
+            hash_key: self.hash_key.clone(),
         };
         ips.iter().map(spec).collect()
     }
@@ -191,6 +193,7 @@ fn targets(cluster: &Cluster) -> (Vec<Target>, Vec<Vec<HostSpec>>) {
                 hc: ep.hc.clone(),
                 locality: Arc::clone(&loc.locality),
                 locality_weight: loc.weight,
+                hash_key: ep.hash_key.clone(),
             };
             let kept: Vec<HostSpec> = current
                 .all
@@ -318,6 +321,7 @@ mod tests {
             hc: Default::default(),
             locality: Default::default(),
             locality_weight: 1,
+            hash_key: None,
         }
     }
 

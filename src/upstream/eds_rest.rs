@@ -48,6 +48,7 @@ pub fn specs_from_assignment(endpoints: &[LocalityEndpoints]) -> Vec<HostSpec> {
                     hc: ep.hc.clone(),
                     locality: Arc::clone(&loc.locality),
                     locality_weight: loc.weight,
+                    hash_key: ep.hash_key.clone(),
                 });
             }
         }

@@ -179,6 +179,7 @@ fn fake_host(cluster: &Cluster, port: u16, upstream: &Arc<FakeUpstream>) -> Arc<
         hc: Default::default(),
         locality: Default::default(),
         locality_weight: 1,
+        hash_key: None,
     })
 }
 

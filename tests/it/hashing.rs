@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common::assert_eventually;
 use crate::common::client::Client;
-use crate::common::config::{bootstrap, endpoint, static_cluster};
+use crate::common::config::{bootstrap, endpoint, static_cluster, static_cluster_with};
 use crate::common::legate::Legate;
 use crate::common::upstream::{self, Upstream};
 
@@ -134,4 +134,42 @@ async fn source_ip_and_query_parameter_pin_and_no_key_spreads() {
     // A route without hash_policy: no key, a random host per request (Envoy's behaviour).
     let none = Legate::start(config("RING_HASH", &HOSTS, json!([]))).await;
     assert_eventually!(spread(&none, "/", &[], 12).await.len() > 1, "requests without a key spread");
+}
+
+/// Hosts keyed by their endpoint metadata `envoy.lb` `hash_key` (alpha, beta, gamma on .1,
+/// .2, .3), not by address: Envoy 1.40's placements of `user-1` .. `user-20`.
+const KEYED: [&str; 3] = ["127.0.80.1:18080", "127.0.80.2:18080", "127.0.80.3:18080"];
+const RING_KEYED: [u8; 20] = [1, 3, 1, 1, 1, 1, 3, 2, 1, 1, 2, 2, 1, 3, 2, 2, 2, 2, 1, 2];
+const MAGLEV_KEYED: [u8; 20] = [2, 3, 2, 3, 2, 2, 2, 1, 3, 2, 2, 1, 1, 1, 2, 3, 3, 1, 3, 1];
+
+fn keyed_config(lb_policy: &str, keys: [&str; 3]) -> String {
+    let eps: Vec<Value> = KEYED
+        .iter()
+        .zip(keys)
+        .map(|(h, key)| {
+            let mut ep = endpoint(h.parse().unwrap_or_else(|e| panic!("{h}: {e}")));
+            ep["metadata"] = json!({"filter_metadata": {"envoy.lb": {"hash_key": key}, "team": {"owner": "x"}}});
+            ep
+        })
+        .collect();
+    let mut cluster = static_cluster_with("svc", eps);
+    cluster["lb_policy"] = json!(lb_policy);
+    let by_header = json!([{"header": {"header_name": "x-user"}}]);
+    let route = json!({"match": {"prefix": "/"}, "route": {"cluster": "svc", "hash_policy": by_header}});
+    bootstrap().routes(json!([route])).cluster(cluster).yaml()
+}
+
+/// A host's `hash_key` places it where Envoy places it, and the placement follows the key:
+/// swapping the keys of .1 and .3 in a reload swaps their users.
+#[tokio::test]
+async fn the_endpoints_hash_key_places_the_host_as_envoy_does() {
+    let _ups = upstreams(KEYED).await;
+    for (policy, expected) in [("RING_HASH", RING_KEYED), ("MAGLEV", MAGLEV_KEYED)] {
+        let legate = Legate::start(keyed_config(policy, ["alpha", "beta", "gamma"])).await;
+        assert_eq!(placement(&legate).await, expected, "{policy}: where Envoy places the 20 users");
+        std::fs::write(legate.config_path(), keyed_config(policy, ["gamma", "beta", "alpha"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let swapped: Vec<u8> = expected.iter().map(|o| 4 - o).collect();
+        assert_eventually!(placement(&legate).await == swapped, "{policy}: the users follow their key");
+    }
 }

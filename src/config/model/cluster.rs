@@ -96,6 +96,9 @@ pub struct Endpoint {
     pub health: EdsHealth,
     /// `endpoint.health_check_config`.
     pub hc: EndpointHc,
+    /// `metadata.filter_metadata."envoy.lb".hash_key`: the host's key on a RING_HASH / MAGLEV
+    /// table in place of its address.
+    pub hash_key: Option<String>,
 }
 
 /// An endpoint's `health_check_config`: where and how the cluster's health checks reach it.

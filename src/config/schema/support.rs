@@ -712,8 +712,11 @@ pub(crate) static TABLE: &[Message] = &[
             "endpoint",
             // issue 14: UNHEALTHY/TIMEOUT/DRAINING excluded, DEGRADED when healthy hosts are short.
             "health_status",
+            // issue 14: `envoy.lb` `hash_key` keys the host on RING_HASH / MAGLEV tables; the
+            // rest is descriptive.
+            "metadata",
         ],
-        &["metadata"],
+        &[],
     ),
     m(
         "envoy.config.endpoint.v3.Endpoint",

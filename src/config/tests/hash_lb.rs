@@ -97,3 +97,20 @@ fn filter_state_and_unknown_pseudo_headers_are_refused() {
     let e = route_hash("[{cookie: {name: \"\"}}]").err().unwrap_or_default();
     assert!(e.iter().any(|m| m.ends_with("hash_policy[0].cookie.name: must not be empty")), "{e:#?}");
 }
+
+#[test]
+fn an_endpoints_envoy_lb_hash_key_is_read_and_other_metadata_is_not() {
+    let key_of = |metadata: &str| {
+        let with =
+            A_SVC.replace("port_value: 8080}}}", &format!("port_value: 8080}}}}}}\n          metadata: {metadata}"));
+        let b = load_text("c.yaml", &v3(ROUTE_A, &format!("{with}    lb_policy: RING_HASH\n")))
+            .unwrap_or_else(|e| panic!("{}", messages(&e).join("\n")));
+        b.clusters[0].endpoints[0].endpoints[0].hash_key.clone()
+    };
+    assert_eq!(key_of("{filter_metadata: {envoy.lb: {hash_key: alpha}, team: {a: 1}}}"), Some("alpha".into()));
+    assert_eq!(key_of("{filterMetadata: {envoy.lb: {hash_key: beta}}}"), Some("beta".into()));
+    // Envoy reads the string value: a number or an empty string is no key.
+    assert_eq!(key_of("{filter_metadata: {envoy.lb: {hash_key: 7}}}"), None);
+    assert_eq!(key_of("{filter_metadata: {envoy.lb: {hash_key: \"\"}}}"), None);
+    assert_eq!(key_of("{filter_metadata: {team: {hash_key: x}}}"), None);
+}

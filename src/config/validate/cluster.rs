@@ -328,7 +328,9 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
             ],
         )
         .unwrap_or_default();
-    lb.ignore(&["metadata"]);
+    // Only `envoy.lb`'s `hash_key` has an effect (on hashing balancers, as in Envoy); the
+    // rest of the metadata is descriptive.
+    let hash_key = lb.get("metadata").and_then(|(m, _)| lb_hash_key(m));
     let mut endpoint = None;
     if let Some(mut ep) = lb.obj(ctx, "endpoint") {
         let hostname = ep.str(ctx, "hostname").filter(|h| !h.is_empty());
@@ -341,13 +343,22 @@ fn lb_endpoint(ctx: &mut Ctx, mut lb: Obj<'_>, ip_only: bool) -> Option<Endpoint
             }
         };
         ep.finish(ctx, &[]);
-        endpoint = addr.map(|address| Endpoint { address, hostname, weight, health, hc });
+        endpoint = addr.map(|address| Endpoint { address, hostname, weight, health, hc, hash_key });
     } else if !lb.has_unread() {
         // An endpoint given another way (`endpoint_name`) is refused by the support table.
         ctx.err(lb.at("endpoint"), "missing endpoint");
     }
     lb.finish(ctx, &[]);
     endpoint
+}
+
+/// `filter_metadata."envoy.lb".hash_key` of an endpoint's metadata when it is a non-empty
+/// string (Envoy reads the string value: anything else is no key).
+fn lb_hash_key(metadata: &serde_yaml::Value) -> Option<String> {
+    let field = |v: &serde_yaml::Value, snake: &str, camel: &str| v.get(snake).or_else(|| v.get(camel)).cloned();
+    let filter = field(metadata, "filter_metadata", "filterMetadata")?;
+    let key = filter.get("envoy.lb")?.get("hash_key")?;
+    key.as_str().filter(|k| !k.is_empty()).map(str::to_string)
 }
 
 /// A `LocalityLbEndpoints.locality`.

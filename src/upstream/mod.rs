@@ -505,27 +505,10 @@ impl Cluster {
     }
 }
 
-/// The hosts a cluster's config names by IP (STATIC, EDS-with-inline, DNS clusters' literal IPs).
+/// The hosts a cluster's config names by IP (STATIC, EDS-with-inline, DNS clusters' literal IPs):
+/// read as an EDS assignment is.
 fn static_specs(config: &model::Cluster) -> Vec<HostSpec> {
-    let mut specs = Vec::new();
-    for loc in &config.endpoints {
-        for ep in &loc.endpoints {
-            if let EndpointAddress::Ip(addr) = ep.address {
-                specs.push(HostSpec {
-                    addr,
-                    hostname: ep.hostname.clone(),
-                    weight: ep.weight,
-                    priority: loc.priority,
-                    health: ep.health,
-                    hc: ep.hc.clone(),
-                    locality: Arc::clone(&loc.locality),
-                    locality_weight: loc.weight,
-                    hash_key: ep.hash_key.clone(),
-                });
-            }
-        }
-    }
-    specs
+    eds_rest::specs_from_assignment(&config.endpoints)
 }
 
 /// Does this cluster's config need DNS?

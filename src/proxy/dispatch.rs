@@ -20,7 +20,7 @@ use super::local_reply::{self, reply, LocalReason};
 use super::mirror::Shadows;
 use super::router::{forward_to, header_ops, Side};
 use super::upgrade::{self, UpgradeRequest};
-use super::{normalize, request_head, rewrite, ConnCtx};
+use super::{normalize, request_controls, request_head, rewrite, ConnCtx};
 use crate::config::model::HostRewrite;
 use crate::filters::{self, RequestBody};
 use crate::routing::hash_policy::{HashInput, LbKey};
@@ -300,7 +300,15 @@ pub(super) async fn process(
                 }),
                 _ => LbKey::default(),
             };
-            if let Some(t) = &fwd.timeout_header {
+            let limits = match request_controls::take(&mut parts.headers) {
+                Some(c) => request_controls::apply(c, fwd.timeout, fwd.retry_policy.as_ref()),
+                None => request_controls::Effective::route(fwd.timeout, fwd.retry_policy.as_ref()),
+            };
+            let expected = match &limits.expected_timeout {
+                Some(computed) => computed.as_ref(),
+                None => fwd.timeout_header.as_ref(),
+            };
+            if let Some(t) = expected {
                 parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
             }
             let env = trace
@@ -346,8 +354,8 @@ pub(super) async fn process(
                 Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip)
             };
             let at = (path, chosen_authority);
-            forward_to(hcm, &cluster, fwd, vh, route, table, parts, body, at, weighted_ops, lb_key, shadows, trace)
-                .await
+            let levels = (&**fwd, vh, route, table);
+            forward_to(hcm, &cluster, levels, &limits, parts, body, at, weighted_ops, lb_key, shadows, trace).await
         }
     }
 }

@@ -17,7 +17,8 @@ use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use super::local_reply::LocalReason;
 use crate::body::progress::Progress;
 use crate::body::replay::Recording;
-use crate::config::model::RetryPolicy;
+use crate::config::model::{RateLimitedBackOff, RetryPolicy};
+use crate::routing::matcher::{header_matches, RequestView};
 use crate::stats::GaugeGuard;
 use crate::upstream::breakers::RetrySlot;
 use crate::upstream::{Cluster, Host, UpstreamError};
@@ -171,9 +172,14 @@ pub async fn forward(
     // Known once the request has ended.
     let deadline = || timeout.and_then(|t| request_end(start, progress).map(|e| e + t));
     let max_attempts = match (&body, policy) {
-        (BodySource::Replayable(_) | BodySource::Recorded(_), Some(p)) => 1 + p.num_retries,
+        (BodySource::Replayable(_) | BodySource::Recorded(_), Some(p)) if request_retriable(p, prepared) => {
+            1 + p.num_retries
+        }
         _ => 1,
     };
+    // The hosts tried so far, for the `previous_hosts` retry host predicate.
+    let mut tried: Vec<std::net::SocketAddr> = Vec::new();
+    let avoid = policy.filter(|p| p.previous_hosts).map(|p| p.host_selection_max_attempts);
     let h1 = cluster.config.protocol == crate::config::model::UpstreamProtocol::Http1;
     let mut attempt = 0u32;
     let mut connected = None;
@@ -198,7 +204,11 @@ pub async fn forward(
     };
     loop {
         attempt += 1;
-        let Some(host) = cluster.choose_for(prepared.lb_hash) else {
+        let chosen = match avoid {
+            Some(reattempts) if !tried.is_empty() => cluster.choose_avoiding(prepared.lb_hash, &tried, reattempts),
+            _ => cluster.choose_for(prepared.lb_hash),
+        };
+        let Some(host) = chosen else {
             stats.upstream_cx_none_healthy.inc();
             stats.lb_healthy_panic.inc();
             return Err(Failure {
@@ -230,6 +240,9 @@ pub async fn forward(
                 retry_stop,
             });
         };
+        if avoid.is_some() {
+            tried.push(host.addr);
+        }
         let req = build_request(cluster, prepared, req_body, attempt, &host);
         if attempt > 1 {
             stats.upstream_rq_retry.inc();
@@ -265,8 +278,11 @@ pub async fn forward(
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                     stats.charge_retried(status);
                     connected = Some(Arc::clone(&host));
+                    let asked = policy
+                        .and_then(|p| p.rate_limited.as_ref())
+                        .and_then(|r| reset_interval(r, response.headers()));
                     drop(response);
-                    backoff(cluster, attempt, deadline()).await;
+                    backoff(cluster, policy, attempt, asked, deadline()).await;
                     continue;
                 }
                 // Only the answer that is passed on is charged to the cluster's codes.
@@ -305,7 +321,7 @@ pub async fn forward(
                     let wants =
                         policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error || p.retry_on.reset);
                     if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
-                        backoff(cluster, attempt, deadline()).await;
+                        backoff(cluster, policy, attempt, None, deadline()).await;
                         continue;
                     }
                     LocalReason::PerTryTimeout
@@ -341,7 +357,7 @@ pub async fn forward(
                 tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 let wants = policy.is_some_and(|p| retry_on_error(p, reason));
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
-                    backoff(cluster, attempt, deadline()).await;
+                    backoff(cluster, policy, attempt, None, deadline()).await;
                     continue;
                 }
                 let details = Some(super::local_reply::reset_details(&e));
@@ -353,13 +369,53 @@ pub async fn forward(
     }
 }
 
+/// `retriable_request_headers`: when the policy lists some, the request must match one to be
+/// retried at all.
+fn request_retriable(p: &RetryPolicy, prepared: &AttemptTemplate) -> bool {
+    p.retriable_request_headers.is_empty() || {
+        let authority = prepared.authority.to_str().unwrap_or_default();
+        let view = RequestView::new(&prepared.path, prepared.method.as_str(), authority, "", &prepared.headers);
+        p.retriable_request_headers.iter().any(|m| header_matches(m, &view))
+    }
+}
+
+static X_ENVOY_RATELIMITED: http::HeaderName = http::HeaderName::from_static("x-envoy-ratelimited");
+
 fn retry_on_answer(p: &RetryPolicy, status: u16, headers: &HeaderMap) -> bool {
     let r = &p.retry_on;
+    // An upstream Envoy's rate limiting: retried under `envoy-ratelimited` only, whatever
+    // the status.
+    if headers.contains_key(&X_ENVOY_RATELIMITED) {
+        return r.envoy_ratelimited;
+    }
     (r.five_xx && status >= 500)
         || (r.gateway_error && matches!(status, 502..=504))
         || (r.retriable_4xx && status == 409)
         || (r.retriable_status_codes && p.retriable_status_codes.contains(&status))
         || (r.grpc_statuses != 0 && grpc_status(headers).is_some_and(|c| r.grpc_status(c)))
+        || (r.retriable_headers && p.retriable_headers.iter().any(|m| answer_header_matches(m, headers)))
+}
+
+/// A `retriable_headers` matcher against an answer's headers.
+fn answer_header_matches(m: &crate::config::model::HeaderMatcher, headers: &HeaderMap) -> bool {
+    header_matches(m, &RequestView::new("", "", "", "", headers))
+}
+
+/// The wait an answer's reset header asks for (`rate_limited_retry_back_off`): the first of
+/// the configured headers that parses to no more than `max_interval`, as Envoy reads them
+/// (whole seconds, or a Unix time in seconds still to come).
+fn reset_interval(r: &RateLimitedBackOff, headers: &HeaderMap) -> Option<Duration> {
+    r.reset_headers.iter().find_map(|h| {
+        let v = headers.get(h.name.as_str())?.to_str().ok()?;
+        let n: u64 = v.parse().ok()?;
+        let secs = if h.unix_timestamp {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            n.checked_sub(now)?
+        } else {
+            n
+        };
+        Some(Duration::from_secs(secs)).filter(|d| *d <= r.max_interval)
+    })
 }
 
 /// The `grpc-status` of a trailers-only gRPC answer (the only one Envoy retries: a status in
@@ -383,30 +439,50 @@ fn retry_on_error(p: &RetryPolicy, reason: LocalReason) -> bool {
     }
 }
 
-/// Envoy's default retry back-off: `base_interval` 25 ms, `max_interval` ten times that.
-const BACKOFF_BASE_MS: u64 = 25;
-const BACKOFF_MAX_MS: u64 = 10 * BACKOFF_BASE_MS;
-
 /// Envoy's fully jittered exponential back-off before retry `retry` (1 for the first), given
-/// a random number: a wait below an interval that starts at the base and doubles, becoming
-/// the max once doubling would pass half of it.
-fn backoff_ms(retry: u32, random: u64) -> u64 {
-    let mut interval = BACKOFF_BASE_MS;
-    // Bounded: the interval reaches the max within a few doublings.
-    for _ in 1..retry {
-        if interval >= BACKOFF_MAX_MS / 2 {
-            interval = BACKOFF_MAX_MS;
+/// a random number: a wait below an interval that starts at `base_ms` and doubles, becoming
+/// `max_ms` once doubling would pass half of it.
+fn backoff_ms(base_ms: u64, max_ms: u64, retry: u32, random: u64) -> u64 {
+    let mut interval = base_ms.max(1);
+    // Bounded: the interval reaches the max within 64 doublings.
+    for _ in 1..retry.min(64) {
+        if interval >= max_ms / 2 {
+            interval = max_ms;
             break;
         }
         interval *= 2;
     }
-    random % interval
+    random % interval.max(1)
 }
 
-/// Waits out the back-off after attempt `attempt` failed; never past the deadline.
-async fn backoff(cluster: &Cluster, attempt: u32, deadline: Option<tokio::time::Instant>) {
-    cluster.stats.upstream_rq_retry_backoff_exponential.inc();
-    let mut wait = Duration::from_millis(backoff_ms(attempt, rand::random()));
+/// Envoy's wait for an answer's reset header: between the interval asked for and half as
+/// long again.
+fn ratelimited_backoff_ms(asked_ms: u64, random: u64) -> u64 {
+    asked_ms + random % (asked_ms / 2).max(1)
+}
+
+/// Waits out the back-off after attempt `attempt` failed: the wait an answer's reset header
+/// asked for (`asked`), else the policy's exponential back-off; never past the deadline.
+async fn backoff(
+    cluster: &Cluster,
+    policy: Option<&RetryPolicy>,
+    attempt: u32,
+    asked: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+) {
+    let ms = match asked.map(|d| d.as_millis() as u64).filter(|ms| *ms > 1) {
+        Some(asked) => {
+            cluster.stats.upstream_rq_retry_backoff_ratelimited.inc();
+            ratelimited_backoff_ms(asked, rand::random())
+        }
+        None => {
+            cluster.stats.upstream_rq_retry_backoff_exponential.inc();
+            let (base, max) =
+                policy.map_or((25, 250), |p| (p.backoff_base.as_millis() as u64, p.backoff_max.as_millis() as u64));
+            backoff_ms(base, max, attempt, rand::random())
+        }
+    };
+    let mut wait = Duration::from_millis(ms);
     if let Some(d) = deadline {
         wait = wait.min(d.saturating_duration_since(tokio::time::Instant::now()));
     }

@@ -29,6 +29,8 @@ pub enum LocalReason {
     StreamReset { refused: bool },
     /// UT
     UpstreamTimeout,
+    /// UT, answered 204 without a body: `x-envoy-upstream-rq-timeout-alt-response`.
+    UpstreamTimeoutNoContent,
     /// UT after the last attempt's per-try timeout.
     PerTryTimeout,
     /// UO: a circuit breaker (`max_requests`, `max_pending_requests`) refused the request.
@@ -102,6 +104,7 @@ impl LocalReason {
             LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
             }
+            LocalReason::UpstreamTimeoutNoContent => (StatusCode::NO_CONTENT, ""),
             LocalReason::Overflow => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
@@ -142,7 +145,7 @@ impl LocalReason {
             LocalReason::NoRoute => Some("route_not_found"),
             LocalReason::NoCluster(_) => Some("cluster_not_found"),
             LocalReason::NoHealthyUpstream => Some("no_healthy_upstream"),
-            LocalReason::UpstreamTimeout => Some("response_timeout"),
+            LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             LocalReason::CodecError { details } => Some(details),
@@ -170,7 +173,7 @@ impl LocalReason {
             LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
             LocalReason::UpstreamReset => "UC",
             LocalReason::StreamReset { .. } => "UR",
-            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => "UT",
+            LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent | LocalReason::PerTryTimeout => "UT",
             LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",

@@ -18,6 +18,7 @@ mod limits;
 pub mod local_reply;
 pub mod mirror;
 pub mod normalize;
+pub mod request_controls;
 pub mod request_head;
 mod rewrite;
 mod router;

@@ -17,6 +17,7 @@ use super::header_format::{self, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
 use super::mirror::Shadows;
+use super::request_controls::Effective;
 use super::upgrade::UpgradeRequest;
 use crate::access_log::LogContext;
 use crate::body::{progress, replay};
@@ -31,10 +32,8 @@ use crate::snapshot::Hcm;
 pub(super) async fn forward_to(
     hcm: &Hcm,
     cluster: &Arc<crate::upstream::Cluster>,
-    fwd: &ForwardRt,
-    vh: &VirtualHostRt,
-    route: &RouteRt,
-    table: &RouteTable,
+    (fwd, vh, route, table): (&ForwardRt, &VirtualHostRt, &RouteRt, &RouteTable),
+    limits: &Effective<'_>,
     parts: &mut http::request::Parts,
     body: RequestBody,
     (path, authority): (String, HeaderValue),
@@ -43,10 +42,11 @@ pub(super) async fn forward_to(
     shadows: Option<Shadows>,
     trace: &mut StreamInfo,
 ) -> Result<Response<ResBody>, LocalReason> {
-    let retries = fwd.retry_policy.as_ref().filter(|p| p.num_retries > 0);
+    let policy = limits.policy.as_deref();
+    let retries = policy.filter(|p| p.num_retries > 0);
     // Kept as it streams for retries and mirrors alike.
     let recorded = retries.is_some() || shadows.is_some();
-    let route_timed = fwd.timeout.is_some() || fwd.retry_policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some());
+    let route_timed = limits.timeout.is_some() || policy.is_some_and(|p| p.per_try_timeout.is_some());
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
         coded @ RequestBody::Coded(..) => !coded.is_buffered(),
@@ -115,17 +115,16 @@ pub(super) async fn forward_to(
     // A body already whole goes to the mirrors now; a streamed one once it has been sent.
     let shadows = match (shadows, &body) {
         (Some(s), BodySource::Replayable(bytes)) => {
-            s.spawn(&prepared, bytes.clone(), fwd.timeout);
+            s.spawn(&prepared, bytes.clone(), limits.timeout);
             None
         }
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
         _ => None,
     };
-    let outcome =
-        forward::forward(cluster, &prepared, body, fwd.timeout, fwd.retry_policy.as_ref(), progress.as_deref()).await;
+    let outcome = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref()).await;
     if let Some((s, recording)) = shadows {
         if let Some(bytes) = recording.whole() {
-            s.spawn(&prepared, Some(bytes), fwd.timeout);
+            s.spawn(&prepared, Some(bytes), limits.timeout);
         }
     }
     // Under auto_host_rewrite Envoy logs the name of the last host it got a connection to.
@@ -217,10 +216,14 @@ pub(super) async fn forward_to(
             trace.attempts = f.attempts;
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
             // UT), but not the client's own broken request.
-            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
-                cluster.stats.charge(f.reason.status_and_body().0.as_u16(), internal);
+            let reason = match f.reason {
+                LocalReason::UpstreamTimeout if limits.alt_response => LocalReason::UpstreamTimeoutNoContent,
+                r => r,
+            };
+            if !matches!(reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+                cluster.stats.charge(reason.status_and_body().0.as_u16(), internal);
             }
-            Err(f.reason)
+            Err(reason)
         }
     };
     if trace.logging {

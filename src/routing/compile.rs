@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 use http::StatusCode;
 
 use super::header_ops::HeaderOpsRt;
@@ -142,14 +142,8 @@ fn build_route(
                 };
                 (of, to.clone())
             });
-            let timeout_header = f
-                .retry_policy
-                .as_ref()
-                .or(vh.retry_policy.as_ref())
-                .and_then(|p| p.per_try_timeout)
-                .or(f.timeout)
-                .filter(|t| !t.is_zero())
-                .and_then(|t| HeaderValue::from_str(&t.as_millis().to_string()).ok());
+            let per_try = f.retry_policy.as_ref().or(vh.retry_policy.as_ref()).and_then(|p| p.per_try_timeout);
+            let timeout_header = crate::proxy::request_controls::expected_timeout(f.timeout, per_try);
             ActionRt::Forward(Box::new(ForwardRt {
                 target,
                 cluster_not_found_status: StatusCode::from_u16(f.cluster_not_found_status)

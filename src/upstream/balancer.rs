@@ -39,9 +39,15 @@ impl HashTable {
     /// The index of the host `hash` maps to.
     #[inline]
     pub fn pick(&self, hash: u64) -> Option<usize> {
+        self.pick_again(hash, 0)
+    }
+
+    /// The pick of host selection attempt `attempt` (`retry_host_predicate` reattempts).
+    #[inline]
+    pub fn pick_again(&self, hash: u64, attempt: u32) -> Option<usize> {
         match self {
-            HashTable::Ring(r) => r.pick(hash),
-            HashTable::Maglev(m) => m.pick(hash),
+            HashTable::Ring(r) => r.pick_again(hash, attempt),
+            HashTable::Maglev(m) => m.pick_again(hash, attempt),
         }
     }
 }

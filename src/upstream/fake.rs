@@ -29,6 +29,8 @@ pub enum Step {
     ConnectHang,
     /// The request is answered with `status` after `after`.
     Answer { status: u16, after: Duration },
+    /// The request is answered at once with `status` and one header.
+    AnswerWith { status: u16, header: (&'static str, &'static str) },
     /// The connection is closed after `after`, with the request unanswered.
     Reset { after: Duration },
     /// The request is never answered.
@@ -111,6 +113,12 @@ impl FakeUpstream {
                 tokio::time::sleep(after).await;
                 let mut resp = Response::new(Full::new(Bytes::new()));
                 *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::IM_A_TEAPOT);
+                Ok(resp)
+            }
+            Step::AnswerWith { status, header: (name, value) } => {
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::IM_A_TEAPOT);
+                resp.headers_mut().insert(name, http::HeaderValue::from_static(value));
                 Ok(resp)
             }
             // hyper closes the connection when its service fails.

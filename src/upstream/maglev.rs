@@ -83,6 +83,13 @@ impl Maglev {
 
     /// The index of the host `hash` maps to.
     pub fn pick(&self, hash: u64) -> Option<usize> {
+        self.pick_again(hash, 0)
+    }
+
+    /// The pick of host selection attempt `attempt` (0 first): as in Envoy, a reattempt flips
+    /// most bits of the hash (`hash ^ (2^64 - attempt)`) for a far-away slot.
+    pub fn pick_again(&self, hash: u64, attempt: u32) -> Option<usize> {
+        let hash = if attempt > 0 { hash ^ u64::from(attempt).wrapping_neg() } else { hash };
         let n = self.slots.len() as u64;
         if n == 0 {
             return None;

@@ -471,14 +471,39 @@ impl Cluster {
     /// host; a request without one gets a random key, as in Envoy.
     #[inline]
     pub fn choose_for(&self, hash: Option<u64>) -> Option<Arc<Host>> {
+        self.choose_attempt(&mut { hash }, 0)
+    }
+
+    /// A host for a retry that should avoid the hosts `tried` (the `previous_hosts` retry
+    /// host predicate): up to `1 + reattempts` selections, the last one kept whatever it is,
+    /// as Envoy's load balancers do.
+    pub fn choose_avoiding(&self, hash: Option<u64>, tried: &[SocketAddr], reattempts: u32) -> Option<Arc<Host>> {
+        let mut h = hash;
+        let mut host = self.choose_attempt(&mut h, 0)?;
+        for attempt in 1..=reattempts {
+            if !tried.contains(&host.addr) {
+                break;
+            }
+            match self.choose_attempt(&mut h, attempt) {
+                Some(next) => host = next,
+                None => break,
+            }
+        }
+        Some(host)
+    }
+
+    /// Selection attempt `attempt` (0 first) with hash `h`: the route's hash policy's key,
+    /// else one random number drawn for the first attempt that needs it and kept for the
+    /// request's other attempts, as in Envoy.
+    fn choose_attempt(&self, h: &mut Option<u64>, attempt: u32) -> Option<Arc<Host>> {
         let lb = self.lb.load();
         if !lb.hashed.is_empty() {
-            let h = hash.unwrap_or_else(rand::random);
+            let h = *h.get_or_insert_with(rand::random);
             let (i, source) = lb.pick_hashed(h)?;
             if source.panic {
                 self.stats.lb_healthy_panic.inc();
             }
-            let host = lb.hashed.get(i)?.pick(h)?;
+            let host = lb.hashed.get(i)?.pick_again(h, attempt)?;
             return source.hosts.get(host).cloned();
         }
         let source = lb.pick()?;

@@ -53,8 +53,18 @@ impl Ring {
 
     /// The index of the host `hash` maps to: the first entry at or after it, else the first.
     pub fn pick(&self, hash: u64) -> Option<usize> {
-        let i = self.entries.partition_point(|e| e.0 < hash);
-        self.entries.get(i).or_else(|| self.entries.first()).map(|e| e.1 as usize)
+        self.pick_again(hash, 0)
+    }
+
+    /// The pick of host selection attempt `attempt` (0 first): as in Envoy, a reattempt (the
+    /// retry host predicate refused the host) steps `attempt` entries along the ring.
+    pub fn pick_again(&self, hash: u64, attempt: u32) -> Option<usize> {
+        let n = self.entries.len();
+        if n == 0 {
+            return None;
+        }
+        let i = self.entries.partition_point(|e| e.0 < hash) % n;
+        self.entries.get((i + attempt as usize) % n).map(|e| e.1 as usize)
     }
 
     #[cfg(test)]

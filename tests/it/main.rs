@@ -42,6 +42,7 @@ mod reload_resources;
 mod reload_soak;
 mod reload_styles;
 mod reload_triggers;
+mod request_controls;
 mod request_head;
 mod resilience;
 mod rest_eds;

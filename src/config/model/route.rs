@@ -282,12 +282,38 @@ pub struct RetryOn {
     pub retriable_4xx: bool,
     pub refused_stream: bool,
     pub retriable_status_codes: bool,
+    /// `retriable-headers`: an answer matching one of the policy's `retriable_headers`.
+    pub retriable_headers: bool,
+    /// `envoy-ratelimited`: an answer carrying `x-envoy-ratelimited` (from an upstream
+    /// Envoy's rate limiting), which no other condition retries.
+    pub envoy_ratelimited: bool,
     /// The gRPC conditions (`cancelled`, `deadline-exceeded`, `resource-exhausted`,
     /// `internal`, `unavailable`): bit n retries an answer whose `grpc-status` header is n.
     pub grpc_statuses: u32,
 }
 
 impl RetryOn {
+    /// Whether any condition is set (Envoy keeps no retry state for a request otherwise).
+    pub fn any(&self) -> bool {
+        *self != RetryOn::default()
+    }
+
+    /// The conditions of both.
+    pub fn union(self, o: RetryOn) -> RetryOn {
+        RetryOn {
+            five_xx: self.five_xx || o.five_xx,
+            gateway_error: self.gateway_error || o.gateway_error,
+            connect_failure: self.connect_failure || o.connect_failure,
+            reset: self.reset || o.reset,
+            retriable_4xx: self.retriable_4xx || o.retriable_4xx,
+            refused_stream: self.refused_stream || o.refused_stream,
+            retriable_status_codes: self.retriable_status_codes || o.retriable_status_codes,
+            retriable_headers: self.retriable_headers || o.retriable_headers,
+            envoy_ratelimited: self.envoy_ratelimited || o.envoy_ratelimited,
+            grpc_statuses: self.grpc_statuses | o.grpc_statuses,
+        }
+    }
+
     /// Whether an answer with this `grpc-status` header is retried.
     pub fn grpc_status(&self, code: u32) -> bool {
         code < 32 && self.grpc_statuses & (1 << code) != 0
@@ -301,6 +327,54 @@ pub struct RetryPolicy {
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
     pub retriable_status_codes: Vec<u16>,
+    /// `retry_back_off`: Envoy's default is 25 ms, its maximum ten times the base.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// `rate_limited_retry_back_off`.
+    pub rate_limited: Option<RateLimitedBackOff>,
+    /// `retriable_headers`: answers to retry under `retriable-headers`.
+    pub retriable_headers: Vec<HeaderMatcher>,
+    /// `retriable_request_headers`: the request must match one for any retry.
+    pub retriable_request_headers: Vec<HeaderMatcher>,
+    /// `retry_host_predicate` `envoy.retry_host_predicates.previous_hosts`.
+    pub previous_hosts: bool,
+    /// `host_selection_retry_max_attempts`, default 1.
+    pub host_selection_max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    /// Envoy's policy for a request whose only retry setting is `x-envoy-retry-on`.
+    fn default() -> Self {
+        RetryPolicy {
+            retry_on: RetryOn::default(),
+            num_retries: 1,
+            per_try_timeout: None,
+            retriable_status_codes: Vec::new(),
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            rate_limited: None,
+            retriable_headers: Vec::new(),
+            retriable_request_headers: Vec::new(),
+            previous_hosts: false,
+            host_selection_max_attempts: 1,
+        }
+    }
+}
+
+/// `rate_limited_retry_back_off`: the wait an answer's reset header asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitedBackOff {
+    pub reset_headers: Vec<ResetHeader>,
+    /// A header asking for longer is skipped; default 300 s.
+    pub max_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResetHeader {
+    /// Lowercased.
+    pub name: String,
+    /// `UNIX_TIMESTAMP` (the time to wait until) rather than `SECONDS` (how long to wait).
+    pub unix_timestamp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

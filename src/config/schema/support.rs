@@ -835,9 +835,25 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.type.matcher.v3.RegexMatchAndSubstitute", &["pattern", "substitution"], &[]),
     m(
         "envoy.config.route.v3.RetryPolicy",
-        &["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes"],
+        &[
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retriable_status_codes",
+            "retry_back_off",
+            "rate_limited_retry_back_off",
+            "retriable_headers",
+            "retriable_request_headers",
+            "retry_host_predicate",
+            "host_selection_retry_max_attempts",
+        ],
         &[],
     ),
+    m("envoy.config.route.v3.RetryPolicy.RetryBackOff", &["base_interval", "max_interval"], &[]),
+    m("envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", &["reset_headers", "max_interval"], &[]),
+    m("envoy.config.route.v3.RetryPolicy.ResetHeader", &["name", "format"], &[]),
+    m("envoy.config.route.v3.RetryPolicy.RetryHostPredicate", &["name", "typed_config"], &[]),
+    m("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate", &[], &[]),
     m(
         "envoy.config.route.v3.RedirectAction",
         &[

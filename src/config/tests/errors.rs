@@ -285,6 +285,60 @@ fn bad_retry_on() {
     );
 }
 
+fn retry_route(policy: &str) -> String {
+    format!("              - match: {{prefix: \"/\"}}\n                route: {{cluster: a_svc, retry_policy: {{{policy}}}}}\n")
+}
+
+#[test]
+fn retry_back_off_and_host_predicates_are_checked_as_envoy_checks_them() {
+    let at = format!("{HCM}.route_config.virtual_hosts[0].routes[0].route.retry_policy");
+    let e = errs(&v3(&retry_route("retry_on: 5xx, retry_back_off: {base_interval: 1s, max_interval: 100ms}"), A_SVC));
+    has(
+        &e,
+        &format!("{at}.retry_back_off.max_interval: max_interval must be greater than or equal to the base_interval"),
+    );
+    let e = errs(&v3(&retry_route("retry_on: 5xx, retry_back_off: {max_interval: 1s}"), A_SVC));
+    has(&e, &format!("{at}.retry_back_off.base_interval: missing base_interval"));
+    let e = errs(&v3(&retry_route("retry_on: 5xx, rate_limited_retry_back_off: {max_interval: 1s}"), A_SVC));
+    has(&e, &format!("{at}.rate_limited_retry_back_off.reset_headers: at least one reset header is required"));
+    let e = errs(&v3(
+        &retry_route("retry_on: 5xx, retry_host_predicate: [{name: envoy.retry_host_predicates.omit_canary_hosts}]"),
+        A_SVC,
+    ));
+    has(
+        &e,
+        &format!("{at}.retry_host_predicate[0]: unsupported retry host predicate (only envoy.retry_host_predicates.previous_hosts)"),
+    );
+    let e = errs(&v3(&retry_route("retry_on: \"5xx,reset-before-request\""), A_SVC));
+    has(&e, &format!("{at}.retry_on: unsupported retry condition \"reset-before-request\""));
+}
+
+#[test]
+fn a_full_retry_policy_loads_with_envoys_defaults() {
+    let policy = "retry_on: \"retriable-headers,envoy-ratelimited\", retry_back_off: {base_interval: 100ms}, \
+                  rate_limited_retry_back_off: {reset_headers: [{name: Retry-After}, {name: X-RateLimit-Reset, format: UNIX_TIMESTAMP}]}, \
+                  retriable_headers: [{name: x-retry}], retriable_request_headers: [{name: x-idem}], \
+                  retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}], host_selection_retry_max_attempts: 3";
+    let b = load_text("ok.yaml", &v3(&retry_route(policy), A_SVC)).unwrap_or_else(|e| panic!("{e}"));
+    let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
+        panic!("not inline")
+    };
+    let RouteAction::Forward(f) = &rc.virtual_hosts[0].routes[0].action else { panic!("not forward") };
+    let Some(p) = &f.retry_policy else { panic!("no retry policy") };
+    assert!(p.retry_on.retriable_headers && p.retry_on.envoy_ratelimited && !p.retry_on.five_xx);
+    assert_eq!(
+        (p.backoff_base, p.backoff_max),
+        (std::time::Duration::from_millis(100), std::time::Duration::from_secs(1))
+    );
+    let Some(r) = &p.rate_limited else { panic!("no rate limited back-off") };
+    assert_eq!(r.max_interval, std::time::Duration::from_secs(300));
+    assert_eq!((r.reset_headers[0].name.as_str(), r.reset_headers[0].unix_timestamp), ("retry-after", false));
+    assert_eq!((r.reset_headers[1].name.as_str(), r.reset_headers[1].unix_timestamp), ("x-ratelimit-reset", true));
+    assert_eq!((p.retriable_headers.len(), p.retriable_request_headers.len()), (1, 1));
+    assert!(p.previous_hosts);
+    assert_eq!(p.host_selection_max_attempts, 3);
+}
+
 #[test]
 fn grpc_health_checks_need_an_http2_cluster_and_check_addresses_an_ip() {
     let grpc = "    health_checks: [{timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, \

@@ -7,14 +7,15 @@ use std::time::Duration;
 use crate::config::filters::Fraction;
 use crate::config::model::{
     ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
-    RedirectAction, RegexRewrite, RetryOn, RetryPolicy, Route, RouteAction, RouteConfig, VirtualHost, WeightedCluster,
+    RateLimitedBackOff, RedirectAction, RegexRewrite, ResetHeader, RetryOn, RetryPolicy, Route, RouteAction,
+    RouteConfig, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
-use super::common::{data_source, regex_matcher};
+use super::common::{self, data_source, regex_matcher};
 use super::headers::header_ops;
 use super::http_filters::per_filter_configs;
-use super::matcher::route_match;
+use super::matcher::{header_matcher, route_match};
 
 /// Envoy's default `max_direct_response_body_size_bytes`.
 const DEFAULT_MAX_DIRECT_BODY: u64 = 4096;
@@ -304,13 +305,15 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
                 "retriable-4xx" => retry_on.retriable_4xx = true,
                 "refused-stream" => retry_on.refused_stream = true,
                 "retriable-status-codes" => retry_on.retriable_status_codes = true,
+                "retriable-headers" => retry_on.retriable_headers = true,
+                "envoy-ratelimited" => retry_on.envoy_ratelimited = true,
                 // gRPC status codes, as Envoy reads them from the answer's headers.
                 "cancelled" => retry_on.grpc_statuses |= 1 << 1,
                 "deadline-exceeded" => retry_on.grpc_statuses |= 1 << 4,
                 "resource-exhausted" => retry_on.grpc_statuses |= 1 << 8,
                 "internal" => retry_on.grpc_statuses |= 1 << 13,
                 "unavailable" => retry_on.grpc_statuses |= 1 << 14,
-                "envoy-ratelimited" | "retriable-headers" | "reset-before-request" | "http3-post-connect-failure" => {
+                "reset-before-request" | "http3-post-connect-failure" => {
                     ctx.err(&path, format!("unsupported retry condition \"{cond}\""))
                 }
                 _ => ctx.err(&path, format!("unknown retry condition \"{cond}\"")),
@@ -326,13 +329,114 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
             _ => ctx.err(&path, "expected an HTTP status code (100-599)"),
         }
     }
+    let defaults = RetryPolicy::default();
+    let (backoff_base, backoff_max) = match o.obj(ctx, "retry_back_off") {
+        Some(b) => retry_back_off(ctx, b).unwrap_or((defaults.backoff_base, defaults.backoff_max)),
+        None => (defaults.backoff_base, defaults.backoff_max),
+    };
+    let rate_limited = o.obj(ctx, "rate_limited_retry_back_off").and_then(|r| rate_limited_back_off(ctx, r));
+    let retriable_headers =
+        o.objs(ctx, "retriable_headers").into_iter().filter_map(|h| header_matcher(ctx, h)).collect();
+    let retriable_request_headers =
+        o.objs(ctx, "retriable_request_headers").into_iter().filter_map(|h| header_matcher(ctx, h)).collect();
+    let mut previous_hosts = false;
+    for mut p in o.objs(ctx, "retry_host_predicate") {
+        let name = p.str(ctx, "name");
+        let url = p.type_url("typed_config");
+        let known = name.as_deref() == Some("envoy.retry_host_predicates.previous_hosts")
+            || url == Some("type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate");
+        if known {
+            let t = common::typed_config(
+                ctx,
+                &mut p,
+                "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+            );
+            if let Some(t) = t {
+                t.finish(ctx, &[]);
+            }
+            previous_hosts = true;
+        } else {
+            ctx.err(&p.path, "unsupported retry host predicate (only envoy.retry_host_predicates.previous_hosts)");
+            p.ignore(&["typed_config"]);
+        }
+        p.finish(ctx, &[]);
+    }
+    let host_selection_max_attempts = o
+        .uint(ctx, "host_selection_retry_max_attempts", u64::from(u32::MAX))
+        .map_or(defaults.host_selection_max_attempts, |n| n as u32);
     o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(RetryPolicy {
         retry_on,
         num_retries,
         per_try_timeout,
         retriable_status_codes,
+        backoff_base,
+        backoff_max,
+        rate_limited,
+        retriable_headers,
+        retriable_request_headers,
+        previous_hosts,
+        host_selection_max_attempts,
     })
+}
+
+/// `retry_back_off`: `base_interval` (required, above zero), `max_interval` (default ten
+/// times the base, not below it), as Envoy validates them.
+fn retry_back_off(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<(Duration, Duration)> {
+    let base = o.duration(ctx, "base_interval");
+    let max = o.duration(ctx, "max_interval");
+    let path = o.path.clone();
+    o.finish(ctx, &[]);
+    let Some(base) = base else {
+        ctx.err(format!("{path}.base_interval"), "missing base_interval");
+        return None;
+    };
+    if base.is_zero() {
+        ctx.err(format!("{path}.base_interval"), "base_interval must be greater than 0");
+        return None;
+    }
+    // Envoy counts whole milliseconds; a shorter base still backs off.
+    let base = base.max(Duration::from_millis(1));
+    let max = match max {
+        Some(m) if m < base => {
+            ctx.err(format!("{path}.max_interval"), "max_interval must be greater than or equal to the base_interval");
+            return None;
+        }
+        Some(m) => m,
+        None => base * 10,
+    };
+    Some((base, max))
+}
+
+/// `rate_limited_retry_back_off`: the answer headers that say how long to wait.
+fn rate_limited_back_off(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RateLimitedBackOff> {
+    let before = ctx.error_count();
+    let mut reset_headers = Vec::new();
+    let list_path = o.at("reset_headers");
+    for mut h in o.objs(ctx, "reset_headers") {
+        let name = h.str(ctx, "name");
+        let unix_timestamp =
+            h.enumv(ctx, "format", &[("SECONDS", Some(false)), ("UNIX_TIMESTAMP", Some(true))]).unwrap_or(false);
+        let path = h.path.clone();
+        h.finish(ctx, &[]);
+        match name {
+            Some(n) if http::HeaderName::from_bytes(n.as_bytes()).is_ok() => {
+                reset_headers.push(ResetHeader { name: n.to_ascii_lowercase(), unix_timestamp })
+            }
+            Some(n) => ctx.err(format!("{path}.name"), format!("invalid header name {n:?}")),
+            None => ctx.err(format!("{path}.name"), "missing name"),
+        }
+    }
+    if reset_headers.is_empty() && ctx.error_count() == before {
+        ctx.err(&list_path, "at least one reset header is required");
+    }
+    let max_interval = o.duration(ctx, "max_interval").unwrap_or(Duration::from_secs(300));
+    let max_path = o.at("max_interval");
+    o.finish(ctx, &[]);
+    if max_interval.is_zero() {
+        ctx.err(&max_path, "max_interval must be greater than 0");
+    }
+    (ctx.error_count() == before).then_some(RateLimitedBackOff { reset_headers, max_interval })
 }
 
 fn redirect(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RedirectAction> {

@@ -23,7 +23,7 @@ fn five_xx() -> RetryOn {
 }
 
 fn policy(retry_on: RetryOn, num_retries: u32, per_try_timeout: Option<Duration>) -> RetryPolicy {
-    RetryPolicy { retry_on, num_retries, per_try_timeout, retriable_status_codes: Vec::new() }
+    RetryPolicy { retry_on, num_retries, per_try_timeout, ..RetryPolicy::default() }
 }
 
 fn prepared() -> AttemptTemplate {
@@ -171,7 +171,7 @@ async fn a_per_try_timeout_is_retried_on_a_new_connection() {
     assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
     let seen = up.seen();
     let gap = seen[1].at - seen[0].at;
-    assert!(gap >= ms(100) && gap < ms(100 + BACKOFF_BASE_MS), "retried {gap:?} after the first try");
+    assert!(gap >= ms(100) && gap < ms(100 + 25), "retried {gap:?} after the first try");
     assert_eq!((seen[0].connection, seen[1].connection), (0, 1), "the timed-out connection is not reused");
     assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 1);
     assert_eq!(stat(&store, "upstream_rq_timeout"), 0);
@@ -186,7 +186,7 @@ async fn the_last_per_try_timeout_fails_as_a_per_try_timeout() {
     let f = failed(run(&cluster, Some(&policy(five_xx(), 1, Some(ms(100)))), None).await);
     assert_eq!((f.reason, f.attempts, f.retry_stop), (LocalReason::PerTryTimeout, 2, Some(RetryStop::LimitExceeded)));
     let took = start.elapsed();
-    assert!(took >= ms(200) && took < ms(200 + BACKOFF_BASE_MS), "took {took:?}");
+    assert!(took >= ms(200) && took < ms(200 + 25), "took {took:?}");
     assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 2);
 }
 
@@ -251,9 +251,9 @@ fn backoff_is_envoys_fully_jittered_exponential() {
     // (retry, interval): the interval doubles from 25 ms until doubling would pass half of
     // the 250 ms max, then stays at the max.
     for (retry, interval) in [(1, 25), (2, 50), (3, 100), (4, 200), (5, 250), (6, 250), (u32::MAX, 250)] {
-        assert_eq!(backoff_ms(retry, interval - 1), interval - 1, "retry {retry}");
-        assert_eq!(backoff_ms(retry, interval), 0, "retry {retry}");
-        assert_eq!(backoff_ms(retry, 3 * interval + 7), 7, "retry {retry}");
+        assert_eq!(backoff_ms(25, 250, retry, interval - 1), interval - 1, "retry {retry}");
+        assert_eq!(backoff_ms(25, 250, retry, interval), 0, "retry {retry}");
+        assert_eq!(backoff_ms(25, 250, retry, 3 * interval + 7), 7, "retry {retry}");
     }
 }
 
@@ -266,10 +266,162 @@ async fn each_retry_waits_out_its_backoff() {
     let seen = up.seen();
     for (k, pair) in seen.windows(2).enumerate() {
         let gap = pair[1].at - pair[0].at;
-        let interval = ms(BACKOFF_BASE_MS << k);
+        let interval = ms(25 << k);
         assert!(gap < interval, "retry {} waited {gap:?}, not under {interval:?}", k + 1);
     }
     // Each wait is random below its interval; all four are 0 once in 25 million runs.
     assert!(seen[4].at - seen[0].at > Duration::ZERO, "the retries waited");
     assert_eq!(stat(&store, "upstream_rq_retry_backoff_exponential"), 4);
+}
+
+#[test]
+fn retry_back_off_sets_the_base_and_the_max() {
+    // base 100 ms, max 300 ms: 100, 200, then 300 (doubling would pass half the max).
+    for (retry, interval) in [(1, 100), (2, 200), (3, 300), (9, 300)] {
+        assert_eq!(backoff_ms(100, 300, retry, interval - 1), interval - 1, "retry {retry}");
+        assert_eq!(backoff_ms(100, 300, retry, interval), 0, "retry {retry}");
+    }
+}
+
+#[test]
+fn a_reset_header_wait_is_jittered_up_to_half_again() {
+    assert_eq!(ratelimited_backoff_ms(2000, 0), 2000);
+    assert_eq!(ratelimited_backoff_ms(2000, 999), 2999);
+    assert_eq!(ratelimited_backoff_ms(2000, 1000), 2000);
+}
+
+fn rate_limited(names: &[(&str, bool)], max: Duration) -> RateLimitedBackOff {
+    let reset_headers = names
+        .iter()
+        .map(|(n, unix)| crate::config::model::ResetHeader { name: n.to_string(), unix_timestamp: *unix })
+        .collect();
+    RateLimitedBackOff { reset_headers, max_interval: max }
+}
+
+#[test]
+fn reset_headers_are_read_in_order_and_bounded_by_the_max() {
+    let r = rate_limited(&[("retry-after", false), ("x-ratelimit-reset", true)], Duration::from_secs(60));
+    let mut h = HeaderMap::new();
+    assert_eq!(reset_interval(&r, &h), None);
+    h.insert("x-ratelimit-reset", HeaderValue::from_static("nonsense"));
+    assert_eq!(reset_interval(&r, &h), None);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    h.insert("x-ratelimit-reset", HeaderValue::from(now + 30));
+    let d = reset_interval(&r, &h).unwrap_or_default();
+    assert!(d >= Duration::from_secs(29) && d <= Duration::from_secs(30), "{d:?}");
+    // The first header that parses within the max wins; one asking too much is skipped.
+    h.insert("retry-after", HeaderValue::from_static("7"));
+    assert_eq!(reset_interval(&r, &h), Some(Duration::from_secs(7)));
+    h.insert("retry-after", HeaderValue::from_static("61"));
+    assert!(reset_interval(&r, &h).is_some_and(|d| d <= Duration::from_secs(30)));
+    // A time already past is no wait.
+    h.remove("retry-after");
+    h.insert("x-ratelimit-reset", HeaderValue::from(now.saturating_sub(5)));
+    assert_eq!(reset_interval(&r, &h), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_what_the_answers_reset_header_asks() {
+    let up = FakeUpstream::new([Step::AnswerWith { status: 503, header: ("retry-after", "3") }, answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let mut p = policy(five_xx(), 1, None);
+    p.rate_limited = Some(rate_limited(&[("retry-after", false)], Duration::from_secs(300)));
+    let out = ok(run(&cluster, Some(&p), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+    let seen = up.seen();
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= ms(3000) && gap < ms(4500), "waited {gap:?}");
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_ratelimited"), 1);
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_exponential"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_the_reset_header_backs_off_exponentially() {
+    let up = FakeUpstream::new([answer(503), answer(200)]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let mut p = policy(five_xx(), 1, None);
+    p.rate_limited = Some(rate_limited(&[("retry-after", false)], Duration::from_secs(300)));
+    ok(run(&cluster, Some(&p), None).await);
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_ratelimited"), 0);
+    assert_eq!(stat(&store, "upstream_rq_retry_backoff_exponential"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_envoys_rate_limit_is_retried_under_envoy_ratelimited_only() {
+    let limited = || Step::AnswerWith { status: 429, header: ("x-envoy-ratelimited", "true") };
+    // 5xx does not retry it, even as a 503.
+    let up = FakeUpstream::new([Step::AnswerWith { status: 503, header: ("x-envoy-ratelimited", "true") }]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let out = ok(run(&cluster, Some(&policy(five_xx(), 2, None)), None).await);
+    assert_eq!(out.attempts, 1);
+    let up = FakeUpstream::new([limited(), answer(200)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let on = RetryOn { envoy_ratelimited: true, ..Default::default() };
+    let out = ok(run(&cluster, Some(&policy(on, 2, None)), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+}
+
+fn present(name: &str) -> crate::config::model::HeaderMatcher {
+    crate::config::model::HeaderMatcher {
+        name: name.into(),
+        kind: crate::config::model::HeaderMatchKind::Present(true),
+        invert_match: false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retriable_headers_retry_an_answer_carrying_them() {
+    let up = FakeUpstream::new([Step::AnswerWith { status: 200, header: ("x-upstream-retry", "1") }, answer(201)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let on = RetryOn { retriable_headers: true, ..Default::default() };
+    let mut p = policy(on, 2, None);
+    p.retriable_headers = vec![present("x-upstream-retry")];
+    let out = ok(run(&cluster, Some(&p), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (201, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retriable_request_headers_limit_retries_to_the_requests_matching_one() {
+    let up = FakeUpstream::new([answer(503), answer(200)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let mut p = policy(five_xx(), 2, None);
+    p.retriable_request_headers = vec![present("x-idempotent")];
+    let out = ok(run(&cluster, Some(&p), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (503, 1), "the request has no x-idempotent");
+    let up = FakeUpstream::new([answer(503), answer(200)]);
+    let (cluster, _) = fake::cluster("", 1, &up);
+    let mut req = prepared();
+    req.headers.insert("x-idempotent", HeaderValue::from_static("1"));
+    let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
+    let out = ok(forward(&cluster, &req, body, None, Some(&p), None).await);
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn previous_hosts_moves_a_retry_to_another_host() {
+    let up = FakeUpstream::new([]);
+    let (cluster, _) = fake::cluster("lb_policy: RANDOM", 2, &up);
+    let first: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    // Thirty reattempts: the chance of drawing host 1 every time is 2^-31 per choice.
+    for _ in 0..100 {
+        let host = cluster.choose_avoiding(None, &[first], 30).map(|h| h.addr);
+        assert_eq!(host, Some(([127, 0, 0, 1], 2).into()));
+    }
+    // Without reattempts the choice is the balancer's: host 1 comes up.
+    let picks: Vec<_> = (0..100).filter_map(|_| cluster.choose_avoiding(None, &[first], 0)).collect();
+    assert!(picks.iter().any(|h| h.addr == first));
+}
+
+#[tokio::test(start_paused = true)]
+async fn previous_hosts_walks_a_hash_ring_for_a_keyed_request() {
+    let up = FakeUpstream::new([]);
+    let (cluster, _) = fake::cluster("lb_policy: RING_HASH", 2, &up);
+    for key in 0..50u64 {
+        let h = Some(key.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let pinned = cluster.choose_for(h).map(|h| h.addr);
+        assert_eq!(cluster.choose_for(h).map(|h| h.addr), pinned, "a key keeps its host");
+        let Some(pinned) = pinned else { panic!("no host") };
+        let other = cluster.choose_avoiding(h, &[pinned], 64).map(|h| h.addr);
+        assert!(other.is_some_and(|o| o != pinned), "key {key}: the retry stays on {pinned}");
+    }
 }

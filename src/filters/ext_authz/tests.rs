@@ -215,3 +215,50 @@ async fn a_check_that_outlives_its_timeout_is_an_error() {
     let quick = async { Decision::Allow(Allowed::default()) };
     assert!(matches!(bounded(Duration::from_millis(250), quick).await, Decision::Allow(_)));
 }
+
+#[test]
+fn the_grpc_check_request_carries_the_request() {
+    let (mut parts, ()) = http::Request::post("/a?q=1").body(()).expect("request").into_parts();
+    parts.headers = headers(&[("host", "h.example"), ("x-dup", "1"), ("x-dup", "2"), ("content-length", "5")]);
+    let buckets = crate::filters::local_ratelimit::ConnBuckets::default();
+    let clusters = std::collections::HashMap::new();
+    let info = crate::filters::RequestInfo {
+        full_path: "/a?q=1",
+        method: "POST",
+        authority: "h.example",
+        cluster: None,
+        remote: [127, 0, 0, 9].into(),
+        direct_remote: ([127, 0, 0, 9], 4000).into(),
+        local: ([127, 0, 0, 1], 10000).into(),
+        tls: None,
+        rate_limits: None,
+        conn_buckets: &buckets,
+        clusters: &clusters,
+    };
+    let settings = crate::config::ext_authz::CheckSettings {
+        context_extensions: vec![("k".into(), "v".into())],
+        disable_request_body_buffering: false,
+    };
+    let req = super::CheckRequest {
+        parts: &parts,
+        info,
+        body: Some((Bytes::from_static(b"hello"), true)),
+        settings: Some(&settings),
+        local_ip: None,
+    };
+    let c = grpc::check_request(&req, false);
+    let a = c.attributes.as_ref().expect("attributes");
+    let h = a.request.as_ref().and_then(|r| r.http.as_ref()).expect("http");
+    assert_eq!((h.method.as_str(), h.path.as_str(), h.host.as_str()), ("POST", "/a?q=1", "h.example"));
+    assert_eq!((h.body.as_slice(), h.raw_body.len(), h.size), (&b"hello"[..], 0, 5));
+    assert_eq!(h.headers["x-dup"], "1,2");
+    assert_eq!(h.headers[":authority"], "h.example");
+    assert_eq!(h.headers["x-envoy-auth-partial-body"], "false");
+    assert!(!h.headers.contains_key("host"), "the authority is :authority");
+    assert_eq!(a.context_extensions["k"], "v");
+    let source = a.source.as_ref().and_then(|p| p.address.as_ref()).and_then(|a| a.socket_address.as_ref());
+    assert_eq!(source.map(|s| (s.address.as_str(), s.port_value)), Some(("127.0.0.9", 4000)));
+    let packed = grpc::check_request(&req, true);
+    let h = packed.attributes.and_then(|a| a.request).and_then(|r| r.http).expect("http");
+    assert_eq!((h.body.len(), h.raw_body.as_slice()), (0, &b"hello"[..]));
+}

@@ -50,6 +50,13 @@ impl ReqBody {
         ReqBody::Full(None)
     }
 
+    /// Frames already read of `rest` (by a filter), then `rest`.
+    pub fn with_prefix(frames: VecDeque<Frame<Bytes>>, rest: ReqBody) -> Self {
+        let bytes = frames.iter().map(|f| f.data_ref().map_or(0, |d| d.len() as u64)).sum();
+        let frames = frames.into_iter().map(Ok).collect();
+        ReqBody::Ahead(Box::new(ReadAhead { frames, bytes, ended: false, rest }))
+    }
+
     /// Reads and holds what the client sends, until `connect` is done: Envoy reads the body
     /// while it connects, so a connect that fails logs the bytes the client sent meanwhile.
     /// Bounded by `READ_AHEAD_LIMIT`; never waits longer than `connect` itself.

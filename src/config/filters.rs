@@ -40,6 +40,8 @@ pub enum HttpFilterKind {
     Compressor(Box<super::compressor::CompressorConfig>),
     /// `envoy.extensions.filters.http.decompressor.v3.Decompressor`
     Decompressor(Box<super::compressor::DecompressorConfig>),
+    /// `envoy.extensions.filters.http.ext_authz.v3.ExtAuthz`
+    ExtAuthz(Box<super::ext_authz::ExtAuthzConfig>),
 }
 
 impl HttpFilter {
@@ -156,6 +158,8 @@ pub enum PerFilter {
     Rbac(Option<Box<super::model::RbacConfig>>),
     /// A `CompressorPerRoute`.
     Compressor(super::compressor::CompressorPerRoute),
+    /// An `ExtAuthzPerRoute`.
+    ExtAuthz(super::ext_authz::ExtAuthzPerRoute),
     /// A `FilterConfig` with `is_optional: true` whose type legate does not know: ignored,
     /// as Envoy ignores an optional config it has no factory for.
     Ignored,

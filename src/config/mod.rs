@@ -30,6 +30,7 @@
 
 pub mod compressor;
 pub mod cors_csrf;
+pub mod ext_authz;
 pub mod filters;
 pub mod model;
 

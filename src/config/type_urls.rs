@@ -27,6 +27,9 @@ pub(crate) const GZIP_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions
 pub(crate) const BROTLI_DECOMPRESSOR: &str =
     "type.googleapis.com/envoy.extensions.compression.brotli.decompressor.v3.Brotli";
 pub(crate) const ZSTD_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.zstd.decompressor.v3.Zstd";
+pub(crate) const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+pub(crate) const EXT_AUTHZ_PER_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

@@ -11,6 +11,7 @@ pub(crate) mod compressor;
 pub(crate) mod cors_csrf;
 pub(crate) mod decompressor;
 pub(crate) mod dns;
+pub(crate) mod ext_authz;
 pub(crate) mod filter_chain;
 pub(crate) mod hash_lb;
 pub(crate) mod hcm;

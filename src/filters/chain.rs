@@ -16,6 +16,7 @@ use super::{
     Slots,
 };
 use crate::body::progress::Progress;
+use crate::config::ext_authz::ExtAuthzPerRoute;
 use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterConfig};
 use crate::proxy::body::ResBody;
 use crate::proxy::local_reply::LocalReason;
@@ -31,6 +32,9 @@ pub enum RequestBody {
     /// One of the above (never `Coded`), transformed by filters' codecs (a decompressor's) as
     /// it streams, in chain order.
     Coded(Box<RequestBody>, Vec<super::RequestCodec>),
+    /// Started by a filter that read its first bytes (ext_authz's `with_request_body`): those
+    /// frames, then the rest of the stream.
+    Read(Box<crate::proxy::body::ReqBody>),
 }
 
 impl RequestBody {
@@ -40,13 +44,14 @@ impl RequestBody {
             RequestBody::Incoming(b) => http_body::Body::is_end_stream(b),
             RequestBody::Buffered(b) => b.is_empty(),
             RequestBody::Coded(..) => false,
+            RequestBody::Read(b) => http_body::Body::is_end_stream(&**b),
         }
     }
 
     /// The client's body was read whole by a filter (no stream timer waits for it).
     pub fn is_buffered(&self) -> bool {
         match self {
-            RequestBody::Incoming(_) => false,
+            RequestBody::Incoming(_) | RequestBody::Read(_) => false,
             RequestBody::Buffered(_) => true,
             RequestBody::Coded(inner, _) => inner.is_buffered(),
         }
@@ -77,6 +82,8 @@ impl RequestBody {
             RequestBody::Coded(inner, codecs) => {
                 super::request_codec::wrap_request(inner.into_stream(rx_bytes, progress), codecs)
             }
+            // Counted and timed as it was read.
+            RequestBody::Read(b) => *b,
         }
     }
 }
@@ -104,6 +111,10 @@ pub struct Stream {
     pub details: Option<Arc<str>>,
     /// What the compressor filters remember of the request.
     pub compress: super::CompressRequest,
+    /// An ext_authz filter's denial, or the headers its service added to the response.
+    pub ext_authz: Option<Box<super::ext_authz::Reply>>,
+    /// A filter read the client's body to its end: a local reply leaves nothing unread.
+    pub body_read: bool,
 }
 
 /// What filters read of the request besides its headers.
@@ -124,6 +135,8 @@ pub struct RequestInfo<'a> {
     pub rate_limits: Option<&'a local_ratelimit::RouteRateLimits>,
     /// The connection's own rate limit buckets.
     pub conn_buckets: &'a local_ratelimit::ConnBuckets,
+    /// The snapshot's clusters (for filters that call a service).
+    pub clusters: &'a std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
 }
 
 /// The HTTP filters before the router, in order.
@@ -155,6 +168,9 @@ impl Chain {
                     HttpFilterKind::Rbac(c) => Filter::Rbac(Rbac::new(c, store, hcm_prefix)),
                     HttpFilterKind::Compressor(c) => Filter::Compress(super::Compress::new(c, store, hcm_prefix)),
                     HttpFilterKind::Decompressor(c) => Filter::Decompress(Decompress::new(c, store, hcm_prefix)),
+                    HttpFilterKind::ExtAuthz(c) => {
+                        Filter::ExtAuthz(super::ext_authz::ExtAuthz::new(c, store, hcm_prefix))
+                    }
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -205,6 +221,10 @@ impl Chain {
                         _ => Slot::Rbac(None),
                     },
                     (Some(PerFilter::Compressor(c)), Filter::Compress(_)) => Slot::Compress(*c),
+                    (Some(PerFilter::ExtAuthz(ExtAuthzPerRoute::Disabled)), Filter::ExtAuthz(_)) => Slot::Off,
+                    (Some(PerFilter::ExtAuthz(ExtAuthzPerRoute::Check(c))), Filter::ExtAuthz(_)) => {
+                        Slot::ExtAuthz(Arc::new(c.clone()))
+                    }
                     // A config of another filter's type: Envoy's filter finds no settings of
                     // its own type there and keeps its own, but the entry still enables it.
                     (Some(_), _) => Slot::On,
@@ -342,6 +362,18 @@ impl Chain {
                     c.decode(i, parts, per_route, &mut stream.compress, body);
                 }
                 Filter::Decompress(d) => d.decode(parts, body),
+                Filter::ExtAuthz(a) => {
+                    let settings = match slot {
+                        Some(Slot::ExtAuthz(s)) => Some(&**s),
+                        _ => None,
+                    };
+                    let checked = a.decode(settings, parts, body, info, stream, shared.local_ip).await;
+                    if checked.is_err() && stream.ext_authz.is_some() {
+                        // Its denial's headers and body go on the local reply in its encoding side.
+                        stream.decoded = i + 1;
+                    }
+                    checked?;
+                }
             }
             stream.decoded = i + 1;
         }
@@ -378,6 +410,7 @@ impl Chain {
                     c.encode(i, &stream.compress, per_route, resp);
                 }
                 Filter::Decompress(d) => d.encode(resp),
+                Filter::ExtAuthz(_) => super::ext_authz::encode(stream.ext_authz.as_deref(), resp),
             }
         }
     }

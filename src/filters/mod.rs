@@ -21,6 +21,7 @@ mod cors;
 mod csrf;
 mod decompress;
 mod decompress_body;
+pub mod ext_authz;
 mod fault;
 mod health_check;
 pub mod local_ratelimit;
@@ -60,6 +61,7 @@ pub enum Filter {
     Rbac(rbac::Rbac),
     Compress(Compress),
     Decompress(Decompress),
+    ExtAuthz(ext_authz::ExtAuthz),
 }
 
 /// What a route says about one filter of the chain, its most specific
@@ -86,6 +88,8 @@ pub enum Slot {
     Rbac(Option<Arc<rbac::RbacSettings>>),
     /// `CompressorPerRoute` for a compressor filter.
     Compress(crate::config::compressor::CompressorPerRoute),
+    /// `ExtAuthzPerRoute.check_settings` for an ext_authz filter.
+    ExtAuthz(Arc<crate::config::ext_authz::CheckSettings>),
 }
 
 /// A route's (or weighted cluster's) slots; `None` when every slot is [`Slot::Default`].

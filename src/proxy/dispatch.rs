@@ -202,6 +202,7 @@ pub(super) async fn process(
             tls: ctx.tls.get().map(|t| &**t),
             rate_limits,
             conn_buckets: &ctx.rate_limit_buckets,
+            clusters,
         };
         hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
     }

@@ -73,6 +73,11 @@ pub enum LocalReason {
     RateLimited { status: StatusCode },
     /// The RBAC filter denied the request: 403 (its details name the policy).
     RbacDenied,
+    /// UAEX: the ext_authz service denied the request with this status (its headers and
+    /// body are the filter's to add).
+    ExtAuthzDenied { status: StatusCode },
+    /// UAEX: the ext_authz service could not be asked; `status_on_error`.
+    ExtAuthzError { status: StatusCode },
 }
 
 impl LocalReason {
@@ -135,6 +140,7 @@ impl LocalReason {
             LocalReason::CsrfInvalidOrigin => (StatusCode::FORBIDDEN, "Invalid origin"),
             LocalReason::RateLimited { status } => (status, "local_rate_limited"),
             LocalReason::RbacDenied => (StatusCode::FORBIDDEN, "RBAC: access denied"),
+            LocalReason::ExtAuthzDenied { status } | LocalReason::ExtAuthzError { status } => (status, ""),
         }
     }
 
@@ -160,6 +166,8 @@ impl LocalReason {
             LocalReason::CorsPreflight => Some("cors_response"),
             LocalReason::CsrfInvalidOrigin => Some("csrf_origin_mismatch"),
             LocalReason::RateLimited { .. } => Some("local_rate_limited"),
+            LocalReason::ExtAuthzDenied { .. } => Some("ext_authz_denied"),
+            LocalReason::ExtAuthzError { .. } => Some("ext_authz_error"),
             _ => None,
         }
     }
@@ -189,6 +197,7 @@ impl LocalReason {
             | LocalReason::CsrfInvalidOrigin
             | LocalReason::RbacDenied => "",
             LocalReason::RateLimited { .. } => "RL",
+            LocalReason::ExtAuthzDenied { .. } | LocalReason::ExtAuthzError { .. } => "UAEX",
         }
     }
 

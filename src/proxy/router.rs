@@ -50,6 +50,7 @@ pub(super) async fn forward_to(
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
         coded @ RequestBody::Coded(..) => !coded.is_buffered(),
+        RequestBody::Read(b) => !b.is_end_stream(),
         RequestBody::Buffered(_) => false,
     };
     if route_timed && trace.progress.is_none() && streamed {
@@ -59,7 +60,7 @@ pub(super) async fn forward_to(
     let mut progress = trace.progress.clone();
     let body = match body {
         // Transformed by filters as it streams: a retry replays what was recorded of it.
-        coded @ RequestBody::Coded(..) => {
+        coded @ (RequestBody::Coded(..) | RequestBody::Read(_)) => {
             if !streamed {
                 progress = None;
             }

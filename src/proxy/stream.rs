@@ -47,7 +47,7 @@ pub async fn handle(
     let head_request = req.method() == Method::HEAD;
     let version = req.version();
     // A local reply sent before the request body was read ends an HTTP/1 connection (Envoy).
-    let unread_body = version != Version::HTTP_2 && !req.body().is_end_stream();
+    let mut unread_body = version != Version::HTTP_2 && !req.body().is_end_stream();
     let keep_alive_10 = version == Version::HTTP_10
         && req.headers().get(CONNECTION).is_some_and(|v| {
             v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
@@ -132,6 +132,7 @@ pub async fn handle(
     if !hcm.filters.is_empty() {
         hcm.filters.encode(&chain, &mut resp);
         trace.filter_details = chain.details.take();
+        unread_body &= !chain.body_read;
         if chain.delay_injected {
             trace.response_flags = filters::with_delay_flag(trace.response_flags);
         }

@@ -481,6 +481,52 @@ pub(crate) static TABLE: &[Message] = &[
         &["descriptor_key", "descriptor_value", "expect_match", "headers"],
         &[],
     ),
+    // filters/ext_authz: validate/ext_authz.rs
+    m(
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        &[
+            "grpc_service",
+            "http_service",
+            "transport_api_version",
+            "failure_mode_allow",
+            "failure_mode_allow_header_add",
+            "with_request_body",
+            "status_on_error",
+            "stat_prefix",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService",
+        &["server_uri", "path_prefix", "authorization_request", "authorization_response"],
+        &[],
+    ),
+    m("envoy.config.core.v3.HttpUri", &["cluster", "timeout"], &["uri"]),
+    m("envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest", &["allowed_headers", "headers_to_add"], &[]),
+    m(
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse",
+        &[
+            "allowed_upstream_headers",
+            "allowed_upstream_headers_to_append",
+            "allowed_client_headers",
+            "allowed_client_headers_on_success",
+        ],
+        &[],
+    ),
+    m("envoy.type.matcher.v3.ListStringMatcher", &["patterns"], &[]),
+    m("envoy.config.core.v3.GrpcService", &["envoy_grpc", "timeout"], &[]),
+    m("envoy.config.core.v3.GrpcService.EnvoyGrpc", &["cluster_name", "authority"], &[]),
+    m(
+        "envoy.extensions.filters.http.ext_authz.v3.BufferSettings",
+        &["max_request_bytes", "allow_partial_message", "pack_as_bytes"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", &["disabled", "check_settings"], &[]),
+    m(
+        "envoy.extensions.filters.http.ext_authz.v3.CheckSettings",
+        &["context_extensions", "disable_request_body_buffering"],
+        &[],
+    ),
     // filters/rbac: validate/rbac.rs
     m(
         "envoy.extensions.filters.http.rbac.v3.RBAC",

@@ -66,6 +66,9 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                         .map(|c| HttpFilterKind::LocalRateLimit(Box::new(c))),
                     Some(t::RBAC) => super::rbac::rbac(ctx, c).map(|c| HttpFilterKind::Rbac(Box::new(c))),
                     Some(t::COMPRESSOR) => super::compressor::compressor(ctx, c).map(HttpFilterKind::Compressor),
+                    Some(t::EXT_AUTHZ) => {
+                        super::ext_authz::ext_authz(ctx, c).map(|c| HttpFilterKind::ExtAuthz(Box::new(c)))
+                    }
                     Some(t::DECOMPRESSOR) => {
                         super::decompressor::decompressor(ctx, c).map(HttpFilterKind::Decompressor)
                     }
@@ -322,6 +325,7 @@ fn per_filter_typed(ctx: &mut Ctx, c: Obj<'_>, ty: &str, filter: &str, path: &Fi
         }
         t::RBAC_PER_ROUTE => super::rbac::rbac_per_route(ctx, c).map(|c| PerFilter::Rbac(c.map(Box::new))),
         t::COMPRESSOR_PER_ROUTE => super::compressor::per_route(ctx, c).map(PerFilter::Compressor),
+        t::EXT_AUTHZ_PER_ROUTE => super::ext_authz::per_route(ctx, c).map(PerFilter::ExtAuthz),
         _ => {
             ctx.err(path, format!("unsupported per-filter configuration {ty} for HTTP filter {filter}"));
             None
@@ -361,6 +365,7 @@ fn filter_config(ctx: &mut Ctx, mut o: Obj<'_>, filter: &str) -> Option<PerFilte
                         | t::LOCAL_RATELIMIT
                         | t::RBAC_PER_ROUTE
                         | t::COMPRESSOR_PER_ROUTE
+                        | t::EXT_AUTHZ_PER_ROUTE
                 ) =>
         {
             Some(PerFilter::Ignored)

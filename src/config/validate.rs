@@ -22,6 +22,7 @@ pub(crate) mod local_ratelimit;
 pub(crate) mod matcher;
 pub(crate) mod overlap;
 pub(crate) mod rbac;
+pub(crate) mod rbac_matcher;
 pub(crate) mod route;
 pub(crate) mod secret;
 pub(crate) mod tcp_proxy;

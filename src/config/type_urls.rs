@@ -27,6 +27,11 @@ pub(crate) const GZIP_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions
 pub(crate) const BROTLI_DECOMPRESSOR: &str =
     "type.googleapis.com/envoy.extensions.compression.brotli.decompressor.v3.Brotli";
 pub(crate) const ZSTD_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions.compression.zstd.decompressor.v3.Zstd";
+pub(crate) const GRPC_HTTP1_BRIDGE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.grpc_http1_bridge.v3.Config";
+pub(crate) const GRPC_WEB: &str = "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb";
+pub(crate) const HEADER_TO_METADATA: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

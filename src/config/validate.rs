@@ -12,6 +12,7 @@ pub(crate) mod cors_csrf;
 pub(crate) mod decompressor;
 pub(crate) mod dns;
 pub(crate) mod filter_chain;
+pub(crate) mod grpc_filters;
 pub(crate) mod hash_lb;
 pub(crate) mod hcm;
 pub(crate) mod headers;

@@ -104,6 +104,10 @@ pub struct Stream {
     pub details: Option<Arc<str>>,
     /// What the compressor filters remember of the request.
     pub compress: super::CompressRequest,
+    /// What the gRPC bridge and gRPC-Web filters remember of the request.
+    pub grpc: super::GrpcStream,
+    /// Dynamic metadata filters set (`header_to_metadata`), for the access log.
+    pub metadata: Option<Box<super::DynamicMetadata>>,
 }
 
 /// What filters read of the request besides its headers.
@@ -155,6 +159,9 @@ impl Chain {
                     HttpFilterKind::Rbac(c) => Filter::Rbac(Rbac::new(c, store, hcm_prefix)),
                     HttpFilterKind::Compressor(c) => Filter::Compress(super::Compress::new(c, store, hcm_prefix)),
                     HttpFilterKind::Decompressor(c) => Filter::Decompress(Decompress::new(c, store, hcm_prefix)),
+                    HttpFilterKind::GrpcHttp1Bridge(c) => Filter::GrpcHttp1Bridge(super::Bridge::new(c)),
+                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb),
+                    HttpFilterKind::HeaderToMetadata(c) => Filter::HeaderToMetadata(super::HeaderToMetadata::new(c)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -342,6 +349,9 @@ impl Chain {
                     c.decode(i, parts, per_route, &mut stream.compress, body);
                 }
                 Filter::Decompress(d) => d.decode(parts, body),
+                Filter::GrpcHttp1Bridge(b) => b.decode(parts, body, stream).await?,
+                Filter::GrpcWeb(w) => w.decode(parts, body, stream),
+                Filter::HeaderToMetadata(h) => h.decode(&mut parts.headers, &mut stream.metadata),
             }
             stream.decoded = i + 1;
         }
@@ -349,12 +359,14 @@ impl Chain {
     }
 
     /// The encoding pass, in reverse order, over the filters that saw the request: for the
-    /// upstream's response and for local replies alike.
-    pub fn encode(&self, stream: &Stream, resp: &mut http::Response<ResBody>) {
+    /// upstream's response and for local replies alike. It waits only where a filter reads
+    /// the response body (the gRPC bridge, gRPC-Web on a response that is not gRPC).
+    pub async fn encode(&self, stream: &mut Stream, resp: &mut http::Response<ResBody>) {
         if let Some(rl) = &stream.rate_limit {
             rl.apply(resp.headers_mut());
         }
-        let slots = stream.slots.as_deref();
+        let slots = stream.slots.clone();
+        let slots = slots.as_deref();
         for i in (0..stream.decoded.min(self.filters.len())).rev() {
             if !self.runs(i, slots) {
                 continue;
@@ -378,6 +390,9 @@ impl Chain {
                     c.encode(i, &stream.compress, per_route, resp);
                 }
                 Filter::Decompress(d) => d.encode(resp),
+                Filter::GrpcHttp1Bridge(_) => super::Bridge::encode(stream, resp).await,
+                Filter::GrpcWeb(_) => super::GrpcWeb::encode(stream, resp).await,
+                Filter::HeaderToMetadata(h) => h.encode(resp.headers_mut(), &mut stream.metadata),
             }
         }
     }

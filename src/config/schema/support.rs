@@ -230,6 +230,7 @@ pub(crate) static TABLE: &[Message] = &[
             "server_name",
             "server_header_transformation",
             "use_remote_address",
+            "add_user_agent", // proxy/headers.rs add_user_agent
             "xff_num_trusted_hops",
             "skip_xff_append",
             "internal_address_config",
@@ -349,6 +350,24 @@ pub(crate) static TABLE: &[Message] = &[
     m(
         "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides",
         &["remove_accept_encoding_header"],
+        &[],
+    ),
+    // validate/grpc_filters.rs
+    m(
+        "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
+        &["upgrade_protobuf_to_grpc", "ignore_query_parameters"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb", &[], &[]),
+    m("envoy.extensions.filters.http.header_to_metadata.v3.Config", &["request_rules", "response_rules"], &[]),
+    m(
+        "envoy.extensions.filters.http.header_to_metadata.v3.Config.Rule",
+        &["header", "on_header_present", "on_header_missing", "remove"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.header_to_metadata.v3.Config.KeyValuePair",
+        &["metadata_namespace", "key", "value", "type"],
         &[],
     ),
     // validate/decompressor.rs

@@ -133,6 +133,7 @@ impl Replay {
             health_failing: AtomicBool::new(false),
             drain_time: Duration::from_secs(1),
             total_connections: store.gauge("server.total_connections"),
+            local_node: bootstrap.node.clone(),
         });
         let (_, shutdown) = tokio::sync::watch::channel(false);
         let (alive, _) = tokio::sync::mpsc::channel(1);

@@ -36,6 +36,9 @@ pub struct ProcessState {
     pub drain_time: std::time::Duration,
     /// `server.total_connections`: open downstream connections on every listener.
     pub total_connections: crate::stats::Gauge,
+    /// The local node (bootstrap `node`, `--service-cluster` / `--service-node` over it): what
+    /// `add_user_agent` sends as `x-envoy-downstream-service-{cluster,node}`.
+    pub local_node: model::Node,
 }
 
 /// What the command line decided, as far as the running server cares.
@@ -298,6 +301,8 @@ pub async fn run_with_loggers(
     let store = Store::new();
     store.gauge("server.live").set(1);
     store.gauge("server.concurrency").set(options.concurrency as i64);
+    let mut local_node = bootstrap.node.clone();
+    crate::admin::server_info::apply_node_options(&mut local_node, &options);
     let shared = Arc::new(ProcessState {
         snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
         stats: Arc::clone(&store),
@@ -305,6 +310,7 @@ pub async fn run_with_loggers(
         health_failing: AtomicBool::new(false),
         drain_time: options.drain_time,
         total_connections: store.gauge("server.total_connections"),
+        local_node,
     });
     let node = crate::admin::server_info::node_json(&bootstrap_json, &options);
     // The files keep the node as written: a reload compares the bootstrap with its own kind.

@@ -62,4 +62,6 @@ pub struct LogContext<'a> {
     pub route_name: Option<&'a str>,
     /// The connection's TLS session (`%DOWNSTREAM_TLS_*%`, `%DOWNSTREAM_PEER_*%`).
     pub tls: Option<&'a crate::tls::Session>,
+    /// The stream's dynamic metadata (`%DYNAMIC_METADATA(...)%`).
+    pub dynamic_metadata: Option<&'a crate::filters::DynamicMetadata>,
 }

@@ -49,6 +49,12 @@ pub(crate) enum Operator {
     DownstreamPeerUriSan,
     DownstreamPeerSerial,
     DownstreamPeerFingerprint256,
+    /// `DYNAMIC_METADATA(NAMESPACE[:KEY]):Z`
+    DynamicMetadata {
+        namespace: String,
+        key: Option<String>,
+        max_len: Option<usize>,
+    },
 }
 
 /// `X?Y` of `REQ`/`RESP`/`TRAILER`: a header, an optional fallback, an optional max length.
@@ -119,6 +125,17 @@ impl Value<'_> {
 impl Operator {
     /// Builds the operator `name(arg):max_len`; errors name the operator.
     pub(crate) fn build(name: &str, arg: Option<&str>, max_len: Option<usize>) -> Result<Self, String> {
+        if name == "DYNAMIC_METADATA" {
+            let arg = arg.filter(|a| !a.is_empty()).ok_or("DYNAMIC_METADATA requires a namespace")?;
+            let (namespace, key) = match arg.split_once(':') {
+                Some((_, k)) if k.contains(':') => {
+                    return Err(format!("DYNAMIC_METADATA({arg}): nested keys are not supported"))
+                }
+                Some((n, k)) => (n.to_string(), Some(k.to_string())),
+                None => (arg.to_string(), None),
+            };
+            return Ok(Operator::DynamicMetadata { namespace, key, max_len });
+        }
         let needs_arg = matches!(name, "REQ" | "RESP" | "TRAILER");
         if arg.is_some() && !needs_arg && name != "START_TIME" {
             return Err(format!("command operator {name} takes no argument"));
@@ -211,6 +228,12 @@ impl Operator {
             Operator::DownstreamLocalAddress => Value::Addr(ctx.downstream_local),
             Operator::DownstreamLocalAddressWithoutPort => Value::Ip(ctx.downstream_local.ip()),
             Operator::RouteName => text(ctx.route_name),
+            Operator::DynamicMetadata { namespace, key, max_len } => {
+                match ctx.dynamic_metadata.and_then(|m| m.render(namespace, key.as_deref())) {
+                    Some(v) => Value::Text(truncate(Cow::Owned(v), *max_len)),
+                    None => Value::Missing,
+                }
+            }
             Operator::Hostname => text(Some(hostname())),
             Operator::DownstreamTlsVersion => text(ctx.tls.map(|t| t.version)),
             Operator::DownstreamTlsCipher => text(ctx.tls.map(|t| t.cipher)),

@@ -96,6 +96,7 @@ impl AdminRequest {
             downstream_local: local,
             route_name: None,
             tls: None,
+            dynamic_metadata: None,
         };
         let mut line = String::with_capacity(256);
         log.format.render(&ctx, &mut line);

@@ -222,6 +222,10 @@ pub fn client_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<Clie
     // hyper wraps the body's error once or twice; the bound guards against a cyclic chain.
     for _ in 0..8 {
         let Some(e) = cause else { break };
+        if e.is::<crate::filters::InvalidGrpcWebText>() {
+            // The client's gRPC-Web text was not base64: Envoy's filter answers 400.
+            return Some(ClientBodyFailure::Malformed);
+        }
         if e.is::<DownstreamBodyError>() {
             ours = true;
         } else if ours {

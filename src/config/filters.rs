@@ -42,6 +42,55 @@ pub enum HttpFilterKind {
     Decompressor(Box<super::compressor::DecompressorConfig>),
     /// `envoy.extensions.filters.http.ext_authz.v3.ExtAuthz`
     ExtAuthz(Box<super::ext_authz::ExtAuthzConfig>),
+    /// `envoy.extensions.filters.http.grpc_http1_bridge.v3.Config`
+    GrpcHttp1Bridge(GrpcBridgeConfig),
+    /// `envoy.extensions.filters.http.grpc_web.v3.GrpcWeb`
+    GrpcWeb,
+    /// `envoy.extensions.filters.http.header_to_metadata.v3.Config`
+    HeaderToMetadata(Box<HeaderToMetadataConfig>),
+}
+
+/// `envoy.extensions.filters.http.header_to_metadata.v3.Config`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderToMetadataConfig {
+    pub request_rules: Vec<MetadataRule>,
+    pub response_rules: Vec<MetadataRule>,
+}
+
+/// `Config.Rule` (by `header`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataRule {
+    pub header: http::HeaderName,
+    pub on_present: Option<MetadataKeyValue>,
+    pub on_missing: Option<MetadataKeyValue>,
+    pub remove: bool,
+}
+
+/// `Config.KeyValuePair`
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataKeyValue {
+    /// `metadata_namespace`, default `envoy.filters.http.header_to_metadata`.
+    pub namespace: String,
+    pub key: String,
+    /// `value`: set instead of the header's.
+    pub value: Option<String>,
+    pub kind: MetadataType,
+}
+
+/// `Config.ValueType` (`PROTOBUF_VALUE` is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataType {
+    String,
+    Number,
+}
+
+/// `envoy.extensions.filters.http.grpc_http1_bridge.v3.Config`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GrpcBridgeConfig {
+    /// `upgrade_protobuf_to_grpc`: an `application/x-protobuf` request is framed as gRPC.
+    pub upgrade_protobuf: bool,
+    /// `ignore_query_parameters`: a bridged request's query is taken off its path.
+    pub ignore_query: bool,
 }
 
 impl HttpFilter {

@@ -30,6 +30,11 @@ pub(crate) const ZSTD_DECOMPRESSOR: &str = "type.googleapis.com/envoy.extensions
 pub(crate) const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
 pub(crate) const EXT_AUTHZ_PER_ROUTE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+pub(crate) const GRPC_HTTP1_BRIDGE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.grpc_http1_bridge.v3.Config";
+pub(crate) const GRPC_WEB: &str = "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb";
+pub(crate) const HEADER_TO_METADATA: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 pub(crate) const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 pub(crate) const STDOUT_ACCESS_LOG: &str =

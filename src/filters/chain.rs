@@ -115,6 +115,10 @@ pub struct Stream {
     pub ext_authz: Option<Box<super::ext_authz::Reply>>,
     /// A filter read the client's body to its end: a local reply leaves nothing unread.
     pub body_read: bool,
+    /// What the gRPC bridge and gRPC-Web filters remember of the request.
+    pub grpc: super::GrpcStream,
+    /// Dynamic metadata filters set (`header_to_metadata`), for the access log.
+    pub metadata: Option<Box<super::DynamicMetadata>>,
 }
 
 /// What filters read of the request besides its headers.
@@ -171,6 +175,9 @@ impl Chain {
                     HttpFilterKind::ExtAuthz(c) => {
                         Filter::ExtAuthz(super::ext_authz::ExtAuthz::new(c, store, hcm_prefix))
                     }
+                    HttpFilterKind::GrpcHttp1Bridge(c) => Filter::GrpcHttp1Bridge(super::Bridge::new(c)),
+                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb),
+                    HttpFilterKind::HeaderToMetadata(c) => Filter::HeaderToMetadata(super::HeaderToMetadata::new(c)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -374,6 +381,9 @@ impl Chain {
                     }
                     checked?;
                 }
+                Filter::GrpcHttp1Bridge(b) => b.decode(parts, body, stream).await?,
+                Filter::GrpcWeb(w) => w.decode(parts, body, stream),
+                Filter::HeaderToMetadata(h) => h.decode(&mut parts.headers, &mut stream.metadata),
             }
             stream.decoded = i + 1;
         }
@@ -381,12 +391,14 @@ impl Chain {
     }
 
     /// The encoding pass, in reverse order, over the filters that saw the request: for the
-    /// upstream's response and for local replies alike.
-    pub fn encode(&self, stream: &Stream, resp: &mut http::Response<ResBody>) {
+    /// upstream's response and for local replies alike. It waits only where a filter reads
+    /// the response body (the gRPC bridge, gRPC-Web on a response that is not gRPC).
+    pub async fn encode(&self, stream: &mut Stream, resp: &mut http::Response<ResBody>) {
         if let Some(rl) = &stream.rate_limit {
             rl.apply(resp.headers_mut());
         }
-        let slots = stream.slots.as_deref();
+        let slots = stream.slots.clone();
+        let slots = slots.as_deref();
         for i in (0..stream.decoded.min(self.filters.len())).rev() {
             if !self.runs(i, slots) {
                 continue;
@@ -411,6 +423,9 @@ impl Chain {
                 }
                 Filter::Decompress(d) => d.encode(resp),
                 Filter::ExtAuthz(_) => super::ext_authz::encode(stream.ext_authz.as_deref(), resp),
+                Filter::GrpcHttp1Bridge(_) => super::Bridge::encode(stream, resp).await,
+                Filter::GrpcWeb(_) => super::GrpcWeb::encode(stream, resp).await,
+                Filter::HeaderToMetadata(h) => h.encode(resp.headers_mut(), &mut stream.metadata),
             }
         }
     }

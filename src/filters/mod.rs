@@ -23,6 +23,11 @@ mod decompress;
 mod decompress_body;
 pub mod ext_authz;
 mod fault;
+mod grpc_bridge;
+mod grpc_codec;
+mod grpc_web;
+mod grpc_web_body;
+mod header_to_metadata;
 mod health_check;
 pub mod local_ratelimit;
 pub mod rbac;
@@ -39,6 +44,10 @@ pub use csrf::Csrf;
 pub use decompress::Decompress;
 pub use decompress_body::Decompressing;
 pub use fault::{Fault, FaultSettings};
+pub use grpc_bridge::{Bridge, GrpcStream};
+pub use grpc_web::{GrpcWeb, InvalidText as InvalidGrpcWebText};
+pub use grpc_web_body::GrpcResBody;
+pub use header_to_metadata::{DynamicMetadata, HeaderToMetadata};
 pub use health_check::HealthCheck;
 pub use request_codec::{FilteredBody, RequestCodec};
 
@@ -62,6 +71,9 @@ pub enum Filter {
     Compress(Compress),
     Decompress(Decompress),
     ExtAuthz(ext_authz::ExtAuthz),
+    GrpcHttp1Bridge(Bridge),
+    GrpcWeb(GrpcWeb),
+    HeaderToMetadata(HeaderToMetadata),
 }
 
 /// What a route says about one filter of the chain, its most specific

@@ -16,14 +16,26 @@ use crate::proxy::body::{BodyError, ReqBody};
 
 /// What one filter does to the request body.
 pub enum RequestCodec {
-    Decompress { library: DecompressorLibrary, decoder: Decoder, stats: DecodeStats, trailers: Option<TrailerNames> },
-    Compress { encoder: Encoder, step: usize, stats: ByteStats },
+    Decompress {
+        library: DecompressorLibrary,
+        decoder: Decoder,
+        stats: DecodeStats,
+        trailers: Option<TrailerNames>,
+    },
+    Compress {
+        encoder: Encoder,
+        step: usize,
+        stats: ByteStats,
+    },
+    /// gRPC-Web's text body, base64-decoded.
+    GrpcWebText,
 }
 
 /// A request body transformed by filters of the chain, as the upstream reads it.
 pub enum FilteredBody {
     Decompress(Decompressing<ReqBody>),
     Compress(Compressing<ReqBody>),
+    GrpcWebText(super::grpc_web::TextDecoding),
 }
 
 impl Body for FilteredBody {
@@ -34,6 +46,7 @@ impl Body for FilteredBody {
         match self.get_mut() {
             FilteredBody::Decompress(d) => d.poll_frame(cx),
             FilteredBody::Compress(c) => c.poll_frame(cx),
+            FilteredBody::GrpcWebText(t) => Pin::new(t).poll_frame(cx),
         }
     }
 
@@ -41,6 +54,7 @@ impl Body for FilteredBody {
         match self {
             FilteredBody::Decompress(d) => d.is_end_stream(),
             FilteredBody::Compress(c) => c.is_end_stream(),
+            FilteredBody::GrpcWebText(t) => t.is_end_stream(),
         }
     }
 
@@ -48,6 +62,7 @@ impl Body for FilteredBody {
         match self {
             FilteredBody::Decompress(d) => d.size_hint(),
             FilteredBody::Compress(c) => c.size_hint(),
+            FilteredBody::GrpcWebText(t) => t.size_hint(),
         }
     }
 }
@@ -63,6 +78,7 @@ pub fn wrap_request(mut body: ReqBody, codecs: Vec<RequestCodec>) -> ReqBody {
             RequestCodec::Compress { encoder, step, stats } => {
                 FilteredBody::Compress(Compressing::new(body, encoder, step, stats))
             }
+            RequestCodec::GrpcWebText => FilteredBody::GrpcWebText(super::grpc_web::TextDecoding::new(body)),
         };
         body = ReqBody::Filtered(Box::new(f));
     }

@@ -38,6 +38,8 @@ pub struct StreamInfo {
     pub details: Option<&'static str>,
     /// Details a filter made at run time (the RBAC filter's policy name), over `details`.
     pub filter_details: Option<Arc<str>>,
+    /// Dynamic metadata filters set (`%DYNAMIC_METADATA(...)%`).
+    pub metadata: Option<Box<crate::filters::DynamicMetadata>>,
     /// The proxy answered by itself (no upstream response).
     pub local_reply: bool,
     /// A logger is configured: keep what it needs.
@@ -153,6 +155,7 @@ impl PendingLog {
             downstream_local: self.local,
             route_name: self.trace.route_name.as_deref(),
             tls: self.tls.as_deref(),
+            dynamic_metadata: self.trace.metadata.as_deref(),
         };
         for logger in self.loggers.iter() {
             if let Some(w) = &logger.writer {

@@ -118,6 +118,8 @@ pub enum ResBody {
     Compressed(Box<crate::filters::Compressing>),
     /// Decompressed on the fly by a decompressor filter.
     Decompressed(Box<crate::filters::Decompressing<ResBody>>),
+    /// Made by a gRPC filter (gRPC-Web's conversion, a bridged body that failed).
+    Grpc(Box<crate::filters::GrpcResBody>),
 }
 
 impl ResBody {
@@ -152,6 +154,7 @@ impl Body for ResBody {
             ResBody::EmptyUnsized => Poll::Ready(None),
             ResBody::Compressed(c) => c.poll_frame(cx),
             ResBody::Decompressed(d) => d.poll_frame(cx),
+            ResBody::Grpc(g) => g.poll_frame(cx),
         }
     }
 
@@ -162,6 +165,7 @@ impl Body for ResBody {
             ResBody::EmptyUnsized => false,
             ResBody::Compressed(c) => c.is_end_stream(),
             ResBody::Decompressed(d) => d.is_end_stream(),
+            ResBody::Grpc(g) => g.is_end_stream(),
         }
     }
 
@@ -173,6 +177,7 @@ impl Body for ResBody {
             ResBody::Full(None) => SizeHint::with_exact(0),
             ResBody::Compressed(c) => c.size_hint(),
             ResBody::Decompressed(d) => d.size_hint(),
+            ResBody::Grpc(g) => g.size_hint(),
         }
     }
 }

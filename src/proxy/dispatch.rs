@@ -205,6 +205,10 @@ pub(super) async fn process(
             clusters,
         };
         hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
+        if chain.grpc.path_changed {
+            // The gRPC bridge's `ignore_query_parameters`: the upstream gets the new path.
+            full_path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        }
     }
     let (vh, route) = match found {
         Ok(found) => found,
@@ -287,6 +291,9 @@ pub(super) async fn process(
                 ctx.tls.get().map(|t| &**t),
             );
             trace.forwarding_headers_set = true;
+            if cfg.add_user_agent {
+                headers::add_user_agent(&mut parts.headers, &ctx.shared.local_node);
+            }
             // Envoy computes the key as it chooses the host: on the headers as the connection
             // manager and the filters left them, before the route's header operations.
             let lb_key = match &fwd.hash_policy {

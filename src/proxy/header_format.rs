@@ -71,6 +71,7 @@ impl FormatEnv {
             downstream_local: self.local,
             route_name: self.route_name.as_deref(),
             tls: self.tls.as_deref(),
+            dynamic_metadata: None,
         }
     }
 }

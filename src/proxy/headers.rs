@@ -203,6 +203,24 @@ pub fn trusted_remote(h: &HeaderMap, cfg: &HttpConnectionManager, remote: Socket
 /// [`EDGE_STRIPPED`] ones. One pass over the names the request has: most requests carry no
 /// `x-envoy-*` header, and a removal by a `&str` name parses and hashes it (19 of them were
 /// 14% of the instructions of a proxied request).
+/// `add_user_agent`, as Envoy's connection manager: the local node's cluster in
+/// `x-envoy-downstream-service-cluster` (always) and in `user-agent` when the client sent
+/// none or an empty one; its id in `x-envoy-downstream-service-node` when it has one.
+pub fn add_user_agent(h: &mut HeaderMap, node: &crate::config::model::Node) {
+    static CLUSTER: HeaderName = HeaderName::from_static("x-envoy-downstream-service-cluster");
+    static NODE: HeaderName = HeaderName::from_static("x-envoy-downstream-service-node");
+    let Ok(cluster) = HeaderValue::from_str(&node.cluster) else { return };
+    if h.get(http::header::USER_AGENT).is_none_or(|v| v.is_empty()) {
+        h.insert(http::header::USER_AGENT, cluster.clone());
+    }
+    h.insert(CLUSTER.clone(), cluster);
+    if !node.id.is_empty() {
+        if let Ok(id) = HeaderValue::from_str(&node.id) {
+            h.insert(NODE.clone(), id);
+        }
+    }
+}
+
 fn remove_internal_headers(h: &mut HeaderMap, edge: bool) {
     let doomed = |name: &str| {
         name.starts_with("x-envoy-")

@@ -65,6 +65,8 @@ pub enum LocalReason {
     FaultAbort { status: StatusCode, grpc: Option<u32> },
     /// The buffer filter's `max_request_bytes` was exceeded: 413.
     PayloadTooLarge,
+    /// A filter reading the response whole (the gRPC bridge) went over its buffer limit: 500.
+    ResponsePayloadTooLarge,
     /// The CORS filter answered a preflight: 200, its headers added on the encoding side.
     CorsPreflight,
     /// The CSRF filter refused the request's origin: 403 `Invalid origin`.
@@ -136,6 +138,7 @@ impl LocalReason {
             LocalReason::Rejected(r) => (r.status, r.body),
             LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+            LocalReason::ResponsePayloadTooLarge => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
             LocalReason::CorsPreflight => (StatusCode::OK, ""),
             LocalReason::CsrfInvalidOrigin => (StatusCode::FORBIDDEN, "Invalid origin"),
             LocalReason::RateLimited { status } => (status, "local_rate_limited"),
@@ -163,6 +166,7 @@ impl LocalReason {
             LocalReason::Rejected(r) => Some(r.details),
             LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
+            LocalReason::ResponsePayloadTooLarge => Some("response_payload_too_large"),
             LocalReason::CorsPreflight => Some("cors_response"),
             LocalReason::CsrfInvalidOrigin => Some("csrf_origin_mismatch"),
             LocalReason::RateLimited { .. } => Some("local_rate_limited"),
@@ -193,6 +197,7 @@ impl LocalReason {
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
             LocalReason::PayloadTooLarge
+            | LocalReason::ResponsePayloadTooLarge
             | LocalReason::CorsPreflight
             | LocalReason::CsrfInvalidOrigin
             | LocalReason::RbacDenied => "",

@@ -130,9 +130,10 @@ pub async fn handle(
         }
     };
     if !hcm.filters.is_empty() {
-        hcm.filters.encode(&chain, &mut resp);
+        hcm.filters.encode(&mut chain, &mut resp).await;
         trace.filter_details = chain.details.take();
         unread_body &= !chain.body_read;
+        trace.metadata = chain.metadata.take();
         if chain.delay_injected {
             trace.response_flags = filters::with_delay_flag(trace.response_flags);
         }

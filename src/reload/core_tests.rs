@@ -85,6 +85,7 @@ fn rig() -> Rig {
         health_failing: AtomicBool::new(false),
         drain_time: Duration::from_secs(1),
         total_connections: store.gauge("server.total_connections"),
+        local_node: crate::config::model::Node { id: String::new(), cluster: String::new() },
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (alive, _) = mpsc::channel(1);

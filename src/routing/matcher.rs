@@ -100,7 +100,7 @@ pub fn string_matches(m: &StringMatcher, value: &str) -> bool {
     }
 }
 
-fn header_value<'a>(name: &str, req: &RequestView<'a>) -> Option<std::borrow::Cow<'a, str>> {
+pub(crate) fn header_value<'a>(name: &str, req: &RequestView<'a>) -> Option<std::borrow::Cow<'a, str>> {
     use std::borrow::Cow;
     match name {
         ":path" => Some(Cow::Borrowed(req.full_path)),

@@ -210,6 +210,7 @@ fn log(proxy: &TcpProxyRt, out: &Outcome, start: SystemTime, started: Instant, r
         bytes_received: out.rx,
         bytes_sent: out.tx,
         tls: None,
+        dynamic_metadata: None,
         duration: Some(started.elapsed()),
         request_duration: None,
         response_duration: None,

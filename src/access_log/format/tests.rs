@@ -59,6 +59,7 @@ impl Sample {
             downstream_local: "10.0.0.5:10000".parse().expect("addr"),
             route_name: None,
             tls: None,
+            dynamic_metadata: None,
         }
     }
 }

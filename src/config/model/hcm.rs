@@ -30,6 +30,9 @@ pub struct HttpConnectionManager {
     pub internal_cidrs: Vec<CidrRange>,
     /// `skip_xff_append`
     pub skip_xff_append: bool,
+    /// `add_user_agent`: the local node's cluster in `x-envoy-downstream-service-cluster`
+    /// (and `user-agent` when the client sent none), its id in `...-service-node`.
+    pub add_user_agent: bool,
     /// `generate_request_id`, default true.
     pub generate_request_id: bool,
     /// `preserve_external_request_id`, default false.

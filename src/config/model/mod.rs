@@ -18,6 +18,7 @@ mod listener;
 mod local_ratelimit;
 mod rbac;
 mod route;
+mod xds_matcher;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -33,6 +34,7 @@ pub use listener::*;
 pub use local_ratelimit::*;
 pub use rbac::*;
 pub use route::*;
+pub use xds_matcher::*;
 
 /// A value kept between two versions of a configuration that both have it (a route of a
 /// 10,000-route file that one reload did not change): compared by pointer first, so that

@@ -16,6 +16,10 @@ pub struct RbacConfig {
     pub shadow_rules_stat_prefix: String,
     /// `track_per_rule_stats`: `rbac.<prefix>policy.<name>.allowed|denied`.
     pub track_per_rule_stats: bool,
+    /// `matcher`: enforced in place of `rules` (a request no action matches is denied).
+    pub matcher: Option<super::XdsMatcher>,
+    /// `shadow_matcher`: evaluated and counted in place of `shadow_rules`.
+    pub shadow_matcher: Option<super::XdsMatcher>,
 }
 
 /// `envoy.config.rbac.v3.RBAC`

@@ -230,6 +230,7 @@ pub(crate) static TABLE: &[Message] = &[
             "server_name",
             "server_header_transformation",
             "use_remote_address",
+            "add_user_agent", // proxy/headers.rs add_user_agent
             "xff_num_trusted_hops",
             "skip_xff_append",
             "internal_address_config",
@@ -349,6 +350,24 @@ pub(crate) static TABLE: &[Message] = &[
     m(
         "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides",
         &["remove_accept_encoding_header"],
+        &[],
+    ),
+    // validate/grpc_filters.rs
+    m(
+        "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
+        &["upgrade_protobuf_to_grpc", "ignore_query_parameters"],
+        &[],
+    ),
+    m("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb", &[], &[]),
+    m("envoy.extensions.filters.http.header_to_metadata.v3.Config", &["request_rules", "response_rules"], &[]),
+    m(
+        "envoy.extensions.filters.http.header_to_metadata.v3.Config.Rule",
+        &["header", "on_header_present", "on_header_missing", "remove"],
+        &[],
+    ),
+    m(
+        "envoy.extensions.filters.http.header_to_metadata.v3.Config.KeyValuePair",
+        &["metadata_namespace", "key", "value", "type"],
         &[],
     ),
     // validate/decompressor.rs
@@ -530,9 +549,51 @@ pub(crate) static TABLE: &[Message] = &[
     // filters/rbac: validate/rbac.rs
     m(
         "envoy.extensions.filters.http.rbac.v3.RBAC",
-        &["rules", "shadow_rules", "rules_stat_prefix", "shadow_rules_stat_prefix", "track_per_rule_stats"],
+        &[
+            "rules",
+            "shadow_rules",
+            "rules_stat_prefix",
+            "shadow_rules_stat_prefix",
+            "track_per_rule_stats",
+            "matcher",        // validate/rbac_matcher.rs
+            "shadow_matcher", // validate/rbac_matcher.rs
+        ],
         &[],
     ),
+    // validate/rbac_matcher.rs: the xDS matcher API as the RBAC filter uses it.
+    m("xds.type.matcher.v3.Matcher", &["matcher_list", "matcher_tree", "on_no_match"], &[]),
+    m("xds.type.matcher.v3.Matcher.OnMatch", &["matcher", "action"], &[]),
+    m("xds.type.matcher.v3.Matcher.MatcherList", &["matchers"], &[]),
+    m("xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher", &["predicate", "on_match"], &[]),
+    m(
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate",
+        &["single_predicate", "or_matcher", "and_matcher", "not_matcher"],
+        &[],
+    ),
+    m(
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate",
+        &["input", "value_match", "custom_match"],
+        &[],
+    ),
+    m("xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", &["predicate"], &[]),
+    m("xds.type.matcher.v3.Matcher.MatcherTree", &["input", "exact_match_map", "prefix_match_map"], &[]),
+    m("xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", &["map"], &[]),
+    m("xds.core.v3.TypedExtensionConfig", &["typed_config"], &["name"]),
+    m(
+        "xds.type.matcher.v3.StringMatcher",
+        &["exact", "prefix", "suffix", "safe_regex", "contains", "ignore_case"],
+        &[],
+    ),
+    m("xds.type.matcher.v3.RegexMatcher", &["regex"], &["google_re2"]),
+    m("envoy.type.matcher.v3.HttpRequestHeaderMatchInput", &["header_name"], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.SourceIPInput", &[], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.DirectSourceIPInput", &[], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput", &[], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput", &[], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.SourcePortInput", &[], &[]),
+    m("envoy.extensions.matching.common_inputs.network.v3.ServerNameInput", &[], &[]),
+    m("envoy.extensions.matching.input_matchers.ip.v3.Ip", &["cidr_ranges"], &["stat_prefix"]),
+    m("envoy.config.rbac.v3.Action", &["name", "action"], &[]),
     m("envoy.extensions.filters.http.rbac.v3.RBACPerRoute", &["rbac"], &[]),
     m("envoy.config.rbac.v3.RBAC", &["action", "policies"], &[]),
     m("envoy.config.rbac.v3.Policy", &["permissions", "principals"], &[]),

@@ -60,6 +60,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
     let use_remote_address = o.bool(ctx, "use_remote_address").unwrap_or(false);
     let xff_num_trusted_hops = o.u32(ctx, "xff_num_trusted_hops").unwrap_or(0);
     let skip_xff_append = o.bool(ctx, "skip_xff_append").unwrap_or(false);
+    let add_user_agent = o.bool(ctx, "add_user_agent").unwrap_or(false);
     let xfcc = xfcc(ctx, &mut o);
     let internal_cidrs = o.obj(ctx, "internal_address_config").map(|i| internal_cidrs(ctx, i)).unwrap_or_default();
     let generate_request_id = o.bool(ctx, "generate_request_id").unwrap_or(true);
@@ -104,6 +105,7 @@ pub(crate) fn hcm(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpConnectionManager
         xff_num_trusted_hops,
         internal_cidrs,
         skip_xff_append,
+        add_user_agent,
         generate_request_id,
         preserve_external_request_id,
         max_request_headers_kb,

@@ -72,6 +72,9 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::DECOMPRESSOR) => {
                         super::decompressor::decompressor(ctx, c).map(HttpFilterKind::Decompressor)
                     }
+                    Some(t::GRPC_HTTP1_BRIDGE) => Some(super::grpc_filters::bridge(ctx, c)),
+                    Some(t::GRPC_WEB) => Some(super::grpc_filters::grpc_web(ctx, c)),
+                    Some(t::HEADER_TO_METADATA) => super::grpc_filters::header_to_metadata(ctx, c),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));

@@ -1,6 +1,6 @@
 //! `envoy.extensions.filters.http.rbac.v3.RBAC` and `RBACPerRoute`: policies of permissions
-//! and principals (`envoy.config.rbac.v3`). The matcher API (`matcher`, `shadow_matcher`) and
-//! the CEL conditions are refused by the support table at their paths.
+//! and principals (`envoy.config.rbac.v3`), or the matcher API (`matcher`, `shadow_matcher`,
+//! `rbac_matcher.rs`). The CEL conditions are refused by the support table at their paths.
 
 use crate::config::model::{
     CidrRange, Permission, Principal, RbacAction, RbacConfig, RbacPolicy, RbacRules, StringMatcher,
@@ -18,13 +18,25 @@ pub(crate) fn rbac(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RbacConfig> {
     let rules_stat_prefix = o.str(ctx, "rules_stat_prefix").unwrap_or_default();
     let shadow_rules_stat_prefix = o.str(ctx, "shadow_rules_stat_prefix").unwrap_or_default();
     let track_per_rule_stats = o.bool(ctx, "track_per_rule_stats").unwrap_or(false);
+    let matcher = o.obj(ctx, "matcher").and_then(|m| super::rbac_matcher::matcher(ctx, m));
+    let shadow_matcher = o.obj(ctx, "shadow_matcher").and_then(|m| super::rbac_matcher::matcher(ctx, m));
+    let path = o.path.clone();
     o.finish(ctx, &[]);
+    // Envoy 1.40 takes the matcher and warns.
+    if rules.is_some() && matcher.is_some() {
+        tracing::warn!(config.path = %path, "RBAC rules are ignored when matcher is configured");
+    }
+    if shadow_rules.is_some() && shadow_matcher.is_some() {
+        tracing::warn!(config.path = %path, "RBAC shadow rules are ignored when shadow matcher is configured");
+    }
     (ctx.error_count() == before).then_some(RbacConfig {
         rules,
         shadow_rules,
         rules_stat_prefix,
         shadow_rules_stat_prefix,
         track_per_rule_stats,
+        matcher,
+        shadow_matcher,
     })
 }
 
@@ -217,7 +229,7 @@ fn path_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<StringMatcher> {
 }
 
 /// `envoy.config.core.v3.CidrRange`
-fn cidr(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<CidrRange> {
+pub(super) fn cidr(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<CidrRange> {
     let prefix = o.str(ctx, "address_prefix");
     let len = o.uint(ctx, "prefix_len", 128).unwrap_or(0);
     let path = o.path.clone();

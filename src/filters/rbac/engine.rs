@@ -21,15 +21,31 @@ pub struct RbacRequest<'a> {
     pub tls: Option<&'a Session>,
 }
 
-/// `rules` or `shadow_rules`, compiled.
+/// `rules` or `shadow_rules` (or `matcher` / `shadow_matcher`), compiled.
 pub struct Engine {
     pub action: RbacAction,
     pub policies: Box<[(Box<str>, crate::config::model::RbacPolicy)]>,
+    /// The matcher API in place of the policies.
+    matcher: Option<super::matcher::Compiled>,
 }
 
 impl Engine {
     pub fn new(r: &RbacRules) -> Self {
-        Engine { action: r.action, policies: r.policies.iter().map(|(n, p)| (n.as_str().into(), p.clone())).collect() }
+        let policies = r.policies.iter().map(|(n, p)| (n.as_str().into(), p.clone())).collect();
+        Engine { action: r.action, policies, matcher: None }
+    }
+
+    pub fn from_matcher(m: &crate::config::model::XdsMatcher) -> Self {
+        let matcher = Some(super::matcher::Compiled::new(m));
+        Engine { action: RbacAction::Allow, policies: Box::default(), matcher }
+    }
+
+    /// The names a decision can name: the policies', or the matcher's actions'.
+    pub fn names(&self) -> Vec<&str> {
+        match &self.matcher {
+            Some(m) => m.names.iter().map(|n| &**n).collect(),
+            None => self.policies.iter().map(|(n, _)| &**n).collect(),
+        }
     }
 
     /// The first policy (by name) that matches.
@@ -41,6 +57,9 @@ impl Engine {
 
     /// Whether the request is allowed, and the policy that decided (if one matched).
     pub fn decide(&self, req: &RbacRequest<'_>) -> (bool, Option<usize>) {
+        if let Some(matcher) = &self.matcher {
+            return matcher.decide(req);
+        }
         let m = self.matched(req);
         let allowed = match self.action {
             RbacAction::Allow => m.is_some(),

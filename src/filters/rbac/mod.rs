@@ -1,5 +1,5 @@
-//! `envoy.filters.http.rbac`: `rules` enforced (ALLOW, DENY or LOG) and `shadow_rules`
-//! only counted, per filter or per route (`RBACPerRoute`, whose missing `rbac` disables the
+//! `envoy.filters.http.rbac`: `rules` (or the matcher API's `matcher`) enforced (ALLOW, DENY
+//! or LOG) and `shadow_rules` (`shadow_matcher`) only counted, per filter or per route (`RBACPerRoute`, whose missing `rbac` disables the
 //! filter there); a denied request gets Envoy's 403 `RBAC: access denied` with the details
 //! `rbac_access_denied_matched_policy[<policy>|none]`. Stats
 //! `http.<prefix>.rbac.[<rules_stat_prefix>.]allowed|denied`, the shadow ones under
@@ -8,6 +8,7 @@
 //! nothing.
 
 mod engine;
+mod matcher;
 
 use std::sync::{Arc, OnceLock};
 
@@ -46,9 +47,9 @@ impl EngineStats {
         let (a, d) = if shadow { ("shadow_allowed", "shadow_denied") } else { ("allowed", "denied") };
         let per_policy = if per_rule {
             engine
-                .policies
-                .iter()
-                .map(|(n, _)| {
+                .names()
+                .into_iter()
+                .map(|n| {
                     let c = |s: &str| LazyCounter {
                         name: format!("{scope}policy.{n}.{s}").into(),
                         counter: OnceLock::new(),
@@ -60,9 +61,8 @@ impl EngineStats {
             Box::default()
         };
         let details = engine
-            .policies
-            .iter()
-            .map(|(n, _)| n.as_ref())
+            .names()
+            .into_iter()
             .chain(std::iter::once("none"))
             .map(|n| Arc::from(format!("rbac_access_denied_matched_policy[{n}]")))
             .collect();
@@ -93,16 +93,19 @@ impl RbacSettings {
     /// `hcm_prefix` is the connection manager's `stat_prefix`.
     pub fn new(c: &RbacConfig, store: &Arc<Store>, hcm_prefix: &str) -> Self {
         let base = format!("http.{hcm_prefix}.rbac.");
-        let build = |rules: &Option<crate::config::model::RbacRules>, prefix: &str, shadow: bool| {
-            rules.as_ref().map(|r| {
-                let e = Engine::new(r);
+        let build = |engine: Option<Engine>, prefix: &str, shadow: bool| {
+            engine.map(|e| {
                 let s = EngineStats::new(store, &base, prefix, shadow, &e, c.track_per_rule_stats);
                 (e, s)
             })
         };
+        // The matcher wins over the policies, as in Envoy (the validator warned).
+        let rules = c.matcher.as_ref().map(Engine::from_matcher).or_else(|| c.rules.as_ref().map(Engine::new));
+        let shadow =
+            c.shadow_matcher.as_ref().map(Engine::from_matcher).or_else(|| c.shadow_rules.as_ref().map(Engine::new));
         RbacSettings {
-            rules: build(&c.rules, &c.rules_stat_prefix, false),
-            shadow: build(&c.shadow_rules, &c.shadow_rules_stat_prefix, true),
+            rules: build(rules, &c.rules_stat_prefix, false),
+            shadow: build(shadow, &c.shadow_rules_stat_prefix, true),
         }
     }
 
@@ -119,7 +122,7 @@ impl RbacSettings {
         if allowed {
             return Ok(());
         }
-        let i = policy.unwrap_or(engine.policies.len());
+        let i = policy.unwrap_or(stats.details.len().saturating_sub(1));
         *details = stats.details.get(i).cloned();
         Err(LocalReason::RbacDenied)
     }

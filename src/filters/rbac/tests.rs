@@ -30,6 +30,8 @@ fn config(action: RbacAction, policies: Vec<(&str, RbacPolicy)>) -> RbacConfig {
         rules_stat_prefix: String::new(),
         shadow_rules_stat_prefix: String::new(),
         track_per_rule_stats: true,
+        matcher: None,
+        shadow_matcher: None,
     }
 }
 

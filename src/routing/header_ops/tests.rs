@@ -45,6 +45,7 @@ fn ctx<'a>(req: &'a HeaderMap) -> LogContext<'a> {
         downstream_local: remote,
         route_name: None,
         tls: None,
+        dynamic_metadata: None,
     }
 }
 

@@ -61,5 +61,6 @@ mod tls_xfcc;
 mod upgrades;
 mod upgrades_h2;
 mod upstream;
+mod upstream_auto_sni;
 mod upstream_resets;
 mod upstream_tls;

@@ -14,6 +14,7 @@ mod config_errors;
 mod config_messages;
 mod dns;
 mod examples;
+mod examples_tls;
 mod filter_chains;
 mod filters;
 mod filters_compress;

@@ -37,6 +37,7 @@ fn parse<T>(
     bytes: &[u8],
     types: &[&str],
     normalise: Normalise,
+    secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
     mut each: impl FnMut(&mut Ctx, Obj<'_>, usize) -> Option<T>,
 ) -> Result<Parsed<T>, ConfigErrors> {
     let reading = docs.parse(path, bytes).map_err(|e| ConfigErrors(vec![e]))?;
@@ -50,6 +51,7 @@ fn parse<T>(
     }
     let mut ctx = Ctx::new(path);
     ctx.lenient_enums = true;
+    ctx.static_secrets = secrets;
     if !rewritten {
         ctx.memo_list = reading.list;
         ctx.memo_in = reading.memo;
@@ -122,7 +124,7 @@ fn finish<T>(p: Parsed<T>) -> Result<Discovery<T>, ConfigErrors> {
 
 /// An LDS file. Cluster references are checked by the caller with `check_cluster_refs`.
 pub fn parse_listeners(path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
-    DocCache::default().listeners(path, bytes)
+    DocCache::default().listeners(path, bytes, None)
 }
 
 /// A CDS file.
@@ -163,17 +165,24 @@ pub fn listed_cluster_names(path: &Path, bytes: &[u8], bootstrap: bool) -> Vec<S
 
 /// The same parsers, reusing the last document of each file.
 impl DocCache {
-    /// [`parse_listeners`].
-    pub fn listeners(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Listener>, ConfigErrors> {
-        let mut p = parse(self, path, bytes, t::LISTENER, (v2::normalise_listener, None), listener::listener)?;
+    /// [`parse_listeners`]; `secrets` are the bootstrap's `static_resources.secrets`, which
+    /// a TLS context may name without an `sds_config`.
+    pub fn listeners(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
+    ) -> Result<Discovery<Listener>, ConfigErrors> {
+        let mut p = parse(self, path, bytes, t::LISTENER, (v2::normalise_listener, None), secrets, listener::listener)?;
         checks::duplicate_listeners(&mut p.ctx, &p.resources);
         finish(p)
     }
 
     /// [`parse_clusters`].
     pub fn clusters(&mut self, path: &Path, bytes: &[u8]) -> Result<Discovery<Cluster>, ConfigErrors> {
-        let mut p =
-            parse(self, path, bytes, t::CLUSTER, (v2::normalise_cluster, None), |ctx, o, _| cluster::cluster(ctx, o))?;
+        let mut p = parse(self, path, bytes, t::CLUSTER, (v2::normalise_cluster, None), None, |ctx, o, _| {
+            cluster::cluster(ctx, o)
+        })?;
         checks::duplicate_clusters(&mut p.ctx, &p.resources);
         finish(p)
     }
@@ -211,6 +220,7 @@ fn route_config(
         bytes,
         t::ROUTE_CONFIGURATION,
         (v2::normalise_route_config, Some(v2::ROUTE_CONFIG_KEYS)),
+        None,
         |ctx, o, _| route::route_config(ctx, o),
     )?;
     if p.listed != 1 {
@@ -233,7 +243,7 @@ fn endpoints(
     bytes: &[u8],
     name: &str,
 ) -> Result<Discovery<ClusterLoadAssignment>, ConfigErrors> {
-    let mut p = parse(docs, path, bytes, t::CLUSTER_LOAD_ASSIGNMENT, (|_| false, Some(&[])), |ctx, o, _| {
+    let mut p = parse(docs, path, bytes, t::CLUSTER_LOAD_ASSIGNMENT, (|_| false, Some(&[])), None, |ctx, o, _| {
         let opath = o.path.clone();
         let before = ctx.error_count();
         let (cluster_name, endpoints) = cluster::load_assignment(ctx, o, true);

@@ -260,6 +260,11 @@ pub(crate) fn normalise_cluster(v: &mut Value) -> bool {
     if h2.is_none() && h1.is_none() && common.is_none() {
         return changed;
     }
+    // With the other deprecated fields, Envoy honours the cluster's
+    // `upstream_http_protocol_options` too; a typed entry of the user's own replaces them all
+    // (the field then stays where it is, for the validator to refuse).
+    let created = !matches!(m.get("typed_extension_protocol_options"), Some(Value::Mapping(o)) if o.contains_key(t::HTTP_PROTOCOL_OPTIONS_KEY));
+    let upstream = if created { m.remove("upstream_http_protocol_options") } else { None };
     let opts = m.entry(s("typed_extension_protocol_options")).or_insert_with(|| Value::Mapping(Mapping::new()));
     let Some(opts) = map_mut(opts) else { return true };
     let entry = opts.entry(s(t::HTTP_PROTOCOL_OPTIONS_KEY)).or_insert_with(|| {
@@ -268,6 +273,9 @@ pub(crate) fn normalise_cluster(v: &mut Value) -> bool {
         Value::Mapping(e)
     });
     let Some(entry) = map_mut(entry) else { return true };
+    if let Some(u) = upstream {
+        entry.insert(s("upstream_http_protocol_options"), u);
+    }
     if let Some(c) = common {
         entry.entry(s("common_http_protocol_options")).or_insert(c);
     }
@@ -309,6 +317,27 @@ typed_extension_protocol_options:
     explicit_http_config: {http2_protocol_options: {}}
 "#);
         assert_eq!(c, want);
+    }
+
+    #[test]
+    fn cluster_upstream_http_protocol_options_moves_with_the_other_deprecated_fields() {
+        let mut c = y("{name: c, http_protocol_options: {}, upstream_http_protocol_options: {auto_sni: true}}");
+        assert!(normalise_cluster(&mut c));
+        let want = y(r#"
+name: c
+typed_extension_protocol_options:
+  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+    upstream_http_protocol_options: {auto_sni: true}
+    explicit_http_config: {http_protocol_options: {}}
+"#);
+        assert_eq!(c, want);
+        // Beside the user's own typed entry, Envoy ignores it: left for the validator to refuse.
+        let typed = "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {}}";
+        let mut c =
+            y(&format!("{{name: c, http_protocol_options: {{}}, upstream_http_protocol_options: {{}}, {typed}}}"));
+        assert!(normalise_cluster(&mut c));
+        assert!(c.get("upstream_http_protocol_options").is_some());
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         clusters: clusters.into_iter().map(|(_, c)| c).collect(),
         dynamic,
         dns_resolver,
+        static_secrets: ctx.static_secrets.clone(),
     })
 }
 

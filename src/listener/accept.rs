@@ -68,7 +68,12 @@ pub(super) async fn accept_connection(
         return;
     };
     if let crate::snapshot::Terminal::Tcp(proxy) = &chain.terminal {
+        let tls = match (&chain_cfg.tls, &current.ssl) {
+            (Some(t), Some(s)) => Some((Arc::clone(t), Arc::clone(s), detected.server_name.clone())),
+            _ => None,
+        };
         let conn = tcp_conn::TcpConn {
+            tls,
             retire: chain.life.subscribe(),
             proxy: Arc::clone(proxy),
             stream,

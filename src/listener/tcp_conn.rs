@@ -1,5 +1,6 @@
-//! A connection served by its chain's `tcp_proxy`: counted on the listener, relayed by
-//! [`crate::tcp_proxy`], and ended as Envoy ends a listener's connections: at once when the
+//! A connection served by its chain's `tcp_proxy`: counted on the listener, its TLS
+//! terminated first when the chain has a `transport_socket` (the relay then carries the
+//! decrypted bytes, as Envoy's), relayed by [`crate::tcp_proxy`], and ended as Envoy ends a listener's connections: at once when the
 //! process stops, after the drain time when the listener leaves the configuration or a reload
 //! changes or removes the connection's chain (which the connection keeps until then).
 
@@ -28,10 +29,13 @@ pub(super) struct TcpConn {
     pub lstats: ListenerStats,
     pub addrs: (SocketAddr, SocketAddr),
     pub retire: watch::Receiver<bool>,
+    /// The chain's TLS context, the listener's `ssl.*` stats and the SNI the listener
+    /// filters found.
+    pub tls: Option<(Arc<crate::tls::ServerTls>, Arc<crate::tls::stats::SslStats>, Option<String>)>,
 }
 
 pub(super) async fn serve_tcp(c: TcpConn, drain: Drain, mut stop: watch::Receiver<bool>) {
-    let TcpConn { stream, first, proxy, shared, lstats, addrs, mut retire } = c;
+    let TcpConn { stream, first, proxy, shared, lstats, addrs, mut retire, tls } = c;
     let _alive = drain.alive;
     let mut shutdown = drain.shutdown;
     let opened = std::time::Instant::now();
@@ -53,7 +57,21 @@ pub(super) async fn serve_tcp(c: TcpConn, drain: Drain, mut stop: watch::Receive
         tokio::time::sleep(drain_time).await;
     };
     let _ = stream.set_nodelay(true);
-    let down = PrefixedIo::new(Bytes::from(first), Downstream::Plain(stream));
+    let down = match tls {
+        None => PrefixedIo::new(Bytes::from(first), Downstream::Plain(stream)),
+        Some((tls, ssl, requested)) => {
+            let io = PrefixedIo::new(Bytes::from(first), stream);
+            match crate::tls::accept::handshake(io, &tls, &ssl, requested).await {
+                Ok((s, _)) => PrefixedIo::new(Bytes::new(), Downstream::Tls(Box::new(s))),
+                Err(e) => {
+                    tracing::debug!(client.addr = %addrs.0, error = %e, "TLS handshake failed; closing");
+                    lstats.downstream_cx_destroy.inc();
+                    lstats.downstream_cx_length_ms.record_duration(opened.elapsed());
+                    return;
+                }
+            }
+        }
+    };
     let snapshot = shared.snapshot.load_full();
     crate::tcp_proxy::serve(down, proxy, snapshot, addrs, ends).await;
     lstats.downstream_cx_destroy.inc();

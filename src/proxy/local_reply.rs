@@ -299,6 +299,11 @@ fn tls_details(e: &rustls::Error) -> &'static str {
         Error::InvalidCertificate(_) if crate::tls::verify::failure_of(e) == Some(crate::tls::verify::VerifyFailure::San) => {
             "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_SAN_matcher:TLS_error_end}"
         }
+        Error::InvalidCertificate(_)
+            if crate::tls::verify::failure_of(e) == Some(crate::tls::verify::VerifyFailure::SanList) =>
+        {
+            "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_verify_SAN_list:TLS_error_end}"
+        }
         Error::InvalidCertificate(_) => {
             "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end}"
         }

@@ -88,7 +88,9 @@ pub fn load(
             let (b, json) =
                 config::load_bootstrap_with_json(Some(path), sources.config_yaml.as_deref()).map_err(classify)?;
             let changed = b != sources.bootstrap;
-            let dynamic_changed = b.dynamic != sources.bootstrap.dynamic;
+            // LDS listeners may name the bootstrap's static secrets: read afresh when they change.
+            let dynamic_changed =
+                b.dynamic != sources.bootstrap.dynamic || b.static_secrets != sources.bootstrap.static_secrets;
             sources.bootstrap = b;
             sources.bootstrap_json = json;
             if dynamic_changed {
@@ -99,7 +101,8 @@ pub fn load(
             Ok((Outcome::Success { changed }, String::new()))
         }
         Role::Lds => {
-            let mut d = docs.listeners(path, bytes).map_err(classify)?;
+            let secrets = sources.bootstrap.static_secrets.clone();
+            let mut d = docs.listeners(path, bytes, secrets).map_err(classify)?;
             warnings.append(&mut d.warnings);
             let changed = sources.lds.as_ref().is_none_or(|l| l.value != d.resources);
             let v = d.version_info.clone();

@@ -32,6 +32,8 @@ pub struct UpstreamTlsConfig {
     pub validation: Option<ValidationConfig>,
     /// The context's field path (`clusters[0].transport_socket.typed_config`).
     pub path: String,
+    /// The cluster's `upstream_http_protocol_options`: names taken from each request.
+    pub auto_sni: super::auto_sni::AutoSni,
 }
 
 /// A cluster's TLS client context, ready for handshakes. Compared by its configuration.
@@ -44,6 +46,8 @@ pub struct ClientTls {
     pub certs: Vec<CertInfo>,
     /// The trusted CA certificates (`/certs`' `ca_cert`).
     pub ca: Vec<CertInfo>,
+    /// The server check, for the contexts of [`super::auto_sni::Target`] to extend.
+    pub verifier: Arc<ServerVerifier>,
 }
 
 impl PartialEq for ClientTls {
@@ -75,11 +79,12 @@ pub fn build(config: UpstreamTlsConfig) -> Result<ClientTls, TlsConfigError> {
         }
         None => ServerVerifier::accept_any(&provider),
     };
+    let verifier = Arc::new(verifier);
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
         .map_err(|e| err("common_tls_context.tls_params.tls_minimum_protocol_version", e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn rustls::client::danger::ServerCertVerifier>);
     let mut certs = Vec::new();
     let mut client = match &config.certificate {
         Some(c) => {
@@ -99,7 +104,7 @@ pub fn build(config: UpstreamTlsConfig) -> Result<ClientTls, TlsConfigError> {
         ),
         None => None,
     };
-    Ok(ClientTls { config, rustls: Arc::new(client), server_name, certs, ca })
+    Ok(ClientTls { config, rustls: Arc::new(client), server_name, certs, ca, verifier })
 }
 
 type Chain = Vec<CertificateDer<'static>>;

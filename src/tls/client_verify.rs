@@ -1,9 +1,12 @@
 //! The upstream's certificate check of an `UpstreamTlsContext`'s `validation_context`, as
 //! Envoy does it: the chain against `trusted_ca` (webpki), then `match_typed_subject_alt_names`.
-//! The SNI is not compared with the certificate's names (Envoy does so only with
-//! `auto_san_validation`). Without a `validation_context` Envoy does not verify the server at
-//! all: [`ServerVerifier::accept_any`] does the same (the handshake's signatures are still
-//! checked, so the peer holds the certificate's key). System roots are never used.
+//! The SNI is not compared with the certificate's names, except with `auto_san_validation`:
+//! [`ServerVerifier::with_san_list`] then requires the request's host among the SANs, before
+//! the configured matchers (Envoy's "verify SAN list"). Without a `validation_context` Envoy
+//! does not verify the server at all: [`ServerVerifier::accept_any`] does the same (the
+//! handshake's signatures are still checked, so the peer holds the certificate's key), except
+//! that a SAN list there fails every handshake, as in Envoy (BoringSSL then verifies with no
+//! trust anchors). System roots are never used.
 
 use std::sync::Arc;
 
@@ -15,12 +18,18 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::certs::{self, CertInfo};
+use super::certs::{self, CertInfo, San};
 use super::config::{SanMatcher, ValidationConfig};
 use super::server::TlsConfigError;
-use super::verify::{builder_error, check_pins, crl_without_ca, crls};
+use super::verify::{builder_error, check_pins, crl_without_ca, crls, fail, VerifyFailure};
 
+#[derive(Clone)]
 pub struct ServerVerifier {
+    /// A `validation_context` is configured.
+    validating: bool,
+    /// `auto_san_validation`: names of which one must be a SAN (DNS names by Envoy's
+    /// wildcard rule, others as text).
+    san_list: Vec<String>,
     roots: Option<RootCertStore>,
     /// With a `crl`: webpki's verifier, which checks revocation too (its host-name check is
     /// not Envoy's and is ignored).
@@ -40,6 +49,8 @@ impl ServerVerifier {
     /// No `validation_context`: any certificate (Envoy's behaviour without one).
     pub fn accept_any(provider: &Arc<CryptoProvider>) -> Self {
         ServerVerifier {
+            validating: false,
+            san_list: Vec::new(),
             roots: None,
             revoking: None,
             sans: Vec::new(),
@@ -84,6 +95,8 @@ impl ServerVerifier {
             _ => None,
         };
         let verifier = ServerVerifier {
+            validating: true,
+            san_list: Vec::new(),
             roots,
             revoking,
             sans: v.match_typed_subject_alt_names.clone(),
@@ -92,6 +105,25 @@ impl ServerVerifier {
         };
         Ok((verifier, infos))
     }
+
+    /// The same check requiring one of `names` among the SANs too.
+    pub fn with_san_list(&self, names: Vec<String>) -> Self {
+        ServerVerifier { san_list: names, ..self.clone() }
+    }
+}
+
+/// Envoy's `verifySubjectAltName`: a DNS SAN covers a name by the wildcard rule, any other
+/// SAN must equal it as text.
+fn san_list_matches(names: &[String], end_entity: &CertificateDer<'_>) -> Result<bool, rustls::Error> {
+    let info =
+        certs::parse(end_entity, "").map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    Ok(info.sans.iter().any(|san| {
+        names.iter().any(|n| match san {
+            San::Dns(d) => certs::name_matches(d, n),
+            San::Uri(u) | San::Email(u) => u == n,
+            San::Ip(ip) => ip.to_string() == *n,
+        })
+    }))
 }
 
 impl ServerCertVerifier for ServerVerifier {
@@ -121,6 +153,14 @@ impl ServerCertVerifier for ServerVerifier {
                 now,
                 self.provider.signature_verification_algorithms.all,
             )?;
+        }
+        if !self.san_list.is_empty() {
+            if !self.validating {
+                return Err(fail(VerifyFailure::NoTrustAnchor));
+            }
+            if !san_list_matches(&self.san_list, end_entity)? {
+                return Err(fail(VerifyFailure::SanList));
+            }
         }
         check_pins(&self.sans, &self.hashes, end_entity)?;
         Ok(ServerCertVerified::assertion())

@@ -12,6 +12,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::auto_sni::Target;
 use super::client::ClientTls;
 use super::stats::SslStats;
 use crate::stats::Store;
@@ -33,8 +34,33 @@ impl UpstreamTls {
     /// Runs the handshake over `tcp` (connected to `addr`). The SNI is the context's `sni`;
     /// without one none is sent (rustls sends none for an IP address).
     pub async fn handshake(&self, tcp: TcpStream, addr: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
-        let name = self.tls.server_name.clone().unwrap_or(ServerName::IpAddress(addr.ip().into()));
-        match self.connector.connect(name, tcp).await {
+        self.run(&self.connector, self.tls.server_name.clone(), tcp, addr).await
+    }
+
+    /// The handshake of a connection for one request name (`auto_sni`, `auto_san_validation`).
+    pub async fn handshake_to(
+        &self,
+        target: &Target,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> io::Result<TlsStream<TcpStream>> {
+        self.run(&target.connector, target.server_name.clone(), tcp, addr).await
+    }
+
+    /// Whether names come from requests, each with its own connections.
+    pub fn per_request_names(&self) -> bool {
+        self.tls.config.auto_sni.enabled()
+    }
+
+    async fn run(
+        &self,
+        connector: &tokio_rustls::TlsConnector,
+        name: Option<ServerName<'static>>,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> io::Result<TlsStream<TcpStream>> {
+        let name = name.unwrap_or(ServerName::IpAddress(addr.ip().into()));
+        match connector.connect(name, tcp).await {
             Ok(stream) => {
                 let (_, conn) = stream.get_ref();
                 let suite = conn.negotiated_cipher_suite().map(|s| s.suite());

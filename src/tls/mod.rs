@@ -5,13 +5,15 @@
 //! [`accept`] runs a connection's handshake and [`stats`] counts it; [`xfcc`] builds the
 //! `x-forwarded-client-cert` header from a connection's [`Session`]. Upstream (a cluster's
 //! `UpstreamTlsContext`): [`client`] builds the client context, [`client_verify`] checks the
-//! server's certificate and [`connect`] runs the handshake of a pool's connection. [`certs`]
+//! server's certificate and [`connect`] runs the handshake of a pool's connection, for the
+//! name of [`auto_sni`] when the SNI and SAN come from each request. [`certs`]
 //! reads certificates (x509-parser) for `/certs` and the access log. [`rotation`] watches the
 //! files (and file-based SDS secrets, [`secrets`]) a downstream context was read from,
 //! rebuilds the context through the validator and swaps it in; a cluster's contexts are read
 //! once.
 
 pub mod accept;
+pub mod auto_sni;
 pub mod certs;
 pub mod client;
 pub mod client_verify;

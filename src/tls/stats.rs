@@ -92,8 +92,9 @@ impl SslStats {
         match e {
             rustls::Error::NoCertificatesPresented => self.fail_verify_no_cert.inc(),
             rustls::Error::InvalidCertificate(_) => match super::verify::failure_of(e) {
-                Some(VerifyFailure::San) => self.fail_verify_san.inc(),
+                Some(VerifyFailure::San | VerifyFailure::SanList) => self.fail_verify_san.inc(),
                 Some(VerifyFailure::CertHash) => self.fail_verify_cert_hash.inc(),
+                Some(VerifyFailure::NoTrustAnchor) => {}
                 None => self.fail_verify_error.inc(),
             },
             _ => {}

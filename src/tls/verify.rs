@@ -25,6 +25,13 @@ pub enum VerifyFailure {
     San,
     #[error("the certificate hash is not one of verify_certificate_hash")]
     CertHash,
+    /// `auto_san_validation`: the request's host is not among the upstream's SANs.
+    #[error("no subject alternative name is the request's host")]
+    SanList,
+    /// `auto_san_validation` without a `validation_context`: nothing to verify with (Envoy
+    /// fails these handshakes without counting a cause).
+    #[error("no trusted CA to verify the upstream's certificate with")]
+    NoTrustAnchor,
 }
 
 pub struct ClientVerifier {

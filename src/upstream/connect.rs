@@ -21,6 +21,8 @@ pub enum Connector {
     Tcp,
     /// TCP then the cluster's TLS handshake.
     Tls(std::sync::Arc<crate::tls::connect::UpstreamTls>),
+    /// TCP then the cluster's TLS handshake for one request name (`auto_sni`).
+    TlsTo(std::sync::Arc<crate::tls::connect::UpstreamTls>, std::sync::Arc<crate::tls::auto_sni::Target>),
     #[cfg(test)]
     Fake(std::sync::Arc<super::fake::FakeUpstream>),
 }
@@ -38,6 +40,11 @@ impl Connector {
                 let stream = TcpStream::connect(addr).await?;
                 let _ = stream.set_nodelay(true);
                 Ok(UpstreamIo::Tls(Box::new(tls.handshake(stream, addr).await?)))
+            }
+            Connector::TlsTo(tls, target) => {
+                let stream = TcpStream::connect(addr).await?;
+                let _ = stream.set_nodelay(true);
+                Ok(UpstreamIo::Tls(Box::new(tls.handshake_to(target, stream, addr).await?)))
             }
             #[cfg(test)]
             Connector::Fake(fake) => fake.connect().await.map(UpstreamIo::Memory),

@@ -12,7 +12,9 @@
 //! Connections are made through a [`Connector`]: TCP, TLS over TCP for a cluster with an
 //! `UpstreamTlsContext`, or in unit tests a scripted in-memory upstream, so that forwarding
 //! and retries are tested against this very pool. A pool belongs to one host of one cluster
-//! and has one connector, so TLS and plaintext connections never share a pool.
+//! and has one connector, so TLS and plaintext connections never share a pool. When the
+//! SNI or SAN check comes from each request (`auto_sni`), the host's connections are further
+//! split by that name ([`named`]).
 //!
 //! With `auto_config` (HTTP/2 or HTTP/1.1 chosen by ALPN, Envoy's mixed pool) requests are
 //! built as HTTP/1.1; a new connection whose handshake chose `h2` becomes the host's shared
@@ -37,6 +39,7 @@ use crate::stats::io::CountedIo;
 use crate::stats::{Counter, Gauge, GaugeGuard, Histogram};
 pub use raw::RawConnection;
 
+mod named;
 mod raw;
 
 /// Connection counters shared by a cluster's hosts, plus the host's own.
@@ -87,6 +90,8 @@ pub struct Pool {
     connector: Connector,
     /// `auto_config`: the protocol of each new connection is the one ALPN chose.
     auto: bool,
+    /// `auto_sni` / `auto_san_validation`: connections kept apart by request name.
+    named: Option<named::Named>,
 }
 
 /// A connection to send a request on.
@@ -167,12 +172,43 @@ impl Pool {
             h2,
             connector: Connector::Tcp,
             auto: false,
+            named: None,
         }
+    }
+
+    /// A pool to the same host with the same settings for the connections of one request
+    /// name, through `connector`; it counts in the same stats and breakers.
+    fn for_name(&self, connector: Connector) -> Pool {
+        Pool {
+            addr: self.addr,
+            protocol: self.protocol,
+            h2_options: self.h2_options,
+            buffer_limit: self.buffer_limit,
+            connect_timeout: self.connect_timeout,
+            stats: self.stats.clone(),
+            breakers: Arc::clone(&self.breakers),
+            idle_timeout: self.idle_timeout,
+            idle: Mutex::new(Vec::new()),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
+            h2: Mutex::new(None),
+            connector,
+            auto: self.auto,
+            named: None,
+        }
+    }
+
+    /// Whether the pool keeps a connection (idle, or the shared HTTP/2 one).
+    fn has_connections(&self) -> bool {
+        !lock(&self.idle).is_empty() || lock(&self.h2).as_ref().is_some_and(|s| !s.is_closed())
     }
 
     /// The same pool reaching its host through `connector` (TLS, or a fake upstream in unit
     /// tests).
     pub fn with_connector(mut self, connector: Connector) -> Self {
+        self.named = match &connector {
+            Connector::Tls(tls) if tls.per_request_names() => Some(named::Named::new(Arc::clone(tls))),
+            _ => None,
+        };
         self.connector = connector;
         self
     }
@@ -194,6 +230,14 @@ impl Pool {
 
     /// Sends a request on a pooled or new connection.
     pub async fn send(self: &Arc<Self>, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+        if let Some(pool) = self.named.as_ref().and_then(|n| n.pool_for(self, &req)) {
+            return pool.send_here(req).await;
+        }
+        self.send_here(req).await
+    }
+
+    /// Sends a request on a connection of this pool.
+    async fn send_here(self: &Arc<Self>, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
         match self.protocol {
             UpstreamProtocol::Http1 if self.auto => self.send_auto(req).await,
             UpstreamProtocol::Http1 => self.send_h1(req).await,
@@ -218,6 +262,9 @@ impl Pool {
     pub fn close_idle(&self) {
         lock(&self.idle).clear();
         lock(&self.h2).take();
+        if let Some(n) = &self.named {
+            n.close_idle();
+        }
     }
 
     async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {

@@ -362,3 +362,30 @@ async fn days_until_first_cert_expiring() {
     let leaf = &certs["certificates"][0]["cert_chain"][0];
     assert!(matches!(leaf["days_until_expiration"].as_str(), Some("9" | "10")), "{certs}");
 }
+
+/// An LDS listener's TLS context naming a secret of the bootstrap's
+/// `static_resources.secrets` (no `sds_config`): served, and rotated from its files.
+#[tokio::test]
+async fn an_lds_listener_names_a_static_secret() {
+    let ca = Ca::new("lds ca");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let first = ca.server(&["localhost"], Alg::Ecdsa);
+    std::fs::write(&cert, &first.cert).expect("cert");
+    std::fs::write(&key, &first.key).expect("key");
+    // The bootstrap's listener, moved into an LDS file.
+    let common = json!({ "tls_certificate_sds_secret_configs": [{ "name": "static" }] });
+    let secret = json!({ "name": "static", "tls_certificate": files(&cert, &key) });
+    let mut v: Value = serde_yaml::from_str(&boot(common, json!([secret]))).expect("yaml");
+    let mut listener = v["static_resources"]["listeners"][0].take();
+    listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
+    v["static_resources"]["listeners"] = json!([]);
+    let lds = dir.path().join("lds.yaml");
+    std::fs::write(&lds, serde_yaml::to_string(&json!({ "resources": [listener] })).expect("yaml")).expect("lds");
+    v["dynamic_resources"] = json!({ "lds_config": { "path_config_source": { "path": lds } } });
+    let legate = Legate::start(serde_yaml::to_string(&v).expect("yaml")).await;
+    assert_eq!(served(&legate, &ca).await, first.der);
+    let next = ca.server(&["localhost"], Alg::Ecdsa);
+    rename_pair(&next, &cert, &key);
+    assert_eventually!(served(&legate, &ca).await == next.der, "the secret's files rotate");
+}

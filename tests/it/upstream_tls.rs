@@ -13,17 +13,18 @@ use crate::common::legate::{validate, Legate};
 use crate::common::tls::{Alg, Ca, Pair};
 use crate::common::upstream;
 
-const DOWNSTREAM: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
-const UPSTREAM: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+pub(crate) const DOWNSTREAM: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+pub(crate) const UPSTREAM: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 const TLS_INSPECTOR: &str = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
-const CONNECT_FAILURE: &str =
+pub(crate) const CONNECT_FAILURE: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
 
-fn inline(pair: &Pair) -> Value {
+pub(crate) fn inline(pair: &Pair) -> Value {
     json!({ "certificate_chain": { "inline_string": pair.cert }, "private_key": { "inline_string": pair.key } })
 }
 
-fn socket(type_url: &str, ctx: Value) -> Value {
+pub(crate) fn socket(type_url: &str, ctx: Value) -> Value {
     let mut typed = json!({ "@type": type_url });
     if let (Some(t), Value::Object(ctx)) = (typed.as_object_mut(), ctx) {
         t.extend(ctx);
@@ -32,7 +33,7 @@ fn socket(type_url: &str, ctx: Value) -> Value {
 }
 
 /// A front chain answering `body` on every path, stat prefix `stat`.
-fn chain(matcher: Value, stat: &str, body: &str, tls: Option<Value>) -> Value {
+pub(crate) fn chain(matcher: Value, stat: &str, body: &str, tls: Option<Value>) -> Value {
     let mut h = hcm(route_config(json!([vhost("v", &["*"], json!([direct(json!({"prefix": "/"}), body)]))])));
     h["stat_prefix"] = json!(stat);
     let mut c = json!({ "filter_chain_match": matcher, "filters": [{ "name": "hcm", "typed_config": h }] });
@@ -42,7 +43,7 @@ fn chain(matcher: Value, stat: &str, body: &str, tls: Option<Value>) -> Value {
     c
 }
 
-fn listener(name: &str, chains: Vec<Value>) -> Value {
+pub(crate) fn listener(name: &str, chains: Vec<Value>) -> Value {
     json!({
         "name": name,
         "stat_prefix": name,
@@ -52,7 +53,7 @@ fn listener(name: &str, chains: Vec<Value>) -> Value {
     })
 }
 
-fn boot(listeners: Vec<Value>, clusters: Vec<Value>) -> String {
+pub(crate) fn boot(listeners: Vec<Value>, clusters: Vec<Value>) -> String {
     let v = json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
         "static_resources": { "listeners": listeners, "clusters": clusters },
@@ -96,13 +97,13 @@ async fn origin(clusters: Vec<Value>) -> Legate {
     Legate::start(boot(vec![l], clusters)).await
 }
 
-fn tls_cluster(name: &str, front: &Legate, ctx: Value) -> Value {
+pub(crate) fn tls_cluster(name: &str, front: &Legate, ctx: Value) -> Value {
     let mut c = static_cluster(name, &[front.listener("front")]);
     c["transport_socket"] = socket(UPSTREAM, ctx);
     c
 }
 
-fn trusting(ca: &Ca) -> Value {
+pub(crate) fn trusting(ca: &Ca) -> Value {
     json!({ "trusted_ca": { "inline_string": ca.cert } })
 }
 
@@ -302,11 +303,6 @@ async fn unimplemented_or_bad_upstream_tls_is_refused_naming_the_field() {
             json!({ "common_tls_context": { "tls_params": { "tls_maximum_protocol_version": "TLSv1_1" } } }),
             json!({}),
             "tls_params.tls_maximum_protocol_version",
-        ),
-        (
-            json!({}),
-            json!({ "upstream_http_protocol_options": { "auto_sni": true } }),
-            "upstream_http_protocol_options",
         ),
     ];
     for (ctx, options, want) in cases {

@@ -78,6 +78,8 @@ pub struct Bootstrap {
     /// The bootstrap's `typed_dns_resolver_config` / `dns_resolution_config` /
     /// `use_tcp_for_dns_lookups`: the resolver of every DNS cluster without its own.
     pub dns_resolver: DnsResolver,
+    /// `static_resources.secrets` by name: TLS contexts of LDS listeners name them too.
+    pub static_secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

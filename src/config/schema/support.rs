@@ -275,6 +275,12 @@ pub(crate) static TABLE: &[Message] = &[
         &[],
     ),
     m("envoy.config.core.v3.HttpProtocolOptions", &["idle_timeout", "max_headers_count"], &[]),
+    // tls/auto_sni.rs
+    m(
+        "envoy.config.core.v3.UpstreamHttpProtocolOptions",
+        &["auto_sni", "auto_san_validation", "override_auto_sni_header"],
+        &[],
+    ),
     m(
         "envoy.config.core.v3.Http1ProtocolOptions",
         &["accept_http_10", "default_host_for_http_10"],
@@ -674,6 +680,8 @@ pub(crate) static TABLE: &[Message] = &[
             "health_checks",
             "outlier_detection",
             "common_lb_config",
+            // tls/auto_sni.rs (deprecated; Envoy honours it without a typed HttpProtocolOptions).
+            "upstream_http_protocol_options",
             // validate/hash_lb.rs: RING_HASH and MAGLEV (issue 14).
             "ring_hash_lb_config",
             "maglev_lb_config",
@@ -781,6 +789,8 @@ pub(crate) static TABLE: &[Message] = &[
             "common_http_protocol_options",
             // HTTP/2 or HTTP/1.1 by ALPN (upstream TLS).
             "auto_config",
+            // tls/auto_sni.rs: SNI and SAN check from each request.
+            "upstream_http_protocol_options",
         ],
         &[],
     ),

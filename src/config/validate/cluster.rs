@@ -10,6 +10,7 @@ use crate::config::model::{
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
+use crate::tls::auto_sni::AutoSni;
 
 use super::common::{address, config_source, parse_ip};
 use super::hcm::http2_options;
@@ -81,11 +82,17 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     if let Some(la) = o.obj(ctx, "load_assignment") {
         endpoints = load_assignment(ctx, la, kind == Kind::Static || kind == Kind::Eds).1;
     }
-    let (protocol, http2, idle_timeout, auto_config) = protocol_options(ctx, &mut o);
+    let (protocol, http2, idle_timeout, auto_config, typed_auto_sni) = protocol_options(ctx, &mut o);
+    let auto_sni = cluster_auto_sni(ctx, &mut o, typed_auto_sni);
     let ts_path = o.at("transport_socket");
     let tls = o
         .obj(ctx, "transport_socket")
-        .and_then(|t| super::upstream_tls::transport_socket(ctx, t, protocol, auto_config));
+        .and_then(|t| super::upstream_tls::transport_socket(ctx, t, protocol, auto_config, auto_sni.clone()));
+    if let Some((auto, at)) = &auto_sni {
+        if auto.enabled() && tls.is_none() && ctx.error_count() == before {
+            ctx.err(at, "auto_sni and auto_san_validation need an UpstreamTlsContext (a plaintext connection has no SNI nor certificate)");
+        }
+    }
     if auto_config && tls.is_none() && ctx.error_count() == before {
         // Envoy's refusal: ALPN needs TLS.
         ctx.err(
@@ -193,9 +200,62 @@ fn positive(ctx: &mut Ctx, o: &mut Obj<'_>, field: &'static str, default: Durati
     }
 }
 
+/// The cluster's `upstream_http_protocol_options` (deprecated, honoured by Envoy only when no
+/// typed `HttpProtocolOptions` is given), else the typed one's; with the field's path.
+fn cluster_auto_sni(ctx: &mut Ctx, o: &mut Obj<'_>, typed: TypedAutoSni) -> Option<(AutoSni, FieldPath)> {
+    let at = o.at("upstream_http_protocol_options");
+    let own = o.obj(ctx, "upstream_http_protocol_options").map(|u| upstream_http_protocol_options(ctx, u));
+    match (own, typed) {
+        (Some(_), TypedAutoSni::Entry(_)) => {
+            ctx.err(
+                at,
+                format!(
+                    "ignored by Envoy when typed_extension_protocol_options has {}: set it there",
+                    t::HTTP_PROTOCOL_OPTIONS_KEY
+                ),
+            );
+            None
+        }
+        (Some(own), TypedAutoSni::NoEntry) => Some((own, at)),
+        (None, TypedAutoSni::Entry(e)) => e,
+        (None, TypedAutoSni::NoEntry) => None,
+    }
+}
+
+/// What the typed `HttpProtocolOptions` says of `upstream_http_protocol_options`.
+enum TypedAutoSni {
+    /// No typed `HttpProtocolOptions`.
+    NoEntry,
+    /// One, with the field or without.
+    Entry(Option<(AutoSni, FieldPath)>),
+}
+
+/// `UpstreamHttpProtocolOptions`.
+fn upstream_http_protocol_options(ctx: &mut Ctx, mut u: Obj<'_>) -> AutoSni {
+    let sni = u.bool(ctx, "auto_sni").unwrap_or(false);
+    let san = u.bool(ctx, "auto_san_validation").unwrap_or(false);
+    let header_at = u.at("override_auto_sni_header");
+    let header =
+        u.str(ctx, "override_auto_sni_header").filter(|h| !h.is_empty()).and_then(
+            |h| match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    ctx.err(&header_at, format!("\"{h}\" is not a valid header name"));
+                    None
+                }
+            },
+        );
+    u.finish(ctx, &[]);
+    AutoSni { sni, san, header }
+}
+
 /// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`); the bool is
 /// `auto_config` (the protocol chosen by ALPN).
-fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2Options, Option<Duration>, bool) {
+fn protocol_options(
+    ctx: &mut Ctx,
+    o: &mut Obj<'_>,
+) -> (UpstreamProtocol, Http2Options, Option<Duration>, bool, TypedAutoSni) {
+    let mut auto_sni = TypedAutoSni::NoEntry;
     let mut protocol = UpstreamProtocol::Http1;
     let mut auto = false;
     let mut http2 = Http2Options::default();
@@ -219,6 +279,10 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
                 continue;
             }
         }
+        let at = opts.at("upstream_http_protocol_options");
+        auto_sni = TypedAutoSni::Entry(
+            opts.obj(ctx, "upstream_http_protocol_options").map(|u| (upstream_http_protocol_options(ctx, u), at)),
+        );
         if let Some(mut explicit) = opts.obj(ctx, "explicit_http_config") {
             if let Some(mut h1) = explicit.obj(ctx, "http_protocol_options") {
                 h1.ignore(&["header_key_format", "enable_trailers"]);
@@ -259,7 +323,7 @@ fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> (UpstreamProtocol, Http2O
         }
         opts.finish(ctx, &[]);
     }
-    (protocol, http2, idle, auto)
+    (protocol, http2, idle, auto, auto_sni)
 }
 
 fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {

@@ -29,15 +29,9 @@ pub(crate) fn filter_chain(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FilterChain>
             filters.push(f);
         }
     }
+    // Terminated in front of the connection manager or of tcp_proxy (which relays the
+    // decrypted bytes).
     let tls = o.obj(ctx, "transport_socket").and_then(|t| super::tls::transport_socket(ctx, t));
-    // TLS is terminated only in front of the connection manager; a relay would otherwise
-    // pass the encrypted bytes on as if the transport socket were not there.
-    if tls.is_some() && filters.iter().any(|f| matches!(f, NetworkFilter::TcpProxy(_))) {
-        ctx.err(
-            o.at("transport_socket"),
-            "a TLS transport socket in front of tcp_proxy is not implemented by legate (TLS passthrough by server_names is)",
-        );
-    }
     o.ignore(&["metadata"]);
     o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(FilterChain { name, matcher, filters, tls })

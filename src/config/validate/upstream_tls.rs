@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use crate::config::model::UpstreamProtocol;
-use crate::config::reader::{Ctx, Obj};
+use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::config::type_urls as t;
+use crate::tls::auto_sni::AutoSni;
 use crate::tls::client::UpstreamTlsConfig;
 use crate::tls::secrets::Reads;
 use crate::tls::ClientTls;
@@ -20,6 +21,7 @@ pub(crate) fn transport_socket(
     mut o: Obj<'_>,
     protocol: UpstreamProtocol,
     auto_config: bool,
+    auto_sni: Option<(AutoSni, FieldPath)>,
 ) -> Option<Arc<ClientTls>> {
     let _ = o.str(ctx, "name");
     let typed = o.obj(ctx, "typed_config");
@@ -30,7 +32,9 @@ pub(crate) fn transport_socket(
         return None;
     };
     match typed.str(ctx, "@type").as_deref() {
-        Some(t::UPSTREAM_TLS_CONTEXT) => upstream_tls(ctx, typed, protocol, auto_config),
+        Some(t::UPSTREAM_TLS_CONTEXT) => {
+            upstream_tls(ctx, typed, protocol, auto_config, auto_sni.map(|(a, _)| a).unwrap_or_default())
+        }
         Some(t::RAW_BUFFER) => {
             typed.finish(ctx, &[]);
             None
@@ -51,11 +55,12 @@ fn upstream_tls(
     mut o: Obj<'_>,
     protocol: UpstreamProtocol,
     auto_config: bool,
+    auto_sni: AutoSni,
 ) -> Option<Arc<ClientTls>> {
     let before = ctx.error_count();
     let path = o.path.clone();
     let sni = o.str(ctx, "sni").filter(|s| !s.is_empty());
-    let mut config = UpstreamTlsConfig { sni, path: path.to_string(), ..Default::default() };
+    let mut config = UpstreamTlsConfig { sni, path: path.to_string(), auto_sni, ..Default::default() };
     if let Some(mut c) = o.obj(ctx, "common_tls_context") {
         let mut certs = c.objs(ctx, "tls_certificates").into_iter();
         if let Some(cert) = certs.next() {

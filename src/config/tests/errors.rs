@@ -292,7 +292,7 @@ fn retry_route(policy: &str) -> String {
 #[test]
 fn retry_back_off_and_host_predicates_are_checked_as_envoy_checks_them() {
     let at = format!("{HCM}.route_config.virtual_hosts[0].routes[0].route.retry_policy");
-    let e = errs(&v3(&retry_route("retry_on: 5xx, retry_back_off: {base_interval: 1s, max_interval: 100ms}"), A_SVC));
+    let e = errs(&v3(&retry_route("retry_on: 5xx, retry_back_off: {base_interval: 1s, max_interval: 0.1s}"), A_SVC));
     has(
         &e,
         &format!("{at}.retry_back_off.max_interval: max_interval must be greater than or equal to the base_interval"),
@@ -315,7 +315,7 @@ fn retry_back_off_and_host_predicates_are_checked_as_envoy_checks_them() {
 
 #[test]
 fn a_full_retry_policy_loads_with_envoys_defaults() {
-    let policy = "retry_on: \"retriable-headers,envoy-ratelimited\", retry_back_off: {base_interval: 100ms}, \
+    let policy = "retry_on: \"retriable-headers,envoy-ratelimited\", retry_back_off: {base_interval: 0.1s}, \
                   rate_limited_retry_back_off: {reset_headers: [{name: Retry-After}, {name: X-RateLimit-Reset, format: UNIX_TIMESTAMP}]}, \
                   retriable_headers: [{name: x-retry}], retriable_request_headers: [{name: x-idem}], \
                   retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}], host_selection_retry_max_attempts: 3";

@@ -45,6 +45,7 @@ fn context<'a>(request: &'a HeaderMap, response: &'a HeaderMap) -> LogContext<'a
         downstream_remote: "[::1]:54321".parse().expect("addr"),
         downstream_local: "127.0.0.1:10000".parse().expect("addr"),
         route_name: Some("r"),
+        dynamic_metadata: None,
     }
 }
 

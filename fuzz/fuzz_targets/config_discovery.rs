@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let (first, second) = split(rest);
     match (how >> 1) % 4 {
         0 => incremental(first, second, |c, b| {
-            let r = c.listeners(path, b);
+            let r = c.listeners(path, b, None);
             if let Ok(d) = &r {
                 let known: HashSet<String> = ["a_svc".to_string()].into();
                 let _ = check_cluster_refs(&d.resources, &known, "resources");

@@ -177,9 +177,7 @@ pub async fn forward(
         }
         _ => 1,
     };
-    // The hosts tried so far, for the `previous_hosts` retry host predicate.
-    let mut tried: Vec<std::net::SocketAddr> = Vec::new();
-    let avoid = policy.filter(|p| p.previous_hosts).map(|p| p.host_selection_max_attempts);
+    let mut hosts = super::retry_hosts::RetryHosts::new(policy);
     let h1 = cluster.config.protocol == crate::config::model::UpstreamProtocol::Http1;
     let mut attempt = 0u32;
     let mut connected = None;
@@ -204,11 +202,7 @@ pub async fn forward(
     };
     loop {
         attempt += 1;
-        let chosen = match avoid {
-            Some(reattempts) if !tried.is_empty() => cluster.choose_avoiding(prepared.lb_hash, &tried, reattempts),
-            _ => cluster.choose_for(prepared.lb_hash),
-        };
-        let Some(host) = chosen else {
+        let Some(host) = hosts.choose(cluster, prepared.lb_hash) else {
             stats.upstream_cx_none_healthy.inc();
             stats.lb_healthy_panic.inc();
             return Err(Failure {
@@ -240,9 +234,7 @@ pub async fn forward(
                 retry_stop,
             });
         };
-        if avoid.is_some() {
-            tried.push(host.addr);
-        }
+        hosts.attempted(&host);
         let req = build_request(cluster, prepared, req_body, attempt, &host);
         if attempt > 1 {
             stats.upstream_rq_retry.inc();

@@ -20,6 +20,7 @@ pub mod mirror;
 pub mod normalize;
 pub mod request_controls;
 pub mod request_head;
+mod retry_hosts;
 mod rewrite;
 mod router;
 mod stream;

@@ -182,6 +182,7 @@ mod tests {
             outlier_detection: None,
             panic_threshold: 50.0,
             locality_weighted_lb: false,
+            lb_tuning: Default::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use rand::Rng;
 use super::maglev::Maglev;
 use super::ring_hash::Ring;
 use super::Host;
-use crate::config::model::LbPolicy;
+use crate::config::model::{LbPolicy, LbTuning, SlowStart};
 
 /// A consistent-hash lookup over one source's hosts (indexes into its host list).
 pub enum HashTable {
@@ -53,19 +53,38 @@ impl HashTable {
 }
 
 /// Host indexes in round-robin order, each host as often as its weight (scaled down to at most
-/// `MAX_SLOTS` entries), interleaved by smooth weighted round robin.
+/// `MAX_SLOTS` entries), interleaved by smooth weighted round robin. With `slow_start_config`
+/// the weights are those of the moment it was built (the cluster rebuilds it while a host
+/// is in slow start).
 pub struct Schedule {
     slots: Vec<u32>,
     /// Cumulative weights for weighted random choice.
     cumulative: Vec<u64>,
+    /// Each host's weight, for LEAST_REQUEST's load-adjusted choice (empty when equal).
+    weights: Vec<f64>,
     equal_weights: bool,
+    /// Some host's weight is scaled down by slow start.
+    pub slow_starting: bool,
 }
 
 const MAX_SLOTS: u64 = 4096;
 
+/// Weights are kept in thousandths of an endpoint weight, so that slow start's fractions
+/// survive in integers.
+const WEIGHT_UNIT: f64 = 1000.0;
+
 impl Schedule {
-    pub fn new(hosts: &[Arc<Host>]) -> Self {
-        let weights: Vec<u64> = hosts.iter().map(|h| u64::from(h.weight.max(1))).collect();
+    pub fn new(hosts: &[Arc<Host>], slow: Option<&SlowStart>) -> Self {
+        let mut slow_starting = false;
+        let weights: Vec<u64> = hosts
+            .iter()
+            .map(|h| {
+                let w = f64::from(h.weight.max(1)) * WEIGHT_UNIT;
+                let factor = slow.and_then(|s| s.factor(h.health.slow_start.elapsed()));
+                slow_starting |= factor.is_some();
+                (w * factor.unwrap_or(1.0)).round().max(1.0) as u64
+            })
+            .collect();
         let equal_weights = weights.windows(2).all(|w| w[0] == w[1]);
         let mut cumulative = Vec::with_capacity(weights.len());
         let mut sum = 0;
@@ -94,20 +113,22 @@ impl Schedule {
             }
             slots
         };
-        Schedule { slots, cumulative, equal_weights }
+        let weights = if equal_weights { Vec::new() } else { weights.iter().map(|&w| w as f64).collect() };
+        Schedule { slots, cumulative, weights, equal_weights, slow_starting }
     }
 }
 
 pub struct Balancer {
     policy: LbPolicy,
+    tuning: LbTuning,
     next: AtomicUsize,
 }
 
 impl Balancer {
-    pub fn new(policy: LbPolicy) -> Self {
+    pub fn new(policy: LbPolicy, tuning: LbTuning) -> Self {
         // Envoy starts round robin at a random position so that proxies do not move in step.
         let start = rand::thread_rng().gen_range(0..1024);
-        Balancer { policy, next: AtomicUsize::new(start) }
+        Balancer { policy, tuning, next: AtomicUsize::new(start) }
     }
 
     /// One of `hosts` (a source of [`super::lb_state::LbState`]), `schedule` built from them.
@@ -128,22 +149,49 @@ impl Balancer {
                     // Reached only without a table (see `Cluster::choose_for`): random, as
                     // Envoy's hashing balancers are for a request without a key.
                     LbPolicy::Random | LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. } => weighted_random(schedule),
-                    LbPolicy::LeastRequest => {
-                        let mut rng = rand::thread_rng();
-                        let a = rng.gen_range(0..n);
-                        let b = rng.gen_range(0..n);
-                        let ra = hosts[a].stats.rq_active.value() as f64 / f64::from(hosts[a].weight);
-                        let rb = hosts[b].stats.rq_active.value() as f64 / f64::from(hosts[b].weight);
-                        if rb < ra {
-                            b
-                        } else {
-                            a
-                        }
-                    }
+                    LbPolicy::LeastRequest if schedule.equal_weights => self.fewest_of_sample(hosts),
+                    LbPolicy::LeastRequest => self.load_weighted(hosts, schedule),
                 };
                 hosts.get(i)
             }
         }
+    }
+
+    /// Equal weights: the host with the fewest active requests of `choice_count` drawn at
+    /// random (the first drawn on a tie), as Envoy's.
+    fn fewest_of_sample(&self, hosts: &[Arc<Host>]) -> usize {
+        let mut rng = rand::thread_rng();
+        let mut best = rng.gen_range(0..hosts.len());
+        let mut best_active = hosts[best].stats.rq_active.value();
+        for _ in 1..self.tuning.choice_count {
+            let i = rng.gen_range(0..hosts.len());
+            let active = hosts[i].stats.rq_active.value();
+            if active < best_active {
+                (best, best_active) = (i, active);
+            }
+        }
+        best
+    }
+
+    /// Unequal weights (or slow start): each host weighs `weight / (active + 1) ^ bias`
+    /// (Envoy's `active_request_bias`) at the moment of the pick, and one is drawn by those
+    /// weights in a single pass (a reservoir of one), without allocating.
+    fn load_weighted(&self, hosts: &[Arc<Host>], schedule: &Schedule) -> usize {
+        let bias = self.tuning.active_request_bias;
+        if bias == 0.0 {
+            return weighted_random(schedule);
+        }
+        let mut rng = rand::thread_rng();
+        let (mut chosen, mut total) = (0, 0.0);
+        for (i, (h, w)) in hosts.iter().zip(&schedule.weights).enumerate() {
+            let load = (h.stats.rq_active.value().max(0) + 1) as f64;
+            let w = if bias == 1.0 { w / load } else { w / load.powf(bias) };
+            total += w;
+            if rng.gen::<f64>() * total < w {
+                chosen = i;
+            }
+        }
+        chosen
     }
 }
 
@@ -152,3 +200,7 @@ fn weighted_random(s: &Schedule) -> usize {
     let r = rand::thread_rng().gen_range(0..total);
     s.cumulative.partition_point(|&c| c <= r)
 }
+
+#[cfg(test)]
+#[path = "balancer_tests.rs"]
+mod tests;

@@ -56,6 +56,8 @@ pub struct HostHealth {
     pub(super) check: Mutex<super::hc::HostCheck>,
     /// The outlier detector's state of this host.
     pub(super) outlier: super::outlier::HostOutlier,
+    /// When the host entered slow start (used when the cluster has `slow_start_config`).
+    pub(super) slow_start: super::slow_start::SlowStartClock,
 }
 
 impl HostHealth {
@@ -76,7 +78,13 @@ impl HostHealth {
         } else {
             self.flags.fetch_and(!flag, Ordering::AcqRel)
         };
-        (old & flag != 0) != on
+        let changed = (old & flag != 0) != on;
+        let checked = FAILED_ACTIVE_HC | PENDING_ACTIVE_HC;
+        if !on && old & flag & checked != 0 && old & !flag & checked == 0 {
+            // Back from unhealthy (or pending) by an active check: slow start begins again.
+            self.slow_start.restart();
+        }
+        changed
     }
 
     /// Replaces the EDS bits (a new `health_status` for the same host).

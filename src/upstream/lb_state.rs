@@ -20,6 +20,7 @@ use rand::Rng;
 use super::balancer::Schedule;
 use super::health::{self, Coarse};
 use super::Host;
+use crate::config::model::SlowStart;
 
 /// Envoy's default `overprovisioning_factor`, 140 (1.4).
 const OVERPROVISIONING: u64 = 140;
@@ -45,6 +46,8 @@ pub struct LbState {
     pub healthy: usize,
     pub degraded: usize,
     by_locality: bool,
+    /// `slow_start_config`: schedules weigh hosts by their slow-start ramp.
+    slow: Option<SlowStart>,
     /// RING_HASH / MAGLEV: one table per source, in order (set by the cluster after `new`).
     pub hashed: Vec<super::balancer::HashTable>,
 }
@@ -61,6 +64,16 @@ impl LbState {
     /// `panic_threshold` in percent (Envoy's `healthy_panic_threshold`); `by_locality` for
     /// `locality_weighted_lb_config`.
     pub fn new(all: &[Arc<Host>], panic_threshold: f64, by_locality: bool) -> LbState {
+        Self::with_slow_start(all, panic_threshold, by_locality, None)
+    }
+
+    /// [`LbState::new`] with hosts weighed by their slow-start ramp at this moment.
+    pub fn with_slow_start(
+        all: &[Arc<Host>],
+        panic_threshold: f64,
+        by_locality: bool,
+        slow: Option<SlowStart>,
+    ) -> LbState {
         let mut prios: Vec<(u32, Priority)> = Vec::new();
         for h in all {
             let i = match prios.binary_search_by_key(&h.priority, |(p, _)| *p) {
@@ -110,7 +123,7 @@ impl LbState {
                 pct < panic_threshold
             })
             .collect();
-        let mut out = LbState { sources: Vec::new(), healthy, degraded, by_locality, hashed: Vec::new() };
+        let mut out = LbState { sources: Vec::new(), healthy, degraded, by_locality, slow, hashed: Vec::new() };
         if prios.is_empty() {
             return out;
         }
@@ -165,7 +178,12 @@ impl LbState {
             return;
         }
         let upto = self.sources.last().map_or(0, |s| s.upto) + parts;
-        self.sources.push(Source { hosts: hosts.to_vec(), schedule: Schedule::new(hosts), panic, upto });
+        self.sources.push(Source {
+            hosts: hosts.to_vec(),
+            schedule: Schedule::new(hosts, self.slow.as_ref()),
+            panic,
+            upto,
+        });
     }
 
     /// A priority's healthy or degraded `eligible` hosts with their load: split between their
@@ -250,6 +268,11 @@ fn localities(all: &[Arc<Host>], eligible: &[Arc<Host>]) -> Vec<Group> {
 }
 
 impl LbState {
+    /// Some host's weight is still ramping up (the cluster rebuilds this state until none is).
+    pub fn slow_starting(&self) -> bool {
+        self.sources.iter().any(|s| s.schedule.slow_starting)
+    }
+
     /// The source (and its index) a hashing balancer's key falls in: Envoy's
     /// `choosePriority`, `hash % 100` against the cumulative loads.
     #[inline]

@@ -200,7 +200,7 @@ fn same(h: &Host, s: &HostSpec) -> bool {
 }
 
 /// `old`'s state (pool, connections, counters) under `spec`'s attributes.
-pub(super) fn carried_over(old: &Host, spec: HostSpec) -> Host {
+pub(crate) fn carried_over(old: &Host, spec: HostSpec) -> Host {
     old.health.set_eds(spec.health);
     Host {
         addr: old.addr,

@@ -40,6 +40,7 @@ pub mod membership;
 mod outlier;
 pub mod pool;
 pub mod ring_hash;
+pub mod slow_start;
 pub mod xxh64;
 
 use std::net::SocketAddr;
@@ -275,7 +276,7 @@ pub struct HostSet {
 }
 
 impl HostSet {
-    fn new(all: Vec<Arc<Host>>) -> Self {
+    pub(crate) fn new(all: Vec<Arc<Host>>) -> Self {
         HostSet { all }
     }
 }
@@ -354,7 +355,7 @@ impl Cluster {
         let health = old.map_or_else(|| Arc::new(ClusterHealth::default()), |o| Arc::clone(&o.health));
         let adopt = adopt.map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, config.stat_name(), &config);
-        let balancer = Balancer::new(config.lb_policy);
+        let balancer = Balancer::new(config.lb_policy, config.lb_tuning);
         let tls = config
             .tls
             .as_ref()
@@ -414,6 +415,26 @@ impl Cluster {
         self.health.go_live(self);
         self.publish_membership(changed);
         drop(live);
+        if let Some(slow) = self.config.lb_tuning.slow_start {
+            self.spawn_slow_start_ticker(slow.window);
+        }
+    }
+
+    /// While some host's weight ramps up (slow start), rebuilds what requests choose from a
+    /// few times a second, so round robin's schedule follows the ramp. Ends with the cluster.
+    fn spawn_slow_start_ticker(self: &Arc<Self>, window: std::time::Duration) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let tick = (window / 20).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(1));
+        let cluster = Arc::downgrade(self);
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(c) = cluster.upgrade() else { return };
+                if c.lb.load().slow_starting() {
+                    c.refresh_lb();
+                }
+            }
+        });
     }
 
     fn publish_membership(&self, changed: bool) {
@@ -427,7 +448,8 @@ impl Cluster {
 
     /// What requests choose from over `hosts`, by their health (no stats).
     fn lb_state(&self, hosts: &[Arc<Host>]) -> LbState {
-        let mut lb = LbState::new(hosts, self.config.panic_threshold, self.config.locality_weighted_lb);
+        let c = &self.config;
+        let mut lb = LbState::with_slow_start(hosts, c.panic_threshold, c.locality_weighted_lb, c.lb_tuning.slow_start);
         if self.config.lb_policy.is_hashing() {
             let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(&self.config.lb_policy, &s.hosts));
             lb.hashed = tables.collect();
@@ -471,20 +493,29 @@ impl Cluster {
     /// host; a request without one gets a random key, as in Envoy.
     #[inline]
     pub fn choose_for(&self, hash: Option<u64>) -> Option<Arc<Host>> {
-        self.choose_attempt(&mut { hash }, 0)
+        self.choose_attempt(&self.lb.load(), &mut { hash }, 0)
     }
 
     /// A host for a retry that should avoid the hosts `tried` (the `previous_hosts` retry
     /// host predicate): up to `1 + reattempts` selections, the last one kept whatever it is,
-    /// as Envoy's load balancers do.
-    pub fn choose_avoiding(&self, hash: Option<u64>, tried: &[SocketAddr], reattempts: u32) -> Option<Arc<Host>> {
+    /// as Envoy's load balancers do. `state` replaces what requests choose from (a retry
+    /// priority's [`Cluster::state_without_priorities`]).
+    pub fn choose_avoiding(
+        &self,
+        hash: Option<u64>,
+        tried: &[SocketAddr],
+        reattempts: u32,
+        state: Option<&LbState>,
+    ) -> Option<Arc<Host>> {
+        let current = self.lb.load();
+        let lb = state.unwrap_or(&current);
         let mut h = hash;
-        let mut host = self.choose_attempt(&mut h, 0)?;
+        let mut host = self.choose_attempt(lb, &mut h, 0)?;
         for attempt in 1..=reattempts {
             if !tried.contains(&host.addr) {
                 break;
             }
-            match self.choose_attempt(&mut h, attempt) {
+            match self.choose_attempt(lb, &mut h, attempt) {
                 Some(next) => host = next,
                 None => break,
             }
@@ -492,11 +523,21 @@ impl Cluster {
         Some(host)
     }
 
-    /// Selection attempt `attempt` (0 first) with hash `h`: the route's hash policy's key,
-    /// else one random number drawn for the first attempt that needs it and kept for the
-    /// request's other attempts, as in Envoy.
-    fn choose_attempt(&self, h: &mut Option<u64>, attempt: u32) -> Option<Arc<Host>> {
-        let lb = self.lb.load();
+    /// What a retry chooses from under the `previous_priorities` retry priority: the loads
+    /// computed as if the hosts of the priorities in `excluded` were unhealthy (Envoy's
+    /// recomputed priority load), or `None` when that leaves no healthy or degraded host
+    /// (Envoy then goes back to the original load).
+    pub fn state_without_priorities(&self, excluded: &[u32]) -> Option<LbState> {
+        let set = self.hosts.load();
+        let kept: Vec<Arc<Host>> = set.all.iter().filter(|h| !excluded.contains(&h.priority)).cloned().collect();
+        let lb = self.lb_state(&kept);
+        (lb.healthy + lb.degraded > 0).then_some(lb)
+    }
+
+    /// Selection attempt `attempt` (0 first) from `lb` with hash `h`: the route's hash
+    /// policy's key, else one random number drawn for the first attempt that needs it and
+    /// kept for the request's other attempts, as in Envoy.
+    fn choose_attempt(&self, lb: &LbState, h: &mut Option<u64>, attempt: u32) -> Option<Arc<Host>> {
         if !lb.hashed.is_empty() {
             let h = *h.get_or_insert_with(rand::random);
             let (i, source) = lb.pick_hashed(h)?;

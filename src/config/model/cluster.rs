@@ -208,6 +208,51 @@ pub struct Cluster {
     /// `common_lb_config.locality_weighted_lb_config`: each priority's load is split between
     /// its localities by their weights and health before it reaches a host.
     pub locality_weighted_lb: bool,
+    /// `least_request_lb_config` / `round_robin_lb_config`.
+    pub lb_tuning: LbTuning,
+}
+
+/// What `least_request_lb_config` and `round_robin_lb_config` set (Envoy's defaults unless
+/// set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LbTuning {
+    /// LEAST_REQUEST's `choice_count`: hosts sampled per pick when weights are equal (>= 2).
+    pub choice_count: u32,
+    /// LEAST_REQUEST's `active_request_bias`: a host's weight is divided by
+    /// `(active requests + 1) ^ bias` when weights differ.
+    pub active_request_bias: f64,
+    /// `slow_start_config` (ROUND_ROBIN and LEAST_REQUEST).
+    pub slow_start: Option<SlowStart>,
+}
+
+impl Default for LbTuning {
+    fn default() -> Self {
+        LbTuning { choice_count: 2, active_request_bias: 1.0, slow_start: None }
+    }
+}
+
+/// `SlowStartConfig`: a host's weight ramps up over `window` after it joins (or, with active
+/// health checking, after it passes a check again): `weight * max(min_weight, (t / window) ^
+/// (1 / aggression))`, t at least one second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowStart {
+    pub window: Duration,
+    pub aggression: f64,
+    /// `min_weight_percent` as a fraction (default 0.1).
+    pub min_weight: f64,
+}
+
+impl SlowStart {
+    /// The factor a host's weight is scaled by `elapsed` after it entered slow start, or
+    /// `None` once the window has passed.
+    pub fn factor(&self, elapsed: Duration) -> Option<f64> {
+        if elapsed >= self.window {
+            return None;
+        }
+        let t = elapsed.as_secs_f64().max(1.0) / self.window.as_secs_f64();
+        let ramp = if self.aggression == 1.0 { t } else { t.powf(1.0 / self.aggression) };
+        Some(ramp.clamp(self.min_weight, 1.0))
+    }
 }
 
 impl Cluster {

@@ -340,6 +340,8 @@ pub struct RetryPolicy {
     pub previous_hosts: bool,
     /// `host_selection_retry_max_attempts`, default 1.
     pub host_selection_max_attempts: u32,
+    /// `retry_priority` `envoy.retry_priorities.previous_priorities`: its `update_frequency`.
+    pub previous_priorities: Option<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -357,6 +359,7 @@ impl Default for RetryPolicy {
             retriable_request_headers: Vec::new(),
             previous_hosts: false,
             host_selection_max_attempts: 1,
+            previous_priorities: None,
         }
     }
 }

@@ -685,6 +685,9 @@ pub(crate) static TABLE: &[Message] = &[
             // validate/hash_lb.rs: RING_HASH and MAGLEV (issue 14).
             "ring_hash_lb_config",
             "maglev_lb_config",
+            // validate/lb_config.rs: LEAST_REQUEST and ROUND_ROBIN tuning, slow start.
+            "least_request_lb_config",
+            "round_robin_lb_config",
         ],
         &["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"],
     ),
@@ -695,6 +698,19 @@ pub(crate) static TABLE: &[Message] = &[
         &[],
     ),
     m("envoy.config.cluster.v3.Cluster.MaglevLbConfig", &["table_size"], &[]),
+    // validate/lb_config.rs (issue 14).
+    m(
+        "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig",
+        &["choice_count", "active_request_bias", "slow_start_config"],
+        &[],
+    ),
+    m("envoy.config.cluster.v3.Cluster.RoundRobinLbConfig", &["slow_start_config"], &[]),
+    m(
+        "envoy.config.cluster.v3.Cluster.SlowStartConfig",
+        &["slow_start_window", "aggression", "min_weight_percent"],
+        &[],
+    ),
+    m("envoy.config.core.v3.RuntimeDouble", &["default_value"], &["runtime_key"]),
     m(
         "envoy.config.route.v3.RouteAction.HashPolicy",
         &["header", "cookie", "connection_properties", "query_parameter", "terminal"],
@@ -963,6 +979,8 @@ pub(crate) static TABLE: &[Message] = &[
             "retriable_request_headers",
             "retry_host_predicate",
             "host_selection_retry_max_attempts",
+            // validate/route.rs, proxy/retry_hosts.rs (issue 14).
+            "retry_priority",
         ],
         &[],
     ),
@@ -971,6 +989,8 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.route.v3.RetryPolicy.ResetHeader", &["name", "format"], &[]),
     m("envoy.config.route.v3.RetryPolicy.RetryHostPredicate", &["name", "typed_config"], &[]),
     m("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate", &[], &[]),
+    m("envoy.config.route.v3.RetryPolicy.RetryPriority", &["name", "typed_config"], &[]),
+    m("envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig", &["update_frequency"], &[]),
     m(
         "envoy.config.route.v3.RedirectAction",
         &[

@@ -309,6 +309,24 @@ fn retry_back_off_and_host_predicates_are_checked_as_envoy_checks_them() {
         &e,
         &format!("{at}.retry_host_predicate[0]: unsupported retry host predicate (only envoy.retry_host_predicates.previous_hosts)"),
     );
+    let e = errs(&v3(&retry_route("retry_on: 5xx, retry_priority: {name: my.priority}"), A_SVC));
+    has(
+        &e,
+        &format!("{at}.retry_priority: unsupported retry priority (only envoy.retry_priorities.previous_priorities)"),
+    );
+    let pp = "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig";
+    let e = errs(&v3(
+        &retry_route(&format!(
+            "retry_on: 5xx, retry_priority: {{name: x, typed_config: {{\"@type\": {pp}, update_frequency: 0}}}}"
+        )),
+        A_SVC,
+    ));
+    has(&e, &format!("{at}.retry_priority.typed_config.update_frequency: value must be greater than 0"));
+    let e = errs(&v3(
+        &retry_route("retry_on: 5xx, retry_priority: {name: envoy.retry_priorities.previous_priorities}"),
+        A_SVC,
+    ));
+    has(&e, &format!("{at}.retry_priority.typed_config: missing typed_config (update_frequency is required)"));
     let e = errs(&v3(&retry_route("retry_on: \"5xx,reset-before-request\""), A_SVC));
     has(&e, &format!("{at}.retry_on: unsupported retry condition \"reset-before-request\""));
 }

@@ -59,6 +59,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         )
         .unwrap_or_default();
     let lb_policy = super::hash_lb::hash_lb_config(ctx, &mut o, lb_policy);
+    let lb_tuning = super::lb_config::lb_tuning(ctx, &mut o, lb_policy);
     let connect_timeout = positive(ctx, &mut o, "connect_timeout", Duration::from_secs(5));
     let dns_refresh_rate = positive(ctx, &mut o, "dns_refresh_rate", Duration::from_secs(5));
     let dns_lookup_family = o
@@ -185,6 +186,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         outlier_detection,
         panic_threshold,
         locality_weighted_lb,
+        lb_tuning,
     })
 }
 

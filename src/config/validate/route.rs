@@ -364,6 +364,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
     let host_selection_max_attempts = o
         .uint(ctx, "host_selection_retry_max_attempts", u64::from(u32::MAX))
         .map_or(defaults.host_selection_max_attempts, |n| n as u32);
+    let previous_priorities = o.obj(ctx, "retry_priority").and_then(|p| retry_priority(ctx, p));
     o.finish(ctx, &[]);
     (ctx.error_count() == before).then_some(RetryPolicy {
         retry_on,
@@ -377,7 +378,44 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
         retriable_request_headers,
         previous_hosts,
         host_selection_max_attempts,
+        previous_priorities,
     })
+}
+
+/// `retry_priority`: only `envoy.retry_priorities.previous_priorities`, whose
+/// `update_frequency` (required, > 0) is returned.
+fn retry_priority(ctx: &mut Ctx, mut p: Obj<'_>) -> Option<u32> {
+    const URL: &str =
+        "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig";
+    let name = p.str(ctx, "name");
+    let known = name.as_deref() == Some("envoy.retry_priorities.previous_priorities")
+        || p.type_url("typed_config") == Some(URL);
+    if !known {
+        ctx.err(&p.path, "unsupported retry priority (only envoy.retry_priorities.previous_priorities)");
+        p.ignore(&["typed_config"]);
+        p.finish(ctx, &[]);
+        return None;
+    }
+    let mut every = None;
+    if !p.has("typed_config") {
+        ctx.err(p.at("typed_config"), "missing typed_config (update_frequency is required)");
+        p.finish(ctx, &[]);
+        return None;
+    }
+    match common::typed_config(ctx, &mut p, URL) {
+        Some(mut t) => {
+            let at = t.at("update_frequency");
+            match t.uint(ctx, "update_frequency", u64::from(u32::MAX)) {
+                Some(n) if n > 0 => every = Some(n as u32),
+                // The proto's rule (`int32 gt: 0`), in Envoy's words.
+                _ => ctx.err(at, "value must be greater than 0"),
+            }
+            t.finish(ctx, &[]);
+        }
+        None => p.ignore(&["typed_config"]),
+    }
+    p.finish(ctx, &[]);
+    every
 }
 
 /// `retry_back_off`: `base_interval` (required, above zero), `max_interval` (default ten

@@ -404,11 +404,11 @@ async fn previous_hosts_moves_a_retry_to_another_host() {
     let first: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
     // Thirty reattempts: the chance of drawing host 1 every time is 2^-31 per choice.
     for _ in 0..100 {
-        let host = cluster.choose_avoiding(None, &[first], 30).map(|h| h.addr);
+        let host = cluster.choose_avoiding(None, &[first], 30, None).map(|h| h.addr);
         assert_eq!(host, Some(([127, 0, 0, 1], 2).into()));
     }
     // Without reattempts the choice is the balancer's: host 1 comes up.
-    let picks: Vec<_> = (0..100).filter_map(|_| cluster.choose_avoiding(None, &[first], 0)).collect();
+    let picks: Vec<_> = (0..100).filter_map(|_| cluster.choose_avoiding(None, &[first], 0, None)).collect();
     assert!(picks.iter().any(|h| h.addr == first));
 }
 
@@ -421,7 +421,7 @@ async fn previous_hosts_walks_a_hash_ring_for_a_keyed_request() {
         let pinned = cluster.choose_for(h).map(|h| h.addr);
         assert_eq!(cluster.choose_for(h).map(|h| h.addr), pinned, "a key keeps its host");
         let Some(pinned) = pinned else { panic!("no host") };
-        let other = cluster.choose_avoiding(h, &[pinned], 64).map(|h| h.addr);
+        let other = cluster.choose_avoiding(h, &[pinned], 64, None).map(|h| h.addr);
         assert!(other.is_some_and(|o| o != pinned), "key {key}: the retry stays on {pinned}");
     }
 }

@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod filters;
 mod hash_lb;
+mod outlier;
 mod schema;
 mod secrets;
 mod seeds;

@@ -27,7 +27,8 @@ pub fn text(snap: &Snapshot, sources: &Sources) -> String {
             let _ = writeln!(out, "{name}::outlier::success_rate_average::{}", g(avg));
             let _ = writeln!(out, "{name}::outlier::success_rate_ejection_threshold::{}", g(threshold));
             let _ = writeln!(out, "{name}::outlier::local_origin_success_rate_average::{}", g(local_avg));
-            let _ = writeln!(out, "{name}::outlier::local_origin_success_rate_ejection_threshold::{}", g(local_threshold));
+            let _ =
+                writeln!(out, "{name}::outlier::local_origin_success_rate_ejection_threshold::{}", g(local_threshold));
         }
         for (prio, cb) in [("default_priority", cb.default), ("high_priority", cb.high)] {
             let _ = writeln!(out, "{name}::{prio}::max_connections::{}", cb.max_connections);

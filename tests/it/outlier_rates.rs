@@ -154,5 +154,8 @@ async fn without_the_split_a_refusing_host_is_a_5xx_host() {
     traffic(&legate, 6).await;
     assert_eq!(clusters_line(&legate, &format!("svc::{dead}::health_flags::")).await, "/failed_outlier_check");
     assert_eq!(legate.stat("cluster.svc.outlier_detection.ejections_enforced_consecutive_5xx").await, 1);
-    assert_eq!(legate.stat("cluster.svc.outlier_detection.ejections_detected_consecutive_local_origin_failure").await, 0);
+    assert_eq!(
+        legate.stat("cluster.svc.outlier_detection.ejections_detected_consecutive_local_origin_failure").await,
+        0
+    );
 }

@@ -17,7 +17,10 @@ fn load(od: &str) -> Result<OutlierDetection, Vec<String>> {
 fn envoys_defaults() {
     let d = load("{}").unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(d, OutlierDetection::default());
-    assert_eq!((d.success_rate_minimum_hosts, d.success_rate_request_volume, d.success_rate_stdev_factor), (5, 100, 1900));
+    assert_eq!(
+        (d.success_rate_minimum_hosts, d.success_rate_request_volume, d.success_rate_stdev_factor),
+        (5, 100, 1900)
+    );
     assert_eq!((d.failure_percentage_threshold, d.failure_percentage_minimum_hosts), (85, 5));
     assert_eq!((d.failure_percentage_request_volume, d.enforcing_failure_percentage), (50, 0));
     assert_eq!((d.enforcing_success_rate, d.enforcing_local_origin_success_rate), (100, 100));

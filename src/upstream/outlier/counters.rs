@@ -187,7 +187,8 @@ mod tests {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let mut e = Ejection { backoff: 3, last_ejection: Some(t0), jitter: Duration::from_secs(2), ..Default::default() };
+        let mut e =
+            Ejection { backoff: 3, last_ejection: Some(t0), jitter: Duration::from_secs(2), ..Default::default() };
         assert!(!e.over(&od, t0 + Duration::from_secs(26)), "min(30, 25) + 2");
         assert!(e.over(&od, t0 + Duration::from_secs(27)));
         e.backoff = 1;

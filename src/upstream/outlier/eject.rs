@@ -78,7 +78,14 @@ fn enforcing(od: &OutlierDetection, kind: Kind) -> u32 {
 /// Envoy 1.40 then ejects it again, and so does this (the enforced counters move twice and
 /// the backoff grows twice), but `ejections_active` stays the count of ejected hosts where
 /// Envoy's would count the host twice for good.
-pub fn eject(od: &OutlierDetection, stats: &OutlierStats, set: &HostSet, host: &Host, kind: Kind, now: Instant) -> bool {
+pub fn eject(
+    od: &OutlierDetection,
+    stats: &OutlierStats,
+    set: &HostSet,
+    host: &Host,
+    kind: Kind,
+    now: Instant,
+) -> bool {
     let active = active(set);
     let percent = 100.0 * (active + 1) as f64 / set.all.len().max(1) as f64;
     let mut allowed = percent <= f64::from(od.max_ejection_percent.min(100));

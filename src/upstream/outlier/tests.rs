@@ -151,8 +151,11 @@ async fn success_rate_needs_its_volume_and_minimum_hosts() {
 #[tokio::test(start_paused = true)]
 async fn failure_percentage_ejects_when_enforced() {
     let up = fake::FakeUpstream::new([]);
-    let yaml = RATES.replace("consecutive_5xx: 1000", "consecutive_5xx: 1000, enforcing_failure_percentage: 100, \
-                              failure_percentage_threshold: 60, success_rate_request_volume: 1000");
+    let yaml = RATES.replace(
+        "consecutive_5xx: 1000",
+        "consecutive_5xx: 1000, enforcing_failure_percentage: 100, \
+                              failure_percentage_threshold: 60, success_rate_request_volume: 1000",
+    );
     let (c, store) = fake::cluster(&yaml, 5, &up);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let hosts = c.hosts.load_full();
@@ -205,8 +208,11 @@ async fn split_counts_local_origin_failures_apart() {
 #[tokio::test(start_paused = true)]
 async fn local_origin_success_rate_has_its_own_stats() {
     let up = fake::FakeUpstream::new([]);
-    let yaml = RATES.replace("consecutive_5xx: 1000", "split_external_local_origin_errors: true, \
-                              consecutive_local_origin_failure: 1000");
+    let yaml = RATES.replace(
+        "consecutive_5xx: 1000",
+        "split_external_local_origin_errors: true, \
+                              consecutive_local_origin_failure: 1000",
+    );
     let (c, store) = fake::cluster(&yaml, 5, &up);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let hosts = c.hosts.load_full();
@@ -302,7 +308,10 @@ const HC_OD: &str = "health_checks: [{timeout: 1s, interval: 5s, no_traffic_inte
 async fn a_passing_active_check_brings_the_host_back() {
     for uneject in [true, false] {
         let up = fake::FakeUpstream::new([]);
-        let yaml = HC_OD.replace("interval: 100s", &format!("interval: 100s, successful_active_health_check_uneject_host: {uneject}"));
+        let yaml = HC_OD.replace(
+            "interval: 100s",
+            &format!("interval: 100s, successful_active_health_check_uneject_host: {uneject}"),
+        );
         let (c, store) = fake::cluster(&yaml, 1, &up);
         let h = Arc::clone(&c.hosts.load().all[0]);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -318,7 +327,8 @@ async fn a_passing_active_check_brings_the_host_back() {
 #[tokio::test(start_paused = true)]
 async fn both_rates_eject_one_host_twice_as_envoy_does() {
     let up = fake::FakeUpstream::new([]);
-    let yaml = RATES.replace("max_ejection_percent: 50", "max_ejection_percent: 100, enforcing_failure_percentage: 100");
+    let yaml =
+        RATES.replace("max_ejection_percent: 50", "max_ejection_percent: 100, enforcing_failure_percentage: 100");
     let (c, store) = fake::cluster(&yaml, 5, &up);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let hosts = c.hosts.load_full();

@@ -1,6 +1,7 @@
 //! Outlier detection's statistics (issue 14) against real upstreams: the success rate and the
 //! failure percentage of each interval, local-origin errors counted apart under
-//! `split_external_local_origin_errors`, with Envoy's stat names and `/clusters` rates.
+//! `split_external_local_origin_errors`, with Envoy's stat names and `/clusters` rates; and
+//! `tcp_proxy`'s connect failures.
 
 use std::net::SocketAddr;
 
@@ -158,4 +159,38 @@ async fn without_the_split_a_refusing_host_is_a_5xx_host() {
         legate.stat("cluster.svc.outlier_detection.ejections_detected_consecutive_local_origin_failure").await,
         0
     );
+}
+
+#[tokio::test]
+async fn tcp_proxy_connect_failures_eject_a_host() {
+    let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let live_addr = live.local_addr().expect("addr");
+    // Accepts and drops: a connect is all tcp_proxy's outlier detection sees.
+    tokio::spawn(async move { while live.accept().await.is_ok() {} });
+    let dead = dead_addr();
+    let mut cluster = static_cluster("svc", &[dead, live_addr]);
+    cluster["outlier_detection"] = json!({"consecutive_5xx": 2, "max_ejection_percent": 50});
+    let proxy = json!({"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                       "stat_prefix": "db", "cluster": "svc"});
+    let boot = json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{"name": "tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                           "filter_chains": [{"filters": [{"name": "proxy", "typed_config": proxy}]}]}],
+            "clusters": [cluster],
+        },
+    });
+    let legate = Legate::start(serde_yaml::to_string(&boot).expect("yaml")).await;
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(legate.listener("tcp")).await.expect("connect");
+        let mut buf = [0u8; 16];
+        // Closed by the proxy at once (refused upstream) or by the upstream.
+        let _ = bounded("close", tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await;
+    }
+    assert_eventually!(
+        clusters_line(&legate, &format!("svc::{dead}::health_flags::")).await == "/failed_outlier_check",
+        "the refusing host is ejected"
+    );
+    assert_eq!(legate.stat("cluster.svc.outlier_detection.ejections_enforced_consecutive_5xx").await, 1);
+    assert_eq!(clusters_line(&legate, &format!("svc::{live_addr}::health_flags::")).await, "healthy");
 }

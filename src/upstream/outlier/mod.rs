@@ -13,7 +13,8 @@
 //!   runs the success-rate and failure-percentage detections ([`rates`]) on the interval's
 //!   counts; their rates are what `/clusters` shows;
 //! - a passing active health check brings an ejected host back
-//!   (`successful_active_health_check_uneject_host`).
+//!   (`successful_active_health_check_uneject_host`);
+//! - `tcp_proxy` reports its connects as Envoy's does (success final, failure, timeout).
 
 mod counters;
 mod eject;
@@ -46,8 +47,10 @@ pub enum Kind {
 /// A local-origin result of one attempt (Envoy's `LocalOrigin*` results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Local {
-    /// The attempt got onto a connection (new or kept).
+    /// The attempt got onto a connection (new or kept); the answer's code follows.
     ConnectSuccess,
+    /// `tcp_proxy` connected: the whole exchange's result (a 200 without the split).
+    ConnectSuccessFinal,
     /// The connect failed, or the connection was reset under the request.
     ConnectFailed,
     /// The attempt timed out.
@@ -66,12 +69,14 @@ pub fn put_local(c: &Cluster, od: &OutlierDetection, host: &Host, result: Local)
     if !od.split_external_local_origin_errors {
         match result {
             Local::ConnectSuccess => {}
+            Local::ConnectSuccessFinal => put_code(c, od, host, 200),
             Local::ConnectFailed => put_code(c, od, host, 503),
             Local::Timeout => put_code(c, od, host, 504),
         }
         return;
     }
-    if let Some(kind) = host.health.outlier.put_local(od, result != Local::ConnectSuccess) {
+    let failure = matches!(result, Local::ConnectFailed | Local::Timeout);
+    if let Some(kind) = host.health.outlier.put_local(od, failure) {
         eject::on_consecutive(c, od, host, kind);
     }
 }

@@ -203,6 +203,13 @@ async fn split_counts_local_origin_failures_apart() {
     assert!(out(&h));
     assert_eq!(stat(&store, "ejections_enforced_consecutive_5xx"), 1);
     assert_eq!(h.health.outlier.external.take(), (2, 0), "a connect success is no answer");
+    // tcp_proxy's connect is its whole result: a 200 that breaks the run.
+    let h = Arc::clone(&c.hosts.load().all[1]);
+    c.outlier_local(&h, Local::ConnectFailed);
+    c.outlier_local(&h, Local::ConnectSuccessFinal);
+    c.outlier_local(&h, Local::ConnectFailed);
+    assert!(!out(&h));
+    assert_eq!(h.health.outlier.external.take(), (3, 1));
 }
 
 #[tokio::test(start_paused = true)]

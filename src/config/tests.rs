@@ -12,6 +12,7 @@ mod examples;
 mod filters;
 mod hash_lb;
 mod lb_tuning;
+mod outlier;
 mod schema;
 mod secrets;
 mod seeds;

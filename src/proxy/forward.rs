@@ -21,7 +21,7 @@ use crate::config::model::{RateLimitedBackOff, RetryPolicy};
 use crate::routing::matcher::{header_matches, RequestView};
 use crate::stats::GaugeGuard;
 use crate::upstream::breakers::RetrySlot;
-use crate::upstream::{Cluster, Host, UpstreamError};
+use crate::upstream::{Cluster, Host, Local, UpstreamError};
 
 /// The parts of an upstream request that every attempt repeats.
 pub struct AttemptTemplate {
@@ -260,6 +260,7 @@ pub async fn forward(
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
+                cluster.outlier_local(&host, Local::ConnectSuccess);
                 cluster.outlier_result(&host, status);
                 if status >= 500 {
                     host.stats.rq_error.inc();
@@ -298,8 +299,10 @@ pub async fn forward(
                 // connect timeout is usually the shorter one) and is not told apart here.
                 connected = Some(Arc::clone(&host));
                 host.stats.rq_timeout.inc();
-                // Outlier detection sees a timeout as a 504, as Envoy does.
-                cluster.outlier_result(&host, 504);
+                // A timeout is a local-origin failure (a 504 without the split), after the
+                // connection it was sent on (Envoy's pool-ready result).
+                cluster.outlier_local(&host, Local::ConnectSuccess);
+                cluster.outlier_local(&host, Local::Timeout);
                 if h1 {
                     // The attempt's connection is dropped with its request.
                     stats.upstream_cx_destroy_with_active_rq.inc();
@@ -330,8 +333,12 @@ pub async fn forward(
             Err(AttemptError::Upstream(e)) => {
                 host.stats.rq_error.inc();
                 if !matches!(e, UpstreamError::PendingOverflow { .. }) {
-                    // A connect failure or a reset is a 503 to outlier detection (Envoy's).
-                    cluster.outlier_result(&host, 503);
+                    // A connect failure or a reset is a local-origin failure (a 503 without
+                    // the split); a reset comes after the connection's success, as in Envoy.
+                    if !e.before_connection() {
+                        cluster.outlier_local(&host, Local::ConnectSuccess);
+                    }
+                    cluster.outlier_local(&host, Local::ConnectFailed);
                 }
                 if matches!(e, UpstreamError::Reset { .. }) {
                     connected = Some(Arc::clone(&host));

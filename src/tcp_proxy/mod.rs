@@ -20,7 +20,7 @@ use crate::config::model;
 use crate::proxy::Logger;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counter, Gauge, Store};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Local, UpstreamError};
 use session::End;
 
 /// Envoy's `tcp.<stat_prefix>.*`.
@@ -159,12 +159,19 @@ pub async fn serve<D>(
                 };
                 out.upstream_host = Some(host.addr);
                 match host.pool.connect_raw().await {
-                    Ok(up) => break Some(up),
+                    Ok(up) => {
+                        cluster.outlier_local(&host, Local::ConnectSuccessFinal);
+                        break Some(up);
+                    }
                     Err(UpstreamError::PendingOverflow { .. }) => {
                         out.flags = "UO";
                         break None;
                     }
                     Err(e) => {
+                        // Envoy's tcp_proxy reports a connect timeout or failure to outlier
+                        // detection (a 504 or 503 without the split).
+                        let timeout = matches!(e, UpstreamError::ConnectTimeout { .. });
+                        cluster.outlier_local(&host, if timeout { Local::Timeout } else { Local::ConnectFailed });
                         tracing::debug!(error = %e, attempt = attempts, "tcp_proxy: upstream connect failed");
                         out.flags = "UF";
                         if attempts >= proxy.config.max_connect_attempts {

@@ -34,6 +34,8 @@ pub struct ClusterHealth {
     wake: Notify,
     /// The health check's `event_log_path`, open.
     events: Mutex<Option<Arc<hc_events::EventLog>>>,
+    /// The outlier detector's cluster-wide state.
+    pub(super) outlier: outlier::ClusterOutlier,
 }
 
 /// Longest the task sleeps without looking (a safety net: it is woken when work appears).

@@ -11,7 +11,9 @@
 //!   Envoy it is not counted in the cluster's `upstream_cx_*`;
 //! - an endpoint's `health_check_config` moves its checks (`address`, `port_value`), names
 //!   their Host (`hostname`) or turns them off (`disable_active_health_check`);
-//! - transitions and failures go to the `event_log_path` ([`super::hc_events`]).
+//! - transitions and failures go to the `event_log_path` ([`super::hc_events`]);
+//! - a passing check brings a host ejected by outlier detection back
+//!   (`successful_active_health_check_uneject_host`, [`super::outlier`]).
 //!
 //! Stats `cluster.<name>.health_check.{attempt,success,failure,network_failure,
 //! passive_failure,verify_cluster,healthy}`.
@@ -164,6 +166,12 @@ pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<He
         t == Transition::Changed
     };
     drop(running);
+    if outcome == Outcome::Healthy {
+        // Envoy's detector listens to every check's result (its host-check-complete callback).
+        if let Some(cluster) = shared.current() {
+            super::outlier::active_check_passed(&cluster, &host);
+        }
+    }
     if !events.is_empty() {
         if let Some(log) = hc.event_log_path.as_deref().and_then(|p| shared.event_log(p)) {
             let subject = Subject {

@@ -55,6 +55,7 @@ use balancer::Balancer;
 use checker::ClusterHealth;
 use health::HostHealth;
 use lb_state::LbState;
+pub use outlier::Local;
 pub use pool::{Pool, UpstreamError};
 
 /// Per-cluster stats, Envoy's `cluster.<name>.*`.
@@ -552,15 +553,6 @@ impl Cluster {
             self.stats.lb_healthy_panic.inc();
         }
         self.balancer.choose(&source.hosts, &source.schedule).cloned()
-    }
-
-    /// Charges an answer (or a local-origin failure as its HTTP code) to `host`'s outlier
-    /// detection; nothing when the cluster has none.
-    #[inline]
-    pub fn outlier_result(&self, host: &Host, code: u16) {
-        if let Some(od) = &self.config.outlier_detection {
-            outlier::put_code(self, od, host, code);
-        }
     }
 
     /// Closes every idle upstream connection (the cluster left the configuration).

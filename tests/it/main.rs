@@ -35,6 +35,7 @@ mod listener_stats;
 mod local_replies;
 mod locality_lb;
 mod mirror;
+mod outlier_rates;
 mod protocol;
 mod reload;
 mod reload_bad;

@@ -86,11 +86,34 @@ pub struct OutlierDetection {
     pub consecutive_gateway_failure: u32,
     pub interval: Duration,
     pub base_ejection_time: Duration,
-    /// `max_ejection_time`, default 300 s.
+    /// `max_ejection_time`, default 300 s or `base_ejection_time`, the larger.
     pub max_ejection_time: Duration,
+    /// `max_ejection_time_jitter`: each ejection lasts a random [0, jitter] longer.
+    pub max_ejection_time_jitter: Duration,
     pub max_ejection_percent: u32,
+    /// `always_eject_one_host`: one host may be ejected whatever `max_ejection_percent` says.
+    pub always_eject_one_host: bool,
     pub enforcing_consecutive_5xx: u32,
     pub enforcing_consecutive_gateway_failure: u32,
+    pub enforcing_success_rate: u32,
+    pub success_rate_minimum_hosts: u32,
+    pub success_rate_request_volume: u32,
+    /// `success_rate_stdev_factor`, in thousandths (1900: 1.9).
+    pub success_rate_stdev_factor: u32,
+    pub failure_percentage_threshold: u32,
+    pub enforcing_failure_percentage: u32,
+    pub enforcing_failure_percentage_local_origin: u32,
+    pub failure_percentage_minimum_hosts: u32,
+    pub failure_percentage_request_volume: u32,
+    /// `split_external_local_origin_errors`: connect failures, timeouts and resets count as
+    /// local-origin errors, apart from the upstream's 5xx.
+    pub split_external_local_origin_errors: bool,
+    pub consecutive_local_origin_failure: u32,
+    pub enforcing_consecutive_local_origin_failure: u32,
+    pub enforcing_local_origin_success_rate: u32,
+    /// `successful_active_health_check_uneject_host`: a passing active check brings an
+    /// ejected host back.
+    pub successful_active_health_check_uneject_host: bool,
 }
 
 impl Default for OutlierDetection {
@@ -101,9 +124,25 @@ impl Default for OutlierDetection {
             interval: Duration::from_secs(10),
             base_ejection_time: Duration::from_secs(30),
             max_ejection_time: Duration::from_secs(300),
+            max_ejection_time_jitter: Duration::ZERO,
             max_ejection_percent: 10,
+            always_eject_one_host: false,
             enforcing_consecutive_5xx: 100,
             enforcing_consecutive_gateway_failure: 0,
+            enforcing_success_rate: 100,
+            success_rate_minimum_hosts: 5,
+            success_rate_request_volume: 100,
+            success_rate_stdev_factor: 1900,
+            failure_percentage_threshold: 85,
+            enforcing_failure_percentage: 0,
+            enforcing_failure_percentage_local_origin: 0,
+            failure_percentage_minimum_hosts: 5,
+            failure_percentage_request_volume: 50,
+            split_external_local_origin_errors: false,
+            consecutive_local_origin_failure: 5,
+            enforcing_consecutive_local_origin_failure: 100,
+            enforcing_local_origin_success_rate: 100,
+            successful_active_health_check_uneject_host: true,
         }
     }
 }

@@ -170,6 +170,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 
 pub(crate) fn outlier_detection(ctx: &mut Ctx, mut o: Obj<'_>) -> OutlierDetection {
     let mut d = OutlierDetection::default();
+    // Envoy's `lte: 100` fields.
     let pct = |ctx: &mut Ctx, o: &mut Obj<'_>, f: &'static str, v: &mut u32| {
         if let Some(x) = o.uint(ctx, f, 100) {
             *v = x as u32;
@@ -178,16 +179,58 @@ pub(crate) fn outlier_detection(ctx: &mut Ctx, mut o: Obj<'_>) -> OutlierDetecti
     pct(ctx, &mut o, "max_ejection_percent", &mut d.max_ejection_percent);
     pct(ctx, &mut o, "enforcing_consecutive_5xx", &mut d.enforcing_consecutive_5xx);
     pct(ctx, &mut o, "enforcing_consecutive_gateway_failure", &mut d.enforcing_consecutive_gateway_failure);
-    d.consecutive_5xx = o.u32(ctx, "consecutive_5xx").unwrap_or(d.consecutive_5xx);
-    d.consecutive_gateway_failure = o.u32(ctx, "consecutive_gateway_failure").unwrap_or(d.consecutive_gateway_failure);
-    let dur = |ctx: &mut Ctx, o: &mut Obj<'_>, f: &'static str, v: &mut Duration| match o.duration(ctx, f) {
-        Some(Duration::ZERO) => ctx.err(o.at(f), "must be greater than 0s"),
-        Some(x) => *v = x,
-        None => {}
+    pct(ctx, &mut o, "enforcing_success_rate", &mut d.enforcing_success_rate);
+    pct(ctx, &mut o, "failure_percentage_threshold", &mut d.failure_percentage_threshold);
+    pct(ctx, &mut o, "enforcing_failure_percentage", &mut d.enforcing_failure_percentage);
+    pct(ctx, &mut o, "enforcing_failure_percentage_local_origin", &mut d.enforcing_failure_percentage_local_origin);
+    pct(ctx, &mut o, "enforcing_consecutive_local_origin_failure", &mut d.enforcing_consecutive_local_origin_failure);
+    pct(ctx, &mut o, "enforcing_local_origin_success_rate", &mut d.enforcing_local_origin_success_rate);
+    let num = |ctx: &mut Ctx, o: &mut Obj<'_>, f: &'static str, v: &mut u32| {
+        if let Some(x) = o.u32(ctx, f) {
+            *v = x;
+        }
     };
-    dur(ctx, &mut o, "interval", &mut d.interval);
-    dur(ctx, &mut o, "base_ejection_time", &mut d.base_ejection_time);
-    dur(ctx, &mut o, "max_ejection_time", &mut d.max_ejection_time);
+    num(ctx, &mut o, "consecutive_5xx", &mut d.consecutive_5xx);
+    num(ctx, &mut o, "consecutive_gateway_failure", &mut d.consecutive_gateway_failure);
+    num(ctx, &mut o, "consecutive_local_origin_failure", &mut d.consecutive_local_origin_failure);
+    num(ctx, &mut o, "success_rate_minimum_hosts", &mut d.success_rate_minimum_hosts);
+    num(ctx, &mut o, "success_rate_request_volume", &mut d.success_rate_request_volume);
+    num(ctx, &mut o, "success_rate_stdev_factor", &mut d.success_rate_stdev_factor);
+    num(ctx, &mut o, "failure_percentage_minimum_hosts", &mut d.failure_percentage_minimum_hosts);
+    num(ctx, &mut o, "failure_percentage_request_volume", &mut d.failure_percentage_request_volume);
+    let flag = |ctx: &mut Ctx, o: &mut Obj<'_>, f: &'static str, v: &mut bool| {
+        if let Some(x) = o.bool(ctx, f) {
+            *v = x;
+        }
+    };
+    flag(ctx, &mut o, "split_external_local_origin_errors", &mut d.split_external_local_origin_errors);
+    flag(ctx, &mut o, "always_eject_one_host", &mut d.always_eject_one_host);
+    flag(
+        ctx,
+        &mut o,
+        "successful_active_health_check_uneject_host",
+        &mut d.successful_active_health_check_uneject_host,
+    );
+    let dur = |ctx: &mut Ctx, o: &mut Obj<'_>, f: &'static str| match o.duration(ctx, f) {
+        Some(Duration::ZERO) => {
+            ctx.err(o.at(f), "must be greater than 0s");
+            None
+        }
+        x => x,
+    };
+    d.interval = dur(ctx, &mut o, "interval").unwrap_or(d.interval);
+    d.base_ejection_time = dur(ctx, &mut o, "base_ejection_time").unwrap_or(d.base_ejection_time);
+    // Unset, it is 300 s or the base time, the larger (Envoy's `DetectorConfig`).
+    d.max_ejection_time = match dur(ctx, &mut o, "max_ejection_time") {
+        Some(max) if max < d.base_ejection_time => {
+            let msg = "outlier detector's max_ejection_time cannot be smaller than base_ejection_time";
+            ctx.err(o.at("max_ejection_time"), msg);
+            max
+        }
+        Some(max) => max,
+        None => d.max_ejection_time.max(d.base_ejection_time),
+    };
+    d.max_ejection_time_jitter = o.duration(ctx, "max_ejection_time_jitter").unwrap_or_default();
     o.finish(ctx, &[]);
     d
 }

@@ -183,6 +183,7 @@ mod tests {
             panic_threshold: 50.0,
             locality_weighted_lb: false,
             lb_tuning: Default::default(),
+            consistent_hashing: Default::default(),
         }
     }
 

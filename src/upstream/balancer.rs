@@ -1,7 +1,7 @@
 //! Load balancing: Envoy's ROUND_ROBIN (weighted, as a precomputed smooth schedule), RANDOM
 //! (weighted), LEAST_REQUEST (power of two choices), and the consistent hashes RING_HASH and
 //! MAGLEV ([`HashTable`]: one ring or table per source of [`super::lb_state::LbState`], built
-//! with it). Choosing takes no lock: schedules and tables are built with the host set, and
+//! with it, with `hash_balance_factor`'s bounded loads in [`bounded`]). Choosing takes no lock: schedules and tables are built with the host set, and
 //! the round-robin position is one atomic in the cluster.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,43 +12,75 @@ use rand::Rng;
 use super::maglev::Maglev;
 use super::ring_hash::Ring;
 use super::Host;
-use crate::config::model::{LbPolicy, LbTuning, SlowStart};
+use crate::config::model::{ConsistentHashing, LbPolicy, LbTuning, SlowStart};
+use bounded::Bound;
 
-/// A consistent-hash lookup over one source's hosts (indexes into its host list).
-pub enum HashTable {
+/// A consistent-hash lookup over one source's hosts (indexes into its host list), with
+/// `hash_balance_factor`'s bound on their loads when set.
+pub struct HashTable {
+    lookup: Lookup,
+    bound: Option<Bound>,
+}
+
+enum Lookup {
     Ring(Ring),
     Maglev(Maglev),
 }
 
 impl HashTable {
-    /// The table `policy` wants over `hosts` (keyed by their `envoy.lb` `hash_key`, else
-    /// `address:port`, as Envoy keys them), or `None` for a policy that does not hash.
-    pub fn build(policy: &LbPolicy, hosts: &[Arc<Host>]) -> Option<HashTable> {
-        let keys: Vec<String> =
-            hosts.iter().map(|h| h.hash_key.clone().unwrap_or_else(|| h.addr.to_string())).collect();
+    /// The table `policy` wants over `hosts`, or `None` for a policy that does not hash. A
+    /// host's key is its `envoy.lb` `hash_key`, else (`use_hostname_for_hashing`) its
+    /// hostname, else `address:port`, as Envoy's `hashKey` has it.
+    pub fn build(policy: &LbPolicy, hashing: &ConsistentHashing, hosts: &[Arc<Host>]) -> Option<HashTable> {
+        let keys: Vec<String> = hosts.iter().map(|h| hash_key(h, hashing.use_hostname)).collect();
         let keyed: Vec<(&str, u32)> = keys.iter().zip(hosts).map(|(k, h)| (k.as_str(), h.weight.max(1))).collect();
-        match *policy {
+        let lookup = match *policy {
             LbPolicy::RingHash { minimum_ring_size, maximum_ring_size } => {
-                Some(HashTable::Ring(Ring::new(&keyed, minimum_ring_size, maximum_ring_size)))
+                Lookup::Ring(Ring::new(&keyed, minimum_ring_size, maximum_ring_size))
             }
-            LbPolicy::Maglev { table_size } => Some(HashTable::Maglev(Maglev::new(&keyed, table_size))),
-            LbPolicy::RoundRobin | LbPolicy::LeastRequest | LbPolicy::Random => None,
-        }
+            LbPolicy::Maglev { table_size } => Lookup::Maglev(Maglev::new(&keyed, table_size)),
+            LbPolicy::RoundRobin | LbPolicy::LeastRequest | LbPolicy::Random => return None,
+        };
+        Some(HashTable { lookup, bound: Bound::new(hashing.balance_factor, hosts) })
     }
 
-    /// The index of the host `hash` maps to.
+    /// The index of the host `hash` maps to (without bounded loads).
     #[inline]
     pub fn pick(&self, hash: u64) -> Option<usize> {
         self.pick_again(hash, 0)
     }
 
-    /// The pick of host selection attempt `attempt` (`retry_host_predicate` reattempts).
+    /// The pick of host selection attempt `attempt` (`retry_host_predicate` reattempts),
+    /// without bounded loads.
     #[inline]
     pub fn pick_again(&self, hash: u64, attempt: u32) -> Option<usize> {
-        match self {
-            HashTable::Ring(r) => r.pick_again(hash, attempt),
-            HashTable::Maglev(m) => m.pick_again(hash, attempt),
+        match &self.lookup {
+            Lookup::Ring(r) => r.pick_again(hash, attempt),
+            Lookup::Maglev(m) => m.pick_again(hash, attempt),
         }
+    }
+
+    /// [`HashTable::pick_again`] over `hosts` (those the table was built from), handed on to
+    /// a less loaded host when `hash_balance_factor` is set and the picked one is over its
+    /// bound; `cluster_active` is the cluster's `upstream_rq_active`.
+    #[inline]
+    pub fn choose(&self, hash: u64, attempt: u32, hosts: &[Arc<Host>], cluster_active: i64) -> Option<usize> {
+        let first = self.pick_again(hash, attempt)?;
+        match &self.bound {
+            None => Some(first),
+            Some(b) => Some(b.choose(first, hash, hosts, cluster_active)),
+        }
+    }
+}
+
+/// A host's key on a hashing table (see [`HashTable::build`]). A STRICT_DNS endpoint given as
+/// an IP literal is named by that IP in Envoy (its "DNS name"), as here.
+fn hash_key(h: &Host, use_hostname: bool) -> String {
+    match (&h.hash_key, &h.hostname) {
+        (Some(k), _) => k.clone(),
+        (None, Some(name)) if use_hostname => name.clone(),
+        (None, None) if use_hostname => h.addr.ip().to_string(),
+        _ => h.addr.to_string(),
     }
 }
 
@@ -201,6 +233,13 @@ fn weighted_random(s: &Schedule) -> usize {
     s.cumulative.partition_point(|&c| c <= r)
 }
 
+#[path = "balancer_bounded.rs"]
+mod bounded;
+
 #[cfg(test)]
 #[path = "balancer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "balancer_hash_tests.rs"]
+mod hash_tests;

@@ -452,7 +452,8 @@ impl Cluster {
         let c = &self.config;
         let mut lb = LbState::with_slow_start(hosts, c.panic_threshold, c.locality_weighted_lb, c.lb_tuning.slow_start);
         if self.config.lb_policy.is_hashing() {
-            let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(&self.config.lb_policy, &s.hosts));
+            let (policy, hashing) = (&self.config.lb_policy, &self.config.consistent_hashing);
+            let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(policy, hashing, &s.hosts));
             lb.hashed = tables.collect();
         }
         lb
@@ -545,7 +546,7 @@ impl Cluster {
             if source.panic {
                 self.stats.lb_healthy_panic.inc();
             }
-            let host = lb.hashed.get(i)?.pick_again(h, attempt)?;
+            let host = lb.hashed.get(i)?.choose(h, attempt, &source.hosts, self.stats.upstream_rq_active.value())?;
             return source.hosts.get(host).cloned();
         }
         let source = lb.pick()?;

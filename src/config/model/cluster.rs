@@ -210,6 +210,20 @@ pub struct Cluster {
     pub locality_weighted_lb: bool,
     /// `least_request_lb_config` / `round_robin_lb_config`.
     pub lb_tuning: LbTuning,
+    /// `common_lb_config.consistent_hashing_lb_config` (RING_HASH and MAGLEV).
+    pub consistent_hashing: ConsistentHashing,
+}
+
+/// `common_lb_config.consistent_hashing_lb_config`: how RING_HASH and MAGLEV key their hosts
+/// and bound their loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsistentHashing {
+    /// `use_hostname_for_hashing`: hosts are keyed by their hostname instead of
+    /// `address:port` (an `envoy.lb` `hash_key` still comes first; STRICT_DNS only, as in Envoy).
+    pub use_hostname: bool,
+    /// `hash_balance_factor` (>= 100), 0 when unset: a host whose active requests exceed
+    /// factor/100 of its share of the cluster's gives the request to another host.
+    pub balance_factor: u32,
 }
 
 /// What `least_request_lb_config` and `round_robin_lb_config` set (Envoy's defaults unless

@@ -800,10 +800,17 @@ pub(crate) static TABLE: &[Message] = &[
             "healthy_panic_threshold",
             // issue 14: lb_state.rs splits each priority between its localities.
             "locality_weighted_lb_config",
+            // validate/hash_lb.rs (issue 14): RING_HASH / MAGLEV keys and bounded loads.
+            "consistent_hashing_lb_config",
         ],
         &[],
     ),
     m("envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig", &[], &[]),
+    m(
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig",
+        &["use_hostname_for_hashing", "hash_balance_factor"],
+        &[],
+    ),
     m("envoy.type.v3.Percent", &["value"], &[]),
     m("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["service_name", "eds_config"], &[]),
     m("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"], &[]),

@@ -114,3 +114,46 @@ fn an_endpoints_envoy_lb_hash_key_is_read_and_other_metadata_is_not() {
     assert_eq!(key_of("{filter_metadata: {envoy.lb: {hash_key: \"\"}}}"), None);
     assert_eq!(key_of("{filter_metadata: {team: {hash_key: x}}}"), None);
 }
+
+fn hashing(cluster_extra: &str, strict_dns: bool) -> Result<ConsistentHashing, Vec<String>> {
+    let cluster = if strict_dns { A_SVC.replace("type: STATIC", "type: STRICT_DNS") } else { A_SVC.to_string() };
+    load_text("c.yaml", &v3(ROUTE_A, &format!("{cluster}{cluster_extra}")))
+        .map(|b| b.clusters[0].consistent_hashing)
+        .map_err(|e| messages(&e))
+}
+
+#[test]
+fn consistent_hashing_lb_config_is_read_for_ring_hash_and_maglev() {
+    let cfg = "    lb_policy: RING_HASH\n    common_lb_config:\n      consistent_hashing_lb_config: \
+               {use_hostname_for_hashing: true, hash_balance_factor: 125}\n";
+    assert_eq!(hashing(cfg, true), Ok(ConsistentHashing { use_hostname: true, balance_factor: 125 }));
+    let maglev =
+        "    lb_policy: MAGLEV\n    common_lb_config: {consistent_hashing_lb_config: {hash_balance_factor: 100}}\n";
+    assert_eq!(hashing(maglev, false), Ok(ConsistentHashing { use_hostname: false, balance_factor: 100 }));
+    assert_eq!(hashing("    lb_policy: MAGLEV\n", false), Ok(ConsistentHashing::default()));
+}
+
+#[test]
+fn consistent_hashing_lb_config_refusals() {
+    let has = |r: Result<ConsistentHashing, Vec<String>>, want: &str| match r {
+        Err(e) => assert!(e.iter().any(|m| m == want), "missing {want:?} in {e:#?}"),
+        Ok(c) => panic!("accepted: {c:?}"),
+    };
+    let at = format!("{CLUSTER}.common_lb_config.consistent_hashing_lb_config");
+    // Envoy's words for each.
+    has(
+        hashing("    lb_policy: RING_HASH\n    common_lb_config: {consistent_hashing_lb_config: {hash_balance_factor: 99}}\n", false),
+        &format!("{at}.hash_balance_factor: value must be greater than or equal to 100"),
+    );
+    has(
+        hashing("    lb_policy: RING_HASH\n    common_lb_config: {consistent_hashing_lb_config: {use_hostname_for_hashing: true}}\n", false),
+        &format!(
+            "{at}.use_hostname_for_hashing: Cannot use hostname for consistent hashing loadbalancing for cluster of type: 'envoy.cluster.static'"
+        ),
+    );
+    // Envoy ignores it under other policies; legate refuses what would have no effect.
+    has(
+        hashing("    common_lb_config: {consistent_hashing_lb_config: {hash_balance_factor: 150}}\n", true),
+        &format!("{at}: consistent_hashing_lb_config needs lb_policy RING_HASH or MAGLEV"),
+    );
+}

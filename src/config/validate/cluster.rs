@@ -128,8 +128,16 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         ctx.err(hc_at, format!("{name} cluster must support HTTP/2 for gRPC healthchecking"));
     }
     let outlier_detection = o.obj(ctx, "outlier_detection").map(|d| super::health::outlier_detection(ctx, d));
-    let (panic_threshold, locality_weighted_lb) =
-        o.obj(ctx, "common_lb_config").map_or((50.0, false), |c| super::health::common_lb_config(ctx, c));
+    let cluster_type = match kind {
+        Kind::Static => "envoy.cluster.static",
+        Kind::StrictDns => "envoy.cluster.strict_dns",
+        Kind::LogicalDns => "envoy.cluster.logical_dns",
+        Kind::Eds => "envoy.cluster.eds",
+    };
+    let (panic_threshold, locality_weighted_lb, consistent_hashing) =
+        o.obj(ctx, "common_lb_config").map_or((50.0, false, Default::default()), |c| {
+            super::health::common_lb_config(ctx, c, lb_policy, cluster_type)
+        });
     o.ignore(&["metadata", "ignore_health_on_host_removal", "close_connections_on_host_health_failure"]);
     o.finish(ctx, &[]);
     let name = name?;
@@ -187,6 +195,7 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         panic_threshold,
         locality_weighted_lb,
         lb_tuning,
+        consistent_hashing,
     })
 }
 

@@ -1,10 +1,10 @@
 //! Consistent hashing: a cluster's `ring_hash_lb_config` / `maglev_lb_config` (read with its
-//! `lb_policy`) and a route's `hash_policy`.
+//! `lb_policy`), `common_lb_config.consistent_hashing_lb_config`, and a route's `hash_policy`.
 
 use http::HeaderName;
 
-use crate::config::model::{HashPolicy, HashPolicyKind, LbPolicy, RegexRewrite};
-use crate::config::reader::{Ctx, Obj};
+use crate::config::model::{ConsistentHashing, HashPolicy, HashPolicyKind, LbPolicy, RegexRewrite};
+use crate::config::reader::{Ctx, FieldPath, Obj};
 use crate::upstream::{maglev, ring_hash};
 
 use super::common::regex_matcher;
@@ -55,6 +55,39 @@ pub(crate) fn hash_lb_config(ctx: &mut Ctx, o: &mut Obj<'_>, policy: LbPolicy) -
         }
         other => other,
     }
+}
+
+/// `consistent_hashing_lb_config` at `at`, for a cluster of `policy` and Envoy's type
+/// `cluster_type`; refused without RING_HASH or MAGLEV (it would have no effect).
+pub(crate) fn consistent_hashing(
+    ctx: &mut Ctx,
+    mut o: Obj<'_>,
+    at: FieldPath,
+    policy: LbPolicy,
+    cluster_type: &str,
+) -> ConsistentHashing {
+    let mut c = ConsistentHashing::default();
+    if !policy.is_hashing() {
+        ctx.err(&at, "consistent_hashing_lb_config needs lb_policy RING_HASH or MAGLEV");
+    }
+    let hostname_at = o.at("use_hostname_for_hashing");
+    c.use_hostname = o.bool(ctx, "use_hostname_for_hashing").unwrap_or(false);
+    if c.use_hostname && cluster_type != "envoy.cluster.strict_dns" {
+        // Envoy's words: only a STRICT_DNS host has a name to hash on.
+        ctx.err(
+            hostname_at,
+            format!("Cannot use hostname for consistent hashing loadbalancing for cluster of type: '{cluster_type}'"),
+        );
+    }
+    let factor_at = o.at("hash_balance_factor");
+    match o.uint(ctx, "hash_balance_factor", u64::from(u32::MAX)) {
+        Some(n) if n >= 100 => c.balance_factor = n as u32,
+        // The proto's rule (`uint32 gte: 100`), in Envoy's words.
+        Some(_) => ctx.err(factor_at, "value must be greater than or equal to 100"),
+        None => {}
+    }
+    o.finish(ctx, &[]);
+    c
 }
 
 /// A route action's `hash_policy` list.

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::config::model::{CheckKind, GrpcCheck, HealthCheck, HttpCheck, OutlierDetection, TcpCheck};
+use crate::config::model::{
+    CheckKind, ConsistentHashing, GrpcCheck, HealthCheck, HttpCheck, LbPolicy, OutlierDetection, TcpCheck,
+};
 use crate::config::reader::{Ctx, Obj};
 
 /// One `health_checks` entry; `None` if invalid (the error is reported).
@@ -235,11 +237,22 @@ pub(crate) fn outlier_detection(ctx: &mut Ctx, mut o: Obj<'_>) -> OutlierDetecti
     d
 }
 
-/// `common_lb_config`: the panic threshold in percent (default 50), and whether
-/// `locality_weighted_lb_config` is set.
-pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> (f64, bool) {
+/// `common_lb_config`: the panic threshold in percent (default 50), whether
+/// `locality_weighted_lb_config` is set, and `consistent_hashing_lb_config` (read for
+/// `policy` of a cluster of Envoy's type `cluster_type`).
+pub(crate) fn common_lb_config(
+    ctx: &mut Ctx,
+    mut o: Obj<'_>,
+    policy: LbPolicy,
+    cluster_type: &str,
+) -> (f64, bool, ConsistentHashing) {
     let mut threshold = 50.0;
     let by_locality = o.obj(ctx, "locality_weighted_lb_config").map(|l| l.finish(ctx, &[])).is_some();
+    let hashing_at = o.at("consistent_hashing_lb_config");
+    let hashing = o
+        .obj(ctx, "consistent_hashing_lb_config")
+        .map(|c| super::hash_lb::consistent_hashing(ctx, c, hashing_at, policy, cluster_type))
+        .unwrap_or_default();
     if let Some(mut p) = o.obj(ctx, "healthy_panic_threshold") {
         if let Some((v, at)) = p.get("value") {
             match v.as_f64() {
@@ -250,7 +263,7 @@ pub(crate) fn common_lb_config(ctx: &mut Ctx, mut o: Obj<'_>) -> (f64, bool) {
         p.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
-    (threshold, by_locality)
+    (threshold, by_locality, hashing)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ impl Bound {
         let (Some(h), Some(&w)) = (hosts.get(i), self.weights.get(i)) else {
             return f64::INFINITY;
         };
-        let total_slots = ((cluster_active + 1) * self.factor + 99) / 100;
+        let total_slots = ((cluster_active + 1) * self.factor).div_ceil(100);
         let slots = ((total_slots as f64 * w).ceil() as u64).max(1);
         h.stats.rq_active.value().max(0) as f64 / slots as f64
     }

@@ -57,6 +57,15 @@ impl RequestBody {
         }
     }
 
+    /// The gRPC-Web filter's probe, when it decodes this body from base64.
+    pub fn grpc_web_probe(&self) -> Option<super::TextProbe> {
+        let RequestBody::Coded(_, codecs) = self else { return None };
+        codecs.iter().find_map(|c| match c {
+            super::RequestCodec::GrpcWebText(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
     /// Adds a filter's codec, applied after those of the filters before it.
     pub fn push_codec(&mut self, codec: super::RequestCodec) {
         *self = match std::mem::replace(self, RequestBody::Buffered(Bytes::new())) {
@@ -176,7 +185,7 @@ impl Chain {
                         Filter::ExtAuthz(super::ext_authz::ExtAuthz::new(c, store, hcm_prefix))
                     }
                     HttpFilterKind::GrpcHttp1Bridge(c) => Filter::GrpcHttp1Bridge(super::Bridge::new(c)),
-                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb),
+                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb::new(store)),
                     HttpFilterKind::HeaderToMetadata(c) => Filter::HeaderToMetadata(super::HeaderToMetadata::new(c)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
@@ -382,7 +391,7 @@ impl Chain {
                     checked?;
                 }
                 Filter::GrpcHttp1Bridge(b) => b.decode(parts, body, stream).await?,
-                Filter::GrpcWeb(w) => w.decode(parts, body, stream),
+                Filter::GrpcWeb(w) => w.decode(parts, body, info, stream),
                 Filter::HeaderToMetadata(h) => h.decode(&mut parts.headers, &mut stream.metadata),
             }
             stream.decoded = i + 1;

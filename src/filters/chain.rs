@@ -150,6 +150,8 @@ pub struct RequestInfo<'a> {
     pub conn_buckets: &'a local_ratelimit::ConnBuckets,
     /// The snapshot's clusters (for filters that call a service).
     pub clusters: &'a std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
+    /// The matched route's `name` (`%ROUTE_NAME%` in formatted values).
+    pub route_name: Option<&'a str>,
 }
 
 /// The HTTP filters before the router, in order.

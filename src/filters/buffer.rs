@@ -37,7 +37,11 @@ impl Buffer {
         let mut buf = BytesMut::new();
         // Bounded by the limit: every frame read adds its bytes, and over the limit ends it.
         while let Some(frame) = stream_body.frame().await {
-            let frame = frame.map_err(|e| LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed)))?;
+            let frame = frame.map_err(|e| {
+                LocalReason::from_client_body(
+                    body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed),
+                )
+            })?;
             if let Ok(data) = frame.into_data() {
                 buf.extend_from_slice(&data);
                 if buf.len() as u64 > self.max_request_bytes {

@@ -307,7 +307,12 @@ impl Chain {
                         _ => fault.settings(),
                     };
                     let view = RequestView::new(info.full_path, info.method, info.authority, "http", &parts.headers);
-                    let req = FaultRequest { headers: &parts.headers, view, cluster: info.cluster };
+                    let req = FaultRequest {
+                        headers: &parts.headers,
+                        view,
+                        cluster: info.cluster,
+                        runtime: Some(&shared.runtime),
+                    };
                     fault.decode(settings, req, stream).await?;
                 }
                 Filter::Buffer(b) => {

@@ -131,7 +131,9 @@ async fn read_whole(body: &mut RequestBody, stream: &super::Stream) -> Result<By
     let mut buf = BytesMut::new();
     // Bounded by the limit: every frame adds its bytes, and over the limit ends it.
     while let Some(frame) = reading.frame().await {
-        let frame = frame.map_err(|e| LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed)))?;
+        let frame = frame.map_err(|e| {
+            LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed))
+        })?;
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);
             if buf.len() > BUFFER_LIMIT {

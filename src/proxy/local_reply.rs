@@ -237,7 +237,10 @@ impl LocalReason {
     /// The client's own request was at fault (or the client went away): the cluster does not
     /// count the answer.
     pub fn client_at_fault(self) -> bool {
-        matches!(self, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect | LocalReason::GrpcWebBadText(_))
+        matches!(
+            self,
+            LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect | LocalReason::GrpcWebBadText(_)
+        )
     }
 }
 

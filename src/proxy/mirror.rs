@@ -163,7 +163,7 @@ fn shadow_host(authority: &HeaderValue) -> HeaderValue {
     HeaderValue::from_str(&format!("{name}-shadow{port}")).unwrap_or_else(|_| authority.clone())
 }
 
-/// `runtime_fraction`: legate has no runtime, so its `default_value` decides.
+/// `runtime_fraction`: the runtime is not read here, so its `default_value` decides.
 fn hit(f: Fraction) -> bool {
     if f.numerator >= f.denominator {
         return true;

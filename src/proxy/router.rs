@@ -87,7 +87,11 @@ pub(super) async fn forward_to(
                 let bytes = stream
                     .collect()
                     .await
-                    .map_err(|e| LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed)))?
+                    .map_err(|e| {
+                        LocalReason::from_client_body(
+                            body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed),
+                        )
+                    })?
                     .to_bytes();
                 BodySource::Replayable(Some(bytes))
             } else if recorded {

@@ -309,10 +309,8 @@ async fn grpc_web_requests_reach_a_grpc_service_and_come_back_as_grpc_web() {
     // Envoy's stats: per service and method, each grpc-status, success or failure, total;
     // nothing for the answers that carried no grpc-status of the upstream's.
     let stats = legate.stats().await;
-    let mut web: Vec<(&str, u64)> = stats
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("cluster.grpc.grpc-web.").map(|k| (k, *v)))
-        .collect();
+    let mut web: Vec<(&str, u64)> =
+        stats.iter().filter_map(|(k, v)| k.strip_prefix("cluster.grpc.grpc-web.").map(|k| (k, *v))).collect();
     web.sort();
     let want = [
         ("kv.KV.Deny.7", 1),

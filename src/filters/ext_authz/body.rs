@@ -39,7 +39,9 @@ pub async fn read_prefix(
             ended = true;
             break;
         };
-        let frame: Frame<Bytes> = frame.map_err(|e| LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed)))?;
+        let frame: Frame<Bytes> = frame.map_err(|e| {
+            LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed))
+        })?;
         if let Some(d) = frame.data_ref() {
             buf.extend_from_slice(d);
         }

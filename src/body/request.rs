@@ -42,6 +42,10 @@ pub struct ReadAhead {
     bytes: u64,
     /// The stream gave its last frame (or an error) into `frames`.
     ended: bool,
+    /// The stream announced its length (`content-length`): once read whole, the body's length
+    /// is exact. A chunked one read whole keeps an unknown length, so that the upstream gets it
+    /// chunked as Envoy sends it, not with a `content-length`.
+    sized: bool,
     rest: ReqBody,
 }
 
@@ -58,7 +62,8 @@ impl ReqBody {
     pub fn with_prefix(frames: VecDeque<Frame<Bytes>>, rest: ReqBody) -> Self {
         let bytes = frames.iter().map(|f| f.data_ref().map_or(0, |d| d.len() as u64)).sum();
         let frames = frames.into_iter().map(Ok).collect();
-        ReqBody::Ahead(Box::new(ReadAhead { frames, bytes, ended: false, rest }))
+        let sized = rest.size_hint().exact().is_some();
+        ReqBody::Ahead(Box::new(ReadAhead { frames, bytes, ended: false, sized, rest }))
     }
 
     /// Reads and holds what the client sends, until `connect` is done: Envoy reads the body
@@ -67,7 +72,9 @@ impl ReqBody {
     pub async fn read_while<T>(&mut self, connect: impl Future<Output = T>) -> T {
         if let ReqBody::Stream(..) | ReqBody::Replay(_) | ReqBody::Filtered(_) = self {
             let rest = std::mem::replace(self, ReqBody::empty());
-            *self = ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, rest }));
+            let sized = rest.size_hint().exact().is_some();
+            *self =
+                ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, sized, rest }));
         }
         let mut connect = std::pin::pin!(connect);
         std::future::poll_fn(|cx| {
@@ -185,7 +192,8 @@ impl Body for ReqBody {
             ReqBody::Ahead(a) => {
                 let rest = match (a.ended, self.failure().is_some()) {
                     (_, true) => SizeHint::new(),
-                    (true, false) => SizeHint::with_exact(0),
+                    (true, false) if a.sized => SizeHint::with_exact(0),
+                    (true, false) => SizeHint::new(),
                     (false, false) => a.rest.size_hint(),
                 };
                 let mut hint = SizeHint::new();

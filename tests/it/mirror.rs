@@ -200,6 +200,10 @@ async fn a_chunked_body_and_its_trailers_are_mirrored_as_the_client_sent_them() 
         seen_at(&m1, "/chunked").len() == 1 && seen_at(&m2, "/chunked").len() == 1,
         "both mirrors got the chunked upload"
     );
+    // The main request too, though its body was read whole while its connection was made.
+    let original = &seen_at(&main, "/chunked")[0];
+    assert_eq!(original["headers"]["transfer-encoding"], "chunked");
+    assert_eq!(original["headers"].get("content-length"), None);
     let over_h1 = &seen_at(&m1, "/chunked")[0];
     assert_eq!(over_h1["headers"]["transfer-encoding"], "chunked");
     assert_eq!(over_h1["headers"].get("content-length"), None);

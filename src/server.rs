@@ -173,7 +173,7 @@ impl Server {
         st.memory_physical_size.set(num(&mem.total_physical_bytes));
         st.memory_heap_size.set(num(&mem.heap_size));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let days = crate::tls::rotation::days_until_first_cert_expiring(
+        let days = crate::tls::contexts::days_until_first_cert_expiring(
             &self.shared.snapshot.load(),
             i64::try_from(now).unwrap_or(i64::MAX),
         );

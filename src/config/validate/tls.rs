@@ -71,7 +71,7 @@ fn downstream_tls(ctx: &mut Ctx, o: Obj<'_>, value: &Value) -> Option<Arc<Server
 
 /// The field of a build error as the configuration wrote it: the certificates after the
 /// `tls_certificates` entries came from `tls_certificate_sds_secret_configs`.
-fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
+pub(super) fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
     const LIST: &str = "common_tls_context.tls_certificates[";
     let direct = value.get("common_tls_context").and_then(|c| c.get("tls_certificates")).and_then(Value::as_sequence);
     let direct = direct.map_or(0, Vec::len);
@@ -94,11 +94,35 @@ fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
 /// configuration's checks, then the certificate's (a key that does not match, an expired
 /// certificate). Errors carry the file and the field path in it.
 pub(crate) fn rebuild(origin: &Origin) -> Result<Material, ConfigErrors> {
+    let config = reread(origin, |ctx, o| downstream_config(ctx, o, &origin.path))?;
+    let reads = config.reads.clone();
+    let fail = |message: String, field: &str| {
+        Err(fail_at(origin, message, join_path(&origin.path, &cert_field(&origin.value, &reads, field))))
+    };
+    let material = match crate::tls::server::build_material(config) {
+        Ok(m) => m,
+        Err(e) => return fail(e.message, &e.field),
+    };
+    let now = unix_now();
+    for (i, chain) in material.certs.iter().enumerate() {
+        if let Some(leaf) = chain.first().filter(|c| c.not_after <= now) {
+            let at = format!("common_tls_context.tls_certificates[{i}].certificate_chain");
+            return fail(
+                format!("the certificate in \"{}\" (serial {}) has expired", leaf.path, leaf.serial_number),
+                &at,
+            );
+        }
+    }
+    Ok(material)
+}
+
+/// Reads a context's message (`origin`) again with `read`, the errors' paths made whole.
+pub(super) fn reread<C>(origin: &Origin, read: impl FnOnce(&mut Ctx, Obj<'_>) -> Option<C>) -> Result<C, ConfigErrors> {
     let mut ctx = Ctx::new(origin.file.clone());
     ctx.static_secrets = origin.static_secrets.clone();
     let config = Obj::new(&mut ctx, &origin.value, FieldPath::root()).and_then(|mut o| {
         let _ = o.str(&mut ctx, "@type");
-        downstream_config(&mut ctx, o, &origin.path)
+        read(&mut ctx, o)
     });
     let mut errors = std::mem::take(&mut ctx.errors);
     for e in &mut errors {
@@ -106,32 +130,23 @@ pub(crate) fn rebuild(origin: &Origin) -> Result<Material, ConfigErrors> {
             e.path = join_path(&origin.path, &e.path);
         }
     }
-    let fail = |message: String, path: String| {
-        Err(ConfigErrors(vec![ConfigError { file: origin.file.clone(), path, message }]))
-    };
-    let config = match config {
-        Some(c) if errors.is_empty() => c,
-        _ if !errors.is_empty() => return Err(ConfigErrors(errors)),
-        _ => return fail("invalid TLS context".into(), origin.path.clone()),
-    };
-    let reads = config.reads.clone();
-    let material = match crate::tls::server::build_material(config) {
-        Ok(m) => m,
-        Err(e) => return fail(e.message, join_path(&origin.path, &cert_field(&origin.value, &reads, &e.field))),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    for (i, chain) in material.certs.iter().enumerate() {
-        if let Some(leaf) = chain.first().filter(|c| c.not_after <= now) {
-            let at = format!("common_tls_context.tls_certificates[{i}].certificate_chain");
-            return fail(
-                format!("the certificate in \"{}\" (serial {}) has expired", leaf.path, leaf.serial_number),
-                join_path(&origin.path, &cert_field(&origin.value, &reads, &at)),
-            );
-        }
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ if !errors.is_empty() => Err(ConfigErrors(errors)),
+        _ => Err(fail_at(origin, "invalid TLS context".into(), origin.path.clone())),
     }
-    Ok(material)
+}
+
+/// One error at `path` of `origin`'s file.
+pub(super) fn fail_at(origin: &Origin, message: String, path: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError { file: origin.file.clone(), path, message }])
+}
+
+/// Seconds since the epoch (a certificate's expiry is compared with it).
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The context's configuration, its files read (`path`: the context's field path).

@@ -180,6 +180,9 @@ impl Server {
         // Envoy's value without any certificate: u32::MAX.
         st.days_until_first_cert_expiring
             .set(days.map_or(i64::from(u32::MAX), |d| i64::try_from(d).unwrap_or(i64::MAX)));
+        for (name, expires) in crate::tls::contexts::expiration_gauges(&self.shared.snapshot.load()) {
+            self.shared.stats.gauge(&name).set(expires);
+        }
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.

@@ -163,3 +163,44 @@ pub fn days_until_first_cert_expiring(snap: &Snapshot, now: i64) -> Option<u64> 
     }
     days.into_iter().min()
 }
+
+/// Envoy's `<scope>.ssl.certificate.<name>.expiration_unix_time_seconds` of every running
+/// context, `<scope>` `listener.<name>` or `cluster.<name>`: each certificate's leaf, and the
+/// trusted CA (its first certificate to expire), by the names of [`super::config::unnamed`]
+/// or of their SDS secrets.
+pub fn expiration_gauges(snap: &Snapshot) -> Vec<(String, i64)> {
+    let gauge = |scope: &str, name: &str| format!("{scope}.ssl.certificate.{name}.expiration_unix_time_seconds");
+    let mut out = Vec::new();
+    let ca = |out: &mut Vec<(String, i64)>,
+              scope: &str,
+              v: Option<&super::config::ValidationConfig>,
+              certs: &[super::certs::CertInfo]| {
+        let Some(v) = v.filter(|v| !v.ca_name.is_empty()) else { return };
+        if let Some(t) = certs.iter().map(|c| c.not_after).min() {
+            out.push((gauge(scope, &v.ca_name), t));
+        }
+    };
+    for l in &snap.listeners {
+        let scope = format!("listener.{}", l.config.stat_name());
+        for chain in l.config.chains() {
+            let Some(tls) = &chain.tls else { continue };
+            let m = tls.material();
+            for (source, chain) in m.config.certificates.iter().zip(&m.certs) {
+                if let Some(leaf) = chain.first() {
+                    out.push((gauge(&scope, &source.name), leaf.not_after));
+                }
+            }
+            ca(&mut out, &scope, m.config.validation.as_ref(), &m.ca);
+        }
+    }
+    for c in snap.clusters.values() {
+        let Some(tls) = &c.config.tls else { continue };
+        let scope = format!("cluster.{}", c.config.stat_name());
+        let m = tls.material();
+        if let (Some(source), Some(leaf)) = (&m.config.certificate, m.certs.first()) {
+            out.push((gauge(&scope, &source.name), leaf.not_after));
+        }
+        ca(&mut out, &scope, m.config.validation.as_ref(), &m.ca);
+    }
+    out
+}

@@ -1,8 +1,9 @@
 //! `ssl.*` stats Envoy 1.40 prints for a TLS listener and a TLS cluster beyond the handshake
 //! counts (compared with Envoy's `/stats` for the same listener and cluster):
 //! `ssl.sigalgs.<name>` (the scheme the peer signed with: the client's certificate on a
-//! listener, the server's on a cluster), the OCSP stapling counters at zero, and the socket
-//! factories' `*_secrets_not_ready` and `ssl_context_update_by_sds`.
+//! listener, the server's on a cluster), the OCSP stapling counters at zero, the socket
+//! factories' `*_secrets_not_ready` and `ssl_context_update_by_sds`, and the certificates'
+//! `ssl.certificate.<name>.expiration_unix_time_seconds`.
 
 use serde_json::json;
 
@@ -63,6 +64,17 @@ async fn sigalgs_ocsp_and_socket_factory_stats_as_envoy() {
             assert_eq!(stats.get(&format!("{scope}.ssl.{zero}")), Some(&0), "{scope} {zero}");
         }
     }
+    // Envoy's certificate gauges: an inline certificate is named by its data's hash.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    for (stats, scope, name) in [
+        (&fstats, "listener.front", format!("unnamed_cert_{}", hash8(&server.cert))),
+        (&fstats, "listener.front", format!("unnamed_ca_cert_{}", hash8(&ca.cert))),
+        (&stats, "cluster.up", format!("unnamed_cert_{}", hash8(&client.cert))),
+        (&stats, "cluster.up", format!("unnamed_ca_cert_{}", hash8(&ca.cert))),
+    ] {
+        let gauge = format!("{scope}.ssl.certificate.{name}.expiration_unix_time_seconds");
+        assert!(stats.get(&gauge).is_some_and(|t| *t > now), "{gauge}: {stats:?}");
+    }
     for (stats, scope) in
         [(&fstats, "listener.front.server_ssl_socket_factory"), (&stats, "cluster.up.client_ssl_socket_factory")]
     {
@@ -72,4 +84,12 @@ async fn sigalgs_ocsp_and_socket_factory_stats_as_envoy() {
             assert_eq!(stats.get(&format!("{scope}.{zero}")), Some(&0), "{scope} {zero}");
         }
     }
+}
+
+/// The first 8 hex digits of the SHA-256 of `text` (Envoy's name for inline data).
+fn hash8(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -148,6 +148,12 @@ async fn a_rotated_client_certificate_is_presented_and_a_bad_pair_rejected() {
     let reloads = origin.admin_get("/reloads").await.json();
     assert_eq!(reloads["reloads"][0]["changes"]["serial_numbers"][0], serial, "{reloads} {certs}");
     assert_eq!(origin.stat(updated).await, 2);
+    // Files are unnamed, as Envoy names them (the hash of no inline data).
+    let stats = origin.stats().await;
+    for name in ["unnamed_cert_e3b0c442", "unnamed_ca_cert_e3b0c442"] {
+        let gauge = format!("cluster.up.ssl.certificate.{name}.expiration_unix_time_seconds");
+        assert!(stats.get(&gauge).is_some_and(|t| *t > 0), "{gauge}: {stats:?}");
+    }
 }
 
 #[tokio::test]
@@ -211,6 +217,11 @@ async fn an_sds_client_certificate_and_ca_rotate() {
     let origin = origin(&front, ctx).await;
     assert_eq!(presented(&origin).await, Some(sha256_hex(&first.der)));
     assert_eq!(origin.stat("sds.client.update_success").await, 1);
+    // SDS certificates are named by their secrets.
+    for name in ["client", "ca"] {
+        let gauge = format!("cluster.up.ssl.certificate.{name}.expiration_unix_time_seconds");
+        assert!(origin.stat(&gauge).await > 0, "{gauge}");
+    }
 
     let second = ca.client("second", None);
     write("v2", &second);

@@ -259,8 +259,11 @@ fn source(
         let spec = WatchSpec { path: PathBuf::from(f), watched_directory: watched.cloned() };
         reads.file(spec, &data);
     }
-    Some((data, file.unwrap_or_else(|| "<inline>".to_string())))
+    Some((data, file.unwrap_or_else(|| INLINE.to_string())))
 }
+
+/// What `/certs` shows as the path of inline data.
+const INLINE: &str = "<inline>";
 
 /// `watched_directory` of a `TlsCertificate` or `CertificateValidationContext`.
 fn watched_directory(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<PathBuf> {
@@ -279,7 +282,9 @@ pub(super) fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Reads) 
     let key = source(ctx, &mut o, "private_key", reads, watched.as_ref());
     o.finish(ctx, &[]);
     let ((chain, chain_path), (key, _)) = (chain?, key?);
-    Some(CertificateSource { chain, key, chain_path })
+    let inline = (chain_path == INLINE).then_some(chain.as_ref());
+    let name = crate::tls::config::unnamed("unnamed_cert_", inline);
+    Some(CertificateSource { chain, key, chain_path, name })
 }
 
 fn version(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<TlsVersion> {
@@ -319,7 +324,11 @@ pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Read
     let mut v = ValidationConfig::default();
     let watched = watched_directory(ctx, &mut o);
     if o.has("trusted_ca") {
-        v.trusted_ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref()).map(|(b, _)| b);
+        let ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref());
+        if let Some((b, path)) = &ca {
+            v.ca_name = crate::tls::config::unnamed("unnamed_ca_cert_", (path == INLINE).then_some(b.as_ref()));
+        }
+        v.trusted_ca = ca.map(|(b, _)| b);
     }
     if o.has("crl") {
         v.crl = source(ctx, &mut o, "crl", reads, watched.as_ref()).map(|(b, _)| b);

@@ -175,13 +175,16 @@ impl Server {
         st.memory_physical_size.set(num(&mem.total_physical_bytes));
         st.memory_heap_size.set(num(&mem.heap_size));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let days = crate::tls::rotation::days_until_first_cert_expiring(
+        let days = crate::tls::contexts::days_until_first_cert_expiring(
             &self.shared.snapshot.load(),
             i64::try_from(now).unwrap_or(i64::MAX),
         );
         // Envoy's value without any certificate: u32::MAX.
         st.days_until_first_cert_expiring
             .set(days.map_or(i64::from(u32::MAX), |d| i64::try_from(d).unwrap_or(i64::MAX)));
+        for (name, expires) in crate::tls::contexts::expiration_gauges(&self.shared.snapshot.load()) {
+            self.shared.stats.gauge(&name).set(expires);
+        }
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.

@@ -30,6 +30,7 @@ pub(crate) mod route;
 pub(crate) mod secret;
 pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
+pub(crate) mod tls_resumption;
 pub(crate) mod upgrade;
 pub(crate) mod upstream_tls;
 

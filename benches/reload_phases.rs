@@ -134,6 +134,7 @@ impl Replay {
             drain_time: Duration::from_secs(1),
             total_connections: store.gauge("server.total_connections"),
             local_node: bootstrap.node.clone(),
+            runtime: legate::runtime::Runtime::empty(),
         });
         let (_, shutdown) = tokio::sync::watch::channel(false);
         let (alive, _) = tokio::sync::mpsc::channel(1);

@@ -21,6 +21,7 @@ mod percent;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
+pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod stats;

@@ -39,6 +39,8 @@ pub struct ProcessState {
     /// The local node (bootstrap `node`, `--service-cluster` / `--service-node` over it): what
     /// `add_user_agent` sends as `x-envoy-downstream-service-{cluster,node}`.
     pub local_node: model::Node,
+    /// The bootstrap's `layered_runtime`, its disk layers kept current.
+    pub runtime: Arc<crate::runtime::Runtime>,
 }
 
 /// What the command line decided, as far as the running server cares.
@@ -173,13 +175,16 @@ impl Server {
         st.memory_physical_size.set(num(&mem.total_physical_bytes));
         st.memory_heap_size.set(num(&mem.heap_size));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let days = crate::tls::rotation::days_until_first_cert_expiring(
+        let days = crate::tls::contexts::days_until_first_cert_expiring(
             &self.shared.snapshot.load(),
             i64::try_from(now).unwrap_or(i64::MAX),
         );
         // Envoy's value without any certificate: u32::MAX.
         st.days_until_first_cert_expiring
             .set(days.map_or(i64::from(u32::MAX), |d| i64::try_from(d).unwrap_or(i64::MAX)));
+        for (name, expires) in crate::tls::contexts::expiration_gauges(&self.shared.snapshot.load()) {
+            self.shared.stats.gauge(&name).set(expires);
+        }
     }
 
     /// The admin's requests to the listeners, for the listener code to follow.
@@ -303,6 +308,8 @@ pub async fn run_with_loggers(
     store.gauge("server.concurrency").set(options.concurrency as i64);
     let mut local_node = bootstrap.node.clone();
     crate::admin::server_info::apply_node_options(&mut local_node, &options);
+    let runtime = crate::runtime::Runtime::new(&bootstrap.runtime, &local_node.cluster);
+    runtime.watch();
     let shared = Arc::new(ProcessState {
         snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
         stats: Arc::clone(&store),
@@ -311,6 +318,7 @@ pub async fn run_with_loggers(
         drain_time: options.drain_time,
         total_connections: store.gauge("server.total_connections"),
         local_node,
+        runtime,
     });
     let node = crate::admin::server_info::node_json(&bootstrap_json, &options);
     // The files keep the node as written: a reload compares the bootstrap with its own kind.

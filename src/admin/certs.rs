@@ -54,6 +54,7 @@ pub fn json(snap: &Snapshot) -> Value {
         snap.clusters.values().filter_map(|c| Some((c.name(), c.config.tls.as_ref()?))).collect();
     clusters.sort_by_key(|(name, _)| *name);
     for (_, tls) in clusters {
+        let tls = tls.material();
         out.push(json!({
             "ca_cert": tls.ca.iter().map(|c| cert(c, now)).collect::<Vec<_>>(),
             "cert_chain": tls.certs.first().map(|c| cert(c, now)).into_iter().collect::<Vec<_>>(),

@@ -71,19 +71,20 @@ impl Recording {
         Recording { inner: Arc::clone(&self.inner) }
     }
 
-    /// The body as the client sent it (trailers aside), once its stream has ended within the
-    /// limit; `None` before, and when the copy was dropped.
-    pub fn whole(&self) -> Option<Bytes> {
+    /// The body as the client sent it, its data and its trailers, once its stream has ended
+    /// within the limit; `None` before, and when the copy was dropped.
+    pub fn whole(&self) -> Option<(Bytes, Option<HeaderMap>)> {
         let rec = lock(&self.inner);
         // A sender stops at the announced length without polling for the end.
         if !(rec.ended || rec.source.is_end_stream()) || !rec.replayable {
             return None;
         }
-        Some(match rec.chunks.as_slice() {
+        let data = match rec.chunks.as_slice() {
             [] => Bytes::new(),
             [one] => one.clone(),
             many => many.concat().into(),
-        })
+        };
+        Some((data, rec.trailers.clone()))
     }
 
     /// Whether another attempt could send the whole body again.

@@ -29,6 +29,10 @@ pub enum ReqBody {
     Full(Option<Bytes>),
     /// Transformed by a filter of the chain (a decompressor, a request compressor).
     Filtered(Box<crate::filters::FilteredBody>),
+    /// A whole body given as its frames (data, then trailers), its length not announced: a
+    /// copy of a streamed one (a mirror's), framed as the headers say (`content-length`, or
+    /// chunked over HTTP/1.1 without one), as the original was.
+    Frames(Box<VecDeque<Frame<Bytes>>>),
 }
 
 /// Frames read ahead of the upstream connection, then the rest of the stream.
@@ -38,6 +42,10 @@ pub struct ReadAhead {
     bytes: u64,
     /// The stream gave its last frame (or an error) into `frames`.
     ended: bool,
+    /// The stream announced its length (`content-length`): once read whole, the body's length
+    /// is exact. A chunked one read whole keeps an unknown length, so that the upstream gets it
+    /// chunked as Envoy sends it, not with a `content-length`.
+    sized: bool,
     rest: ReqBody,
 }
 
@@ -54,7 +62,8 @@ impl ReqBody {
     pub fn with_prefix(frames: VecDeque<Frame<Bytes>>, rest: ReqBody) -> Self {
         let bytes = frames.iter().map(|f| f.data_ref().map_or(0, |d| d.len() as u64)).sum();
         let frames = frames.into_iter().map(Ok).collect();
-        ReqBody::Ahead(Box::new(ReadAhead { frames, bytes, ended: false, rest }))
+        let sized = rest.size_hint().exact().is_some();
+        ReqBody::Ahead(Box::new(ReadAhead { frames, bytes, ended: false, sized, rest }))
     }
 
     /// Reads and holds what the client sends, until `connect` is done: Envoy reads the body
@@ -63,7 +72,9 @@ impl ReqBody {
     pub async fn read_while<T>(&mut self, connect: impl Future<Output = T>) -> T {
         if let ReqBody::Stream(..) | ReqBody::Replay(_) | ReqBody::Filtered(_) = self {
             let rest = std::mem::replace(self, ReqBody::empty());
-            *self = ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, rest }));
+            let sized = rest.size_hint().exact().is_some();
+            *self =
+                ReqBody::Ahead(Box::new(ReadAhead { frames: VecDeque::new(), bytes: 0, ended: false, sized, rest }));
         }
         let mut connect = std::pin::pin!(connect);
         std::future::poll_fn(|cx| {
@@ -108,7 +119,7 @@ impl ReqBody {
         let frames = match self {
             ReqBody::Stream(..) | ReqBody::Replay(_) | ReqBody::Filtered(_) => 64,
             ReqBody::Ahead(a) => 64 + a.frames.len(),
-            ReqBody::Full(_) => return,
+            ReqBody::Full(_) | ReqBody::Frames(_) => return,
         };
         let mut cx = Context::from_waker(std::task::Waker::noop());
         for _ in 0..frames {
@@ -157,6 +168,7 @@ impl Body for ReqBody {
             },
             ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ReqBody::Filtered(f) => Pin::new(&mut **f).poll_frame(cx),
+            ReqBody::Frames(f) => Poll::Ready(f.pop_front().map(Ok)),
         }
     }
 
@@ -167,6 +179,7 @@ impl Body for ReqBody {
             ReqBody::Replay(r) => r.is_end_stream(),
             ReqBody::Full(b) => b.is_none(),
             ReqBody::Filtered(f) => f.is_end_stream(),
+            ReqBody::Frames(f) => f.is_empty(),
         }
     }
 
@@ -179,7 +192,8 @@ impl Body for ReqBody {
             ReqBody::Ahead(a) => {
                 let rest = match (a.ended, self.failure().is_some()) {
                     (_, true) => SizeHint::new(),
-                    (true, false) => SizeHint::with_exact(0),
+                    (true, false) if a.sized => SizeHint::with_exact(0),
+                    (true, false) => SizeHint::new(),
                     (false, false) => a.rest.size_hint(),
                 };
                 let mut hint = SizeHint::new();
@@ -192,6 +206,8 @@ impl Body for ReqBody {
             ReqBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ReqBody::Full(None) => SizeHint::with_exact(0),
             ReqBody::Filtered(f) => f.size_hint(),
+            ReqBody::Frames(f) if f.is_empty() => SizeHint::with_exact(0),
+            ReqBody::Frames(_) => SizeHint::new(),
         }
     }
 }
@@ -213,6 +229,8 @@ pub enum ClientBodyFailure {
     Malformed,
     /// The client went away (closed before the end, reset its h2 stream): Envoy logs `DC`.
     Disconnected,
+    /// The gRPC-Web filter could not base64-decode it: the filter's 400.
+    GrpcWebText(crate::filters::GrpcWebTextFailure),
 }
 
 /// How the client's body failed, when `e` or an error it wraps is that failure.
@@ -222,9 +240,9 @@ pub fn client_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<Clie
     // hyper wraps the body's error once or twice; the bound guards against a cyclic chain.
     for _ in 0..8 {
         let Some(e) = cause else { break };
-        if e.is::<crate::filters::InvalidGrpcWebText>() {
+        if let Some(invalid) = e.downcast_ref::<crate::filters::InvalidGrpcWebText>() {
             // The client's gRPC-Web text was not base64: Envoy's filter answers 400.
-            return Some(ClientBodyFailure::Malformed);
+            return Some(ClientBodyFailure::GrpcWebText(invalid.0));
         }
         if e.is::<DownstreamBodyError>() {
             ours = true;

@@ -47,7 +47,7 @@ pub struct CompressorConfig {
     pub library_name: String,
     pub library: CompressorLibrary,
     /// `response_direction_config.common_config.enabled.default_value` (or the deprecated
-    /// `runtime_enabled`); legate has no runtime layer, so the default decides.
+    /// `runtime_enabled`); the runtime is not read here, so the default decides.
     pub enabled: bool,
     /// `min_content_length` (deprecated `content_length`); 30 when unset or 0.
     pub min_content_length: u64,
@@ -130,7 +130,7 @@ impl DecompressorLibrary {
 /// A direction's `common_config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecompressDirection {
-    /// `enabled.default_value` (true when unset; legate has no runtime layer).
+    /// `enabled.default_value` (true when unset; the runtime is not read here).
     pub enabled: bool,
     pub ignore_no_transform_header: bool,
 }

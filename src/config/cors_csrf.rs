@@ -5,7 +5,7 @@
 use super::filters::Fraction;
 use super::model::StringMatcher;
 
-/// `envoy.config.core.v3.RuntimeFractionalPercent`. legate has no runtime layer, so the
+/// `envoy.config.core.v3.RuntimeFractionalPercent`. Only the fault filter reads the runtime so far, so the
 /// `runtime_key` (accepted) never overrides `default_value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuntimeFraction {

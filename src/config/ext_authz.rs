@@ -40,7 +40,7 @@ pub struct HttpService {
     /// `authorization_request.allowed_headers`: client headers copied into the check request
     /// besides Envoy's always-sent `Authorization`, `:method`, `:path` and `Host`.
     pub allowed_headers: Vec<StringMatcher>,
-    /// `authorization_request.headers_to_add` (literal values).
+    /// `authorization_request.headers_to_add`: Envoy format strings, evaluated per request.
     pub headers_to_add: Vec<(String, String)>,
     /// `authorization_response.allowed_upstream_headers`: set on the upstream request.
     pub allowed_upstream_headers: Vec<StringMatcher>,

@@ -117,6 +117,13 @@ pub fn rebuild_tls(origin: &crate::tls::secrets::Origin) -> Result<crate::tls::s
     validate::tls::rebuild(origin)
 }
 
+/// Builds a cluster's TLS context again from the files it names as they are now.
+pub fn rebuild_client_tls(
+    origin: &crate::tls::client::ClientOrigin,
+) -> Result<crate::tls::client::ClientMaterial, ConfigErrors> {
+    validate::upstream_tls::rebuild(origin)
+}
+
 /// The support matrix as markdown (`legate --print-support-matrix`, `docs/support-matrix.md`),
 /// from the table the validation uses.
 pub fn support_matrix() -> String {

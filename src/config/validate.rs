@@ -30,6 +30,7 @@ pub(crate) mod route;
 pub(crate) mod secret;
 pub(crate) mod tcp_proxy;
 pub(crate) mod tls;
+pub(crate) mod tls_resumption;
 pub(crate) mod upgrade;
 pub(crate) mod upstream_tls;
 
@@ -76,9 +77,10 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         sr.finish(ctx, &[]);
     }
     let (dns_resolver, _) = dns::resolver(ctx, &mut o, false);
-    if let Some(lr) = o.obj(ctx, "layered_runtime") {
-        layered_runtime(ctx, lr);
-    }
+    let runtime = match o.obj(ctx, "layered_runtime") {
+        Some(lr) => layered_runtime(ctx, lr),
+        None => Vec::new(),
+    };
     o.finish(ctx, &[]);
 
     checks::duplicate_listeners(ctx, &listeners);
@@ -105,6 +107,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, v: &Value) -> Option<Bootstrap> {
         dynamic,
         dns_resolver,
         static_secrets: ctx.static_secrets.clone(),
+        runtime,
     })
 }
 
@@ -150,11 +153,30 @@ fn dynamic(ctx: &mut Ctx, mut o: Obj<'_>) -> DynamicResources {
     DynamicResources { lds, cds }
 }
 
-/// Static runtime layers are accepted and ignored; legate has no runtime.
-fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) {
+/// `layered_runtime`: static and disk layers ([`crate::runtime`]); an admin layer has nothing
+/// to hold (legate has no `/runtime_modify`).
+fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<crate::runtime::RuntimeLayer> {
+    use crate::runtime::RuntimeLayer;
+    let mut layers = Vec::new();
     for mut layer in o.objs(ctx, "layers") {
-        layer.ignore(&["name", "static_layer", "admin_layer"]);
+        layer.ignore(&["name", "admin_layer"]);
+        if let Some((v, _)) = layer.get("static_layer") {
+            let mut pairs = Vec::new();
+            crate::runtime::flatten(v, "", &mut pairs);
+            layers.push(RuntimeLayer::Static(pairs));
+        }
+        if let Some(mut d) = layer.obj(ctx, "disk_layer") {
+            let root = d.str(ctx, "symlink_root").unwrap_or_default();
+            if root.is_empty() {
+                ctx.err(d.at("symlink_root"), "missing symlink_root");
+            }
+            let subdirectory = d.str(ctx, "subdirectory").unwrap_or_default();
+            let append_service_cluster = d.bool(ctx, "append_service_cluster").unwrap_or(false);
+            d.finish(ctx, &[]);
+            layers.push(RuntimeLayer::Disk { symlink_root: root.into(), subdirectory, append_service_cluster });
+        }
         layer.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
+    layers
 }

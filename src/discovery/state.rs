@@ -70,7 +70,17 @@ pub(crate) struct Entry {
     /// reported: not news unless the caller then applies that other content.
     pub back_to_applied: bool,
     pub pending: Option<Pending>,
+    /// Reported while a writer may still have held the file (the quiet period passed before
+    /// its close): that content's hash and when. Reported again, settled, when the file is
+    /// known to be complete.
+    pub unsettled: Option<(u64, Instant)>,
 }
+
+/// How long a file reported while possibly still open must stay unchanged before the poll
+/// takes it as complete: its writer's close can go unseen (a network file system, a write
+/// that raced the watch being set up, a close processed after the read), and an unsettled
+/// file that does not validate would otherwise wait for that close forever.
+pub(crate) const UNSETTLED_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Entry {
     pub fn new(spec: WatchSpec) -> Self {
@@ -89,6 +99,7 @@ impl Entry {
             baseline_only: true,
             back_to_applied: false,
             pending: None,
+            unsettled: None,
         }
     }
 
@@ -161,13 +172,23 @@ impl Entry {
                 let hash = content_hash(&content);
                 self.disk = hash;
                 let was_last = self.last;
-                let news = hash != self.last && Some(hash) != self.applied;
+                // A complete read of what was reported unsettled and not applied (it did not
+                // validate while its writer might still be writing): report it again, settled.
+                let resettle =
+                    was.complete && self.unsettled.is_some_and(|(h, _)| h == hash) && Some(hash) != self.applied;
+                if was.complete {
+                    self.unsettled = None;
+                }
+                let news = resettle || (hash != self.last && Some(hash) != self.applied);
                 self.last = hash;
                 // Written back to what the caller applied, maybe before the caller applied
                 // the change reported last: news if the caller then says it applied that.
                 self.back_to_applied = !news && Some(hash) == self.applied && hash != was_last;
                 news.then(|| {
                     self.baseline_only = false;
+                    if !was.complete {
+                        self.unsettled = Some((hash, now));
+                    }
                     FileChange { path: self.spec.path.clone(), content: Some(content), hash, settled: was.complete }
                 })
             }
@@ -204,9 +225,15 @@ impl Entry {
 
     /// The safety poll found `stamp`: a read is due when it differs from the last read's,
     /// at once when the file was replaced, after the quiet period when it was written to.
-    pub fn poll(&self, stamp: Option<Stamp>) -> Option<Signal> {
-        if self.pending.is_some() || stamp == self.stamp {
+    /// A file reported unsettled that stayed unchanged for [`UNSETTLED_LIMIT`] is read again
+    /// as complete.
+    pub fn poll(&self, stamp: Option<Stamp>, now: Instant) -> Option<Signal> {
+        if self.pending.is_some() {
             return None;
+        }
+        if stamp == self.stamp {
+            let stale = self.unsettled.is_some_and(|(_, at)| now >= at + UNSETTLED_LIMIT);
+            return stale.then_some(Signal::Complete);
         }
         let same_file = matches!((&self.stamp, &stamp), (Some(old), Some(new)) if old.same_file(new));
         Some(if same_file { Signal::Modified } else { Signal::Complete })
@@ -357,11 +384,35 @@ mod tests {
         let mut e = entry(Some("a"));
         let s = Stamp { len: 1, mtime: None, dev: 1, ino: 1 };
         e.stamp = Some(s);
-        assert_eq!(e.poll(Some(s)), None);
-        assert_eq!(e.poll(Some(Stamp { len: 2, ..s })), Some(Signal::Modified));
-        assert_eq!(e.poll(Some(Stamp { ino: 2, ..s })), Some(Signal::Complete));
-        assert_eq!(e.poll(None), Some(Signal::Complete));
-        e.signal(Signal::Modified, Instant::now());
-        assert_eq!(e.poll(None), None);
+        let now = Instant::now();
+        assert_eq!(e.poll(Some(s), now), None);
+        assert_eq!(e.poll(Some(Stamp { len: 2, ..s }), now), Some(Signal::Modified));
+        assert_eq!(e.poll(Some(Stamp { ino: 2, ..s }), now), Some(Signal::Complete));
+        assert_eq!(e.poll(None, now), Some(Signal::Complete));
+        e.signal(Signal::Modified, now);
+        assert_eq!(e.poll(None, now), None);
+    }
+
+    #[test]
+    fn an_unsettled_report_is_reported_again_once_complete() {
+        // The quiet period passed while a writer held the file empty: reported unsettled. Its
+        // close (or the poll, when no close is seen) reads the same content as complete.
+        let now = Instant::now();
+        let mut e = entry(Some("a"));
+        e.signal(Signal::Modified, now);
+        let was = take(&mut e);
+        let first = e.settle(was, obs(Some("")), now).unwrap_or_else(|| panic!("reported"));
+        assert!(!first.settled);
+        assert_eq!(e.poll(e.stamp, now + Duration::from_secs(1)), None, "a writer may still hold it");
+        assert_eq!(e.poll(e.stamp, now + UNSETTLED_LIMIT), Some(Signal::Complete), "unchanged: taken as done");
+        e.signal(Signal::Complete, now + UNSETTLED_LIMIT);
+        let was = take(&mut e);
+        let again = e.settle(was, obs(Some("")), now).unwrap_or_else(|| panic!("reported again"));
+        assert_eq!((again.content.as_deref(), again.settled), (Some(&b""[..]), true));
+        // Once settled, the same content is no news.
+        e.signal(Signal::Complete, now);
+        let was = take(&mut e);
+        assert_eq!(e.settle(was, obs(Some("")), now), None);
+        assert_eq!(e.poll(e.stamp, now + UNSETTLED_LIMIT * 2), None);
     }
 }

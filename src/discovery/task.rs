@@ -208,7 +208,7 @@ impl Core {
             self.recheck_dir(&dir, id, true, now);
         }
         for (i, stamp) in stamps.into_iter().enumerate() {
-            if let Some(signal) = self.entries[i].poll(stamp) {
+            if let Some(signal) = self.entries[i].poll(stamp, now) {
                 tracing::debug!(file.path = %self.entries[i].abs.display(), "poll found a change");
                 self.signal(i, signal, now);
             }

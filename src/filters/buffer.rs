@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use super::chain::RequestBody;
 use crate::config::filters::BufferConfig;
 use crate::proxy::body::{self, ReqBody};
-use crate::proxy::local_reply::{LocalReason, BODY_CODEC_ERROR};
+use crate::proxy::local_reply::LocalReason;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Buffer {
@@ -37,9 +37,10 @@ impl Buffer {
         let mut buf = BytesMut::new();
         // Bounded by the limit: every frame read adds its bytes, and over the limit ends it.
         while let Some(frame) = stream_body.frame().await {
-            let frame = frame.map_err(|e| match body::client_body_failure(&*e) {
-                Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
-                _ => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+            let frame = frame.map_err(|e| {
+                LocalReason::from_client_body(
+                    body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed),
+                )
             })?;
             if let Ok(data) = frame.into_data() {
                 buf.extend_from_slice(&data);

@@ -57,6 +57,15 @@ impl RequestBody {
         }
     }
 
+    /// The gRPC-Web filter's probe, when it decodes this body from base64.
+    pub fn grpc_web_probe(&self) -> Option<super::TextProbe> {
+        let RequestBody::Coded(_, codecs) = self else { return None };
+        codecs.iter().find_map(|c| match c {
+            super::RequestCodec::GrpcWebText(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
     /// Adds a filter's codec, applied after those of the filters before it.
     pub fn push_codec(&mut self, codec: super::RequestCodec) {
         *self = match std::mem::replace(self, RequestBody::Buffered(Bytes::new())) {
@@ -141,6 +150,8 @@ pub struct RequestInfo<'a> {
     pub conn_buckets: &'a local_ratelimit::ConnBuckets,
     /// The snapshot's clusters (for filters that call a service).
     pub clusters: &'a std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
+    /// The matched route's `name` (`%ROUTE_NAME%` in formatted values).
+    pub route_name: Option<&'a str>,
 }
 
 /// The HTTP filters before the router, in order.
@@ -176,7 +187,7 @@ impl Chain {
                         Filter::ExtAuthz(super::ext_authz::ExtAuthz::new(c, store, hcm_prefix))
                     }
                     HttpFilterKind::GrpcHttp1Bridge(c) => Filter::GrpcHttp1Bridge(super::Bridge::new(c)),
-                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb),
+                    HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb::new(store)),
                     HttpFilterKind::HeaderToMetadata(c) => Filter::HeaderToMetadata(super::HeaderToMetadata::new(c)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
@@ -296,7 +307,12 @@ impl Chain {
                         _ => fault.settings(),
                     };
                     let view = RequestView::new(info.full_path, info.method, info.authority, "http", &parts.headers);
-                    let req = FaultRequest { headers: &parts.headers, view, cluster: info.cluster };
+                    let req = FaultRequest {
+                        headers: &parts.headers,
+                        view,
+                        cluster: info.cluster,
+                        runtime: Some(&shared.runtime),
+                    };
                     fault.decode(settings, req, stream).await?;
                 }
                 Filter::Buffer(b) => {
@@ -382,7 +398,7 @@ impl Chain {
                     checked?;
                 }
                 Filter::GrpcHttp1Bridge(b) => b.decode(parts, body, stream).await?,
-                Filter::GrpcWeb(w) => w.decode(parts, body, stream),
+                Filter::GrpcWeb(w) => w.decode(parts, body, info, stream),
                 Filter::HeaderToMetadata(h) => h.decode(&mut parts.headers, &mut stream.metadata),
             }
             stream.decoded = i + 1;

@@ -2,6 +2,13 @@
 //! `x-envoy-fault-*` request headers, with Envoy's stats (`http.<prefix>.fault.*`, and
 //! `fault.<downstream cluster>.*` when the client names its cluster), `max_active_faults`, and
 //! the access-log flags `DI` and `FI`. Delays run on tokio's clock.
+//!
+//! Envoy's runtime keys override the configuration as in Envoy 1.40 (the fault-injection
+//! sandbox's disk layer): `fault.http.abort.abort_percent` and
+//! `fault.http.delay.fixed_delay_percent` (the numerator, over the configured denominator),
+//! `fault.http.abort.http_status`, `fault.http.abort.grpc_status`,
+//! `fault.http.delay.fixed_duration_ms` (0: no delay), `fault.http.max_active_faults`; with
+//! `x-envoy-downstream-service-cluster`, `fault.http.<cluster>.{abort,delay}.*` too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +19,7 @@ use crate::config::filters::{AbortKind, DelayKind, FaultConfig, Fraction};
 use crate::config::model::HeaderMatcher;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::{header_matches, RequestView};
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Gauge, Store};
 
 static ABORT_REQUEST: HeaderName = HeaderName::from_static("x-envoy-fault-abort-request");
@@ -66,6 +74,32 @@ pub struct FaultRequest<'a> {
     pub view: RequestView<'a>,
     /// The cluster the route chose, if any.
     pub cluster: Option<&'a str>,
+    /// The process's runtime values.
+    pub runtime: Option<&'a Runtime>,
+}
+
+/// The runtime as one request reads it: only when some key is set.
+struct Rt<'a> {
+    rt: &'a Runtime,
+    /// `x-envoy-downstream-service-cluster`: its own keys, `fault.http.<cluster>.*`.
+    cluster: Option<&'a str>,
+}
+
+impl Rt<'_> {
+    /// `fault.http.<tail>`, then `fault.http.<cluster>.<tail>` over it.
+    fn integer(&self, tail: &str, default: u64) -> u64 {
+        let v = self.rt.integer(&format!("fault.http.{tail}"), default);
+        match self.cluster {
+            Some(c) => self.rt.integer(&format!("fault.http.{c}.{tail}"), v),
+            None => v,
+        }
+    }
+
+    /// Envoy's `featureEnabled` of the global key, or of the cluster's (each drawn).
+    fn enabled(&self, tail: &str, p: Fraction) -> bool {
+        hit(self.rt.percent(&format!("fault.http.{tail}"), p))
+            || self.cluster.is_some_and(|c| hit(self.rt.percent(&format!("fault.http.{c}.{tail}"), p)))
+    }
 }
 
 impl Fault {
@@ -117,8 +151,11 @@ impl Fault {
             .get(&DOWNSTREAM_CLUSTER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && !c.disable_downstream_cluster_stats);
-        if let Some(delay) = delay_of(c, req.headers) {
-            if self.try_activate(c, stream) {
+        let cluster_keys = req.headers.get(&DOWNSTREAM_CLUSTER).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+        let rt = req.runtime.filter(|r| !r.is_empty()).map(|rt| Rt { rt, cluster: cluster_keys });
+        let rt = rt.as_ref();
+        if let Some(delay) = delay_of(c, req.headers, rt) {
+            if self.try_activate(c, stream, rt) {
                 self.stats.delays_injected.inc();
                 if let Some(dc) = downstream_cluster {
                     self.store.counter(&format!("{}{dc}.delays_injected", self.prefix)).inc();
@@ -127,8 +164,8 @@ impl Fault {
                 tokio::time::sleep(delay).await;
             }
         }
-        if let Some((status, grpc)) = abort_of(c, req.headers) {
-            if self.try_activate(c, stream) {
+        if let Some((status, grpc)) = abort_of(c, req.headers, rt) {
+            if self.try_activate(c, stream, rt) {
                 self.stats.aborts_injected.inc();
                 if let Some(dc) = downstream_cluster {
                     self.store.counter(&format!("{}{dc}.aborts_injected", self.prefix)).inc();
@@ -141,12 +178,18 @@ impl Fault {
 
     /// Counts the request in `active_faults` unless `max_active_faults` is reached (then
     /// `faults_overflow`); a request counts once however many faults it gets.
-    fn try_activate(&self, c: &FaultConfig, stream: &mut super::Stream) -> bool {
+    fn try_activate(&self, c: &FaultConfig, stream: &mut super::Stream, rt: Option<&Rt<'_>>) -> bool {
         if stream.active_fault.is_some() {
             return true;
         }
         let g = &self.stats.active_faults;
-        if c.max_active_faults.is_some_and(|max| g.value() >= i64::from(max)) {
+        let max = match rt {
+            Some(rt) => {
+                Some(rt.rt.integer("fault.http.max_active_faults", c.max_active_faults.map_or(u64::MAX, u64::from)))
+            }
+            None => c.max_active_faults.map(u64::from),
+        };
+        if max.is_some_and(|max| u64::try_from(g.value()).unwrap_or(0) >= max) {
             self.stats.faults_overflow.inc();
             return false;
         }
@@ -179,31 +222,66 @@ fn percentage(configured: Fraction, header_driven: bool, h: &HeaderMap, name: &H
     }
 }
 
-fn delay_of(c: &FaultConfig, h: &HeaderMap) -> Option<Duration> {
+fn delay_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<Duration> {
     let d = c.delay.as_ref()?;
     let header = d.kind == DelayKind::Header;
-    if !hit(percentage(d.percentage, header, h, &DELAY_PERCENTAGE)) {
+    let p = percentage(d.percentage, header, h, &DELAY_PERCENTAGE);
+    let enabled = match rt {
+        Some(rt) => rt.enabled("delay.fixed_delay_percent", p),
+        None => hit(p),
+    };
+    if !enabled {
         return None;
     }
-    match d.kind {
-        DelayKind::Fixed(t) => Some(t),
+    let configured = match d.kind {
+        DelayKind::Fixed(t) => t,
         DelayKind::Header => {
             let ms = h.get(&DELAY_REQUEST)?.to_str().ok()?.trim().parse::<u64>().ok()?;
-            Some(Duration::from_millis(ms))
+            Duration::from_millis(ms)
         }
+    };
+    match rt {
+        Some(rt) => {
+            let ms = rt.integer("delay.fixed_duration_ms", configured.as_millis() as u64);
+            (ms > 0).then(|| Duration::from_millis(ms))
+        }
+        None => Some(configured),
     }
 }
 
 /// The abort's HTTP status and gRPC status; an HTTP status wins over a gRPC one, and a gRPC
 /// abort answers 200 (Envoy's trailers-only reply for gRPC clients).
-fn abort_of(c: &FaultConfig, h: &HeaderMap) -> Option<(StatusCode, Option<u32>)> {
+fn abort_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<(StatusCode, Option<u32>)> {
     let a = c.abort.as_ref()?;
     let header = a.kind == AbortKind::Header;
-    if !hit(percentage(a.percentage, header, h, &ABORT_PERCENTAGE)) {
+    let p = percentage(a.percentage, header, h, &ABORT_PERCENTAGE);
+    let enabled = match rt {
+        Some(rt) => rt.enabled("abort.abort_percent", p),
+        None => hit(p),
+    };
+    if !enabled {
         return None;
     }
+    let (status, grpc) = configured_abort(a.kind, h)?;
+    let Some(rt) = rt else { return Some((status, grpc)) };
+    // The runtime's status replaces the one the fault has, of the same kind.
+    match grpc {
+        None => {
+            let code = rt.integer("abort.http_status", u64::from(status.as_u16()));
+            let status = u16::try_from(code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(status);
+            Some((status, None))
+        }
+        Some(g) => {
+            let g = u32::try_from(rt.integer("abort.grpc_status", u64::from(g))).unwrap_or(g);
+            Some((status, Some(g)))
+        }
+    }
+}
+
+/// The abort's status as configured (or as the request's headers ask).
+fn configured_abort(kind: AbortKind, h: &HeaderMap) -> Option<(StatusCode, Option<u32>)> {
     let num = |name: &HeaderName| h.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-    match a.kind {
+    match kind {
         AbortKind::Http(s) => Some((StatusCode::from_u16(s).ok()?, None)),
         AbortKind::Grpc(g) => Some((StatusCode::OK, Some(g))),
         AbortKind::Header => {

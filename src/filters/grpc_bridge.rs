@@ -20,7 +20,7 @@ use super::chain::RequestBody;
 use super::grpc_codec::{self, Collected, FRAME_HEADER};
 use crate::config::filters::GrpcBridgeConfig;
 use crate::proxy::body::{self, ResBody};
-use crate::proxy::local_reply::{self, LocalReason, BODY_CODEC_ERROR};
+use crate::proxy::local_reply::{self, LocalReason};
 
 /// Envoy's default `per_connection_buffer_limit_bytes`, which bounds what a filter buffers.
 pub const BUFFER_LIMIT: usize = 1024 * 1024;
@@ -29,7 +29,7 @@ static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// What the gRPC filters remember of one request.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 pub struct GrpcStream {
     /// The bridge reads this request's response whole.
     pub bridging: bool,
@@ -39,6 +39,8 @@ pub struct GrpcStream {
     pub web: Option<bool>,
     /// A filter changed `:path` (the bridge's `ignore_query_parameters`).
     pub path_changed: bool,
+    /// The gRPC-Web filter's counters for this request's service and method.
+    pub web_stats: Option<std::sync::Arc<super::grpc_web_stats::MethodStats>>,
 }
 
 pub struct Bridge {
@@ -129,9 +131,8 @@ async fn read_whole(body: &mut RequestBody, stream: &super::Stream) -> Result<By
     let mut buf = BytesMut::new();
     // Bounded by the limit: every frame adds its bytes, and over the limit ends it.
     while let Some(frame) = reading.frame().await {
-        let frame = frame.map_err(|e| match body::client_body_failure(&*e) {
-            Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
-            _ => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+        let frame = frame.map_err(|e| {
+            LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed))
         })?;
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);

@@ -7,8 +7,14 @@
 //! that is not gRPC (another status or content type; a local reply) becomes a trailers-only
 //! one: its body (up to 16 KiB) percent-encoded in `grpc-message`, its status mapped to
 //! `grpc-status`, no body. CORS is the CORS filter's business, as in Envoy.
+//!
+//! A `-text` body that is not base64 ends the request with Envoy's 400 `Bad gRPC-web request,
+//! invalid base64 data.` (turned into `grpc-status: 13` like any answer that is not gRPC). The
+//! stats are [`super::grpc_web_stats`]'.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::chain::RequestBody;
 use super::grpc_codec::{self, Collected};
 use super::grpc_web_body::{GrpcResBody, WebBody};
+use super::grpc_web_stats::WebStats;
 use super::request_codec::RequestCodec;
 use crate::proxy::body::{BodyError, ReqBody, ResBody};
 
@@ -30,7 +37,9 @@ static GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-e
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
-pub struct GrpcWeb;
+pub struct GrpcWeb {
+    stats: WebStats,
+}
 
 fn is_text(v: &[u8]) -> bool {
     v == b"application/grpc-web-text" || v == b"application/grpc-web-text+proto"
@@ -46,7 +55,17 @@ fn is_proto_grpc_web(h: &http::HeaderMap) -> bool {
 }
 
 impl GrpcWeb {
-    pub fn decode(&self, parts: &mut http::request::Parts, body: &mut RequestBody, stream: &mut super::Stream) {
+    pub fn new(store: &Arc<crate::stats::Store>) -> Self {
+        GrpcWeb { stats: WebStats::new(store) }
+    }
+
+    pub fn decode(
+        &self,
+        parts: &mut http::request::Parts,
+        body: &mut RequestBody,
+        info: super::RequestInfo<'_>,
+        stream: &mut super::Stream,
+    ) {
         let text_request = match parts.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()) {
             Some(b"application/grpc-web" | b"application/grpc-web+proto") => false,
             Some(v) if is_text(v) => true,
@@ -60,15 +79,23 @@ impl GrpcWeb {
             parts.headers.insert(GRPC_ACCEPT_ENCODING.clone(), HeaderValue::from_static("identity"));
         }
         stream.grpc.web = Some(text_response);
+        // Counted for the route's cluster (none for a direct response), as Envoy's filter does.
+        let cluster = info.cluster.and_then(|c| info.clusters.get(c));
+        stream.grpc.web_stats = cluster.and_then(|c| self.stats.method(c.config.stat_name(), info.full_path));
         if text_request && !body.is_end_stream() {
-            body.push_codec(RequestCodec::GrpcWebText);
+            body.push_codec(RequestCodec::GrpcWebText(TextProbe::default()));
         }
     }
 
     /// The response of a gRPC-Web request: converted as it streams, or (not gRPC) read up to
     /// 16 KiB into `grpc-message`.
-    pub async fn encode(stream: &super::Stream, resp: &mut http::Response<ResBody>) {
+    pub async fn encode(stream: &mut super::Stream, resp: &mut http::Response<ResBody>) {
         let Some(text) = stream.grpc.web else { return };
+        // The upstream's own `grpc-status` (a trailers-only answer), before any conversion.
+        let stats = stream.grpc.web_stats.take();
+        if let (Some(s), Some(status)) = (&stats, resp.headers().get(&GRPC_STATUS)) {
+            s.charge(status);
+        }
         let end = resp.body().is_end_stream();
         let grpc = if end {
             resp.headers().contains_key(&GRPC_STATUS)
@@ -86,7 +113,7 @@ impl GrpcWeb {
         if !transform {
             // Frames are added (the trailers') or re-encoded: the upstream's length is wrong.
             resp.headers_mut().remove(CONTENT_LENGTH);
-            *resp.body_mut() = ResBody::Grpc(Box::new(GrpcResBody::Web(WebBody::new(taken, text))));
+            *resp.body_mut() = ResBody::Grpc(Box::new(GrpcResBody::Web(WebBody::new(taken, text, stats))));
             return;
         }
         match grpc_codec::collect(taken, MAX_MESSAGE, true).await {
@@ -105,10 +132,49 @@ impl GrpcWeb {
     }
 }
 
+/// How a `grpc-web-text` request body was not base64, with Envoy's response code details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFailure {
+    /// A character outside the alphabet, or misplaced padding: `grpc_base_64_decode_failed`.
+    Data,
+    /// The body ended inside a 4-character group: `grpc_base_64_decode_failed_bad_size`.
+    Size,
+}
+
+impl TextFailure {
+    pub fn details(self) -> &'static str {
+        match self {
+            TextFailure::Data => "grpc_base_64_decode_failed",
+            TextFailure::Size => "grpc_base_64_decode_failed_bad_size",
+        }
+    }
+}
+
 /// Invalid base64 in a `grpc-web-text` request body.
 #[derive(Debug, thiserror::Error)]
 #[error("Bad gRPC-web request, invalid base64 data.")]
-pub struct InvalidText;
+pub struct InvalidText(pub TextFailure);
+
+/// Where a decoding body leaves its failure for the router: hyper's HTTP/2 client drops a
+/// request body's error (it resets the upstream stream), so the error the router gets may
+/// not say that the client's body was at fault.
+#[derive(Clone, Default)]
+pub struct TextProbe(Arc<AtomicU8>);
+
+impl TextProbe {
+    fn set(&self, f: TextFailure) {
+        self.0.store(if f == TextFailure::Data { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// The body failed, and how.
+    pub fn failure(&self) -> Option<TextFailure> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(TextFailure::Data),
+            2 => Some(TextFailure::Size),
+            _ => None,
+        }
+    }
+}
 
 /// A `grpc-web-text` request body, base64-decoded as it streams: whole 4-character groups
 /// are decoded as they arrive, at most 3 characters wait for the next chunk.
@@ -116,11 +182,18 @@ pub struct TextDecoding {
     inner: ReqBody,
     carry: BytesMut,
     done: bool,
+    probe: TextProbe,
 }
 
 impl TextDecoding {
-    pub fn new(inner: ReqBody) -> Self {
-        TextDecoding { inner, carry: BytesMut::new(), done: false }
+    pub fn new(inner: ReqBody, probe: TextProbe) -> Self {
+        TextDecoding { inner, carry: BytesMut::new(), done: false, probe }
+    }
+
+    fn fail(&mut self, f: TextFailure) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.done = true;
+        self.probe.set(f);
+        Poll::Ready(Some(Err(Box::new(InvalidText(f)))))
     }
 }
 
@@ -139,10 +212,10 @@ impl Body for TextDecoding {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
-                    this.done = true;
                     if !this.carry.is_empty() {
-                        return Poll::Ready(Some(Err(Box::new(InvalidText))));
+                        return this.fail(TextFailure::Size);
                     }
+                    this.done = true;
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -155,8 +228,7 @@ impl Body for TextDecoding {
                         let groups = this.carry.split_to(whole);
                         let mut out = BytesMut::with_capacity(whole / 4 * 3);
                         if grpc_codec::base64_decode(&groups, &mut out).is_none() {
-                            this.done = true;
-                            return Poll::Ready(Some(Err(Box::new(InvalidText))));
+                            return this.fail(TextFailure::Data);
                         }
                         return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
                     }

@@ -11,6 +11,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
 use super::grpc_codec::{base64_encode, frame_header, FRAME_HEADER};
+use super::grpc_web_stats::MethodStats;
 use crate::proxy::body::{BodyError, ResBody};
 
 /// The flag of gRPC-Web's trailer frame.
@@ -53,14 +54,16 @@ pub struct WebBody<B> {
     /// Text mode: the bytes of a frame not yet whole.
     partial: BytesMut,
     done: bool,
+    /// Charged with the trailers' `grpc-status`.
+    stats: Option<std::sync::Arc<MethodStats>>,
 }
 
 impl<B> WebBody<B>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
-    pub fn new(inner: B, text: bool) -> Self {
-        WebBody { inner, text, partial: BytesMut::new(), done: false }
+    pub fn new(inner: B, text: bool, stats: Option<std::sync::Arc<MethodStats>>) -> Self {
+        WebBody { inner, text, partial: BytesMut::new(), done: false, stats }
     }
 
     /// Whole frames of `partial`, each base64-encoded; the rest stays.
@@ -123,6 +126,9 @@ where
                         if let Ok(t) = frame.into_trailers() {
                             // The trailers travel in the body: none go out as trailers.
                             self.done = true;
+                            if let (Some(s), Some(status)) = (self.stats.take(), t.get("grpc-status")) {
+                                s.charge(status);
+                            }
                             return Poll::Ready(Some(Ok(Frame::data(self.trailer_frame(&t)))));
                         }
                     }
@@ -151,7 +157,7 @@ mod tests {
     }
 
     async fn run(frames: Vec<Frame<Bytes>>, text: bool) -> Vec<Bytes> {
-        let mut body = WebBody::new(Frames(frames.into()), text);
+        let mut body = WebBody::new(Frames(frames.into()), text, None);
         let mut out = Vec::new();
         while let Some(f) = std::future::poll_fn(|cx| body.poll_frame(cx)).await {
             let f = f.unwrap_or_else(|e| panic!("{e}"));

@@ -27,8 +27,8 @@ pub enum RequestCodec {
         step: usize,
         stats: ByteStats,
     },
-    /// gRPC-Web's text body, base64-decoded.
-    GrpcWebText,
+    /// gRPC-Web's text body, base64-decoded; its failure told through the probe.
+    GrpcWebText(super::grpc_web::TextProbe),
 }
 
 /// A request body transformed by filters of the chain, as the upstream reads it.
@@ -78,7 +78,9 @@ pub fn wrap_request(mut body: ReqBody, codecs: Vec<RequestCodec>) -> ReqBody {
             RequestCodec::Compress { encoder, step, stats } => {
                 FilteredBody::Compress(Compressing::new(body, encoder, step, stats))
             }
-            RequestCodec::GrpcWebText => FilteredBody::GrpcWebText(super::grpc_web::TextDecoding::new(body)),
+            RequestCodec::GrpcWebText(probe) => {
+                FilteredBody::GrpcWebText(super::grpc_web::TextDecoding::new(body, probe))
+            }
         };
         body = ReqBody::Filtered(Box::new(f));
     }

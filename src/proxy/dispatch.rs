@@ -203,6 +203,7 @@ pub(super) async fn process(
             rate_limits,
             conn_buckets: &ctx.rate_limit_buckets,
             clusters,
+            route_name: route.and_then(|r| r.name.as_deref()),
         };
         hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
         if chain.grpc.path_changed {

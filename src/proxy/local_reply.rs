@@ -80,6 +80,8 @@ pub enum LocalReason {
     ExtAuthzDenied { status: StatusCode },
     /// UAEX: the ext_authz service could not be asked; `status_on_error`.
     ExtAuthzError { status: StatusCode },
+    /// The gRPC-Web filter could not base64-decode the client's `-text` body: 400.
+    GrpcWebBadText(crate::filters::GrpcWebTextFailure),
 }
 
 impl LocalReason {
@@ -144,6 +146,7 @@ impl LocalReason {
             LocalReason::RateLimited { status } => (status, "local_rate_limited"),
             LocalReason::RbacDenied => (StatusCode::FORBIDDEN, "RBAC: access denied"),
             LocalReason::ExtAuthzDenied { status } | LocalReason::ExtAuthzError { status } => (status, ""),
+            LocalReason::GrpcWebBadText(_) => (StatusCode::BAD_REQUEST, "Bad gRPC-web request, invalid base64 data."),
         }
     }
 
@@ -172,6 +175,7 @@ impl LocalReason {
             LocalReason::RateLimited { .. } => Some("local_rate_limited"),
             LocalReason::ExtAuthzDenied { .. } => Some("ext_authz_denied"),
             LocalReason::ExtAuthzError { .. } => Some("ext_authz_error"),
+            LocalReason::GrpcWebBadText(f) => Some(f.details()),
             _ => None,
         }
     }
@@ -200,7 +204,8 @@ impl LocalReason {
             | LocalReason::ResponsePayloadTooLarge
             | LocalReason::CorsPreflight
             | LocalReason::CsrfInvalidOrigin
-            | LocalReason::RbacDenied => "",
+            | LocalReason::RbacDenied
+            | LocalReason::GrpcWebBadText(_) => "",
             LocalReason::RateLimited { .. } => "RL",
             LocalReason::ExtAuthzDenied { .. } | LocalReason::ExtAuthzError { .. } => "UAEX",
         }
@@ -215,14 +220,27 @@ impl LocalReason {
                 None => LocalReason::UpstreamReset,
             },
             UpstreamError::PendingOverflow { .. } => LocalReason::Overflow,
-            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => {
-                LocalReason::CodecError { details: BODY_CODEC_ERROR }
-            }
-            UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => {
-                LocalReason::DownstreamDisconnect
-            }
+            UpstreamError::DownstreamBody { failure, .. } => LocalReason::from_client_body(*failure),
             UpstreamError::Protocol { .. } => LocalReason::UpstreamProtocolError,
         }
+    }
+
+    /// The answer to a client's request body that failed while it was read.
+    pub fn from_client_body(failure: ClientBodyFailure) -> Self {
+        match failure {
+            ClientBodyFailure::Malformed => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+            ClientBodyFailure::Disconnected => LocalReason::DownstreamDisconnect,
+            ClientBodyFailure::GrpcWebText(f) => LocalReason::GrpcWebBadText(f),
+        }
+    }
+
+    /// The client's own request was at fault (or the client went away): the cluster does not
+    /// count the answer.
+    pub fn client_at_fault(self) -> bool {
+        matches!(
+            self,
+            LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect | LocalReason::GrpcWebBadText(_)
+        )
     }
 }
 
@@ -283,6 +301,7 @@ pub fn reset_details(e: &UpstreamError) -> &'static str {
         UpstreamError::PendingOverflow { .. } => "upstream_reset_before_response_started{overflow}",
         UpstreamError::DownstreamBody { failure: ClientBodyFailure::Malformed, .. } => BODY_CODEC_ERROR,
         UpstreamError::DownstreamBody { failure: ClientBodyFailure::Disconnected, .. } => "downstream_remote_disconnect",
+        UpstreamError::DownstreamBody { failure: ClientBodyFailure::GrpcWebText(f), .. } => f.details(),
         UpstreamError::Protocol { .. } => "upstream_reset_before_response_started{protocol_error}",
     }
 }

@@ -10,7 +10,9 @@
 //! request (so at most `max_requests` copies are in flight per mirror cluster), and holds at
 //! most the listener's buffer limit of body: a longer streamed body is not mirrored, the
 //! retry buffer having given it up (`retry_or_shadow_abandoned`). A streamed body is sent
-//! once the client has sent it whole, when the main upstream has answered.
+//! once the client has sent it whole, when the main upstream has answered, framed as the
+//! original was (Envoy streams the copy): its `content-length` if it had one, else chunked
+//! over HTTP/1.1, and its trailers after it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,11 +21,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue};
+use http_body::Frame;
 use http_body_util::BodyExt;
 
 use super::forward::{self, AttemptTemplate, BodySource};
 use super::headers;
-use super::local_reply::LocalReason;
+use crate::body::ReqBody;
 use crate::config::filters::Fraction;
 use crate::routing::{MirrorRt, MirrorTarget};
 use crate::upstream::Cluster;
@@ -69,7 +72,7 @@ impl Shadows {
     }
 
     /// Sends the copies of `main` (the upstream request) with this body; returns at once.
-    pub fn spawn(self, main: &AttemptTemplate, body: Option<Bytes>, timeout: Option<Duration>) {
+    pub fn spawn(self, main: &AttemptTemplate, body: MirrorBody, timeout: Option<Duration>) {
         let timeout = timeout.unwrap_or(UNTIMED);
         for shadow in self.list {
             let template = copy(main, shadow.keep_host, self.local_ip);
@@ -83,8 +86,34 @@ impl Shadows {
     }
 }
 
-async fn send(cluster: &Arc<Cluster>, template: &AttemptTemplate, body: Option<Bytes>, timeout: Duration) {
-    let body = BodySource::Replayable(body.filter(|b| !b.is_empty()));
+/// The body a copy carries.
+#[derive(Clone)]
+pub(super) enum MirrorBody {
+    /// Whole before the request was forwarded: sent as the main request's was, its length known.
+    Whole(Option<Bytes>),
+    /// Recorded as it streamed to the main upstream: its data and trailers, its length not
+    /// announced by the body (the headers' `content-length`, if any, frames it).
+    Streamed(Bytes, Option<HeaderMap>),
+}
+
+impl MirrorBody {
+    fn source(self) -> BodySource {
+        match self {
+            MirrorBody::Whole(b) => BodySource::Replayable(b.filter(|b| !b.is_empty())),
+            MirrorBody::Streamed(data, trailers) => {
+                let frames: std::collections::VecDeque<Frame<Bytes>> = (!data.is_empty())
+                    .then(|| Frame::data(data))
+                    .into_iter()
+                    .chain(trailers.map(Frame::trailers))
+                    .collect();
+                BodySource::Stream(Some(ReqBody::Frames(Box::new(frames))))
+            }
+        }
+    }
+}
+
+async fn send(cluster: &Arc<Cluster>, template: &AttemptTemplate, body: MirrorBody, timeout: Duration) {
+    let body = body.source();
     match forward::forward(cluster, template, body, Some(timeout), None, None).await {
         Ok(out) => {
             // Read to its end so that the connection can serve again; bounded by the caller.
@@ -93,7 +122,7 @@ async fn send(cluster: &Arc<Cluster>, template: &AttemptTemplate, body: Option<B
             cluster.stats.upstream_rq_time.record_duration(out.sent.elapsed());
         }
         Err(f) => {
-            if !matches!(f.reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+            if !f.reason.client_at_fault() {
                 cluster.stats.charge(f.reason.status_and_body().0.as_u16(), template.internal);
             }
             tracing::debug!(cluster.name = %cluster.name(), "mirrored request failed");
@@ -134,7 +163,7 @@ fn shadow_host(authority: &HeaderValue) -> HeaderValue {
     HeaderValue::from_str(&format!("{name}-shadow{port}")).unwrap_or_else(|_| authority.clone())
 }
 
-/// `runtime_fraction`: legate has no runtime, so its `default_value` decides.
+/// `runtime_fraction`: the runtime is not read here, so its `default_value` decides.
 fn hit(f: Fraction) -> bool {
     if f.numerator >= f.denominator {
         return true;

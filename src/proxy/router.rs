@@ -16,7 +16,7 @@ use super::forward::{self, AttemptTemplate, BodySource};
 use super::header_format::{self, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
-use super::mirror::Shadows;
+use super::mirror::{MirrorBody, Shadows};
 use super::request_controls::Effective;
 use super::upgrade::UpgradeRequest;
 use crate::access_log::LogContext;
@@ -58,6 +58,7 @@ pub(super) async fn forward_to(
         trace.progress = Some(Arc::new(progress::Progress::new(tokio::time::Instant::now())));
     }
     let mut progress = trace.progress.clone();
+    let text_probe = body.grpc_web_probe();
     let body = match body {
         // Transformed by filters as it streams: a retry replays what was recorded of it.
         coded @ (RequestBody::Coded(..) | RequestBody::Read(_)) => {
@@ -86,9 +87,10 @@ pub(super) async fn forward_to(
                 let bytes = stream
                     .collect()
                     .await
-                    .map_err(|e| match body::client_body_failure(&*e) {
-                        Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
-                        _ => LocalReason::CodecError { details: local_reply::BODY_CODEC_ERROR },
+                    .map_err(|e| {
+                        LocalReason::from_client_body(
+                            body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed),
+                        )
                     })?
                     .to_bytes();
                 BodySource::Replayable(Some(bytes))
@@ -116,7 +118,7 @@ pub(super) async fn forward_to(
     // A body already whole goes to the mirrors now; a streamed one once it has been sent.
     let shadows = match (shadows, &body) {
         (Some(s), BodySource::Replayable(bytes)) => {
-            s.spawn(&prepared, bytes.clone(), limits.timeout);
+            s.spawn(&prepared, MirrorBody::Whole(bytes.clone()), limits.timeout);
             None
         }
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
@@ -124,8 +126,8 @@ pub(super) async fn forward_to(
     };
     let outcome = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref()).await;
     if let Some((s, recording)) = shadows {
-        if let Some(bytes) = recording.whole() {
-            s.spawn(&prepared, Some(bytes), limits.timeout);
+        if let Some((data, trailers)) = recording.whole() {
+            s.spawn(&prepared, MirrorBody::Streamed(data, trailers), limits.timeout);
         }
     }
     // Under auto_host_rewrite Envoy logs the name of the last host it got a connection to.
@@ -217,11 +219,18 @@ pub(super) async fn forward_to(
             trace.attempts = f.attempts;
             // Envoy counts its own answer for the cluster too (upstream_rq_503 for UH, _504 for
             // UT), but not the client's own broken request.
-            let reason = match f.reason {
-                LocalReason::UpstreamTimeout if limits.alt_response => LocalReason::UpstreamTimeoutNoContent,
-                r => r,
+            // The gRPC-Web filter's answer to a body it could not decode, whatever the upstream
+            // request's end looked like (hyper's h2 client resets the stream).
+            let bad_text = text_probe.as_ref().and_then(|p| p.failure());
+            let reason = match (f.reason, bad_text) {
+                (_, Some(bad)) => {
+                    trace.details = None;
+                    LocalReason::GrpcWebBadText(bad)
+                }
+                (LocalReason::UpstreamTimeout, None) if limits.alt_response => LocalReason::UpstreamTimeoutNoContent,
+                (r, None) => r,
             };
-            if !matches!(reason, LocalReason::CodecError { .. } | LocalReason::DownstreamDisconnect) {
+            if !reason.client_at_fault() {
                 cluster.stats.charge(reason.status_and_body().0.as_u16(), internal);
             }
             Err(reason)

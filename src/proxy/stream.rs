@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -308,8 +308,10 @@ fn shape_local_reply(resp: &mut Response<ResBody>, version: Version, head: bool,
     if unread_body {
         h.insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    if version == Version::HTTP_2 && empty {
-        // Headers with END_STREAM: no content-length in Envoy's h2 codec.
+    // The gRPC-Web filter sets `content-length: 0` itself on the answers it converts.
+    let grpc_web = h.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+    if version == Version::HTTP_2 && empty && !grpc_web {
+        // Headers with END_STREAM: no content-length in Envoy's local replies.
         h.remove(CONTENT_LENGTH);
     } else if head && empty && version != Version::HTTP_2 {
         // Envoy answers HEAD with an empty local reply as if a chunked body would follow.

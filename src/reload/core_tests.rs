@@ -86,6 +86,7 @@ fn rig() -> Rig {
         drain_time: Duration::from_secs(1),
         total_connections: store.gauge("server.total_connections"),
         local_node: crate::config::model::Node { id: String::new(), cluster: String::new() },
+        runtime: crate::runtime::Runtime::empty(),
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (alive, _) = mpsc::channel(1);

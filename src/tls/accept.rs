@@ -64,7 +64,8 @@ pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     requested: Option<String>,
 ) -> Result<(TlsStream<IO>, Session), HandshakeError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.rustls());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+    let (result, sigalg) = super::sigalgs::noting(tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))).await;
+    let stream = match result {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
@@ -82,7 +83,7 @@ pub async fn handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     let version = conn.protocol_version();
     let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
     let curve = conn.negotiated_key_exchange_group().map(|g| g.name());
-    stats.negotiated(version, suite, curve);
+    stats.negotiated(version, suite, curve, sigalg);
     if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
         stats.session_reused.inc();
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use http::{HeaderName, Request};
 use rustls_pki_types::ServerName;
 
-use super::client::ClientTls;
+use super::client::{ClientMaterial, ClientTls};
 
 /// `UpstreamHttpProtocolOptions` (a cluster's, or its `HttpProtocolOptions`').
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -67,33 +67,43 @@ fn host_of(authority: &str) -> &str {
     }
 }
 
-/// The handshake settings of the connections for one name.
+/// The handshake settings of the connections for one name: built from the context's
+/// current certificates, and again after they rotate.
 pub struct Target {
-    /// What rustls is given: the SNI, or an IP address to send none.
-    pub server_name: Option<ServerName<'static>>,
-    pub connector: tokio_rustls::TlsConnector,
+    name: String,
+    /// The context version the cached settings were built from, and those settings.
+    cached: arc_swap::ArcSwapOption<(Arc<ClientMaterial>, Arc<rustls::ClientConfig>)>,
 }
 
 impl Target {
-    /// `name`'s settings under `tls`: SNI `name` (with `auto_sni`, unless an IP literal or
-    /// not a DNS name; else the context's `sni`), and with `auto_san_validation` a context
-    /// whose verifier also requires `name` among the certificate's SANs.
-    pub fn new(tls: &ClientTls, name: &str) -> Target {
-        let auto = &tls.config.auto_sni;
-        let own = if auto.sni && name.parse::<IpAddr>().is_err() {
-            ServerName::try_from(name.to_string()).ok()
+    pub fn new(name: &str) -> Target {
+        Target { name: name.to_string(), cached: arc_swap::ArcSwapOption::empty() }
+    }
+
+    /// `name`'s settings under `tls`'s current version: what rustls is given as the name
+    /// (SNI `name` with `auto_sni`, unless an IP literal or not a DNS name; else the
+    /// context's `sni`; an IP address to send none), and with `auto_san_validation` a
+    /// context whose verifier also requires `name` among the certificate's SANs.
+    pub fn connector(&self, tls: &ClientTls) -> (tokio_rustls::TlsConnector, Option<ServerName<'static>>) {
+        let m = tls.material();
+        let auto = &tls.auto_sni;
+        let own = if auto.sni && self.name.parse::<IpAddr>().is_err() {
+            ServerName::try_from(self.name.clone()).ok()
         } else {
             None
         };
-        let server_name = own.or_else(|| tls.server_name.clone());
-        let rustls = if auto.san {
-            let mut config = (*tls.rustls).clone();
-            config.dangerous().set_certificate_verifier(Arc::new(tls.verifier.with_san_list(vec![name.to_string()])));
-            Arc::new(config)
-        } else {
-            Arc::clone(&tls.rustls)
-        };
-        Target { server_name, connector: tokio_rustls::TlsConnector::from(rustls) }
+        let server_name = own.or_else(|| m.server_name.clone());
+        if !auto.san {
+            return (tokio_rustls::TlsConnector::from(Arc::clone(&m.rustls)), server_name);
+        }
+        if let Some(c) = self.cached.load().as_ref().filter(|c| Arc::ptr_eq(&c.0, &m)) {
+            return (tokio_rustls::TlsConnector::from(Arc::clone(&c.1)), server_name);
+        }
+        let mut config = (*m.rustls).clone();
+        config.dangerous().set_certificate_verifier(Arc::new(m.verifier.with_san_list(vec![self.name.clone()])));
+        let config = Arc::new(config);
+        self.cached.store(Some(Arc::new((Arc::clone(&m), Arc::clone(&config)))));
+        (tokio_rustls::TlsConnector::from(config), server_name)
     }
 }
 

@@ -4,10 +4,13 @@
 //! `alpn_protocols` (or Envoy's default for the cluster's protocol), `tls_params` (TLS 1.2
 //! at most unless raised, Envoy's client default) and the server check of
 //! [`super::client_verify`]. Built when the configuration is validated, so a bad
-//! certificate refuses the configuration at its field.
+//! certificate refuses the configuration at its field; built again by
+//! [`super::rotation`] when a file it was read from changes, and swapped in for the next
+//! connection ([`ClientTls::swap`]).
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -34,10 +37,63 @@ pub struct UpstreamTlsConfig {
     pub path: String,
     /// The cluster's `upstream_http_protocol_options`: names taken from each request.
     pub auto_sni: super::auto_sni::AutoSni,
+    /// The files (and SDS secrets) the context was read from.
+    pub reads: super::secrets::Reads,
 }
 
-/// A cluster's TLS client context, ready for handshakes. Compared by its configuration.
+/// A cluster's TLS client context: its current [`ClientMaterial`], swapped atomically when a
+/// certificate or CA file it was read from changes, so that the next connection presents the
+/// new client certificate and checks the server with the new CA while established ones
+/// stay. Compared by the configuration it uses now (a reload that reads the rotated files
+/// again finds the cluster unchanged, its pools kept).
 pub struct ClientTls {
+    live: ArcSwap<ClientMaterial>,
+    /// How to read it again; `None` when nothing comes from a file.
+    pub origin: Option<ClientOrigin>,
+    /// The cluster's `upstream_http_protocol_options` (not read from files: never rotates).
+    pub auto_sni: super::auto_sni::AutoSni,
+}
+
+/// What rebuilding an upstream context needs: the message and what its cluster adds (the
+/// ALPN chosen by the cluster's protocol when `alpn_protocols` is empty, `auto_sni`).
+#[derive(Debug, Clone)]
+pub struct ClientOrigin {
+    pub origin: super::secrets::Origin,
+    pub default_alpn: Vec<String>,
+    pub auto_sni: super::auto_sni::AutoSni,
+}
+
+impl ClientTls {
+    pub fn new(material: ClientMaterial, origin: Option<ClientOrigin>) -> Self {
+        let auto_sni = material.config.auto_sni.clone();
+        ClientTls { live: ArcSwap::from_pointee(material), origin, auto_sni }
+    }
+
+    /// What new connections use now.
+    pub fn material(&self) -> Arc<ClientMaterial> {
+        self.live.load_full()
+    }
+
+    /// Used from the next connection on.
+    pub fn swap(&self, material: ClientMaterial) {
+        self.live.store(Arc::new(material));
+    }
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.live.load().config == other.live.load().config
+    }
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").field("config", &self.live.load().config).finish_non_exhaustive()
+    }
+}
+
+/// One version of a cluster's TLS client context, ready for handshakes.
+pub struct ClientMaterial {
     pub config: UpstreamTlsConfig,
     pub rustls: Arc<rustls::ClientConfig>,
     /// The name the handshake is for: `sni`, or `None` to send none.
@@ -50,24 +106,12 @@ pub struct ClientTls {
     pub verifier: Arc<ServerVerifier>,
 }
 
-impl PartialEq for ClientTls {
-    fn eq(&self, other: &Self) -> bool {
-        self.config == other.config
-    }
-}
-
-impl std::fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientTls").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
 fn err(field: impl Into<String>, message: impl Into<String>) -> TlsConfigError {
     TlsConfigError { field: field.into(), message: message.into() }
 }
 
-/// Builds the context.
-pub fn build(config: UpstreamTlsConfig) -> Result<ClientTls, TlsConfigError> {
+/// Builds one version of the context.
+pub fn build(config: UpstreamTlsConfig) -> Result<ClientMaterial, TlsConfigError> {
     let (provider, versions) = super::params::tuned(&config.params, TlsVersion::V1_2)?;
     let provider = Arc::new(provider);
     let mut ca = Vec::new();
@@ -104,7 +148,7 @@ pub fn build(config: UpstreamTlsConfig) -> Result<ClientTls, TlsConfigError> {
         ),
         None => None,
     };
-    Ok(ClientTls { config, rustls: Arc::new(client), server_name, certs, ca, verifier })
+    Ok(ClientMaterial { config, rustls: Arc::new(client), server_name, certs, ca, verifier })
 }
 
 type Chain = Vec<CertificateDer<'static>>;

@@ -35,6 +35,17 @@ pub struct CertificateSource {
     pub key: Bytes,
     /// Where the chain came from as `/certs` shows it: the file, or `<inline>`.
     pub chain_path: String,
+    /// Envoy's certificate name (`ssl.certificate.<name>.expiration_unix_time_seconds`): the
+    /// SDS secret's name, else [`unnamed`]`("unnamed_cert_", ...)`.
+    pub name: String,
+}
+
+/// Envoy's name for a certificate not from SDS: `prefix` and the first 8 hex digits of the
+/// SHA-256 of its inline data (of nothing for a file: Envoy hashes the inline bytes only).
+pub fn unnamed(prefix: &str, inline: Option<&[u8]>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, inline.unwrap_or_default());
+    let hex: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
 }
 
 /// `TlsParameters.TlsProtocol`, the versions rustls has.
@@ -71,6 +82,9 @@ pub struct ValidationConfig {
     /// `only_verify_leaf_cert_crl`: the peer's certificate alone is looked up in the CRLs;
     /// otherwise every certificate of the chain below the trust anchor must be covered.
     pub only_verify_leaf_cert_crl: bool,
+    /// Envoy's name for the trusted CA (`ssl.certificate.<name>.expiration_unix_time_seconds`):
+    /// the SDS secret's name, else [`unnamed`]`("unnamed_ca_cert_", ...)`.
+    pub ca_name: String,
 }
 
 /// `SubjectAltNameMatcher`.

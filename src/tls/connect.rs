@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use rustls_pki_types::ServerName;
@@ -20,21 +21,25 @@ use crate::stats::Store;
 /// A TLS cluster's handshakes.
 pub struct UpstreamTls {
     pub tls: Arc<ClientTls>,
-    connector: tokio_rustls::TlsConnector,
     pub stats: SslStats,
+    /// The scheme the server signed the last full handshake with: a resumed session counts
+    /// it again, as BoringSSL keeps it in the session Envoy resumes.
+    last_sigalg: AtomicU16,
 }
 
 impl UpstreamTls {
     /// `cluster` is the cluster's stat name.
     pub fn new(tls: Arc<ClientTls>, store: &Arc<Store>, cluster: &str) -> Self {
-        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.rustls));
-        UpstreamTls { tls, connector, stats: SslStats::for_cluster(store, cluster) }
+        UpstreamTls { tls, stats: SslStats::for_cluster(store, cluster), last_sigalg: AtomicU16::new(0) }
     }
 
     /// Runs the handshake over `tcp` (connected to `addr`). The SNI is the context's `sni`;
-    /// without one none is sent (rustls sends none for an IP address).
+    /// without one none is sent (rustls sends none for an IP address). The context's current
+    /// certificates: a rotated one is presented from the next connection on.
     pub async fn handshake(&self, tcp: TcpStream, addr: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
-        self.run(&self.connector, self.tls.server_name.clone(), tcp, addr).await
+        let m = self.tls.material();
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&m.rustls));
+        self.run(&connector, m.server_name.clone(), tcp, addr).await
     }
 
     /// The handshake of a connection for one request name (`auto_sni`, `auto_san_validation`).
@@ -44,12 +49,13 @@ impl UpstreamTls {
         tcp: TcpStream,
         addr: SocketAddr,
     ) -> io::Result<TlsStream<TcpStream>> {
-        self.run(&target.connector, target.server_name.clone(), tcp, addr).await
+        let (connector, name) = target.connector(&self.tls);
+        self.run(&connector, name, tcp, addr).await
     }
 
     /// Whether names come from requests, each with its own connections.
     pub fn per_request_names(&self) -> bool {
-        self.tls.config.auto_sni.enabled()
+        self.tls.auto_sni.enabled()
     }
 
     async fn run(
@@ -60,13 +66,26 @@ impl UpstreamTls {
         addr: SocketAddr,
     ) -> io::Result<TlsStream<TcpStream>> {
         let name = name.unwrap_or(ServerName::IpAddress(addr.ip().into()));
-        match connector.connect(name, tcp).await {
+        let (result, signed) = super::sigalgs::noting(connector.connect(name, tcp)).await;
+        match result {
             Ok(stream) => {
                 let (_, conn) = stream.get_ref();
                 let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
                 let curve = conn.negotiated_key_exchange_group().map(|g| g.name());
-                self.stats.negotiated(conn.protocol_version(), suite, curve);
-                if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let sigalg = match signed {
+                    Some(s) => {
+                        self.last_sigalg.store(u16::from(s), Ordering::Relaxed);
+                        Some(s)
+                    }
+                    None if resumed => {
+                        let last = self.last_sigalg.load(Ordering::Relaxed);
+                        (last != 0).then(|| rustls::SignatureScheme::from(last))
+                    }
+                    None => None,
+                };
+                self.stats.negotiated(conn.protocol_version(), suite, curve, sigalg);
+                if resumed {
                     self.stats.session_reused.inc();
                 }
                 Ok(stream)

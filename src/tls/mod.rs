@@ -8,9 +8,9 @@
 //! server's certificate and [`connect`] runs the handshake of a pool's connection, for the
 //! name of [`auto_sni`] when the SNI and SAN come from each request. [`certs`]
 //! reads certificates (x509-parser) for `/certs` and the access log. [`rotation`] watches the
-//! files (and file-based SDS secrets, [`secrets`]) a downstream context was read from,
-//! rebuilds the context through the validator and swaps it in; a cluster's contexts are read
-//! once.
+//! files (and file-based SDS secrets, [`secrets`]) the contexts of [`contexts`] (a
+//! listener's or a cluster's) were read from, rebuilds a context through the validator and
+//! swaps it in.
 
 pub mod accept;
 pub mod auto_sni;
@@ -19,11 +19,13 @@ pub mod client;
 pub mod client_verify;
 pub mod config;
 pub mod connect;
+pub mod contexts;
 pub mod names;
 pub mod params;
 pub mod rotation;
 pub mod secrets;
 pub mod server;
+pub mod sigalgs;
 pub mod stats;
 pub mod tickets;
 pub mod verify;

@@ -3,7 +3,7 @@
 //! versions. What rustls cannot do is refused, naming the field.
 
 use rustls::crypto::CryptoProvider;
-use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{CipherSuite, NamedGroup, SupportedCipherSuite, SupportedProtocolVersion};
 
 use super::config::{TlsParams, TlsVersion};
 use super::names;
@@ -43,8 +43,16 @@ pub fn tuned(
             }
         }
         provider.cipher_suites = chosen;
+    } else {
+        // Envoy's default order (BoringSSL's): for TLS 1.2, AES-128 and ChaCha20 before
+        // AES-256, ECDSA before RSA; TLS 1.3's as rustls has it.
+        provider.cipher_suites.sort_by_key(|s| envoy_rank(s.suite()));
     }
-    if !params.ecdh_curves.is_empty() {
+    if params.ecdh_curves.is_empty() {
+        // Envoy's default curves: X25519 then P-256 (P-384 only when configured).
+        provider.kx_groups.retain(|g| matches!(g.name(), NamedGroup::X25519 | NamedGroup::secp256r1));
+        provider.kx_groups.sort_by_key(|g| g.name() != NamedGroup::X25519);
+    } else {
         let mut chosen = Vec::new();
         for (i, name) in params.ecdh_curves.iter().enumerate() {
             match provider.kx_groups.iter().find(|g| names::curve(g.name()) == Some(name.as_str())) {
@@ -79,4 +87,36 @@ pub fn tuned(
         }
     }
     Ok((provider, versions))
+}
+
+/// A suite's place in Envoy's default cipher list (TLS 1.3 suites first, in rustls' order).
+fn envoy_rank(s: CipherSuite) -> u8 {
+    match s {
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => 1,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => 2,
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 3,
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => 4,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => 5,
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 6,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoys_default_curves_and_cipher_order() {
+        let (p, _) = tuned(&TlsParams::default(), TlsVersion::V1_3).unwrap_or_else(|e| panic!("{e}"));
+        let groups: Vec<NamedGroup> = p.kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups, vec![NamedGroup::X25519, NamedGroup::secp256r1]);
+        let tls12: Vec<CipherSuite> =
+            p.cipher_suites.iter().filter(|s| s.version() == &rustls::version::TLS12).map(|s| s.suite()).collect();
+        assert_eq!(tls12[0], CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        assert_eq!(tls12[5], CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384);
+        let p384 = TlsParams { ecdh_curves: vec!["P-384".into()], ..Default::default() };
+        let (p, _) = tuned(&p384, TlsVersion::V1_3).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.kx_groups.len(), 1, "configured curves are kept");
+    }
 }

@@ -3,7 +3,9 @@
 //! and the files their secrets name) with the configuration's own watcher
 //! ([`crate::discovery`], so every write style it follows works here too), and when one
 //! changes, builds the contexts that read it again and swaps each one's certificates
-//! atomically ([`ServerTls::swap`]): the listener keeps its sockets, established connections
+//! atomically ([`super::contexts`]): a listener's (`ServerTls::swap`) and a cluster's
+//! (`ClientTls::swap`, its client certificate for mTLS and the CA it checks the server
+//! with). The listener keeps its sockets and the cluster its pools, established connections
 //! keep their session, the next handshake uses the new certificate.
 //!
 //! A context is rebuilt whole from the files as they are then (a certificate and its key
@@ -14,13 +16,12 @@
 //! writer was still at work and its next write is reported), and it is logged, recorded in
 //! `/reloads` and counted: `sds.<secret>.update_rejected` (the SDS file changed) or
 //! `sds.<secret>.key_rotation_failed` (a file the secret names changed), as Envoy names them,
-//! and `listener.<name>.server_ssl_socket_factory.ssl_context_update_rejected` (legate's)
-//! next to Envoy's `ssl_context_update_by_sds` for the successes.
+//! and `listener.<name>.server_ssl_socket_factory.ssl_context_update_rejected` (or
+//! `cluster.<name>.client_ssl_socket_factory.*`; legate's) next to Envoy's
+//! `ssl_context_update_by_sds` for the successes.
 //!
 //! The watched set follows the snapshot: the reloader calls [`Rotation::track`] after every
-//! configuration it applies. An upstream context would take part the same way: keep an
-//! [`super::secrets::Origin`] and the [`super::secrets::Reads`] of its build, and be listed
-//! by [`contexts`].
+//! configuration it applies.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -29,11 +30,10 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::server::ServerTls;
+use super::contexts::{contexts, Context};
 use crate::discovery::{content_hash, FileChange, WatchOptions, WatchSpec, Watcher};
 use crate::reload::history::Attempt;
 use crate::server::Server;
-use crate::snapshot::Snapshot;
 use crate::stats::{Counter, Gauge, Store, TextReadout};
 
 /// The handle the reloader holds; dropping it stops the task.
@@ -56,27 +56,6 @@ pub fn spawn(server: Arc<Server>, opts: WatchOptions) -> Rotation {
     let task = Task { server, opts, sds: HashMap::new(), watcher: None, failed: Vec::new() };
     tokio::spawn(task.run(Arc::clone(&wake), stop_rx));
     Rotation { wake, _stop: stop }
-}
-
-/// A running context whose certificates come from files, and the listener it serves.
-pub struct Tracked {
-    pub tls: Arc<ServerTls>,
-    /// The listener's stat name (`listener.<it>.*`).
-    pub listener: String,
-}
-
-/// Every context of `snap` that reads files, once each.
-pub fn contexts(snap: &Snapshot) -> Vec<Tracked> {
-    let mut out: Vec<Tracked> = Vec::new();
-    for l in &snap.listeners {
-        for chain in l.config.chains() {
-            let Some(tls) = chain.tls.as_ref().filter(|t| t.origin.is_some()) else { continue };
-            if !out.iter().any(|t| Arc::ptr_eq(&t.tls, tls)) {
-                out.push(Tracked { tls: Arc::clone(tls), listener: l.config.stat_name() });
-            }
-        }
-    }
-    out
 }
 
 /// Envoy's `sds.<name>.*`.
@@ -136,8 +115,11 @@ struct Task {
 
 /// A failed rebuild waiting for the writer's quiet period.
 struct Failure {
-    tls: Arc<ServerTls>,
-    listener: String,
+    tls: Context,
+    /// `listener` or `cluster`, and its stat name.
+    kind: &'static str,
+    name: String,
+    factory: String,
     files: Vec<PathBuf>,
     on_disk: Vec<u64>,
     /// The changed files, as `/reloads` lists them.
@@ -181,14 +163,14 @@ impl Task {
         let store = &self.server.shared.stats;
         let mut files: Vec<(WatchSpec, u64)> = Vec::new();
         for t in &tracked {
-            store.counter(&format!("listener.{}.server_ssl_socket_factory.ssl_context_update_by_sds", t.listener));
-            store.counter(&format!("listener.{}.server_ssl_socket_factory.ssl_context_update_rejected", t.listener));
-            let m = t.tls.material();
-            for f in &m.config.reads.files {
+            store.counter(&format!("{}.ssl_context_update_by_sds", t.factory()));
+            store.counter(&format!("{}.ssl_context_update_rejected", t.factory()));
+            let reads = t.tls.reads();
+            for f in &reads.files {
                 files.retain(|(s, _)| s.path != f.spec.path);
                 files.push((f.spec.clone(), f.hash));
             }
-            for s in &m.config.reads.sds {
+            for s in &reads.sds {
                 let entry =
                     self.sds.entry(s.name.clone()).or_insert_with(|| (SdsStats::new(store, &s.name), String::new()));
                 if entry.1 != s.version_info || entry.0.update_success.value() == 0 {
@@ -227,14 +209,13 @@ impl Task {
         let changed: HashSet<PathBuf> = batch.iter().map(|c| c.path.clone()).collect();
         let snap = self.server.shared.snapshot.load_full();
         for t in contexts(&snap) {
-            let before = t.tls.material();
-            let reads = &before.config.reads;
+            let reads = t.tls.reads();
             if !reads.files.iter().any(|f| changed.contains(&f.spec.path)) {
                 continue;
             }
-            let Some(origin) = t.tls.origin.clone() else { continue };
+            let Some(job) = t.tls.rebuild() else { continue };
             // Retried now: an earlier failure of the same context was a half-written change.
-            self.failed.retain(|f| !Arc::ptr_eq(&f.tls, &t.tls));
+            self.failed.retain(|f| !f.tls.same(&t.tls));
             let started = Instant::now();
             let files: Vec<PathBuf> = reads.files.iter().map(|f| f.spec.path.clone()).collect();
             let sds_changed: Vec<&super::secrets::SdsRead> =
@@ -242,7 +223,7 @@ impl Task {
             let read = files.clone();
             // What the files hold before the rebuild reads them: a failure is final only if
             // they still hold it after the quiet period.
-            let result = tokio::task::spawn_blocking(move || (hashes_now(&read), crate::config::rebuild_tls(&origin)));
+            let result = tokio::task::spawn_blocking(move || (hashes_now(&read), job()));
             let (on_disk, result) = match result.await {
                 Ok(r) => r,
                 Err(e) => {
@@ -251,18 +232,16 @@ impl Task {
                 }
             };
             let store = &self.server.shared.stats;
-            let listener_counter =
-                |s: &str| store.counter(&format!("listener.{}.server_ssl_socket_factory.{s}", t.listener));
+            let factory = t.factory();
             let changed_files: Vec<String> =
                 files.iter().filter(|p| changed.contains(*p)).map(|p| p.display().to_string()).collect();
             match result {
-                Ok(material) => {
-                    if material.config == before.config {
+                Ok(built) => {
+                    if t.tls.unchanged(&built) {
                         continue;
                     }
-                    let serials: Vec<String> =
-                        material.certs.iter().filter_map(|c| c.first()).map(|c| c.serial_number.clone()).collect();
-                    for s in &material.config.reads.sds {
+                    let serials = built.serials();
+                    for s in &built.reads().sds {
                         if let Some((stats, applied)) = self.sds.get_mut(&s.name) {
                             if *applied != s.version_info || sds_changed.iter().any(|c| c.name == s.name) {
                                 stats.success(&s.version_info);
@@ -270,10 +249,11 @@ impl Task {
                             }
                         }
                     }
-                    t.tls.swap(material);
-                    listener_counter("ssl_context_update_by_sds").inc();
+                    let path = t.tls.path();
+                    t.tls.swap(built);
+                    store.counter(&format!("{factory}.ssl_context_update_by_sds")).inc();
                     tracing::info!(
-                        listener = %t.listener,
+                        at = %format!("{} {}", t.kind, t.name),
                         files = %changed_files.join(", "),
                         serials = %serials.join(", "),
                         "TLS certificates rotated"
@@ -284,8 +264,8 @@ impl Task {
                         error: None,
                         duration: started.elapsed(),
                         changes: serde_json::json!({
-                            "tls_context": before.config.path,
-                            "listener": t.listener,
+                            "tls_context": path,
+                            t.kind: t.name,
                             "serial_numbers": serials,
                         }),
                     });
@@ -294,8 +274,10 @@ impl Task {
                     // A writer may still be at work (the key of a certificate renamed a
                     // moment ago): decided after the quiet period, or by the next change.
                     self.failed.push(Failure {
-                        tls: Arc::clone(&t.tls),
-                        listener: t.listener.clone(),
+                        tls: t.tls.clone(),
+                        kind: t.kind,
+                        name: t.name.clone(),
+                        factory,
                         files,
                         on_disk,
                         changed: changed_files,
@@ -317,7 +299,7 @@ impl Task {
         self.failed = waiting;
         for f in due {
             if hashes(f.files.clone()).await != f.on_disk {
-                tracing::debug!(listener = %f.listener, "certificate files changed after a failed read; waiting for the writer");
+                tracing::debug!(at = %format!("{} {}", f.kind, f.name), "certificate files changed after a failed read; waiting for the writer");
                 continue;
             }
             self.reject(f);
@@ -325,8 +307,7 @@ impl Task {
     }
 
     fn reject(&self, f: Failure) {
-        let before = f.tls.material();
-        for s in &before.config.reads.sds {
+        for s in &f.tls.reads().sds {
             if let Some((stats, _)) = self.sds.get(&s.name) {
                 if f.sds_changed.contains(&s.name) {
                     stats.update_attempt.inc();
@@ -337,9 +318,9 @@ impl Task {
             }
         }
         let store = &self.server.shared.stats;
-        store.counter(&format!("listener.{}.server_ssl_socket_factory.ssl_context_update_rejected", f.listener)).inc();
+        store.counter(&format!("{}.ssl_context_update_rejected", f.factory)).inc();
         tracing::error!(
-            listener = %f.listener,
+            at = %format!("{} {}", f.kind, f.name),
             "certificate update rejected, the running certificates stay:\n{}",
             crate::config::located(&f.errors).join("\n")
         );
@@ -348,7 +329,7 @@ impl Task {
             outcome: "rejected",
             error: Some(f.errors.to_string()),
             duration: f.started.elapsed(),
-            changes: serde_json::json!({ "tls_context": before.config.path, "listener": f.listener }),
+            changes: serde_json::json!({ "tls_context": f.tls.path(), f.kind: f.name }),
         });
     }
 }
@@ -374,21 +355,4 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Vec<FileChange>>>) -> Option<Vec<Fi
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// `server.days_until_first_cert_expiring`: the fewest whole days until a running
-/// certificate (served or trusted) expires; `None` without TLS.
-pub fn days_until_first_cert_expiring(snap: &Snapshot, now: i64) -> Option<u64> {
-    let mut min: Option<u64> = None;
-    for l in &snap.listeners {
-        for chain in l.config.chains() {
-            let Some(tls) = &chain.tls else { continue };
-            let m = tls.material();
-            for c in m.certs.iter().filter_map(|c| c.first()).chain(m.ca.iter()) {
-                let d = c.days_until_expiration(now);
-                min = Some(min.map_or(d, |m| m.min(d)));
-            }
-        }
-    }
-    min
 }

@@ -1,13 +1,16 @@
-//! A TLS listener's `listener.<name>.ssl.*` stats, Envoy's names: handshakes, failures by
-//! cause, and per negotiated version, cipher and curve (created at first use, as Envoy's
-//! appear, then counted without touching the store's lock).
+//! A TLS listener's `listener.<name>.ssl.*` stats (and a TLS cluster's `cluster.<name>.ssl.*`),
+//! Envoy's names: handshakes, failures by cause, and per negotiated version, cipher, curve
+//! and the peer's signature algorithm (created at first use, as Envoy's appear, then counted
+//! without touching the store's lock). The OCSP stapling counters and the socket factory's
+//! `*_secrets_not_ready` are shown at zero as Envoy shows them: legate staples nothing and
+//! never serves a context whose secrets are missing.
 
 use std::sync::{Arc, OnceLock};
 
-use rustls::{CipherSuite, NamedGroup, ProtocolVersion};
+use rustls::{CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme};
 
-use super::names;
 use super::verify::VerifyFailure;
+use super::{names, sigalgs};
 use crate::stats::{Counter, Store};
 
 pub struct SslStats {
@@ -26,6 +29,8 @@ pub struct SslStats {
     /// One per suite of [`names`]' table.
     ciphers: [OnceLock<Counter>; 9],
     curves: [OnceLock<Counter>; 3],
+    /// One per scheme of [`sigalgs`]' table.
+    sigalgs: [OnceLock<Counter>; sigalgs::COUNT],
 }
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::TLSv1_2, ProtocolVersion::TLSv1_3];
@@ -34,16 +39,21 @@ const CURVES: [NamedGroup; 3] = [NamedGroup::X25519, NamedGroup::secp256r1, Name
 impl SslStats {
     /// `listener.<name>.ssl.*`.
     pub fn new(store: &Arc<Store>, listener: &str) -> Self {
+        factory_zeros(store, &format!("listener.{listener}.server_ssl_socket_factory"));
         Self::with_prefix(store, format!("listener.{listener}.ssl"))
     }
 
     /// `cluster.<name>.ssl.*` (upstream TLS).
     pub fn for_cluster(store: &Arc<Store>, cluster: &str) -> Self {
+        factory_zeros(store, &format!("cluster.{cluster}.client_ssl_socket_factory"));
         Self::with_prefix(store, format!("cluster.{cluster}.ssl"))
     }
 
     fn with_prefix(store: &Arc<Store>, prefix: String) -> Self {
         let c = |s: &str| store.counter(&format!("{prefix}.{s}"));
+        for zero in ["ocsp_staple_failed", "ocsp_staple_omitted", "ocsp_staple_requests", "ocsp_staple_responses"] {
+            c(zero);
+        }
         SslStats {
             handshake: c("handshake"),
             connection_error: c("connection_error"),
@@ -56,6 +66,7 @@ impl SslStats {
             versions: Default::default(),
             ciphers: Default::default(),
             curves: Default::default(),
+            sigalgs: Default::default(),
             store: Arc::clone(store),
             prefix,
         }
@@ -65,9 +76,19 @@ impl SslStats {
         slot.get_or_init(|| self.store.counter(&format!("{}.{group}.{name}", self.prefix))).inc();
     }
 
-    /// Counts a completed handshake's version, cipher and curve.
-    pub fn negotiated(&self, version: Option<ProtocolVersion>, cipher: Option<CipherSuite>, curve: Option<NamedGroup>) {
+    /// Counts a completed handshake's version, cipher, curve and the scheme the peer signed
+    /// with (none when it did not sign: a client without a certificate).
+    pub fn negotiated(
+        &self,
+        version: Option<ProtocolVersion>,
+        cipher: Option<CipherSuite>,
+        curve: Option<NamedGroup>,
+        sigalg: Option<SignatureScheme>,
+    ) {
         self.handshake.inc();
+        if let Some((i, name)) = sigalg.and_then(sigalgs::name) {
+            self.lazy(&self.sigalgs[i], "sigalgs", name);
+        }
         if let Some(i) = version.and_then(|v| VERSIONS.iter().position(|x| *x == v)) {
             self.lazy(&self.versions[i], "versions", names::version(VERSIONS[i]));
         }
@@ -99,5 +120,15 @@ impl SslStats {
             },
             _ => {}
         }
+    }
+}
+
+/// A socket factory's counters Envoy shows at zero until an SDS secret is missing or
+/// updated (legate's rotation counts `ssl_context_update_by_sds` in the same scope).
+fn factory_zeros(store: &Store, scope: &str) {
+    for name in
+        ["downstream_context_secrets_not_ready", "upstream_context_secrets_not_ready", "ssl_context_update_by_sds"]
+    {
+        store.counter(&format!("{scope}.{name}"));
     }
 }

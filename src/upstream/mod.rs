@@ -354,13 +354,23 @@ impl Cluster {
         };
         // Health belongs to the host's identity: kept even when the pools are not.
         let health = old.map_or_else(|| Arc::new(ClusterHealth::default()), |o| Arc::clone(&o.health));
+        // Adopted pools keep connecting through the old cluster's TLS context: it stays the
+        // one (equal to the new) that the snapshot lists, so that a certificate rotation
+        // reaches the pools.
+        let mut config = config;
+        let kept_tls = adopt.and_then(|o| o.tls.clone());
+        if let Some(o) = adopt {
+            config.tls.clone_from(&o.config.tls);
+        }
         let adopt = adopt.map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, config.stat_name(), &config);
         let balancer = Balancer::new(config.lb_policy, config.lb_tuning);
-        let tls = config
-            .tls
-            .as_ref()
-            .map(|t| Arc::new(crate::tls::connect::UpstreamTls::new(Arc::clone(t), store, config.stat_name())));
+        let tls = kept_tls.or_else(|| {
+            config
+                .tls
+                .as_ref()
+                .map(|t| Arc::new(crate::tls::connect::UpstreamTls::new(Arc::clone(t), store, config.stat_name())))
+        });
         let cluster = Arc::new(Cluster {
             config,
             hosts: ArcSwap::from_pointee(HostSet::new(Vec::new())),

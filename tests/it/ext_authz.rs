@@ -382,7 +382,17 @@ async fn with_request_body_sends_the_start_and_routes_configure_the_check() {
             "path_prefix": "/check",
             "authorization_request": {
                 "allowed_headers": { "patterns": [{ "prefix": "x-b" }] },
-                "headers_to_add": [{ "key": "x-added", "value": "yes" }],
+                "headers_to_add": [
+                    { "key": "x-added", "value": "yes" },
+                    // Envoy format strings, as Envoy 1.40 renders them: %REQ% reads the
+                    // client's request (its content-length, not the check's).
+                    { "key": "x-token", "value": "%REQ(authorization)%" },
+                    { "key": "x-length", "value": "%REQ(content-length)%" },
+                    { "key": "x-peer", "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" },
+                    { "key": "x-proto", "value": "%PROTOCOL% to %UPSTREAM_CLUSTER%" },
+                    { "key": "x-literal", "value": "100%% sure" },
+                    { "key": "x-missing", "value": "%REQ(x-none)%" },
+                ],
             },
         },
         "with_request_body": { "max_request_bytes": 8, "allow_partial_message": true },
@@ -425,6 +435,12 @@ async fn with_request_body_sends_the_start_and_routes_configure_the_check() {
     assert_eq!(check.headers["x-envoy-auth-partial-body"], "true");
     assert_eq!(check.headers["x-bz"], "1");
     assert_eq!(check.headers["x-added"], "yes");
+    assert_eq!(check.headers["x-token"], "Bearer token1");
+    assert_eq!(check.headers["x-length"], "24");
+    assert_eq!(check.headers["x-peer"], "127.0.0.1");
+    assert_eq!(check.headers["x-proto"], "HTTP/1.1 to service1");
+    assert_eq!(check.headers["x-literal"], "100% sure");
+    assert!(!check.headers.contains_key("x-missing"), "an empty value is left out");
 
     let off = c.send(post(legate.url("partial", "/off"), b"x")).await;
     assert_eq!(off.status, StatusCode::OK);

@@ -277,3 +277,52 @@ async fn buffer_reads_the_whole_body_and_refuses_over_its_limit() {
     assert_eq!(Client::h1().post(&legate.url("main", "/big"), &long[..]).await.status, 200);
     assert_eq!(Client::h1().post(&legate.url("main", "/big"), vec![b'x'; 101]).await.status, 413);
 }
+
+/// Envoy's fault-injection sandbox: its config (`tests/fixtures/examples/fault-injection.yaml`)
+/// with its runtime disk layer, driven as its scripts do: the runtime files are written under
+/// a new version directory and a symlink moved onto `current`; aborts start, then stop when the
+/// file is gone and the symlink moved again.
+#[tokio::test]
+async fn the_fault_injection_sandbox_aborts_as_its_runtime_files_say() {
+    let up = upstream::http1().spawn().await;
+    let runtime = TempDir::new().expect("tempdir");
+    let root = runtime.path();
+    let abort_dir = root.join("v1/envoy/fault/http/abort");
+    std::fs::create_dir_all(&abort_dir).expect("mkdir");
+    // `ln -s v1 new && mv -Tf new current`
+    let swap = |to: &str| {
+        let new = root.join("new");
+        let _ = std::fs::remove_file(&new);
+        std::os::unix::fs::symlink(root.join(to), &new).expect("symlink");
+        std::fs::rename(&new, root.join("current")).expect("rename");
+    };
+    swap("v1");
+    let yaml = include_str!("../fixtures/examples/fault-injection.yaml")
+        .replace("${LISTEN_PORT}", "0")
+        .replace("${BACKEND_ADDR}", &up.ip())
+        .replace("${BACKEND_PORT}", &up.port().to_string())
+        .replace("${RUNTIME_ROOT}", &root.display().to_string());
+    let legate = Legate::start(yaml).await;
+    let addr = *legate.listeners().values().next().expect("a listener");
+    let url = format!("http://{addr}/");
+    let c = Client::h1();
+    assert_eq!(c.get(&url).await.status, 200, "no runtime value: the configured 0%");
+
+    // enable_abort_fault_injection.sh
+    std::fs::write(abort_dir.join("abort_percent"), "100\n").expect("write");
+    std::fs::write(abort_dir.join("http_status"), "503\n").expect("write");
+    swap("v1");
+    assert_eventually!(c.get(&url).await.status == 503, "aborts started");
+    let r = c.get(&url).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (503, "fault filter abort"));
+
+    std::fs::write(abort_dir.join("http_status"), "429\n").expect("write");
+    swap("v1");
+    assert_eventually!(c.get(&url).await.status == 429, "the new status after the move");
+
+    // disable_abort_fault_injection.sh
+    std::fs::remove_file(abort_dir.join("abort_percent")).expect("rm");
+    swap("v1");
+    assert_eventually!(c.get(&url).await.status == 200, "aborts stopped");
+    assert!(legate.stat("http.ingress_http.fault.aborts_injected").await >= 2);
+}

@@ -287,6 +287,49 @@ async fn grpc_web_requests_reach_a_grpc_service_and_come_back_as_grpc_web() {
     // NOT_FOUND in the trailers: in the trailer frame, percent-encoding kept.
     let r = call(&c, &url("/kv.KV/Get"), "application/grpc-web", frame(b"x"), &[]).await;
     assert_eq!(&r.body[..], b"\x80\0\0\0\x31grpc-status:5\r\ngrpc-message:key not found: 100%\r\n");
+    // Trailers-only: counted from the headers.
+    let r = call(&c, &url("/kv.KV/Deny?x=1"), "application/grpc-web", frame(b""), &[]).await;
+    assert_eq!(r.header("grpc-status"), Some("7"));
+
+    // Not base64: Envoy's 400, turned into a gRPC-Web status; the connection closes (the
+    // request did not end well). Over h2 the converted answer keeps its `content-length: 0`.
+    let bad = "Bad gRPC-web request, invalid base64 data.";
+    for client in [Client::h1(), Client::h2c()] {
+        let r = call(&client, &url("/kv.KV/Get"), "application/grpc-web-text", b"AA*AAAN".to_vec(), &[]).await;
+        assert_eq!((r.status.as_u16(), r.header("grpc-status")), (400, Some("13")));
+        assert_eq!(r.header("grpc-message"), Some(bad));
+        assert_eq!(r.header("content-type"), Some("application/grpc-web+proto"));
+        assert_eq!(r.header("content-length"), Some("0"));
+        assert!(r.body.is_empty());
+    }
+    let r = call(&c, &url("/kv.KV/Get"), "application/grpc-web-text", b"AAAAAAF".to_vec(), &[]).await;
+    assert_eq!((r.status.as_u16(), r.header("grpc-message")), (400, Some(bad)));
+    assert_eq!(r.header("connection"), Some("close"));
+
+    // Envoy's stats: per service and method, each grpc-status, success or failure, total;
+    // nothing for the answers that carried no grpc-status of the upstream's.
+    let stats = legate.stats().await;
+    let mut web: Vec<(&str, u64)> =
+        stats.iter().filter_map(|(k, v)| k.strip_prefix("cluster.grpc.grpc-web.").map(|k| (k, *v))).collect();
+    web.sort();
+    let want = [
+        ("kv.KV.Deny.7", 1),
+        ("kv.KV.Deny.failure", 1),
+        ("kv.KV.Deny.total", 1),
+        ("kv.KV.Get.0", 1),
+        ("kv.KV.Get.5", 1),
+        ("kv.KV.Get.failure", 1),
+        ("kv.KV.Get.success", 1),
+        ("kv.KV.Get.total", 2),
+        ("kv.KV.List.0", 1),
+        ("kv.KV.List.success", 1),
+        ("kv.KV.List.total", 1),
+        ("kv.KV.Set.0", 1),
+        ("kv.KV.Set.success", 1),
+        ("kv.KV.Set.total", 1),
+    ];
+    assert_eq!(web, want);
+    assert_eq!(stats.get("cluster.grpc.upstream_rq_503"), None, "the client's fault is not the cluster's");
 }
 
 #[tokio::test]
@@ -310,4 +353,6 @@ async fn grpc_web_turns_an_answer_that_is_not_grpc_into_a_status() {
     assert_eq!(r.header("grpc-status"), Some("2"), "200 without gRPC: UNKNOWN");
     assert_eq!(r.header("grpc-message"), Some("50%25 done"));
     assert!(r.body.is_empty());
+    // No grpc-status came from an upstream: nothing counted.
+    assert!(legate.stats().await.keys().all(|k| !k.contains("grpc-web")));
 }

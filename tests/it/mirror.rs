@@ -9,7 +9,7 @@ use hyper::{Method, Request};
 use serde_json::{json, Value};
 
 use crate::common::client::{raw, request, Client};
-use crate::common::config::{bootstrap, static_cluster};
+use crate::common::config::{bootstrap, static_cluster, with_h2};
 use crate::common::legate::Legate;
 use crate::common::upstream::{self, Upstream};
 use crate::common::{assert_eventually, dead_addr, sha256};
@@ -172,4 +172,54 @@ async fn streamed_bodies_fractions_and_the_host_suffix() {
     // Copies were sent for /chunked and /keep only.
     assert!(seen_at(&mirror, "/never").is_empty() && seen_at(&mirror, "/big").is_empty());
     assert_eq!(legate.stat("cluster.mirror.upstream_rq_total").await, 2);
+}
+
+/// A chunked upload with trailers reaches the mirrors as Envoy 1.40 sends it (checked with
+/// the same config and a dumping upstream): chunked again, no `content-length`, the trailers
+/// after the body, over HTTP/1.1 and HTTP/2 alike; a sized upload keeps its `content-length`.
+#[tokio::test]
+async fn a_chunked_body_and_its_trailers_are_mirrored_as_the_client_sent_them() {
+    let main = upstream::http1().name("main").spawn().await;
+    let m1 = upstream::http1().name("m1").spawn().await;
+    let m2 = upstream::h2().name("m2").spawn().await;
+    let mirrors = json!([{ "cluster": "m1" }, { "cluster": "m2" }]);
+    let yaml = bootstrap()
+        .routes(json!([{ "match": { "prefix": "/" },
+            "route": { "cluster": "main", "request_mirror_policies": mirrors } }]))
+        .cluster(static_cluster("main", &[main.addr()]))
+        .cluster(static_cluster("m1", &[m1.addr()]))
+        .cluster(with_h2(static_cluster("m2", &[m2.addr()])))
+        .yaml();
+    let legate = Legate::start(yaml).await;
+    let addr = legate.listener("main");
+
+    let chunked = b"POST /chunked HTTP/1.1\r\nhost: up.example\r\ntransfer-encoding: chunked\r\ntrailer: x-t\r\n\r\n\
+                    5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: yes\r\n\r\n";
+    assert_eq!(raw(addr, chunked).await.map(|r| r.status), Some(200));
+    assert_eventually!(
+        seen_at(&m1, "/chunked").len() == 1 && seen_at(&m2, "/chunked").len() == 1,
+        "both mirrors got the chunked upload"
+    );
+    // The main request too, though its body was read whole while its connection was made.
+    let original = &seen_at(&main, "/chunked")[0];
+    assert_eq!(original["headers"]["transfer-encoding"], "chunked");
+    assert_eq!(original["headers"].get("content-length"), None);
+    let over_h1 = &seen_at(&m1, "/chunked")[0];
+    assert_eq!(over_h1["headers"]["transfer-encoding"], "chunked");
+    assert_eq!(over_h1["headers"].get("content-length"), None);
+    assert_eq!(over_h1["body_sha256"], sha256::hex(b"hello world"));
+    assert_eq!(over_h1["trailers"], json!({ "x-t": "yes" }));
+    let over_h2 = &seen_at(&m2, "/chunked")[0];
+    assert_eq!(over_h2["headers"].get("content-length"), None);
+    assert_eq!(over_h2["body_sha256"], sha256::hex(b"hello world"));
+    assert_eq!(over_h2["trailers"], json!({ "x-t": "yes" }));
+    assert_eq!(over_h2["authority"], "up.example-shadow");
+
+    let r = Client::h1().send(post(&legate.url("main", "/sized"), b"hello".to_vec(), &[])).await;
+    assert_eq!(r.status, 200);
+    assert_eventually!(seen_at(&m1, "/sized").len() == 1, "the sized upload was mirrored");
+    let sized = &seen_at(&m1, "/sized")[0];
+    assert_eq!(sized["headers"]["content-length"], "5");
+    assert_eq!(sized["headers"].get("transfer-encoding"), None);
+    assert_eq!(sized["trailers"], json!({}));
 }

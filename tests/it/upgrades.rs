@@ -141,7 +141,7 @@ async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>
 }
 
 /// A WebSocket client on a raw socket.
-struct WsClient {
+pub(crate) struct WsClient {
     s: TcpStream,
     buf: Vec<u8>,
     head: String,
@@ -149,7 +149,7 @@ struct WsClient {
 
 impl WsClient {
     /// Sends the handshake for `path` and reads the answer's head.
-    async fn connect(addr: SocketAddr, path: &str) -> WsClient {
+    pub(crate) async fn connect(addr: SocketAddr, path: &str) -> WsClient {
         let mut s = TcpStream::connect(addr).await.expect("connect");
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -160,7 +160,7 @@ impl WsClient {
         WsClient { s, buf, head }
     }
 
-    fn status(&self) -> &str {
+    pub(crate) fn status(&self) -> &str {
         self.head.split(' ').nth(1).unwrap_or("")
     }
 
@@ -172,7 +172,7 @@ impl WsClient {
     }
 
     /// Sends a text frame and reads the echo.
-    async fn echo(&mut self, text: &str) -> String {
+    pub(crate) async fn echo(&mut self, text: &str) -> String {
         self.s.write_all(&frame(1, text.as_bytes(), true)).await.expect("send");
         let (op, payload) = bounded("the echo", read_frame(&mut self.s, &mut self.buf)).await.expect("a frame");
         assert_eq!(op, 1);
@@ -180,7 +180,7 @@ impl WsClient {
     }
 
     /// Sends a close frame: the close frame comes back, then the end of the stream.
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         self.s.write_all(&frame(8, &[0x03, 0xe8], true)).await.expect("close");
         let (op, _) = bounded("the close frame", read_frame(&mut self.s, &mut self.buf)).await.expect("a frame");
         assert_eq!(op, 8);

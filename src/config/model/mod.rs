@@ -80,6 +80,8 @@ pub struct Bootstrap {
     pub dns_resolver: DnsResolver,
     /// `static_resources.secrets` by name: TLS contexts of LDS listeners name them too.
     pub static_secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
+    /// `layered_runtime.layers`: read at start (a disk layer is watched from then on).
+    pub runtime: Vec<crate::runtime::RuntimeLayer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

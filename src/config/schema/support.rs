@@ -96,7 +96,12 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", &["lds_config", "cds_config"], &[]),
     m("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"], &[]),
-    m("envoy.config.bootstrap.v3.RuntimeLayer", &[], &["name", "static_layer", "admin_layer"]),
+    m("envoy.config.bootstrap.v3.RuntimeLayer", &["static_layer", "disk_layer"], &["name", "admin_layer"]),
+    m(
+        "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer",
+        &["symlink_root", "subdirectory", "append_service_cluster"],
+        &[],
+    ),
     // validate/common.rs: addresses, config sources, data sources, regexes.
     m("envoy.config.core.v3.Address", &["socket_address"], &[]),
     m("envoy.config.core.v3.SocketAddress", &["address", "port_value", "protocol"], &["ipv4_compat"]),
@@ -461,7 +466,7 @@ pub(crate) static TABLE: &[Message] = &[
         &["filter_enabled", "shadow_enabled", "additional_origins"],
         &[],
     ),
-    // runtime_key: legate has no runtime layer, so only default_value can apply.
+    // runtime_key: not read (only the fault filter reads the runtime), so only default_value applies.
     m("envoy.config.core.v3.RuntimeFractionalPercent", &["default_value"], &["runtime_key"]),
     // filters/local_ratelimit: validate/local_ratelimit.rs
     m(

@@ -137,3 +137,55 @@ fn a_rebuild_refuses_a_mismatched_key_and_an_expired_certificate() {
     tls.swap(m);
     assert!(tls.material().certs[0][0].days_until_expiration(0) > 0);
 }
+
+#[test]
+fn an_upstream_context_records_its_reads_and_a_rebuild_refuses_a_mismatched_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = pair(100);
+    let (cert_file, key_file, ca_file) =
+        (dir.path().join("c.pem"), dir.path().join("k.pem"), dir.path().join("ca.pem"));
+    std::fs::write(&cert_file, &cert).expect("cert");
+    std::fs::write(&key_file, &key).expect("key");
+    std::fs::write(&ca_file, &cert).expect("ca");
+    let v = serde_json::json!({ "static_resources": { "clusters": [{
+        "name": "up",
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": { "cluster_name": "up", "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+            "socket_address": { "address": "127.0.0.1", "port_value": 1 } } } }] }] },
+        "transport_socket": { "name": "tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificates": [{ "certificate_chain": { "filename": cert_file }, "private_key": { "filename": key_file } }],
+                "validation_context": { "trusted_ca": { "filename": ca_file }, "watched_directory": { "path": dir.path() } },
+            },
+        } },
+    }] } });
+    let path = dir.path().join("bootstrap.json");
+    std::fs::write(&path, v.to_string()).expect("write bootstrap");
+    let b = load_bootstrap(Some(&path), None).unwrap_or_else(|e| panic!("{e}"));
+    let tls = b.clusters[0].tls.clone().expect("a TLS context");
+    let m = tls.material();
+    let files: Vec<_> = m.config.reads.files.iter().map(|f| f.spec.path.clone()).collect();
+    assert_eq!(files, vec![cert_file.clone(), key_file.clone(), ca_file.clone()]);
+    assert_eq!(m.config.reads.files[2].spec.watched_directory.as_deref(), Some(dir.path()));
+    assert_eq!(m.config.alpn, vec!["http/1.1".to_string()], "the cluster's default ALPN");
+    let origin = tls.origin.clone().expect("origin");
+
+    let (_, other_key) = pair(100);
+    std::fs::write(&key_file, &other_key).expect("key");
+    let err = crate::config::rebuild_client_tls(&origin).err().expect("mismatch refused").to_string();
+    assert!(
+        err.contains("clusters[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].private_key")
+            && err.contains("does not match"),
+        "{err}"
+    );
+    let (fresh, fresh_key) = pair(10);
+    std::fs::write(&cert_file, &fresh).expect("cert");
+    std::fs::write(&key_file, &fresh_key).expect("key");
+    let m = crate::config::rebuild_client_tls(&origin).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.config.alpn, vec!["http/1.1".to_string()]);
+    assert_ne!(m.config, tls.material().config, "the new pair differs");
+    tls.swap(m);
+    assert!(tls.material().certs[0].days_until_expiration(0) > 0);
+}

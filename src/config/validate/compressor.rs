@@ -128,7 +128,7 @@ fn library(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<(String, CompressorLibrary)
     }
 }
 
-/// `envoy.config.core.v3.RuntimeFeatureFlag`: its `default_value` (legate has no runtime).
+/// `envoy.config.core.v3.RuntimeFeatureFlag`: its `default_value` (the runtime is not read here).
 pub(super) fn feature_flag(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> bool {
     let Some(mut f) = o.obj(ctx, name) else { return true };
     let value = f.bool(ctx, "default_value");

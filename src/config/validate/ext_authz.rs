@@ -11,7 +11,6 @@ use crate::config::ext_authz::{
 };
 use crate::config::model::StringMatcher;
 use crate::config::reader::{Ctx, Obj};
-use crate::routing::header_ops::HeaderText;
 
 use super::matcher::string_matcher;
 
@@ -114,12 +113,9 @@ fn http_service(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HttpService> {
             if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
                 ctx.err(h.at("key"), format!("invalid header name {key:?}"));
             }
-            match crate::routing::header_ops::header_text(&value) {
-                Ok(HeaderText::Static(_)) => {}
-                Ok(HeaderText::Formatted(_)) => {
-                    ctx.err(h.at("value"), "formatted values (%...%) are not implemented by legate here")
-                }
-                Err(e) => ctx.err(h.at("value"), e),
+            // A format string (`%REQ(...)%`, ...), compiled again with the filter.
+            if let Err(e) = crate::routing::header_ops::header_text(&value) {
+                ctx.err(h.at("value"), e);
             }
             h.finish(ctx, &[]);
             service.headers_to_add.push((key, value));

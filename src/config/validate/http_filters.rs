@@ -14,7 +14,8 @@ use crate::config::type_urls as t;
 use super::cors_csrf;
 use super::matcher::header_matcher;
 
-/// Fields of `HTTPFault` legate does not implement (runtime keys need a runtime layer).
+/// Fields of `HTTPFault` legate does not implement (the runtime is read at its default keys
+/// only: naming other keys is not implemented).
 const FAULT_UNSUPPORTED: &[&str] = &[
     "response_rate_limit",
     "delay_percent_runtime",

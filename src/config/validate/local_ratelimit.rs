@@ -163,7 +163,7 @@ fn token_bucket(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<TokenBucketConfig> {
 }
 
 fn runtime_fraction(ctx: &mut Ctx, mut o: Obj<'_>) -> Fraction {
-    // legate has no runtime: the default applies, as in Envoy when no layer sets the key.
+    // the runtime is not read here: the default applies, as in Envoy when no layer sets the key.
     let _ = o.str(ctx, "runtime_key");
     let f = match o.obj(ctx, "default_value") {
         None => Fraction::NONE,

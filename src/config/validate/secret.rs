@@ -27,7 +27,9 @@ pub(crate) const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_
 
 /// A `tls_certificate_sds_secret_configs` entry.
 pub(super) fn tls_certificate(ctx: &mut Ctx, o: Obj<'_>, reads: &mut Reads) -> Option<CertificateSource> {
+    // Envoy names a secret's certificate after the secret.
     with_secret(ctx, o, reads, "tls_certificate", super::tls::tls_certificate)
+        .map(|(c, name)| CertificateSource { name, ..c })
 }
 
 /// `validation_context_sds_secret_config`.
@@ -35,14 +37,29 @@ pub(super) fn validation_context(ctx: &mut Ctx, o: Obj<'_>, reads: &mut Reads) -
     with_secret(ctx, o, reads, "validation_context", |ctx, o, reads| {
         Some(super::tls::validation_context(ctx, o, reads))
     })
+    .map(|(v, name)| ValidationConfig { ca_name: name, ..v })
 }
 
+/// The secret's message read by `read`, and the secret's name.
 fn with_secret<T>(
+    ctx: &mut Ctx,
+    o: Obj<'_>,
+    reads: &mut Reads,
+    kind: &'static str,
+    read: impl FnOnce(&mut Ctx, Obj<'_>, &mut Reads) -> Option<T>,
+) -> Option<(T, String)> {
+    let mut name = String::new();
+    let out = secret_named(ctx, o, reads, kind, read, &mut name)?;
+    Some((out, name))
+}
+
+fn secret_named<T>(
     ctx: &mut Ctx,
     mut o: Obj<'_>,
     reads: &mut Reads,
     kind: &'static str,
     read: impl FnOnce(&mut Ctx, Obj<'_>, &mut Reads) -> Option<T>,
+    named: &mut String,
 ) -> Option<T> {
     let name = o.str(ctx, "name");
     let sds = o.obj(ctx, "sds_config");
@@ -52,6 +69,7 @@ fn with_secret<T>(
         ctx.err(name_at, "missing: a secret is named");
         return None;
     };
+    named.clone_from(&name);
     let Some(sds) = sds else {
         return static_secret(ctx, &name, &name_at, reads, kind, read);
     };

@@ -71,7 +71,7 @@ fn downstream_tls(ctx: &mut Ctx, o: Obj<'_>, value: &Value) -> Option<Arc<Server
 
 /// The field of a build error as the configuration wrote it: the certificates after the
 /// `tls_certificates` entries came from `tls_certificate_sds_secret_configs`.
-fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
+pub(super) fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
     const LIST: &str = "common_tls_context.tls_certificates[";
     let direct = value.get("common_tls_context").and_then(|c| c.get("tls_certificates")).and_then(Value::as_sequence);
     let direct = direct.map_or(0, Vec::len);
@@ -94,11 +94,35 @@ fn cert_field(value: &Value, reads: &Reads, field: &str) -> String {
 /// configuration's checks, then the certificate's (a key that does not match, an expired
 /// certificate). Errors carry the file and the field path in it.
 pub(crate) fn rebuild(origin: &Origin) -> Result<Material, ConfigErrors> {
+    let config = reread(origin, |ctx, o| downstream_config(ctx, o, &origin.path))?;
+    let reads = config.reads.clone();
+    let fail = |message: String, field: &str| {
+        Err(fail_at(origin, message, join_path(&origin.path, &cert_field(&origin.value, &reads, field))))
+    };
+    let material = match crate::tls::server::build_material(config) {
+        Ok(m) => m,
+        Err(e) => return fail(e.message, &e.field),
+    };
+    let now = unix_now();
+    for (i, chain) in material.certs.iter().enumerate() {
+        if let Some(leaf) = chain.first().filter(|c| c.not_after <= now) {
+            let at = format!("common_tls_context.tls_certificates[{i}].certificate_chain");
+            return fail(
+                format!("the certificate in \"{}\" (serial {}) has expired", leaf.path, leaf.serial_number),
+                &at,
+            );
+        }
+    }
+    Ok(material)
+}
+
+/// Reads a context's message (`origin`) again with `read`, the errors' paths made whole.
+pub(super) fn reread<C>(origin: &Origin, read: impl FnOnce(&mut Ctx, Obj<'_>) -> Option<C>) -> Result<C, ConfigErrors> {
     let mut ctx = Ctx::new(origin.file.clone());
     ctx.static_secrets = origin.static_secrets.clone();
     let config = Obj::new(&mut ctx, &origin.value, FieldPath::root()).and_then(|mut o| {
         let _ = o.str(&mut ctx, "@type");
-        downstream_config(&mut ctx, o, &origin.path)
+        read(&mut ctx, o)
     });
     let mut errors = std::mem::take(&mut ctx.errors);
     for e in &mut errors {
@@ -106,32 +130,23 @@ pub(crate) fn rebuild(origin: &Origin) -> Result<Material, ConfigErrors> {
             e.path = join_path(&origin.path, &e.path);
         }
     }
-    let fail = |message: String, path: String| {
-        Err(ConfigErrors(vec![ConfigError { file: origin.file.clone(), path, message }]))
-    };
-    let config = match config {
-        Some(c) if errors.is_empty() => c,
-        _ if !errors.is_empty() => return Err(ConfigErrors(errors)),
-        _ => return fail("invalid TLS context".into(), origin.path.clone()),
-    };
-    let reads = config.reads.clone();
-    let material = match crate::tls::server::build_material(config) {
-        Ok(m) => m,
-        Err(e) => return fail(e.message, join_path(&origin.path, &cert_field(&origin.value, &reads, &e.field))),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    for (i, chain) in material.certs.iter().enumerate() {
-        if let Some(leaf) = chain.first().filter(|c| c.not_after <= now) {
-            let at = format!("common_tls_context.tls_certificates[{i}].certificate_chain");
-            return fail(
-                format!("the certificate in \"{}\" (serial {}) has expired", leaf.path, leaf.serial_number),
-                join_path(&origin.path, &cert_field(&origin.value, &reads, &at)),
-            );
-        }
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ if !errors.is_empty() => Err(ConfigErrors(errors)),
+        _ => Err(fail_at(origin, "invalid TLS context".into(), origin.path.clone())),
     }
-    Ok(material)
+}
+
+/// One error at `path` of `origin`'s file.
+pub(super) fn fail_at(origin: &Origin, message: String, path: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError { file: origin.file.clone(), path, message }])
+}
+
+/// Seconds since the epoch (a certificate's expiry is compared with it).
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The context's configuration, its files read (`path`: the context's field path).
@@ -166,7 +181,7 @@ fn downstream_config(ctx: &mut Ctx, mut o: Obj<'_>, path: &str) -> Option<Downst
         }
         c.finish(ctx, &[]);
     }
-    config.resumption = resumption(ctx, &mut o, &mut reads);
+    config.resumption = super::tls_resumption::resumption(ctx, &mut o, &mut reads);
     o.finish(ctx, &[]);
     if config.certificates.is_empty() && ctx.error_count() == before {
         ctx.err(join_path(path, "common_tls_context.tls_certificates"), "a server TLS context needs a certificate");
@@ -177,51 +192,6 @@ fn downstream_config(ctx: &mut Ctx, mut o: Obj<'_>, path: &str) -> Option<Downst
     }
     config.reads = reads;
     (ctx.error_count() == before).then_some(config)
-}
-
-/// `session_ticket_keys` (80 bytes each, as Envoy requires; a file is watched like a
-/// certificate's), `disable_stateless_session_resumption` (of the same `oneof`) and
-/// `disable_stateful_session_resumption`. `session_ticket_keys_sds_secret_config` is left
-/// unread: refused as not implemented.
-fn resumption(ctx: &mut Ctx, o: &mut Obj<'_>, reads: &mut Reads) -> crate::tls::tickets::Resumption {
-    use crate::tls::tickets::{Resumption, KEY_LEN};
-    let mut r = Resumption::default();
-    let at_stateless = o.at("disable_stateless_session_resumption");
-    r.no_tickets = o.bool(ctx, "disable_stateless_session_resumption").unwrap_or(false);
-    r.no_cache = o.bool(ctx, "disable_stateful_session_resumption").unwrap_or(false);
-    if let Some(mut k) = o.obj(ctx, "session_ticket_keys") {
-        if o.has("disable_stateless_session_resumption") {
-            ctx.err(
-                at_stateless,
-                "only one of session_ticket_keys and disable_stateless_session_resumption may be set",
-            );
-        }
-        let items = k.list(ctx, "keys");
-        if items.is_empty() {
-            ctx.err(k.at("keys"), "at least one key is required");
-        }
-        let mut list = Vec::new();
-        for (item, path) in items {
-            let file = item.get("filename").and_then(Value::as_str).map(str::to_string);
-            let Some(data) = Obj::new(ctx, item, path.clone()).and_then(|d| data_source(ctx, d)) else { continue };
-            if let Some(f) = file {
-                reads.file(WatchSpec::new(f), &data);
-            }
-            match <[u8; KEY_LEN]>::try_from(data.as_ref()) {
-                Ok(key) => list.push(key),
-                Err(_) => ctx.err(
-                    &path,
-                    format!(
-                        "Incorrect TLS session ticket key length. Length {}, expected length {KEY_LEN}.",
-                        data.len()
-                    ),
-                ),
-            }
-        }
-        k.finish(ctx, &[]);
-        r.keys = list;
-    }
-    r
 }
 
 /// A `DataSource` and, when it names a file, the file (for `/certs`); the file is recorded in
@@ -244,8 +214,11 @@ fn source(
         let spec = WatchSpec { path: PathBuf::from(f), watched_directory: watched.cloned() };
         reads.file(spec, &data);
     }
-    Some((data, file.unwrap_or_else(|| "<inline>".to_string())))
+    Some((data, file.unwrap_or_else(|| INLINE.to_string())))
 }
+
+/// What `/certs` shows as the path of inline data.
+const INLINE: &str = "<inline>";
 
 /// `watched_directory` of a `TlsCertificate` or `CertificateValidationContext`.
 fn watched_directory(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<PathBuf> {
@@ -264,7 +237,9 @@ pub(super) fn tls_certificate(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Reads) 
     let key = source(ctx, &mut o, "private_key", reads, watched.as_ref());
     o.finish(ctx, &[]);
     let ((chain, chain_path), (key, _)) = (chain?, key?);
-    Some(CertificateSource { chain, key, chain_path })
+    let inline = (chain_path == INLINE).then_some(chain.as_ref());
+    let name = crate::tls::config::unnamed("unnamed_cert_", inline);
+    Some(CertificateSource { chain, key, chain_path, name })
 }
 
 fn version(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<TlsVersion> {
@@ -304,7 +279,11 @@ pub(super) fn validation_context(ctx: &mut Ctx, mut o: Obj<'_>, reads: &mut Read
     let mut v = ValidationConfig::default();
     let watched = watched_directory(ctx, &mut o);
     if o.has("trusted_ca") {
-        v.trusted_ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref()).map(|(b, _)| b);
+        let ca = source(ctx, &mut o, "trusted_ca", reads, watched.as_ref());
+        if let Some((b, path)) = &ca {
+            v.ca_name = crate::tls::config::unnamed("unnamed_ca_cert_", (path == INLINE).then_some(b.as_ref()));
+        }
+        v.trusted_ca = ca.map(|(b, _)| b);
     }
     if o.has("crl") {
         v.crl = source(ctx, &mut o, "crl", reads, watched.as_ref()).map(|(b, _)| b);

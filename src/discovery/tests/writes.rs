@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use super::{change, write_atomic, Fixture, TestResult};
+use crate::discovery::content_hash;
 use crate::discovery::WatchOptions;
 
 fn opts() -> WatchOptions {
@@ -58,7 +59,22 @@ async fn a_writer_holding_the_file_open_is_reported_unsettled_after_quiet() -> T
     f.write_all(b"v2")?;
     f.flush()?;
     fx.expect("cds.yaml", Some("v2"), false).await;
-    drop(f); // the close finds the same content: nothing more
+    fx.watcher.applied(&fx.path("cds.yaml"), content_hash(b"v2")); // it validated and runs
+    drop(f); // the close finds the same content, applied already: nothing more
+    fx.expect_nothing_else().await?;
+    Ok(())
+}
+
+/// An unsettled read that was not applied (it did not validate while its writer might still
+/// be writing) is reported again, settled, when the close finds the same content: a truncated
+/// file closed empty is then rejected and counted rather than waited on forever.
+#[tokio::test]
+async fn an_unsettled_report_not_applied_is_reported_settled_at_the_close() -> TestResult {
+    let mut fx = Fixture::start(&[("cds.yaml", "v1")], &["cds.yaml"], opts())?;
+    let f = OpenOptions::new().write(true).truncate(true).open(fx.path("cds.yaml"))?;
+    fx.expect("cds.yaml", Some(""), false).await;
+    drop(f);
+    fx.expect("cds.yaml", Some(""), true).await;
     fx.expect_nothing_else().await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use super::super::chain::{RequestBody, Stream};
 use crate::config::ext_authz::BufferSettings;
 use crate::proxy::body::{self, ReqBody};
-use crate::proxy::local_reply::{LocalReason, BODY_CODEC_ERROR};
+use crate::proxy::local_reply::LocalReason;
 
 /// Reads up to the limit; `Some((bytes, whole))` when there is a body, `whole` false when it
 /// goes on past what was read.
@@ -39,9 +39,8 @@ pub async fn read_prefix(
             ended = true;
             break;
         };
-        let frame: Frame<Bytes> = frame.map_err(|e| match body::client_body_failure(&*e) {
-            Some(body::ClientBodyFailure::Disconnected) => LocalReason::DownstreamDisconnect,
-            _ => LocalReason::CodecError { details: BODY_CODEC_ERROR },
+        let frame: Frame<Bytes> = frame.map_err(|e| {
+            LocalReason::from_client_body(body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed))
         })?;
         if let Some(d) = frame.data_ref() {
             buf.extend_from_slice(d);

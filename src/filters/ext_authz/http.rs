@@ -1,6 +1,7 @@
 //! The HTTP authorization service. The check request is what Envoy's raw HTTP client sends:
 //! the client's method, `path_prefix` + its path, its authority, `content-length` of the
-//! body sent (0 without one), `Authorization` and the `allowed_headers`, `headers_to_add`,
+//! body sent (0 without one), `Authorization` and the `allowed_headers`, `headers_to_add`
+//! (format strings rendered against the client's request),
 //! `x-envoy-auth-partial-body` when the body was read, then `x-envoy-internal` and
 //! `x-envoy-expected-rq-timeout-ms` as Envoy's async client adds them.
 //!
@@ -15,9 +16,11 @@ use http_body_util::BodyExt;
 
 use super::decision::{protected, Action, Allowed, Decision, Denied, ResponseOp};
 use super::{listed, CheckRequest};
+use crate::access_log::LogContext;
 use crate::config::ext_authz::HttpService;
 use crate::proxy::forward::{self, AttemptTemplate, BodySource};
 use crate::proxy::headers::{X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, X_ENVOY_INTERNAL, X_ENVOY_UPSTREAM_SERVICE_TIME};
+use crate::routing::header_ops::HeaderText;
 use crate::upstream::Cluster;
 
 pub static PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
@@ -26,8 +29,13 @@ static HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-hea
 pub const MAX_ANSWER: usize = 1024 * 1024;
 
 /// Asks the service; bounded by the caller's timeout.
-pub async fn check(s: &HttpService, cluster: &Arc<Cluster>, req: &CheckRequest<'_>) -> Decision {
-    let template = template(s, req);
+pub async fn check(
+    s: &HttpService,
+    adds: &[(HeaderName, HeaderText)],
+    cluster: &Arc<Cluster>,
+    req: &CheckRequest<'_>,
+) -> Decision {
+    let template = template(s, adds, req);
     let body = req.body.as_ref().map(|(b, _)| b.clone()).filter(|b| !b.is_empty());
     let sent = std::time::Instant::now();
     match forward::forward(cluster, &template, BodySource::Replayable(body), Some(s.timeout), None, None).await {
@@ -53,7 +61,7 @@ pub async fn check(s: &HttpService, cluster: &Arc<Cluster>, req: &CheckRequest<'
 }
 
 /// The check request.
-fn template(s: &HttpService, req: &CheckRequest<'_>) -> AttemptTemplate {
+pub(super) fn template(s: &HttpService, adds: &[(HeaderName, HeaderText)], req: &CheckRequest<'_>) -> AttemptTemplate {
     let client = &req.parts.headers;
     let mut h = HeaderMap::new();
     let length = req.body.as_ref().map_or(0, |(b, _)| b.len());
@@ -71,9 +79,21 @@ fn template(s: &HttpService, req: &CheckRequest<'_>) -> AttemptTemplate {
     if let Some((_, whole)) = &req.body {
         h.insert(PARTIAL_BODY.clone(), HeaderValue::from_static(if *whole { "false" } else { "true" }));
     }
-    for (k, v) in &s.headers_to_add {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-            h.insert(k, v);
+    // Envoy's header parser: each one set (overwriting), an empty value left out; a format
+    // reads the client's request, not the check request being built.
+    let formatted = adds.iter().any(|(_, v)| matches!(v, HeaderText::Formatted(_)));
+    let ctx = formatted.then(|| format_context(req));
+    for (k, v) in adds {
+        let value = match v {
+            HeaderText::Static(v) => Some(v.clone()),
+            HeaderText::Formatted(f) => ctx.as_ref().and_then(|ctx| {
+                let mut out = String::new();
+                f.render_header(ctx, &mut out);
+                HeaderValue::from_str(&out).ok()
+            }),
+        };
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            h.insert(k.clone(), v);
         }
     }
     h.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
@@ -88,6 +108,41 @@ fn template(s: &HttpService, req: &CheckRequest<'_>) -> AttemptTemplate {
         append_xfh: false,
         internal: true,
         lb_hash: None,
+    }
+}
+
+/// What a formatted `headers_to_add` value reads: the client's request as the filter sees
+/// it, nothing answered yet (`%RESPONSE_CODE%` is 0).
+fn format_context<'a>(req: &'a CheckRequest<'a>) -> LogContext<'a> {
+    let info = &req.info;
+    LogContext {
+        start: std::time::SystemTime::now(),
+        request_headers: &req.parts.headers,
+        method: info.method,
+        path: info.full_path,
+        authority: info.authority,
+        scheme: if info.tls.is_some() { "https" } else { "http" },
+        protocol: Some(req.parts.version),
+        response_code: None,
+        response_code_details: None,
+        response_headers: None,
+        response_trailers: None,
+        response_flags: "",
+        bytes_received: 0,
+        bytes_sent: 0,
+        duration: None,
+        request_duration: None,
+        response_duration: None,
+        upstream_host: None,
+        upstream_cluster: info.cluster,
+        upstream_local_address: None,
+        upstream_transport_failure_reason: None,
+        upstream_request_attempt_count: 0,
+        downstream_remote: info.direct_remote,
+        downstream_local: info.local,
+        route_name: info.route_name,
+        tls: info.tls,
+        dynamic_metadata: None,
     }
 }
 

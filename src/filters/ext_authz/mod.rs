@@ -2,7 +2,8 @@
 //! before it is routed upstream, as Envoy 1.40 does it (checked side by side):
 //!
 //! - the HTTP service ([`http`]) gets the client's method and path (after `path_prefix`),
-//!   `Host`, `Authorization`, the `allowed_headers` and `headers_to_add`; a `200` allows the
+//!   `Host`, `Authorization`, the `allowed_headers` and `headers_to_add` (Envoy format strings:
+//!   `%REQ(...)%` reads the client's request); a `200` allows the
 //!   request, any other status is the denial the client gets, a `5xx` or a transport failure
 //!   is an error;
 //! - the gRPC service ([`grpc`]) gets `envoy.service.auth.v3.Authorization/Check` over the
@@ -34,6 +35,7 @@ use super::chain::{RequestBody, RequestInfo, Stream};
 use crate::config::ext_authz::{AuthzService, CheckSettings, ExtAuthzConfig};
 use crate::config::model::StringMatcher;
 use crate::proxy::local_reply::LocalReason;
+use crate::routing::header_ops::{header_text, HeaderText};
 use crate::routing::matcher::string_matches;
 use crate::stats::{Counter, Store};
 
@@ -50,6 +52,8 @@ struct Stats {
 /// The filter, compiled from its `ExtAuthz`.
 pub struct ExtAuthz {
     config: ExtAuthzConfig,
+    /// The HTTP service's `headers_to_add`, their values compiled (formats rendered per check).
+    headers_to_add: Box<[(HeaderName, HeaderText)]>,
     stats: Stats,
     store: Arc<Store>,
     /// `ext_authz.` or `ext_authz.<stat_prefix>.`, the scope of the routed cluster's stats.
@@ -94,7 +98,16 @@ impl ExtAuthz {
         ] {
             let _ = c(s);
         }
-        ExtAuthz { config: config.clone(), stats, store: Arc::clone(store), scope: scope.into() }
+        // Validated with the configuration: a name or value that does not compile is left out.
+        let headers_to_add = match &config.service {
+            AuthzService::Http(s) => s
+                .headers_to_add
+                .iter()
+                .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, header_text(v).ok()?)))
+                .collect(),
+            AuthzService::Grpc(_) => Box::default(),
+        };
+        ExtAuthz { config: config.clone(), headers_to_add, stats, store: Arc::clone(store), scope: scope.into() }
     }
 
     /// Checks the request; `Ok` lets it go on (changed as the service said), `Err` is the
@@ -119,7 +132,7 @@ impl ExtAuthz {
         let clusters = info.clusters;
         let decision = match &c.service {
             AuthzService::Http(s) => match clusters.get(&s.cluster) {
-                Some(cluster) => bounded(s.timeout, http::check(s, cluster, &req)).await,
+                Some(cluster) => bounded(s.timeout, http::check(s, &self.headers_to_add, cluster, &req)).await,
                 None => Decision::Error,
             },
             AuthzService::Grpc(s) => match clusters.get(&s.cluster) {

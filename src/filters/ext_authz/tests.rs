@@ -234,6 +234,7 @@ fn the_grpc_check_request_carries_the_request() {
         rate_limits: None,
         conn_buckets: &buckets,
         clusters: &clusters,
+        route_name: None,
     };
     let settings = crate::config::ext_authz::CheckSettings {
         context_extensions: vec![("k".into(), "v".into())],
@@ -261,4 +262,49 @@ fn the_grpc_check_request_carries_the_request() {
     let packed = grpc::check_request(&req, true);
     let h = packed.attributes.and_then(|a| a.request).and_then(|r| r.http).expect("http");
     assert_eq!((h.body.len(), h.raw_body.as_slice()), (0, &b"hello"[..]));
+}
+
+#[test]
+fn headers_to_add_are_formats_rendered_against_the_client_request() {
+    let (mut parts, ()) = http::Request::post("/a?q=1").body(()).expect("request").into_parts();
+    parts.headers = headers(&[("host", "h.example"), ("x-client", "abc"), ("content-length", "5")]);
+    let buckets = crate::filters::local_ratelimit::ConnBuckets::default();
+    let clusters = std::collections::HashMap::new();
+    let info = crate::filters::RequestInfo {
+        full_path: "/a?q=1",
+        method: "POST",
+        authority: "h.example",
+        cluster: Some("up"),
+        remote: [127, 0, 0, 9].into(),
+        direct_remote: ([127, 0, 0, 9], 4000).into(),
+        local: ([127, 0, 0, 1], 10000).into(),
+        tls: None,
+        rate_limits: None,
+        conn_buckets: &buckets,
+        clusters: &clusters,
+        route_name: Some("r1"),
+    };
+    let req = super::CheckRequest { parts: &parts, info, body: None, settings: None, local_ip: None };
+    let adds: Vec<(HeaderName, crate::routing::header_ops::HeaderText)> = [
+        ("x-client", "%REQ(x-client)%"),
+        ("x-peer", "%DOWNSTREAM_REMOTE_ADDRESS%"),
+        ("x-where", "%ROUTE_NAME%/%UPSTREAM_CLUSTER%/%REQ(:path)%"),
+        ("x-literal", "a%%b"),
+        ("x-empty", "%REQ(x-none)%"),
+        ("x-length", "%REQ(content-length)%"),
+    ]
+    .into_iter()
+    .map(|(k, v)| {
+        let text = crate::routing::header_ops::header_text(v).unwrap_or_else(|e| panic!("{e}"));
+        (HeaderName::from_static(k), text)
+    })
+    .collect();
+    let t = http_service::template(&HttpService::default(), &adds, &req);
+    let h = |n: &str| t.headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(h("x-client"), Some("abc"), "not an allowed header, but the format reads the client's");
+    assert_eq!(h("x-peer"), Some("127.0.0.9:4000"));
+    assert_eq!(h("x-where"), Some("r1/up//a?q=1"));
+    assert_eq!(h("x-literal"), Some("a%b"));
+    assert_eq!(h("x-empty"), None);
+    assert_eq!((h("x-length"), h("content-length")), (Some("5"), Some("0")));
 }

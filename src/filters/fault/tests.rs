@@ -7,7 +7,7 @@ use crate::config::filters::{FaultAbort, FaultDelay};
 use crate::filters::Stream;
 
 fn request<'a>(headers: &'a HeaderMap, cluster: Option<&'a str>) -> FaultRequest<'a> {
-    FaultRequest { headers, view: RequestView::new("/x", "GET", "h", "http", headers), cluster }
+    FaultRequest { headers, view: RequestView::new("/x", "GET", "h", "http", headers), cluster, runtime: None }
 }
 
 fn all(numerator: u32) -> Fraction {
@@ -151,4 +151,48 @@ fn percentages_follow_their_denominator() {
     assert!(hit(Fraction { numerator: 1_000_000, denominator: 1_000_000 }));
     let hits = (0..10_000).filter(|_| hit(Fraction { numerator: 5_000, denominator: 10_000 })).count();
     assert!((4_000..6_000).contains(&hits), "{hits}");
+}
+
+#[tokio::test]
+async fn runtime_keys_override_the_percentages_statuses_and_delays() {
+    use crate::runtime::{Runtime, RuntimeLayer};
+    let store = Store::new();
+    // The fault-injection sandbox: percentages 0 in the configuration, the runtime decides.
+    let config = FaultConfig {
+        abort: Some(FaultAbort { kind: AbortKind::Http(503), percentage: all(0) }),
+        delay: Some(FaultDelay { kind: DelayKind::Fixed(Duration::from_secs(3)), percentage: all(0) }),
+        ..FaultConfig::empty()
+    };
+    let fault = Fault::new(&config, &store, "in");
+    let headers = HeaderMap::new();
+    let run = |rt: Arc<Runtime>, h: HeaderMap| {
+        let fault = &fault;
+        async move {
+            let req = FaultRequest { runtime: Some(&rt), ..request(&h, None) };
+            fault.decode(fault.settings(), req, &mut Stream::default()).await
+        }
+    };
+    let layer = |pairs: &[(&str, &str)]| {
+        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Runtime::new(&[RuntimeLayer::Static(pairs)], "")
+    };
+    assert!(run(layer(&[]), headers.clone()).await.is_ok());
+    let abort = layer(&[("fault.http.abort.abort_percent", "100"), ("fault.http.abort.http_status", "418")]);
+    assert_eq!(
+        run(abort, headers.clone()).await,
+        Err(LocalReason::FaultAbort { status: StatusCode::IM_A_TEAPOT, grpc: None })
+    );
+    // A downstream cluster's own keys.
+    let mut from_b = HeaderMap::new();
+    from_b.insert("x-envoy-downstream-service-cluster", HeaderValue::from_static("b"));
+    let only_b = layer(&[("fault.http.b.abort.abort_percent", "100")]);
+    assert!(run(Arc::clone(&only_b), headers.clone()).await.is_ok());
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    assert_eq!(run(only_b, from_b).await, Err(LocalReason::FaultAbort { status, grpc: None }));
+    // A delay of 0 ms from the runtime is no delay.
+    let no_delay =
+        layer(&[("fault.http.delay.fixed_delay_percent", "100"), ("fault.http.delay.fixed_duration_ms", "0")]);
+    assert!(run(no_delay, headers).await.is_ok());
+    assert_eq!(store.value("http.in.fault.delays_injected"), Some(0));
+    assert_eq!(store.value("http.in.fault.aborts_injected"), Some(2));
 }

@@ -1,7 +1,7 @@
 //! `envoy.filters.http.local_ratelimit`: token buckets per filter, per route
 //! (`typed_per_filter_config`) or per downstream connection, with `descriptors` matched against
 //! the route's `rate_limits`; `filter_enabled` / `filter_enforced` (their default values:
-//! legate has no runtime), the 429 `local_rate_limited` (`RL`), `response_headers_to_add` on
+//! the runtime is not read here), the 429 `local_rate_limited` (`RL`), `response_headers_to_add` on
 //! it, `request_headers_to_add_when_not_enforced`, the `x-ratelimit-*` headers, and the stats
 //! `<stat_prefix>.http_local_rate_limit.*`.
 

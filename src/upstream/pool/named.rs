@@ -31,12 +31,12 @@ impl Named {
 
     /// The pool for `req`'s name; `None`: the host's own pool.
     pub(super) fn pool_for<B>(&self, host: &Pool, req: &http::Request<B>) -> Option<Arc<Pool>> {
-        let name = self.tls.tls.config.auto_sni.name_of(req)?;
+        let name = self.tls.tls.auto_sni.name_of(req)?;
         let mut pools = lock(&self.pools);
         if let Some(p) = pools.get(name) {
             return Some(Arc::clone(p));
         }
-        let target = Arc::new(Target::new(&self.tls.tls, name));
+        let target = Arc::new(Target::new(name));
         let pool = Arc::new(host.for_name(Connector::TlsTo(Arc::clone(&self.tls), target)));
         if pools.len() >= MAX_NAMES {
             pools.retain(|_, p| Arc::strong_count(p) > 1 || p.has_connections());

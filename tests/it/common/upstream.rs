@@ -334,7 +334,14 @@ async fn handle(
     if failing && path.starts_with("/healthz") {
         status = 503;
     }
-    let body = body.collect().await.map_err(|_| Reset)?.to_bytes();
+    let collected = body.collect().await.map_err(|_| Reset)?;
+    let trailers: Map<String, Value> = collected
+        .trailers()
+        .map(|t| t.iter().map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into()))))
+        .into_iter()
+        .flatten()
+        .collect();
+    let body = collected.to_bytes();
     state.completed.fetch_add(1, Ordering::SeqCst);
 
     let mut headers = Map::new();
@@ -365,6 +372,7 @@ async fn handle(
         "headers": headers,
         "body_len": body.len(),
         "body_sha256": sha256::hex(&body),
+        "trailers": trailers,
         "proto": format!("{:?}", parts.version),
         "conn_seq": conn_seq,
         "req_on_conn": req_on_conn,

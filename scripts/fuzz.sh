@@ -6,6 +6,7 @@
 # still works on the same targets for longer local runs (fuzz/README.md).
 #
 # Usage: scripts/fuzz.sh [seconds per target, default 10] [target ...]   (default: all)
+#        scripts/fuzz.sh build                                           (build only)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-10}
@@ -23,6 +24,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-stack-depth --cfg fuzzing -Cdebug-assertions"
 export CARGO_FUZZ=1
 cargo build --target "$triple" --bins
+[ "$seconds" = build ] && exit 0
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

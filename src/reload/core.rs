@@ -256,6 +256,9 @@ impl Core {
         let lookup: crate::upstream::eds_rest::Lookup =
             Arc::new(move |name: &str| snapshots.load().clusters.get(name).cloned());
         built.staged.commit(&lookup, &self.bootstrap.node, &self.sources).await;
+        if !self.started {
+            first_health_rounds(&shared.snapshot.load_full()).await;
+        }
         self.manager.commit(built.plan, &prev);
         for c in removed_clusters {
             // In-flight requests hold their own Arc; idle connections can go now.
@@ -303,6 +306,27 @@ impl Core {
 /// (the last `Arc` gone), so thousands of reloads do not grow `/stats`. Bounded: it checks once
 /// a second for at most the drain time plus a minute. A cluster or listener of the same name
 /// added back meanwhile holds its own handles, which `retain_live` keeps.
+/// Envoy's startup order: a cluster with active health checks initializes once each of its
+/// hosts has had its first check, and listeners start accepting after that, so the first
+/// requests find the hosts that answer instead of none. Bounded by the slowest first check
+/// (its `initial_jitter` plus `timeout`); the sockets are bound already, so a client that
+/// connects meanwhile waits in the backlog.
+async fn first_health_rounds(snapshot: &Snapshot) {
+    let Some(bound) = snapshot.clusters.values().filter_map(|c| c.first_health_round()).max() else { return };
+    let deadline = tokio::time::Instant::now() + bound;
+    tracing::info!(wait.ms = bound.as_millis() as u64, "waiting for the first round of active health checks");
+    while snapshot.clusters.values().any(|c| c.first_health_round().is_some()) {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("first round of active health checks unfinished; listeners start anyway");
+            return;
+        }
+        tokio::time::sleep(FIRST_ROUND_POLL).await;
+    }
+}
+
+/// How often startup looks whether the first health-check round is over.
+const FIRST_ROUND_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 fn forget_when_gone<T: Send + Sync + 'static>(
     shared: &ProcessState,
     gone: std::sync::Weak<T>,

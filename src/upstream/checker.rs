@@ -105,6 +105,22 @@ impl ClusterHealth {
     }
 }
 
+impl Cluster {
+    /// How long this cluster's first round of active health checks may still take, or `None`
+    /// once every checked host has had its first result (Envoy's cluster initialization: at
+    /// startup listeners wait for it). The bound is the first check's `initial_jitter` plus
+    /// its `timeout` and a margin for the check task to be scheduled.
+    pub fn first_health_round(&self) -> Option<Duration> {
+        let check = self.config.health_checks.first()?;
+        let set = self.hosts.load();
+        let pending = set.all.iter().any(|h| !h.hc.disabled && h.health.flags() & PENDING_ACTIVE_HC != 0);
+        pending.then(|| check.initial_jitter + check.timeout + FIRST_ROUND_MARGIN)
+    }
+}
+
+/// Added to a first check's own bound: the task's scheduling and a connect that fails slowly.
+const FIRST_ROUND_MARGIN: Duration = Duration::from_secs(1);
+
 fn needs_task(c: &Cluster) -> bool {
     !c.config.health_checks.is_empty() || c.config.outlier_detection.is_some()
 }

@@ -188,3 +188,33 @@ async fn grpc_checks_fail_on_a_server_without_the_health_service() {
     assert_eventually!(flags(&legate, a.addr()).await == "/failed_active_hc", "no gRPC health there");
     assert!(legate.stat("cluster.svc.health_check.network_failure").await >= 1);
 }
+
+fn first_round_hc(path: &str, timeout: &str) -> Value {
+    json!([{"timeout": timeout, "interval": "30s", "no_traffic_interval": "30s", "unhealthy_threshold": 1,
+            "healthy_threshold": 1, "http_health_check": {"path": path}}])
+}
+
+#[tokio::test]
+async fn listeners_wait_for_the_first_round_of_checks() {
+    // The first check takes 700 ms: a listener that served at once would find its only host
+    // still pending its first check, excluded, and answer 503.
+    let a = upstream::http1().name("a").spawn().await;
+    let mut cluster = static_cluster_with("svc", vec![endpoint(a.addr())]);
+    cluster["health_checks"] = first_round_hc("/healthz/delay/700ms", "5s");
+    let legate = Legate::start(config(cluster)).await;
+    assert_eq!(flags(&legate, a.addr()).await, "healthy", "the first check was over before serving");
+    let r = Client::h1().get(&legate.url("main", "/")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_first_check_that_times_out_does_not_hold_startup() {
+    let a = upstream::http1().name("a").spawn().await;
+    let mut cluster = static_cluster_with("svc", vec![endpoint(a.addr())]);
+    cluster["health_checks"] = first_round_hc("/healthz/delay/20000ms", "0.5s");
+    let started = std::time::Instant::now();
+    let legate = Legate::start(config(cluster)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "startup waited {:?}", started.elapsed());
+    assert_eq!(flags(&legate, a.addr()).await, "/failed_active_hc/active_hc_timeout", "a timeout is a first result");
+    assert_eq!(legate.stat("cluster.svc.health_check.failure").await, 1);
+}

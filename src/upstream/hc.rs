@@ -124,9 +124,15 @@ impl Drop for Running {
 }
 
 /// Checks `host` once, applies the outcome and schedules the next check.
-pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<HealthCheck>, cluster_name: String) {
+/// Returns the host's key in the checker's plan and when it is due again.
+pub async fn check_host(
+    shared: Arc<ClusterHealth>,
+    running: Running,
+    hc: Arc<HealthCheck>,
+    cluster_name: Arc<str>,
+) -> Option<(usize, Instant)> {
     let host = Arc::clone(&running.0);
-    let Some(cluster) = shared.current() else { return };
+    let Some(cluster) = shared.current() else { return None };
     let stats = cluster
         .stats
         .hc
@@ -155,15 +161,16 @@ pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<He
         }
     }
     let mut events = Vec::new();
-    let changed = {
+    let (changed, next) = {
         let mut st = host.health.check();
         if hc.reuse_connection {
             st.conn = conn;
         }
         let t = apply(&mut st, &host, &hc, outcome, &mut events);
         let traffic = cx_total.value() > 0;
-        st.next = Some(Instant::now() + next_interval(&hc, outcome == Outcome::Healthy, t, traffic));
-        t == Transition::Changed
+        let next = Instant::now() + next_interval(&hc, outcome == Outcome::Healthy, t, traffic);
+        st.next = Some(next);
+        (t == Transition::Changed, next)
     };
     drop(running);
     if outcome == Outcome::Healthy {
@@ -188,6 +195,7 @@ pub async fn check_host(shared: Arc<ClusterHealth>, running: Running, hc: Arc<He
     if changed {
         shared.changed();
     }
+    Some((Arc::as_ptr(&host.health) as usize, next))
 }
 
 fn checker_name(kind: &CheckKind) -> &'static str {

@@ -132,7 +132,7 @@ pub async fn check_host(
     cluster_name: Arc<str>,
 ) -> Option<(usize, Instant)> {
     let host = Arc::clone(&running.0);
-    let Some(cluster) = shared.current() else { return None };
+    let cluster = shared.current()?;
     let stats = cluster
         .stats
         .hc

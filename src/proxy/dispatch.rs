@@ -69,6 +69,34 @@ fn known_method(m: &Method) -> bool {
     )
 }
 
+/// What routing sees of the connection: the client's certificate, and for `require_tls` the
+/// `x-forwarded-proto` and `x-envoy-internal` the connection manager sets before routing
+/// (legate sets them on the forwarded request only, in `headers::mutate_forwarding`).
+fn routing_downstream(
+    ctx: &ConnCtx,
+    cfg: &crate::config::model::HttpConnectionManager,
+    h: &http::HeaderMap,
+    require_tls: bool,
+) -> crate::routing::matcher::Downstream {
+    let tls = ctx.tls.get();
+    // legate's verifier refuses a certificate it cannot validate: one presented was validated.
+    let presented = tls.is_some_and(|t| t.peer.is_some());
+    let mut d = crate::routing::matcher::Downstream {
+        cert_presented: presented,
+        cert_validated: presented,
+        ..Default::default()
+    };
+    if require_tls {
+        d.https = match h.get(&headers::X_FORWARDED_PROTO) {
+            Some(v) if !cfg.use_remote_address => v.as_bytes() == b"https",
+            _ => tls.is_some(),
+        };
+        d.internal = headers::client_is_internal(h, cfg, ctx.remote)
+            && (cfg.use_remote_address || h.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v.as_bytes() == b"true"));
+    }
+    d
+}
+
 pub(super) async fn process(
     ctx: &ConnCtx,
     clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
@@ -144,7 +172,8 @@ pub(super) async fn process(
         }
     }
     let method_str = parts.method.as_str().to_string();
-    let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let mut view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    view.downstream = routing_downstream(ctx, cfg, &parts.headers, table.require_tls);
     let found = table.find(&view);
     if let Some(up) = &trace.upgrade {
         // Decided with the route, before the filters, as Envoy builds the upgrade's chain.
@@ -165,7 +194,21 @@ pub(super) async fn process(
     // The weighted cluster is chosen with the route, before the filters run, as in Envoy.
     let picked = match &found {
         Ok((_, route)) => match &route.action {
-            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters)),
+            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters, || {
+                // `use_hash_policy`: the route's hash, on the request as routing sees it.
+                let policy = fwd.hash_policy.as_ref()?;
+                policy
+                    .key(&HashInput {
+                        headers: &parts.headers,
+                        path: &full_path,
+                        authority: &authority_str,
+                        method: &method_str,
+                        remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+                        peer: ctx.remote,
+                        local: ctx.local,
+                    })
+                    .hash
+            })),
             _ => None,
         },
         Err(_) => None,
@@ -356,6 +399,12 @@ pub(super) async fn process(
                 }
                 // Resolved per host below.
                 HostRewrite::Auto => authority,
+            };
+            // The chosen weighted cluster's `host_rewrite_literal`: the host only (Envoy
+            // sets neither `x-envoy-original-host` nor `x-forwarded-host` for it).
+            let chosen_authority = match weighted.and_then(|w| w.host_rewrite.as_ref()) {
+                Some(h) => h.clone(),
+                None => chosen_authority,
             };
             let shadows = if fwd.mirrors.is_empty() {
                 None

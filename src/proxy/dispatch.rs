@@ -69,6 +69,34 @@ fn known_method(m: &Method) -> bool {
     )
 }
 
+/// A direct response's body under its `body_format`: rendered on the request as the filters
+/// left it, before any response exists (`%RESPONSE_CODE%` is 0, as in Envoy), with the
+/// configured body as `%LOCAL_REPLY_BODY%`.
+fn format_body(
+    line: &crate::access_log::LineFormat,
+    body: &Bytes,
+    parts: &http::request::Parts,
+    ctx: &ConnCtx,
+    route: &crate::routing::RouteRt,
+    (authority, path, method): (&str, &str, &str),
+) -> Bytes {
+    let env = FormatEnv {
+        start: SystemTime::now(),
+        version: parts.version,
+        remote: ctx.remote,
+        local: ctx.local,
+        tls: ctx.tls.get().cloned(),
+        route_name: route.name.clone(),
+    };
+    let text = String::from_utf8_lossy(body);
+    let req = FormatRequest { headers: &parts.headers, method, path, authority };
+    let mut log = env.context(req, FormatResponse::default());
+    log.local_reply_body = Some(text.as_ref());
+    let mut out = String::new();
+    line.render(&log, &mut out);
+    Bytes::from(out)
+}
+
 /// What routing sees of the connection: the client's certificate, and for `require_tls` the
 /// `x-forwarded-proto` and `x-envoy-internal` the connection manager sets before routing
 /// (legate sets them on the forwarded request only, in `headers::mutate_forwarding`).
@@ -274,15 +302,22 @@ pub(super) async fn process(
     }
 
     match &route.action {
-        ActionRt::Direct { status, body } => {
+        ActionRt::Direct { status, body, format } => {
             trace.local_reply = true;
             trace.details = Some("direct_response");
-            let body = body.clone().unwrap_or_default();
+            let mut body = body.clone().unwrap_or_default();
+            if let Some((line, _)) = format.as_deref() {
+                body = format_body(line, &body, parts, ctx, route, (&authority_str, &full_path, &method_str));
+            }
             let mut resp = if local_reply::is_grpc_request(&parts.headers) {
                 let head = parts.method == Method::HEAD;
                 local_reply::grpc_direct_reply(*status, &body, None, &hcm.server_name, head)
             } else {
-                reply(*status, body, &hcm.server_name)
+                let mut resp = reply(*status, body, &hcm.server_name);
+                if let Some((_, content_type)) = format.as_deref() {
+                    resp.headers_mut().insert(http::header::CONTENT_TYPE, content_type.clone());
+                }
+                resp
             };
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {

@@ -235,6 +235,19 @@ fn build_route(
         RouteAction::DirectResponse(d) => ActionRt::Direct {
             status: StatusCode::from_u16(d.status).map_err(|_| format!("invalid status {}", d.status))?,
             body: d.body.clone(),
+            format: match &d.body_format {
+                Some(f) => {
+                    let line = crate::access_log::LineFormat::build(&f.format)?;
+                    let default = match f.format {
+                        model::AccessLogFormat::Json(_) => "application/json",
+                        _ => "text/plain",
+                    };
+                    let ct = f.content_type.as_deref().unwrap_or(default);
+                    let ct = HeaderValue::from_str(ct).map_err(|_| format!("invalid content_type {ct:?}"))?;
+                    Some(Box::new((line, ct)))
+                }
+                None => None,
+            },
         },
     };
     Ok(RouteRt {

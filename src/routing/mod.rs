@@ -92,7 +92,12 @@ pub enum ActionRt {
     Forward(Box<ForwardRt>),
     /// Its `regex_rewrite` substitution is in the `regex` crate's syntax (`${1}`).
     Redirect(RedirectAction),
-    Direct { status: StatusCode, body: Option<Bytes> },
+    Direct {
+        status: StatusCode,
+        body: Option<Bytes>,
+        /// `body_format`, compiled, with its `content-type`.
+        format: Option<Box<(crate::access_log::LineFormat, HeaderValue)>>,
+    },
 }
 
 pub struct ClusterRef {

@@ -213,7 +213,8 @@ fn weighted_table(store: &Arc<Store>, weighted: &str, extra: &str) -> (RouteTabl
     let text = format!(
         "resources:\n- \"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\n  name: r\n  virtual_hosts:\n  - name: vh\n    domains: [\"*\"]\n    routes:\n    - match: {{prefix: \"/\"}}\n      route: {{{extra}weighted_clusters: {weighted}}}\n"
     );
-    let rc = DocCache::default().route_config(Path::new("rds.yaml"), text.as_bytes(), "r").unwrap_or_else(|e| panic!("{e}"));
+    let rc =
+        DocCache::default().route_config(Path::new("rds.yaml"), text.as_bytes(), "r").unwrap_or_else(|e| panic!("{e}"));
     (RouteTable::build(&rc.resources[0], &cl).unwrap_or_else(|e| panic!("{e}")), cl)
 }
 
@@ -225,7 +226,12 @@ fn forward_of(t: &RouteTable) -> &ForwardRt {
 }
 
 /// The cluster (`a`, `b`, or `-` for none) and the entry's host rewrite.
-fn picked(t: &RouteTable, cl: &HashMap<String, Arc<Cluster>>, h: &http::HeaderMap, hash: Option<u64>) -> (String, Option<String>) {
+fn picked(
+    t: &RouteTable,
+    cl: &HashMap<String, Arc<Cluster>>,
+    h: &http::HeaderMap,
+    hash: Option<u64>,
+) -> (String, Option<String>) {
     let (c, w) = forward_of(t).target.pick(h, cl, || hash);
     let name = c.map_or("-".to_string(), |c| c.name().to_string());
     (name, w.and_then(|w| w.host_rewrite.as_ref()).map(|v| v.to_str().unwrap_or("").to_string()))
@@ -240,7 +246,9 @@ fn weighted_header_name_picks_by_value_modulo_the_total() {
         "",
     );
     // Envoy 1.40: value % 3 in [0, 1) is a, [1, 3) is b.
-    for (value, want) in [("0", "a"), ("1", "b"), ("2", "b"), ("3", "a"), ("+4", "b"), (" 6 ", "a"), ("18446744073709551615", "a")] {
+    for (value, want) in
+        [("0", "a"), ("1", "b"), ("2", "b"), ("3", "a"), ("+4", "b"), (" 6 ", "a"), ("18446744073709551615", "a")]
+    {
         let mut h = http::HeaderMap::new();
         h.insert("x-w", HeaderValue::from_static(value));
         let (c, host) = picked(&t, &cl, &h, None);
@@ -311,11 +319,15 @@ fn mirror_policies_come_from_the_most_specific_level() {
     let store = Store::new();
     let cl = clusters(&store);
     let text = "resources:\n- \"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\n  name: r\n  request_mirror_policies: [{cluster: b, host_rewrite_literal: rc}]\n  virtual_hosts:\n  - name: vh\n    domains: [\"v\"]\n    request_mirror_policies: [{cluster: b, host_rewrite_literal: vh}]\n    routes:\n    - match: {prefix: \"/own\"}\n      route: {cluster: a, request_mirror_policies: [{cluster: b, host_rewrite_literal: own}, {cluster: a}]}\n    - match: {prefix: \"/\"}\n      route: {cluster: a}\n  - name: other\n    domains: [\"*\"]\n    routes:\n    - match: {prefix: \"/\"}\n      route: {cluster: a}\n";
-    let rc = DocCache::default().route_config(Path::new("rds.yaml"), text.as_bytes(), "r").unwrap_or_else(|e| panic!("{e}"));
+    let rc =
+        DocCache::default().route_config(Path::new("rds.yaml"), text.as_bytes(), "r").unwrap_or_else(|e| panic!("{e}"));
     let t = RouteTable::build(&rc.resources[0], &cl).unwrap_or_else(|e| panic!("{e}"));
     let hosts = |vh: usize, route: usize| -> Vec<String> {
         let ActionRt::Forward(f) = &t.vhosts[vh].routes[route].action else { panic!("not forward") };
-        f.mirrors.iter().map(|m| m.host_rewrite.as_ref().map_or("-", |h| h.to_str().unwrap_or("?")).to_string()).collect()
+        f.mirrors
+            .iter()
+            .map(|m| m.host_rewrite.as_ref().map_or("-", |h| h.to_str().unwrap_or("?")).to_string())
+            .collect()
     };
     assert_eq!(hosts(0, 0), ["own", "-"], "the route's own list, not merged");
     assert_eq!(hosts(0, 1), ["vh"]);

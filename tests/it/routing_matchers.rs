@@ -1,6 +1,6 @@
 //! Issue 16's route fields, each compared with Envoy 1.40 on the same config: header
 //! `range_match` and `treat_missing_header_as_empty`, a redirect's `regex_rewrite`, a virtual
-//! host's `require_tls` and a route's `tls_context`.
+//! host's `require_tls` and a route's `tls_context`, and a direct response's `body_format`.
 
 use serde_json::{json, Value};
 
@@ -33,7 +33,11 @@ async fn header_ranges_and_missing_headers_match_as_envoy() {
     let routes = json!([
         hm("/range", json!({"name": "x-n", "range_match": {"start": 10, "end": "20"}}), "range"),
         hm("/inv", json!({"name": "x-n", "range_match": {"start": 10, "end": 20}, "invert_match": true}), "inv"),
-        hm("/empty", json!({"name": "x-e", "string_match": {"exact": ""}, "treat_missing_header_as_empty": true}), "empty"),
+        hm(
+            "/empty",
+            json!({"name": "x-e", "string_match": {"exact": ""}, "treat_missing_header_as_empty": true}),
+            "empty"
+        ),
         hm(
             "/einv",
             json!({"name": "x-e", "string_match": {"exact": "x"}, "invert_match": true,
@@ -76,7 +80,9 @@ async fn header_ranges_and_missing_headers_match_as_envoy() {
         ("/pm", ["none", "none", "none", "none"]),
         ("/pt", ["pt", "pt", "pt", "pt"]),
     ] {
-        for (headers, want) in [(&[][..], want[0]), (&["x-e:"][..], want[1]), (&["x-e: x"][..], want[2]), (&["x-e: y"][..], want[3])] {
+        for (headers, want) in
+            [(&[][..], want[0]), (&["x-e:"][..], want[1]), (&["x-e: x"][..], want[2]), (&["x-e: y"][..], want[3])]
+        {
             assert_eq!(body(get(&legate, "a", path, headers).await), want, "{path} {headers:?}");
         }
     }
@@ -213,5 +219,33 @@ async fn tls_context_matches_the_client_certificate() {
         let mut s = connect(legate.listener("tls"), &ca.cert, &opts).await.expect("handshake");
         let (status, body) = get_h1(&mut s, "a", "/").await.expect("response");
         assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", want));
+    }
+}
+
+/// A direct response's `body_format`, as Envoy 1.40 renders it: the configured body as
+/// `%LOCAL_REPLY_BODY%`, the request's headers, `%RESPONSE_CODE%` still 0; JSON keys sorted,
+/// numbers typed, a newline after; `content-type` text/plain, application/json or the
+/// format's `content_type`.
+#[tokio::test]
+async fn direct_response_body_format_renders_as_envoy() {
+    let routes = json!([
+        { "match": { "prefix": "/bf1" }, "direct_response": { "status": 201, "body": { "inline_string": "hi" },
+          "body_format": { "text_format": "[%LOCAL_REPLY_BODY%] %REQ(x-a)% %RESPONSE_CODE% %PROTOCOL%\n" } } },
+        { "match": { "prefix": "/bf2" }, "direct_response": { "status": 200, "body": { "inline_string": "hi" },
+          "body_format": { "json_format": { "b": "%LOCAL_REPLY_BODY%", "a": "%REQ(x-a)%", "c": "%RESPONSE_CODE%" } } } },
+        { "match": { "prefix": "/bf3" }, "direct_response": { "status": 404,
+          "body_format": { "text_format": "x%LOCAL_REPLY_BODY%y", "content_type": "text/html" } } },
+    ]);
+    let legate = Legate::start(bootstrap().routes(routes).yaml()).await;
+    for (path, status, body, content_type) in [
+        ("/bf1", 201, "[hi] AA 0 HTTP/1.1\n", "text/plain"),
+        ("/bf2", 200, "{\"a\":\"AA\",\"b\":\"hi\",\"c\":0}\n", "application/json"),
+        ("/bf3", 404, "xy", "text/html"),
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nhost: a\r\nx-a: AA\r\nconnection: close\r\n\r\n");
+        let r = raw(legate.listener("main"), req.as_bytes()).await.expect("a response");
+        assert_eq!((r.status, String::from_utf8_lossy(&r.body).as_ref()), (status, body), "{path}");
+        assert_eq!(r.header("content-type").as_deref(), Some(content_type), "{path}");
+        assert_eq!(r.header("content-length"), Some(body.len().to_string()), "{path}");
     }
 }

@@ -42,13 +42,18 @@ async fn weighted_clusters_pick_by_header_hash_and_cluster_header() {
         let url = legate.url("main", path);
         async move { c.get_with(&url, &headers).await }
     };
-    for (w, want, authority) in [("0", "a", "orig"), ("1", "b", "rb.example"), ("2", "b", "rb.example"), ("3", "a", "orig")] {
+    for (w, want, authority) in
+        [("0", "a", "orig"), ("1", "b", "rb.example"), ("2", "b", "rb.example"), ("3", "a", "orig")]
+    {
         let r = get("/hdr", vec![("host", "orig"), ("x-w", w)]).await;
         assert_eq!(r.instance(), want, "x-w: {w}");
         let e = r.echo();
         assert_eq!(e["authority"], json!(authority), "x-w: {w}");
         // Envoy sets neither for a weighted cluster's rewrite.
-        assert_eq!((&e["headers"]["x-envoy-original-host"], &e["headers"]["x-forwarded-host"]), (&json!(null), &json!(null)));
+        assert_eq!(
+            (&e["headers"]["x-envoy-original-host"], &e["headers"]["x-forwarded-host"]),
+            (&json!(null), &json!(null))
+        );
     }
     for (h, want) in [("a", "b"), ("b", "a"), ("c", "b"), ("j", "b")] {
         for _ in 0..3 {

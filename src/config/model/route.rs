@@ -193,7 +193,10 @@ pub enum HeaderMatchKind {
     Present(bool),
     String(StringMatcher),
     /// `range_match`: the value, read as a decimal integer, in `[start, end)`.
-    Range { start: i64, end: i64 },
+    Range {
+        start: i64,
+        end: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -457,4 +460,15 @@ pub struct DirectResponseAction {
     pub status: u16,
     /// `body.inline_string` / `inline_bytes` / `filename` (read at validation).
     pub body: Option<bytes::Bytes>,
+    /// `body_format`: the body sent, formatted (`%LOCAL_REPLY_BODY%` is `body`).
+    pub body_format: Option<BodyFormat>,
+}
+
+/// `DirectResponseAction.body_format` (a `SubstitutionFormatString`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyFormat {
+    /// `text_format` / `text_format_source` / `json_format` (compiled at validation).
+    pub format: super::AccessLogFormat,
+    /// `content_type`: else `text/plain` for text, `application/json` for JSON.
+    pub content_type: Option<String>,
 }

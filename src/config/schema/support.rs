@@ -654,8 +654,9 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", &["log_format"], &[]),
     m(
         "envoy.config.core.v3.SubstitutionFormatString",
-        &["text_format", "text_format_source", "json_format"],
-        &["content_type", "omit_empty_values"],
+        // `content_type`: a direct response's `body_format` (access logs have no use for it).
+        &["text_format", "text_format_source", "json_format", "content_type"],
+        &["omit_empty_values"],
     ),
     // validate/cluster.rs
     m(
@@ -931,7 +932,7 @@ pub(crate) static TABLE: &[Message] = &[
             "cors",
             // The local rate limit filter's descriptors (validate/local_ratelimit.rs).
             "rate_limits",
-            "require_tls", // routing/mod.rs (issue 16)
+            "require_tls",             // routing/mod.rs (issue 16)
             "request_mirror_policies", // routing/compile.rs (issue 16)
         ],
         &[],
@@ -1046,7 +1047,8 @@ pub(crate) static TABLE: &[Message] = &[
         ],
         &[],
     ),
-    m("envoy.config.route.v3.DirectResponseAction", &["status", "body"], &[]),
+    // body_format: routing/compile.rs, proxy/dispatch.rs (issue 16).
+    m("envoy.config.route.v3.DirectResponseAction", &["status", "body", "body_format"], &[]),
     m("envoy.config.core.v3.HeaderValueOption", &["header", "append", "append_action", "keep_empty_value"], &[]),
     m("envoy.config.core.v3.HeaderValue", &["key", "value"], &[]),
     m(
@@ -1059,7 +1061,7 @@ pub(crate) static TABLE: &[Message] = &[
             "case_sensitive",
             "headers",
             "query_parameters",
-            "grpc", // routing/matcher.rs
+            "grpc",        // routing/matcher.rs
             "tls_context", // routing/matcher.rs (issue 16)
         ],
         &[],

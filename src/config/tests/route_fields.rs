@@ -28,7 +28,10 @@ fn vhost(text: &str) -> VirtualHost {
 
 /// With `require_tls` set on the virtual host.
 fn with_require_tls(value: &str) -> String {
-    v3(ROUTE_A, A_SVC).replace("              domains: [\"*\"]\n", &format!("              domains: [\"*\"]\n              require_tls: {value}\n"))
+    v3(ROUTE_A, A_SVC).replace(
+        "              domains: [\"*\"]\n",
+        &format!("              domains: [\"*\"]\n              require_tls: {value}\n"),
+    )
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn header_ranges_and_missing_as_empty_are_read() {
         &format!("{VH}.routes[0].match.headers[0].range_match.end: expected a 64-bit integer"),
     );
     let two = routes.replace("{name: x-z, range_match: {}}", "{name: x-z, range_match: {}, exact_match: a}");
-    has(&errs(&v3(&two, A_SVC)), &format!("{VH}.routes[0].match.headers[2]: only one header match specifier may be set"));
+    has(
+        &errs(&v3(&two, A_SVC)),
+        &format!("{VH}.routes[0].match.headers[2]: only one header match specifier may be set"),
+    );
 }
 
 #[test]
@@ -66,7 +72,8 @@ fn redirect_regex_rewrite_is_one_of_the_path_rewrites() {
 
 #[test]
 fn require_tls_and_tls_context_are_read() {
-    for (v, want) in [("NONE", RequireTls::None), ("EXTERNAL_ONLY", RequireTls::ExternalOnly), ("ALL", RequireTls::All)] {
+    for (v, want) in [("NONE", RequireTls::None), ("EXTERNAL_ONLY", RequireTls::ExternalOnly), ("ALL", RequireTls::All)]
+    {
         assert_eq!(vhost(&with_require_tls(v)).require_tls, want, "{v}");
     }
     assert_eq!(vhost(&v3(ROUTE_A, A_SVC)).require_tls, RequireTls::None);
@@ -83,7 +90,9 @@ fn require_tls_and_tls_context_are_read() {
 
 #[test]
 fn weighted_clusters_pick_by_header_or_hash_and_name_by_header() {
-    let route = |w: &str| format!("              - match: {{prefix: \"/\"}}\n                route: {{weighted_clusters: {{{w}}}}}\n");
+    let route = |w: &str| {
+        format!("              - match: {{prefix: \"/\"}}\n                route: {{weighted_clusters: {{{w}}}}}\n")
+    };
     let vh = vhost(&v3(
         &route("header_name: X-W, clusters: [{name: a_svc, weight: 1, host_rewrite_literal: h.example}, {cluster_header: X-Cl, weight: 2}]"),
         A_SVC,
@@ -91,7 +100,10 @@ fn weighted_clusters_pick_by_header_or_hash_and_name_by_header() {
     let RouteAction::Forward(f) = &vh.routes[0].action else { panic!("not forward") };
     assert_eq!(f.weighted_pick, WeightedPick::Header("x-w".into()));
     let ClusterSpecifier::Weighted(ws) = &f.cluster else { panic!("not weighted") };
-    assert_eq!((ws[0].name.as_str(), ws[0].host_rewrite.as_deref(), ws[0].cluster_header.as_deref()), ("a_svc", Some("h.example"), None));
+    assert_eq!(
+        (ws[0].name.as_str(), ws[0].host_rewrite.as_deref(), ws[0].cluster_header.as_deref()),
+        ("a_svc", Some("h.example"), None)
+    );
     assert_eq!((ws[1].name.as_str(), ws[1].cluster_header.as_deref()), ("", Some("x-cl")));
     let vh = vhost(&v3(&route("use_hash_policy: true, clusters: [{name: a_svc, weight: 1}]"), A_SVC));
     let RouteAction::Forward(f) = &vh.routes[0].action else { panic!("not forward") };
@@ -118,11 +130,33 @@ fn mirror_policies_at_every_level_name_known_clusters() {
     let RouteSource::Inline(rc) = &b.listeners[0].hcms().next().unwrap_or_else(|| panic!("no hcm")).routes else {
         panic!("not inline")
     };
-    assert_eq!((&rc.mirrors[0].cluster, rc.mirrors[0].host_rewrite.as_deref()), (&MirrorCluster::Named("a_svc".into()), Some("m.example")));
+    assert_eq!(
+        (&rc.mirrors[0].cluster, rc.mirrors[0].host_rewrite.as_deref()),
+        (&MirrorCluster::Named("a_svc".into()), Some("m.example"))
+    );
     assert_eq!(rc.virtual_hosts[0].mirrors[0].cluster, MirrorCluster::Header("x-m".into()));
     let bad = text.replace("[{cluster_header: x-m}]", "[{cluster: nosuch}]");
     has(&errs(&bad), &format!("{VH}.request_mirror_policies[0].cluster: route: unknown shadow cluster 'nosuch'"));
     let bad = text.replace("[{cluster: a_svc, host_rewrite_literal: m.example}]", "[{cluster: nosuch}]");
     let rc_at = VH.trim_end_matches(".virtual_hosts[0]");
     has(&errs(&bad), &format!("{rc_at}.request_mirror_policies[0].cluster: route: unknown shadow cluster 'nosuch'"));
+}
+
+#[test]
+fn direct_response_body_format_is_compiled_at_validation() {
+    let route = |f: &str| {
+        format!("              - match: {{prefix: \"/\"}}\n                direct_response: {{status: 200, body: {{inline_string: hi}}, body_format: {{{f}}}}}\n")
+    };
+    let vh = vhost(&v3(&route("text_format: \"[%LOCAL_REPLY_BODY%]\", content_type: text/html"), A_SVC));
+    let RouteAction::DirectResponse(d) = &vh.routes[0].action else { panic!("not direct") };
+    let f = d.body_format.as_ref().unwrap_or_else(|| panic!("no body_format"));
+    assert_eq!(
+        (&f.format, f.content_type.as_deref()),
+        (&AccessLogFormat::Text("[%LOCAL_REPLY_BODY%]".into()), Some("text/html"))
+    );
+    let vh = vhost(&v3(&route("json_format: {b: \"%LOCAL_REPLY_BODY%\"}"), A_SVC));
+    let RouteAction::DirectResponse(d) = &vh.routes[0].action else { panic!("not direct") };
+    assert!(matches!(d.body_format.as_ref().map(|f| &f.format), Some(AccessLogFormat::Json(_))));
+    let e = errs(&v3(&route("text_format: \"%NO_SUCH_OPERATOR%\""), A_SVC));
+    assert!(e.iter().any(|e| e.starts_with(&format!("{VH}.routes[0].direct_response.body_format: "))), "{e:#?}");
 }

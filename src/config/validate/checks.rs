@@ -87,7 +87,10 @@ fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<St
         for (m, mirror) in list.iter().enumerate() {
             if let MirrorCluster::Named(c) = &mirror.cluster {
                 if !clusters.contains(c) {
-                    err(format!("{at}.request_mirror_policies[{m}].cluster"), format!("route: unknown shadow cluster '{c}'"));
+                    err(
+                        format!("{at}.request_mirror_policies[{m}].cluster"),
+                        format!("route: unknown shadow cluster '{c}'"),
+                    );
                 }
             }
         }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::config::filters::Fraction;
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
-    RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn, RetryPolicy, Route, RouteAction,
-    RouteConfig, VirtualHost, WeightedCluster, WeightedPick,
+    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
+    RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn, RetryPolicy, Route,
+    RouteAction, RouteConfig, VirtualHost, WeightedCluster, WeightedPick,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -590,6 +590,23 @@ fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Direc
     let status_path = o.at("status");
     let body_path = o.at("body");
     let body = o.obj(ctx, "body").and_then(|b| data_source(ctx, b));
+    let format_at = o.at("body_format");
+    let body_format = o.obj(ctx, "body_format").and_then(|f| super::access_log::format_string(ctx, f));
+    let body_format = match body_format {
+        // Only a format that compiles (the error names the operator).
+        Some((format, content_type)) => match crate::access_log::LineFormat::build(&format) {
+            Ok(_) if content_type.as_deref().is_some_and(|c| http::HeaderValue::from_str(c).is_err()) => {
+                ctx.err(format!("{format_at}.content_type"), "expected a header value");
+                None
+            }
+            Ok(_) => Some(BodyFormat { format, content_type }),
+            Err(e) => {
+                ctx.err(&format_at, e);
+                None
+            }
+        },
+        None => None,
+    };
     o.finish(ctx, &[]);
     let status = match status {
         Some(s @ 100..=599) => s as u16,
@@ -609,7 +626,7 @@ fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Direc
             ctx.err(&body_path, format!("body of {} bytes exceeds the limit of {max_body} bytes", b.len()));
         }
     }
-    (ctx.error_count() == before).then_some(DirectResponseAction { status, body })
+    (ctx.error_count() == before).then_some(DirectResponseAction { status, body, body_format })
 }
 
 /// The deprecated `cors` field of a virtual host (Envoy 1.40 still accepts it, with a

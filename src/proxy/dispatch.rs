@@ -343,7 +343,9 @@ pub(super) async fn process(
                 }
                 resp
             };
-            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+            if !vh.is_tls_redirect(route) {
+                response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+            }
             Ok(resp)
         }
         ActionRt::Forward(fwd) => {

@@ -1,4 +1,5 @@
-//! Evaluates Envoy's route matchers against one request: path, headers, query parameters.
+//! Evaluates Envoy's route matchers against one request: path, headers (`range_match`,
+//! `treat_missing_header_as_empty`), query parameters, `grpc`, `tls_context`.
 
 use http::HeaderMap;
 
@@ -167,11 +168,10 @@ pub fn header_matches(h: &HeaderMatcher, req: &RequestView<'_>) -> bool {
         ":authority" | "host" => Some(one(req.authority)),
         ":scheme" => Some(one(req.scheme)),
         name => {
-            let mut values = req.headers.get_all(name).iter().peekable();
-            match values.peek() {
-                None => None,
-                Some(_) => Some(values.any(|v| one(v.to_str().unwrap_or("")))),
-            }
+            let mut values = req.headers.get_all(name).iter();
+            values
+                .next()
+                .map(|first| one(first.to_str().unwrap_or("")) || values.any(|v| one(v.to_str().unwrap_or(""))))
         }
     };
     match found {

@@ -78,6 +78,12 @@ impl VirtualHostRt {
     pub fn matchers(&self) -> &[RouteMatch] {
         &self.matching.matchers
     }
+
+    /// Whether `route` is the `require_tls` redirect (which Envoy answers with no header
+    /// operations of the virtual host or the route configuration).
+    pub fn is_tls_redirect(&self, route: &RouteRt) -> bool {
+        self.ssl_redirect.as_ref().is_some_and(|(_, r)| std::ptr::eq(&**r, route))
+    }
 }
 
 pub struct RouteRt {

@@ -126,7 +126,8 @@ async fn require_tls_redirects_plaintext_as_envoy() {
     let ca = Ca::new("require tls ca");
     let server = ca.server(&["localhost"], crate::common::tls::Alg::Ecdsa);
     let vhosts = json!([
-        {"name": "t", "domains": ["t"], "require_tls": "ALL", "routes": [direct(json!({"prefix": "/"}), "t")]},
+        {"name": "t", "domains": ["t"], "require_tls": "ALL", "routes": [direct(json!({"prefix": "/"}), "t")],
+         "response_headers_to_add": [{"header": {"key": "x-vh", "value": "1"}}]},
         {"name": "x", "domains": ["x"], "require_tls": "EXTERNAL_ONLY", "routes": [direct(json!({"prefix": "/"}), "x")]},
         vhost("n", &["n"], json!([direct(json!({"prefix": "/"}), "n")])),
     ]);
@@ -161,6 +162,14 @@ async fn require_tls_redirects_plaintext_as_envoy() {
         assert_eq!((s, loc), (404, None), "{host}:8080 is not the virtual host's domain");
     }
     assert_eq!(get(&legate, "n", "/p", &[]).await.0, 200, "require_tls unset");
+    // Envoy's redirect carries none of the virtual host's header operations.
+    let r = raw(legate.listener("main"), b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(r.expect("a response").header("x-vh"), None);
+    let r = raw(
+        legate.listener("main"),
+        b"GET / HTTP/1.1\r\nhost: t\r\nx-forwarded-proto: https\r\nconnection: close\r\n\r\n",
+    );
+    assert_eq!(r.await.expect("a response").header("x-vh").as_deref(), Some("1"), "served: the vhost's headers");
 
     // An internal client: EXTERNAL_ONLY serves it, ALL still redirects.
     let internal = |host: &'static str| {

@@ -64,4 +64,7 @@ pub struct LogContext<'a> {
     pub tls: Option<&'a crate::tls::Session>,
     /// The stream's dynamic metadata (`%DYNAMIC_METADATA(...)%`).
     pub dynamic_metadata: Option<&'a crate::filters::DynamicMetadata>,
+    /// The body of the local reply being formatted (`%LOCAL_REPLY_BODY%`, a direct
+    /// response's `body_format`); `None` elsewhere.
+    pub local_reply_body: Option<&'a str>,
 }

@@ -49,6 +49,8 @@ pub(crate) enum Operator {
     DownstreamPeerUriSan,
     DownstreamPeerSerial,
     DownstreamPeerFingerprint256,
+    /// `LOCAL_REPLY_BODY`: a direct response's body under its `body_format`.
+    LocalReplyBody,
     /// `DYNAMIC_METADATA(NAMESPACE[:KEY]):Z`
     DynamicMetadata {
         namespace: String,
@@ -156,6 +158,7 @@ impl Operator {
             "PROTOCOL" => Operator::Protocol,
             "RESPONSE_CODE" => Operator::ResponseCode,
             "RESPONSE_CODE_DETAILS" => Operator::ResponseCodeDetails,
+            "LOCAL_REPLY_BODY" => Operator::LocalReplyBody,
             "RESPONSE_FLAGS" => Operator::ResponseFlags,
             "BYTES_RECEIVED" => Operator::BytesReceived,
             "BYTES_SENT" => Operator::BytesSent,
@@ -208,6 +211,8 @@ impl Operator {
             Operator::Protocol => text(ctx.protocol.map(protocol_name)),
             Operator::ResponseCode => Value::Number(ctx.response_code.map_or(0, u64::from)),
             Operator::ResponseCodeDetails => text(ctx.response_code_details),
+            // Envoy renders an empty body as nothing, not `-`.
+            Operator::LocalReplyBody => Value::Text(Cow::Borrowed(ctx.local_reply_body.unwrap_or(""))),
             Operator::ResponseFlags => match ctx.response_flags {
                 "" => Value::Text(Cow::Borrowed("-")),
                 flags => Value::Text(Cow::Borrowed(flags)),

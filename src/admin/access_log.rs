@@ -97,6 +97,7 @@ impl AdminRequest {
             route_name: None,
             tls: None,
             dynamic_metadata: None,
+            local_reply_body: None,
         };
         let mut line = String::with_capacity(256);
         log.format.render(&ctx, &mut line);

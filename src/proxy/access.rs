@@ -156,6 +156,7 @@ impl PendingLog {
             route_name: self.trace.route_name.as_deref(),
             tls: self.tls.as_deref(),
             dynamic_metadata: self.trace.metadata.as_deref(),
+            local_reply_body: None,
         };
         for logger in self.loggers.iter() {
             if let Some(w) = &logger.writer {

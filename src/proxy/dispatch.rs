@@ -69,6 +69,62 @@ fn known_method(m: &Method) -> bool {
     )
 }
 
+/// A direct response's body under its `body_format`: rendered on the request as the filters
+/// left it, before any response exists (`%RESPONSE_CODE%` is 0, as in Envoy), with the
+/// configured body as `%LOCAL_REPLY_BODY%`.
+fn format_body(
+    line: &crate::access_log::LineFormat,
+    body: &Bytes,
+    parts: &http::request::Parts,
+    ctx: &ConnCtx,
+    route: &crate::routing::RouteRt,
+    (authority, path, method): (&str, &str, &str),
+) -> Bytes {
+    let env = FormatEnv {
+        start: SystemTime::now(),
+        version: parts.version,
+        remote: ctx.remote,
+        local: ctx.local,
+        tls: ctx.tls.get().cloned(),
+        route_name: route.name.clone(),
+    };
+    let text = String::from_utf8_lossy(body);
+    let req = FormatRequest { headers: &parts.headers, method, path, authority };
+    let mut log = env.context(req, FormatResponse::default());
+    log.local_reply_body = Some(text.as_ref());
+    let mut out = String::new();
+    line.render(&log, &mut out);
+    Bytes::from(out)
+}
+
+/// What routing sees of the connection: the client's certificate, and for `require_tls` the
+/// `x-forwarded-proto` and `x-envoy-internal` the connection manager sets before routing
+/// (legate sets them on the forwarded request only, in `headers::mutate_forwarding`).
+fn routing_downstream(
+    ctx: &ConnCtx,
+    cfg: &crate::config::model::HttpConnectionManager,
+    h: &http::HeaderMap,
+    require_tls: bool,
+) -> crate::routing::matcher::Downstream {
+    let tls = ctx.tls.get();
+    // legate's verifier refuses a certificate it cannot validate: one presented was validated.
+    let presented = tls.is_some_and(|t| t.peer.is_some());
+    let mut d = crate::routing::matcher::Downstream {
+        cert_presented: presented,
+        cert_validated: presented,
+        ..Default::default()
+    };
+    if require_tls {
+        d.https = match h.get(&headers::X_FORWARDED_PROTO) {
+            Some(v) if !cfg.use_remote_address => v.as_bytes() == b"https",
+            _ => tls.is_some(),
+        };
+        d.internal = headers::client_is_internal(h, cfg, ctx.remote)
+            && (cfg.use_remote_address || h.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v.as_bytes() == b"true"));
+    }
+    d
+}
+
 pub(super) async fn process(
     ctx: &ConnCtx,
     clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
@@ -144,7 +200,8 @@ pub(super) async fn process(
         }
     }
     let method_str = parts.method.as_str().to_string();
-    let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let mut view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    view.downstream = routing_downstream(ctx, cfg, &parts.headers, table.require_tls);
     let found = table.find(&view);
     if let Some(up) = &trace.upgrade {
         // Decided with the route, before the filters, as Envoy builds the upgrade's chain.
@@ -165,7 +222,21 @@ pub(super) async fn process(
     // The weighted cluster is chosen with the route, before the filters run, as in Envoy.
     let picked = match &found {
         Ok((_, route)) => match &route.action {
-            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters)),
+            ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters, || {
+                // `use_hash_policy`: the route's hash, on the request as routing sees it.
+                let policy = fwd.hash_policy.as_ref()?;
+                policy
+                    .key(&HashInput {
+                        headers: &parts.headers,
+                        path: &full_path,
+                        authority: &authority_str,
+                        method: &method_str,
+                        remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+                        peer: ctx.remote,
+                        local: ctx.local,
+                    })
+                    .hash
+            })),
             _ => None,
         },
         Err(_) => None,
@@ -231,15 +302,22 @@ pub(super) async fn process(
     }
 
     match &route.action {
-        ActionRt::Direct { status, body } => {
+        ActionRt::Direct { status, body, format } => {
             trace.local_reply = true;
             trace.details = Some("direct_response");
-            let body = body.clone().unwrap_or_default();
+            let mut body = body.clone().unwrap_or_default();
+            if let Some((line, _)) = format.as_deref() {
+                body = format_body(line, &body, parts, ctx, route, (&authority_str, &full_path, &method_str));
+            }
             let mut resp = if local_reply::is_grpc_request(&parts.headers) {
                 let head = parts.method == Method::HEAD;
                 local_reply::grpc_direct_reply(*status, &body, None, &hcm.server_name, head)
             } else {
-                reply(*status, body, &hcm.server_name)
+                let mut resp = reply(*status, body, &hcm.server_name);
+                if let Some((_, content_type)) = format.as_deref() {
+                    resp.headers_mut().insert(http::header::CONTENT_TYPE, content_type.clone());
+                }
+                resp
             };
             if *status == StatusCode::CREATED {
                 if let Ok(v) = HeaderValue::from_str(&format!("http://{authority_str}{full_path}")) {
@@ -265,7 +343,9 @@ pub(super) async fn process(
                 }
                 resp
             };
-            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+            if !vh.is_tls_redirect(route) {
+                response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+            }
             Ok(resp)
         }
         ActionRt::Forward(fwd) => {
@@ -356,6 +436,12 @@ pub(super) async fn process(
                 }
                 // Resolved per host below.
                 HostRewrite::Auto => authority,
+            };
+            // The chosen weighted cluster's `host_rewrite_literal`: the host only (Envoy
+            // sets neither `x-envoy-original-host` nor `x-forwarded-host` for it).
+            let chosen_authority = match weighted.and_then(|w| w.host_rewrite.as_ref()) {
+                Some(h) => h.clone(),
+                None => chosen_authority,
             };
             let shadows = if fwd.mirrors.is_empty() {
                 None

@@ -72,6 +72,7 @@ impl FormatEnv {
             route_name: self.route_name.as_deref(),
             tls: self.tls.as_deref(),
             dynamic_metadata: None,
+            local_reply_body: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub(super) struct Shadows {
 struct Shadow {
     cluster: Arc<Cluster>,
     keep_host: bool,
+    /// `host_rewrite_literal`
+    host: Option<HeaderValue>,
 }
 
 impl Shadows {
@@ -65,7 +67,7 @@ impl Shadows {
                         headers.get(h).and_then(|v| v.to_str().ok()).and_then(|n| clusters.get(n)).cloned()
                     }
                 }?;
-                Some(Shadow { cluster, keep_host: m.keep_host })
+                Some(Shadow { cluster, keep_host: m.keep_host, host: m.host_rewrite.clone() })
             })
             .collect();
         (!list.is_empty()).then_some(Shadows { list, local_ip })
@@ -75,7 +77,11 @@ impl Shadows {
     pub fn spawn(self, main: &AttemptTemplate, body: MirrorBody, timeout: Option<Duration>) {
         let timeout = timeout.unwrap_or(UNTIMED);
         for shadow in self.list {
-            let template = copy(main, shadow.keep_host, self.local_ip);
+            let mut template = copy(main, shadow.keep_host, self.local_ip);
+            if let Some(host) = shadow.host {
+                // Envoy sets the literal as is: no `-shadow` suffix.
+                template.authority = host;
+            }
             let body = body.clone();
             tokio::spawn(async move {
                 let cluster = shadow.cluster;

@@ -166,6 +166,7 @@ pub fn apply<'a>(c: Controls, timeout: Option<Duration>, policy: Option<&'a Retr
             name,
             kind: HeaderMatchKind::Present(true),
             invert_match: false,
+            treat_missing_as_empty: false,
         }));
         Some(Cow::Owned(p))
     };

@@ -59,7 +59,12 @@ pub fn redirect_location(
                 _ => to.clone(),
             }
         }
-        (None, None) => path.to_string(),
+        (None, None) => match &rd.regex_rewrite {
+            // The path without its query, as Envoy rewrites it; the query follows unless
+            // `strip_query`. The substitution is in the `regex` crate's syntax (compiled).
+            Some(r) => r.pattern.replace_all(path, r.substitution.as_str()).into_owned(),
+            None => path.to_string(),
+        },
     };
     if !rd.strip_query && !new_path.contains('?') {
         new_path.push_str(query);

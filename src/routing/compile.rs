@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 
 use super::header_ops::HeaderOpsRt;
@@ -24,14 +24,19 @@ use crate::upstream::Cluster;
 pub(super) fn build_vhost(
     vh: &model::VirtualHost,
     rc_per_filter: &[model::PerFilterConfig],
+    rc_mirrors: &[model::MirrorPolicy],
     clusters: &HashMap<String, Arc<Cluster>>,
     chain: &Chain,
     old: Option<(&VirtualHostRt, &HashSet<&str>)>,
 ) -> Result<VirtualHostRt, String> {
     // A route compiles from itself, the virtual host's retry policy, the per-filter configs
-    // above it and its clusters.
+    // and mirror policies above it and its clusters.
     let old = old.filter(|(o, _)| {
-        o.retry_policy == vh.retry_policy && o.per_filter.0 == vh.per_filter && o.per_filter.1 == rc_per_filter
+        o.retry_policy == vh.retry_policy
+            && o.per_filter.0 == vh.per_filter
+            && o.per_filter.1 == rc_per_filter
+            && o.mirrors.0 == vh.mirrors
+            && o.mirrors.1 == rc_mirrors
     });
     let (n, m) = (vh.routes.len(), old.map_or(0, |(o, _)| o.sources.len()));
     let same = |i: usize, j: usize| old.is_some_and(|(o, _)| Kept::ptr_eq(&vh.routes[i], &o.sources[j]));
@@ -52,7 +57,7 @@ pub(super) fn build_vhost(
         };
         routes.push(match kept {
             Some(r) => r,
-            None => Arc::new(build_route(r, vh, rc_per_filter, clusters, chain)?),
+            None => Arc::new(build_route(r, vh, (rc_per_filter, rc_mirrors), clusters, chain)?),
         });
     }
     let matching = match old {
@@ -78,7 +83,29 @@ pub(super) fn build_vhost(
         sources: vh.routes.clone(),
         retry_policy: vh.retry_policy.clone(),
         per_filter: (vh.per_filter.clone(), rc_per_filter.to_vec()),
+        mirrors: (vh.mirrors.clone(), rc_mirrors.to_vec()),
+        ssl_redirect: (vh.require_tls != model::RequireTls::None).then(|| (vh.require_tls, Box::new(ssl_redirect()))),
     })
+}
+
+/// The route `require_tls` answers with: 301 to `https://` with the request's host and path
+/// (query included), nothing else changed, no header operations of its own.
+fn ssl_redirect() -> RouteRt {
+    RouteRt {
+        name: None,
+        action: ActionRt::Redirect(model::RedirectAction {
+            scheme: Some("https".to_string()),
+            host: None,
+            port: None,
+            path: None,
+            prefix_rewrite: None,
+            regex_rewrite: None,
+            strip_query: false,
+            status: 301,
+        }),
+        headers: HeaderOpsRt::default(),
+        filters: None,
+    }
 }
 
 impl RouteRt {
@@ -91,7 +118,9 @@ impl RouteRt {
             ActionRt::Forward(f) => {
                 let target = match &f.target {
                     Target::Cluster(c) => names.contains(c.name.as_str()),
-                    Target::Weighted { entries, .. } => entries.iter().any(|w| names.contains(w.cluster.name.as_str())),
+                    Target::Weighted { entries, .. } => {
+                        entries.iter().any(|w| w.header.is_none() && names.contains(w.cluster.name.as_str()))
+                    }
                     Target::Header(_) => false,
                 };
                 target || f.mirror_clusters().any(|c| names.contains(c.name.as_str()))
@@ -108,7 +137,7 @@ fn cluster_ref(name: &str, clusters: &HashMap<String, Arc<Cluster>>) -> ClusterR
 fn build_route(
     r: &model::Route,
     vh: &model::VirtualHost,
-    rc_per_filter: &[model::PerFilterConfig],
+    (rc_per_filter, rc_mirrors): (&[model::PerFilterConfig], &[model::MirrorPolicy]),
     clusters: &HashMap<String, Arc<Cluster>>,
     chain: &Chain,
 ) -> Result<RouteRt, String> {
@@ -121,14 +150,35 @@ fn build_route(
                     let mut entries = Vec::with_capacity(list.len());
                     for w in list {
                         total += u64::from(w.weight);
+                        let header = match &w.cluster_header {
+                            Some(h) => Some(
+                                HeaderName::from_bytes(h.as_bytes())
+                                    .map_err(|_| format!("invalid weighted cluster_header {h:?}"))?,
+                            ),
+                            None => None,
+                        };
+                        let host_rewrite = match &w.host_rewrite {
+                            Some(h) => Some(
+                                HeaderValue::from_str(h).map_err(|_| format!("invalid host_rewrite_literal {h:?}"))?,
+                            ),
+                            None => None,
+                        };
                         entries.push(WeightedRt {
                             cluster: cluster_ref(&w.name, clusters),
+                            header,
+                            host_rewrite,
                             cumulative: total,
                             headers: HeaderOpsRt::build(&w.headers)?,
                             filters: chain.slots(&[&w.per_filter, &r.per_filter, &vh.per_filter, rc_per_filter]),
                         });
                     }
-                    Target::Weighted { entries, total }
+                    let pick_header = match &f.weighted_pick {
+                        model::WeightedPick::Header(h) => Some(
+                            HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header_name {h:?}"))?,
+                        ),
+                        _ => None,
+                    };
+                    Target::Weighted { entries, total, pick: f.weighted_pick.clone(), pick_header }
                 }
                 ClusterSpecifier::Header(h) => Target::Header(
                     HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid cluster_header {h:?}"))?,
@@ -163,14 +213,41 @@ fn build_route(
                         include_vh: f.include_vh_rate_limits,
                     })
                 }),
-                mirrors: f.mirrors.iter().map(|m| mirror(m, clusters)).collect::<Result<_, _>>()?,
+                // The most specific non-empty list: the route's, its virtual host's, the
+                // route configuration's (Envoy does not merge them).
+                mirrors: [f.mirrors.as_slice(), vh.mirrors.as_slice(), rc_mirrors]
+                    .into_iter()
+                    .find(|l| !l.is_empty())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| mirror(m, clusters))
+                    .collect::<Result<_, _>>()?,
                 append_xfh: f.append_x_forwarded_host,
             }))
         }
-        RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),
+        RouteAction::Redirect(rd) => {
+            let mut rd = rd.clone();
+            if let Some(r) = &mut rd.regex_rewrite {
+                r.substitution = re2_substitution(&r.substitution);
+            }
+            ActionRt::Redirect(rd)
+        }
         RouteAction::DirectResponse(d) => ActionRt::Direct {
             status: StatusCode::from_u16(d.status).map_err(|_| format!("invalid status {}", d.status))?,
             body: d.body.clone(),
+            format: match &d.body_format {
+                Some(f) => {
+                    let line = crate::access_log::LineFormat::build(&f.format)?;
+                    let default = match f.format {
+                        model::AccessLogFormat::Json(_) => "application/json",
+                        _ => "text/plain",
+                    };
+                    let ct = f.content_type.as_deref().unwrap_or(default);
+                    let ct = HeaderValue::from_str(ct).map_err(|_| format!("invalid content_type {ct:?}"))?;
+                    Some(Box::new((line, ct)))
+                }
+                None => None,
+            },
         },
     };
     Ok(RouteRt {
@@ -188,7 +265,11 @@ fn mirror(m: &model::MirrorPolicy, clusters: &HashMap<String, Arc<Cluster>>) -> 
             HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid mirror cluster_header {h:?}"))?,
         ),
     };
-    Ok(MirrorRt { target, fraction: m.fraction, keep_host: m.keep_host })
+    let host_rewrite = match &m.host_rewrite {
+        Some(h) => Some(HeaderValue::from_str(h).map_err(|_| format!("invalid mirror host_rewrite_literal {h:?}"))?),
+        None => None,
+    };
+    Ok(MirrorRt { target, fraction: m.fraction, keep_host: m.keep_host, host_rewrite })
 }
 
 /// Envoy's RE2 substitution (`\1`, `\\`) in the `regex` crate's syntax (`${1}`, `$$`).

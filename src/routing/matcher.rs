@@ -1,9 +1,11 @@
-//! Evaluates Envoy's route matchers against one request: path, headers, query parameters.
+//! Evaluates Envoy's route matchers against one request: path, headers (`range_match`,
+//! `treat_missing_header_as_empty`), query parameters, `grpc`, `tls_context`.
 
 use http::HeaderMap;
 
 use crate::config::model::{
     HeaderMatchKind, HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatch, StringMatcher,
+    TlsContextMatch,
 };
 
 /// What a matcher looks at, extracted once per request.
@@ -17,6 +19,22 @@ pub struct RequestView<'a> {
     pub authority: &'a str,
     pub scheme: &'a str,
     pub headers: &'a HeaderMap,
+    /// The downstream connection, for `tls_context` and `require_tls`.
+    pub downstream: Downstream,
+}
+
+/// What routing needs to know of the downstream connection and of the headers the
+/// connection manager sets before routing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Downstream {
+    /// The client presented a certificate (`tls_context.presented`).
+    pub cert_presented: bool,
+    /// The client's certificate was validated (`tls_context.validated`).
+    pub cert_validated: bool,
+    /// `x-forwarded-proto` is `https` (`require_tls`).
+    pub https: bool,
+    /// `x-envoy-internal: true` (`require_tls: EXTERNAL_ONLY`).
+    pub internal: bool,
 }
 
 impl<'a> RequestView<'a> {
@@ -31,7 +49,7 @@ impl<'a> RequestView<'a> {
             Some(i) => (&full_path[..i], Some(&full_path[i + 1..])),
             None => (full_path, None),
         };
-        RequestView { full_path, path, query, method, authority, scheme, headers }
+        RequestView { full_path, path, query, method, authority, scheme, headers, downstream: Downstream::default() }
     }
 }
 
@@ -40,6 +58,13 @@ pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
         && (!m.grpc || crate::proxy::local_reply::is_grpc_request(req.headers))
         && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, req))
+        && m.tls_context.is_none_or(|t| tls_matches(&t, &req.downstream))
+}
+
+/// `tls_context`: each option set must equal the connection's (a plaintext connection
+/// presented no certificate and had none validated).
+pub fn tls_matches(t: &TlsContextMatch, d: &Downstream) -> bool {
+    t.presented.is_none_or(|p| p == d.cert_presented) && t.validated.is_none_or(|v| v == d.cert_validated)
 }
 
 pub fn path_matches(pm: &PathMatch, case_sensitive: bool, req: &RequestView<'_>) -> bool {
@@ -127,20 +152,42 @@ pub(crate) fn header_value<'a>(name: &str, req: &RequestView<'a>) -> Option<std:
     }
 }
 
+/// Envoy's header matcher: each value of a repeated header is matched on its own (any one
+/// matching is a match, Envoy 1.40's rule), then `invert_match` applies. A missing header
+/// matches only `present_match: false` (or, inverted, `true`), unless
+/// `treat_missing_header_as_empty`, which matches the empty value instead.
 pub fn header_matches(h: &HeaderMatcher, req: &RequestView<'_>) -> bool {
-    match header_value(&h.name, req) {
+    let one = |v: &str| match &h.kind {
+        HeaderMatchKind::Present(p) => *p,
+        HeaderMatchKind::String(m) => string_matches(m, v),
+        HeaderMatchKind::Range { start, end } => range_matches(*start, *end, v),
+    };
+    let found = match h.name.as_str() {
+        ":path" => Some(one(req.full_path)),
+        ":method" => Some(one(req.method)),
+        ":authority" | "host" => Some(one(req.authority)),
+        ":scheme" => Some(one(req.scheme)),
+        name => {
+            let mut values = req.headers.get_all(name).iter();
+            values
+                .next()
+                .map(|first| one(first.to_str().unwrap_or("")) || values.any(|v| one(v.to_str().unwrap_or(""))))
+        }
+    };
+    match found {
+        Some(r) => r ^ h.invert_match,
+        None if h.treat_missing_as_empty => one("") ^ h.invert_match,
         None => match h.kind {
             HeaderMatchKind::Present(p) => !p ^ h.invert_match,
-            HeaderMatchKind::String(_) => false,
+            HeaderMatchKind::String(_) | HeaderMatchKind::Range { .. } => false,
         },
-        Some(v) => {
-            let r = match &h.kind {
-                HeaderMatchKind::Present(p) => *p,
-                HeaderMatchKind::String(m) => string_matches(m, &v),
-            };
-            r ^ h.invert_match
-        }
     }
+}
+
+/// `range_match`: the value as a decimal integer (surrounding spaces and a sign allowed, as
+/// absl's `SimpleAtoi` reads it) in `[start, end)`.
+pub fn range_matches(start: i64, end: i64, value: &str) -> bool {
+    value.trim_ascii().parse::<i64>().is_ok_and(|n| n >= start && n < end)
 }
 
 pub fn query_matches(q: &QueryParameterMatcher, req: &RequestView<'_>) -> bool {

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 
-use crate::config::model::{self, HostRewrite, Kept, RedirectAction, RetryPolicy, RouteMatch};
+use crate::config::model::{self, HostRewrite, Kept, RedirectAction, RequireTls, RetryPolicy, RouteMatch};
 use crate::filters::{Chain, Slots};
 use crate::upstream::Cluster;
 use header_ops::HeaderOpsRt;
@@ -42,6 +42,8 @@ pub struct RouteTable {
     pub internal_only_headers: Box<[http::HeaderName]>,
     /// `ignore_port_in_host_matching`: virtual hosts are chosen by the host without its port.
     ignore_port: bool,
+    /// Some virtual host has `require_tls`: routing needs the request's forwarded protocol.
+    pub require_tls: bool,
 }
 
 pub struct VirtualHostRt {
@@ -57,6 +59,12 @@ pub struct VirtualHostRt {
     /// The virtual host's and the route configuration's `typed_per_filter_config`, which
     /// the routes' filter slots were resolved with.
     per_filter: (Vec<model::PerFilterConfig>, Vec<model::PerFilterConfig>),
+    /// `require_tls` (not `NONE`) and the route it answers with: a 301 to `https://` on the
+    /// same host and path, as Envoy's SSL redirect route.
+    ssl_redirect: Option<(RequireTls, Box<RouteRt>)>,
+    /// The virtual host's and the route configuration's `request_mirror_policies`, which
+    /// routes without their own were compiled with.
+    mirrors: (Vec<model::MirrorPolicy>, Vec<model::MirrorPolicy>),
 }
 
 /// The routes' matchers and the index over them.
@@ -70,6 +78,12 @@ impl VirtualHostRt {
     pub fn matchers(&self) -> &[RouteMatch] {
         &self.matching.matchers
     }
+
+    /// Whether `route` is the `require_tls` redirect (which Envoy answers with no header
+    /// operations of the virtual host or the route configuration).
+    pub fn is_tls_redirect(&self, route: &RouteRt) -> bool {
+        self.ssl_redirect.as_ref().is_some_and(|(_, r)| std::ptr::eq(&**r, route))
+    }
 }
 
 pub struct RouteRt {
@@ -82,8 +96,14 @@ pub struct RouteRt {
 
 pub enum ActionRt {
     Forward(Box<ForwardRt>),
+    /// Its `regex_rewrite` substitution is in the `regex` crate's syntax (`${1}`).
     Redirect(RedirectAction),
-    Direct { status: StatusCode, body: Option<Bytes> },
+    Direct {
+        status: StatusCode,
+        body: Option<Bytes>,
+        /// `body_format`, compiled, with its `content-type`.
+        format: Option<Box<(crate::access_log::LineFormat, HeaderValue)>>,
+    },
 }
 
 pub struct ClusterRef {
@@ -98,13 +118,22 @@ pub enum Target {
     Weighted {
         entries: Vec<WeightedRt>,
         total: u64,
+        /// Where the value that picks one comes from.
+        pick: model::WeightedPick,
+        /// `header_name`, parsed.
+        pick_header: Option<HeaderName>,
     },
     Header(HeaderName),
 }
 
 /// A cluster of `weighted_clusters`.
 pub struct WeightedRt {
+    /// Named by `cluster_header` when `header` is set (the name is then empty).
     pub cluster: ClusterRef,
+    /// `cluster_header`
+    header: Option<HeaderName>,
+    /// `host_rewrite_literal`
+    pub host_rewrite: Option<HeaderValue>,
     /// The sum of the weights up to and including this one.
     cumulative: u64,
     pub headers: HeaderOpsRt,
@@ -142,6 +171,8 @@ pub struct MirrorRt {
     pub fraction: crate::config::filters::Fraction,
     /// `disable_shadow_host_suffix_append`
     pub keep_host: bool,
+    /// `host_rewrite_literal`: the copy's host as is.
+    pub host_rewrite: Option<HeaderValue>,
 }
 
 pub enum MirrorTarget {
@@ -227,7 +258,7 @@ impl RouteTable {
         for (i, vh) in config.virtual_hosts.iter().enumerate() {
             let old = prev.and_then(|(t, changed)| t.vhosts.get(i).filter(|o| o.name == vh.name).map(|o| (o, changed)));
             vhosts.push(
-                compile::build_vhost(vh, &config.per_filter, clusters, chain, old)
+                compile::build_vhost(vh, &config.per_filter, &config.mirrors, clusters, chain, old)
                     .map_err(|e| format!("virtual host {:?}: {e}", vh.name))?,
             );
         }
@@ -237,7 +268,9 @@ impl RouteTable {
             .iter()
             .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
+        let require_tls = vhosts.iter().any(|v| v.ssl_redirect.is_some());
         Ok(RouteTable {
+            require_tls,
             name: config.name.clone(),
             vhosts,
             domains,
@@ -259,7 +292,9 @@ impl RouteTable {
             ActionRt::Forward(f) => {
                 let target = match &f.target {
                     Target::Cluster(c) => same(c),
-                    Target::Weighted { entries, .. } => entries.iter().all(|w| same(&w.cluster)),
+                    Target::Weighted { entries, .. } => {
+                        entries.iter().filter(|w| w.header.is_none()).all(|w| same(&w.cluster))
+                    }
                     Target::Header(_) => true,
                 };
                 target && f.mirror_clusters().all(same)
@@ -272,6 +307,13 @@ impl RouteTable {
         let host = if self.ignore_port { without_port(req.authority) } else { req.authority };
         let vi = self.domains.find(host).ok_or(NoRoute::NoVirtualHost)?;
         let vh = &self.vhosts[vi];
+        if let Some((require, redirect)) = &vh.ssl_redirect {
+            // Envoy checks `x-forwarded-proto` as the connection manager set it, before any route.
+            let d = &req.downstream;
+            if !d.https && (*require == RequireTls::All || !d.internal) {
+                return Ok((vh, redirect));
+            }
+        }
         let ri = vh.matching.index.find(&vh.matching.matchers, req).ok_or(NoRoute::NoRouteMatch)?;
         Ok((vh, &vh.routes[ri]))
     }
@@ -287,31 +329,60 @@ fn without_port(host: &str) -> &str {
 }
 
 impl Target {
-    /// The cluster for this request: weighted choice, or the one a header names.
+    /// The cluster for this request: weighted choice, or the one a header names. `hash` is
+    /// the route's `hash_policy` hash, asked for by `use_hash_policy` only. A weighted entry
+    /// named by `cluster_header` is served as the route itself (no entry of its own), as
+    /// Envoy does.
     pub fn pick<'a>(
         &'a self,
         headers: &http::HeaderMap,
         clusters: &'a HashMap<String, Arc<Cluster>>,
+        hash: impl FnOnce() -> Option<u64>,
     ) -> (Option<&'a Arc<Cluster>>, Option<&'a WeightedRt>) {
         match self {
             Target::Cluster(c) => (c.cluster.as_ref(), None),
-            Target::Weighted { entries, total } => {
+            Target::Weighted { entries, total, pick, pick_header } => {
                 if *total == 0 {
                     return (None, None);
                 }
-                let r = rand::Rng::gen_range(&mut rand::thread_rng(), 0..*total);
+                let drawn = match (pick, pick_header) {
+                    (model::WeightedPick::Header(_), Some(h)) => single_u64(headers, h),
+                    (model::WeightedPick::Hash, _) => hash(),
+                    _ => None,
+                };
+                let r = drawn.unwrap_or_else(rand::random::<u64>) % *total;
                 let i = entries.partition_point(|w| w.cumulative <= r);
                 match entries.get(i) {
-                    Some(w) => (w.cluster.cluster.as_ref(), Some(w)),
+                    Some(w) => match &w.header {
+                        Some(h) => (header_cluster(headers, h, clusters), None),
+                        None => (w.cluster.cluster.as_ref(), Some(w)),
+                    },
                     None => (None, None),
                 }
             }
-            Target::Header(h) => {
-                let name = headers.get(h).and_then(|v| v.to_str().ok());
-                (name.and_then(|n| clusters.get(n)), None)
-            }
+            Target::Header(h) => (header_cluster(headers, h, clusters), None),
         }
     }
+}
+
+fn header_cluster<'a>(
+    headers: &http::HeaderMap,
+    h: &HeaderName,
+    clusters: &'a HashMap<String, Arc<Cluster>>,
+) -> Option<&'a Arc<Cluster>> {
+    let name = headers.get(h).and_then(|v| v.to_str().ok())?;
+    clusters.get(name)
+}
+
+/// `header_name`'s value: one header (Envoy ignores a repeated one), read as absl's
+/// `SimpleAtoi` reads an unsigned 64-bit integer (spaces and `+` allowed).
+fn single_u64(headers: &http::HeaderMap, h: &HeaderName) -> Option<u64> {
+    let mut values = headers.get_all(h).iter();
+    let v = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    v.to_str().ok()?.trim_ascii().parse().ok()
 }
 
 #[cfg(test)]

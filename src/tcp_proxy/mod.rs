@@ -218,6 +218,7 @@ fn log(proxy: &TcpProxyRt, out: &Outcome, start: SystemTime, started: Instant, r
         bytes_sent: out.tx,
         tls: None,
         dynamic_metadata: None,
+        local_reply_body: None,
         duration: Some(started.elapsed()),
         request_duration: None,
         response_duration: None,

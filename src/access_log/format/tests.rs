@@ -60,6 +60,7 @@ impl Sample {
             route_name: None,
             tls: None,
             dynamic_metadata: None,
+            local_reply_body: None,
         }
     }
 }
@@ -260,4 +261,13 @@ fn response_headers_read_are_listed_once() {
     ]))
     .expect("json");
     assert_eq!(names(&json), ["x-y"]);
+}
+
+#[test]
+fn local_reply_body_is_the_direct_responses_body() {
+    let sample = Sample::new();
+    let ctx = LogContext { local_reply_body: Some("hi"), response_code: None, ..sample.ctx() };
+    assert_eq!(render("[%LOCAL_REPLY_BODY%] %RESPONSE_CODE%", &ctx), "[hi] 0");
+    let ctx = LogContext { local_reply_body: None, ..sample.ctx() };
+    assert_eq!(render("x%LOCAL_REPLY_BODY%y", &ctx), "xy", "nothing, not -");
 }

@@ -50,6 +50,8 @@ pub struct RouteConfig {
     pub ignore_port_in_host_matching: bool,
     /// `typed_per_filter_config`
     pub per_filter: Vec<PerFilterConfig>,
+    /// `request_mirror_policies`: for routes and virtual hosts that have none.
+    pub mirrors: Vec<MirrorPolicy>,
 }
 
 impl RouteConfig {
@@ -63,6 +65,7 @@ impl RouteConfig {
             internal_only_headers: Vec::new(),
             ignore_port_in_host_matching: false,
             per_filter: Vec::new(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -81,6 +84,23 @@ pub struct VirtualHost {
     pub per_filter: Vec<PerFilterConfig>,
     /// `rate_limits`
     pub rate_limits: Vec<super::RateLimitPolicy>,
+    /// `require_tls`: which requests get a 301 to `https` instead of a route.
+    pub require_tls: RequireTls,
+    /// `request_mirror_policies`: for its routes that have none (over the route
+    /// configuration's; the most specific non-empty list applies, never merged).
+    pub mirrors: Vec<MirrorPolicy>,
+}
+
+/// `VirtualHost.require_tls` (`TlsRequirementType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequireTls {
+    /// `NONE`
+    #[default]
+    None,
+    /// `EXTERNAL_ONLY`: requests not marked `x-envoy-internal: true`.
+    ExternalOnly,
+    /// `ALL`
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +122,17 @@ pub struct RouteMatch {
     pub query_parameters: Vec<QueryParameterMatcher>,
     /// `grpc`: only gRPC requests (`content-type: application/grpc` or `application/grpc+...`).
     pub grpc: bool,
+    /// `tls_context`: what the downstream connection's TLS must have been.
+    pub tls_context: Option<TlsContextMatch>,
+}
+
+/// `RouteMatch.TlsContextMatchOptions`: each field, when set, must equal the connection's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TlsContextMatch {
+    /// `presented`: the client presented a certificate.
+    pub presented: Option<bool>,
+    /// `validated`: the client's certificate was validated.
+    pub validated: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +192,11 @@ pub enum HeaderMatchKind {
     /// `present_match: true|false`
     Present(bool),
     String(StringMatcher),
+    /// `range_match`: the value, read as a decimal integer, in `[start, end)`.
+    Range {
+        start: i64,
+        end: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +205,8 @@ pub struct HeaderMatcher {
     pub name: String,
     pub kind: HeaderMatchKind,
     pub invert_match: bool,
+    /// `treat_missing_header_as_empty`: a missing header is matched as the empty value.
+    pub treat_missing_as_empty: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,11 +237,29 @@ pub enum ClusterSpecifier {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightedCluster {
+    /// Empty with `cluster_header`.
     pub name: String,
+    /// `cluster_header`: the cluster is named by this (lowercased) request header; Envoy
+    /// then serves the entry as the route itself (its own header edits, host rewrite and
+    /// per-filter configuration do not apply).
+    pub cluster_header: Option<String>,
+    /// `host_rewrite_literal`: the authority when this cluster is chosen.
+    pub host_rewrite: Option<String>,
     pub weight: u32,
     pub headers: HeaderOps,
     /// `typed_per_filter_config`
     pub per_filter: Vec<PerFilterConfig>,
+}
+
+/// Where the value that picks a weighted cluster comes from (modulo the total weight).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WeightedPick {
+    #[default]
+    Random,
+    /// `header_name`: the (single) header's value as an unsigned integer, else random.
+    Header(String),
+    /// `use_hash_policy`: the route's `hash_policy` hash, else random.
+    Hash,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +287,8 @@ impl PartialEq for RegexRewrite {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardAction {
     pub cluster: ClusterSpecifier,
+    /// How `weighted_clusters` draws its value (`header_name`, `use_hash_policy`).
+    pub weighted_pick: WeightedPick,
     /// `cluster_not_found_response_code`: 503 (default), 404 or 500.
     pub cluster_not_found_status: u16,
     pub prefix_rewrite: Option<String>,
@@ -263,6 +321,8 @@ pub struct MirrorPolicy {
     pub fraction: crate::config::filters::Fraction,
     /// `disable_shadow_host_suffix_append`
     pub keep_host: bool,
+    /// `host_rewrite_literal`: the copy's host, as written (no `-shadow` suffix).
+    pub host_rewrite: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -388,6 +448,8 @@ pub struct RedirectAction {
     pub port: Option<u16>,
     pub path: Option<String>,
     pub prefix_rewrite: Option<String>,
+    /// `regex_rewrite`: applied to the path without its query.
+    pub regex_rewrite: Option<RegexRewrite>,
     pub strip_query: bool,
     /// 301 (default), 302, 303, 307, 308.
     pub status: u16,
@@ -398,4 +460,15 @@ pub struct DirectResponseAction {
     pub status: u16,
     /// `body.inline_string` / `inline_bytes` / `filename` (read at validation).
     pub body: Option<bytes::Bytes>,
+    /// `body_format`: the body sent, formatted (`%LOCAL_REPLY_BODY%` is `body`).
+    pub body_format: Option<BodyFormat>,
+}
+
+/// `DirectResponseAction.body_format` (a `SubstitutionFormatString`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyFormat {
+    /// `text_format` / `text_format_source` / `json_format` (compiled at validation).
+    pub format: super::AccessLogFormat,
+    /// `content_type`: else `text/plain` for text, `application/json` for JSON.
+    pub content_type: Option<String>,
 }

@@ -654,8 +654,9 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", &["log_format"], &[]),
     m(
         "envoy.config.core.v3.SubstitutionFormatString",
-        &["text_format", "text_format_source", "json_format"],
-        &["content_type", "omit_empty_values"],
+        // `content_type`: a direct response's `body_format` (access logs have no use for it).
+        &["text_format", "text_format_source", "json_format", "content_type"],
+        &["omit_empty_values"],
     ),
     // validate/cluster.rs
     m(
@@ -910,6 +911,7 @@ pub(crate) static TABLE: &[Message] = &[
             "internal_only_headers",
             "ignore_port_in_host_matching",
             "virtual_hosts",
+            "request_mirror_policies", // routing/compile.rs (issue 16)
         ],
         &[],
     ),
@@ -930,6 +932,8 @@ pub(crate) static TABLE: &[Message] = &[
             "cors",
             // The local rate limit filter's descriptors (validate/local_ratelimit.rs).
             "rate_limits",
+            "require_tls",             // routing/mod.rs (issue 16)
+            "request_mirror_policies", // routing/compile.rs (issue 16)
         ],
         &[],
     ),
@@ -977,15 +981,23 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"], &[]),
     m(
         "envoy.config.route.v3.RouteAction.RequestMirrorPolicy",
-        &["cluster", "cluster_header", "runtime_fraction", "disable_shadow_host_suffix_append"],
+        &["cluster", "cluster_header", "runtime_fraction", "disable_shadow_host_suffix_append", "host_rewrite_literal"],
         &[],
     ),
-    m("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"], &[]),
+    m(
+        "envoy.config.route.v3.WeightedCluster",
+        // routing/mod.rs `Target::pick` (issue 16): header_name, use_hash_policy.
+        &["clusters", "total_weight", "header_name", "use_hash_policy"],
+        &[],
+    ),
     m(
         "envoy.config.route.v3.WeightedCluster.ClusterWeight",
         &[
             "name",
             "weight",
+            // routing/mod.rs, proxy/dispatch.rs (issue 16).
+            "cluster_header",
+            "host_rewrite_literal",
             "request_headers_to_add",
             "request_headers_to_remove",
             "response_headers_to_add",
@@ -1029,12 +1041,14 @@ pub(crate) static TABLE: &[Message] = &[
             "port_redirect",
             "path_redirect",
             "prefix_rewrite",
+            "regex_rewrite", // proxy/rewrite.rs (issue 16)
             "strip_query",
             "response_code",
         ],
         &[],
     ),
-    m("envoy.config.route.v3.DirectResponseAction", &["status", "body"], &[]),
+    // body_format: routing/compile.rs, proxy/dispatch.rs (issue 16).
+    m("envoy.config.route.v3.DirectResponseAction", &["status", "body", "body_format"], &[]),
     m("envoy.config.core.v3.HeaderValueOption", &["header", "append", "append_action", "keep_empty_value"], &[]),
     m("envoy.config.core.v3.HeaderValue", &["key", "value"], &[]),
     m(
@@ -1047,10 +1061,12 @@ pub(crate) static TABLE: &[Message] = &[
             "case_sensitive",
             "headers",
             "query_parameters",
-            "grpc", // routing/matcher.rs
+            "grpc",        // routing/matcher.rs
+            "tls_context", // routing/matcher.rs (issue 16)
         ],
         &[],
     ),
+    m("envoy.config.route.v3.RouteMatch.TlsContextMatchOptions", &["presented", "validated"], &[]),
     m("envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", &[], &[]),
     m(
         "envoy.type.matcher.v3.StringMatcher",
@@ -1069,6 +1085,9 @@ pub(crate) static TABLE: &[Message] = &[
             "suffix_match",
             "contains_match",
             "safe_regex_match",
+            // routing/matcher.rs (issue 16).
+            "range_match",
+            "treat_missing_header_as_empty",
         ],
         &[],
     ),

@@ -56,9 +56,15 @@ pub(crate) fn access_log(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<AccessLog> {
 }
 
 fn log_format(ctx: &mut Ctx, c: &mut Obj<'_>) -> Option<AccessLogFormat> {
-    let Some(mut lf) = c.obj(ctx, "log_format") else {
+    let Some(lf) = c.obj(ctx, "log_format") else {
         return Some(AccessLogFormat::Default);
     };
+    format_string(ctx, lf).map(|(format, _)| format)
+}
+
+/// A `SubstitutionFormatString` and its `content_type` (which only a direct response's
+/// `body_format` uses).
+pub(crate) fn format_string(ctx: &mut Ctx, mut lf: Obj<'_>) -> Option<(AccessLogFormat, Option<String>)> {
     let before = ctx.error_count();
     let mut formats = Vec::new();
     if let Some(s) = lf.str(ctx, "text_format") {
@@ -87,7 +93,8 @@ fn log_format(ctx: &mut Ctx, c: &mut Obj<'_>) -> Option<AccessLogFormat> {
         }
         formats.push(AccessLogFormat::Json(pairs));
     }
-    lf.ignore(&["content_type", "omit_empty_values"]);
+    let content_type = lf.str(ctx, "content_type").filter(|c| !c.is_empty());
+    lf.ignore(&["omit_empty_values"]);
     let path = lf.path.clone();
     lf.finish(ctx, &[]);
     if formats.len() > 1 {
@@ -96,5 +103,5 @@ fn log_format(ctx: &mut Ctx, c: &mut Obj<'_>) -> Option<AccessLogFormat> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(formats.pop().unwrap_or(AccessLogFormat::Default))
+    Some((formats.pop().unwrap_or(AccessLogFormat::Default), content_type))
 }

@@ -82,7 +82,22 @@ fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<St
     }
     let mut err = |p: String, message: String| out.push(ConfigError { file: PathBuf::new(), path: p, message });
     let unknown = |name: &str| format!("unknown cluster \"{name}\"");
+    // Envoy's words for an unknown mirror cluster, at any level.
+    let mirrors = |at: &str, list: &[crate::config::model::MirrorPolicy], err: &mut dyn FnMut(String, String)| {
+        for (m, mirror) in list.iter().enumerate() {
+            if let MirrorCluster::Named(c) = &mirror.cluster {
+                if !clusters.contains(c) {
+                    err(
+                        format!("{at}.request_mirror_policies[{m}].cluster"),
+                        format!("route: unknown shadow cluster '{c}'"),
+                    );
+                }
+            }
+        }
+    };
+    mirrors(base, &rc.mirrors, &mut err);
     for (v, vh) in rc.virtual_hosts.iter().enumerate() {
+        mirrors(&format!("{base}.virtual_hosts[{v}]"), &vh.mirrors, &mut err);
         for (r, route) in vh.routes.iter().enumerate() {
             let RouteAction::Forward(fwd) = &route.action else {
                 continue;
@@ -92,22 +107,14 @@ fn hcm_cluster_refs(base: &str, h: &HttpConnectionManager, clusters: &HashSet<St
                 ClusterSpecifier::Cluster(c) if !clusters.contains(c) => err(format!("{rpath}.cluster"), unknown(c)),
                 ClusterSpecifier::Weighted(ws) => {
                     for (w, wc) in ws.iter().enumerate() {
-                        if !clusters.contains(&wc.name) {
+                        if wc.cluster_header.is_none() && !clusters.contains(&wc.name) {
                             err(format!("{rpath}.weighted_clusters.clusters[{w}].name"), unknown(&wc.name));
                         }
                     }
                 }
                 _ => {}
             }
-            for (m, mirror) in fwd.mirrors.iter().enumerate() {
-                if let MirrorCluster::Named(c) = &mirror.cluster {
-                    if !clusters.contains(c) {
-                        // Envoy's words for it.
-                        let path = format!("{rpath}.request_mirror_policies[{m}].cluster");
-                        err(path, format!("route: unknown shadow cluster '{c}'"));
-                    }
-                }
-            }
+            mirrors(&rpath, &fwd.mirrors, &mut err);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::model::{
     HeaderMatchKind, HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatch, StringMatcher,
+    TlsContextMatch,
 };
 use crate::config::reader::{Ctx, Obj};
 
@@ -31,6 +32,12 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     let query_parameters = o.objs(ctx, "query_parameters").into_iter().filter_map(|q| query_matcher(ctx, q)).collect();
     // `GrpcRouteMatchOptions` has no fields.
     let grpc = o.obj(ctx, "grpc").map(|g| g.finish(ctx, &[])).is_some();
+    let tls_context = o.obj(ctx, "tls_context").map(|mut t| {
+        let presented = t.bool(ctx, "presented");
+        let validated = t.bool(ctx, "validated");
+        t.finish(ctx, &[]);
+        TlsContextMatch { presented, validated }
+    });
     let path = o.path.clone();
     // A path specifier legate does not implement is refused by the support table.
     let unsupported_spec = o.has_unread();
@@ -45,7 +52,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc })
+    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc, tls_context })
 }
 
 /// A `StringMatcher` message.
@@ -108,6 +115,14 @@ pub(crate) fn header_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderMatc
     if let Some(r) = o.obj(ctx, "safe_regex_match").and_then(|r| regex_matcher(ctx, r, true)) {
         kinds.push(HeaderMatchKind::String(StringMatcher { kind: StringMatch::Regex(r), ignore_case: false }));
     }
+    if let Some(mut r) = o.obj(ctx, "range_match") {
+        // Envoy takes any range; one with `start >= end` matches no value.
+        let start = int64(ctx, &mut r, "start");
+        let end = int64(ctx, &mut r, "end");
+        r.finish(ctx, &[]);
+        kinds.push(HeaderMatchKind::Range { start, end });
+    }
+    let treat_missing_as_empty = o.bool(ctx, "treat_missing_header_as_empty").unwrap_or(false);
     let path = o.path.clone();
     o.finish(ctx, &[]);
     if kinds.len() > 1 {
@@ -122,7 +137,22 @@ pub(crate) fn header_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HeaderMatc
     }
     // No specifier: the header must be present.
     let kind = kinds.pop().unwrap_or(HeaderMatchKind::Present(true));
-    Some(HeaderMatcher { name: name.to_ascii_lowercase(), kind, invert_match })
+    Some(HeaderMatcher { name: name.to_ascii_lowercase(), kind, invert_match, treat_missing_as_empty })
+}
+
+/// An `int64` field (a JSON number or, as protobuf's JSON mapping writes it, a string); 0
+/// when unset.
+fn int64(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> i64 {
+    let Some((v, path)) = o.get(name) else { return 0 };
+    let n = match v {
+        serde_yaml::Value::Number(n) => n.as_i64(),
+        serde_yaml::Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    n.unwrap_or_else(|| {
+        ctx.err(path, "expected a 64-bit integer");
+        0
+    })
 }
 
 fn query_matcher(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<QueryParameterMatcher> {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::config::filters::Fraction;
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
-    RateLimitedBackOff, RedirectAction, RegexRewrite, ResetHeader, RetryOn, RetryPolicy, Route, RouteAction,
-    RouteConfig, VirtualHost, WeightedCluster,
+    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
+    RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn, RetryPolicy, Route,
+    RouteAction, RouteConfig, VirtualHost, WeightedCluster, WeightedPick,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -36,6 +36,7 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
     }
     let ignore_port_in_host_matching = o.bool(ctx, "ignore_port_in_host_matching").unwrap_or(false);
     let per_filter = per_filter_configs(ctx, &mut o);
+    let mirrors = mirror_policies(ctx, &mut o);
     let vhost_objs = o.objs(ctx, "virtual_hosts");
     let mut virtual_hosts = Vec::new();
     let mut seen_domains: HashMap<String, FieldPath> = HashMap::new();
@@ -62,6 +63,7 @@ pub(crate) fn route_config(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteConfig>
         internal_only_headers,
         ignore_port_in_host_matching,
         per_filter,
+        mirrors,
     })
 }
 
@@ -76,6 +78,18 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let mut per_filter = per_filter_configs(ctx, &mut o);
     legacy_cors(ctx, &mut o, &mut per_filter);
     let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
+    let require_tls = o
+        .enumv(
+            ctx,
+            "require_tls",
+            &[
+                ("NONE", Some(RequireTls::None)),
+                ("EXTERNAL_ONLY", Some(RequireTls::ExternalOnly)),
+                ("ALL", Some(RequireTls::All)),
+            ],
+        )
+        .unwrap_or_default();
+    let mirrors = mirror_policies(ctx, &mut o);
     // A route reads nothing but its own fields and `max_body`: unchanged ones are reused.
     let routes = o.objs_memo(ctx, "routes", "route", max_body, |ctx, r| route(ctx, r, max_body).map(Kept::new));
     let path = o.path.clone();
@@ -96,6 +110,8 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         include_attempt_count_in_response,
         per_filter,
         rate_limits,
+        require_tls,
+        mirrors,
     })
 }
 
@@ -146,8 +162,11 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         }
         specs.push(ClusterSpecifier::Cluster(c));
     }
+    let mut weighted_pick = WeightedPick::Random;
     if let Some(w) = o.obj(ctx, "weighted_clusters") {
-        specs.push(ClusterSpecifier::Weighted(weighted(ctx, w)));
+        let (clusters, pick) = weighted(ctx, w);
+        weighted_pick = pick;
+        specs.push(ClusterSpecifier::Weighted(clusters));
     }
     if let Some(h) = o.str(ctx, "cluster_header") {
         specs.push(ClusterSpecifier::Header(h.to_ascii_lowercase()));
@@ -188,7 +207,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let upgrades = super::upgrade::upgrade_configs(ctx, &mut o);
     let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
     let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
-    let mirrors = o.objs(ctx, "request_mirror_policies").into_iter().filter_map(|m| mirror_policy(ctx, m)).collect();
+    let mirrors = mirror_policies(ctx, &mut o);
     let append_x_forwarded_host = o.bool(ctx, "append_x_forwarded_host").unwrap_or(false);
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
@@ -205,6 +224,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     }
     Some(ForwardAction {
         cluster: specs.pop()?,
+        weighted_pick,
         cluster_not_found_status,
         prefix_rewrite,
         regex_rewrite,
@@ -220,6 +240,11 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     })
 }
 
+/// `request_mirror_policies` (of a route, a virtual host or a route configuration).
+fn mirror_policies(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<MirrorPolicy> {
+    o.objs(ctx, "request_mirror_policies").into_iter().filter_map(|m| mirror_policy(ctx, m)).collect()
+}
+
 /// `RouteAction.RequestMirrorPolicy`. `trace_sampled` is refused by the support table:
 /// legate has no tracing for it to steer.
 fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
@@ -229,6 +254,11 @@ fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
     let fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction")
         .map_or(Fraction { numerator: 100, denominator: 100 }, |r| r.default_value);
     let keep_host = o.bool(ctx, "disable_shadow_host_suffix_append").unwrap_or(false);
+    let host_at = o.at("host_rewrite_literal");
+    let host_rewrite = o.str(ctx, "host_rewrite_literal").filter(|h| !h.is_empty());
+    if host_rewrite.as_deref().is_some_and(|h| http::HeaderValue::from_str(h).is_err()) {
+        ctx.err(host_at, "expected a host");
+    }
     let path = o.path.clone();
     o.finish(ctx, &[]);
     let cluster = match (named, header) {
@@ -252,32 +282,66 @@ fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
             return None;
         }
     };
-    (ctx.error_count() == before).then_some(MirrorPolicy { cluster, fraction, keep_host })
+    (ctx.error_count() == before).then_some(MirrorPolicy { cluster, fraction, keep_host, host_rewrite })
 }
 
-fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<WeightedCluster> {
+fn weighted(ctx: &mut Ctx, mut o: Obj<'_>) -> (Vec<WeightedCluster>, WeightedPick) {
     let mut out = Vec::new();
     for mut c in o.objs(ctx, "clusters") {
-        let name = c.str(ctx, "name");
+        let name = c.str(ctx, "name").filter(|n| !n.is_empty());
+        let header_at = c.at("cluster_header");
+        let cluster_header = c.str(ctx, "cluster_header").filter(|h| !h.is_empty());
         let weight = c.u32(ctx, "weight").unwrap_or(0);
+        let host_rewrite = c.str(ctx, "host_rewrite_literal").filter(|h| !h.is_empty());
         let headers = header_ops(ctx, &mut c);
         let per_filter = per_filter_configs(ctx, &mut c);
         let path = c.path.clone();
         c.finish(ctx, &[]);
-        match name.filter(|n| !n.is_empty()) {
-            Some(name) => out.push(WeightedCluster { name, weight, headers, per_filter }),
-            None => ctx.err(format!("{path}.name"), "missing name"),
+        match (name, cluster_header) {
+            (Some(name), None) => {
+                out.push(WeightedCluster { name, cluster_header: None, host_rewrite, weight, headers, per_filter })
+            }
+            (None, Some(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => out.push(WeightedCluster {
+                name: String::new(),
+                cluster_header: Some(h.to_ascii_lowercase()),
+                host_rewrite,
+                weight,
+                headers,
+                per_filter,
+            }),
+            (None, Some(_)) => ctx.err(header_at, "expected a header name"),
+            // Envoy's words for both.
+            (Some(_), Some(_)) => ctx.err(&path, "Only one of name or cluster_header can be specified"),
+            (None, None) => ctx.err(&path, "At least one of name or cluster_header need to be specified"),
         }
     }
     // Deprecated `total_weight`: accepted and not enforced; Envoy 1.40 also treats the
     // weights as relative when they do not add up to it.
     let _ = o.u32(ctx, "total_weight");
+    let header = o.str(ctx, "header_name").filter(|h| !h.is_empty());
+    let header_at = o.at("header_name");
+    let use_hash = o.bool(ctx, "use_hash_policy").unwrap_or(false);
     let path = o.path.clone();
     o.finish(ctx, &[]);
     if out.iter().map(|c| u64::from(c.weight)).sum::<u64>() == 0 {
         ctx.err(format!("{path}.clusters"), "the sum of weights must be greater than 0");
     }
-    out
+    let pick = match (header, use_hash) {
+        (Some(_), true) => {
+            ctx.err(&path, "only one of header_name, use_hash_policy may be set");
+            WeightedPick::Random
+        }
+        (Some(h), false) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+            WeightedPick::Header(h.to_ascii_lowercase())
+        }
+        (Some(_), false) => {
+            ctx.err(header_at, "expected a header name");
+            WeightedPick::Random
+        }
+        (None, true) => WeightedPick::Hash,
+        (None, false) => WeightedPick::Random,
+    };
+    (out, pick)
 }
 
 fn regex_rewrite(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RegexRewrite> {
@@ -489,8 +553,9 @@ fn redirect(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RedirectAction> {
     let port = o.uint(ctx, "port_redirect", 65535).and_then(|p| u16::try_from(p).ok());
     let path = o.str(ctx, "path_redirect");
     let prefix_rewrite = o.str(ctx, "prefix_rewrite");
-    if path.is_some() && prefix_rewrite.is_some() {
-        ctx.err(&o.path, "only one of path_redirect, prefix_rewrite may be set");
+    let regex_rewrite = o.obj(ctx, "regex_rewrite").and_then(|r| regex_rewrite(ctx, r));
+    if [path.is_some(), prefix_rewrite.is_some(), regex_rewrite.is_some()].iter().filter(|s| **s).count() > 1 {
+        ctx.err(&o.path, "only one of path_redirect, prefix_rewrite, regex_rewrite may be set");
     }
     let strip_query = o.bool(ctx, "strip_query").unwrap_or(false);
     let status = o
@@ -513,6 +578,7 @@ fn redirect(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RedirectAction> {
         port,
         path,
         prefix_rewrite,
+        regex_rewrite,
         strip_query,
         status,
     })
@@ -524,6 +590,23 @@ fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Direc
     let status_path = o.at("status");
     let body_path = o.at("body");
     let body = o.obj(ctx, "body").and_then(|b| data_source(ctx, b));
+    let format_at = o.at("body_format");
+    let body_format = o.obj(ctx, "body_format").and_then(|f| super::access_log::format_string(ctx, f));
+    let body_format = match body_format {
+        // Only a format that compiles (the error names the operator).
+        Some((format, content_type)) => match crate::access_log::LineFormat::build(&format) {
+            Ok(_) if content_type.as_deref().is_some_and(|c| http::HeaderValue::from_str(c).is_err()) => {
+                ctx.err(format!("{format_at}.content_type"), "expected a header value");
+                None
+            }
+            Ok(_) => Some(BodyFormat { format, content_type }),
+            Err(e) => {
+                ctx.err(&format_at, e);
+                None
+            }
+        },
+        None => None,
+    };
     o.finish(ctx, &[]);
     let status = match status {
         Some(s @ 100..=599) => s as u16,
@@ -543,7 +626,7 @@ fn direct_response(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<Direc
             ctx.err(&body_path, format!("body of {} bytes exceeds the limit of {max_body} bytes", b.len()));
         }
     }
-    (ctx.error_count() == before).then_some(DirectResponseAction { status, body })
+    (ctx.error_count() == before).then_some(DirectResponseAction { status, body, body_format })
 }
 
 /// The deprecated `cors` field of a virtual host (Envoy 1.40 still accepts it, with a

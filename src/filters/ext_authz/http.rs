@@ -143,6 +143,7 @@ fn format_context<'a>(req: &'a CheckRequest<'a>) -> LogContext<'a> {
         route_name: info.route_name,
         tls: info.tls,
         dynamic_metadata: None,
+        local_reply_body: None,
     }
 }
 

@@ -139,6 +139,7 @@ async fn faults_apply_only_to_matching_requests() {
         name: "x-fault".to_string(),
         kind: crate::config::model::HeaderMatchKind::Present(true),
         invert_match: false,
+        treat_missing_as_empty: false,
     }];
     assert!(!run(&config, &headers, Some("a")).await, "header missing");
     headers.insert("x-fault", HeaderValue::from_static("1"));

@@ -143,6 +143,7 @@ mod tests {
                             name: "x-user".into(),
                             kind: HeaderMatchKind::Present(true),
                             invert_match: false,
+                            treat_missing_as_empty: false,
                         }],
                     },
                 ]),

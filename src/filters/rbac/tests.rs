@@ -72,6 +72,7 @@ fn allow_needs_a_matching_policy_and_deny_refuses_one() {
                 name: "x-role".into(),
                 kind: HeaderMatchKind::String(exact("admin")),
                 invert_match: false,
+                treat_missing_as_empty: false,
             }),
         ])],
     };

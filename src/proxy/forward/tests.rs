@@ -366,6 +366,7 @@ fn present(name: &str) -> crate::config::model::HeaderMatcher {
         name: name.into(),
         kind: crate::config::model::HeaderMatchKind::Present(true),
         invert_match: false,
+        treat_missing_as_empty: false,
     }
 }
 

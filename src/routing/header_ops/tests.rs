@@ -46,6 +46,7 @@ fn ctx<'a>(req: &'a HeaderMap) -> LogContext<'a> {
         route_name: None,
         tls: None,
         dynamic_metadata: None,
+        local_reply_body: None,
     }
 }
 

@@ -247,10 +247,16 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/runtime_modify" => {
             let form = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|l| l.as_bytes() != b"0")
                 || req.headers().contains_key(http::header::TRANSFER_ENCODING);
-            absent_feature(absent::runtime_modify(&query_pairs(query), form))
+            let pairs = query_pairs(query);
+            if pairs.is_empty() || !server.shared.runtime.has_admin_layer() {
+                absent_feature(absent::runtime_modify(&pairs, form))
+            } else {
+                server.shared.runtime.modify(&pairs);
+                resp(StatusCode::OK, TEXT, "OK\n")
+            }
         }
         "/memory" => resp(StatusCode::OK, JSON, pretty_json(&memory::read())),
-        "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"entries": {}, "layers": []}))),
+        "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&server.shared.runtime.admin_json())),
         "/certs" => resp(StatusCode::OK, JSON, pretty_json(&certs::json(&server.shared.snapshot.load()))),
         "/hot_restart_version" => resp(StatusCode::OK, TEXT, "disabled"),
         "/reopen_logs" => {

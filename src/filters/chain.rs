@@ -324,7 +324,7 @@ impl Chain {
                 }
                 Filter::Cors(cors) => {
                     if let Some(Slot::Cors(policy)) = slot {
-                        if let Err(preflight) = cors.decode(policy, parts, stream) {
+                        if let Err(preflight) = cors.decode(policy, parts, stream, &shared.runtime) {
                             // Envoy's CORS filter sees its own preflight answer on its
                             // encoding side (it adds the exposed headers there).
                             stream.decoded = i + 1;
@@ -337,7 +337,7 @@ impl Chain {
                         Some(Slot::Csrf(p)) => p,
                         _ => csrf.policy(),
                     };
-                    csrf.decode(policy, &parts.headers, &parts.method, info.authority)?;
+                    csrf.decode(policy, &parts.headers, &parts.method, info.authority, &shared.runtime)?;
                 }
                 Filter::LocalRateLimit(l) => {
                     let settings = match slot {
@@ -351,6 +351,7 @@ impl Chain {
                         cluster: info.cluster,
                         route_limits: info.rate_limits,
                         conn: info.conn_buckets,
+                        runtime: &shared.runtime,
                     };
                     let mut out = None;
                     let mut added = http::HeaderMap::new();

@@ -16,6 +16,7 @@ use http::Method;
 
 use super::{Slot, Stream};
 use crate::config::cors_csrf::{CorsPolicyConfig, RuntimeFraction};
+use crate::runtime::Runtime;
 use crate::config::filters::{PerFilter, PerFilterConfig, LEGACY_CORS};
 use crate::config::model::StringMatcher;
 use crate::proxy::local_reply::LocalReason;
@@ -77,9 +78,10 @@ impl Cors {
         policy: &Arc<CorsRt>,
         parts: &http::request::Parts,
         stream: &mut Stream,
+        rt: &Runtime,
     ) -> Result<(), LocalReason> {
-        let enabled = hit(policy.enabled);
-        if !enabled && !hit(policy.shadow) {
+        let enabled = policy.enabled.enabled(rt);
+        if !enabled && !policy.shadow.enabled(rt) {
             return Ok(());
         }
         let Some(origin) = parts.headers.get(ORIGIN).filter(|o| !o.is_empty()) else {
@@ -191,8 +193,8 @@ impl CorsRt {
         };
         let flag = |get: fn(&CorsPolicyConfig) -> Option<bool>| policies.iter().find_map(|p| get(p));
         Slot::Cors(Arc::new(CorsRt {
-            enabled: first.filter_enabled.unwrap_or(RuntimeFraction::ALL),
-            shadow: first.shadow_enabled.unwrap_or(RuntimeFraction::NONE),
+            enabled: first.filter_enabled.clone().unwrap_or(RuntimeFraction::ALL),
+            shadow: first.shadow_enabled.clone().unwrap_or(RuntimeFraction::NONE),
             origins: policies
                 .iter()
                 .map(|p| &p.allow_origin_string_match)
@@ -222,20 +224,6 @@ fn entries<'a>(levels: &'a [&'a [PerFilterConfig]], key: &'a str) -> impl Iterat
         .iter()
         .filter_map(move |level| level.iter().find(|e| e.filter == key && !matches!(e.config, PerFilter::Ignored)))
 }
-
-/// Whether a request falls in a runtime fraction (legate's runtime is always the default).
-pub(super) fn hit(f: RuntimeFraction) -> bool {
-    let Fraction { numerator, denominator } = f.default_value;
-    if numerator >= denominator {
-        true
-    } else if numerator == 0 {
-        false
-    } else {
-        rand::Rng::gen_range(&mut rand::thread_rng(), 0..denominator) < numerator
-    }
-}
-
-use crate::config::filters::Fraction;
 
 #[cfg(test)]
 #[path = "cors_tests.rs"]

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use http::header::{ORIGIN, REFERER};
 use http::Method;
 
-use super::cors::hit;
 use crate::config::cors_csrf::CsrfPolicyConfig;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::string_matches;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 pub struct Csrf {
@@ -44,9 +44,10 @@ impl Csrf {
         headers: &http::HeaderMap,
         method: &Method,
         authority: &str,
+        rt: &Runtime,
     ) -> Result<(), LocalReason> {
-        let enabled = hit(policy.filter_enabled);
-        if !enabled && !hit(policy.shadow_enabled) {
+        let enabled = policy.filter_enabled.enabled(rt);
+        if !enabled && !policy.shadow_enabled.enabled(rt) {
             return Ok(());
         }
         if !matches!(*method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH) {

@@ -6,6 +6,7 @@ use super::{host_and_port, source_origin, Csrf};
 use crate::config::cors_csrf::{CsrfPolicyConfig, RuntimeFraction};
 use crate::config::model::{StringMatch, StringMatcher};
 use crate::proxy::local_reply::LocalReason;
+use crate::runtime::Runtime;
 use crate::stats::Store;
 
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -37,7 +38,7 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         additional_origins: vec![extra],
     };
     let csrf = Csrf::new(&policy, &store, "ing");
-    let check = |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1");
+    let check = |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1", &Runtime::empty());
     assert_eq!(check(Method::GET, &[("origin", "http://evil")]), Ok(()));
     assert_eq!(check(Method::POST, &[("origin", "http://h:1")]), Ok(()));
     assert_eq!(check(Method::PATCH, &[("origin", "https://a.trusted")]), Ok(()));
@@ -48,7 +49,7 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         shadow_enabled: RuntimeFraction::ALL,
         ..policy.clone()
     };
-    assert_eq!(csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1"), Ok(()));
+    assert_eq!(csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1", &Runtime::empty()), Ok(()));
     let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
     assert_eq!((count("request_valid"), count("request_invalid"), count("missing_source_origin")), (2, 2, 1));
 }

@@ -277,6 +277,7 @@ pub(super) async fn process(
             let weighted_ops = weighted.map(|w| w.headers.clone());
             let cluster_name = cluster.name().to_string();
             let local_ip = ctx.shared.local_ip;
+            let runtime = &ctx.shared.runtime;
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -360,7 +361,7 @@ pub(super) async fn process(
             let shadows = if fwd.mirrors.is_empty() {
                 None
             } else {
-                Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip)
+                Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip, runtime)
             };
             let at = (path, chosen_authority);
             let levels = (&**fwd, vh, route, table);

@@ -188,7 +188,7 @@ fn mirror(m: &model::MirrorPolicy, clusters: &HashMap<String, Arc<Cluster>>) -> 
             HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid mirror cluster_header {h:?}"))?,
         ),
     };
-    Ok(MirrorRt { target, fraction: m.fraction, keep_host: m.keep_host })
+    Ok(MirrorRt { target, fraction: m.fraction.clone(), keep_host: m.keep_host })
 }
 
 /// Envoy's RE2 substitution (`\1`, `\\`) in the `regex` crate's syntax (`${1}`, `$$`).

@@ -259,8 +259,8 @@ pub struct ForwardAction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorPolicy {
     pub cluster: MirrorCluster,
-    /// `runtime_fraction.default_value`; every request when unset.
-    pub fraction: crate::config::filters::Fraction,
+    /// `runtime_fraction` (its `runtime_key` over its `default_value`); every request when unset.
+    pub fraction: crate::runtime::FractionKey,
     /// `disable_shadow_host_suffix_append`
     pub keep_host: bool,
 }

@@ -96,7 +96,7 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", &["lds_config", "cds_config"], &[]),
     m("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"], &[]),
-    m("envoy.config.bootstrap.v3.RuntimeLayer", &["static_layer", "disk_layer"], &["name", "admin_layer"]),
+    m("envoy.config.bootstrap.v3.RuntimeLayer", &["name", "static_layer", "disk_layer", "admin_layer"], &[]),
     m(
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer",
         &["symlink_root", "subdirectory", "append_service_cluster"],

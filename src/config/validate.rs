@@ -178,7 +178,10 @@ fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<(String, crate::runtime
         }
         if let Some(a) = layer.obj(ctx, "admin_layer") {
             if layers.iter().any(|(_, l)| l == &RuntimeLayer::Admin) {
-                ctx.err(layer.at("admin_layer"), "Too many admin layers specified in LayeredRuntime, at most one may be specified");
+                ctx.err(
+                    layer.at("admin_layer"),
+                    "Too many admin layers specified in LayeredRuntime, at most one may be specified",
+                );
             }
             a.finish(ctx, &[]);
             layers.push((name, RuntimeLayer::Admin));

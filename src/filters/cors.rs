@@ -16,11 +16,11 @@ use http::Method;
 
 use super::{Slot, Stream};
 use crate::config::cors_csrf::{CorsPolicyConfig, RuntimeFraction};
-use crate::runtime::Runtime;
 use crate::config::filters::{PerFilter, PerFilterConfig, LEGACY_CORS};
 use crate::config::model::StringMatcher;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::string_matches;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 const ALLOW_ORIGIN: HeaderName = HeaderName::from_static("access-control-allow-origin");

@@ -98,7 +98,10 @@ fn preflights_are_answered_and_simple_requests_get_the_origin() {
     assert!(stream.cors.is_none());
 
     let mut stream = Stream::default();
-    assert_eq!(cors.decode(&p, &parts(Method::GET, &[("origin", "https://app")]), &mut stream, &Runtime::empty()), Ok(()));
+    assert_eq!(
+        cors.decode(&p, &parts(Method::GET, &[("origin", "https://app")]), &mut stream, &Runtime::empty()),
+        Ok(())
+    );
     let mut h = HeaderMap::new();
     Cors::encode(stream.cors.as_deref(), &mut h);
     assert_eq!(get(&h, "access-control-expose-headers").as_deref(), Some("x-e"));

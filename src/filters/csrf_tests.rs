@@ -38,7 +38,8 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         additional_origins: vec![extra],
     };
     let csrf = Csrf::new(&policy, &store, "ing");
-    let check = |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1", &Runtime::empty());
+    let check =
+        |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1", &Runtime::empty());
     assert_eq!(check(Method::GET, &[("origin", "http://evil")]), Ok(()));
     assert_eq!(check(Method::POST, &[("origin", "http://h:1")]), Ok(()));
     assert_eq!(check(Method::PATCH, &[("origin", "https://a.trusted")]), Ok(()));
@@ -49,7 +50,10 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         shadow_enabled: RuntimeFraction::ALL,
         ..policy.clone()
     };
-    assert_eq!(csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1", &Runtime::empty()), Ok(()));
+    assert_eq!(
+        csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1", &Runtime::empty()),
+        Ok(())
+    );
     let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
     assert_eq!((count("request_valid"), count("request_invalid"), count("missing_source_origin")), (2, 2, 1));
 }

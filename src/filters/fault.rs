@@ -185,9 +185,7 @@ impl Fault {
         }
         let g = &self.stats.active_faults;
         let max = match rt {
-            Some(rt) => {
-                Some(rt.rt.integer(&c.keys.max_active_faults, c.max_active_faults.map_or(u64::MAX, u64::from)))
-            }
+            Some(rt) => Some(rt.rt.integer(&c.keys.max_active_faults, c.max_active_faults.map_or(u64::MAX, u64::from))),
             None => c.max_active_faults.map(u64::from),
         };
         if max.is_some_and(|max| u64::try_from(g.value()).unwrap_or(0) >= max) {
@@ -262,7 +260,8 @@ fn abort_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<(Stat
             Some((status, None))
         }
         Some(g) => {
-            let g = u32::try_from(rt.integer(&c.keys.abort_grpc_status, "abort.grpc_status", u64::from(g))).unwrap_or(g);
+            let g =
+                u32::try_from(rt.integer(&c.keys.abort_grpc_status, "abort.grpc_status", u64::from(g))).unwrap_or(g);
             Some((status, Some(g)))
         }
     }

@@ -69,8 +69,7 @@ pub fn flatten(value: &serde_yaml::Value, prefix: &str, out: &mut Vec<(String, S
     use serde_yaml::Value;
     match value {
         Value::Mapping(m)
-            if !prefix.is_empty()
-                && (m.is_empty() || m.contains_key("numerator") || m.contains_key("denominator")) =>
+            if !prefix.is_empty() && (m.is_empty() || m.contains_key("numerator") || m.contains_key("denominator")) =>
         {
             let text = serde_yaml::to_string(value).unwrap_or_default();
             out.push((prefix.to_string(), text.trim_end().to_string()));

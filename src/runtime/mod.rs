@@ -202,7 +202,8 @@ impl Runtime {
             if disks > 1 { &s.override_dir_exists } else { &s.override_dir_not_exists }.inc();
             s.num_keys.set(i64::try_from(snapshot.entries.len()).unwrap_or(i64::MAX));
             s.num_layers.set(i64::try_from(self.layers.len()).unwrap_or(i64::MAX));
-            let admin = self.layers.iter().zip(&snapshot.layers).any(|((_, l), v)| l == &RuntimeLayer::Admin && !v.is_empty());
+            let admin =
+                self.layers.iter().zip(&snapshot.layers).any(|((_, l), v)| l == &RuntimeLayer::Admin && !v.is_empty());
             s.admin_overrides_active.set(i64::from(admin));
         }
         self.snapshot.store(Arc::new(snapshot));
@@ -252,8 +253,7 @@ impl Runtime {
         let snap = self.snapshot.load();
         let mut entries = BTreeMap::new();
         for (key, e) in &snap.entries {
-            let per_layer: Vec<&str> =
-                snap.layers.iter().map(|l| l.get(key).map_or("", String::as_str)).collect();
+            let per_layer: Vec<&str> = snap.layers.iter().map(|l| l.get(key).map_or("", String::as_str)).collect();
             entries.insert(key.clone(), serde_json::json!({"final_value": e.raw, "layer_values": per_layer}));
         }
         let names: Vec<&str> = self.layers.iter().map(|(n, _)| n.as_str()).collect();

@@ -5,7 +5,11 @@ fn layers(dir: &std::path::Path) -> Vec<(String, RuntimeLayer)> {
         ("static0".into(), RuntimeLayer::Static(vec![("a.two".into(), "static".into()), ("s".into(), "7".into())])),
         (
             "disk0".into(),
-            RuntimeLayer::Disk { symlink_root: dir.join("v1"), subdirectory: "envoy".into(), append_service_cluster: false },
+            RuntimeLayer::Disk {
+                symlink_root: dir.join("v1"),
+                subdirectory: "envoy".into(),
+                append_service_cluster: false,
+            },
         ),
         ("admin0".into(), RuntimeLayer::Admin),
     ]
@@ -53,7 +57,10 @@ fn a_fractional_key_is_a_percentage_or_a_fraction() {
     assert_eq!(rt.percent("a.commented", d), d, "not a number: the default");
     assert_eq!(rt.percent("", d), d, "no key: the default");
     assert!(rt.enabled("fault.http.abort.abort_percent", d));
-    let k = FractionKey { default_value: Fraction { numerator: 100, denominator: 100 }, runtime_key: Some(Arc::from("zero")) };
+    let k = FractionKey {
+        default_value: Fraction { numerator: 100, denominator: 100 },
+        runtime_key: Some(Arc::from("zero")),
+    };
     assert!(k.enabled(&rt));
     assert!(rt.modify(&[("zero".into(), "0".into())]));
     assert!(!k.enabled(&rt));
@@ -97,7 +104,11 @@ async fn a_replaced_symlink_root_is_read_again() {
     std::os::unix::fs::symlink(dir.join("v1"), dir.join("current")).unwrap_or_else(|e| panic!("{e}"));
     let l = vec![(
         "d".to_string(),
-        RuntimeLayer::Disk { symlink_root: dir.join("current"), subdirectory: "envoy".into(), append_service_cluster: false },
+        RuntimeLayer::Disk {
+            symlink_root: dir.join("current"),
+            subdirectory: "envoy".into(),
+            append_service_cluster: false,
+        },
     )];
     let rt = Runtime::new(&l, "");
     rt.watch();

@@ -16,8 +16,7 @@ use super::matcher::header_matcher;
 
 /// Fields of `HTTPFault` legate does not implement (no response rate limit, so no runtime key
 /// for its percentage either).
-const FAULT_UNSUPPORTED: &[&str] =
-    &["response_rate_limit", "response_rate_limit_percent_runtime", "filter_metadata"];
+const FAULT_UNSUPPORTED: &[&str] = &["response_rate_limit", "response_rate_limit_percent_runtime", "filter_metadata"];
 
 /// `http_filters`: the chain in order, the router last.
 pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {

@@ -225,8 +225,8 @@ fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
     let before = ctx.error_count();
     let named = o.str(ctx, "cluster").filter(|c| !c.is_empty());
     let header = o.str(ctx, "cluster_header").filter(|h| !h.is_empty());
-    let fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction")
-        .unwrap_or(crate::runtime::FractionKey::ALL);
+    let fraction =
+        super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction").unwrap_or(crate::runtime::FractionKey::ALL);
     let keep_host = o.bool(ctx, "disable_shadow_host_suffix_append").unwrap_or(false);
     let path = o.path.clone();
     o.finish(ctx, &[]);

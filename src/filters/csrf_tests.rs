@@ -57,3 +57,26 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
     let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
     assert_eq!((count("request_valid"), count("request_invalid"), count("missing_source_origin")), (2, 2, 1));
 }
+
+#[test]
+fn filter_enabled_and_shadow_enabled_read_their_runtime_keys() {
+    use crate::runtime::RuntimeLayer;
+    let store = Arc::new(Store::default());
+    let policy = CsrfPolicyConfig {
+        filter_enabled: RuntimeFraction { runtime_key: Some("csrf.on".into()), ..RuntimeFraction::ALL },
+        shadow_enabled: RuntimeFraction { runtime_key: Some("csrf.shadow".into()), ..RuntimeFraction::NONE },
+        additional_origins: Vec::new(),
+    };
+    let csrf = Csrf::new(&policy, &store, "ing");
+    let layer = |pairs: &[(&str, &str)]| {
+        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Runtime::new(&[("s".to_string(), RuntimeLayer::Static(pairs))], "")
+    };
+    let evil = headers(&[("origin", "http://evil")]);
+    let check = |rt: &Runtime| csrf.decode(&policy, &evil, &Method::POST, "h:1", rt);
+    assert_eq!(check(&layer(&[])), Err(LocalReason::CsrfInvalidOrigin), "the default: enforced");
+    assert_eq!(check(&layer(&[("csrf.on", "0")])), Ok(()), "the runtime turns it off");
+    assert_eq!(check(&layer(&[("csrf.on", "0"), ("csrf.shadow", "100")])), Ok(()), "shadowed: counted only");
+    let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
+    assert_eq!(count("request_invalid"), 2, "the enforced one and the shadowed one");
+}

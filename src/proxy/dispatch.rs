@@ -144,7 +144,9 @@ pub(super) async fn process(
         }
     }
     let method_str = parts.method.as_str().to_string();
-    let view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let mut view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    // Envoy's stream id: one random value a route's `runtime_fraction` is drawn with.
+    view.runtime = Some((&ctx.shared.runtime, rand::random()));
     let found = table.find(&view);
     if let Some(up) = &trace.upgrade {
         // Decided with the route, before the filters, as Envoy builds the upgrade's chain.

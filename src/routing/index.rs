@@ -24,7 +24,11 @@ impl PathIndex {
     pub fn build<'a>(matchers: impl Iterator<Item = &'a RouteMatch>) -> Self {
         let mut idx = PathIndex::default();
         for (i, m) in matchers.enumerate() {
-            let simple = m.case_sensitive && !m.grpc && m.headers.is_empty() && m.query_parameters.is_empty();
+            let simple = m.case_sensitive
+                && !m.grpc
+                && m.headers.is_empty()
+                && m.query_parameters.is_empty()
+                && m.runtime_fraction.is_none();
             match (&m.path, simple) {
                 (PathMatch::Path(p), true) => {
                     idx.exact.entry(p.clone()).or_insert(i);

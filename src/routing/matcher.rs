@@ -17,6 +17,9 @@ pub struct RequestView<'a> {
     pub authority: &'a str,
     pub scheme: &'a str,
     pub headers: &'a HeaderMap,
+    /// The runtime and the request's random value, for `runtime_fraction` (without them a
+    /// route's fraction is drawn on its default).
+    pub runtime: Option<(&'a crate::runtime::Runtime, u64)>,
 }
 
 impl<'a> RequestView<'a> {
@@ -31,7 +34,7 @@ impl<'a> RequestView<'a> {
             Some(i) => (&full_path[..i], Some(&full_path[i + 1..])),
             None => (full_path, None),
         };
-        RequestView { full_path, path, query, method, authority, scheme, headers }
+        RequestView { full_path, path, query, method, authority, scheme, headers, runtime: None }
     }
 }
 
@@ -40,6 +43,10 @@ pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
         && (!m.grpc || crate::proxy::local_reply::is_grpc_request(req.headers))
         && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, req))
+        && m.runtime_fraction.as_ref().is_none_or(|f| match req.runtime {
+            Some((rt, random)) => f.enabled_with(rt, random),
+            None => crate::runtime::hit(f.default_value),
+        })
 }
 
 pub fn path_matches(pm: &PathMatch, case_sensitive: bool, req: &RequestView<'_>) -> bool {

@@ -179,6 +179,13 @@ impl Runtime {
         hit(self.percent(key, default))
     }
 
+    /// [`Runtime::percent`] decided by `random` (Envoy's `featureEnabled` with a random
+    /// value: `random % denominator < numerator`).
+    pub fn enabled_with(&self, key: &str, default: Fraction, random: u64) -> bool {
+        let p = self.percent(key, default);
+        p.denominator > 0 && random % u64::from(p.denominator) < u64::from(p.numerator)
+    }
+
     fn read_layer(&self, layer: &RuntimeLayer) -> HashMap<String, String> {
         match layer {
             RuntimeLayer::Static(pairs) => pairs.iter().cloned().collect(),
@@ -275,8 +282,9 @@ impl Runtime {
             return;
         }
         let weak: Weak<Runtime> = Arc::downgrade(self);
+        // Taken now, not when the task first runs: a replacement from then on is seen.
+        let mut seen: Vec<_> = roots.iter().map(|r| load::identity(r)).collect();
         tokio::spawn(async move {
-            let mut seen: Vec<_> = roots.iter().map(|r| load::identity(r)).collect();
             let mut tick = tokio::time::interval(POLL);
             // Ends when the runtime is dropped (the server is done with it).
             loop {
@@ -325,6 +333,11 @@ impl FractionKey {
             Some(k) => rt.enabled(k, self.default_value),
             None => hit(self.default_value),
         }
+    }
+
+    /// Decided by the request's `random` value (a route's `runtime_fraction`).
+    pub fn enabled_with(&self, rt: &Runtime, random: u64) -> bool {
+        rt.enabled_with(self.runtime_key.as_deref().unwrap_or(""), self.default_value, random)
     }
 }
 

@@ -126,3 +126,35 @@ async fn a_replaced_symlink_root_is_read_again() {
     assert_eq!(seen, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_route_runtime_fraction_is_decided_by_the_request_random_value() {
+    use crate::config::model::{PathMatch, RouteMatch};
+    use crate::routing::matcher::{route_matches, RequestView};
+    let m = RouteMatch {
+        path: PathMatch::Prefix("/".into()),
+        case_sensitive: true,
+        headers: Vec::new(),
+        query_parameters: Vec::new(),
+        grpc: false,
+        runtime_fraction: Some(FractionKey {
+            default_value: Fraction { numerator: 20, denominator: 100 },
+            runtime_key: Some(Arc::from("r.k")),
+        }),
+    };
+    let h = http::HeaderMap::new();
+    let with = |rt: &Runtime, random: u64| {
+        let mut v = RequestView::new("/x", "GET", "h", "http", &h);
+        v.runtime = Some((rt, random));
+        route_matches(&m, &v)
+    };
+    let none = Runtime::new(&[], "");
+    // The default, 20%: random % 100 < 20.
+    assert!(with(&none, 119));
+    assert!(!with(&none, 120));
+    let rt = Runtime::new(&[("s".into(), RuntimeLayer::Static(vec![("r.k".into(), "50".into())]))], "");
+    assert!(with(&rt, 149), "the runtime's 50%");
+    assert!(!with(&rt, 150));
+    let rt = Runtime::new(&[("s".into(), RuntimeLayer::Static(vec![("r.k".into(), "0".into())]))], "");
+    assert!(!with(&rt, 0), "0% never matches");
+}

@@ -102,6 +102,9 @@ pub struct RouteMatch {
     pub query_parameters: Vec<QueryParameterMatcher>,
     /// `grpc`: only gRPC requests (`content-type: application/grpc` or `application/grpc+...`).
     pub grpc: bool,
+    /// `runtime_fraction`: this share of requests (its `runtime_key` over its `default_value`),
+    /// drawn with one random value per request for every route.
+    pub runtime_fraction: Option<crate::runtime::FractionKey>,
 }
 
 #[derive(Debug, Clone)]

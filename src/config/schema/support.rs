@@ -315,6 +315,12 @@ pub(crate) static TABLE: &[Message] = &[
             "downstream_nodes",
             "max_active_faults",
             "disable_downstream_cluster_stats",
+            "delay_percent_runtime",
+            "abort_percent_runtime",
+            "delay_duration_runtime",
+            "abort_http_status_runtime",
+            "max_active_faults_runtime",
+            "abort_grpc_status_runtime",
         ],
         &[],
     ),
@@ -405,7 +411,7 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m("envoy.extensions.compression.brotli.decompressor.v3.Brotli", &["chunk_size"], &[]),
     m("envoy.extensions.compression.zstd.decompressor.v3.Zstd", &["chunk_size"], &[]),
-    m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value"], &["runtime_key"]),
+    m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value", "runtime_key"], &[]),
     m(
         "envoy.extensions.compression.gzip.compressor.v3.Gzip",
         &["compression_level", "window_bits", "chunk_size", "compression_strategy"],
@@ -466,8 +472,8 @@ pub(crate) static TABLE: &[Message] = &[
         &["filter_enabled", "shadow_enabled", "additional_origins"],
         &[],
     ),
-    // runtime_key: not read (only the fault filter reads the runtime), so only default_value applies.
-    m("envoy.config.core.v3.RuntimeFractionalPercent", &["default_value"], &["runtime_key"]),
+    // runtime/mod.rs: FractionKey
+    m("envoy.config.core.v3.RuntimeFractionalPercent", &["default_value", "runtime_key"], &[]),
     // filters/local_ratelimit: validate/local_ratelimit.rs
     m(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
@@ -1048,6 +1054,7 @@ pub(crate) static TABLE: &[Message] = &[
             "headers",
             "query_parameters",
             "grpc", // routing/matcher.rs
+            "runtime_fraction",
         ],
         &[],
     ),

@@ -31,6 +31,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     let query_parameters = o.objs(ctx, "query_parameters").into_iter().filter_map(|q| query_matcher(ctx, q)).collect();
     // `GrpcRouteMatchOptions` has no fields.
     let grpc = o.obj(ctx, "grpc").map(|g| g.finish(ctx, &[])).is_some();
+    let runtime_fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction");
     let path = o.path.clone();
     // A path specifier legate does not implement is refused by the support table.
     let unsupported_spec = o.has_unread();
@@ -45,7 +46,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc })
+    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc, runtime_fraction })
 }
 
 /// A `StringMatcher` message.

@@ -78,3 +78,34 @@ async fn disk_and_admin_layers_steer_the_fault_filter() {
     assert!(l.stat("runtime.load_success").await >= 5, "start twice, the disk reload, two modifications");
     assert_eq!(l.stat("runtime.load_error").await, 0);
 }
+
+/// `/runtime_modify` takes its parameters from a form body too, and wants some.
+#[tokio::test]
+async fn runtime_modify_reads_a_form_body() {
+    let dir = TempDir::new().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("v1/envoy")).expect("mkdir");
+    std::os::unix::fs::symlink(dir.path().join("v1"), dir.path().join("current")).expect("symlink");
+    let l = Legate::start(config(dir.path())).await;
+    let r = l.admin_post("/runtime_modify").await;
+    assert_eq!(r.status, 400, "no parameters: the usage");
+    let r = reqwest_like_form(&l, "my.abort=100&other=y").await;
+    assert_eq!(r, 200);
+    assert_eq!(client::get(&l.url("main", "/")).await.status, 503);
+    let j = l.admin_get("/runtime").await.json();
+    assert_eq!(j["entries"]["other"], json!({"final_value": "y", "layer_values": ["x", "", "y"]}));
+}
+
+/// A form-encoded `POST` on the admin, over a plain socket (the status code).
+async fn reqwest_like_form(l: &Legate, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(l.admin()).await.expect("connect");
+    let req = format!(
+        "POST /runtime_modify HTTP/1.1\r\nhost: a\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(crate::common::EVENTUALLY, s.read_to_end(&mut out)).await.expect("in time").expect("read");
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}

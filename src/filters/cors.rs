@@ -5,7 +5,8 @@
 //!
 //! As in Envoy, a route's policy is the merge of every level's `CorsPolicy` (weighted cluster,
 //! route, virtual host, route configuration), each field taken from the most specific level
-//! that sets it, and `filter_enabled` / `shadow_enabled` from the most specific policy. With no
+//! that sets it, and `filter_enabled` / `shadow_enabled` from the most specific policy (drawn
+//! per request, their `runtime_key` over their `default_value`). With no
 //! `typed_per_filter_config` policy at any level, the deprecated `cors` fields of the route and
 //! virtual host are used. The merge happens when the route table is built ([`CorsRt::merge`]).
 

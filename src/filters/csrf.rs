@@ -2,7 +2,8 @@
 //! source origin (`Origin`, else `Referer`) must be its destination (`Host`) or one of
 //! `additional_origins`; otherwise Envoy's `403 Invalid origin`, unless the policy only
 //! shadows. Stats `http.<prefix>.csrf.missing_source_origin|request_invalid|request_valid`.
-//! A route's `CsrfPolicy` replaces the filter's (most specific level wins).
+//! A route's `CsrfPolicy` replaces the filter's (most specific level wins). `filter_enabled` and
+//! `shadow_enabled` are drawn per request, their `runtime_key` over their `default_value`.
 
 use std::sync::Arc;
 

@@ -308,7 +308,7 @@ pub async fn run_with_loggers(
     store.gauge("server.concurrency").set(options.concurrency as i64);
     let mut local_node = bootstrap.node.clone();
     crate::admin::server_info::apply_node_options(&mut local_node, &options);
-    let runtime = crate::runtime::Runtime::new(&bootstrap.runtime, &local_node.cluster);
+    let runtime = crate::runtime::Runtime::with_stats(&bootstrap.runtime, &local_node.cluster, &store);
     runtime.watch();
     let shared = Arc::new(ProcessState {
         snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),

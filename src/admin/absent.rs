@@ -1,5 +1,5 @@
 //! Envoy's admin paths for features legate does not have (CPU and heap profilers, tcmalloc's
-//! heap dumps, the runtime's admin layer): answered as an Envoy built without them answers, so
+//! heap dumps, the runtime's admin layer when the bootstrap has none): answered as an Envoy built without them answers, so
 //! scripts written for Envoy get its status and message rather than a 404.
 
 use http::StatusCode;
@@ -50,8 +50,8 @@ pub fn heap_dump() -> (StatusCode, &'static str) {
 }
 
 /// `POST /runtime_modify?key=value`: without parameters (in the query or a form body) the
-/// usage; with them, Envoy's answer when the bootstrap has no runtime admin layer, which legate
-/// never has (its runtime is empty: `/runtime`).
+/// usage; with them, Envoy's answer when the bootstrap has no runtime admin layer. (With one,
+/// the query's parameters go to [`crate::runtime::Runtime::modify`]; a form body's are not read.)
 pub fn runtime_modify(pairs: &[(String, String)], has_form_body: bool) -> (StatusCode, &'static str) {
     if pairs.is_empty() && !has_form_body {
         return (

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -134,7 +134,9 @@ pub fn spawn_admin(socket: TcpListener, server: Arc<Server>) -> tokio::task::Joi
                     let log = log.clone();
                     async move {
                         let logged = log.as_ref().map(|_| access_log::AdminRequest::new(&req));
-                        let resp = handle(&server, req);
+                        let (parts, body) = req.into_parts();
+                        let form = runtime_form(&parts, body).await;
+                        let resp = handle(&server, &parts, form.as_deref());
                         if let (Some(log), Some(logged)) = (log.as_deref(), logged) {
                             let sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
                             logged.log(log, resp.status().as_u16(), sent, remote, local);
@@ -195,19 +197,38 @@ fn percent_decode(s: &str) -> String {
     crate::percent::decode_with(s, |_| true, |b| if b == b'+' { b' ' } else { b })
 }
 
-fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let query = req.uri().query().unwrap_or("");
-    tracing::debug!(http.method = %req.method(), http.path = path, "admin request");
+/// Bytes of a `/runtime_modify` form body read at most, and how long it may take.
+const FORM_LIMIT: usize = 64 * 1024;
+const FORM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A `POST /runtime_modify` body sent as `application/x-www-form-urlencoded` (Envoy reads its
+/// parameters there when the query has none); `None` for every other request.
+async fn runtime_form(parts: &http::request::Parts, body: Incoming) -> Option<String> {
+    use http_body_util::BodyExt;
+    let form = parts.headers.get(http::header::CONTENT_TYPE).is_some_and(|t| {
+        t.to_str().is_ok_and(|t| t.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+    });
+    if parts.uri.path() != "/runtime_modify" || parts.method != Method::POST || !form {
+        return None;
+    }
+    let read = http_body_util::Limited::new(body, FORM_LIMIT).collect();
+    let bytes = tokio::time::timeout(FORM_WAIT, read).await.ok()?.ok()?.to_bytes();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn handle(server: &Server, req: &http::request::Parts, form_body: Option<&str>) -> Response<Full<Bytes>> {
+    let path = req.uri.path();
+    let query = req.uri.query().unwrap_or("");
+    tracing::debug!(http.method = %req.method, http.path = path, "admin request");
     let Some(endpoint) = ENDPOINTS.iter().find(|e| e.path == path) else {
         let body = format!("invalid path. {}", help_text());
         return resp(StatusCode::NOT_FOUND, TEXT, body);
     };
-    if endpoint.post_only && req.method() != Method::POST {
+    if endpoint.post_only && req.method != Method::POST {
         return resp(
             StatusCode::METHOD_NOT_ALLOWED,
             TEXT,
-            format!("Method {} not allowed, POST required.", req.method()),
+            format!("Method {} not allowed, POST required.", req.method),
         );
     }
     match path {
@@ -245,12 +266,24 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/allocprofiler" => absent_feature(absent::alloc_profiler(&query_pairs(query))),
         "/heap_dump" => absent_feature(absent::heap_dump()),
         "/runtime_modify" => {
-            let form = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|l| l.as_bytes() != b"0")
-                || req.headers().contains_key(http::header::TRANSFER_ENCODING);
-            absent_feature(absent::runtime_modify(&query_pairs(query), form))
+            let form = req.headers.get(http::header::CONTENT_LENGTH).is_some_and(|l| l.as_bytes() != b"0")
+                || req.headers.contains_key(http::header::TRANSFER_ENCODING);
+            let mut pairs = query_pairs(query);
+            if pairs.is_empty() {
+                pairs = form_body.map(query_pairs).unwrap_or_default();
+            }
+            if !server.shared.runtime.has_admin_layer() {
+                absent_feature(absent::runtime_modify(&pairs, form))
+            } else if pairs.is_empty() {
+                // Envoy's usage: nothing to set in the query nor in a form body.
+                absent_feature(absent::runtime_modify(&[], false))
+            } else {
+                server.shared.runtime.modify(&pairs);
+                resp(StatusCode::OK, TEXT, "OK\n")
+            }
         }
         "/memory" => resp(StatusCode::OK, JSON, pretty_json(&memory::read())),
-        "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&serde_json::json!({"entries": {}, "layers": []}))),
+        "/runtime" => resp(StatusCode::OK, JSON, pretty_json(&server.shared.runtime.admin_json())),
         "/certs" => resp(StatusCode::OK, JSON, pretty_json(&certs::json(&server.shared.snapshot.load()))),
         "/hot_restart_version" => resp(StatusCode::OK, TEXT, "disabled"),
         "/reopen_logs" => {

@@ -46,9 +46,9 @@ pub struct CompressorConfig {
     /// `compressor_library.name`: part of the stat names.
     pub library_name: String,
     pub library: CompressorLibrary,
-    /// `response_direction_config.common_config.enabled.default_value` (or the deprecated
-    /// `runtime_enabled`); the runtime is not read here, so the default decides.
-    pub enabled: bool,
+    /// `response_direction_config.common_config.enabled` (or the deprecated `runtime_enabled`):
+    /// its `runtime_key` over its `default_value`.
+    pub enabled: crate::runtime::FlagKey,
     /// `min_content_length` (deprecated `content_length`); 30 when unset or 0.
     pub min_content_length: u64,
     /// `content_type` (deprecated top-level `content_type`), lowercased; empty is Envoy's list.
@@ -70,7 +70,8 @@ pub struct CompressorConfig {
 /// `request_direction_config.common_config` of a compressor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestCompression {
-    pub enabled: bool,
+    /// `enabled`: its `runtime_key` over its `default_value`.
+    pub enabled: crate::runtime::FlagKey,
     pub min_content_length: u64,
     /// Lowercased; empty is Envoy's default list.
     pub content_types: Vec<String>,
@@ -128,10 +129,10 @@ impl DecompressorLibrary {
 }
 
 /// A direction's `common_config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecompressDirection {
-    /// `enabled.default_value` (true when unset; the runtime is not read here).
-    pub enabled: bool,
+    /// `enabled`: its `runtime_key` over its `default_value` (true when unset).
+    pub enabled: crate::runtime::FlagKey,
     pub ignore_no_transform_header: bool,
 }
 

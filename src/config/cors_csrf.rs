@@ -2,20 +2,10 @@
 //! host or route configuration, and the deprecated `cors` field of virtual hosts and routes)
 //! and `CsrfPolicy` (the filter's own, and per route).
 
-use super::filters::Fraction;
 use super::model::StringMatcher;
 
-/// `envoy.config.core.v3.RuntimeFractionalPercent`. Only the fault filter reads the runtime so far, so the
-/// `runtime_key` (accepted) never overrides `default_value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuntimeFraction {
-    pub default_value: Fraction,
-}
-
-impl RuntimeFraction {
-    pub const ALL: RuntimeFraction = RuntimeFraction { default_value: Fraction { numerator: 100, denominator: 100 } };
-    pub const NONE: RuntimeFraction = RuntimeFraction { default_value: Fraction::NONE };
-}
+/// `envoy.config.core.v3.RuntimeFractionalPercent`: its `runtime_key` over its `default_value`.
+pub type RuntimeFraction = crate::runtime::FractionKey;
 
 /// `envoy.extensions.filters.http.cors.v3.CorsPolicy` (and `envoy.config.route.v3.CorsPolicy`).
 /// Unset fields stay unset: the filter takes each from the most specific level that sets it.

@@ -125,6 +125,32 @@ pub struct FaultConfig {
     pub max_active_faults: Option<u32>,
     /// `disable_downstream_cluster_stats`
     pub disable_downstream_cluster_stats: bool,
+    /// The runtime keys read (`*_runtime`, Envoy's `fault.http.*` when unset).
+    pub keys: FaultKeys,
+}
+
+/// `HTTPFault`'s `*_runtime` fields: the runtime keys that override the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultKeys {
+    pub delay_percent: String,
+    pub abort_percent: String,
+    pub delay_duration: String,
+    pub abort_http_status: String,
+    pub abort_grpc_status: String,
+    pub max_active_faults: String,
+}
+
+impl Default for FaultKeys {
+    fn default() -> Self {
+        FaultKeys {
+            delay_percent: "fault.http.delay.fixed_delay_percent".into(),
+            abort_percent: "fault.http.abort.abort_percent".into(),
+            delay_duration: "fault.http.delay.fixed_duration_ms".into(),
+            abort_http_status: "fault.http.abort.http_status".into(),
+            abort_grpc_status: "fault.http.abort.grpc_status".into(),
+            max_active_faults: "fault.http.max_active_faults".into(),
+        }
+    }
 }
 
 impl FaultConfig {
@@ -138,6 +164,7 @@ impl FaultConfig {
             downstream_nodes: Vec::new(),
             max_active_faults: None,
             disable_downstream_cluster_stats: false,
+            keys: FaultKeys::default(),
         }
     }
 }

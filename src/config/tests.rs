@@ -14,6 +14,7 @@ mod hash_lb;
 mod lb_tuning;
 mod outlier;
 mod route_fields;
+mod runtime;
 mod schema;
 mod secrets;
 mod seeds;

@@ -153,17 +153,17 @@ fn dynamic(ctx: &mut Ctx, mut o: Obj<'_>) -> DynamicResources {
     DynamicResources { lds, cds }
 }
 
-/// `layered_runtime`: static and disk layers ([`crate::runtime`]); an admin layer has nothing
-/// to hold (legate has no `/runtime_modify`).
-fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<crate::runtime::RuntimeLayer> {
+/// `layered_runtime`: static, disk and admin layers ([`crate::runtime`]), each named; at most
+/// one admin layer (Envoy refuses a second).
+fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<(String, crate::runtime::RuntimeLayer)> {
     use crate::runtime::RuntimeLayer;
     let mut layers = Vec::new();
     for mut layer in o.objs(ctx, "layers") {
-        layer.ignore(&["name", "admin_layer"]);
+        let name = layer.str(ctx, "name").unwrap_or_default();
         if let Some((v, _)) = layer.get("static_layer") {
             let mut pairs = Vec::new();
             crate::runtime::flatten(v, "", &mut pairs);
-            layers.push(RuntimeLayer::Static(pairs));
+            layers.push((name.clone(), RuntimeLayer::Static(pairs)));
         }
         if let Some(mut d) = layer.obj(ctx, "disk_layer") {
             let root = d.str(ctx, "symlink_root").unwrap_or_default();
@@ -173,7 +173,18 @@ fn layered_runtime(ctx: &mut Ctx, mut o: Obj<'_>) -> Vec<crate::runtime::Runtime
             let subdirectory = d.str(ctx, "subdirectory").unwrap_or_default();
             let append_service_cluster = d.bool(ctx, "append_service_cluster").unwrap_or(false);
             d.finish(ctx, &[]);
-            layers.push(RuntimeLayer::Disk { symlink_root: root.into(), subdirectory, append_service_cluster });
+            let disk = RuntimeLayer::Disk { symlink_root: root.into(), subdirectory, append_service_cluster };
+            layers.push((name.clone(), disk));
+        }
+        if let Some(a) = layer.obj(ctx, "admin_layer") {
+            if layers.iter().any(|(_, l)| l == &RuntimeLayer::Admin) {
+                ctx.err(
+                    layer.at("admin_layer"),
+                    "Too many admin layers specified in LayeredRuntime, at most one may be specified",
+                );
+            }
+            a.finish(ctx, &[]);
+            layers.push((name, RuntimeLayer::Admin));
         }
         layer.finish(ctx, &[]);
     }

@@ -21,6 +21,7 @@ use crate::config::filters::{HttpFilter, HttpFilterKind, PerFilter, PerFilterCon
 use crate::proxy::body::ResBody;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::RequestView;
+use crate::runtime::Runtime;
 use crate::server::ProcessState;
 use crate::stats::Store;
 
@@ -324,7 +325,7 @@ impl Chain {
                 }
                 Filter::Cors(cors) => {
                     if let Some(Slot::Cors(policy)) = slot {
-                        if let Err(preflight) = cors.decode(policy, parts, stream) {
+                        if let Err(preflight) = cors.decode(policy, parts, stream, &shared.runtime) {
                             // Envoy's CORS filter sees its own preflight answer on its
                             // encoding side (it adds the exposed headers there).
                             stream.decoded = i + 1;
@@ -337,7 +338,7 @@ impl Chain {
                         Some(Slot::Csrf(p)) => p,
                         _ => csrf.policy(),
                     };
-                    csrf.decode(policy, &parts.headers, &parts.method, info.authority)?;
+                    csrf.decode(policy, &parts.headers, &parts.method, info.authority, &shared.runtime)?;
                 }
                 Filter::LocalRateLimit(l) => {
                     let settings = match slot {
@@ -351,6 +352,7 @@ impl Chain {
                         cluster: info.cluster,
                         route_limits: info.rate_limits,
                         conn: info.conn_buckets,
+                        runtime: &shared.runtime,
                     };
                     let mut out = None;
                     let mut added = http::HeaderMap::new();
@@ -382,9 +384,9 @@ impl Chain {
                         Some(Slot::Compress(p)) => Some(p),
                         _ => None,
                     };
-                    c.decode(i, parts, per_route, &mut stream.compress, body);
+                    c.decode(i, parts, per_route, &mut stream.compress, body, &shared.runtime);
                 }
-                Filter::Decompress(d) => d.decode(parts, body),
+                Filter::Decompress(d) => d.decode(parts, body, &shared.runtime),
                 Filter::ExtAuthz(a) => {
                     let settings = match slot {
                         Some(Slot::ExtAuthz(s)) => Some(&**s),
@@ -409,7 +411,7 @@ impl Chain {
     /// The encoding pass, in reverse order, over the filters that saw the request: for the
     /// upstream's response and for local replies alike. It waits only where a filter reads
     /// the response body (the gRPC bridge, gRPC-Web on a response that is not gRPC).
-    pub async fn encode(&self, stream: &mut Stream, resp: &mut http::Response<ResBody>) {
+    pub async fn encode(&self, rt: &Runtime, stream: &mut Stream, resp: &mut http::Response<ResBody>) {
         if let Some(rl) = &stream.rate_limit {
             rl.apply(resp.headers_mut());
         }
@@ -435,9 +437,9 @@ impl Chain {
                         Some(Slot::Compress(p)) => Some(p),
                         _ => None,
                     };
-                    c.encode(i, &stream.compress, per_route, resp);
+                    c.encode(i, &stream.compress, per_route, resp, rt);
                 }
-                Filter::Decompress(d) => d.encode(resp),
+                Filter::Decompress(d) => d.encode(resp, rt),
                 Filter::ExtAuthz(_) => super::ext_authz::encode(stream.ext_authz.as_deref(), resp),
                 Filter::GrpcHttp1Bridge(_) => super::Bridge::encode(stream, resp).await,
                 Filter::GrpcWeb(_) => super::GrpcWeb::encode(stream, resp).await,

@@ -23,6 +23,7 @@ use super::compress_body::{ByteStats, Compressing, Encoder};
 use super::request_codec::RequestCodec;
 use crate::config::compressor::{CompressorConfig, CompressorLibrary, CompressorPerRoute};
 use crate::proxy::body::ResBody;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 /// Envoy's content types when `content_type` is empty.
@@ -177,8 +178,9 @@ impl Compress {
         Compress { config: Box::new(config.clone()), stats: Stats::new(store, &prefix, response), peers: Arc::from([]) }
     }
 
-    fn enabled(&self, per_route: Option<&CompressorPerRoute>) -> bool {
-        per_route.and_then(|p| p.enabled).unwrap_or(self.config.enabled)
+    /// The route's override, or the response direction's flag (its runtime key read).
+    fn enabled(&self, per_route: Option<&CompressorPerRoute>, rt: &Runtime) -> bool {
+        per_route.and_then(|p| p.enabled).unwrap_or_else(|| self.config.enabled.enabled(rt))
     }
 
     /// Request headers: remembers `Accept-Encoding` (and removes it when configured).
@@ -189,6 +191,7 @@ impl Compress {
         per_route: Option<&CompressorPerRoute>,
         req: &mut CompressRequest,
         body: &mut RequestBody,
+        rt: &Runtime,
     ) {
         if req.removed_by.is_none() && req.accept_encoding.is_none() {
             req.accept_encoding = parts.headers.get(ACCEPT_ENCODING).cloned();
@@ -197,21 +200,24 @@ impl Compress {
         let remove = per_route
             .and_then(|p| p.remove_accept_encoding_header)
             .unwrap_or(self.config.remove_accept_encoding_header);
-        if self.enabled(per_route) && remove && req.removed_by.is_none() && parts.headers.contains_key(ACCEPT_ENCODING)
+        if self.enabled(per_route, rt)
+            && remove
+            && req.removed_by.is_none()
+            && parts.headers.contains_key(ACCEPT_ENCODING)
         {
             parts.headers.remove(ACCEPT_ENCODING);
             req.removed_by = Some(index);
         }
-        self.compress_request(parts, body);
+        self.compress_request(parts, body, rt);
     }
 
     /// Envoy's request direction: a body of an allowed type and length, not already encoded,
     /// is compressed on its way upstream. Without `request_direction_config` every request
     /// counts as not compressed, as in Envoy.
-    fn compress_request(&self, parts: &mut http::request::Parts, body: &mut RequestBody) {
+    fn compress_request(&self, parts: &mut http::request::Parts, body: &mut RequestBody, rt: &Runtime) {
         let h = &parts.headers;
         let compress = self.config.request.as_ref().filter(|r| {
-            r.enabled
+            r.enabled.enabled(rt)
                 && !body.is_end_stream()
                 && !h.contains_key(UPGRADE)
                 && self.request_length_ok(h, r.min_content_length)
@@ -314,9 +320,10 @@ impl Compress {
         req: &CompressRequest,
         per_route: Option<&CompressorPerRoute>,
         resp: &mut http::Response<ResBody>,
+        rt: &Runtime,
     ) {
         let h = resp.headers();
-        let big_enough = self.enabled(per_route) && self.min_length_ok(h);
+        let big_enough = self.enabled(per_route, rt) && self.min_length_ok(h);
         let compressible = big_enough
             && !h.contains_key(UPGRADE)
             && !self.config.uncompressible_response_codes.contains(&resp.status().as_u16())

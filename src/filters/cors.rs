@@ -5,7 +5,8 @@
 //!
 //! As in Envoy, a route's policy is the merge of every level's `CorsPolicy` (weighted cluster,
 //! route, virtual host, route configuration), each field taken from the most specific level
-//! that sets it, and `filter_enabled` / `shadow_enabled` from the most specific policy. With no
+//! that sets it, and `filter_enabled` / `shadow_enabled` from the most specific policy (drawn
+//! per request, their `runtime_key` over their `default_value`). With no
 //! `typed_per_filter_config` policy at any level, the deprecated `cors` fields of the route and
 //! virtual host are used. The merge happens when the route table is built ([`CorsRt::merge`]).
 
@@ -20,6 +21,7 @@ use crate::config::filters::{PerFilter, PerFilterConfig, LEGACY_CORS};
 use crate::config::model::StringMatcher;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::string_matches;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 const ALLOW_ORIGIN: HeaderName = HeaderName::from_static("access-control-allow-origin");
@@ -77,9 +79,10 @@ impl Cors {
         policy: &Arc<CorsRt>,
         parts: &http::request::Parts,
         stream: &mut Stream,
+        rt: &Runtime,
     ) -> Result<(), LocalReason> {
-        let enabled = hit(policy.enabled);
-        if !enabled && !hit(policy.shadow) {
+        let enabled = policy.enabled.enabled(rt);
+        if !enabled && !policy.shadow.enabled(rt) {
             return Ok(());
         }
         let Some(origin) = parts.headers.get(ORIGIN).filter(|o| !o.is_empty()) else {
@@ -191,8 +194,8 @@ impl CorsRt {
         };
         let flag = |get: fn(&CorsPolicyConfig) -> Option<bool>| policies.iter().find_map(|p| get(p));
         Slot::Cors(Arc::new(CorsRt {
-            enabled: first.filter_enabled.unwrap_or(RuntimeFraction::ALL),
-            shadow: first.shadow_enabled.unwrap_or(RuntimeFraction::NONE),
+            enabled: first.filter_enabled.clone().unwrap_or(RuntimeFraction::ALL),
+            shadow: first.shadow_enabled.clone().unwrap_or(RuntimeFraction::NONE),
             origins: policies
                 .iter()
                 .map(|p| &p.allow_origin_string_match)
@@ -222,20 +225,6 @@ fn entries<'a>(levels: &'a [&'a [PerFilterConfig]], key: &'a str) -> impl Iterat
         .iter()
         .filter_map(move |level| level.iter().find(|e| e.filter == key && !matches!(e.config, PerFilter::Ignored)))
 }
-
-/// Whether a request falls in a runtime fraction (legate's runtime is always the default).
-pub(super) fn hit(f: RuntimeFraction) -> bool {
-    let Fraction { numerator, denominator } = f.default_value;
-    if numerator >= denominator {
-        true
-    } else if numerator == 0 {
-        false
-    } else {
-        rand::Rng::gen_range(&mut rand::thread_rng(), 0..denominator) < numerator
-    }
-}
-
-use crate::config::filters::Fraction;
 
 #[cfg(test)]
 #[path = "cors_tests.rs"]

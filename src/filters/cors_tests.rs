@@ -8,6 +8,7 @@ use crate::config::filters::{PerFilter, PerFilterConfig, LEGACY_CORS};
 use crate::config::model::{StringMatch, StringMatcher};
 use crate::filters::{Slot, Stream};
 use crate::proxy::local_reply::LocalReason;
+use crate::runtime::Runtime;
 use crate::stats::Store;
 
 const NAME: &str = "envoy.filters.http.cors";
@@ -57,7 +58,7 @@ fn each_field_comes_from_the_most_specific_level_that_sets_it() {
     assert!(p.allow_credentials);
     // A route that only disables: the most specific policy decides enabling.
     let off = [entry(NAME, CorsPolicyConfig { filter_enabled: Some(RuntimeFraction::NONE), ..Default::default() })];
-    assert!(!super::hit(merged(&[&off, &vhost]).enabled));
+    assert!(!merged(&[&off, &vhost]).enabled.enabled(&Runtime::empty()));
     // The deprecated field counts only without a typed policy anywhere.
     let legacy = [entry(LEGACY_CORS, CorsPolicyConfig { max_age: "9".into(), ..Default::default() })];
     assert_eq!(merged(&[&legacy, &vhost]).max_age.as_ref().map(|v| v.to_str().unwrap_or("")), Some("600"));
@@ -80,7 +81,7 @@ fn preflights_are_answered_and_simple_requests_get_the_origin() {
             ("access-control-request-headers", "x-a"),
         ],
     );
-    assert_eq!(cors.decode(&p, &pre, &mut stream), Err(LocalReason::CorsPreflight));
+    assert_eq!(cors.decode(&p, &pre, &mut stream, &Runtime::empty()), Err(LocalReason::CorsPreflight));
     let mut h = HeaderMap::new();
     Cors::encode(stream.cors.as_deref(), &mut h);
     let get = |h: &HeaderMap, n: &str| h.get(n).map(|v| v.to_str().unwrap_or("?").to_string());
@@ -93,11 +94,14 @@ fn preflights_are_answered_and_simple_requests_get_the_origin() {
     // An origin not allowed: the preflight goes upstream, nothing is added.
     let mut stream = Stream::default();
     let evil = parts(Method::OPTIONS, &[("origin", "https://evil"), ("access-control-request-method", "PUT")]);
-    assert_eq!(cors.decode(&p, &evil, &mut stream), Ok(()));
+    assert_eq!(cors.decode(&p, &evil, &mut stream, &Runtime::empty()), Ok(()));
     assert!(stream.cors.is_none());
 
     let mut stream = Stream::default();
-    assert_eq!(cors.decode(&p, &parts(Method::GET, &[("origin", "https://app")]), &mut stream), Ok(()));
+    assert_eq!(
+        cors.decode(&p, &parts(Method::GET, &[("origin", "https://app")]), &mut stream, &Runtime::empty()),
+        Ok(())
+    );
     let mut h = HeaderMap::new();
     Cors::encode(stream.cors.as_deref(), &mut h);
     assert_eq!(get(&h, "access-control-expose-headers").as_deref(), Some("x-e"));

@@ -2,17 +2,18 @@
 //! source origin (`Origin`, else `Referer`) must be its destination (`Host`) or one of
 //! `additional_origins`; otherwise Envoy's `403 Invalid origin`, unless the policy only
 //! shadows. Stats `http.<prefix>.csrf.missing_source_origin|request_invalid|request_valid`.
-//! A route's `CsrfPolicy` replaces the filter's (most specific level wins).
+//! A route's `CsrfPolicy` replaces the filter's (most specific level wins). `filter_enabled` and
+//! `shadow_enabled` are drawn per request, their `runtime_key` over their `default_value`.
 
 use std::sync::Arc;
 
 use http::header::{ORIGIN, REFERER};
 use http::Method;
 
-use super::cors::hit;
 use crate::config::cors_csrf::CsrfPolicyConfig;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::string_matches;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 pub struct Csrf {
@@ -44,9 +45,10 @@ impl Csrf {
         headers: &http::HeaderMap,
         method: &Method,
         authority: &str,
+        rt: &Runtime,
     ) -> Result<(), LocalReason> {
-        let enabled = hit(policy.filter_enabled);
-        if !enabled && !hit(policy.shadow_enabled) {
+        let enabled = policy.filter_enabled.enabled(rt);
+        if !enabled && !policy.shadow_enabled.enabled(rt) {
             return Ok(());
         }
         if !matches!(*method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH) {

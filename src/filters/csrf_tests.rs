@@ -6,6 +6,7 @@ use super::{host_and_port, source_origin, Csrf};
 use crate::config::cors_csrf::{CsrfPolicyConfig, RuntimeFraction};
 use crate::config::model::{StringMatch, StringMatcher};
 use crate::proxy::local_reply::LocalReason;
+use crate::runtime::Runtime;
 use crate::stats::Store;
 
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -37,7 +38,8 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         additional_origins: vec![extra],
     };
     let csrf = Csrf::new(&policy, &store, "ing");
-    let check = |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1");
+    let check =
+        |m: Method, h: &[(&'static str, &'static str)]| csrf.decode(&policy, &headers(h), &m, "h:1", &Runtime::empty());
     assert_eq!(check(Method::GET, &[("origin", "http://evil")]), Ok(()));
     assert_eq!(check(Method::POST, &[("origin", "http://h:1")]), Ok(()));
     assert_eq!(check(Method::PATCH, &[("origin", "https://a.trusted")]), Ok(()));
@@ -48,7 +50,33 @@ fn unsafe_methods_need_a_matching_origin_unless_shadowed() {
         shadow_enabled: RuntimeFraction::ALL,
         ..policy.clone()
     };
-    assert_eq!(csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1"), Ok(()));
+    assert_eq!(
+        csrf.decode(&shadow, &headers(&[("origin", "http://evil")]), &Method::POST, "h:1", &Runtime::empty()),
+        Ok(())
+    );
     let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
     assert_eq!((count("request_valid"), count("request_invalid"), count("missing_source_origin")), (2, 2, 1));
+}
+
+#[test]
+fn filter_enabled_and_shadow_enabled_read_their_runtime_keys() {
+    use crate::runtime::RuntimeLayer;
+    let store = Arc::new(Store::default());
+    let policy = CsrfPolicyConfig {
+        filter_enabled: RuntimeFraction { runtime_key: Some("csrf.on".into()), ..RuntimeFraction::ALL },
+        shadow_enabled: RuntimeFraction { runtime_key: Some("csrf.shadow".into()), ..RuntimeFraction::NONE },
+        additional_origins: Vec::new(),
+    };
+    let csrf = Csrf::new(&policy, &store, "ing");
+    let layer = |pairs: &[(&str, &str)]| {
+        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Runtime::new(&[("s".to_string(), RuntimeLayer::Static(pairs))], "")
+    };
+    let evil = headers(&[("origin", "http://evil")]);
+    let check = |rt: &Runtime| csrf.decode(&policy, &evil, &Method::POST, "h:1", rt);
+    assert_eq!(check(&layer(&[])), Err(LocalReason::CsrfInvalidOrigin), "the default: enforced");
+    assert_eq!(check(&layer(&[("csrf.on", "0")])), Ok(()), "the runtime turns it off");
+    assert_eq!(check(&layer(&[("csrf.on", "0"), ("csrf.shadow", "100")])), Ok(()), "shadowed: counted only");
+    let count = |s: &str| store.counter(&format!("http.ing.csrf.{s}")).value();
+    assert_eq!(count("request_invalid"), 2, "the enforced one and the shadowed one");
 }

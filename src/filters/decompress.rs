@@ -18,6 +18,7 @@ use super::decompress_body::{DecodeStats, Decoder, Decompressing, TrailerNames};
 use super::request_codec::RequestCodec;
 use crate::config::compressor::{DecompressDirection, DecompressorConfig, DecompressorLibrary};
 use crate::proxy::body::ResBody;
+use crate::runtime::Runtime;
 use crate::stats::{Counter, Store};
 
 struct DirStats {
@@ -159,8 +160,14 @@ impl Decompress {
 
     /// Envoy's `maybeInitDecompress`: whether this direction decodes a body with these headers
     /// (and, if so, the headers made to say so).
-    fn init(&self, dir: &DecompressDirection, stats: &DirStats, h: &mut HeaderMap) -> Option<(Decoder, DecodeStats)> {
-        let go = dir.enabled
+    fn init(
+        &self,
+        dir: &DecompressDirection,
+        stats: &DirStats,
+        h: &mut HeaderMap,
+        rt: &Runtime,
+    ) -> Option<(Decoder, DecodeStats)> {
+        let go = dir.enabled.enabled(rt)
             && (dir.ignore_no_transform_header || !has_token(h, CACHE_CONTROL, "no-transform"))
             && encoding_matches(h, self.config.library.encoding());
         let decoder = if go { Decoder::new(&self.config.library).ok() } else { None };
@@ -180,14 +187,14 @@ impl Decompress {
     }
 
     /// Request headers: advertises the encoding, and decodes the body when it is encoded.
-    pub fn decode(&self, parts: &mut http::request::Parts, body: &mut RequestBody) {
-        if self.config.response.enabled && self.config.advertise_accept_encoding {
+    pub fn decode(&self, parts: &mut http::request::Parts, body: &mut RequestBody, rt: &Runtime) {
+        if self.config.response.enabled.enabled(rt) && self.config.advertise_accept_encoding {
             advertise(&mut parts.headers, self.config.library.encoding());
         }
         if body.is_end_stream() {
             return;
         }
-        let Some((decoder, stats)) = self.init(&self.config.request, &self.request, &mut parts.headers) else {
+        let Some((decoder, stats)) = self.init(&self.config.request, &self.request, &mut parts.headers, rt) else {
             return;
         };
         let codec =
@@ -196,11 +203,11 @@ impl Decompress {
     }
 
     /// Response headers: decodes the body when it is encoded.
-    pub fn encode(&self, resp: &mut http::Response<ResBody>) {
+    pub fn encode(&self, resp: &mut http::Response<ResBody>, rt: &Runtime) {
         if resp.body().is_end_stream() {
             return;
         }
-        let Some((decoder, stats)) = self.init(&self.config.response, &self.response, resp.headers_mut()) else {
+        let Some((decoder, stats)) = self.init(&self.config.response, &self.response, resp.headers_mut(), rt) else {
             return;
         };
         let inner = std::mem::replace(resp.body_mut(), ResBody::empty());

@@ -4,8 +4,9 @@
 //! the access-log flags `DI` and `FI`. Delays run on tokio's clock.
 //!
 //! Envoy's runtime keys override the configuration as in Envoy 1.40 (the fault-injection
-//! sandbox's disk layer): `fault.http.abort.abort_percent` and
-//! `fault.http.delay.fixed_delay_percent` (the numerator, over the configured denominator),
+//! sandbox's disk layer), each renamed by its `*_runtime` field: `fault.http.abort.abort_percent`
+//! and `fault.http.delay.fixed_delay_percent` (an integer is a percentage over 100, whatever
+//! the configured denominator, as Envoy's `featureEnabled`; a YAML map a fraction),
 //! `fault.http.abort.http_status`, `fault.http.abort.grpc_status`,
 //! `fault.http.delay.fixed_duration_ms` (0: no delay), `fault.http.max_active_faults`; with
 //! `x-envoy-downstream-service-cluster`, `fault.http.<cluster>.{abort,delay}.*` too.
@@ -19,7 +20,7 @@ use crate::config::filters::{AbortKind, DelayKind, FaultConfig, Fraction};
 use crate::config::model::HeaderMatcher;
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::matcher::{header_matches, RequestView};
-use crate::runtime::Runtime;
+use crate::runtime::{hit, Runtime};
 use crate::stats::{Counter, Gauge, Store};
 
 static ABORT_REQUEST: HeaderName = HeaderName::from_static("x-envoy-fault-abort-request");
@@ -86,9 +87,9 @@ struct Rt<'a> {
 }
 
 impl Rt<'_> {
-    /// `fault.http.<tail>`, then `fault.http.<cluster>.<tail>` over it.
-    fn integer(&self, tail: &str, default: u64) -> u64 {
-        let v = self.rt.integer(&format!("fault.http.{tail}"), default);
+    /// `key`, then `fault.http.<cluster>.<tail>` over it.
+    fn integer(&self, key: &str, tail: &str, default: u64) -> u64 {
+        let v = self.rt.integer(key, default);
         match self.cluster {
             Some(c) => self.rt.integer(&format!("fault.http.{c}.{tail}"), v),
             None => v,
@@ -96,8 +97,8 @@ impl Rt<'_> {
     }
 
     /// Envoy's `featureEnabled` of the global key, or of the cluster's (each drawn).
-    fn enabled(&self, tail: &str, p: Fraction) -> bool {
-        hit(self.rt.percent(&format!("fault.http.{tail}"), p))
+    fn enabled(&self, key: &str, tail: &str, p: Fraction) -> bool {
+        hit(self.rt.percent(key, p))
             || self.cluster.is_some_and(|c| hit(self.rt.percent(&format!("fault.http.{c}.{tail}"), p)))
     }
 }
@@ -184,9 +185,7 @@ impl Fault {
         }
         let g = &self.stats.active_faults;
         let max = match rt {
-            Some(rt) => {
-                Some(rt.rt.integer("fault.http.max_active_faults", c.max_active_faults.map_or(u64::MAX, u64::from)))
-            }
+            Some(rt) => Some(rt.rt.integer(&c.keys.max_active_faults, c.max_active_faults.map_or(u64::MAX, u64::from))),
             None => c.max_active_faults.map(u64::from),
         };
         if max.is_some_and(|max| u64::try_from(g.value()).unwrap_or(0) >= max) {
@@ -197,17 +196,6 @@ impl Fault {
         stream.active_fault = Some(ActiveFault(g.clone()));
         true
     }
-}
-
-/// Whether a draw out of `p` hits.
-fn hit(p: Fraction) -> bool {
-    if p.numerator == 0 {
-        return false;
-    }
-    if p.numerator >= p.denominator {
-        return true;
-    }
-    rand::Rng::gen_range(&mut rand::thread_rng(), 0..p.denominator) < p.numerator
 }
 
 /// The configured percentage, lowered (never raised) by the request's percentage header,
@@ -227,7 +215,7 @@ fn delay_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<Durat
     let header = d.kind == DelayKind::Header;
     let p = percentage(d.percentage, header, h, &DELAY_PERCENTAGE);
     let enabled = match rt {
-        Some(rt) => rt.enabled("delay.fixed_delay_percent", p),
+        Some(rt) => rt.enabled(&c.keys.delay_percent, "delay.fixed_delay_percent", p),
         None => hit(p),
     };
     if !enabled {
@@ -242,7 +230,7 @@ fn delay_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<Durat
     };
     match rt {
         Some(rt) => {
-            let ms = rt.integer("delay.fixed_duration_ms", configured.as_millis() as u64);
+            let ms = rt.integer(&c.keys.delay_duration, "delay.fixed_duration_ms", configured.as_millis() as u64);
             (ms > 0).then(|| Duration::from_millis(ms))
         }
         None => Some(configured),
@@ -256,7 +244,7 @@ fn abort_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<(Stat
     let header = a.kind == AbortKind::Header;
     let p = percentage(a.percentage, header, h, &ABORT_PERCENTAGE);
     let enabled = match rt {
-        Some(rt) => rt.enabled("abort.abort_percent", p),
+        Some(rt) => rt.enabled(&c.keys.abort_percent, "abort.abort_percent", p),
         None => hit(p),
     };
     if !enabled {
@@ -267,12 +255,13 @@ fn abort_of(c: &FaultConfig, h: &HeaderMap, rt: Option<&Rt<'_>>) -> Option<(Stat
     // The runtime's status replaces the one the fault has, of the same kind.
     match grpc {
         None => {
-            let code = rt.integer("abort.http_status", u64::from(status.as_u16()));
+            let code = rt.integer(&c.keys.abort_http_status, "abort.http_status", u64::from(status.as_u16()));
             let status = u16::try_from(code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(status);
             Some((status, None))
         }
         Some(g) => {
-            let g = u32::try_from(rt.integer("abort.grpc_status", u64::from(g))).unwrap_or(g);
+            let g =
+                u32::try_from(rt.integer(&c.keys.abort_grpc_status, "abort.grpc_status", u64::from(g))).unwrap_or(g);
             Some((status, Some(g)))
         }
     }

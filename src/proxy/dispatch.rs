@@ -202,6 +202,8 @@ pub(super) async fn process(
     let method_str = parts.method.as_str().to_string();
     let mut view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
     view.downstream = routing_downstream(ctx, cfg, &parts.headers, table.require_tls);
+    // Envoy's stream id: one random value a route's `runtime_fraction` is drawn with.
+    view.runtime = Some((&ctx.shared.runtime, rand::random()));
     let found = table.find(&view);
     if let Some(up) = &trace.upgrade {
         // Decided with the route, before the filters, as Envoy builds the upgrade's chain.
@@ -357,6 +359,7 @@ pub(super) async fn process(
             let weighted_ops = weighted.map(|w| w.headers.clone());
             let cluster_name = cluster.name().to_string();
             let local_ip = ctx.shared.local_ip;
+            let runtime = &ctx.shared.runtime;
             trace.cluster = Some(Arc::clone(&cluster));
 
             headers::strip_hop_by_hop(&mut parts.headers);
@@ -446,7 +449,7 @@ pub(super) async fn process(
             let shadows = if fwd.mirrors.is_empty() {
                 None
             } else {
-                Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip)
+                Shadows::choose(&fwd.mirrors, &parts.headers, clusters, local_ip, runtime)
             };
             let at = (path, chosen_authority);
             let levels = (&**fwd, vh, route, table);

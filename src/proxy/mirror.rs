@@ -27,7 +27,6 @@ use http_body_util::BodyExt;
 use super::forward::{self, AttemptTemplate, BodySource};
 use super::headers;
 use crate::body::ReqBody;
-use crate::config::filters::Fraction;
 use crate::routing::{MirrorRt, MirrorTarget};
 use crate::upstream::Cluster;
 
@@ -56,10 +55,11 @@ impl Shadows {
         headers: &HeaderMap,
         clusters: &HashMap<String, Arc<Cluster>>,
         local_ip: Option<IpAddr>,
+        rt: &crate::runtime::Runtime,
     ) -> Option<Self> {
         let list: Vec<Shadow> = mirrors
             .iter()
-            .filter(|m| hit(m.fraction))
+            .filter(|m| m.fraction.enabled(rt))
             .filter_map(|m| {
                 let cluster = match &m.target {
                     MirrorTarget::Cluster(c) => c.cluster.clone(),
@@ -169,14 +169,6 @@ fn shadow_host(authority: &HeaderValue) -> HeaderValue {
     HeaderValue::from_str(&format!("{name}-shadow{port}")).unwrap_or_else(|_| authority.clone())
 }
 
-/// `runtime_fraction`: the runtime is not read here, so its `default_value` decides.
-fn hit(f: Fraction) -> bool {
-    if f.numerator >= f.denominator {
-        return true;
-    }
-    f.numerator > 0 && rand::Rng::gen_range(&mut rand::thread_rng(), 0..f.denominator) < f.numerator
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,10 +187,16 @@ mod tests {
     }
 
     #[test]
-    fn fractions_follow_their_default_value() {
-        assert!(hit(Fraction { numerator: 100, denominator: 100 }));
-        assert!(!hit(Fraction { numerator: 0, denominator: 100 }));
-        let hits = (0..10_000).filter(|_| hit(Fraction { numerator: 5_000, denominator: 10_000 })).count();
+    fn fractions_follow_their_runtime_key_or_default_value() {
+        use crate::config::filters::Fraction;
+        use crate::runtime::{FractionKey, Runtime, RuntimeLayer};
+        let rt = Runtime::new(&[("s".into(), RuntimeLayer::Static(vec![("m.pct".into(), "0".into())]))], "");
+        assert!(FractionKey::ALL.enabled(&rt));
+        assert!(!FractionKey::NONE.enabled(&rt));
+        let keyed = FractionKey { runtime_key: Some("m.pct".into()), ..FractionKey::ALL };
+        assert!(!keyed.enabled(&rt), "the runtime's 0% over the default 100%");
+        let half = FractionKey::fixed(Fraction { numerator: 5_000, denominator: 10_000 });
+        let hits = (0..10_000).filter(|_| half.enabled(&rt)).count();
         assert!((4_000..6_000).contains(&hits), "{hits}");
     }
 

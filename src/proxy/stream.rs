@@ -130,7 +130,7 @@ pub async fn handle(
         }
     };
     if !hcm.filters.is_empty() {
-        hcm.filters.encode(&mut chain, &mut resp).await;
+        hcm.filters.encode(&ctx.shared.runtime, &mut chain, &mut resp).await;
         trace.filter_details = chain.details.take();
         unread_body &= !chain.body_read;
         trace.metadata = chain.metadata.take();

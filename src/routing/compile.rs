@@ -269,7 +269,7 @@ fn mirror(m: &model::MirrorPolicy, clusters: &HashMap<String, Arc<Cluster>>) -> 
         Some(h) => Some(HeaderValue::from_str(h).map_err(|_| format!("invalid mirror host_rewrite_literal {h:?}"))?),
         None => None,
     };
-    Ok(MirrorRt { target, fraction: m.fraction, keep_host: m.keep_host, host_rewrite })
+    Ok(MirrorRt { target, fraction: m.fraction.clone(), keep_host: m.keep_host, host_rewrite })
 }
 
 /// Envoy's RE2 substitution (`\1`, `\\`) in the `regex` crate's syntax (`${1}`, `$$`).

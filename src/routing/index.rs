@@ -28,7 +28,8 @@ impl PathIndex {
                 && !m.grpc
                 && m.headers.is_empty()
                 && m.query_parameters.is_empty()
-                && m.tls_context.is_none();
+                && m.tls_context.is_none()
+                && m.runtime_fraction.is_none();
             match (&m.path, simple) {
                 (PathMatch::Path(p), true) => {
                     idx.exact.entry(p.clone()).or_insert(i);

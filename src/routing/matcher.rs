@@ -21,6 +21,9 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
     /// The downstream connection, for `tls_context` and `require_tls`.
     pub downstream: Downstream,
+    /// The runtime and the request's random value, for `runtime_fraction` (without them a
+    /// route's fraction is drawn on its default).
+    pub runtime: Option<(&'a crate::runtime::Runtime, u64)>,
 }
 
 /// What routing needs to know of the downstream connection and of the headers the
@@ -49,7 +52,17 @@ impl<'a> RequestView<'a> {
             Some(i) => (&full_path[..i], Some(&full_path[i + 1..])),
             None => (full_path, None),
         };
-        RequestView { full_path, path, query, method, authority, scheme, headers, downstream: Downstream::default() }
+        RequestView {
+            full_path,
+            path,
+            query,
+            method,
+            authority,
+            scheme,
+            headers,
+            downstream: Downstream::default(),
+            runtime: None,
+        }
     }
 }
 
@@ -59,6 +72,10 @@ pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
         && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, req))
         && m.tls_context.is_none_or(|t| tls_matches(&t, &req.downstream))
+        && m.runtime_fraction.as_ref().is_none_or(|f| match req.runtime {
+            Some((rt, random)) => f.enabled_with(rt, random),
+            None => crate::runtime::hit(f.default_value),
+        })
 }
 
 /// `tls_context`: each option set must equal the connection's (a plaintext connection

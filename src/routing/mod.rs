@@ -168,7 +168,7 @@ pub struct ForwardRt {
 /// One `request_mirror_policies` entry.
 pub struct MirrorRt {
     pub target: MirrorTarget,
-    pub fraction: crate::config::filters::Fraction,
+    pub fraction: crate::runtime::FractionKey,
     /// `disable_shadow_host_suffix_append`
     pub keep_host: bool,
     /// `host_rewrite_literal`: the copy's host as is.

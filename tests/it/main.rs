@@ -59,6 +59,7 @@ mod routing_additions;
 mod routing_matchers;
 mod routing_mirrors;
 mod routing_weighted;
+mod runtime;
 mod seeds;
 mod shutdown;
 mod slow_start;

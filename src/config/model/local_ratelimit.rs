@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use super::{HeaderMatcher, HeaderValueOption};
-use crate::config::filters::Fraction;
 
 /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`
 #[derive(Debug, Clone, PartialEq)]
@@ -14,10 +13,10 @@ pub struct LocalRateLimitConfig {
     pub status: u16,
     /// `token_bucket`: `None` lets every request through.
     pub token_bucket: Option<TokenBucketConfig>,
-    /// `filter_enabled.default_value`: unset is 0%.
-    pub filter_enabled: Option<Fraction>,
-    /// `filter_enforced.default_value`: unset is 0%.
-    pub filter_enforced: Option<Fraction>,
+    /// `filter_enabled` (its `runtime_key` over its `default_value`): unset is 0%.
+    pub filter_enabled: Option<crate::runtime::FractionKey>,
+    /// `filter_enforced`: unset is 0%.
+    pub filter_enforced: Option<crate::runtime::FractionKey>,
     pub response_headers_to_add: Vec<HeaderValueOption>,
     pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
     pub descriptors: Vec<LocalDescriptor>,

@@ -81,7 +81,7 @@ pub struct Bootstrap {
     /// `static_resources.secrets` by name: TLS contexts of LDS listeners name them too.
     pub static_secrets: Option<std::sync::Arc<crate::tls::secrets::StaticSecrets>>,
     /// `layered_runtime.layers`: read at start (a disk layer is watched from then on).
-    pub runtime: Vec<crate::runtime::RuntimeLayer>,
+    pub runtime: Vec<(String, crate::runtime::RuntimeLayer)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

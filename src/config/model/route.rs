@@ -124,6 +124,9 @@ pub struct RouteMatch {
     pub grpc: bool,
     /// `tls_context`: what the downstream connection's TLS must have been.
     pub tls_context: Option<TlsContextMatch>,
+    /// `runtime_fraction`: this share of requests (its `runtime_key` over its `default_value`),
+    /// drawn with one random value per request for every route.
+    pub runtime_fraction: Option<crate::runtime::FractionKey>,
 }
 
 /// `RouteMatch.TlsContextMatchOptions`: each field, when set, must equal the connection's.
@@ -317,8 +320,8 @@ pub struct ForwardAction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorPolicy {
     pub cluster: MirrorCluster,
-    /// `runtime_fraction.default_value`; every request when unset.
-    pub fraction: crate::config::filters::Fraction,
+    /// `runtime_fraction` (its `runtime_key` over its `default_value`); every request when unset.
+    pub fraction: crate::runtime::FractionKey,
     /// `disable_shadow_host_suffix_append`
     pub keep_host: bool,
     /// `host_rewrite_literal`: the copy's host, as written (no `-shadow` suffix).

@@ -96,7 +96,7 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", &["lds_config", "cds_config"], &[]),
     m("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"], &[]),
-    m("envoy.config.bootstrap.v3.RuntimeLayer", &["static_layer", "disk_layer"], &["name", "admin_layer"]),
+    m("envoy.config.bootstrap.v3.RuntimeLayer", &["name", "static_layer", "disk_layer", "admin_layer"], &[]),
     m(
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer",
         &["symlink_root", "subdirectory", "append_service_cluster"],
@@ -315,6 +315,12 @@ pub(crate) static TABLE: &[Message] = &[
             "downstream_nodes",
             "max_active_faults",
             "disable_downstream_cluster_stats",
+            "delay_percent_runtime",
+            "abort_percent_runtime",
+            "delay_duration_runtime",
+            "abort_http_status_runtime",
+            "max_active_faults_runtime",
+            "abort_grpc_status_runtime",
         ],
         &[],
     ),
@@ -405,7 +411,7 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m("envoy.extensions.compression.brotli.decompressor.v3.Brotli", &["chunk_size"], &[]),
     m("envoy.extensions.compression.zstd.decompressor.v3.Zstd", &["chunk_size"], &[]),
-    m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value"], &["runtime_key"]),
+    m("envoy.config.core.v3.RuntimeFeatureFlag", &["default_value", "runtime_key"], &[]),
     m(
         "envoy.extensions.compression.gzip.compressor.v3.Gzip",
         &["compression_level", "window_bits", "chunk_size", "compression_strategy"],
@@ -466,8 +472,8 @@ pub(crate) static TABLE: &[Message] = &[
         &["filter_enabled", "shadow_enabled", "additional_origins"],
         &[],
     ),
-    // runtime_key: not read (only the fault filter reads the runtime), so only default_value applies.
-    m("envoy.config.core.v3.RuntimeFractionalPercent", &["default_value"], &["runtime_key"]),
+    // runtime/mod.rs: FractionKey
+    m("envoy.config.core.v3.RuntimeFractionalPercent", &["default_value", "runtime_key"], &[]),
     // filters/local_ratelimit: validate/local_ratelimit.rs
     m(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
@@ -716,6 +722,7 @@ pub(crate) static TABLE: &[Message] = &[
         &["slow_start_window", "aggression", "min_weight_percent"],
         &[],
     ),
+    // runtime_key: not read yet (the load balancer does not see the runtime; issue 16).
     m("envoy.config.core.v3.RuntimeDouble", &["default_value"], &["runtime_key"]),
     m(
         "envoy.config.route.v3.RouteAction.HashPolicy",
@@ -1063,6 +1070,7 @@ pub(crate) static TABLE: &[Message] = &[
             "query_parameters",
             "grpc",        // routing/matcher.rs
             "tls_context", // routing/matcher.rs (issue 16)
+            "runtime_fraction",
         ],
         &[],
     ),

@@ -6,6 +6,7 @@ use super::{load_text, messages, v3, A_SVC, ROUTE_A};
 use crate::config::compressor::*;
 use crate::config::filters::{HttpFilterKind, PerFilter};
 use crate::config::model::{Bootstrap, RouteSource};
+use crate::runtime::FlagKey;
 
 const ROUTER: &str = "          - name: envoy.filters.http.router\n";
 
@@ -39,7 +40,7 @@ fn compressor(text: &str) -> CompressorConfig {
 fn libraries_read_with_envoy_defaults() {
     let c = compressor(&with(&lib("gzip.compressor.v3.Gzip", "")));
     assert_eq!(c.library, CompressorLibrary::Gzip { level: 6, window_bits: 12, memory_level: 5, chunk_size: 4096 });
-    assert_eq!((c.enabled, c.min_content_length, c.content_types.len()), (true, 30, 0));
+    assert_eq!((&c.enabled, c.min_content_length, c.content_types.len()), (&FlagKey::fixed(true), 30, 0));
     assert!(!c.has_response_direction_config);
     let c = compressor(&with(&lib(
         "gzip.compressor.v3.Gzip",
@@ -73,8 +74,8 @@ fn response_direction_and_deprecated_fields() {
     let rdc = "              response_direction_config:\n                common_config:\n                  min_content_length: 100\n                  content_type: [Application/JSON]\n                  enabled: {default_value: false, runtime_key: k}\n                disable_on_etag_header: true\n                remove_accept_encoding_header: true\n                uncompressible_response_codes: [206]\n              choose_first: true\n";
     let c = compressor(&with(&format!("{rdc}{}", lib("gzip.compressor.v3.Gzip", ""))));
     assert_eq!(
-        (c.enabled, c.min_content_length, c.content_types.clone()),
-        (false, 100, vec!["application/json".into()])
+        (c.enabled.clone(), c.min_content_length, c.content_types.clone()),
+        (FlagKey { default_value: false, runtime_key: Some("k".into()) }, 100, vec!["application/json".into()])
     );
     assert!(c.disable_on_etag_header && c.remove_accept_encoding_header && c.choose_first);
     assert!(c.has_response_direction_config);
@@ -102,7 +103,11 @@ fn unsupported_knobs_are_refused_by_name() {
     let c = compressor(&with(&format!("{req}{}", lib("gzip.compressor.v3.Gzip", ""))));
     assert_eq!(
         c.request,
-        Some(RequestCompression { enabled: true, min_content_length: 10, content_types: vec!["text/x".into()] })
+        Some(RequestCompression {
+            enabled: FlagKey::fixed(true),
+            min_content_length: 10,
+            content_types: vec!["text/x".into()]
+        })
     );
     assert_eq!(compressor(&with(&lib("gzip.compressor.v3.Gzip", ""))).request, None);
     let e =

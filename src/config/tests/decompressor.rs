@@ -5,6 +5,7 @@ use super::{load_text, messages, v3, A_SVC, ROUTE_A};
 use crate::config::compressor::*;
 use crate::config::filters::HttpFilterKind;
 use crate::config::model::Bootstrap;
+use crate::runtime::FlagKey;
 
 const ROUTER: &str = "          - name: envoy.filters.http.router\n";
 const P: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config";
@@ -31,18 +32,21 @@ fn decompressor(text: &str) -> DecompressorConfig {
 
 #[test]
 fn libraries_and_directions_with_envoy_defaults() {
-    let on = DecompressDirection { enabled: true, ignore_no_transform_header: false };
+    let on = DecompressDirection { enabled: FlagKey::fixed(true), ignore_no_transform_header: false };
     let c = decompressor(&with("gzip.decompressor.v3.Gzip", "", ""));
     assert_eq!(c.library, DecompressorLibrary::Gzip { window_bits: 15, chunk_size: 4096, max_inflate_ratio: 100 });
-    assert_eq!((c.request, c.response, c.advertise_accept_encoding), (on, on, true));
+    assert_eq!((c.request, c.response, c.advertise_accept_encoding), (on.clone(), on, true));
     let c = decompressor(&with(
         "gzip.decompressor.v3.Gzip",
         "                  window_bits: 10\n                  chunk_size: 8192\n                  max_inflate_ratio: 5\n",
         "              request_direction_config: {common_config: {ignore_no_transform_header: true}, advertise_accept_encoding: false}\n              response_direction_config: {common_config: {enabled: {default_value: false, runtime_key: k}}}\n",
     ));
     assert_eq!(c.library, DecompressorLibrary::Gzip { window_bits: 10, chunk_size: 8192, max_inflate_ratio: 5 });
-    assert_eq!(c.request, DecompressDirection { enabled: true, ignore_no_transform_header: true });
-    assert_eq!((c.response.enabled, c.advertise_accept_encoding), (false, false));
+    assert_eq!(c.request, DecompressDirection { enabled: FlagKey::fixed(true), ignore_no_transform_header: true });
+    assert_eq!(
+        (c.response.enabled, c.advertise_accept_encoding),
+        (FlagKey { default_value: false, runtime_key: Some("k".into()) }, false)
+    );
     let c = decompressor(&with("brotli.decompressor.v3.Brotli", "                  chunk_size: 65536\n", ""));
     assert_eq!(c.library, DecompressorLibrary::Brotli { chunk_size: 65536 });
     let c = decompressor(&with("zstd.decompressor.v3.Zstd", "", ""));

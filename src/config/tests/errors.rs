@@ -400,5 +400,6 @@ fn mirror_policies_name_one_known_cluster_with_envoys_words() {
     };
     let RouteAction::Forward(f) = &rc.virtual_hosts[0].routes[0].action else { panic!("not forward") };
     let want = crate::config::filters::Fraction { numerator: 5, denominator: 10_000 };
-    assert_eq!((f.mirrors[0].fraction, f.mirrors[0].keep_host), (want, false));
+    let want = crate::runtime::FractionKey { default_value: want, runtime_key: Some("k".into()) };
+    assert_eq!((&f.mirrors[0].fraction, f.mirrors[0].keep_host), (&want, false));
 }

@@ -7,6 +7,7 @@
 use crate::config::compressor::{CompressorConfig, CompressorLibrary, CompressorPerRoute, RequestCompression};
 use crate::config::reader::{Ctx, Obj};
 use crate::config::type_urls as t;
+use crate::runtime::FlagKey;
 
 /// A wrapped unsigned field within Envoy's bounds, or its default when unset.
 pub(super) fn bounded(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str, lo: u32, hi: u32, default: u32) -> u32 {
@@ -128,26 +129,28 @@ fn library(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<(String, CompressorLibrary)
     }
 }
 
-/// `envoy.config.core.v3.RuntimeFeatureFlag`: its `default_value` (the runtime is not read here).
-pub(super) fn feature_flag(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> bool {
-    let Some(mut f) = o.obj(ctx, name) else { return true };
+/// `envoy.config.core.v3.RuntimeFeatureFlag`: its `runtime_key` over its `default_value`
+/// (both required, as Envoy's validation says); unset is always on.
+pub(super) fn feature_flag(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> FlagKey {
+    let Some(mut f) = o.obj(ctx, name) else { return FlagKey::fixed(true) };
     let value = f.bool(ctx, "default_value");
     let key = f.str(ctx, "runtime_key");
     let path = f.path.clone();
     f.finish(ctx, &[]);
-    if key.is_none_or(|k| k.is_empty()) {
+    if key.as_ref().is_none_or(|k| k.is_empty()) {
         ctx.err(format!("{path}.runtime_key"), "missing runtime_key");
     }
-    value.unwrap_or_else(|| {
+    let default_value = value.unwrap_or_else(|| {
         ctx.err(format!("{path}.default_value"), "missing default_value");
         true
-    })
+    });
+    FlagKey { default_value, runtime_key: key.filter(|k| !k.is_empty()).map(std::sync::Arc::from) }
 }
 
 /// `enabled`, `min_content_length` and `content_type` of a direction (or the deprecated
 /// top-level spellings).
 struct Common {
-    enabled: bool,
+    enabled: FlagKey,
     min_content_length: u64,
     content_types: Vec<String>,
 }
@@ -172,7 +175,7 @@ pub(crate) fn compressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<Compressor
                 c.finish(ctx, &[]);
                 common
             }
-            None => Common { enabled: true, min_content_length: 30, content_types: Vec::new() },
+            None => Common { enabled: FlagKey::fixed(true), min_content_length: 30, content_types: Vec::new() },
         };
         r.finish(ctx, &[]);
         RequestCompression {
@@ -195,7 +198,7 @@ pub(crate) fn compressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<Compressor
                 c.finish(ctx, &[]);
                 common
             }
-            None => Common { enabled: true, min_content_length: 30, content_types: Vec::new() },
+            None => Common { enabled: FlagKey::fixed(true), min_content_length: 30, content_types: Vec::new() },
         };
         disable_on_etag_header = r.bool(ctx, "disable_on_etag_header").unwrap_or(false);
         remove_accept_encoding_header = r.bool(ctx, "remove_accept_encoding_header").unwrap_or(false);

@@ -16,10 +16,9 @@ pub(super) fn runtime_fraction(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static st
             Fraction::NONE
         }
     };
-    // No runtime layer: the key can never override the default.
-    let _ = r.str(ctx, "runtime_key");
+    let runtime_key = r.str(ctx, "runtime_key").filter(|k| !k.is_empty()).map(std::sync::Arc::from);
     r.finish(ctx, &[]);
-    Some(RuntimeFraction { default_value })
+    Some(RuntimeFraction { default_value, runtime_key })
 }
 
 /// `envoy.extensions.filters.http.cors.v3.Cors`: the filter itself has no settings.

@@ -50,7 +50,10 @@ fn library(ctx: &mut Ctx, o: &mut Obj<'_>) -> Option<(String, DecompressorLibrar
 /// `common_config` of a direction.
 fn common(ctx: &mut Ctx, d: &mut Obj<'_>) -> DecompressDirection {
     let Some(mut c) = d.obj(ctx, "common_config") else {
-        return DecompressDirection { enabled: true, ignore_no_transform_header: false };
+        return DecompressDirection {
+            enabled: crate::runtime::FlagKey::fixed(true),
+            ignore_no_transform_header: false,
+        };
     };
     let enabled = super::compressor::feature_flag(ctx, &mut c, "enabled");
     let ignore_no_transform_header = c.bool(ctx, "ignore_no_transform_header").unwrap_or(false);
@@ -62,7 +65,7 @@ fn common(ctx: &mut Ctx, d: &mut Obj<'_>) -> DecompressDirection {
 pub(crate) fn decompressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<DecompressorConfig>> {
     let before = ctx.error_count();
     let lib = library(ctx, &mut o);
-    let on = DecompressDirection { enabled: true, ignore_no_transform_header: false };
+    let on = DecompressDirection { enabled: crate::runtime::FlagKey::fixed(true), ignore_no_transform_header: false };
     let (request, advertise_accept_encoding) = match o.obj(ctx, "request_direction_config") {
         Some(mut r) => {
             let common = common(ctx, &mut r);
@@ -70,7 +73,7 @@ pub(crate) fn decompressor(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Box<Decompre
             r.finish(ctx, &[]);
             (common, advertise)
         }
-        None => (on, true),
+        None => (on.clone(), true),
     };
     let response = match o.obj(ctx, "response_direction_config") {
         Some(mut r) => {

@@ -14,19 +14,9 @@ use crate::config::type_urls as t;
 use super::cors_csrf;
 use super::matcher::header_matcher;
 
-/// Fields of `HTTPFault` legate does not implement (the runtime is read at its default keys
-/// only: naming other keys is not implemented).
-const FAULT_UNSUPPORTED: &[&str] = &[
-    "response_rate_limit",
-    "delay_percent_runtime",
-    "abort_percent_runtime",
-    "delay_duration_runtime",
-    "abort_http_status_runtime",
-    "max_active_faults_runtime",
-    "response_rate_limit_percent_runtime",
-    "abort_grpc_status_runtime",
-    "filter_metadata",
-];
+/// Fields of `HTTPFault` legate does not implement (no response rate limit, so no runtime key
+/// for its percentage either).
+const FAULT_UNSUPPORTED: &[&str] = &["response_rate_limit", "response_rate_limit_percent_runtime", "filter_metadata"];
 
 /// `http_filters`: the chain in order, the router last.
 pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
@@ -189,6 +179,20 @@ pub(crate) fn fault(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FaultConfig> {
     let downstream_nodes = o.strs(ctx, "downstream_nodes");
     let max_active_faults = o.u32(ctx, "max_active_faults");
     let disable_downstream_cluster_stats = o.bool(ctx, "disable_downstream_cluster_stats").unwrap_or(false);
+    let mut keys = crate::config::filters::FaultKeys::default();
+    for (field, key) in [
+        ("delay_percent_runtime", &mut keys.delay_percent),
+        ("abort_percent_runtime", &mut keys.abort_percent),
+        ("delay_duration_runtime", &mut keys.delay_duration),
+        ("abort_http_status_runtime", &mut keys.abort_http_status),
+        ("abort_grpc_status_runtime", &mut keys.abort_grpc_status),
+        ("max_active_faults_runtime", &mut keys.max_active_faults),
+    ] {
+        // Envoy's PROTOBUF_GET_STRING_OR_DEFAULT: an empty string keeps the default key.
+        if let Some(k) = o.str(ctx, field).filter(|k| !k.is_empty()) {
+            *key = k;
+        }
+    }
     o.finish(ctx, FAULT_UNSUPPORTED);
     (ctx.error_count() == before).then_some(FaultConfig {
         abort,
@@ -198,6 +202,7 @@ pub(crate) fn fault(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<FaultConfig> {
         downstream_nodes,
         max_active_faults,
         disable_downstream_cluster_stats,
+        keys,
     })
 }
 

@@ -70,8 +70,8 @@ fn slow_start(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<SlowStart> {
     (window > Duration::ZERO).then_some(SlowStart { window, aggression, min_weight })
 }
 
-/// `envoy.config.core.v3.RuntimeDouble`: its `default_value` (legate has no runtime layer; the
-/// `runtime_key` is accepted and never overrides it).
+/// `envoy.config.core.v3.RuntimeDouble`: its `default_value`. The `runtime_key` (required by
+/// Envoy) is accepted but not read yet: the load balancer does not see the runtime.
 fn runtime_double(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<f64> {
     let mut d = o.obj(ctx, name)?;
     let value = match d.get("default_value") {

@@ -162,15 +162,15 @@ fn token_bucket(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<TokenBucketConfig> {
     Some(TokenBucketConfig { max_tokens: max_tokens?, tokens_per_fill, fill_interval: fill_interval? })
 }
 
-fn runtime_fraction(ctx: &mut Ctx, mut o: Obj<'_>) -> Fraction {
-    // the runtime is not read here: the default applies, as in Envoy when no layer sets the key.
-    let _ = o.str(ctx, "runtime_key");
-    let f = match o.obj(ctx, "default_value") {
+/// A `RuntimeFractionalPercent`: its `runtime_key` overrides `default_value` (unset is 0%).
+fn runtime_fraction(ctx: &mut Ctx, mut o: Obj<'_>) -> crate::runtime::FractionKey {
+    let runtime_key = o.str(ctx, "runtime_key").filter(|k| !k.is_empty()).map(std::sync::Arc::from);
+    let default_value = match o.obj(ctx, "default_value") {
         None => Fraction::NONE,
         Some(p) => super::http_filters::fractional_percent(ctx, p),
     };
     o.finish(ctx, &[]);
-    f
+    crate::runtime::FractionKey { default_value, runtime_key }
 }
 
 /// `LocalRateLimitDescriptor`

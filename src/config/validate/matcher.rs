@@ -38,6 +38,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
         t.finish(ctx, &[]);
         TlsContextMatch { presented, validated }
     });
+    let runtime_fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction");
     let path = o.path.clone();
     // A path specifier legate does not implement is refused by the support table.
     let unsupported_spec = o.has_unread();
@@ -52,7 +53,7 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc, tls_context })
+    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc, tls_context, runtime_fraction })
 }
 
 /// A `StringMatcher` message.

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::config::filters::Fraction;
 use crate::config::model::{
     BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
     RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn, RetryPolicy, Route,
@@ -251,8 +250,8 @@ fn mirror_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<MirrorPolicy> {
     let before = ctx.error_count();
     let named = o.str(ctx, "cluster").filter(|c| !c.is_empty());
     let header = o.str(ctx, "cluster_header").filter(|h| !h.is_empty());
-    let fraction = super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction")
-        .map_or(Fraction { numerator: 100, denominator: 100 }, |r| r.default_value);
+    let fraction =
+        super::cors_csrf::runtime_fraction(ctx, &mut o, "runtime_fraction").unwrap_or(crate::runtime::FractionKey::ALL);
     let keep_host = o.bool(ctx, "disable_shadow_host_suffix_append").unwrap_or(false);
     let host_at = o.at("host_rewrite_literal");
     let host_rewrite = o.str(ctx, "host_rewrite_literal").filter(|h| !h.is_empty());

@@ -175,7 +175,7 @@ async fn runtime_keys_override_the_percentages_statuses_and_delays() {
     };
     let layer = |pairs: &[(&str, &str)]| {
         let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Runtime::new(&[RuntimeLayer::Static(pairs)], "")
+        Runtime::new(&[("s".to_string(), RuntimeLayer::Static(pairs))], "")
     };
     assert!(run(layer(&[]), headers.clone()).await.is_ok());
     let abort = layer(&[("fault.http.abort.abort_percent", "100"), ("fault.http.abort.http_status", "418")]);
@@ -196,4 +196,37 @@ async fn runtime_keys_override_the_percentages_statuses_and_delays() {
     assert!(run(no_delay, headers).await.is_ok());
     assert_eq!(store.value("http.in.fault.delays_injected"), Some(0));
     assert_eq!(store.value("http.in.fault.aborts_injected"), Some(2));
+}
+
+#[tokio::test]
+async fn the_runtime_fields_rename_the_keys_read() {
+    use crate::runtime::{Runtime, RuntimeLayer};
+    let store = Store::new();
+    let mut config = FaultConfig {
+        abort: Some(FaultAbort { kind: AbortKind::Http(503), percentage: all(0) }),
+        delay: Some(FaultDelay { kind: DelayKind::Fixed(Duration::from_secs(3)), percentage: all(0) }),
+        ..FaultConfig::empty()
+    };
+    config.keys.abort_percent = "my.abort".into();
+    config.keys.abort_http_status = "my.status".into();
+    config.keys.delay_percent = "my.delay".into();
+    config.keys.delay_duration = "my.ms".into();
+    let fault = Fault::new(&config, &store, "in");
+    let headers = HeaderMap::new();
+    let layer = |pairs: &[(&str, &str)]| {
+        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Runtime::new(&[("s".to_string(), RuntimeLayer::Static(pairs))], "")
+    };
+    let run = |rt: Arc<Runtime>| {
+        let (fault, h) = (&fault, headers.clone());
+        async move {
+            let req = FaultRequest { runtime: Some(&rt), ..request(&h, None) };
+            fault.decode(fault.settings(), req, &mut Stream::default()).await
+        }
+    };
+    // The default keys are not read any more.
+    assert!(run(layer(&[("fault.http.abort.abort_percent", "100")])).await.is_ok());
+    let renamed = layer(&[("my.abort", "100"), ("my.status", "418"), ("my.delay", "100"), ("my.ms", "0")]);
+    assert_eq!(run(renamed).await, Err(LocalReason::FaultAbort { status: StatusCode::IM_A_TEAPOT, grpc: None }));
+    assert_eq!(store.value("http.in.fault.delays_injected"), Some(0), "a 0 ms delay from my.ms is none");
 }

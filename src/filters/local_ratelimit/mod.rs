@@ -1,7 +1,7 @@
 //! `envoy.filters.http.local_ratelimit`: token buckets per filter, per route
 //! (`typed_per_filter_config`) or per downstream connection, with `descriptors` matched against
-//! the route's `rate_limits`; `filter_enabled` / `filter_enforced` (their default values:
-//! the runtime is not read here), the 429 `local_rate_limited` (`RL`), `response_headers_to_add` on
+//! the route's `rate_limits`; `filter_enabled` / `filter_enforced` (their runtime keys
+//! over their default values), the 429 `local_rate_limited` (`RL`), `response_headers_to_add` on
 //! it, `request_headers_to_add_when_not_enforced`, the `x-ratelimit-*` headers, and the stats
 //! `<stat_prefix>.http_local_rate_limit.*`.
 
@@ -17,7 +17,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 pub use bucket::{Bucket, Snapshot};
 pub use descriptors::{populate, Descriptor, DescriptorInput, RouteRateLimits};
 
-use crate::config::filters::Fraction;
 use crate::config::model::{HeaderOps, LocalRateLimitConfig};
 use crate::proxy::local_reply::LocalReason;
 use crate::routing::header_ops::{apply_adds, HeaderAdd, HeaderOpsRt, Target};
@@ -160,6 +159,8 @@ pub struct RateLimitRequest<'a> {
     pub cluster: Option<&'a str>,
     pub route_limits: Option<&'a RouteRateLimits>,
     pub conn: &'a ConnBuckets,
+    /// The process's runtime (`filter_enabled` / `filter_enforced` keys).
+    pub runtime: &'a crate::runtime::Runtime,
 }
 
 pub struct LocalRateLimit {
@@ -183,7 +184,7 @@ impl LocalRateLimit {
         out: &mut Option<Encode>,
     ) -> Result<(), LocalReason> {
         let c = &settings.config;
-        if !c.filter_enabled.is_some_and(hit) {
+        if !c.filter_enabled.as_ref().is_some_and(|f| f.enabled(req.runtime)) {
             return Ok(());
         }
         settings.stats.enabled.inc();
@@ -204,7 +205,7 @@ impl LocalRateLimit {
             return Ok(());
         }
         settings.stats.rate_limited.inc();
-        if !c.filter_enforced.is_some_and(hit) {
+        if !c.filter_enforced.as_ref().is_some_and(|f| f.enabled(req.runtime)) {
             apply_adds(headers, &settings.request_add, None, Target::Request);
             *out = x_headers.map(|h| Encode { headers: Some(h), limited: None });
             return Ok(());
@@ -242,15 +243,4 @@ fn allowed(c: &LocalRateLimitConfig, b: &Buckets, request: &[Descriptor]) -> (bo
         }
     }
     (true, matched.first().copied())
-}
-
-/// Whether a draw out of `p` hits.
-fn hit(p: Fraction) -> bool {
-    if p.numerator == 0 {
-        return false;
-    }
-    if p.numerator >= p.denominator {
-        return true;
-    }
-    rand::Rng::gen_range(&mut rand::thread_rng(), 0..p.denominator) < p.numerator
 }

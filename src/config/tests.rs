@@ -13,6 +13,7 @@ mod filters;
 mod hash_lb;
 mod lb_tuning;
 mod outlier;
+mod route_action;
 mod schema;
 mod secrets;
 mod seeds;

@@ -20,7 +20,7 @@ use super::local_reply::{self, reply, LocalReason};
 use super::mirror::Shadows;
 use super::router::{forward_to, header_ops, Side};
 use super::upgrade::{self, UpgradeRequest};
-use super::{normalize, request_controls, request_head, rewrite, ConnCtx};
+use super::{normalize, request_head, rewrite, stream_duration, ConnCtx};
 use crate::config::model::HostRewrite;
 use crate::filters::{self, RequestBody};
 use crate::routing::hash_policy::{HashInput, LbKey};
@@ -309,17 +309,7 @@ pub(super) async fn process(
                 }),
                 _ => LbKey::default(),
             };
-            let limits = match request_controls::take(&mut parts.headers) {
-                Some(c) => request_controls::apply(c, fwd.timeout, fwd.retry_policy.as_ref()),
-                None => request_controls::Effective::route(fwd.timeout, fwd.retry_policy.as_ref()),
-            };
-            let expected = match &limits.expected_timeout {
-                Some(computed) => computed.as_ref(),
-                None => fwd.timeout_header.as_ref(),
-            };
-            if let Some(t) = expected {
-                parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
-            }
+            let limits = stream_duration::route_limits(fwd, &mut parts.headers, trace.started);
             let env = trace
                 .format
                 .as_deref()

@@ -113,6 +113,13 @@ pub struct Failure {
     pub retry_stop: Option<RetryStop>,
 }
 
+impl Failure {
+    /// The proxy's own end of the request, no attempt answering (a stream deadline).
+    pub fn local(reason: LocalReason) -> Self {
+        Failure { reason, host: None, attempts: 1, details: None, connected: None, retry_stop: None }
+    }
+}
+
 enum AttemptError {
     Upstream(UpstreamError),
     /// `global`: the route timeout rather than the per-try timeout.

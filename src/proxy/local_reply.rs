@@ -58,6 +58,9 @@ pub enum LocalReason {
     StreamIdleTimeout { request_complete: bool },
     /// `request_timeout`: the request did not arrive whole in time.
     RequestTimeout,
+    /// The route's `max_stream_duration` (or the `grpc-timeout` it takes) ended before the
+    /// response: 408 while the request was still arriving, 504 after; no flag.
+    MaxDuration { request_complete: bool },
     /// A request head Envoy's codec or connection manager refuses before routing.
     Rejected(HeadRejection),
     /// FI: the fault filter aborted the request with this status (and, for gRPC clients,
@@ -137,6 +140,12 @@ impl LocalReason {
                 (StatusCode::REQUEST_TIMEOUT, "stream timeout")
             }
             LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
+            LocalReason::MaxDuration { request_complete: true } => {
+                (StatusCode::GATEWAY_TIMEOUT, "downstream duration timeout")
+            }
+            LocalReason::MaxDuration { request_complete: false } => {
+                (StatusCode::REQUEST_TIMEOUT, "downstream duration timeout")
+            }
             LocalReason::Rejected(r) => (r.status, r.body),
             LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
@@ -166,6 +175,7 @@ impl LocalReason {
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
             LocalReason::RequestTimeout => Some("request_overall_timeout"),
+            LocalReason::MaxDuration { .. } => Some("max_duration_timeout"),
             LocalReason::Rejected(r) => Some(r.details),
             LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
@@ -197,7 +207,7 @@ impl LocalReason {
             LocalReason::UpgradeForbidden | LocalReason::PathRejected => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
             LocalReason::StreamIdleTimeout { .. } => "SI",
-            LocalReason::RequestTimeout => "",
+            LocalReason::RequestTimeout | LocalReason::MaxDuration { .. } => "",
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
             LocalReason::PayloadTooLarge
@@ -363,6 +373,8 @@ pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -
     let (status, body) = reason.status_and_body();
     let grpc_status = match reason {
         LocalReason::FaultAbort { grpc: Some(g), .. } => Some(g),
+        // Envoy's DeadlineExceeded, whatever the HTTP status.
+        LocalReason::MaxDuration { .. } => Some(4),
         _ => None,
     };
     let mut resp = Response::new(ResBody::empty());

@@ -66,6 +66,7 @@ pub async fn handle(
     let timeouts =
         stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
     let started_t = tokio::time::Instant::from_std(started);
+    trace.started = Some(started_t);
     if timeouts.any() && !req.body().is_end_stream() {
         trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
     }

@@ -143,7 +143,10 @@ fn build_route(
                 (of, to.clone())
             });
             let per_try = f.retry_policy.as_ref().or(vh.retry_policy.as_ref()).and_then(|p| p.per_try_timeout);
-            let timeout_header = crate::proxy::request_controls::expected_timeout(f.timeout, per_try);
+            // Envoy's "new timeouts": with `max_stream_duration` set, the route's `timeout`
+            // and the legacy gRPC fields are not read (only a header timeout applies).
+            let timeout = if f.max_stream_duration.is_some() { None } else { f.timeout };
+            let timeout_header = crate::proxy::request_controls::expected_timeout(timeout, per_try);
             ActionRt::Forward(Box::new(ForwardRt {
                 target,
                 cluster_not_found_status: StatusCode::from_u16(f.cluster_not_found_status)
@@ -152,7 +155,7 @@ fn build_route(
                 regex_rewrite: f.regex_rewrite.as_ref().map(|r| (r.pattern.clone(), re2_substitution(&r.substitution))),
                 host_rewrite: f.host_rewrite.clone(),
                 hash_policy: super::hash_policy::HashPolicyRt::build(&f.hash_policy)?,
-                timeout: f.timeout,
+                timeout,
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
                 upgrades: f.upgrades.clone().into(),
@@ -165,6 +168,8 @@ fn build_route(
                 }),
                 mirrors: f.mirrors.iter().map(|m| mirror(m, clusters)).collect::<Result<_, _>>()?,
                 append_xfh: f.append_x_forwarded_host,
+                stream_duration: f.max_stream_duration,
+                legacy_grpc: f.legacy_grpc.filter(|_| f.max_stream_duration.is_none()),
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),

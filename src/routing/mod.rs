@@ -134,6 +134,10 @@ pub struct ForwardRt {
     pub mirrors: Box<[MirrorRt]>,
     /// `append_x_forwarded_host`
     pub append_xfh: bool,
+    /// `max_stream_duration` (then `timeout` is `None`, as Envoy ignores the route's).
+    pub stream_duration: Option<model::StreamDuration>,
+    /// `max_grpc_timeout` / `grpc_timeout_offset`, without `max_stream_duration`.
+    pub legacy_grpc: Option<model::LegacyGrpcTimeout>,
 }
 
 /// One `request_mirror_policies` entry.

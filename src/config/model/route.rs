@@ -252,6 +252,30 @@ pub struct ForwardAction {
     pub mirrors: Vec<MirrorPolicy>,
     /// `append_x_forwarded_host`: a rewritten host's original goes to `x-forwarded-host`.
     pub append_x_forwarded_host: bool,
+    /// `max_stream_duration`; when set, Envoy ignores `timeout` and the legacy gRPC fields.
+    pub max_stream_duration: Option<StreamDuration>,
+    /// The deprecated `max_grpc_timeout` and `grpc_timeout_offset`.
+    pub legacy_grpc: Option<LegacyGrpcTimeout>,
+}
+
+/// `RouteAction.MaxStreamDuration`: how long the whole stream may last, counted from its
+/// start; a `grpc-timeout` request header sets it when `header_max` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StreamDuration {
+    /// `max_stream_duration`; `None` when unset or 0 (no limit).
+    pub max: Option<Duration>,
+    /// `grpc_timeout_header_max`: `Some(ZERO)` takes the header uncapped.
+    pub header_max: Option<Duration>,
+    /// `grpc_timeout_header_offset`
+    pub header_offset: Option<Duration>,
+}
+
+/// `max_grpc_timeout` (`ZERO`: the header's timeout uncapped) and `grpc_timeout_offset`:
+/// a gRPC request's `grpc-timeout` sets the route timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegacyGrpcTimeout {
+    pub max: Duration,
+    pub offset: Option<Duration>,
 }
 
 /// `RouteAction.RequestMirrorPolicy`: a copy of the request sent to another cluster, its

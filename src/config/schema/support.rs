@@ -971,7 +971,16 @@ pub(crate) static TABLE: &[Message] = &[
             "include_vh_rate_limits",
             "request_mirror_policies", // proxy/mirror.rs
             "append_x_forwarded_host", // proxy/headers.rs
+            // proxy/stream_duration.rs
+            "max_stream_duration",
+            "max_grpc_timeout",
+            "grpc_timeout_offset",
         ],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.RouteAction.MaxStreamDuration",
+        &["max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"],
         &[],
     ),
     m("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"], &[]),

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::config::filters::Fraction;
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
+    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, LegacyGrpcTimeout, MirrorCluster, MirrorPolicy,
     RateLimitedBackOff, RedirectAction, RegexRewrite, ResetHeader, RetryOn, RetryPolicy, Route, RouteAction,
-    RouteConfig, VirtualHost, WeightedCluster,
+    RouteConfig, StreamDuration, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -190,6 +190,11 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
     let mirrors = o.objs(ctx, "request_mirror_policies").into_iter().filter_map(|m| mirror_policy(ctx, m)).collect();
     let append_x_forwarded_host = o.bool(ctx, "append_x_forwarded_host").unwrap_or(false);
+    let max_stream_duration = o.obj(ctx, "max_stream_duration").map(|m| stream_duration(ctx, m));
+    let max_grpc_timeout = o.duration(ctx, "max_grpc_timeout");
+    let grpc_timeout_offset = o.duration(ctx, "grpc_timeout_offset");
+    // Envoy reads the offset only with a maximum.
+    let legacy_grpc = max_grpc_timeout.map(|max| LegacyGrpcTimeout { max, offset: grpc_timeout_offset });
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -217,7 +222,18 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         include_vh_rate_limits,
         mirrors,
         append_x_forwarded_host,
+        max_stream_duration,
+        legacy_grpc,
     })
+}
+
+/// `RouteAction.MaxStreamDuration`.
+fn stream_duration(ctx: &mut Ctx, mut o: Obj<'_>) -> StreamDuration {
+    let max = o.duration(ctx, "max_stream_duration").filter(|d| !d.is_zero());
+    let header_max = o.duration(ctx, "grpc_timeout_header_max");
+    let header_offset = o.duration(ctx, "grpc_timeout_header_offset");
+    o.finish(ctx, &[]);
+    StreamDuration { max, header_max, header_offset }
 }
 
 /// `RouteAction.RequestMirrorPolicy`. `trace_sampled` is refused by the support table:

@@ -47,8 +47,11 @@ pub(super) async fn forward_to(
     let retries = policy.filter(|p| p.num_retries > 0);
     // Kept as it streams for retries and mirrors alike.
     let recorded = retries.is_some() || shadows.is_some();
+    // The route's idle timeout, or the connection manager's.
+    let idle = fwd.idle_timeout.unwrap_or(hcm.config.stream_idle_timeout);
     let route_timed = limits.timeout.is_some()
         || limits.stream_deadline.is_some()
+        || fwd.idle_timeout.is_some_and(|i| i.is_some())
         || policy.is_some_and(|p| p.per_try_timeout.is_some());
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
@@ -129,8 +132,15 @@ pub(super) async fn forward_to(
         _ => None,
     };
     let forwarding = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref());
+    let route_idle = fwd.idle_timeout.flatten();
+    let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
     let outcome = match stream_duration::within(limits.stream_deadline, forwarding).await {
-        Some(outcome) => outcome,
+        Some(Some(outcome)) => outcome,
+        Some(None) => {
+            hcm.stats.downstream_rq_idle_timeout.inc();
+            let request_complete = trace.progress.as_ref().is_none_or(|p| p.ended().is_some());
+            Err(forward::Failure::local(LocalReason::StreamIdleTimeout { request_complete }))
+        }
         None => Err(forward::Failure::local(duration_reached(hcm, trace))),
     };
     if let Some((s, recording)) = shadows {
@@ -211,7 +221,7 @@ pub(super) async fn forward_to(
                 None
             } else {
                 let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
-                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                let idle = idle.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
                 let duration = limits.stream_deadline.map(|d| (d, hcm.stats.downstream_rq_max_duration_reached.clone()));
                 body::BodyTimers::new(route, idle, duration)
             };
@@ -239,7 +249,9 @@ pub(super) async fn forward_to(
                 (LocalReason::UpstreamTimeout, None) if limits.alt_response => LocalReason::UpstreamTimeoutNoContent,
                 (r, None) => r,
             };
-            if !reason.client_at_fault() && !matches!(reason, LocalReason::MaxDuration { .. }) {
+            // The connection manager's own timeouts are not the cluster's answers.
+            let stream_timer = matches!(reason, LocalReason::MaxDuration { .. } | LocalReason::StreamIdleTimeout { .. });
+            if !reason.client_at_fault() && !stream_timer {
                 cluster.stats.charge(reason.status_and_body().0.as_u16(), internal);
             }
             Err(reason)

@@ -133,6 +133,31 @@ pub(super) fn route_limits<'a>(
     limits
 }
 
+/// Runs `fut` (the forwarding) while the stream is not idle for `idle` (the route's
+/// `idle_timeout`): counted from when it starts or the client last sent body bytes, as
+/// Envoy's stream idle timer is re-armed when the route is chosen. `None` when it expired.
+pub async fn idle_within<T>(
+    idle: Option<Duration>,
+    progress: Option<&crate::body::progress::Progress>,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let Some(idle) = idle else {
+        return Some(fut.await);
+    };
+    let armed = tokio::time::Instant::now();
+    let mut fut = std::pin::pin!(fut);
+    // Bounded: each turn ends the wait or sleeps until a later deadline.
+    loop {
+        let deadline = progress.map_or(armed, |p| p.last_activity().max(armed)) + idle;
+        if deadline <= tokio::time::Instant::now() {
+            return None;
+        }
+        if let Ok(out) = tokio::time::timeout_at(deadline, fut.as_mut()).await {
+            return Some(out);
+        }
+    }
+}
+
 /// Runs `fut` (the forwarding) until `deadline`; `None` when the deadline came first.
 pub async fn within<T>(deadline: Option<tokio::time::Instant>, fut: impl Future<Output = T>) -> Option<T> {
     match deadline {
@@ -247,5 +272,45 @@ mod tests {
         // No deadline: no limit.
         let r = within(None, async { 7 }).await;
         assert_eq!(r, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_route_idle_timeout_counts_from_the_last_client_bytes() {
+        use super::super::forward::{forward, BodySource};
+        use crate::body::progress::Progress;
+        use crate::upstream::fake::{self, FakeUpstream, Step};
+        let up = FakeUpstream::new([
+            Step::Answer { status: 200, after: Duration::from_secs(3) },
+            Step::Answer { status: 200, after: Duration::from_secs(3) },
+            Step::Answer { status: 200, after: MS(900) },
+        ]);
+        let (cluster, _store) = fake::cluster("", 1, &up);
+        let t = template();
+        let idle = Some(Duration::from_secs(1));
+        let start = tokio::time::Instant::now();
+        let r = idle_within(idle, None, forward(&cluster, &t, BodySource::Replayable(None), None, None, None)).await;
+        assert!(r.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // The client still sending pushes it back.
+        let start = tokio::time::Instant::now();
+        let p = std::sync::Arc::new(Progress::new(start));
+        let toucher = {
+            let p = std::sync::Arc::clone(&p);
+            tokio::spawn(async move {
+                tokio::time::sleep(MS(800)).await;
+                p.touch();
+            })
+        };
+        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let r = idle_within(idle, Some(&p), slow).await;
+        assert!(r.is_none());
+        assert_eq!(start.elapsed(), MS(1800));
+        toucher.await.unwrap_or_default();
+        let start = tokio::time::Instant::now();
+        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let r = idle_within(idle, None, quick).await;
+        assert_eq!(r.and_then(Result::ok).map(|o| o.response.status().as_u16()), Some(200));
+        assert_eq!(start.elapsed(), MS(900));
+        assert_eq!(idle_within(None, None, async { 7 }).await, Some(7));
     }
 }

@@ -154,6 +154,10 @@ fn build_route(
                 prefix_rewrite,
                 regex_rewrite: f.regex_rewrite.as_ref().map(|r| (r.pattern.clone(), re2_substitution(&r.substitution))),
                 host_rewrite: f.host_rewrite.clone(),
+                host_regex: match &f.host_rewrite {
+                    model::HostRewrite::PathRegex(r) => Some((r.pattern.clone(), re2_substitution(&r.substitution))),
+                    _ => None,
+                },
                 hash_policy: super::hash_policy::HashPolicyRt::build(&f.hash_policy)?,
                 timeout,
                 timeout_header,
@@ -170,6 +174,7 @@ fn build_route(
                 append_xfh: f.append_x_forwarded_host,
                 stream_duration: f.max_stream_duration,
                 legacy_grpc: f.legacy_grpc.filter(|_| f.max_stream_duration.is_none()),
+                idle_timeout: f.idle_timeout,
             }))
         }
         RouteAction::Redirect(rd) => ActionRt::Redirect(rd.clone()),

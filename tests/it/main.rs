@@ -56,6 +56,7 @@ mod retry_bodies;
 mod retry_priority;
 mod routing;
 mod routing_additions;
+mod route_hosts;
 mod route_timeouts;
 mod seeds;
 mod shutdown;

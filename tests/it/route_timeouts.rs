@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `max_stream_duration.max_stream_duration` | from the stream's start: 504 `downstream duration timeout` (408 while uploading), a started answer cut; `downstream_rq_max_duration_reached`; the route `timeout` is then not used |
 //! | `max_stream_duration.grpc_timeout_header_max` / `_offset` | `grpc-timeout` sets the limit (capped, less the offset) and is rewritten for the upstream; gRPC's `grpc-status: 4` |
+//! | `idle_timeout` | replaces the connection manager's `stream_idle_timeout` (0: none): 504 `stream timeout`, a started answer cut; `downstream_rq_idle_timeout` |
 //! | `max_grpc_timeout` / `grpc_timeout_offset` | a gRPC request's `grpc-timeout` is its route timeout (capped, less the offset): `grpc-timeout` and `x-envoy-expected-rq-timeout-ms` rewritten, `UT` |
 
 use std::net::SocketAddr;
@@ -169,4 +170,39 @@ async fn the_legacy_max_grpc_timeout_makes_grpc_timeout_the_route_timeout() {
     let echo = grpc_echo(&r.body);
     assert_eq!(echo["headers"]["grpc-timeout"], Value::Null);
     assert_eq!(echo["headers"]["x-envoy-expected-rq-timeout-ms"], Value::Null);
+}
+
+const IDLE: &str = "http.ingress_http.downstream_rq_idle_timeout";
+
+/// [`config`] with the connection manager's `stream_idle_timeout` set.
+fn with_stream_idle(addr: SocketAddr, stream_idle: &str, route: Value) -> String {
+    let mut b = config(addr, route).value();
+    let h = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    h["stream_idle_timeout"] = json!(stream_idle);
+    serde_yaml::to_string(&b).expect("yaml")
+}
+
+#[tokio::test]
+async fn the_route_idle_timeout_replaces_the_stream_idle_timeout() {
+    let up = upstream::http1().spawn().await;
+    // Shorter than the connection manager's: Envoy's 504 `stream timeout` (SI).
+    let legate = Legate::start(with_stream_idle(up.addr(), "5s", json!({"idle_timeout": "0.4s"}))).await;
+    let r = Client::h1().get(&legate.url("main", "/delay/2000ms")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (504, "stream timeout"));
+    assert_eq!(legate.stat(IDLE).await, 1);
+    assert_eq!(legate.stat("cluster.up.upstream_rq_504").await, 0, "not the cluster's answer");
+    // Longer than the connection manager's, or 0: the route's word holds.
+    for route_idle in ["2s", "0s"] {
+        let legate = Legate::start(with_stream_idle(up.addr(), "0.3s", json!({"idle_timeout": route_idle}))).await;
+        let r = Client::h1().get(&legate.url("main", "/delay/800ms")).await;
+        assert_eq!(r.status.as_u16(), 200, "route idle_timeout {route_idle}");
+        assert_eq!(legate.stat(IDLE).await, 0);
+    }
+    // A started answer that stalls is cut.
+    let addr = stalling_upstream().await;
+    let legate = Legate::start(with_stream_idle(addr, "5s", json!({"idle_timeout": "0.5s"}))).await;
+    let req = crate::common::client::request(http::Method::GET, &legate.url("main", "/")).body(Default::default());
+    let r = crate::common::bounded("a stalled answer", Client::h1().try_send(req.expect("request"))).await;
+    assert!(r.is_err(), "the body was cut: {:?}", r.map(|r| r.body));
+    assert_eq!(legate.stat(IDLE).await, 1);
 }

@@ -213,6 +213,10 @@ pub enum HostRewrite {
     /// `auto_host_rewrite`: the chosen endpoint's `hostname` (or nothing for IP endpoints
     /// without one, as Envoy does for STATIC clusters; STRICT_DNS uses the DNS name).
     Auto,
+    /// `host_rewrite_header`: the (lowercased) request header's value, when present.
+    Header(String),
+    /// `host_rewrite_path_regex`: the path (without query) through the regex.
+    PathRegex(RegexRewrite),
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +260,9 @@ pub struct ForwardAction {
     pub max_stream_duration: Option<StreamDuration>,
     /// The deprecated `max_grpc_timeout` and `grpc_timeout_offset`.
     pub legacy_grpc: Option<LegacyGrpcTimeout>,
+    /// `idle_timeout`, in place of the connection manager's `stream_idle_timeout`;
+    /// `Some(None)` when 0 (no idle timeout at all).
+    pub idle_timeout: Option<Option<Duration>>,
 }
 
 /// `RouteAction.MaxStreamDuration`: how long the whole stream may last, counted from its

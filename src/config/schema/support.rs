@@ -960,6 +960,8 @@ pub(crate) static TABLE: &[Message] = &[
             "regex_rewrite",
             "host_rewrite_literal",
             "auto_host_rewrite",
+            "host_rewrite_header",
+            "host_rewrite_path_regex",
             "timeout",
             "retry_policy",
             // validate/hash_lb.rs (issue 14).
@@ -975,6 +977,7 @@ pub(crate) static TABLE: &[Message] = &[
             "max_stream_duration",
             "max_grpc_timeout",
             "grpc_timeout_offset",
+            "idle_timeout",
         ],
         &[],
     ),

@@ -1,4 +1,5 @@
-//! `RouteAction` fields beyond the cluster and rewrites: the stream duration and gRPC timeouts.
+//! `RouteAction` fields beyond the cluster and rewrites: the stream duration, gRPC timeouts and
+//! the route's idle timeout.
 
 use std::time::Duration;
 
@@ -56,4 +57,25 @@ fn a_bad_stream_duration_names_its_field() {
     assert!(e.iter().any(|m| m.starts_with(&format!("{ROUTE}.max_stream_duration.bogus"))), "{e:#?}");
     let e = action("max_stream_duration: {grpc_timeout_header_max: soon}").err().unwrap_or_default();
     assert!(e.iter().any(|m| m.starts_with(&format!("{ROUTE}.max_stream_duration.grpc_timeout_header_max"))), "{e:#?}");
+}
+
+#[test]
+fn the_route_idle_timeout_and_its_zero() {
+    assert_eq!(action("idle_timeout: 2s").map(|f| f.idle_timeout), Ok(Some(Some(ms(2000)))));
+    assert_eq!(action("idle_timeout: 0s").map(|f| f.idle_timeout), Ok(Some(None)), "0: none at all");
+    assert_eq!(action("timeout: 1s").map(|f| f.idle_timeout), Ok(None));
+}
+
+#[test]
+fn host_rewrite_header_and_path_regex() {
+    assert_eq!(action("host_rewrite_header: X-Host").map(|f| f.host_rewrite), Ok(HostRewrite::Header("x-host".into())));
+    let f = action(r#"host_rewrite_path_regex: {pattern: {regex: "^/(\\w+).*$"}, substitution: "\\1.example"}"#);
+    match f.map(|f| f.host_rewrite) {
+        Ok(HostRewrite::PathRegex(r)) => assert_eq!((r.pattern.as_str(), r.substitution.as_str()), ("^/(\\w+).*$", "\\1.example")),
+        other => panic!("{other:?}"),
+    }
+    let e = action("host_rewrite_header: x-host, host_rewrite_literal: a.example").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.ends_with("may be set") && m.starts_with(ROUTE)), "{e:#?}");
+    let e = action(r#"host_rewrite_path_regex: {pattern: {regex: "^/"}}"#).err().unwrap_or_default();
+    assert!(e.iter().any(|m| m == &format!("{ROUTE}.host_rewrite_path_regex.substitution: missing substitution")), "{e:#?}");
 }

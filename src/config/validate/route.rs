@@ -164,17 +164,32 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     if prefix_rewrite.is_some() && regex_rewrite.is_some() {
         ctx.err(&o.path, "only one of prefix_rewrite, regex_rewrite may be set");
     }
-    let literal = o.str(ctx, "host_rewrite_literal");
-    let auto = o.bool(ctx, "auto_host_rewrite").unwrap_or(false);
-    let host_rewrite = match (literal, auto) {
-        (Some(_), true) => {
-            ctx.err(&o.path, "only one of host_rewrite_literal, auto_host_rewrite may be set");
-            HostRewrite::None
+    let mut host_rewrites = Vec::new();
+    if let Some(l) = o.str(ctx, "host_rewrite_literal") {
+        host_rewrites.push(HostRewrite::Literal(l));
+    }
+    if o.bool(ctx, "auto_host_rewrite").unwrap_or(false) {
+        host_rewrites.push(HostRewrite::Auto);
+    }
+    let header_at = o.at("host_rewrite_header");
+    if let Some(h) = o.str(ctx, "host_rewrite_header") {
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(_) => host_rewrites.push(HostRewrite::Header(h.to_ascii_lowercase())),
+            Err(_) => ctx.err(&header_at, "expected a header name"),
         }
-        (Some(l), false) => HostRewrite::Literal(l),
-        (None, true) => HostRewrite::Auto,
-        (None, false) => HostRewrite::None,
-    };
+    }
+    if let Some(r) = o.obj(ctx, "host_rewrite_path_regex") {
+        if let Some(r) = self::regex_rewrite(ctx, r) {
+            host_rewrites.push(HostRewrite::PathRegex(r));
+        }
+    }
+    if host_rewrites.len() > 1 {
+        ctx.err(
+            &o.path,
+            "only one of host_rewrite_literal, auto_host_rewrite, host_rewrite_header, host_rewrite_path_regex may be set",
+        );
+    }
+    let host_rewrite = host_rewrites.pop().unwrap_or(HostRewrite::None);
     let timeout = match o.duration(ctx, "timeout") {
         None => Some(Duration::from_secs(15)),
         Some(Duration::ZERO) => None,
@@ -195,6 +210,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let grpc_timeout_offset = o.duration(ctx, "grpc_timeout_offset");
     // Envoy reads the offset only with a maximum.
     let legacy_grpc = max_grpc_timeout.map(|max| LegacyGrpcTimeout { max, offset: grpc_timeout_offset });
+    let idle_timeout = o.duration(ctx, "idle_timeout").map(|d| (!d.is_zero()).then_some(d));
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -224,6 +240,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         append_x_forwarded_host,
         max_stream_duration,
         legacy_grpc,
+        idle_timeout,
     })
 }
 

@@ -51,6 +51,8 @@ pub struct BodyTimers {
     pub idle: Option<(std::time::Duration, Counter)>,
     /// When the stream's `max_stream_duration` ends, and `downstream_rq_max_duration_reached`.
     pub duration: Option<(tokio::time::Instant, Counter)>,
+    /// The retry policy's `per_try_idle_timeout` and `upstream_rq_per_try_idle_timeout`.
+    pub try_idle: Option<(std::time::Duration, Counter)>,
     /// When the last frame came.
     pub last: tokio::time::Instant,
 }
@@ -60,10 +62,11 @@ impl BodyTimers {
     pub fn new(
         route: Option<(tokio::time::Instant, Counter)>,
         idle: Option<(std::time::Duration, Counter)>,
-        duration: Option<(tokio::time::Instant, Counter)>,
+        (duration, try_idle): (Option<(tokio::time::Instant, Counter)>, Option<(std::time::Duration, Counter)>),
     ) -> Option<Box<Self>> {
         let last = tokio::time::Instant::now();
-        let mut t = BodyTimers { timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)), route, idle, duration, last };
+        let timer = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+        let mut t = BodyTimers { timer, route, idle, duration, try_idle, last };
         let first = t.next()?;
         t.timer.as_mut().reset(first);
         Some(Box::new(t))
@@ -71,12 +74,16 @@ impl BodyTimers {
 
     fn next(&self) -> Option<tokio::time::Instant> {
         let idle = self.idle.as_ref().map(|i| self.last + i.0);
-        [self.route.as_ref().map(|r| r.0), idle, self.duration.as_ref().map(|d| d.0)].into_iter().flatten().min()
+        let try_idle = self.try_idle.as_ref().map(|i| self.last + i.0);
+        [self.route.as_ref().map(|r| r.0), idle, self.duration.as_ref().map(|d| d.0), try_idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A frame came.
     fn touch(&mut self) {
-        if self.idle.is_some() {
+        if self.idle.is_some() || self.try_idle.is_some() {
             self.last = tokio::time::Instant::now();
         }
     }
@@ -99,6 +106,12 @@ impl BodyTimers {
                 if *at <= now {
                     counter.inc();
                     return Poll::Ready(Box::new(BodyDurationTimeout));
+                }
+            }
+            if let Some((idle, counter)) = &self.try_idle {
+                if self.last + *idle <= now {
+                    counter.inc();
+                    return Poll::Ready(Box::new(BodyTimeout));
                 }
             }
             if let Some((idle, counter)) = &self.idle {

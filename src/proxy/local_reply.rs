@@ -33,6 +33,8 @@ pub enum LocalReason {
     UpstreamTimeoutNoContent,
     /// UT after the last attempt's per-try timeout.
     PerTryTimeout,
+    /// UT: `per_try_idle_timeout`: the attempt's upstream sent nothing for that long.
+    PerTryIdleTimeout,
     /// UO: a circuit breaker (`max_requests`, `max_pending_requests`) refused the request.
     Overflow,
     /// DPE: malformed request.
@@ -113,7 +115,7 @@ impl LocalReason {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset",
             ),
-            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => {
+            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout | LocalReason::PerTryIdleTimeout => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
             }
             LocalReason::UpstreamTimeoutNoContent => (StatusCode::NO_CONTENT, ""),
@@ -168,6 +170,7 @@ impl LocalReason {
             LocalReason::NoHealthyUpstream => Some("no_healthy_upstream"),
             LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
+            LocalReason::PerTryIdleTimeout => Some("upstream_per_try_idle_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             LocalReason::CodecError { details } => Some(details),
             LocalReason::PathRejected => Some("path_normalization_failed"),
@@ -199,7 +202,10 @@ impl LocalReason {
             LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
             LocalReason::UpstreamReset => "UC",
             LocalReason::StreamReset { .. } => "UR",
-            LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent | LocalReason::PerTryTimeout => "UT",
+            LocalReason::UpstreamTimeout
+            | LocalReason::UpstreamTimeoutNoContent
+            | LocalReason::PerTryTimeout
+            | LocalReason::PerTryIdleTimeout => "UT",
             LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",

@@ -52,7 +52,7 @@ pub(super) async fn forward_to(
     let route_timed = limits.timeout.is_some()
         || limits.stream_deadline.is_some()
         || fwd.idle_timeout.is_some_and(|i| i.is_some())
-        || policy.is_some_and(|p| p.per_try_timeout.is_some());
+        || policy.is_some_and(|p| p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some());
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
         coded @ RequestBody::Coded(..) => !coded.is_buffered(),
@@ -222,8 +222,12 @@ pub(super) async fn forward_to(
             } else {
                 let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
                 let idle = idle.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
-                let duration = limits.stream_deadline.map(|d| (d, hcm.stats.downstream_rq_max_duration_reached.clone()));
-                body::BodyTimers::new(route, idle, duration)
+                let duration =
+                    limits.stream_deadline.map(|d| (d, hcm.stats.downstream_rq_max_duration_reached.clone()));
+                let try_idle = policy
+                    .and_then(|p| p.per_try_idle_timeout)
+                    .map(|i| (i, cluster.stats.upstream_rq_per_try_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle, (duration, try_idle))
             };
             let body = match timers {
                 Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
@@ -250,7 +254,8 @@ pub(super) async fn forward_to(
                 (r, None) => r,
             };
             // The connection manager's own timeouts are not the cluster's answers.
-            let stream_timer = matches!(reason, LocalReason::MaxDuration { .. } | LocalReason::StreamIdleTimeout { .. });
+            let stream_timer =
+                matches!(reason, LocalReason::MaxDuration { .. } | LocalReason::StreamIdleTimeout { .. });
             if !reason.client_at_fault() && !stream_timer {
                 cluster.stats.charge(reason.status_and_body().0.as_u16(), internal);
             }

@@ -5,6 +5,7 @@
 //! | `max_stream_duration.max_stream_duration` | from the stream's start: 504 `downstream duration timeout` (408 while uploading), a started answer cut; `downstream_rq_max_duration_reached`; the route `timeout` is then not used |
 //! | `max_stream_duration.grpc_timeout_header_max` / `_offset` | `grpc-timeout` sets the limit (capped, less the offset) and is rewritten for the upstream; gRPC's `grpc-status: 4` |
 //! | `idle_timeout` | replaces the connection manager's `stream_idle_timeout` (0: none): 504 `stream timeout`, a started answer cut; `downstream_rq_idle_timeout` |
+//! | `retry_policy.per_try_idle_timeout` | a silent try ends (504 `upstream request timeout`), retried as a per-try timeout; a stalled answer cut; `upstream_rq_per_try_idle_timeout` |
 //! | `max_grpc_timeout` / `grpc_timeout_offset` | a gRPC request's `grpc-timeout` is its route timeout (capped, less the offset): `grpc-timeout` and `x-envoy-expected-rq-timeout-ms` rewritten, `UT` |
 
 use std::net::SocketAddr;
@@ -89,7 +90,8 @@ async fn stalling_upstream() -> SocketAddr {
 #[tokio::test]
 async fn max_stream_duration_cuts_an_answer_already_started() {
     let addr = stalling_upstream().await;
-    let legate = Legate::start(config(addr, json!({"max_stream_duration": {"max_stream_duration": "0.5s"}})).yaml()).await;
+    let legate =
+        Legate::start(config(addr, json!({"max_stream_duration": {"max_stream_duration": "0.5s"}})).yaml()).await;
     let begun = Instant::now();
     let mut s = TcpStream::connect(legate.listener("main")).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
@@ -205,4 +207,24 @@ async fn the_route_idle_timeout_replaces_the_stream_idle_timeout() {
     let r = crate::common::bounded("a stalled answer", Client::h1().try_send(req.expect("request"))).await;
     assert!(r.is_err(), "the body was cut: {:?}", r.map(|r| r.body));
     assert_eq!(legate.stat(IDLE).await, 1);
+}
+
+#[tokio::test]
+async fn the_per_try_idle_timeout_ends_silent_tries_and_stalled_answers() {
+    let up = upstream::http1().spawn().await;
+    let policy = json!({"retry_policy": {"retry_on": "5xx", "num_retries": 1, "per_try_idle_timeout": "0.3s"}});
+    let legate = start(&up, policy.clone()).await;
+    let r = Client::h1().get(&legate.url("main", "/delay/2000ms")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (504, "upstream request timeout"));
+    assert_eq!(legate.stat("cluster.up.upstream_rq_per_try_idle_timeout").await, 2);
+    assert_eq!(legate.stat("cluster.up.upstream_rq_retry").await, 1);
+    assert_eq!(legate.stat("cluster.up.upstream_rq_per_try_timeout").await, 0);
+    assert_eq!(Client::h1().get(&legate.url("main", "/delay/100ms")).await.status.as_u16(), 200);
+    // An answer that stalls after its head is cut too.
+    let addr = stalling_upstream().await;
+    let legate = Legate::start(config(addr, policy).yaml()).await;
+    let req = crate::common::client::request(http::Method::GET, &legate.url("main", "/")).body(Default::default());
+    let r = crate::common::bounded("a stalled answer", Client::h1().try_send(req.expect("request"))).await;
+    assert!(r.is_err(), "the body was cut: {:?}", r.map(|r| r.body));
+    assert_eq!(legate.stat("cluster.up.upstream_rq_per_try_idle_timeout").await, 1);
 }

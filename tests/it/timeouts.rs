@@ -280,7 +280,6 @@ async fn timeouts_legate_does_not_implement_are_refused_by_name() {
             json!({}),
             json!({}),
         ),
-        ("per_try_idle_timeout", json!({}), json!({"retry_policy": {"per_try_idle_timeout": "1s"}}), json!({})),
         ("idle_timeout", json!({}), json!({}), h2_cluster),
         ("max_connection_duration", json!({}), json!({}), cluster_common("max_connection_duration")),
         ("max_stream_duration", json!({}), json!({}), cluster_common("max_stream_duration")),

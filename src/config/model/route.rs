@@ -357,6 +357,8 @@ pub struct RetryPolicy {
     /// `num_retries`, default 1.
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
+    /// `per_try_idle_timeout`: an attempt whose upstream sends nothing for that long ends.
+    pub per_try_idle_timeout: Option<Duration>,
     pub retriable_status_codes: Vec<u16>,
     /// `retry_back_off`: Envoy's default is 25 ms, its maximum ten times the base.
     pub backoff_base: Duration,
@@ -382,6 +384,7 @@ impl Default for RetryPolicy {
             retry_on: RetryOn::default(),
             num_retries: 1,
             per_try_timeout: None,
+            per_try_idle_timeout: None,
             retriable_status_codes: Vec::new(),
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_millis(250),

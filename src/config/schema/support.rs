@@ -1013,6 +1013,7 @@ pub(crate) static TABLE: &[Message] = &[
             "retry_on",
             "num_retries",
             "per_try_timeout",
+            "per_try_idle_timeout",
             "retriable_status_codes",
             "retry_back_off",
             "rate_limited_retry_back_off",

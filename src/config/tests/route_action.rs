@@ -10,7 +10,8 @@ const ROUTE: &str = "static_resources.listeners[0].filter_chains[0].filters[0].t
 
 /// The forward action of a route `{cluster: a_svc, <extra>}`.
 fn action(extra: &str) -> Result<ForwardAction, Vec<String>> {
-    let routes = format!("              - match: {{prefix: \"/\"}}\n                route: {{cluster: a_svc, {extra}}}\n");
+    let routes =
+        format!("              - match: {{prefix: \"/\"}}\n                route: {{cluster: a_svc, {extra}}}\n");
     let b = load_text("c.yaml", &v3(&routes, A_SVC)).map_err(|e| messages(&e))?;
     let rc = match &b.listeners[0].filter_chains[0].hcm().map(|h| &h.routes) {
         Some(RouteSource::Inline(rc)) => rc.clone(),
@@ -71,11 +72,24 @@ fn host_rewrite_header_and_path_regex() {
     assert_eq!(action("host_rewrite_header: X-Host").map(|f| f.host_rewrite), Ok(HostRewrite::Header("x-host".into())));
     let f = action(r#"host_rewrite_path_regex: {pattern: {regex: "^/(\\w+).*$"}, substitution: "\\1.example"}"#);
     match f.map(|f| f.host_rewrite) {
-        Ok(HostRewrite::PathRegex(r)) => assert_eq!((r.pattern.as_str(), r.substitution.as_str()), ("^/(\\w+).*$", "\\1.example")),
+        Ok(HostRewrite::PathRegex(r)) => {
+            assert_eq!((r.pattern.as_str(), r.substitution.as_str()), ("^/(\\w+).*$", "\\1.example"))
+        }
         other => panic!("{other:?}"),
     }
     let e = action("host_rewrite_header: x-host, host_rewrite_literal: a.example").err().unwrap_or_default();
     assert!(e.iter().any(|m| m.ends_with("may be set") && m.starts_with(ROUTE)), "{e:#?}");
     let e = action(r#"host_rewrite_path_regex: {pattern: {regex: "^/"}}"#).err().unwrap_or_default();
-    assert!(e.iter().any(|m| m == &format!("{ROUTE}.host_rewrite_path_regex.substitution: missing substitution")), "{e:#?}");
+    assert!(
+        e.iter().any(|m| m == &format!("{ROUTE}.host_rewrite_path_regex.substitution: missing substitution")),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn the_per_try_idle_timeout() {
+    let f = action("retry_policy: {retry_on: 5xx, per_try_idle_timeout: 0.5s}");
+    assert_eq!(f.map(|f| f.retry_policy.and_then(|p| p.per_try_idle_timeout)), Ok(Some(ms(500))));
+    let f = action("retry_policy: {retry_on: 5xx, per_try_idle_timeout: 0s}");
+    assert_eq!(f.map(|f| f.retry_policy.and_then(|p| p.per_try_idle_timeout)), Ok(None));
 }

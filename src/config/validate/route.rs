@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::config::filters::Fraction;
 use crate::config::model::{
-    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, LegacyGrpcTimeout, MirrorCluster, MirrorPolicy,
-    RateLimitedBackOff, RedirectAction, RegexRewrite, ResetHeader, RetryOn, RetryPolicy, Route, RouteAction,
-    RouteConfig, StreamDuration, VirtualHost, WeightedCluster,
+    ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, LegacyGrpcTimeout, MirrorCluster,
+    MirrorPolicy, RateLimitedBackOff, RedirectAction, RegexRewrite, ResetHeader, RetryOn, RetryPolicy, Route,
+    RouteAction, RouteConfig, StreamDuration, VirtualHost, WeightedCluster,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -355,6 +355,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
     }
     let num_retries = o.u32(ctx, "num_retries").unwrap_or(1);
     let per_try_timeout = o.duration(ctx, "per_try_timeout").filter(|d| !d.is_zero());
+    let per_try_idle_timeout = o.duration(ctx, "per_try_idle_timeout").filter(|d| !d.is_zero());
     let mut retriable_status_codes = Vec::new();
     for (v, path) in o.list(ctx, "retriable_status_codes") {
         match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
@@ -403,6 +404,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
         retry_on,
         num_retries,
         per_try_timeout,
+        per_try_idle_timeout,
         retriable_status_codes,
         backoff_base,
         backoff_max,

@@ -39,6 +39,11 @@ pub struct BodyDurationTimeout;
 #[error("stream idle timeout")]
 pub struct BodyIdleTimeout;
 
+/// A deadline on the response body and the counter its expiry moves.
+pub type Deadline = Option<(tokio::time::Instant, Counter)>;
+/// An idle limit on the response body (from its last frame) and the counter its expiry moves.
+pub type IdleLimit = Option<(std::time::Duration, Counter)>;
+
 /// The timers of a streamed response body: the route timeout (which in Envoy covers the
 /// whole response), the connection manager's `stream_idle_timeout` and the route's
 /// `max_stream_duration`, on one timer that wakes at the earliest and is only moved when it
@@ -62,7 +67,7 @@ impl BodyTimers {
     pub fn new(
         route: Option<(tokio::time::Instant, Counter)>,
         idle: Option<(std::time::Duration, Counter)>,
-        (duration, try_idle): (Option<(tokio::time::Instant, Counter)>, Option<(std::time::Duration, Counter)>),
+        (duration, try_idle): (Deadline, IdleLimit),
     ) -> Option<Box<Self>> {
         let last = tokio::time::Instant::now();
         let timer = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));

@@ -38,6 +38,8 @@ pub struct HcmStats {
     pub downstream_rq_http2_total: Counter,
     pub downstream_rq_timeout: Counter,
     pub downstream_rq_idle_timeout: Counter,
+    /// A route's `max_stream_duration` ended the stream.
+    pub downstream_rq_max_duration_reached: Counter,
     pub downstream_cx_idle_timeout: Counter,
     pub downstream_rq_rx_reset: Counter,
     pub downstream_rq_tx_reset: Counter,
@@ -79,6 +81,7 @@ impl HcmStats {
             downstream_rq_http2_total: c("downstream_rq_http2_total"),
             downstream_rq_timeout: c("downstream_rq_timeout"),
             downstream_rq_idle_timeout: c("downstream_rq_idle_timeout"),
+            downstream_rq_max_duration_reached: c("downstream_rq_max_duration_reached"),
             downstream_cx_idle_timeout: c("downstream_cx_idle_timeout"),
             downstream_rq_rx_reset: c("downstream_rq_rx_reset"),
             downstream_rq_tx_reset: c("downstream_rq_tx_reset"),

@@ -13,6 +13,7 @@ mod filters;
 mod hash_lb;
 mod lb_tuning;
 mod outlier;
+mod route_action;
 mod route_fields;
 mod runtime;
 mod schema;

@@ -27,6 +27,8 @@ pub struct Logger {
 /// What the request path learned about a request, for logs and stats.
 #[derive(Default)]
 pub struct StreamInfo {
+    /// When the stream started, on tokio's clock (`max_stream_duration` counts from it).
+    pub started: Option<tokio::time::Instant>,
     pub upstream_host: Option<SocketAddr>,
     pub cluster: Option<Arc<crate::upstream::Cluster>>,
     pub route_name: Option<String>,

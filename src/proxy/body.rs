@@ -28,20 +28,36 @@ pub fn upstream_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<(&
 #[error("upstream request timeout")]
 pub struct BodyTimeout;
 
+/// The route's `max_stream_duration` ended while the response body was still streaming:
+/// Envoy resets the stream.
+#[derive(Debug, thiserror::Error)]
+#[error("downstream duration timeout")]
+pub struct BodyDurationTimeout;
+
 /// The upstream sent nothing of the body for the `stream_idle_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("stream idle timeout")]
 pub struct BodyIdleTimeout;
 
+/// A deadline on the response body and the counter its expiry moves.
+pub type Deadline = Option<(tokio::time::Instant, Counter)>;
+/// An idle limit on the response body (from its last frame) and the counter its expiry moves.
+pub type IdleLimit = Option<(std::time::Duration, Counter)>;
+
 /// The timers of a streamed response body: the route timeout (which in Envoy covers the
-/// whole response) and the connection manager's `stream_idle_timeout`, on one timer that
-/// wakes at the earlier and is only moved when it fires.
+/// whole response), the connection manager's `stream_idle_timeout` and the route's
+/// `max_stream_duration`, on one timer that wakes at the earliest and is only moved when it
+/// fires.
 pub struct BodyTimers {
     pub timer: Pin<Box<tokio::time::Sleep>>,
     /// When the route timeout ends, and `upstream_rq_timeout`.
     pub route: Option<(tokio::time::Instant, Counter)>,
     /// `stream_idle_timeout` and `downstream_rq_idle_timeout`.
     pub idle: Option<(std::time::Duration, Counter)>,
+    /// When the stream's `max_stream_duration` ends, and `downstream_rq_max_duration_reached`.
+    pub duration: Option<(tokio::time::Instant, Counter)>,
+    /// The retry policy's `per_try_idle_timeout` and `upstream_rq_per_try_idle_timeout`.
+    pub try_idle: Option<(std::time::Duration, Counter)>,
     /// When the last frame came.
     pub last: tokio::time::Instant,
 }
@@ -51,26 +67,28 @@ impl BodyTimers {
     pub fn new(
         route: Option<(tokio::time::Instant, Counter)>,
         idle: Option<(std::time::Duration, Counter)>,
+        (duration, try_idle): (Deadline, IdleLimit),
     ) -> Option<Box<Self>> {
         let last = tokio::time::Instant::now();
-        let first = Self::next(route.as_ref(), idle.as_ref(), last)?;
-        Some(Box::new(BodyTimers { timer: Box::pin(tokio::time::sleep_until(first)), route, idle, last }))
+        let timer = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+        let mut t = BodyTimers { timer, route, idle, duration, try_idle, last };
+        let first = t.next()?;
+        t.timer.as_mut().reset(first);
+        Some(Box::new(t))
     }
 
-    fn next(
-        route: Option<&(tokio::time::Instant, Counter)>,
-        idle: Option<&(std::time::Duration, Counter)>,
-        last: tokio::time::Instant,
-    ) -> Option<tokio::time::Instant> {
-        match (route.map(|r| r.0), idle.map(|i| last + i.0)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    fn next(&self) -> Option<tokio::time::Instant> {
+        let idle = self.idle.as_ref().map(|i| self.last + i.0);
+        let try_idle = self.try_idle.as_ref().map(|i| self.last + i.0);
+        [self.route.as_ref().map(|r| r.0), idle, self.duration.as_ref().map(|d| d.0), try_idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A frame came.
     fn touch(&mut self) {
-        if self.idle.is_some() {
+        if self.idle.is_some() || self.try_idle.is_some() {
             self.last = tokio::time::Instant::now();
         }
     }
@@ -89,13 +107,25 @@ impl BodyTimers {
                     return Poll::Ready(Box::new(BodyTimeout));
                 }
             }
+            if let Some((at, counter)) = &self.duration {
+                if *at <= now {
+                    counter.inc();
+                    return Poll::Ready(Box::new(BodyDurationTimeout));
+                }
+            }
+            if let Some((idle, counter)) = &self.try_idle {
+                if self.last + *idle <= now {
+                    counter.inc();
+                    return Poll::Ready(Box::new(BodyTimeout));
+                }
+            }
             if let Some((idle, counter)) = &self.idle {
                 if self.last + *idle <= now {
                     counter.inc();
                     return Poll::Ready(Box::new(BodyIdleTimeout));
                 }
             }
-            match Self::next(self.route.as_ref(), self.idle.as_ref(), self.last) {
+            match self.next() {
                 Some(next) => self.timer.as_mut().reset(next),
                 None => return Poll::Pending,
             }

@@ -20,8 +20,7 @@ use super::local_reply::{self, reply, LocalReason};
 use super::mirror::Shadows;
 use super::router::{forward_to, header_ops, Side};
 use super::upgrade::{self, UpgradeRequest};
-use super::{normalize, request_controls, request_head, rewrite, ConnCtx};
-use crate::config::model::HostRewrite;
+use super::{normalize, request_head, rewrite, stream_duration, ConnCtx};
 use crate::filters::{self, RequestBody};
 use crate::routing::hash_policy::{HashInput, LbKey};
 use crate::routing::matcher::RequestView;
@@ -131,7 +130,7 @@ pub(super) async fn process(
     hcm: &Hcm,
     parts: &mut http::request::Parts,
     body: Incoming,
-    trace: &mut StreamInfo,
+    (trace, route_idle): (&mut StreamInfo, &std::sync::atomic::AtomicBool),
     chain: &mut filters::Stream,
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
@@ -392,16 +391,10 @@ pub(super) async fn process(
                 }),
                 _ => LbKey::default(),
             };
-            let limits = match request_controls::take(&mut parts.headers) {
-                Some(c) => request_controls::apply(c, fwd.timeout, fwd.retry_policy.as_ref()),
-                None => request_controls::Effective::route(fwd.timeout, fwd.retry_policy.as_ref()),
-            };
-            let expected = match &limits.expected_timeout {
-                Some(computed) => computed.as_ref(),
-                None => fwd.timeout_header.as_ref(),
-            };
-            if let Some(t) = expected {
-                parts.headers.insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), t.clone());
+            let limits = stream_duration::route_limits(fwd, &mut parts.headers, trace.started);
+            if fwd.idle_timeout.is_some() {
+                // The router keeps the route's idle timeout from here on.
+                route_idle.store(true, Ordering::Relaxed);
             }
             let env = trace
                 .format
@@ -418,6 +411,17 @@ pub(super) async fn process(
             });
             header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
 
+            let chosen_authority = match rewrite::rewritten_host(fwd, &parts.headers, &full_path) {
+                Some(host) => {
+                    if fwd.append_xfh {
+                        headers::append_forwarded_host(&mut parts.headers, &authority);
+                    }
+                    parts.headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), authority);
+                    host
+                }
+                // `auto_host_rewrite` is resolved per upstream host.
+                None => authority,
+            };
             let path = match rewrite::rewrite_path(fwd, &full_path) {
                 Some(new_path) => {
                     if let Ok(v) = HeaderValue::from_str(&full_path) {
@@ -428,18 +432,6 @@ pub(super) async fn process(
                 None => full_path,
             };
 
-            let chosen_authority = match &fwd.host_rewrite {
-                HostRewrite::None => authority,
-                HostRewrite::Literal(h) => {
-                    if fwd.append_xfh {
-                        headers::append_forwarded_host(&mut parts.headers, &authority);
-                    }
-                    parts.headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), authority.clone());
-                    HeaderValue::from_str(h).unwrap_or(authority)
-                }
-                // Resolved per host below.
-                HostRewrite::Auto => authority,
-            };
             // The chosen weighted cluster's `host_rewrite_literal`: the host only (Envoy
             // sets neither `x-envoy-original-host` nor `x-forwarded-host` for it).
             let chosen_authority = match weighted.and_then(|w| w.host_rewrite.as_ref()) {

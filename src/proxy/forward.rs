@@ -113,12 +113,26 @@ pub struct Failure {
     pub retry_stop: Option<RetryStop>,
 }
 
+impl Failure {
+    /// The proxy's own end of the request, no attempt answering (a stream deadline).
+    pub fn local(reason: LocalReason) -> Self {
+        Failure { reason, host: None, attempts: 1, details: None, connected: None, retry_stop: None }
+    }
+}
+
 enum AttemptError {
     Upstream(UpstreamError),
-    /// `global`: the route timeout rather than the per-try timeout.
-    Timeout {
-        global: bool,
-    },
+    Timeout(Expiry),
+}
+
+/// Which of an attempt's timeouts ended it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expiry {
+    /// The route timeout.
+    Global,
+    PerTry,
+    /// `per_try_idle_timeout`: before the answer's head, no bytes at all from the upstream.
+    PerTryIdle,
 }
 
 /// When the downstream request ended: `start` when it was whole before forwarding began.
@@ -129,32 +143,36 @@ fn request_end(start: tokio::time::Instant, progress: Option<&Progress>) -> Opti
     }
 }
 
-/// Resolves when the attempt sent at `sent` runs out of time: the route timeout, or the
-/// per-try timeout; both start once the request has ended. True for the route timeout.
+/// Resolves when the attempt sent at `sent` runs out of time: the route timeout, the per-try
+/// timeout or the per-try idle timeout (`per_try.1`, which before the answer's head is one
+/// more deadline); all start once the request has ended.
 async fn attempt_timeout(
     timeout: Option<Duration>,
-    per_try: Option<Duration>,
+    per_try: (Option<Duration>, Option<Duration>),
     start: tokio::time::Instant,
     progress: Option<&Progress>,
     sent: tokio::time::Instant,
-) -> bool {
-    if timeout.is_none() && per_try.is_none() {
+) -> Expiry {
+    if timeout.is_none() && per_try.0.is_none() && per_try.1.is_none() {
         return std::future::pending().await;
     }
     let end = match progress {
         None => start,
         Some(p) => p.wait_end().await,
     };
-    let global = timeout.map(|t| end + t);
-    let try_end = per_try.map(|p| end.max(sent) + p);
-    let (at, is_global) = match (global, try_end) {
-        (Some(g), Some(t)) if t < g => (t, false),
-        (Some(g), _) => (g, true),
-        (None, Some(t)) => (t, false),
-        (None, None) => return std::future::pending().await,
+    let try_start = end.max(sent);
+    let deadlines = [
+        (timeout.map(|t| end + t), Expiry::Global),
+        (per_try.0.map(|p| try_start + p), Expiry::PerTry),
+        (per_try.1.map(|p| try_start + p), Expiry::PerTryIdle),
+    ];
+    // The earliest; on a tie the route timeout, then the per-try one.
+    let first = deadlines.into_iter().filter_map(|(at, e)| at.map(|at| (at, e))).min_by_key(|(at, _)| *at);
+    let Some((at, expiry)) = first else {
+        return std::future::pending().await;
     };
     tokio::time::sleep_until(at).await;
-    is_global
+    expiry
 }
 
 /// Tries the request up to `1 + num_retries` times within the route timeout. `progress`:
@@ -239,7 +257,7 @@ pub async fn forward(
         if attempt > 1 {
             stats.upstream_rq_retry.inc();
         }
-        let per_try = policy.and_then(|p| p.per_try_timeout);
+        let per_try = (policy.and_then(|p| p.per_try_timeout), policy.and_then(|p| p.per_try_idle_timeout));
         // On tokio's clock, as are the timeouts it starts (tests run it paused).
         let sent = tokio::time::Instant::now();
         let result = {
@@ -248,7 +266,7 @@ pub async fn forward(
             let expiry = attempt_timeout(timeout, per_try, start, progress, sent);
             tokio::select! {
                 r = send => r.map_err(AttemptError::Upstream),
-                global = expiry => Err(AttemptError::Timeout { global }),
+                e = expiry => Err(AttemptError::Timeout(e)),
             }
         };
         drop(request_slot);
@@ -294,7 +312,7 @@ pub async fn forward(
                     retry_stop,
                 });
             }
-            Err(AttemptError::Timeout { global: global_timed_out }) => {
+            Err(AttemptError::Timeout(expiry)) => {
                 // Counted as connected: a connect still pending at the timeout is rare (the
                 // connect timeout is usually the shorter one) and is not told apart here.
                 connected = Some(Arc::clone(&host));
@@ -308,18 +326,26 @@ pub async fn forward(
                     stats.upstream_cx_destroy_with_active_rq.inc();
                     stats.upstream_cx_destroy_local_with_active_rq.inc();
                 }
-                let reason = if global_timed_out {
+                let reason = if expiry == Expiry::Global {
                     stats.upstream_rq_timeout.inc();
                     LocalReason::UpstreamTimeout
                 } else {
-                    stats.upstream_rq_per_try_timeout.inc();
+                    if expiry == Expiry::PerTry {
+                        stats.upstream_rq_per_try_timeout.inc();
+                    } else {
+                        stats.upstream_rq_per_try_idle_timeout.inc();
+                    }
                     let wants =
                         policy.is_some_and(|p| p.retry_on.five_xx || p.retry_on.gateway_error || p.retry_on.reset);
                     if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                         backoff(cluster, policy, attempt, None, deadline()).await;
                         continue;
                     }
-                    LocalReason::PerTryTimeout
+                    if expiry == Expiry::PerTry {
+                        LocalReason::PerTryTimeout
+                    } else {
+                        LocalReason::PerTryIdleTimeout
+                    }
                 };
                 return Err(Failure {
                     reason,

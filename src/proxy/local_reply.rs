@@ -33,6 +33,8 @@ pub enum LocalReason {
     UpstreamTimeoutNoContent,
     /// UT after the last attempt's per-try timeout.
     PerTryTimeout,
+    /// UT: `per_try_idle_timeout`: the attempt's upstream sent nothing for that long.
+    PerTryIdleTimeout,
     /// UO: a circuit breaker (`max_requests`, `max_pending_requests`) refused the request.
     Overflow,
     /// DPE: malformed request.
@@ -58,6 +60,9 @@ pub enum LocalReason {
     StreamIdleTimeout { request_complete: bool },
     /// `request_timeout`: the request did not arrive whole in time.
     RequestTimeout,
+    /// The route's `max_stream_duration` (or the `grpc-timeout` it takes) ended before the
+    /// response: 408 while the request was still arriving, 504 after; no flag.
+    MaxDuration { request_complete: bool },
     /// A request head Envoy's codec or connection manager refuses before routing.
     Rejected(HeadRejection),
     /// FI: the fault filter aborted the request with this status (and, for gRPC clients,
@@ -110,7 +115,7 @@ impl LocalReason {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset",
             ),
-            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout => {
+            LocalReason::UpstreamTimeout | LocalReason::PerTryTimeout | LocalReason::PerTryIdleTimeout => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
             }
             LocalReason::UpstreamTimeoutNoContent => (StatusCode::NO_CONTENT, ""),
@@ -137,6 +142,12 @@ impl LocalReason {
                 (StatusCode::REQUEST_TIMEOUT, "stream timeout")
             }
             LocalReason::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request timeout"),
+            LocalReason::MaxDuration { request_complete: true } => {
+                (StatusCode::GATEWAY_TIMEOUT, "downstream duration timeout")
+            }
+            LocalReason::MaxDuration { request_complete: false } => {
+                (StatusCode::REQUEST_TIMEOUT, "downstream duration timeout")
+            }
             LocalReason::Rejected(r) => (r.status, r.body),
             LocalReason::FaultAbort { status, .. } => (status, "fault filter abort"),
             LocalReason::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
@@ -159,6 +170,7 @@ impl LocalReason {
             LocalReason::NoHealthyUpstream => Some("no_healthy_upstream"),
             LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent => Some("response_timeout"),
             LocalReason::PerTryTimeout => Some("upstream_per_try_timeout"),
+            LocalReason::PerTryIdleTimeout => Some("upstream_per_try_idle_timeout"),
             LocalReason::Overflow => Some("upstream_reset_before_response_started{overflow}"),
             LocalReason::CodecError { details } => Some(details),
             LocalReason::PathRejected => Some("path_normalization_failed"),
@@ -166,6 +178,7 @@ impl LocalReason {
             LocalReason::UpstreamProtocolError => Some("upstream_reset_before_response_started{protocol_error}"),
             LocalReason::StreamIdleTimeout { .. } => Some("stream_idle_timeout"),
             LocalReason::RequestTimeout => Some("request_overall_timeout"),
+            LocalReason::MaxDuration { .. } => Some("max_duration_timeout"),
             LocalReason::Rejected(r) => Some(r.details),
             LocalReason::FaultAbort { .. } => Some("fault_filter_abort"),
             LocalReason::PayloadTooLarge => Some("request_payload_too_large"),
@@ -189,7 +202,10 @@ impl LocalReason {
             LocalReason::ConnectFailure | LocalReason::ConnectTimeout => "UF",
             LocalReason::UpstreamReset => "UC",
             LocalReason::StreamReset { .. } => "UR",
-            LocalReason::UpstreamTimeout | LocalReason::UpstreamTimeoutNoContent | LocalReason::PerTryTimeout => "UT",
+            LocalReason::UpstreamTimeout
+            | LocalReason::UpstreamTimeoutNoContent
+            | LocalReason::PerTryTimeout
+            | LocalReason::PerTryIdleTimeout => "UT",
             LocalReason::Overflow => "UO",
             LocalReason::BadRequest | LocalReason::CodecError { .. } => "DPE",
             LocalReason::UpstreamProtocolError => "UPE",
@@ -197,7 +213,7 @@ impl LocalReason {
             LocalReason::UpgradeForbidden | LocalReason::PathRejected => "",
             LocalReason::HealthCheckFailed | LocalReason::HealthCheckOk => "",
             LocalReason::StreamIdleTimeout { .. } => "SI",
-            LocalReason::RequestTimeout => "",
+            LocalReason::RequestTimeout | LocalReason::MaxDuration { .. } => "",
             LocalReason::Rejected(r) => r.flag,
             LocalReason::FaultAbort { .. } => "FI",
             LocalReason::PayloadTooLarge
@@ -363,6 +379,8 @@ pub fn grpc_local_reply(reason: LocalReason, server: &HeaderValue, head: bool) -
     let (status, body) = reason.status_and_body();
     let grpc_status = match reason {
         LocalReason::FaultAbort { grpc: Some(g), .. } => Some(g),
+        // Envoy's DeadlineExceeded, whatever the HTTP status.
+        LocalReason::MaxDuration { .. } => Some(4),
         _ => None,
     };
     let mut resp = Response::new(ResBody::empty());

@@ -24,6 +24,7 @@ mod retry_hosts;
 mod rewrite;
 mod router;
 mod stream;
+pub mod stream_duration;
 pub mod stream_timer;
 pub mod upgrade;
 

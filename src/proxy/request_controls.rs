@@ -129,12 +129,20 @@ pub struct Effective<'a> {
     /// `x-envoy-expected-rq-timeout-ms` for the upstream, when the controls changed it.
     pub expected_timeout: Option<Option<HeaderValue>>,
     pub alt_response: bool,
+    /// When the route's `max_stream_duration` ends the stream (see `super::stream_duration`).
+    pub stream_deadline: Option<tokio::time::Instant>,
 }
 
 impl<'a> Effective<'a> {
     /// The route's own settings (a request without control headers).
     pub fn route(timeout: Option<Duration>, policy: Option<&'a RetryPolicy>) -> Self {
-        Effective { timeout, policy: policy.map(Cow::Borrowed), expected_timeout: None, alt_response: false }
+        Effective {
+            timeout,
+            policy: policy.map(Cow::Borrowed),
+            expected_timeout: None,
+            alt_response: false,
+            stream_deadline: None,
+        }
     }
 }
 
@@ -176,15 +184,21 @@ pub fn apply<'a>(c: Controls, timeout: Option<Duration>, policy: Option<&'a Retr
         expected_timeout: Some(expected_timeout(timeout, per_try)),
         policy,
         alt_response: c.alt_response,
+        stream_deadline: None,
     }
 }
 
 /// Envoy's `x-envoy-expected-rq-timeout-ms`: the per-try timeout when it is shorter than the
 /// route timeout, else the route timeout; none without either.
 pub fn expected_timeout(timeout: Option<Duration>, per_try: Option<Duration>) -> Option<HeaderValue> {
+    expected_ms(timeout, per_try).map(HeaderValue::from)
+}
+
+/// [`expected_timeout`] in milliseconds.
+pub fn expected_ms(timeout: Option<Duration>, per_try: Option<Duration>) -> Option<u64> {
     let per_try = per_try.filter(|p| timeout.is_none_or(|t| *p < t));
     let ms = per_try.or(timeout)?.as_millis();
-    (ms > 0).then(|| HeaderValue::from(ms as u64))
+    (ms > 0).then_some(ms as u64)
 }
 
 #[cfg(test)]

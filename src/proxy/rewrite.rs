@@ -1,6 +1,9 @@
-//! Path rewrites of forwarded requests and the `location` of redirects, as Envoy builds them.
+//! Path and host rewrites of forwarded requests and the `location` of redirects, as Envoy
+//! builds them.
 
-use crate::config::model::{PathMatch, RedirectAction, RouteMatch};
+use http::header::{HeaderMap, HeaderValue};
+
+use crate::config::model::{HostRewrite, PathMatch, RedirectAction, RouteMatch};
 use crate::routing::{ForwardRt, PrefixOf, RouteRt, VirtualHostRt};
 
 fn split_query(full: &str) -> (&str, &str) {
@@ -29,6 +32,22 @@ pub fn rewrite_path(fwd: &ForwardRt, full_path: &str) -> Option<String> {
         return Some(format!("{new}{query}"));
     }
     None
+}
+
+/// The upstream host after `host_rewrite_literal`, `host_rewrite_header` (the header's first
+/// value, when not empty) or `host_rewrite_path_regex` (on the path as received, without its
+/// query); `None` when unchanged (`auto_host_rewrite` is resolved per upstream host).
+pub fn rewritten_host(fwd: &ForwardRt, headers: &HeaderMap, full_path: &str) -> Option<HeaderValue> {
+    match &fwd.host_rewrite {
+        HostRewrite::None | HostRewrite::Auto => None,
+        HostRewrite::Literal(h) => HeaderValue::from_str(h).ok(),
+        HostRewrite::Header(name) => headers.get(name.as_str()).filter(|v| !v.is_empty()).cloned(),
+        HostRewrite::PathRegex(_) => {
+            let (re, sub) = fwd.host_regex.as_ref()?;
+            let (path, _) = split_query(full_path);
+            HeaderValue::from_str(&re.replace_all(path, sub.as_str())).ok()
+        }
+    }
 }
 
 /// The `location` of a redirect route.

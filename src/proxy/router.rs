@@ -18,6 +18,7 @@ use super::headers::{self, X_ENVOY_UPSTREAM_SERVICE_TIME};
 use super::local_reply::{self, LocalReason};
 use super::mirror::{MirrorBody, Shadows};
 use super::request_controls::Effective;
+use super::stream_duration;
 use super::upgrade::UpgradeRequest;
 use crate::access_log::LogContext;
 use crate::body::{progress, replay};
@@ -46,7 +47,12 @@ pub(super) async fn forward_to(
     let retries = policy.filter(|p| p.num_retries > 0);
     // Kept as it streams for retries and mirrors alike.
     let recorded = retries.is_some() || shadows.is_some();
-    let route_timed = limits.timeout.is_some() || policy.is_some_and(|p| p.per_try_timeout.is_some());
+    // The route's idle timeout, or the connection manager's.
+    let idle = fwd.idle_timeout.unwrap_or(hcm.config.stream_idle_timeout);
+    let route_timed = limits.timeout.is_some()
+        || limits.stream_deadline.is_some()
+        || fwd.idle_timeout.is_some_and(|i| i.is_some())
+        || policy.is_some_and(|p| p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some());
     let streamed = match &body {
         RequestBody::Incoming(b) => !b.is_end_stream(),
         coded @ RequestBody::Coded(..) => !coded.is_buffered(),
@@ -84,9 +90,10 @@ pub(super) async fn forward_to(
         RequestBody::Incoming(body) => {
             if retries.is_some() && body.size_hint().exact().is_some_and(|n| n <= hcm.buffer_limit) {
                 let stream = ReqBody::Stream(body, trace.rx_bytes.clone(), progress.take());
-                let bytes = stream
-                    .collect()
-                    .await
+                let Some(collected) = stream_duration::within(limits.stream_deadline, stream.collect()).await else {
+                    return Err(duration_reached(hcm, trace));
+                };
+                let bytes = collected
                     .map_err(|e| {
                         LocalReason::from_client_body(
                             body::client_body_failure(&*e).unwrap_or(body::ClientBodyFailure::Malformed),
@@ -124,7 +131,18 @@ pub(super) async fn forward_to(
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
         _ => None,
     };
-    let outcome = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref()).await;
+    let forwarding = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref());
+    let route_idle = fwd.idle_timeout.flatten();
+    let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
+    let outcome = match stream_duration::within(limits.stream_deadline, forwarding).await {
+        Some(Some(outcome)) => outcome,
+        Some(None) => {
+            hcm.stats.downstream_rq_idle_timeout.inc();
+            let request_complete = trace.progress.as_ref().is_none_or(|p| p.ended().is_some());
+            Err(forward::Failure::local(LocalReason::StreamIdleTimeout { request_complete }))
+        }
+        None => Err(forward::Failure::local(duration_reached(hcm, trace))),
+    };
     if let Some((s, recording)) = shadows {
         if let Some((data, trailers)) = recording.whole() {
             s.spawn(&prepared, MirrorBody::Streamed(data, trailers), limits.timeout);
@@ -203,8 +221,13 @@ pub(super) async fn forward_to(
                 None
             } else {
                 let route = out.deadline.map(|d| (d, cluster.stats.upstream_rq_timeout.clone()));
-                let idle = hcm.config.stream_idle_timeout.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
-                body::BodyTimers::new(route, idle)
+                let idle = idle.map(|i| (i, hcm.stats.downstream_rq_idle_timeout.clone()));
+                let duration =
+                    limits.stream_deadline.map(|d| (d, hcm.stats.downstream_rq_max_duration_reached.clone()));
+                let try_idle = policy
+                    .and_then(|p| p.per_try_idle_timeout)
+                    .map(|i| (i, cluster.stats.upstream_rq_per_try_idle_timeout.clone()));
+                body::BodyTimers::new(route, idle, (duration, try_idle))
             };
             let body = match timers {
                 Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
@@ -230,7 +253,10 @@ pub(super) async fn forward_to(
                 (LocalReason::UpstreamTimeout, None) if limits.alt_response => LocalReason::UpstreamTimeoutNoContent,
                 (r, None) => r,
             };
-            if !reason.client_at_fault() {
+            // The connection manager's own timeouts are not the cluster's answers.
+            let stream_timer =
+                matches!(reason, LocalReason::MaxDuration { .. } | LocalReason::StreamIdleTimeout { .. });
+            if !reason.client_at_fault() && !stream_timer {
                 cluster.stats.charge(reason.status_and_body().0.as_u16(), internal);
             }
             Err(reason)
@@ -245,6 +271,14 @@ pub(super) async fn forward_to(
         trace.forwarded = Some(ForwardedRequest { path, authority, headers });
     }
     result
+}
+
+/// The route's `max_stream_duration` ended the stream before its response: Envoy's 408 while
+/// the request was still arriving, 504 after.
+fn duration_reached(hcm: &Hcm, trace: &StreamInfo) -> LocalReason {
+    hcm.stats.downstream_rq_max_duration_reached.inc();
+    let request_complete = trace.progress.as_ref().is_none_or(|p| p.ended().is_some());
+    LocalReason::MaxDuration { request_complete }
 }
 
 fn set_server(h: &mut http::HeaderMap, hcm: &Hcm) {

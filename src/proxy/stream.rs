@@ -66,6 +66,7 @@ pub async fn handle(
     let timeouts =
         stream_timer::StreamTimeouts { idle: hcm.config.stream_idle_timeout, request: hcm.config.request_timeout };
     let started_t = tokio::time::Instant::from_std(started);
+    trace.started = Some(started_t);
     if timeouts.any() && !req.body().is_end_stream() {
         trace.progress = Some(Arc::new(progress::Progress::new(started_t)));
     }
@@ -83,11 +84,14 @@ pub async fn handle(
     let grpc = local_reply::is_grpc_request(&parts.headers);
     let progress = trace.progress.clone();
     let mut chain = filters::Stream::default();
-    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, &mut trace, &mut chain);
+    // Set by a route with its own `idle_timeout`, which then replaces the stream's.
+    let route_idle = std::sync::atomic::AtomicBool::new(false);
+    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, (&mut trace, &route_idle), &mut chain);
     let result = if timeouts.any() {
+        let watch = (version != Version::HTTP_2).then_some(&ctx.stream_watch);
         tokio::select! {
             r = processed => r,
-            reason = stream_timer::expired(timeouts, started_t, progress.as_deref(), (version != Version::HTTP_2).then_some(&ctx.stream_watch)) => {
+            reason = stream_timer::expired_unless_routed(timeouts, started_t, progress.as_deref(), watch, &route_idle) => {
                 match reason {
                     LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
                     _ => stats.downstream_rq_idle_timeout.inc(),

@@ -68,6 +68,22 @@ pub async fn expired(
     }
 }
 
+/// [`expired`], where the stream idle timeout stands down once `routed` is set: the route's
+/// `idle_timeout` replaced it (the router keeps that one), leaving only the request timeout.
+pub async fn expired_unless_routed(
+    t: StreamTimeouts,
+    started: Instant,
+    progress: Option<&Progress>,
+    watch: Option<&ConnWatch>,
+    routed: &std::sync::atomic::AtomicBool,
+) -> LocalReason {
+    let reason = expired(t, started, progress, watch).await;
+    if !(matches!(reason, LocalReason::StreamIdleTimeout { .. }) && routed.load(Ordering::Relaxed)) {
+        return reason;
+    }
+    expired(StreamTimeouts { idle: None, ..t }, started, progress, None).await
+}
+
 const NONE: u64 = u64::MAX;
 
 /// One HTTP/1 connection's stream idle timer: the deadline of its request in progress (HTTP/1

@@ -193,7 +193,10 @@ fn build_route(
                 (of, to.clone())
             });
             let per_try = f.retry_policy.as_ref().or(vh.retry_policy.as_ref()).and_then(|p| p.per_try_timeout);
-            let timeout_header = crate::proxy::request_controls::expected_timeout(f.timeout, per_try);
+            // Envoy's "new timeouts": with `max_stream_duration` set, the route's `timeout`
+            // and the legacy gRPC fields are not read (only a header timeout applies).
+            let timeout = if f.max_stream_duration.is_some() { None } else { f.timeout };
+            let timeout_header = crate::proxy::request_controls::expected_timeout(timeout, per_try);
             ActionRt::Forward(Box::new(ForwardRt {
                 target,
                 cluster_not_found_status: StatusCode::from_u16(f.cluster_not_found_status)
@@ -201,8 +204,12 @@ fn build_route(
                 prefix_rewrite,
                 regex_rewrite: f.regex_rewrite.as_ref().map(|r| (r.pattern.clone(), re2_substitution(&r.substitution))),
                 host_rewrite: f.host_rewrite.clone(),
+                host_regex: match &f.host_rewrite {
+                    model::HostRewrite::PathRegex(r) => Some((r.pattern.clone(), re2_substitution(&r.substitution))),
+                    _ => None,
+                },
                 hash_policy: super::hash_policy::HashPolicyRt::build(&f.hash_policy)?,
-                timeout: f.timeout,
+                timeout,
                 timeout_header,
                 retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
                 upgrades: f.upgrades.clone().into(),
@@ -223,6 +230,9 @@ fn build_route(
                     .map(|m| mirror(m, clusters))
                     .collect::<Result<_, _>>()?,
                 append_xfh: f.append_x_forwarded_host,
+                stream_duration: f.max_stream_duration,
+                legacy_grpc: f.legacy_grpc.filter(|_| f.max_stream_duration.is_none()),
+                idle_timeout: f.idle_timeout,
             }))
         }
         RouteAction::Redirect(rd) => {

@@ -149,6 +149,8 @@ pub struct ForwardRt {
     /// Pattern and substitution in the `regex` crate's `${1}` syntax.
     pub regex_rewrite: Option<(regex::Regex, String)>,
     pub host_rewrite: HostRewrite,
+    /// `host_rewrite_path_regex` in the `regex` crate's syntax.
+    pub host_regex: Option<(regex::Regex, String)>,
     /// `hash_policy`, when the route has one (evaluated for RING_HASH / MAGLEV clusters).
     pub hash_policy: Option<Box<hash_policy::HashPolicyRt>>,
     pub timeout: Option<Duration>,
@@ -163,6 +165,12 @@ pub struct ForwardRt {
     pub mirrors: Box<[MirrorRt]>,
     /// `append_x_forwarded_host`
     pub append_xfh: bool,
+    /// `max_stream_duration` (then `timeout` is `None`, as Envoy ignores the route's).
+    pub stream_duration: Option<model::StreamDuration>,
+    /// `max_grpc_timeout` / `grpc_timeout_offset`, without `max_stream_duration`.
+    pub legacy_grpc: Option<model::LegacyGrpcTimeout>,
+    /// `idle_timeout`: `Some(None)` disables the stream idle timeout for the route.
+    pub idle_timeout: Option<Option<Duration>>,
 }
 
 /// One `request_mirror_policies` entry.

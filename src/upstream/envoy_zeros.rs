@@ -52,7 +52,6 @@ const COUNTERS: &[&str] = &[
     "upstream_rq_cancelled",
     "upstream_rq_maintenance_mode",
     "upstream_rq_max_duration_reached",
-    "upstream_rq_per_try_idle_timeout",
     "upstream_rq_rx_reset_no_error",
 ];
 

@@ -54,6 +54,8 @@ mod resilience;
 mod rest_eds;
 mod retry_bodies;
 mod retry_priority;
+mod route_hosts;
+mod route_timeouts;
 mod routing;
 mod routing_additions;
 mod routing_matchers;

@@ -272,6 +272,10 @@ pub enum HostRewrite {
     /// `auto_host_rewrite`: the chosen endpoint's `hostname` (or nothing for IP endpoints
     /// without one, as Envoy does for STATIC clusters; STRICT_DNS uses the DNS name).
     Auto,
+    /// `host_rewrite_header`: the (lowercased) request header's value, when present.
+    Header(String),
+    /// `host_rewrite_path_regex`: the path (without query) through the regex.
+    PathRegex(RegexRewrite),
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +317,33 @@ pub struct ForwardAction {
     pub mirrors: Vec<MirrorPolicy>,
     /// `append_x_forwarded_host`: a rewritten host's original goes to `x-forwarded-host`.
     pub append_x_forwarded_host: bool,
+    /// `max_stream_duration`; when set, Envoy ignores `timeout` and the legacy gRPC fields.
+    pub max_stream_duration: Option<StreamDuration>,
+    /// The deprecated `max_grpc_timeout` and `grpc_timeout_offset`.
+    pub legacy_grpc: Option<LegacyGrpcTimeout>,
+    /// `idle_timeout`, in place of the connection manager's `stream_idle_timeout`;
+    /// `Some(None)` when 0 (no idle timeout at all).
+    pub idle_timeout: Option<Option<Duration>>,
+}
+
+/// `RouteAction.MaxStreamDuration`: how long the whole stream may last, counted from its
+/// start; a `grpc-timeout` request header sets it when `header_max` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StreamDuration {
+    /// `max_stream_duration`; `None` when unset or 0 (no limit).
+    pub max: Option<Duration>,
+    /// `grpc_timeout_header_max`: `Some(ZERO)` takes the header uncapped.
+    pub header_max: Option<Duration>,
+    /// `grpc_timeout_header_offset`
+    pub header_offset: Option<Duration>,
+}
+
+/// `max_grpc_timeout` (`ZERO`: the header's timeout uncapped) and `grpc_timeout_offset`:
+/// a gRPC request's `grpc-timeout` sets the route timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegacyGrpcTimeout {
+    pub max: Duration,
+    pub offset: Option<Duration>,
 }
 
 /// `RouteAction.RequestMirrorPolicy`: a copy of the request sent to another cluster, its
@@ -389,6 +420,8 @@ pub struct RetryPolicy {
     /// `num_retries`, default 1.
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
+    /// `per_try_idle_timeout`: an attempt whose upstream sends nothing for that long ends.
+    pub per_try_idle_timeout: Option<Duration>,
     pub retriable_status_codes: Vec<u16>,
     /// `retry_back_off`: Envoy's default is 25 ms, its maximum ten times the base.
     pub backoff_base: Duration,
@@ -414,6 +447,7 @@ impl Default for RetryPolicy {
             retry_on: RetryOn::default(),
             num_retries: 1,
             per_try_timeout: None,
+            per_try_idle_timeout: None,
             retriable_status_codes: Vec::new(),
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_millis(250),

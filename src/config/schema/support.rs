@@ -971,6 +971,8 @@ pub(crate) static TABLE: &[Message] = &[
             "regex_rewrite",
             "host_rewrite_literal",
             "auto_host_rewrite",
+            "host_rewrite_header",
+            "host_rewrite_path_regex",
             "timeout",
             "retry_policy",
             // validate/hash_lb.rs (issue 14).
@@ -982,7 +984,17 @@ pub(crate) static TABLE: &[Message] = &[
             "include_vh_rate_limits",
             "request_mirror_policies", // proxy/mirror.rs
             "append_x_forwarded_host", // proxy/headers.rs
+            // proxy/stream_duration.rs
+            "max_stream_duration",
+            "max_grpc_timeout",
+            "grpc_timeout_offset",
+            "idle_timeout",
         ],
+        &[],
+    ),
+    m(
+        "envoy.config.route.v3.RouteAction.MaxStreamDuration",
+        &["max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"],
         &[],
     ),
     m("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"], &[]),
@@ -1020,6 +1032,7 @@ pub(crate) static TABLE: &[Message] = &[
             "retry_on",
             "num_retries",
             "per_try_timeout",
+            "per_try_idle_timeout",
             "retriable_status_codes",
             "retry_back_off",
             "rate_limited_retry_back_off",

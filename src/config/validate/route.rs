@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::model::{
-    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, MirrorCluster, MirrorPolicy,
-    RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn, RetryPolicy, Route,
-    RouteAction, RouteConfig, VirtualHost, WeightedCluster, WeightedPick,
+    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, LegacyGrpcTimeout,
+    MirrorCluster, MirrorPolicy, RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn,
+    RetryPolicy, Route, RouteAction, RouteConfig, StreamDuration, VirtualHost, WeightedCluster, WeightedPick,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -182,17 +182,32 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     if prefix_rewrite.is_some() && regex_rewrite.is_some() {
         ctx.err(&o.path, "only one of prefix_rewrite, regex_rewrite may be set");
     }
-    let literal = o.str(ctx, "host_rewrite_literal");
-    let auto = o.bool(ctx, "auto_host_rewrite").unwrap_or(false);
-    let host_rewrite = match (literal, auto) {
-        (Some(_), true) => {
-            ctx.err(&o.path, "only one of host_rewrite_literal, auto_host_rewrite may be set");
-            HostRewrite::None
+    let mut host_rewrites = Vec::new();
+    if let Some(l) = o.str(ctx, "host_rewrite_literal") {
+        host_rewrites.push(HostRewrite::Literal(l));
+    }
+    if o.bool(ctx, "auto_host_rewrite").unwrap_or(false) {
+        host_rewrites.push(HostRewrite::Auto);
+    }
+    let header_at = o.at("host_rewrite_header");
+    if let Some(h) = o.str(ctx, "host_rewrite_header") {
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(_) => host_rewrites.push(HostRewrite::Header(h.to_ascii_lowercase())),
+            Err(_) => ctx.err(&header_at, "expected a header name"),
         }
-        (Some(l), false) => HostRewrite::Literal(l),
-        (None, true) => HostRewrite::Auto,
-        (None, false) => HostRewrite::None,
-    };
+    }
+    if let Some(r) = o.obj(ctx, "host_rewrite_path_regex") {
+        if let Some(r) = self::regex_rewrite(ctx, r) {
+            host_rewrites.push(HostRewrite::PathRegex(r));
+        }
+    }
+    if host_rewrites.len() > 1 {
+        ctx.err(
+            &o.path,
+            "only one of host_rewrite_literal, auto_host_rewrite, host_rewrite_header, host_rewrite_path_regex may be set",
+        );
+    }
+    let host_rewrite = host_rewrites.pop().unwrap_or(HostRewrite::None);
     let timeout = match o.duration(ctx, "timeout") {
         None => Some(Duration::from_secs(15)),
         Some(Duration::ZERO) => None,
@@ -208,6 +223,12 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     let include_vh_rate_limits = o.bool(ctx, "include_vh_rate_limits").unwrap_or(false);
     let mirrors = mirror_policies(ctx, &mut o);
     let append_x_forwarded_host = o.bool(ctx, "append_x_forwarded_host").unwrap_or(false);
+    let max_stream_duration = o.obj(ctx, "max_stream_duration").map(|m| stream_duration(ctx, m));
+    let max_grpc_timeout = o.duration(ctx, "max_grpc_timeout");
+    let grpc_timeout_offset = o.duration(ctx, "grpc_timeout_offset");
+    // Envoy reads the offset only with a maximum.
+    let legacy_grpc = max_grpc_timeout.map(|max| LegacyGrpcTimeout { max, offset: grpc_timeout_offset });
+    let idle_timeout = o.duration(ctx, "idle_timeout").map(|d| (!d.is_zero()).then_some(d));
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -236,12 +257,24 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         include_vh_rate_limits,
         mirrors,
         append_x_forwarded_host,
+        max_stream_duration,
+        legacy_grpc,
+        idle_timeout,
     })
 }
 
 /// `request_mirror_policies` (of a route, a virtual host or a route configuration).
 fn mirror_policies(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<MirrorPolicy> {
     o.objs(ctx, "request_mirror_policies").into_iter().filter_map(|m| mirror_policy(ctx, m)).collect()
+}
+
+/// `RouteAction.MaxStreamDuration`.
+fn stream_duration(ctx: &mut Ctx, mut o: Obj<'_>) -> StreamDuration {
+    let max = o.duration(ctx, "max_stream_duration").filter(|d| !d.is_zero());
+    let header_max = o.duration(ctx, "grpc_timeout_header_max");
+    let header_offset = o.duration(ctx, "grpc_timeout_header_offset");
+    o.finish(ctx, &[]);
+    StreamDuration { max, header_max, header_offset }
 }
 
 /// `RouteAction.RequestMirrorPolicy`. `trace_sampled` is refused by the support table:
@@ -385,6 +418,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
     }
     let num_retries = o.u32(ctx, "num_retries").unwrap_or(1);
     let per_try_timeout = o.duration(ctx, "per_try_timeout").filter(|d| !d.is_zero());
+    let per_try_idle_timeout = o.duration(ctx, "per_try_idle_timeout").filter(|d| !d.is_zero());
     let mut retriable_status_codes = Vec::new();
     for (v, path) in o.list(ctx, "retriable_status_codes") {
         match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
@@ -433,6 +467,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
         retry_on,
         num_retries,
         per_try_timeout,
+        per_try_idle_timeout,
         retriable_status_codes,
         backoff_base,
         backoff_max,

@@ -426,3 +426,24 @@ async fn previous_hosts_walks_a_hash_ring_for_a_keyed_request() {
         assert!(other.is_some_and(|o| o != pinned), "key {key}: the retry stays on {pinned}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_per_try_idle_timeout_ends_a_silent_try_and_is_retried_as_a_per_try_timeout() {
+    let up = FakeUpstream::new([Step::Hang, Step::Hang, Step::Answer { status: 200, after: ms(300) }]);
+    let (cluster, store) = fake::cluster("", 1, &up);
+    let idle = RetryPolicy { per_try_idle_timeout: Some(ms(100)), ..policy(five_xx(), 1, None) };
+    let start = Instant::now();
+    let f = failed(run(&cluster, Some(&idle), None).await);
+    assert_eq!(
+        (f.reason, f.attempts, f.retry_stop),
+        (LocalReason::PerTryIdleTimeout, 2, Some(RetryStop::LimitExceeded))
+    );
+    let took = start.elapsed();
+    assert!(took >= ms(200) && took < ms(200 + 25), "took {took:?}");
+    assert_eq!(stat(&store, "upstream_rq_per_try_idle_timeout"), 2);
+    assert_eq!(stat(&store, "upstream_rq_per_try_timeout"), 0);
+    // Shorter than the per-try timeout, it ends the try first; an answer in time passes.
+    let both = RetryPolicy { per_try_idle_timeout: Some(ms(400)), ..policy(five_xx(), 0, Some(ms(1000))) };
+    let out = ok(run(&cluster, Some(&both), None).await);
+    assert_eq!(out.response.status().as_u16(), 200);
+}

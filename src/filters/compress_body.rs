@@ -1,7 +1,8 @@
-//! The compressing response body: each data frame the inner body yields is compressed and
-//! flushed as it passes (Envoy flushes per frame too), at most `chunk_size` input bytes per
-//! step so one large frame never holds the runtime for long, the stream finished at the end
-//! (before trailers, which pass through). Nothing is buffered beyond one step's output.
+//! The compressing response body: each data frame the inner body yields is compressed as it
+//! passes and flushed at its end (as Envoy flushes once per frame: a flush per step would
+//! cost CPU and bytes), at most `chunk_size` input bytes per step so one large frame never
+//! holds the runtime for long, the stream finished at the end (before trailers, which pass
+//! through). Nothing is buffered beyond what the compressor holds between flushes.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -74,13 +75,14 @@ impl Encoder {
         Bytes::from(std::mem::take(v))
     }
 
-    /// Compresses `data` and flushes, so the client can decode what it has so far.
-    pub fn write(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
+    /// Compresses `data`, and with `flush` flushes, so the client can decode what it has so
+    /// far; returns what the compressor wrote (possibly nothing without `flush`).
+    pub fn write(&mut self, data: &[u8], flush: bool) -> std::io::Result<Bytes> {
         match self {
-            Encoder::Gzip(e) => e.write_all(data).and_then(|()| e.flush()),
-            Encoder::Brotli(Some(e)) => e.write_all(data).and_then(|()| e.flush()),
+            Encoder::Gzip(e) => e.write_all(data).and_then(|()| if flush { e.flush() } else { Ok(()) }),
+            Encoder::Brotli(Some(e)) => e.write_all(data).and_then(|()| if flush { e.flush() } else { Ok(()) }),
             Encoder::Brotli(None) => Ok(()),
-            Encoder::Zstd(e) => e.write_all(data).and_then(|()| e.flush()),
+            Encoder::Zstd(e) => e.write_all(data).and_then(|()| if flush { e.flush() } else { Ok(()) }),
         }?;
         Ok(self.out())
     }
@@ -151,7 +153,8 @@ where
         let n = self.pending.len().min(self.step);
         let data = self.pending.split_to(n);
         self.stats.uncompressed.add(data.len() as u64);
-        let out = self.encoder.write(&data)?;
+        // The frame's last step flushes.
+        let out = self.encoder.write(&data, self.pending.is_empty())?;
         self.stats.compressed.add(out.len() as u64);
         Ok(out)
     }
@@ -169,8 +172,11 @@ where
                 return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             if !self.pending.is_empty() {
-                let out = self.compress_step();
-                return Poll::Ready(Some(out.map(Frame::data)));
+                match self.compress_step() {
+                    // A step that produced nothing yet: the next one (bounded by the loop).
+                    Ok(out) if out.is_empty() => continue,
+                    out => return Poll::Ready(Some(out.map(Frame::data))),
+                }
             }
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -187,7 +193,7 @@ where
                 Poll::Ready(None) => return Poll::Ready(Some(self.finish().map(Frame::data))),
             }
         }
-        // Many empty frames in a row: let other tasks run before the next.
+        // Many empty frames or silent steps in a row: let other tasks run before the next.
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -232,19 +238,48 @@ mod tests {
         let lib = CompressorLibrary::Gzip { level: 6, window_bits: 12, memory_level: 5, chunk_size: 4096 };
         let data = input();
         let (frames, st) = run(lib, &data).await;
-        // One frame per 4 KiB step plus the trailer: the body is never held whole.
-        assert_eq!(frames.len(), data.len().div_ceil(4096) + 1);
+        // Output comes out as the compressor fills, not once at the end: never held whole.
+        assert!(frames.len() > 2, "{} frames", frames.len());
         let all: Vec<u8> = frames.concat();
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&all[..]).read_to_end(&mut out).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out, data);
         assert_eq!(st.uncompressed.value(), data.len() as u64);
         assert_eq!(st.compressed.value(), all.len() as u64);
-        // Every step is flushed: the first frame alone decodes to the first 4 KiB.
+    }
+
+    #[tokio::test]
+    async fn each_input_frame_is_flushed_once_at_its_end() {
+        let lib = CompressorLibrary::Gzip { level: 6, window_bits: 12, memory_level: 5, chunk_size: 4096 };
+        let data = input();
+        let (a, b) = data.split_at(10_000);
+        let input = vec![
+            Ok::<_, BodyError>(Frame::data(Bytes::copy_from_slice(a))),
+            Ok(Frame::data(Bytes::copy_from_slice(b))),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(input));
+        let enc = Encoder::new(&lib).unwrap_or_else(|e| panic!("{e}"));
+        let mut body = Compressing::new(body, enc, 4096, stats());
+        let mut frames = Vec::new();
+        while let Some(f) = std::future::poll_fn(|cx| body.poll_frame(cx)).await {
+            frames.push(f.unwrap_or_else(|e| panic!("{e}")).into_data().unwrap_or_default());
+        }
+        // The first input frame's three steps: flushed at its end, so what came out until
+        // then decodes to exactly that frame (the client is never kept waiting for it).
         let mut d = flate2::write::GzDecoder::new(Vec::new());
-        d.write_all(&frames[0]).unwrap_or_else(|e| panic!("{e}"));
-        d.flush().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(d.get_ref()[..], data[..4096]);
+        let mut first = 0;
+        for f in &frames {
+            d.write_all(f).unwrap_or_else(|e| panic!("{e}"));
+            d.flush().unwrap_or_else(|e| panic!("{e}"));
+            first += 1;
+            if d.get_ref().len() >= a.len() {
+                break;
+            }
+        }
+        assert_eq!(d.get_ref()[..], *a, "after {first} of {} frames", frames.len());
+        // One flush for it, not one per 4 KiB step: fewer frames than its steps (the gzip
+        // header may come out alone first).
+        assert!(first < a.len().div_ceil(4096), "{first} frames for the first input frame");
     }
 
     #[tokio::test]

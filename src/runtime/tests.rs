@@ -137,6 +137,7 @@ fn a_route_runtime_fraction_is_decided_by_the_request_random_value() {
         headers: Vec::new(),
         query_parameters: Vec::new(),
         grpc: false,
+        tls_context: None,
         runtime_fraction: Some(FractionKey {
             default_value: Fraction { numerator: 20, denominator: 100 },
             runtime_key: Some(Arc::from("r.k")),

@@ -53,7 +53,15 @@ pub(crate) fn route_match(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RouteMatch> {
     if ctx.error_count() > before {
         return None;
     }
-    Some(RouteMatch { path: path_match, case_sensitive, headers, query_parameters, grpc, tls_context, runtime_fraction })
+    Some(RouteMatch {
+        path: path_match,
+        case_sensitive,
+        headers,
+        query_parameters,
+        grpc,
+        tls_context,
+        runtime_fraction,
+    })
 }
 
 /// A `StringMatcher` message.

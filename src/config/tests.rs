@@ -20,6 +20,7 @@ mod schema;
 mod secrets;
 mod seeds;
 mod shared;
+mod upstream_h1;
 
 use std::path::{Path, PathBuf};
 

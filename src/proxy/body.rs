@@ -136,10 +136,13 @@ impl BodyTimers {
 /// The body of a response sent downstream: the upstream's, streamed (within the route timeout
 /// and the stream idle timeout), or a local reply.
 pub enum ResBody {
-    Upstream(Incoming),
+    /// The upstream's body; with `true` its trailers are dropped (an HTTP/1.1 upstream without
+    /// `enable_trailers`).
+    Upstream(Incoming, bool),
     UpstreamUntil {
         body: Incoming,
         timers: Box<BodyTimers>,
+        drop_trailers: bool,
     },
     Full(Option<Bytes>),
     /// No bytes, but of unknown length: hyper frames it as chunked (Envoy's HEAD replies).
@@ -166,15 +169,27 @@ impl ResBody {
     }
 }
 
+/// The upstream body's next frame; trailers end the body instead when `drop_trailers`.
+fn upstream_frame(
+    body: &mut Incoming,
+    drop_trailers: bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    match Pin::new(body).poll_frame(cx) {
+        Poll::Ready(Some(Ok(frame))) if drop_trailers && frame.is_trailers() => Poll::Ready(None),
+        other => other,
+    }
+}
+
 impl Body for ResBody {
     type Data = Bytes;
     type Error = BodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ResBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            ResBody::UpstreamUntil { body, timers } => {
-                if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+            ResBody::Upstream(b, drop_trailers) => upstream_frame(b, *drop_trailers, cx).map_err(Into::into),
+            ResBody::UpstreamUntil { body, timers, drop_trailers } => {
+                if let Poll::Ready(frame) = upstream_frame(body, *drop_trailers, cx) {
                     timers.touch();
                     return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
                 }
@@ -190,7 +205,7 @@ impl Body for ResBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.is_end_stream(),
+            ResBody::Upstream(b, _) | ResBody::UpstreamUntil { body: b, .. } => b.is_end_stream(),
             ResBody::Full(b) => b.is_none(),
             ResBody::EmptyUnsized => false,
             ResBody::Compressed(c) => c.is_end_stream(),
@@ -202,7 +217,7 @@ impl Body for ResBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResBody::EmptyUnsized => SizeHint::default(),
-            ResBody::Upstream(b) | ResBody::UpstreamUntil { body: b, .. } => b.size_hint(),
+            ResBody::Upstream(b, _) | ResBody::UpstreamUntil { body: b, .. } => b.size_hint(),
             ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResBody::Full(None) => SizeHint::with_exact(0),
             ResBody::Compressed(c) => c.size_hint(),

@@ -207,6 +207,9 @@ pub(super) async fn forward_to(
             if let Some(cookie) = lb_key.set_cookie {
                 rparts.headers.append(http::header::SET_COOKIE, cookie);
             }
+            // Envoy's HTTP/1 codec drops an upstream's trailers unless the cluster's
+            // `http_protocol_options.enable_trailers` (an `auto_config` connection may be h2).
+            let drop_trailers = rparts.version != Version::HTTP_2 && !cluster.config.h1_trailers;
             // The downstream connection may speak another HTTP version.
             rparts.version = Version::HTTP_11;
             if rbody.is_end_stream()
@@ -230,8 +233,8 @@ pub(super) async fn forward_to(
                 body::BodyTimers::new(route, idle, (duration, try_idle))
             };
             let body = match timers {
-                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers },
-                None => ResBody::Upstream(rbody),
+                Some(timers) => ResBody::UpstreamUntil { body: rbody, timers, drop_trailers },
+                None => ResBody::Upstream(rbody, drop_trailers),
             };
             Ok(Response::from_parts(rparts, body))
         }

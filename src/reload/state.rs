@@ -184,6 +184,8 @@ mod tests {
             locality_weighted_lb: false,
             lb_tuning: Default::default(),
             consistent_hashing: Default::default(),
+            h1_proper_case: false,
+            h1_trailers: false,
         }
     }
 

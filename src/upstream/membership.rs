@@ -165,7 +165,8 @@ impl Cluster {
                 Some(tls) => Connector::Tls(Arc::clone(tls)),
                 None => Connector::Tcp,
             })
-            .with_auto_protocol(self.config.auto_config),
+            .with_auto_protocol(self.config.auto_config)
+            .with_proper_case(self.config.h1_proper_case),
         );
         let checked = !self.config.health_checks.is_empty() && !spec.hc.disabled;
         let health = self.health.host(spec.addr, spec.health, checked);

@@ -90,6 +90,8 @@ pub struct Pool {
     connector: Connector,
     /// `auto_config`: the protocol of each new connection is the one ALPN chose.
     auto: bool,
+    /// `header_key_format.proper_case_words`: HTTP/1.1 request header names Proper-Cased.
+    proper_case: bool,
     /// `auto_sni` / `auto_san_validation`: connections kept apart by request name.
     named: Option<named::Named>,
 }
@@ -172,6 +174,7 @@ impl Pool {
             h2,
             connector: Connector::Tcp,
             auto: false,
+            proper_case: false,
             named: None,
         }
     }
@@ -193,6 +196,7 @@ impl Pool {
             h2: Mutex::new(None),
             connector,
             auto: self.auto,
+            proper_case: self.proper_case,
             named: None,
         }
     }
@@ -216,6 +220,13 @@ impl Pool {
     /// The same pool choosing each connection's protocol by ALPN (`auto_config`).
     pub fn with_auto_protocol(mut self, auto: bool) -> Self {
         self.auto = auto;
+        self
+    }
+
+    /// The same pool sending HTTP/1.1 request header names Proper-Cased
+    /// (`header_key_format.proper_case_words`).
+    pub fn with_proper_case(mut self, on: bool) -> Self {
+        self.proper_case = on;
         self
     }
 
@@ -470,6 +481,7 @@ impl Pool {
         }
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.buffer_limit)
+            .title_case_headers(self.proper_case)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;

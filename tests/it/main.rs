@@ -79,6 +79,7 @@ mod upgrades;
 mod upgrades_h2;
 mod upstream;
 mod upstream_auto_sni;
+mod upstream_h1_options;
 mod upstream_resets;
 mod upstream_rotation;
 mod upstream_tls;

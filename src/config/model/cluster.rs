@@ -191,6 +191,12 @@ pub struct Cluster {
     /// `auto_config`: HTTP/2 or HTTP/1.1 chosen by ALPN on each TLS connection (`protocol`
     /// stays `Http1`, the form requests are built in).
     pub auto_config: bool,
+    /// `http_protocol_options.header_key_format.proper_case_words`: request header names go
+    /// to an HTTP/1.1 upstream Proper-Cased (`content-type` as `Content-Type`).
+    pub h1_proper_case: bool,
+    /// `http_protocol_options.enable_trailers`: an HTTP/1.1 upstream's response trailers are
+    /// passed on (Envoy's codec drops them by default).
+    pub h1_trailers: bool,
     /// `transport_socket` `envoy.transport_sockets.tls` (`UpstreamTlsContext`).
     pub tls: Option<std::sync::Arc<crate::tls::ClientTls>>,
     /// `common_http_protocol_options.idle_timeout` for upstream connections, default 1 h.

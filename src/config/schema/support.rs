@@ -288,10 +288,14 @@ pub(crate) static TABLE: &[Message] = &[
     ),
     m(
         "envoy.config.core.v3.Http1ProtocolOptions",
-        &["accept_http_10", "default_host_for_http_10"],
-        // Upstream only: HTTP/1 header case and trailers are hyper's own.
-        &["header_key_format", "enable_trailers"],
+        // `header_key_format` and `enable_trailers`: upstream only (validate/cluster.rs,
+        // upstream/pool.rs, proxy/body.rs).
+        &["accept_http_10", "default_host_for_http_10", "header_key_format", "enable_trailers"],
+        &[],
     ),
+    // Only `proper_case_words`; `stateful_formatter` (preserve_case) is not implemented.
+    m("envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", &["proper_case_words"], &[]),
+    m("envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords", &[], &[]),
     m(
         "envoy.config.core.v3.Http2ProtocolOptions",
         &[

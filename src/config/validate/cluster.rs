@@ -83,7 +83,8 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
     if let Some(la) = o.obj(ctx, "load_assignment") {
         endpoints = load_assignment(ctx, la, kind == Kind::Static || kind == Kind::Eds).1;
     }
-    let (protocol, http2, idle_timeout, auto_config, typed_auto_sni) = protocol_options(ctx, &mut o);
+    let ProtocolOptions { protocol, http2, idle: idle_timeout, auto: auto_config, auto_sni: typed_auto_sni, h1 } =
+        protocol_options(ctx, &mut o);
     let auto_sni = cluster_auto_sni(ctx, &mut o, typed_auto_sni);
     let ts_path = o.at("transport_socket");
     let tls = o
@@ -196,6 +197,8 @@ pub(crate) fn cluster(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<Cluster> {
         locality_weighted_lb,
         lb_tuning,
         consistent_hashing,
+        h1_proper_case: h1.proper_case,
+        h1_trailers: h1.trailers,
     })
 }
 
@@ -260,12 +263,45 @@ fn upstream_http_protocol_options(ctx: &mut Ctx, mut u: Obj<'_>) -> AutoSni {
     AutoSni { sni, san, header }
 }
 
-/// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`); the bool is
-/// `auto_config` (the protocol chosen by ALPN).
-fn protocol_options(
-    ctx: &mut Ctx,
-    o: &mut Obj<'_>,
-) -> (UpstreamProtocol, Http2Options, Option<Duration>, bool, TypedAutoSni) {
+/// What a cluster's `typed_extension_protocol_options` say.
+struct ProtocolOptions {
+    protocol: UpstreamProtocol,
+    http2: Http2Options,
+    idle: Option<Duration>,
+    /// `auto_config`: the protocol chosen by ALPN.
+    auto: bool,
+    auto_sni: TypedAutoSni,
+    h1: Http1Upstream,
+}
+
+/// What an upstream `Http1ProtocolOptions` says.
+#[derive(Default)]
+struct Http1Upstream {
+    /// `header_key_format.proper_case_words`.
+    proper_case: bool,
+    /// `enable_trailers`.
+    trailers: bool,
+}
+
+/// An upstream `Http1ProtocolOptions`. `header_key_format.stateful_formatter`
+/// (preserve_case) is refused by the support table.
+fn upstream_http1_options(ctx: &mut Ctx, mut h1: Obj<'_>) -> Http1Upstream {
+    let mut proper_case = false;
+    if let Some(mut format) = h1.obj(ctx, "header_key_format") {
+        if let Some(words) = format.obj(ctx, "proper_case_words") {
+            words.finish(ctx, &[]);
+            proper_case = true;
+        }
+        format.finish(ctx, &[]);
+    }
+    let trailers = h1.bool(ctx, "enable_trailers").unwrap_or(false);
+    h1.finish(ctx, &[]);
+    Http1Upstream { proper_case, trailers }
+}
+
+/// `typed_extension_protocol_options` (v2 fields were moved there by `v2.rs`).
+fn protocol_options(ctx: &mut Ctx, o: &mut Obj<'_>) -> ProtocolOptions {
+    let mut h1 = Http1Upstream::default();
     let mut auto_sni = TypedAutoSni::NoEntry;
     let mut protocol = UpstreamProtocol::Http1;
     let mut auto = false;
@@ -295,9 +331,8 @@ fn protocol_options(
             opts.obj(ctx, "upstream_http_protocol_options").map(|u| (upstream_http_protocol_options(ctx, u), at)),
         );
         if let Some(mut explicit) = opts.obj(ctx, "explicit_http_config") {
-            if let Some(mut h1) = explicit.obj(ctx, "http_protocol_options") {
-                h1.ignore(&["header_key_format", "enable_trailers"]);
-                h1.finish(ctx, &[]);
+            if let Some(h1_opts) = explicit.obj(ctx, "http_protocol_options") {
+                h1 = upstream_http1_options(ctx, h1_opts);
             }
             if let Some(h2) = explicit.obj(ctx, "http2_protocol_options") {
                 http2 = http2_options(ctx, h2, false);
@@ -309,9 +344,8 @@ fn protocol_options(
             // Requests are built as HTTP/1.1; a connection whose ALPN says h2 carries them
             // as HTTP/2, with these settings.
             auto = true;
-            if let Some(mut h1) = a.obj(ctx, "http_protocol_options") {
-                h1.ignore(&["header_key_format", "enable_trailers"]);
-                h1.finish(ctx, &[]);
+            if let Some(h1_opts) = a.obj(ctx, "http_protocol_options") {
+                h1 = upstream_http1_options(ctx, h1_opts);
             }
             if let Some(h2) = a.obj(ctx, "http2_protocol_options") {
                 http2 = http2_options(ctx, h2, false);
@@ -334,7 +368,7 @@ fn protocol_options(
         }
         opts.finish(ctx, &[]);
     }
-    (protocol, http2, idle, auto, auto_sni)
+    ProtocolOptions { protocol, http2, idle, auto, auto_sni, h1 }
 }
 
 fn circuit_breakers(ctx: &mut Ctx, mut o: Obj<'_>) -> CircuitBreakers {

@@ -27,155 +27,16 @@ talks to 127.0.0.1, on ports it picks free at startup. Resolution: 10 ms of CPU 
 0.1% of a 10 s run; other work on the machine adds noise, so read several rounds.
 """
 import argparse
-import atexit
-import http.client
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-BODY = "upstream-A " + "x" * (128 - len("upstream-A ") - 1)
-
-_started = []
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(cmd, cpus, logfile):
-    f = open(logfile, "ab")
-    p = subprocess.Popen(["taskset", "-c", cpus] + cmd, stdout=f, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    p._logf = f
-    _started.append(p)
-    return p
-
-
-def _pids_in_session(sid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:
-                out.append(int(d))
-    return out
-
-
-def stop(p, timeout=10):
-    if p.poll() is None:
-        try:
-            p.send_signal(signal.SIGTERM)
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        except ProcessLookupError:
-            pass
-    # nginx workers and any other leftover of the session this script created, by PID
-    for pid in _pids_in_session(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    p._logf.close()
-    if p in _started:
-        _started.remove(p)
-
-
-@atexit.register
-def _cleanup():
-    for p in list(_started):
-        stop(p, timeout=5)
-
-
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
-
-
-def proc_tree(pid):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, i = [pid], 0
-    while i < len(out):
-        out += kids.get(out[i], [])
-        i += 1
-    return out
-
-
-def cpu_seconds(pid):
-    """utime+stime (all threads) summed over the process tree, seconds."""
-    t = 0
-    for p in proc_tree(pid):
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        t += int(f[11]) + int(f[12])
-    return t / CLK_TCK
-
-
-def get(port, timeout=0.5):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request("GET", "/")
-        r = c.getresponse()
-        return r.status, r.read()
-    except (OSError, http.client.HTTPException):
-        return None, b""
-    finally:
-        c.close()
-
-
-def wait_ready(port, proc, timeout=30.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited rc={proc.returncode}; see its log")
-        status, body = get(port)
-        if status == 200 and body.startswith(b"upstream-"):
-            return
-        time.sleep(0.002)
-    raise RuntimeError(f"not ready on :{port} within {timeout}s")
-
-
-def nginx_conf(d, port):
-    return f"""# upstream for filter_overhead.py (as bench.py's): 1 worker, 128-byte bodies
-worker_processes 1;
-daemon off;
-master_process on;
-pid {d}/upstream.pid;
-error_log {d}/upstream_error.log warn;
-worker_rlimit_nofile 65536;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 "{BODY}\\n"; }} }}
-}}
-"""
+# The load method's processes, CPU accounting, upstream and wrk runs are access_log_overhead.py's.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from access_log_overhead import (  # noqa: E402
+    cpu_seconds, free_port, log, nginx_conf, run_wrk, spawn, stop, wait_ready)
 
 
 RBAC = """
@@ -222,7 +83,6 @@ FILTERS = {"rbac": (RBAC, ""), "cors": (CORS, CORS_POLICY), "compressor": (COMPR
 
 
 def legate_yaml(port, upstream_port, admin_port, filter_name):
-    access_log = ""
     flt, vhost_extra = FILTERS[filter_name] if filter_name else ("", "")
     return f"""# filter_overhead.py: bench.py's static config{' + filter ' + filter_name if filter_name else ''}
 admin:
@@ -236,7 +96,7 @@ static_resources:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress{access_log}
+          stat_prefix: ingress
           route_config:
             name: local
             virtual_hosts:
@@ -261,25 +121,12 @@ static_resources:
 """
 
 
-def run_wrk(a, url, secs):
-    cmd = ["taskset", "-c", a.load_cpus, "wrk", "-t", "1", "-c", str(a.conns), "-d", f"{secs}s",
-           "--latency", "--timeout", "5s", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30).stdout
-    m = re.search(r"(\d+) requests in", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    n_err = (int(errors.group(1)) if errors else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    return (int(m.group(1)) if m else 0), n_err
-
-
-def measure(a, workdir, upstream_port, logging, rnd):
-    d = os.path.join(workdir, f"r{rnd}-{'on' if logging else 'off'}")
+def measure(a, workdir, upstream_port, with_filter, rnd):
+    d = os.path.join(workdir, f"r{rnd}-{'on' if with_filter else 'off'}")
     os.makedirs(d, exist_ok=True)
-    log_path = a.filter if logging else None
-    regular = False
     port, admin_port = free_port(), free_port()
     cfg = os.path.join(d, "legate.yaml")
-    open(cfg, "w").write(legate_yaml(port, upstream_port, admin_port, log_path))
+    open(cfg, "w").write(legate_yaml(port, upstream_port, admin_port, a.filter if with_filter else None))
     p = spawn([a.bin, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
               a.proxy_cpus, os.path.join(d, "proxy.log"))
     try:
@@ -287,29 +134,13 @@ def measure(a, workdir, upstream_port, logging, rnd):
         time.sleep(1.0)
         url = f"http://127.0.0.1:{port}/"
         run_wrk(a, url, a.warmup)
-        lines_before = count_lines(log_path) if regular else 0
         c0 = cpu_seconds(p.pid)
         requests, errors = run_wrk(a, url, a.duration)
         c1 = cpu_seconds(p.pid)
     finally:
         stop(p)
-    r = {"requests": requests, "errors": errors, "cpu_s": c1 - c0,
-         "us_per_req": (c1 - c0) / max(requests, 1) * 1e6, "rps": requests / a.duration}
-    if regular:
-        # wrk's count excludes requests cut off at its deadline, which may still be logged
-        r["logged"] = count_lines(log_path) - lines_before
-        os.remove(log_path)
-    return r
-
-
-def count_lines(path):
-    if not path or not os.path.exists(path):
-        return 0
-    n = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
+    return {"requests": requests, "errors": errors, "cpu_s": c1 - c0,
+            "us_per_req": (c1 - c0) / max(requests, 1) * 1e6, "rps": requests / a.duration}
 
 
 def main():
@@ -341,16 +172,15 @@ def main():
         for rnd in range(a.rounds):
             order = [False, True] if rnd % 2 == 0 else [True, False]
             res = {}
-            for logging in order:
-                res[logging] = measure(a, workdir, upstream_port, logging, rnd)
+            for with_filter in order:
+                res[with_filter] = measure(a, workdir, upstream_port, with_filter, rnd)
                 time.sleep(1.0)
             off, on = res[False], res[True]
             ratio = on["us_per_req"] / off["us_per_req"] if off["us_per_req"] else float("nan")
             rounds.append((off, on, ratio))
             log(f"round {rnd} ({'off,on' if order[0] is False else 'on,off'}): "
                 f"off {off['us_per_req']:.2f} us/req ({off['rps']:.0f} rps, errors {off['errors']}), "
-                f"on {on['us_per_req']:.2f} us/req ({on['rps']:.0f} rps, errors {on['errors']}, "
-                f"{on.get('logged', '?')} lines for {on['requests']} requests), ratio {ratio:.3f}")
+                f"on {on['us_per_req']:.2f} us/req ({on['rps']:.0f} rps, errors {on['errors']}), ratio {ratio:.3f}")
     finally:
         stop(up)
     ratios = [r for _, _, r in rounds]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{Empty, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,7 +78,7 @@ pub struct HostCheck {
 }
 
 enum Conn {
-    H1(http1::SendRequest<Empty<Bytes>>),
+    H1(super::hc_http1::Conn),
     H2(http2::SendRequest<Empty<Bytes>>),
     Tcp(UpstreamIo),
     Grpc(http2::SendRequest<Full<Bytes>>),
@@ -337,15 +337,12 @@ async fn run_check(host: &Host, hc: &HealthCheck, cluster_name: &str, conn: Opti
 }
 
 async fn handshake(io: UpstreamIo, h2: bool) -> Option<Conn> {
-    let io = TokioIo::new(io);
     if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(io).await.ok()?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(io)).await.ok()?;
         tokio::spawn(conn);
         Some(Conn::H2(sender))
     } else {
-        let (sender, conn) = http1::handshake(io).await.ok()?;
-        tokio::spawn(conn);
-        Some(Conn::H1(sender))
+        Some(Conn::H1(super::hc_http1::Conn::new(io)))
     }
 }
 
@@ -381,12 +378,12 @@ fn request(http: &HttpCheck, host: &str, reuse: bool, h2: bool) -> http::Request
 
 async fn http_check(http: &HttpCheck, authority: &str, reuse: bool, conn: Conn) -> (Outcome, Option<Conn>) {
     let result = match conn {
-        Conn::H1(mut s) => {
-            if s.ready().await.is_err() {
+        Conn::H1(c) => {
+            let head = super::hc_http1::encode(&request(http, authority, reuse, false));
+            let Some((status, c)) = super::hc_http1::exchange(c, &head).await else {
                 return (Outcome::Network, None);
-            }
-            let r = s.send_request(request(http, authority, reuse, false)).await;
-            (r, Some(Conn::H1(s)))
+            };
+            return (outcome(http, status), c.map(Conn::H1).filter(|_| reuse));
         }
         Conn::H2(mut s) => {
             if s.ready().await.is_err() {
@@ -402,13 +399,16 @@ async fn http_check(http: &HttpCheck, authority: &str, reuse: bool, conn: Conn) 
     let status = resp.status().as_u16();
     // The answer's body is read so that the connection can carry the next check.
     let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+    (outcome(http, status), conn.filter(|_| reuse))
+}
+
+fn outcome(http: &HttpCheck, status: u16) -> Outcome {
     let within = |ranges: &[(u16, u16)]| ranges.iter().any(|&(a, b)| (a..b).contains(&status));
-    let outcome = if within(&http.expected) {
+    if within(&http.expected) {
         Outcome::Healthy
     } else {
         Outcome::Active { retriable: within(&http.retriable), status }
-    };
-    (outcome, conn.filter(|_| reuse))
+    }
 }
 
 /// Connect only, or `send` then every `receive` payload found in order in the answer.

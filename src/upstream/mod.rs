@@ -33,6 +33,7 @@ pub mod fake;
 mod hc;
 mod hc_events;
 mod hc_grpc;
+mod hc_http1;
 pub mod health;
 pub mod lb_state;
 pub mod maglev;

@@ -46,6 +46,7 @@ fn context<'a>(request: &'a HeaderMap, response: &'a HeaderMap) -> LogContext<'a
         downstream_local: "127.0.0.1:10000".parse().expect("addr"),
         route_name: Some("r"),
         dynamic_metadata: None,
+        local_reply_body: Some("no healthy upstream"),
     }
 }
 

@@ -131,10 +131,16 @@ pub(super) async fn forward_to(
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
         _ => None,
     };
-    let forwarding = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref());
-    let route_idle = fwd.idle_timeout.flatten();
-    let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
-    let outcome = match stream_duration::within(limits.stream_deadline, forwarding).await {
+    // Pinned where it is made, as in `stream::handle`: the combinators below then move a
+    // pointer, not the kilobytes of the forwarding's state.
+    let outcome = {
+        let forwarding =
+            std::pin::pin!(forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref()));
+        let route_idle = fwd.idle_timeout.flatten();
+        let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
+        stream_duration::within(limits.stream_deadline, forwarding).await
+    };
+    let outcome = match outcome {
         Some(Some(outcome)) => outcome,
         Some(None) => {
             hcm.stats.downstream_rq_idle_timeout.inc();

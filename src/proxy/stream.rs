@@ -86,21 +86,33 @@ pub async fn handle(
     let mut chain = filters::Stream::default();
     // Set by a route with its own `idle_timeout`, which then replaces the stream's.
     let route_idle = std::sync::atomic::AtomicBool::new(false);
-    let processed = process(&ctx, &snap.clusters, &hcm, &mut parts, body, (&mut trace, &route_idle), &mut chain);
-    let result = if timeouts.any() {
-        let watch = (version != Version::HTTP_2).then_some(&ctx.stream_watch);
-        tokio::select! {
-            r = processed => r,
-            reason = stream_timer::expired_unless_routed(timeouts, started_t, progress.as_deref(), watch, &route_idle) => {
-                match reason {
-                    LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
-                    _ => stats.downstream_rq_idle_timeout.inc(),
+    // Pinned where it is made: the request's whole future (filters, routing, forwarding) is
+    // kilobytes, and each move into a combinator is a copy of all of it, per request.
+    let result = {
+        let mut processed = std::pin::pin!(process(
+            &ctx,
+            &snap.clusters,
+            &hcm,
+            &mut parts,
+            body,
+            (&mut trace, &route_idle),
+            &mut chain
+        ));
+        if timeouts.any() {
+            let watch = (version != Version::HTTP_2).then_some(&ctx.stream_watch);
+            tokio::select! {
+                r = processed.as_mut() => r,
+                reason = stream_timer::expired_unless_routed(timeouts, started_t, progress.as_deref(), watch, &route_idle) => {
+                    match reason {
+                        LocalReason::RequestTimeout => stats.downstream_rq_timeout.inc(),
+                        _ => stats.downstream_rq_idle_timeout.inc(),
+                    }
+                    Err(reason)
                 }
-                Err(reason)
             }
+        } else {
+            processed.await
         }
-    } else {
-        processed.await
     };
     // The client went away mid-request: Envoy logs no response code and counts none.
     let mut client_gone = false;

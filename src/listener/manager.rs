@@ -49,6 +49,11 @@ impl ListenerManager {
         ListenerManager { shared, drain, running: HashMap::new(), order: Vec::new() }
     }
 
+    /// The process's runtime (the clusters a reload builds read their runtime keys there).
+    pub fn runtime(&self) -> &Arc<crate::runtime::Runtime> {
+        &self.shared.runtime
+    }
+
     /// Binds what `listeners` need that is not open yet.
     pub fn plan(&self, listeners: &[Arc<ListenerRt>]) -> Result<Plan, BindError> {
         let mut bind_list = Vec::new();

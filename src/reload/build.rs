@@ -95,7 +95,7 @@ pub async fn build(
     writers: &LogWriters,
     manager: &ListenerManager,
 ) -> Result<Built, BuildError> {
-    let (clusters, staged) = build_clusters(prev, eff, diff, store).await;
+    let (clusters, staged) = build_clusters(prev, eff, diff, store, manager.runtime()).await;
     let mut listeners = Vec::with_capacity(eff.listeners.len());
     for name in listener_order {
         let Some(cfg) = eff.listeners.get(name) else { continue };
@@ -145,6 +145,7 @@ async fn build_clusters(
     eff: &Effective,
     diff: &Diff,
     store: &Arc<Store>,
+    runtime: &Arc<crate::runtime::Runtime>,
 ) -> (HashMap<String, Arc<Cluster>>, Staged) {
     let mut clusters = HashMap::with_capacity(eff.clusters.len());
     let mut staged = Staged::default();
@@ -153,6 +154,7 @@ async fn build_clusters(
             Some(old) if old.config == *cfg => (Arc::clone(old), false),
             old => {
                 let c = Cluster::build_adopting(cfg.clone(), store, old.map(Arc::as_ref));
+                c.use_runtime(runtime);
                 staged.clusters.push((Arc::clone(&c), old.cloned()));
                 (c, true)
             }

@@ -4,7 +4,7 @@
 //! with it, with `hash_balance_factor`'s bounded loads in [`bounded`]). Choosing takes no lock: schedules and tables are built with the host set, and
 //! the round-robin position is one atomic in the cluster.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rand::Rng;
@@ -152,15 +152,32 @@ impl Schedule {
 
 pub struct Balancer {
     policy: LbPolicy,
-    tuning: LbTuning,
+    choice_count: u32,
+    /// `active_request_bias` as an `f64`'s bits: the configured value, or the runtime's as of
+    /// the cluster's last host-set refresh (Envoy caches it there too).
+    bias: AtomicU64,
     next: AtomicUsize,
 }
 
 impl Balancer {
-    pub fn new(policy: LbPolicy, tuning: LbTuning) -> Self {
+    pub fn new(policy: LbPolicy, tuning: &LbTuning) -> Self {
         // Envoy starts round robin at a random position so that proxies do not move in step.
         let start = rand::thread_rng().gen_range(0..1024);
-        Balancer { policy, tuning, next: AtomicUsize::new(start) }
+        Balancer {
+            policy,
+            choice_count: tuning.choice_count,
+            bias: AtomicU64::new(tuning.active_request_bias.to_bits()),
+            next: AtomicUsize::new(start),
+        }
+    }
+
+    /// The `active_request_bias` picks use from now on.
+    pub fn set_active_request_bias(&self, bias: f64) {
+        self.bias.store(bias.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn active_request_bias(&self) -> f64 {
+        f64::from_bits(self.bias.load(Ordering::Relaxed))
     }
 
     /// One of `hosts` (a source of [`super::lb_state::LbState`]), `schedule` built from them.
@@ -195,7 +212,7 @@ impl Balancer {
         let mut rng = rand::thread_rng();
         let mut best = rng.gen_range(0..hosts.len());
         let mut best_active = hosts[best].stats.rq_active.value();
-        for _ in 1..self.tuning.choice_count {
+        for _ in 1..self.choice_count {
             let i = rng.gen_range(0..hosts.len());
             let active = hosts[i].stats.rq_active.value();
             if active < best_active {
@@ -209,7 +226,7 @@ impl Balancer {
     /// (Envoy's `active_request_bias`) at the moment of the pick, and one is drawn by those
     /// weights in a single pass (a reservoir of one), without allocating.
     fn load_weighted(&self, hosts: &[Arc<Host>], schedule: &Schedule) -> usize {
-        let bias = self.tuning.active_request_bias;
+        let bias = self.active_request_bias();
         if bias == 0.0 {
             return weighted_random(schedule);
         }

@@ -113,3 +113,64 @@ fn slow_start_factor_follows_envoys_formula() {
     let f = s.factor(Duration::from_secs(4)).unwrap_or_default();
     assert!((f - 0.4f64.sqrt()).abs() < 1e-9, "{f}");
 }
+
+fn static_runtime(pairs: &[(&str, &str)]) -> Arc<crate::runtime::Runtime> {
+    let layer = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    crate::runtime::Runtime::new(&[("static".into(), crate::runtime::RuntimeLayer::Static(layer))], "")
+}
+
+#[test]
+fn the_runtime_key_of_active_request_bias_replaces_the_default_at_the_next_refresh() {
+    let up = FakeUpstream::new([]);
+    let yaml = "lb_policy: LEAST_REQUEST, least_request_lb_config: {active_request_bias: {default_value: 1, runtime_key: lb.bias}}";
+    let heavy_share = |runtime: Option<Arc<crate::runtime::Runtime>>| {
+        let (c, _) = fake::cluster(yaml, 2, &up);
+        if let Some(rt) = &runtime {
+            c.use_runtime(rt);
+        }
+        let hosts = reweigh(&c, &[2, 1], &[3, 0]);
+        (c.balancer.active_request_bias(), picks(&c, &hosts, 6000)[0])
+    };
+    let (bias, share) = heavy_share(None);
+    assert_eq!(bias, 1.0);
+    assert!((1750..=2250).contains(&share), "{share} of 6000 with the default bias 1");
+    // The runtime says 0: load no longer counts, the heavy host gets its weight's two thirds.
+    let (bias, share) = heavy_share(Some(static_runtime(&[("lb.bias", "0")])));
+    assert_eq!(bias, 0.0);
+    assert!((3750..=4250).contains(&share), "{share} of 6000 with the runtime's bias 0");
+    // A key the runtime lacks keeps the default; a value that cannot apply is 1.0 (Envoy's).
+    assert_eq!(heavy_share(Some(static_runtime(&[("other", "0")]))).0, 1.0);
+    assert_eq!(heavy_share(Some(static_runtime(&[("lb.bias", "-2")]))).0, 1.0);
+    assert_eq!(heavy_share(Some(static_runtime(&[("lb.bias", "0.5")]))).0, 0.5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runtime_key_of_slow_start_aggression_shapes_the_ramp() {
+    let up = FakeUpstream::new([]);
+    // A 100 s window, no floor; aggression 1 (linear) unless the runtime says otherwise.
+    let yaml = "lb_policy: ROUND_ROBIN, round_robin_lb_config: {slow_start_config: \
+                {slow_start_window: 100s, aggression: {default_value: 1, runtime_key: ss.aggr}, \
+                min_weight_percent: {value: 0}}}";
+    let up = &up;
+    let share_at_25s = |runtime: Option<Arc<crate::runtime::Runtime>>| async move {
+        let (c, _) = fake::cluster(yaml, 2, up);
+        if let Some(rt) = &runtime {
+            c.use_runtime(rt);
+        }
+        let hosts = c.hosts.load().all.clone();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        // The second host comes back from a failed check: its ramp starts over.
+        hosts[1].health.set(crate::upstream::health::FAILED_ACTIVE_HC, true);
+        hosts[1].health.set(crate::upstream::health::FAILED_ACTIVE_HC, false);
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        c.refresh_lb();
+        picks(&c, &hosts, 2000)[1]
+    };
+    // Both hosts joined at 0 s; at 55 s the first is 55 s into its ramp, the second 25 s.
+    // Linear: weights 0.55 and 0.25, the second gets 0.25 / 0.80 of the picks (625 of 2000).
+    let linear = share_at_25s(None).await;
+    // Aggression 0.5 from the runtime, (t / window) ^ 2: 0.0625 / 0.365 (342 of 2000).
+    let slow = share_at_25s(Some(static_runtime(&[("ss.aggr", "0.5")]))).await;
+    assert!((565..=685).contains(&linear), "{linear} of 2000 on a linear ramp");
+    assert!((290..=395).contains(&slow), "{slow} of 2000 with the runtime's aggression 0.5");
+}

@@ -45,7 +45,7 @@ pub mod slow_start;
 pub mod xxh64;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -324,6 +324,12 @@ pub struct Cluster {
     membership: OnceLock<membership::Writer>,
     /// `transport_socket` `UpstreamTlsContext`: every connection of the cluster is TLS.
     pub tls: Option<Arc<crate::tls::connect::UpstreamTls>>,
+    /// The process's runtime, for the balancer's runtime keys (`active_request_bias`, slow
+    /// start's `aggression`); unset in unit tests, where the configured values apply.
+    runtime: OnceLock<Arc<crate::runtime::Runtime>>,
+    /// A runtime value for those keys could not apply (logged once per cluster: slow start
+    /// rebuilds the host choice several times a second).
+    runtime_rejected: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -367,7 +373,7 @@ impl Cluster {
         }
         let adopt = adopt.map(|o| o.hosts.load_full());
         let stats = ClusterStats::new(store, config.stat_name(), &config);
-        let balancer = Balancer::new(config.lb_policy, config.lb_tuning);
+        let balancer = Balancer::new(config.lb_policy, &config.lb_tuning);
         let tls = kept_tls.or_else(|| {
             config
                 .tls
@@ -387,6 +393,8 @@ impl Cluster {
             live: Mutex::new(false),
             membership: OnceLock::new(),
             tls,
+            runtime: OnceLock::new(),
+            runtime_rejected: Default::default(),
         });
         if let Some(hosts) = adopt {
             // Seed with the old set so that set_hosts below keeps the hosts that stayed.
@@ -429,7 +437,7 @@ impl Cluster {
         self.health.go_live(self);
         self.publish_membership(changed);
         drop(live);
-        if let Some(slow) = self.config.lb_tuning.slow_start {
+        if let Some(slow) = &self.config.lb_tuning.slow_start {
             self.spawn_slow_start_ticker(slow.window);
         }
     }
@@ -460,10 +468,54 @@ impl Cluster {
         }
     }
 
+    /// Gives the cluster the process's runtime, whose values for the balancer's runtime keys
+    /// apply from then on, read at each rebuild of the host choice as Envoy reads them (on
+    /// host-set updates, and while hosts are in slow start).
+    pub fn use_runtime(&self, runtime: &Arc<crate::runtime::Runtime>) {
+        let t = &self.config.lb_tuning;
+        if (t.active_request_bias_key.is_some() || t.aggression_key.is_some())
+            && self.runtime.set(Arc::clone(runtime)).is_ok()
+        {
+            self.refresh_lb();
+        }
+    }
+
+    /// The tuning values the runtime overrides, as of now (Envoy falls back to 1.0 on a value
+    /// that cannot apply, with a log line).
+    fn runtime_tuning(&self) -> (f64, Option<model::SlowStart>) {
+        let t = &self.config.lb_tuning;
+        let Some(rt) = self.runtime.get() else { return (t.active_request_bias, t.slow_start) };
+        let mut bias = t.active_request_bias;
+        if let Some(key) = &t.active_request_bias_key {
+            bias = rt.double(key, bias);
+            if bias < 0.0 || bias.is_nan() {
+                self.runtime_rejected_once(key, "invalid active request bias supplied, using 1.0");
+                bias = 1.0;
+            }
+        }
+        let mut slow = t.slow_start;
+        if let (Some(s), Some(key)) = (slow.as_mut(), &t.aggression_key) {
+            s.aggression = rt.double(key, s.aggression);
+            if s.aggression <= 0.0 || s.aggression.is_nan() {
+                self.runtime_rejected_once(key, "invalid aggression (it must be greater than 0.0), using 1.0");
+                s.aggression = 1.0;
+            }
+        }
+        (bias, slow)
+    }
+
+    fn runtime_rejected_once(&self, key: &str, what: &str) {
+        if !self.runtime_rejected.swap(true, Ordering::Relaxed) {
+            tracing::warn!(cluster = %self.config.name, "upstream: runtime key {key}: {what}");
+        }
+    }
+
     /// What requests choose from over `hosts`, by their health (no stats).
     fn lb_state(&self, hosts: &[Arc<Host>]) -> LbState {
         let c = &self.config;
-        let mut lb = LbState::with_slow_start(hosts, c.panic_threshold, c.locality_weighted_lb, c.lb_tuning.slow_start);
+        let (bias, slow_start) = self.runtime_tuning();
+        self.balancer.set_active_request_bias(bias);
+        let mut lb = LbState::with_slow_start(hosts, c.panic_threshold, c.locality_weighted_lb, slow_start);
         if self.config.lb_policy.is_hashing() {
             let (policy, hashing) = (&self.config.lb_policy, &self.config.consistent_hashing);
             let tables = lb.sources.iter().filter_map(|s| balancer::HashTable::build(policy, hashing, &s.hosts));
@@ -592,7 +644,6 @@ pub fn needs_dns(config: &model::Cluster) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     fn spec(port: u16) -> HostSpec {
         HostSpec {

@@ -234,20 +234,31 @@ pub struct ConsistentHashing {
 
 /// What `least_request_lb_config` and `round_robin_lb_config` set (Envoy's defaults unless
 /// set).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LbTuning {
     /// LEAST_REQUEST's `choice_count`: hosts sampled per pick when weights are equal (>= 2).
     pub choice_count: u32,
     /// LEAST_REQUEST's `active_request_bias`: a host's weight is divided by
     /// `(active requests + 1) ^ bias` when weights differ.
     pub active_request_bias: f64,
+    /// `active_request_bias.runtime_key`: a runtime value there replaces the bias.
+    pub active_request_bias_key: Option<std::sync::Arc<str>>,
     /// `slow_start_config` (ROUND_ROBIN and LEAST_REQUEST).
     pub slow_start: Option<SlowStart>,
+    /// `slow_start_config.aggression.runtime_key`: a runtime value there replaces the
+    /// aggression.
+    pub aggression_key: Option<std::sync::Arc<str>>,
 }
 
 impl Default for LbTuning {
     fn default() -> Self {
-        LbTuning { choice_count: 2, active_request_bias: 1.0, slow_start: None }
+        LbTuning {
+            choice_count: 2,
+            active_request_bias: 1.0,
+            active_request_bias_key: None,
+            slow_start: None,
+            aggression_key: None,
+        }
     }
 }
 

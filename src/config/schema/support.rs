@@ -726,8 +726,8 @@ pub(crate) static TABLE: &[Message] = &[
         &["slow_start_window", "aggression", "min_weight_percent"],
         &[],
     ),
-    // runtime_key: not read yet (the load balancer does not see the runtime; issue 16).
-    m("envoy.config.core.v3.RuntimeDouble", &["default_value"], &["runtime_key"]),
+    // runtime_key: read when the cluster rebuilds its host choice (upstream/mod.rs).
+    m("envoy.config.core.v3.RuntimeDouble", &["default_value", "runtime_key"], &[]),
     m(
         "envoy.config.route.v3.RouteAction.HashPolicy",
         &["header", "cookie", "connection_properties", "query_parameter", "terminal"],

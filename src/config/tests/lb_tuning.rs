@@ -10,7 +10,7 @@ const CLUSTER: &str = "static_resources.clusters[0]";
 
 fn tuning(extra: &str) -> Result<LbTuning, Vec<String>> {
     load_text("c.yaml", &v3(ROUTE_A, &format!("{A_SVC}{extra}")))
-        .map(|b| b.clusters[0].lb_tuning)
+        .map(|b| b.clusters[0].lb_tuning.clone())
         .map_err(|e| messages(&e))
 }
 
@@ -27,7 +27,9 @@ fn defaults_and_values() {
         Ok(LbTuning {
             choice_count: 5,
             active_request_bias: 0.5,
+            active_request_bias_key: Some("lb.bias".into()),
             slow_start: Some(SlowStart { window: Duration::from_secs(30), aggression: 2.0, min_weight: 0.25 }),
+            aggression_key: Some("a".into()),
         })
     );
     let rr = tuning("    round_robin_lb_config: {slow_start_config: {slow_start_window: 1s}}\n");

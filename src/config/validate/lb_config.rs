@@ -2,6 +2,7 @@
 //! `lb_policy`): LEAST_REQUEST's `choice_count` and `active_request_bias`, and either policy's
 //! `slow_start_config`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::model::{LbPolicy, LbTuning, SlowStart};
@@ -23,7 +24,8 @@ pub(crate) fn lb_tuning(ctx: &mut Ctx, o: &mut Obj<'_>, policy: LbPolicy) -> LbT
             Some(_) => ctx.err(at, "value must be greater than or equal to 2"),
             None => {}
         }
-        if let Some(bias) = runtime_double(ctx, &mut lr, "active_request_bias") {
+        if let Some((bias, key)) = runtime_double(ctx, &mut lr, "active_request_bias") {
+            tuning.active_request_bias_key = key;
             if bias >= 0.0 && bias.is_finite() {
                 tuning.active_request_bias = bias;
             } else {
@@ -31,7 +33,9 @@ pub(crate) fn lb_tuning(ctx: &mut Ctx, o: &mut Obj<'_>, policy: LbPolicy) -> LbT
                 ctx.err(lr.at("active_request_bias"), format!("must be a number >= 0, got {bias}"));
             }
         }
-        tuning.slow_start = lr.obj(ctx, "slow_start_config").and_then(|s| slow_start(ctx, s));
+        if let Some(s) = lr.obj(ctx, "slow_start_config") {
+            (tuning.slow_start, tuning.aggression_key) = slow_start(ctx, s);
+        }
         lr.finish(ctx, &[]);
     }
     let rr_at = o.at("round_robin_lb_config");
@@ -39,17 +43,22 @@ pub(crate) fn lb_tuning(ctx: &mut Ctx, o: &mut Obj<'_>, policy: LbPolicy) -> LbT
         if policy != LbPolicy::RoundRobin {
             ctx.err(&rr_at, "round_robin_lb_config needs lb_policy ROUND_ROBIN");
         }
-        tuning.slow_start = rr.obj(ctx, "slow_start_config").and_then(|s| slow_start(ctx, s));
+        if let Some(s) = rr.obj(ctx, "slow_start_config") {
+            (tuning.slow_start, tuning.aggression_key) = slow_start(ctx, s);
+        }
         rr.finish(ctx, &[]);
     }
     tuning
 }
 
-/// `SlowStartConfig`; `None` without a window (no slow start, as in Envoy).
-fn slow_start(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<SlowStart> {
+/// `SlowStartConfig`, `None` without a window (no slow start, as in Envoy), and its
+/// aggression's runtime key.
+fn slow_start(ctx: &mut Ctx, mut o: Obj<'_>) -> (Option<SlowStart>, Option<Arc<str>>) {
     let window = o.duration(ctx, "slow_start_window").unwrap_or(Duration::ZERO);
     let mut aggression = 1.0;
-    if let Some(a) = runtime_double(ctx, &mut o, "aggression") {
+    let mut aggression_key = None;
+    if let Some((a, key)) = runtime_double(ctx, &mut o, "aggression") {
+        aggression_key = key;
         if a > 0.0 && a.is_finite() {
             aggression = a;
         } else {
@@ -67,12 +76,12 @@ fn slow_start(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<SlowStart> {
         p.finish(ctx, &[]);
     }
     o.finish(ctx, &[]);
-    (window > Duration::ZERO).then_some(SlowStart { window, aggression, min_weight })
+    ((window > Duration::ZERO).then_some(SlowStart { window, aggression, min_weight }), aggression_key)
 }
 
-/// `envoy.config.core.v3.RuntimeDouble`: its `default_value`. The `runtime_key` (required by
-/// Envoy) is accepted but not read yet: the load balancer does not see the runtime.
-fn runtime_double(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<f64> {
+/// `envoy.config.core.v3.RuntimeDouble`: its `default_value` and its `runtime_key`, which the
+/// cluster reads when it rebuilds its host choice (`upstream::Cluster::refresh_lb`).
+fn runtime_double(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<(f64, Option<Arc<str>>)> {
     let mut d = o.obj(ctx, name)?;
     let value = match d.get("default_value") {
         Some((v, at)) => match v.as_f64() {
@@ -84,7 +93,8 @@ fn runtime_double(ctx: &mut Ctx, o: &mut Obj<'_>, name: &'static str) -> Option<
         },
         None => Some(0.0),
     };
-    let _ = d.str(ctx, "runtime_key");
+    // Envoy 1.40 takes one without a key (the default then applies).
+    let key = d.str(ctx, "runtime_key").filter(|k| !k.is_empty()).map(Arc::from);
     d.finish(ctx, &[]);
-    value
+    value.map(|v| (v, key))
 }

@@ -204,3 +204,15 @@ async fn a_streamed_body_is_not_hedged() {
     assert_eq!((out.response.status().as_u16(), out.attempts), (200, 1));
     assert_eq!(up.seen().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_per_try_idle_timeout_hedges_too() {
+    let up = FakeUpstream::new([answer(201, 1000), answer(200, 0)]);
+    let (cluster, store) = fake::cluster("", 2, &up);
+    let idle = RetryPolicy { per_try_timeout: None, per_try_idle_timeout: Some(ms(100)), ..policy(2, true) };
+    let start = Instant::now();
+    let out = ok(run(&cluster, &idle, Some(ms(2000))).await);
+    assert!(start.elapsed() < ms(125), "answered after {:?}", start.elapsed());
+    assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
+    assert_eq!(stat(&store, "upstream_rq_per_try_idle_timeout"), 0);
+}

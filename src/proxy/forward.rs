@@ -58,6 +58,24 @@ impl BodySource {
         }
     }
 
+    /// A copy of the whole body for an attempt beside one still sending it (a hedge); `None`
+    /// for a streamed body and a recording not (or no longer) whole.
+    fn copy(&self) -> Option<ReqBody> {
+        match self {
+            BodySource::Stream(_) => None,
+            BodySource::Replayable(b) => Some(ReqBody::Full(b.clone())),
+            BodySource::Recorded(r) => {
+                let (data, trailers) = r.whole()?;
+                let frames = (!data.is_empty())
+                    .then(|| http_body::Frame::data(data))
+                    .into_iter()
+                    .chain(trailers.map(http_body::Frame::trailers))
+                    .collect();
+                Some(ReqBody::Frames(Box::new(frames)))
+            }
+        }
+    }
+
     /// Whether retries were given up because the body outgrew the retry buffer. Envoy then
     /// stops retrying the request and flags nothing (no `URX`).
     fn abandoned(&self) -> bool {
@@ -185,6 +203,11 @@ pub async fn forward(
     policy: Option<&RetryPolicy>,
     progress: Option<&Progress>,
 ) -> Result<Outcome, Failure> {
+    if let Some(p) = policy.filter(|p| p.hedge_on_per_try_timeout) {
+        if p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some() {
+            return hedge::forward(cluster, prepared, body, timeout, p, progress).await;
+        }
+    }
     let stats = &cluster.stats;
     let start = tokio::time::Instant::now();
     // Known once the request has ended.
@@ -559,5 +582,6 @@ fn build_request(cluster: &Cluster, p: &AttemptTemplate, body: ReqBody, attempt:
     req
 }
 
+mod hedge;
 #[cfg(test)]
 mod tests;

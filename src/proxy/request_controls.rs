@@ -40,6 +40,9 @@ pub struct Controls {
     pub header_names: Vec<String>,
     /// `x-envoy-upstream-rq-timeout-alt-response`: a route timeout answers 204, not 504.
     pub alt_response: bool,
+    /// `x-envoy-hedge-on-per-try-timeout`: `true` or `false` over the route's hedge policy
+    /// (another value is ignored).
+    pub hedge: Option<bool>,
 }
 
 /// Reads and removes the request's control headers; `None` when it has none.
@@ -81,9 +84,14 @@ pub fn take(h: &mut HeaderMap) -> Option<Controls> {
         any = true;
         c.header_names = tokens(&v).map(str::to_ascii_lowercase).collect();
     }
-    // Hedging is not implemented (`hedge_policy` is refused): the header goes, as in Envoy,
-    // and the per-try timeout cancels the attempt it ends.
-    any |= h.remove(&HEDGE_ON_PER_TRY_TIMEOUT).is_some();
+    if let Some(v) = h.remove(&HEDGE_ON_PER_TRY_TIMEOUT) {
+        any = true;
+        c.hedge = match v.as_bytes() {
+            b"true" => Some(true),
+            b"false" => Some(false),
+            _ => None,
+        };
+    }
     any.then_some(c)
 }
 
@@ -157,7 +165,8 @@ pub fn apply<'a>(c: Controls, timeout: Option<Duration>, policy: Option<&'a Retr
         || c.retry_on.any()
         || (c.max_retries.is_some() && retry_on.any())
         || !c.status_codes.is_empty()
-        || !c.header_names.is_empty();
+        || !c.header_names.is_empty()
+        || c.hedge.is_some_and(|h| policy.is_some_and(|p| p.hedge_on_per_try_timeout != h));
     let policy: Option<Cow<'a, RetryPolicy>> = if !changes_policy {
         policy.map(Cow::Borrowed)
     } else {
@@ -165,6 +174,9 @@ pub fn apply<'a>(c: Controls, timeout: Option<Duration>, policy: Option<&'a Retr
         p.retry_on = retry_on;
         if let Some(t) = c.per_try {
             p.per_try_timeout = Some(t);
+        }
+        if let Some(hedge) = c.hedge {
+            p.hedge_on_per_try_timeout = hedge;
         }
         if let Some(n) = c.max_retries.filter(|_| retry_on.any()) {
             p.num_retries = n;
@@ -178,7 +190,8 @@ pub fn apply<'a>(c: Controls, timeout: Option<Duration>, policy: Option<&'a Retr
         }));
         Some(Cow::Owned(p))
     };
-    let per_try = policy.as_ref().and_then(|p| p.per_try_timeout);
+    // A hedged attempt is not ended by its per-try timeout: the upstream is told the route's.
+    let per_try = policy.as_ref().filter(|p| !p.hedge_on_per_try_timeout).and_then(|p| p.per_try_timeout);
     Effective {
         timeout,
         expected_timeout: Some(expected_timeout(timeout, per_try)),
@@ -282,5 +295,24 @@ mod tests {
         let p = apply(c, None, Some(&route)).policy.map(Cow::into_owned).unwrap_or_default();
         assert!(p.retry_on.five_xx && p.retry_on.reset, "the conditions add up");
         assert_eq!(p.num_retries, 1);
+    }
+
+    #[test]
+    fn the_hedge_header_turns_hedging_on_or_off_over_the_route() {
+        let route = RetryPolicy { per_try_timeout: Some(Duration::from_millis(100)), ..RetryPolicy::default() };
+        let mut h = headers(&[("x-envoy-hedge-on-per-try-timeout", "true")]);
+        let e = apply(take(&mut h).unwrap_or_default(), Some(Duration::from_secs(5)), Some(&route));
+        assert!(h.is_empty());
+        assert!(e.policy.as_ref().is_some_and(|p| p.hedge_on_per_try_timeout));
+        // A hedged request's upstream is told the route timeout, not the per-try one.
+        assert_eq!(e.expected_timeout, Some(Some(HeaderValue::from(5000))));
+        let hedged = RetryPolicy { hedge_on_per_try_timeout: true, ..route.clone() };
+        let mut h = headers(&[("x-envoy-hedge-on-per-try-timeout", "false")]);
+        let e = apply(take(&mut h).unwrap_or_default(), Some(Duration::from_secs(5)), Some(&hedged));
+        assert!(e.policy.as_ref().is_some_and(|p| !p.hedge_on_per_try_timeout));
+        assert_eq!(e.expected_timeout, Some(Some(HeaderValue::from(100))));
+        let mut h = headers(&[("x-envoy-hedge-on-per-try-timeout", "yes")]);
+        let e = apply(take(&mut h).unwrap_or_default(), Some(Duration::from_secs(5)), Some(&hedged));
+        assert!(e.policy.as_ref().is_some_and(|p| p.hedge_on_per_try_timeout), "another value is ignored");
     }
 }

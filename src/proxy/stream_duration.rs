@@ -119,7 +119,7 @@ pub(super) fn route_limits<'a>(
     }
     if legacy.is_some() {
         // The upstream learns the timeout it is under (a shorter per-try one too).
-        let per_try = limits.policy.as_ref().and_then(|p| p.per_try_timeout);
+        let per_try = limits.policy.as_ref().filter(|p| !p.hedge_on_per_try_timeout).and_then(|p| p.per_try_timeout);
         if let Some(ms) = request_controls::expected_ms(limits.timeout, per_try) {
             headers.insert(GRPC_TIMEOUT.clone(), header_value(Duration::from_millis(ms)));
         }

@@ -29,10 +29,11 @@ pub(super) fn build_vhost(
     chain: &Chain,
     old: Option<(&VirtualHostRt, &HashSet<&str>)>,
 ) -> Result<VirtualHostRt, String> {
-    // A route compiles from itself, the virtual host's retry policy, the per-filter configs
+    // A route compiles from itself, the virtual host's retry and hedge policies, the per-filter configs
     // and mirror policies above it and its clusters.
     let old = old.filter(|(o, _)| {
         o.retry_policy == vh.retry_policy
+            && o.hedge_policy == vh.hedge_policy
             && o.per_filter.0 == vh.per_filter
             && o.per_filter.1 == rc_per_filter
             && o.mirrors.0 == vh.mirrors
@@ -82,6 +83,7 @@ pub(super) fn build_vhost(
         include_attempt_count_in_response: vh.include_attempt_count_in_response,
         sources: vh.routes.clone(),
         retry_policy: vh.retry_policy.clone(),
+        hedge_policy: vh.hedge_policy,
         per_filter: (vh.per_filter.clone(), rc_per_filter.to_vec()),
         mirrors: (vh.mirrors.clone(), rc_mirrors.to_vec()),
         ssl_redirect: (vh.require_tls != model::RequireTls::None).then(|| (vh.require_tls, Box::new(ssl_redirect()))),
@@ -192,7 +194,15 @@ fn build_route(
                 };
                 (of, to.clone())
             });
-            let per_try = f.retry_policy.as_ref().or(vh.retry_policy.as_ref()).and_then(|p| p.per_try_timeout);
+            // The route's hedge policy wins over its virtual host's, whole, as in Envoy.
+            let hedge = f.hedge_policy.or(vh.hedge_policy).is_some_and(|h| h.hedge_on_per_try_timeout);
+            let retry_policy = f.retry_policy.clone().or_else(|| vh.retry_policy.clone()).map(|mut p| {
+                p.hedge_on_per_try_timeout = hedge;
+                p
+            });
+            // A hedged attempt is not ended by its per-try timeout: the upstream is told the
+            // route timeout.
+            let per_try = retry_policy.as_ref().filter(|_| !hedge).and_then(|p| p.per_try_timeout);
             // Envoy's "new timeouts": with `max_stream_duration` set, the route's `timeout`
             // and the legacy gRPC fields are not read (only a header timeout applies).
             let timeout = if f.max_stream_duration.is_some() { None } else { f.timeout };
@@ -211,7 +221,7 @@ fn build_route(
                 hash_policy: super::hash_policy::HashPolicyRt::build(&f.hash_policy)?,
                 timeout,
                 timeout_header,
-                retry_policy: f.retry_policy.clone().or_else(|| vh.retry_policy.clone()),
+                retry_policy,
                 upgrades: f.upgrades.clone().into(),
                 rate_limits: (!f.rate_limits.is_empty() || !vh.rate_limits.is_empty()).then(|| {
                     Box::new(crate::filters::local_ratelimit::RouteRateLimits {

@@ -56,6 +56,7 @@ pub struct VirtualHostRt {
     /// What the routes were compiled from, for the next table to reuse them.
     sources: Vec<Kept<model::Route>>,
     retry_policy: Option<RetryPolicy>,
+    hedge_policy: Option<model::HedgePolicy>,
     /// The virtual host's and the route configuration's `typed_per_filter_config`, which
     /// the routes' filter slots were resolved with.
     per_filter: (Vec<model::PerFilterConfig>, Vec<model::PerFilterConfig>),

@@ -80,6 +80,8 @@ pub struct VirtualHost {
     pub retry_policy: Option<RetryPolicy>,
     pub include_request_attempt_count: bool,
     pub include_attempt_count_in_response: bool,
+    /// `hedge_policy`: for its routes that have none (never merged, as Envoy).
+    pub hedge_policy: Option<HedgePolicy>,
     /// `typed_per_filter_config`
     pub per_filter: Vec<PerFilterConfig>,
     /// `rate_limits`
@@ -307,6 +309,8 @@ pub struct ForwardAction {
     pub timeout: Option<Duration>,
     /// Route-level policy; when `None` the virtual host's applies.
     pub retry_policy: Option<RetryPolicy>,
+    /// Route-level `hedge_policy`; when `None` the virtual host's applies.
+    pub hedge_policy: Option<HedgePolicy>,
     /// `upgrade_configs`: the route's word on `Upgrade` types, over the connection manager's.
     pub upgrades: Vec<UpgradeConfig>,
     /// `rate_limits` (the local rate limit filter's descriptors).
@@ -438,6 +442,16 @@ pub struct RetryPolicy {
     pub host_selection_max_attempts: u32,
     /// `retry_priority` `envoy.retry_priorities.previous_priorities`: its `update_frequency`.
     pub previous_priorities: Option<u32>,
+    /// Not a field of Envoy's retry policy: the route's (or virtual host's) `hedge_policy`
+    /// `hedge_on_per_try_timeout`, or the request's `x-envoy-hedge-on-per-try-timeout`. A
+    /// per-try timeout then sends a retry without ending the attempt it timed.
+    pub hedge_on_per_try_timeout: bool,
+}
+
+/// `HedgePolicy`: of its fields only `hedge_on_per_try_timeout` has an effect in Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HedgePolicy {
+    pub hedge_on_per_try_timeout: bool,
 }
 
 impl Default for RetryPolicy {
@@ -457,6 +471,7 @@ impl Default for RetryPolicy {
             previous_hosts: false,
             host_selection_max_attempts: 1,
             previous_priorities: None,
+            hedge_on_per_try_timeout: false,
         }
     }
 }

@@ -945,7 +945,15 @@ pub(crate) static TABLE: &[Message] = &[
             "rate_limits",
             "require_tls",             // routing/mod.rs (issue 16)
             "request_mirror_policies", // routing/compile.rs (issue 16)
+            "hedge_policy",            // proxy/forward/hedge.rs (issue 14)
         ],
+        &[],
+    ),
+    // validate/route.rs: `initial_requests` and `additional_request_chance` are not
+    // implemented by Envoy either; only their defaults are accepted.
+    m(
+        "envoy.config.route.v3.HedgePolicy",
+        &["hedge_on_per_try_timeout", "initial_requests", "additional_request_chance"],
         &[],
     ),
     m(
@@ -993,6 +1001,7 @@ pub(crate) static TABLE: &[Message] = &[
             "max_grpc_timeout",
             "grpc_timeout_offset",
             "idle_timeout",
+            "hedge_policy", // proxy/forward/hedge.rs (issue 14)
         ],
         &[],
     ),

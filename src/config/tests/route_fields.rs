@@ -160,3 +160,41 @@ fn direct_response_body_format_is_compiled_at_validation() {
     let e = errs(&v3(&route("text_format: \"%NO_SUCH_OPERATOR%\""), A_SVC));
     assert!(e.iter().any(|e| e.starts_with(&format!("{VH}.routes[0].direct_response.body_format: "))), "{e:#?}");
 }
+
+/// Issue 14: `hedge_policy` on the virtual host and the route; the route's wins whole.
+#[test]
+fn hedge_policy_is_read_and_its_unimplemented_fields_keep_their_defaults() {
+    let routes = r#"              - match: {prefix: "/a"}
+                route: {cluster: a_svc, hedge_policy: {}}
+              - match: {prefix: "/"}
+                route: {cluster: a_svc}
+"#;
+    let with_vh = |vh_policy: &str, routes: &str| {
+        v3(routes, A_SVC).replace(
+            "              domains: [\"*\"]\n",
+            &format!("              domains: [\"*\"]\n              hedge_policy: {vh_policy}\n"),
+        )
+    };
+    let vh = vhost(&with_vh(
+        "{hedge_on_per_try_timeout: true, initial_requests: 1, additional_request_chance: {numerator: 0}}",
+        routes,
+    ));
+    assert_eq!(vh.hedge_policy, Some(HedgePolicy { hedge_on_per_try_timeout: true }));
+    let RouteAction::Forward(f) = &vh.routes[0].action else { panic!("not forwarded") };
+    assert_eq!(f.hedge_policy, Some(HedgePolicy { hedge_on_per_try_timeout: false }));
+    let RouteAction::Forward(f) = &vh.routes[1].action else { panic!("not forwarded") };
+    assert_eq!(f.hedge_policy, None);
+    let e = errs(&with_vh("{initial_requests: 2}", routes));
+    has(
+        &e,
+        &format!(
+            "{VH}.hedge_policy.initial_requests: only 1 (the default) is supported: Envoy does not implement more"
+        ),
+    );
+    let bad_route = routes.replace("hedge_policy: {}", "hedge_policy: {additional_request_chance: {numerator: 5}}");
+    let e = errs(&v3(&bad_route, A_SVC));
+    has(
+        &e,
+        &format!("{VH}.routes[0].route.hedge_policy.additional_request_chance: only 0 (the default) is supported: Envoy does not implement it"),
+    );
+}

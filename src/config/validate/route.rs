@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::model::{
-    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HostRewrite, Kept, LegacyGrpcTimeout,
-    MirrorCluster, MirrorPolicy, RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls, ResetHeader, RetryOn,
-    RetryPolicy, Route, RouteAction, RouteConfig, StreamDuration, VirtualHost, WeightedCluster, WeightedPick,
+    BodyFormat, ClusterSpecifier, DirectResponseAction, ForwardAction, HedgePolicy, HostRewrite, Kept,
+    LegacyGrpcTimeout, MirrorCluster, MirrorPolicy, RateLimitedBackOff, RedirectAction, RegexRewrite, RequireTls,
+    ResetHeader, RetryOn, RetryPolicy, Route, RouteAction, RouteConfig, StreamDuration, VirtualHost, WeightedCluster,
+    WeightedPick,
 };
 use crate::config::reader::{Ctx, FieldPath, Obj};
 
@@ -74,6 +75,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
     let include_request_attempt_count = o.bool(ctx, "include_request_attempt_count").unwrap_or(false);
     let include_attempt_count_in_response = o.bool(ctx, "include_attempt_count_in_response").unwrap_or(false);
+    let hedge_policy = o.obj(ctx, "hedge_policy").and_then(|h| hedge_policy(ctx, h));
     let mut per_filter = per_filter_configs(ctx, &mut o);
     legacy_cors(ctx, &mut o, &mut per_filter);
     let rate_limits = super::local_ratelimit::rate_limits(ctx, &mut o);
@@ -107,6 +109,7 @@ fn virtual_host(ctx: &mut Ctx, mut o: Obj<'_>, max_body: u64) -> Option<VirtualH
         retry_policy,
         include_request_attempt_count,
         include_attempt_count_in_response,
+        hedge_policy,
         per_filter,
         rate_limits,
         require_tls,
@@ -214,6 +217,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         Some(d) => Some(d),
     };
     let retry_policy = o.obj(ctx, "retry_policy").and_then(|r| retry_policy(ctx, r));
+    let hedge_policy = o.obj(ctx, "hedge_policy").and_then(|h| hedge_policy(ctx, h));
     let hash_policy = super::hash_lb::hash_policies(ctx, &mut o);
     // HIGH would select the clusters' high-priority circuit breakers (and pools), which
     // legate does not keep apart: refused rather than served under the DEFAULT limits.
@@ -252,6 +256,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         hash_policy,
         timeout,
         retry_policy,
+        hedge_policy,
         upgrades,
         rate_limits,
         include_vh_rate_limits,
@@ -387,6 +392,26 @@ fn regex_rewrite(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RegexRewrite> {
     Some(RegexRewrite { pattern: pattern?, substitution: substitution? })
 }
 
+/// `HedgePolicy`: only `hedge_on_per_try_timeout` does anything in Envoy 1.40; its other
+/// two fields are documented as not implemented, so only their defaults are accepted.
+fn hedge_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HedgePolicy> {
+    let before = ctx.error_count();
+    let hedge_on_per_try_timeout = o.bool(ctx, "hedge_on_per_try_timeout").unwrap_or(false);
+    if let Some(n) = o.u32(ctx, "initial_requests") {
+        if n != 1 {
+            ctx.err(o.at("initial_requests"), "only 1 (the default) is supported: Envoy does not implement more");
+        }
+    }
+    if let Some(p) = o.obj(ctx, "additional_request_chance") {
+        let path = p.path.clone();
+        if super::http_filters::fractional_percent(ctx, p).numerator != 0 {
+            ctx.err(path, "only 0 (the default) is supported: Envoy does not implement it");
+        }
+    }
+    o.finish(ctx, &[]);
+    (ctx.error_count() == before).then_some(HedgePolicy { hedge_on_per_try_timeout })
+}
+
 pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy> {
     let before = ctx.error_count();
     let mut retry_on = RetryOn::default();
@@ -477,6 +502,7 @@ pub(crate) fn retry_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<RetryPolicy>
         previous_hosts,
         host_selection_max_attempts,
         previous_priorities,
+        hedge_on_per_try_timeout: false,
     })
 }
 

@@ -673,8 +673,9 @@ pub(crate) static TABLE: &[Message] = &[
     m(
         "envoy.config.core.v3.SubstitutionFormatString",
         // `content_type`: a direct response's `body_format` (access logs have no use for it).
-        &["text_format", "text_format_source", "json_format", "content_type"],
-        &["omit_empty_values"],
+        // `omit_empty_values`: a set_filter_state value's (access logs accept and ignore it).
+        &["text_format", "text_format_source", "json_format", "content_type", "omit_empty_values"],
+        &[],
     ),
     // validate/cluster.rs
     m(

@@ -48,6 +48,30 @@ pub enum HttpFilterKind {
     GrpcWeb,
     /// `envoy.extensions.filters.http.header_to_metadata.v3.Config`
     HeaderToMetadata(Box<HeaderToMetadataConfig>),
+    /// `envoy.extensions.filters.http.set_filter_state.v3.Config`
+    SetFilterState(Box<SetFilterStateConfig>),
+}
+
+/// `envoy.extensions.filters.http.set_filter_state.v3.Config`: `on_request_headers`, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetFilterStateConfig {
+    pub values: Vec<FilterStateValue>,
+}
+
+/// `envoy.extensions.filters.common.set_filter_state.v3.FilterStateValue`
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterStateValue {
+    /// `object_key`
+    pub key: String,
+    /// `factory_key` `envoy.hashable_string` (a hash policy can read it) rather than
+    /// `envoy.string`.
+    pub hashable: bool,
+    /// `format_string`'s text format, compiled when the chain is built.
+    pub format: String,
+    /// `format_string.omit_empty_values`: a missing operator renders empty, not `-`.
+    pub omit_empty: bool,
+    /// `skip_if_empty`
+    pub skip_if_empty: bool,
 }
 
 /// `envoy.extensions.filters.http.header_to_metadata.v3.Config`

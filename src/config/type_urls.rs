@@ -33,6 +33,8 @@ pub(crate) const EXT_AUTHZ_PER_ROUTE: &str =
 pub(crate) const GRPC_HTTP1_BRIDGE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.grpc_http1_bridge.v3.Config";
 pub(crate) const GRPC_WEB: &str = "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb";
+pub(crate) const SET_FILTER_STATE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config";
 pub(crate) const HEADER_TO_METADATA: &str =
     "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config";
 pub(crate) const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";

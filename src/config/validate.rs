@@ -13,6 +13,7 @@ pub(crate) mod decompressor;
 pub(crate) mod dns;
 pub(crate) mod ext_authz;
 pub(crate) mod filter_chain;
+pub(crate) mod filter_state;
 pub(crate) mod grpc_filters;
 pub(crate) mod hash_lb;
 pub(crate) mod hcm;

@@ -129,6 +129,8 @@ pub struct Stream {
     pub grpc: super::GrpcStream,
     /// Dynamic metadata filters set (`header_to_metadata`), for the access log.
     pub metadata: Option<Box<super::DynamicMetadata>>,
+    /// The filter state `set_filter_state` filters wrote, for the route's hash policy.
+    pub filter_state: Option<Box<super::FilterState>>,
 }
 
 /// What filters read of the request besides its headers.
@@ -153,6 +155,51 @@ pub struct RequestInfo<'a> {
     pub clusters: &'a std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
     /// The matched route's `name` (`%ROUTE_NAME%` in formatted values).
     pub route_name: Option<&'a str>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// What a filter's formatted value (`%REQ(...)%`, ...) reads: the request as the filter
+    /// sees it, nothing answered yet (`%RESPONSE_CODE%` is 0).
+    pub fn log_context<'b>(
+        &self,
+        headers: &'b http::HeaderMap,
+        version: http::Version,
+        metadata: Option<&'b super::DynamicMetadata>,
+    ) -> crate::access_log::LogContext<'b>
+    where
+        'a: 'b,
+    {
+        crate::access_log::LogContext {
+            start: std::time::SystemTime::now(),
+            request_headers: headers,
+            method: self.method,
+            path: self.full_path,
+            authority: self.authority,
+            scheme: if self.tls.is_some() { "https" } else { "http" },
+            protocol: Some(version),
+            response_code: None,
+            response_code_details: None,
+            response_headers: None,
+            response_trailers: None,
+            response_flags: "",
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration: None,
+            request_duration: None,
+            response_duration: None,
+            upstream_host: None,
+            upstream_cluster: self.cluster,
+            upstream_local_address: None,
+            upstream_transport_failure_reason: None,
+            upstream_request_attempt_count: 0,
+            downstream_remote: self.direct_remote,
+            downstream_local: self.local,
+            route_name: self.route_name,
+            tls: self.tls,
+            dynamic_metadata: metadata,
+            local_reply_body: None,
+        }
+    }
 }
 
 /// The HTTP filters before the router, in order.
@@ -190,6 +237,7 @@ impl Chain {
                     HttpFilterKind::GrpcHttp1Bridge(c) => Filter::GrpcHttp1Bridge(super::Bridge::new(c)),
                     HttpFilterKind::GrpcWeb => Filter::GrpcWeb(super::GrpcWeb::new(store)),
                     HttpFilterKind::HeaderToMetadata(c) => Filter::HeaderToMetadata(super::HeaderToMetadata::new(c)),
+                    HttpFilterKind::SetFilterState(c) => Filter::SetFilterState(super::SetFilterState::new(c)),
                 };
                 Some(ChainFilter { name: f.name.clone(), disabled: f.disabled, filter })
             })
@@ -402,6 +450,10 @@ impl Chain {
                 Filter::GrpcHttp1Bridge(b) => b.decode(parts, body, stream).await?,
                 Filter::GrpcWeb(w) => w.decode(parts, body, info, stream),
                 Filter::HeaderToMetadata(h) => h.decode(&mut parts.headers, &mut stream.metadata),
+                Filter::SetFilterState(f) => {
+                    let ctx = info.log_context(&parts.headers, parts.version, stream.metadata.as_deref());
+                    f.decode(&ctx, &mut stream.filter_state);
+                }
             }
             stream.decoded = i + 1;
         }
@@ -444,6 +496,7 @@ impl Chain {
                 Filter::GrpcHttp1Bridge(_) => super::Bridge::encode(stream, resp).await,
                 Filter::GrpcWeb(_) => super::GrpcWeb::encode(stream, resp).await,
                 Filter::HeaderToMetadata(h) => h.encode(resp.headers_mut(), &mut stream.metadata),
+                Filter::SetFilterState(_) => {}
             }
         }
     }

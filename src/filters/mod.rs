@@ -33,6 +33,7 @@ mod health_check;
 pub mod local_ratelimit;
 pub mod rbac;
 mod request_codec;
+mod set_filter_state;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub use grpc_web_body::GrpcResBody;
 pub use header_to_metadata::{DynamicMetadata, HeaderToMetadata};
 pub use health_check::HealthCheck;
 pub use request_codec::{FilteredBody, RequestCodec};
+pub use set_filter_state::{FilterState, SetFilterState};
 
 /// One filter of the chain, before the router.
 pub struct ChainFilter {
@@ -75,6 +77,7 @@ pub enum Filter {
     GrpcHttp1Bridge(Bridge),
     GrpcWeb(GrpcWeb),
     HeaderToMetadata(HeaderToMetadata),
+    SetFilterState(SetFilterState),
 }
 
 /// What a route says about one filter of the chain, its most specific

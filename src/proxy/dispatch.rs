@@ -226,17 +226,9 @@ pub(super) async fn process(
             ActionRt::Forward(fwd) => Some(fwd.target.pick(&parts.headers, clusters, || {
                 // `use_hash_policy`: the route's hash, on the request as routing sees it.
                 let policy = fwd.hash_policy.as_ref()?;
-                policy
-                    .key(&HashInput {
-                        headers: &parts.headers,
-                        path: &full_path,
-                        authority: &authority_str,
-                        method: &method_str,
-                        remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
-                        peer: ctx.remote,
-                        local: ctx.local,
-                    })
-                    .hash
+                // Before the filters: no filter state yet, as in Envoy.
+                let req = RequestLine { path: &full_path, authority: &authority_str, method: &method_str };
+                policy.key(&hash_input(parts, req, cfg, ctx, None)).hash
             })),
             _ => None,
         },
@@ -380,15 +372,10 @@ pub(super) async fn process(
             // Envoy computes the key as it chooses the host: on the headers as the connection
             // manager and the filters left them, before the route's header operations.
             let lb_key = match &fwd.hash_policy {
-                Some(policy) if cluster.config.lb_policy.is_hashing() => policy.key(&HashInput {
-                    headers: &parts.headers,
-                    path: &full_path,
-                    authority: &authority_str,
-                    method: &method_str,
-                    remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
-                    peer: ctx.remote,
-                    local: ctx.local,
-                }),
+                Some(policy) if cluster.config.lb_policy.is_hashing() => {
+                    let req = RequestLine { path: &full_path, authority: &authority_str, method: &method_str };
+                    policy.key(&hash_input(parts, req, cfg, ctx, chain.filter_state.as_deref()))
+                }
                 _ => LbKey::default(),
             };
             let limits = stream_duration::route_limits(fwd, &mut parts.headers, trace.started);
@@ -452,6 +439,34 @@ pub(super) async fn process(
 
 /// Stands for the request headers in a request-side context until a level puts the map it
 /// changes there.
+/// The request's own `:path` (with its query), `:authority` and `:method`.
+#[derive(Clone, Copy)]
+struct RequestLine<'a> {
+    path: &'a str,
+    authority: &'a str,
+    method: &'a str,
+}
+
+/// What the route's hash policy reads of the request, the connection and the filter state.
+fn hash_input<'a>(
+    parts: &'a http::request::Parts,
+    req: RequestLine<'a>,
+    cfg: &crate::config::model::HttpConnectionManager,
+    ctx: &ConnCtx,
+    filter_state: Option<&'a filters::FilterState>,
+) -> HashInput<'a> {
+    HashInput {
+        headers: &parts.headers,
+        path: req.path,
+        authority: req.authority,
+        method: req.method,
+        remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
+        peer: ctx.remote,
+        local: ctx.local,
+        filter_state,
+    }
+}
+
 fn empty_headers() -> &'static http::HeaderMap {
     static EMPTY: std::sync::OnceLock<http::HeaderMap> = std::sync::OnceLock::new();
     EMPTY.get_or_init(http::HeaderMap::new)

@@ -8,6 +8,8 @@
 //!   `address:port`) and set on the response.
 //! - `connection_properties.source_ip`: xxHash64 of the client's IP.
 //! - `query_parameter`: xxHash64 of the parameter's first value, as written.
+//! - `filter_state`: the `Hashable` hash of the stream's object of that key (as a
+//!   `set_filter_state` filter left it); none when there is no object or it is not hashable.
 //!
 //! Policies combine in order: `hash = rotate_left(hash, 1) ^ next`; a `terminal` policy that
 //! produced a key ends the list. Evaluated only when the chosen cluster hashes.
@@ -34,6 +36,7 @@ enum Kind {
     Cookie { name: String, ttl: Option<Duration>, path: String, attributes: Vec<(String, String)> },
     SourceIp,
     Query(String),
+    FilterState(String),
 }
 
 enum HeaderRef {
@@ -55,6 +58,8 @@ pub struct HashInput<'a> {
     /// The connection's peer and local addresses (the generated cookie's source).
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// What the filters set; `None` before they run.
+    pub filter_state: Option<&'a crate::filters::FilterState>,
 }
 
 /// A request's key, and the `Set-Cookie` its answer carries when the key is a new cookie.
@@ -92,6 +97,7 @@ impl HashPolicyRt {
                 }
                 HashPolicyKind::SourceIp => Kind::SourceIp,
                 HashPolicyKind::QueryParameter(n) => Kind::Query(n.clone()),
+                HashPolicyKind::FilterState(key) => Kind::FilterState(key.clone()),
             };
             methods.push(Method { kind, terminal: p.terminal });
         }
@@ -113,6 +119,7 @@ impl HashPolicyRt {
                 },
                 Kind::SourceIp => Some(xxh64(input.remote.to_string().as_bytes(), 0)),
                 Kind::Query(name) => query_value(input.path, name).map(|v| xxh64(v.as_bytes(), 0)),
+                Kind::FilterState(key) => input.filter_state.and_then(|s| s.hash(key)),
             };
             if let Some(n) = next {
                 out.hash = Some(out.hash.map_or(0, |h| h.rotate_left(1)) ^ n);

@@ -289,6 +289,7 @@ fn weighted_use_hash_policy_picks_by_the_routes_hash() {
             remote: addr.ip(),
             peer: addr,
             local: addr,
+            filter_state: None,
         };
         let hash = policy.key(&input).hash;
         assert!(hash.is_some(), "{value}");

@@ -30,6 +30,7 @@ mod framing;
 mod grpc_filters;
 mod grpc_local_replies;
 mod hashing;
+mod hashing_filter_state;
 mod hashing_lb_config;
 mod header_formatters;
 mod health_checks;

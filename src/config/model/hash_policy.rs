@@ -23,4 +23,6 @@ pub enum HashPolicyKind {
     SourceIp,
     /// `query_parameter`: the first value of the parameter.
     QueryParameter(String),
+    /// `filter_state.key`: the hash of the stream's filter state object of that key.
+    FilterState(String),
 }

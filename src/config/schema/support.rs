@@ -391,6 +391,14 @@ pub(crate) static TABLE: &[Message] = &[
         &["metadata_namespace", "key", "value", "type"],
         &[],
     ),
+    // validate/filter_state.rs
+    m("envoy.extensions.filters.http.set_filter_state.v3.Config", &["on_request_headers"], &[]),
+    m(
+        "envoy.extensions.filters.common.set_filter_state.v3.FilterStateValue",
+        &["object_key", "factory_key", "format_string", "skip_if_empty", "shared_with_upstream"],
+        // Envoy 1.40 replaces a read-only value all the same; nothing in legate changes one.
+        &["read_only"],
+    ),
     // validate/decompressor.rs
     m(
         "envoy.extensions.filters.http.decompressor.v3.Decompressor",
@@ -665,8 +673,9 @@ pub(crate) static TABLE: &[Message] = &[
     m(
         "envoy.config.core.v3.SubstitutionFormatString",
         // `content_type`: a direct response's `body_format` (access logs have no use for it).
-        &["text_format", "text_format_source", "json_format", "content_type"],
-        &["omit_empty_values"],
+        // `omit_empty_values`: a set_filter_state value's (access logs accept and ignore it).
+        &["text_format", "text_format_source", "json_format", "content_type", "omit_empty_values"],
+        &[],
     ),
     // validate/cluster.rs
     m(
@@ -730,7 +739,7 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.core.v3.RuntimeDouble", &["default_value", "runtime_key"], &[]),
     m(
         "envoy.config.route.v3.RouteAction.HashPolicy",
-        &["header", "cookie", "connection_properties", "query_parameter", "terminal"],
+        &["header", "cookie", "connection_properties", "query_parameter", "filter_state", "terminal"],
         &[],
     ),
     m("envoy.config.route.v3.RouteAction.HashPolicy.Header", &["header_name", "regex_rewrite"], &[]),
@@ -738,6 +747,7 @@ pub(crate) static TABLE: &[Message] = &[
     m("envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", &["name", "value"], &[]),
     m("envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", &["source_ip"], &[]),
     m("envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", &["name"], &[]),
+    m("envoy.config.route.v3.RouteAction.HashPolicy.FilterState", &["key"], &[]),
     // validate/health.rs (issue 14)
     m(
         "envoy.config.core.v3.HealthCheck",

@@ -123,3 +123,72 @@ fn per_filter_config_errors_name_their_entry() {
     .unwrap_or_default();
     assert_eq!(e, [format!("{at}.response_rate_limit: not implemented by legate")]);
 }
+
+fn set_filter_state(values: &str) -> Result<Bootstrap, Vec<String>> {
+    let filter = format!(
+        "          - name: sfs\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config\n              on_request_headers: {values}\n"
+    );
+    load(&with_filters(&filter, ROUTE_A))
+}
+
+#[test]
+fn set_filter_state_values_are_read() {
+    let b = set_filter_state(
+        "[{object_key: a, factory_key: envoy.hashable_string, format_string: {text_format: \"%REQ(x-u)%\"}, \
+         skip_if_empty: true, read_only: true, shared_with_upstream: NONE}, \
+         {object_key: b, factory_key: envoy.string, format_string: {text_format_source: {inline_string: x}, omit_empty_values: true}}]",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let HttpFilterKind::SetFilterState(c) = &filters(&b)[0].kind else { panic!("not set_filter_state") };
+    assert_eq!(
+        c.values,
+        [
+            FilterStateValue {
+                key: "a".into(),
+                hashable: true,
+                format: "%REQ(x-u)%".into(),
+                omit_empty: false,
+                skip_if_empty: true
+            },
+            FilterStateValue {
+                key: "b".into(),
+                hashable: false,
+                format: "x".into(),
+                omit_empty: true,
+                skip_if_empty: false
+            },
+        ]
+    );
+}
+
+/// Envoy 1.40 refuses a key with no object factory ("'my.key' does not have an object
+/// factory"); legate also refuses the factories it does not have, and what it does not do.
+#[test]
+fn set_filter_state_refusals_name_the_field() {
+    const AT: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.on_request_headers[0]";
+    let has = |values: &str, want: &str| {
+        let e = set_filter_state(values).err().unwrap_or_default();
+        assert!(e.iter().any(|m| m.starts_with(&format!("{AT}{want}"))), "missing {want:?} in {e:#?}");
+    };
+    let text = "format_string: {text_format: x}";
+    has(&format!("[{{object_key: my.key, {text}}}]"), ".object_key: 'my.key' does not have an object factory");
+    has(
+        &format!("[{{object_key: k, factory_key: bogus, {text}}}]"),
+        ".factory_key: 'k' does not have an object factory",
+    );
+    has(
+        &format!("[{{object_key: envoy.tcp_proxy.cluster, {text}}}]"),
+        ".object_key: 'envoy.tcp_proxy.cluster' does not have an object factory legate implements",
+    );
+    has(
+        &format!("[{{object_key: k, factory_key: envoy.string, shared_with_upstream: ONCE, {text}}}]"),
+        ".shared_with_upstream: unsupported value \"ONCE\"",
+    );
+    has("[{object_key: k, factory_key: envoy.string}]", ": missing format_string");
+    has(
+        "[{object_key: k, factory_key: envoy.string, format_string: {json_format: {a: b}}}]",
+        ".format_string.json_format: unsupported field",
+    );
+    has("[{object_key: k, factory_key: envoy.string, format_string: {text_format: \"%BOGUS%\"}}]", ".format_string: ");
+    has(&format!("[{{object_key: \"\", factory_key: envoy.string, {text}}}]"), ".object_key: must not be empty");
+}

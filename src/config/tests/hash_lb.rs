@@ -86,12 +86,17 @@ fn hash_policies_are_read_in_order() {
 }
 
 #[test]
-fn filter_state_and_unknown_pseudo_headers_are_refused() {
-    let e = route_hash("[{filter_state: {key: k}}]").err().unwrap_or_default();
-    assert!(
-        e.iter().any(|m| m.starts_with(&format!("{ROUTE}.hash_policy[0].filter_state: unsupported field"))),
-        "{e:#?}"
-    );
+fn filter_state_is_read_by_its_key() {
+    let p = route_hash("[{filter_state: {key: my.key}, terminal: true}]").unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(p, [HashPolicy { kind: HashPolicyKind::FilterState("my.key".into()), terminal: true }]);
+    let e = route_hash("[{filter_state: {key: \"\"}}]").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m == &format!("{ROUTE}.hash_policy[0].filter_state.key: must not be empty")), "{e:#?}");
+    let e = route_hash("[{filter_state: {key: k}, header: {header_name: x}}]").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.ends_with("hash_policy[0]: only one of header, cookie, connection_properties, query_parameter, filter_state may be set")), "{e:#?}");
+}
+
+#[test]
+fn unknown_pseudo_headers_are_refused() {
     let e = route_hash("[{header: {header_name: \":scheme\"}}]").err().unwrap_or_default();
     assert!(e.iter().any(|m| m.contains("hash_policy[0].header.header_name: unsupported pseudo-header")), "{e:#?}");
     let e = route_hash("[{cookie: {name: \"\"}}]").err().unwrap_or_default();

@@ -137,20 +137,19 @@ fn hash_policy(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<HashPolicy> {
         q.finish(ctx, &[]);
         kinds.push(name.map(HashPolicyKind::QueryParameter));
     }
-    let path = o.path.clone();
-    if o.has("filter_state") {
-        // Nothing in legate sets filter state, so the key would never exist.
-        let at = o.at("filter_state");
-        o.ignore(&["filter_state"]);
-        ctx.err(at, "unsupported field (not implemented by legate: no filter sets filter state)");
+    if let Some(mut f) = o.obj(ctx, "filter_state") {
+        let key = nonempty(ctx, &mut f, "key");
+        f.finish(ctx, &[]);
+        kinds.push(key.map(HashPolicyKind::FilterState));
     }
+    let path = o.path.clone();
     let other = o.has_unread();
     o.finish(ctx, &[]);
     let n = kinds.len() + usize::from(source_ip.is_some());
     if n > 1 {
-        ctx.err(&path, "only one of header, cookie, connection_properties, query_parameter may be set");
+        ctx.err(&path, "only one of header, cookie, connection_properties, query_parameter, filter_state may be set");
     } else if n == 0 && !other && ctx.error_count() == before {
-        ctx.err(&path, "missing policy (header, cookie, connection_properties or query_parameter)");
+        ctx.err(&path, "missing policy (header, cookie, connection_properties, query_parameter or filter_state)");
     }
     if ctx.error_count() > before {
         return None;

@@ -66,6 +66,7 @@ pub(crate) fn http_filters(ctx: &mut Ctx, o: &mut Obj<'_>) -> Vec<HttpFilter> {
                     Some(t::GRPC_HTTP1_BRIDGE) => Some(super::grpc_filters::bridge(ctx, c)),
                     Some(t::GRPC_WEB) => Some(super::grpc_filters::grpc_web(ctx, c)),
                     Some(t::HEADER_TO_METADATA) => super::grpc_filters::header_to_metadata(ctx, c),
+                    Some(t::SET_FILTER_STATE) => super::filter_state::set_filter_state(ctx, c),
                     Some(_) if optional => None,
                     Some(_) => {
                         ctx.err(&path, format!("unsupported HTTP filter {name}"));

@@ -114,37 +114,7 @@ pub(super) fn template(s: &HttpService, adds: &[(HeaderName, HeaderText)], req: 
 /// What a formatted `headers_to_add` value reads: the client's request as the filter sees
 /// it, nothing answered yet (`%RESPONSE_CODE%` is 0).
 fn format_context<'a>(req: &'a CheckRequest<'a>) -> LogContext<'a> {
-    let info = &req.info;
-    LogContext {
-        start: std::time::SystemTime::now(),
-        request_headers: &req.parts.headers,
-        method: info.method,
-        path: info.full_path,
-        authority: info.authority,
-        scheme: if info.tls.is_some() { "https" } else { "http" },
-        protocol: Some(req.parts.version),
-        response_code: None,
-        response_code_details: None,
-        response_headers: None,
-        response_trailers: None,
-        response_flags: "",
-        bytes_received: 0,
-        bytes_sent: 0,
-        duration: None,
-        request_duration: None,
-        response_duration: None,
-        upstream_host: None,
-        upstream_cluster: info.cluster,
-        upstream_local_address: None,
-        upstream_transport_failure_reason: None,
-        upstream_request_attempt_count: 0,
-        downstream_remote: info.direct_remote,
-        downstream_local: info.local,
-        route_name: info.route_name,
-        tls: info.tls,
-        dynamic_metadata: None,
-        local_reply_body: None,
-    }
+    req.info.log_context(&req.parts.headers, req.parts.version, None)
 }
 
 /// The decision an answer makes.

@@ -23,6 +23,15 @@ fn cookie(name: &str, ttl: Option<u64>) -> HashPolicy {
 }
 
 fn key(policies: &[HashPolicy], headers: &[(&str, &str)], path: &str) -> LbKey {
+    key_with_state(policies, headers, path, None)
+}
+
+fn key_with_state(
+    policies: &[HashPolicy],
+    headers: &[(&str, &str)],
+    path: &str,
+    filter_state: Option<&crate::filters::FilterState>,
+) -> LbKey {
     let mut map = HeaderMap::new();
     for (n, v) in headers {
         map.append(
@@ -39,6 +48,7 @@ fn key(policies: &[HashPolicy], headers: &[(&str, &str)], path: &str) -> LbKey {
         remote: [10, 0, 0, 7].into(),
         peer: ([127, 0, 0, 1], 40000).into(),
         local: ([127, 0, 0, 1], 10000).into(),
+        filter_state,
     })
 }
 
@@ -115,4 +125,28 @@ fn source_ip_and_query_parameter() {
     assert_eq!(key(&q, &[], "/p?u").hash, Some(h("")));
     assert_eq!(key(&q, &[], "/p?uu=1").hash, None);
     assert_eq!(key(&q, &[], "/p").hash, None);
+}
+
+fn filter_state(key: &str) -> HashPolicy {
+    HashPolicy { kind: HashPolicyKind::FilterState(key.into()), terminal: false }
+}
+
+/// Envoy's `FilterStateHashMethod`: the object's own hash (an `envoy.hashable_string`'s is
+/// xxHash64 of its string); no object, or one that is not hashable, gives no key.
+#[test]
+fn filter_state_is_the_hash_of_a_hashable_object_and_nothing_else() {
+    let mut state = crate::filters::FilterState::default();
+    state.set("my.key", "alice".into(), true);
+    state.set("plain", "alice".into(), false);
+    let with = |p: &[HashPolicy]| key_with_state(p, &[], "/", Some(&state)).hash;
+    assert_eq!(with(&[filter_state("my.key")]), Some(h("alice")));
+    assert_eq!(with(&[filter_state("plain")]), None, "an envoy.string is not Hashable");
+    assert_eq!(with(&[filter_state("absent")]), None);
+    assert_eq!(key(&[filter_state("my.key")], &[], "/").hash, None, "before the filters: no state");
+    // Combined with the next policy as any other: rotate, then xor.
+    let both = with(&[filter_state("my.key"), header(":path")]);
+    assert_eq!(both, Some(h("alice").rotate_left(1) ^ h("/")));
+    // A terminal filter_state that found nothing does not stop the list.
+    let terminal = HashPolicy { terminal: true, ..filter_state("absent") };
+    assert_eq!(with(&[terminal, header(":path")]), Some(h("/")));
 }

@@ -184,6 +184,7 @@ pub async fn forward(
     timeout: Option<Duration>,
     policy: Option<&RetryPolicy>,
     progress: Option<&Progress>,
+    deferred_codes: &[u16],
 ) -> Result<Outcome, Failure> {
     let stats = &cluster.stats;
     let start = tokio::time::Instant::now();
@@ -296,8 +297,11 @@ pub async fn forward(
                     backoff(cluster, policy, attempt, asked, deadline()).await;
                     continue;
                 }
-                // Only the answer that is passed on is charged to the cluster's codes.
-                stats.charge(status, prepared.internal);
+                // Only the answer that is passed on is charged to the cluster's codes; one an
+                // internal redirect may follow is charged by the caller if it is passed on.
+                if !deferred_codes.contains(&status) {
+                    stats.charge(status, prepared.internal);
+                }
                 if attempt > 1 && retry_stop.is_none() {
                     stats.upstream_rq_retry_success.inc();
                 }

@@ -45,8 +45,9 @@ pub(super) async fn forward_to(
 ) -> Result<Response<ResBody>, LocalReason> {
     let policy = limits.policy.as_deref();
     let retries = policy.filter(|p| p.num_retries > 0);
-    // Kept as it streams for retries and mirrors alike.
-    let recorded = retries.is_some() || shadows.is_some();
+    let redirects = fwd.internal_redirect.as_deref();
+    // Kept as it streams for retries, mirrors and internal redirects alike.
+    let recorded = retries.is_some() || shadows.is_some() || redirects.is_some();
     // The route's idle timeout, or the connection manager's.
     let idle = fwd.idle_timeout.unwrap_or(hcm.config.stream_idle_timeout);
     let route_timed = limits.timeout.is_some()
@@ -131,7 +132,15 @@ pub(super) async fn forward_to(
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
         _ => None,
     };
-    let forwarding = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref());
+    // What an internal redirect would send again: the body whole, when it has ended.
+    let kept = match (redirects, &body) {
+        (None, _) => None,
+        (Some(_), BodySource::Replayable(bytes)) => Some(Ok(bytes.clone().unwrap_or_default())),
+        (Some(_), BodySource::Recorded(r)) => Some(Err(r.handle())),
+        (Some(_), BodySource::Stream(_)) => None,
+    };
+    let deferred = redirects.map_or(&[][..], |p| &p.codes[..]);
+    let forwarding = forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref(), deferred);
     let route_idle = fwd.idle_timeout.flatten();
     let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
     let outcome = match stream_duration::within(limits.stream_deadline, forwarding).await {
@@ -265,6 +274,25 @@ pub(super) async fn forward_to(
             Err(reason)
         }
     };
+    if let (Some(p), Ok(resp)) = (redirects, &result) {
+        if p.codes.contains(&resp.status().as_u16()) {
+            let body = kept.and_then(|k| match k {
+                Ok(bytes) => Some(bytes),
+                Err(recording) => recording.whole().map(|(data, _)| data),
+            });
+            trace.redirect = Some(Box::new(super::internal_redirect::Candidate {
+                policy: Box::new(p.clone()),
+                route_name: route.name.clone().unwrap_or_default(),
+                cluster: Arc::clone(cluster),
+                method: prepared.method.clone(),
+                path: prepared.path.clone(),
+                authority: prepared.authority.clone(),
+                headers: prepared.headers.clone(),
+                body,
+                internal,
+            }));
+        }
+    }
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it.
         let AttemptTemplate { path, mut authority, headers, .. } = prepared;

@@ -33,6 +33,7 @@ mod hashing;
 mod hashing_lb_config;
 mod header_formatters;
 mod health_checks;
+mod internal_redirects;
 mod listener_stats;
 mod local_replies;
 mod locality_lb;

@@ -216,9 +216,21 @@ pub(super) async fn process(
             let mut view = RequestView::new(path, method, authority, scheme, h);
             view.downstream = routing_downstream(ctx, cfg, h, table.require_tls);
             view.runtime = Some((&ctx.shared.runtime, rand::random()));
-            table.find(&view).ok().map(|(_, r)| r.name.clone())
+            table.find(&view).ok().map(|(_, r)| {
+                let cluster = match &r.action {
+                    ActionRt::Forward(fwd) => match &fwd.target {
+                        crate::routing::Target::Cluster(c) => c.cluster.clone(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                (r.name.clone(), cluster)
+            })
         };
         let Some(next) = internal_redirect::follow(*candidate, &resp, state, lookup) else { return Ok(resp) };
+        if trace.logging {
+            internal_redirect::log_followed(hcm, ctx, parts.version, &resp, &next, trace);
+        }
         drop(resp);
         // Envoy sends the new request on a new stream of the same connection manager.
         hcm.stats.downstream_rq_total.inc();

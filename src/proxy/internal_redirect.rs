@@ -10,6 +10,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, LOCATION};
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::sync::Arc;
 
+use super::access::{LoggedRequest, PendingLog, StreamInfo};
 use super::body::ResBody;
 use crate::config::model::{InternalRedirectPolicy, RedirectPredicate};
 
@@ -53,7 +54,14 @@ pub(super) struct Next {
     pub authority: HeaderValue,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The route the redirect was checked against and its cluster, when it names one (the
+    /// log line of the stream the redirect ends shows them, as Envoy's does).
+    pub route_name: Option<String>,
+    pub route_cluster: Option<Arc<crate::upstream::Cluster>>,
 }
+
+/// A route found for a redirect: its name and its cluster, if it names one.
+pub(super) type Target = (Option<String>, Option<Arc<crate::upstream::Cluster>>);
 
 /// Whether `c`'s answer `resp` is followed: the next request, or `None` to pass `resp` on.
 /// Counts Envoy's `upstream_internal_redirect_{succeeded,failed}_total` on the cluster, and
@@ -62,7 +70,7 @@ pub(super) fn follow(
     c: Candidate,
     resp: &Response<ResBody>,
     state: &mut Followed,
-    lookup: impl FnOnce(&str, &str, &str, &HeaderMap) -> Option<Option<String>>,
+    lookup: impl FnOnce(&str, &str, &str, &HeaderMap) -> Option<Target>,
 ) -> Option<Next> {
     let stats = &c.cluster.stats;
     match next_request(&c, resp, state, lookup) {
@@ -82,7 +90,7 @@ fn next_request(
     c: &Candidate,
     resp: &Response<ResBody>,
     state: &mut Followed,
-    lookup: impl FnOnce(&str, &str, &str, &HeaderMap) -> Option<Option<String>>,
+    lookup: impl FnOnce(&str, &str, &str, &HeaderMap) -> Option<Target>,
 ) -> Option<Next> {
     // Envoy follows only a request that has ended, its body kept whole.
     let body = c.body.clone()?;
@@ -102,7 +110,8 @@ fn next_request(
             }
         }
     }
-    let target = lookup(&path, c.method.as_str(), &authority, &headers)?.unwrap_or_default();
+    let (route_name, route_cluster) = lookup(&path, c.method.as_str(), &authority, &headers)?;
+    let target = route_name.clone().unwrap_or_default();
     for p in &c.policy.predicates {
         let accepted = match p {
             RedirectPredicate::AllowListedRoutes(names) => names.iter().any(|n| *n == target),
@@ -145,7 +154,54 @@ fn next_request(
     let uri = http::Uri::builder().path_and_query(path.as_str()).build().ok()?;
     state.count += 1;
     state.https = target_https;
-    Some(Next { method, uri, authority, headers, body })
+    Some(Next { method, uri, authority, headers, body, route_name, route_cluster })
+}
+
+/// The access-log line of the stream Envoy ends for a redirect it follows: the 3xx, details
+/// `internal_redirect`, and the request as the redirect rewrote it (Envoy's new stream takes
+/// over the same header map before the old one is logged).
+pub(super) fn log_followed(
+    hcm: &crate::snapshot::Hcm,
+    ctx: &super::ConnCtx,
+    version: http::Version,
+    resp: &Response<ResBody>,
+    next: &Next,
+    trace: &StreamInfo,
+) {
+    let elapsed = trace.started.map_or(std::time::Duration::ZERO, |s| s.elapsed());
+    let info = StreamInfo {
+        started: trace.started,
+        upstream_host: trace.upstream_host,
+        cluster: next.route_cluster.clone().or_else(|| trace.cluster.clone()),
+        route_name: next.route_name.clone(),
+        response_flags: trace.response_flags,
+        attempts: trace.attempts,
+        details: Some("internal_redirect"),
+        logging: true,
+        rx_bytes: trace.rx_bytes.clone(),
+        ..StreamInfo::default()
+    };
+    let log = PendingLog {
+        loggers: Arc::clone(&hcm.access_logs),
+        start: std::time::SystemTime::now().checked_sub(elapsed).unwrap_or_else(std::time::SystemTime::now),
+        started: std::time::Instant::now().checked_sub(elapsed).unwrap_or_else(std::time::Instant::now),
+        request: LoggedRequest {
+            method: next.method.clone(),
+            path: next.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+            authority: next.authority.clone(),
+            headers: next.headers.clone(),
+        },
+        version,
+        status: resp.status().as_u16(),
+        response_headers: super::stream::logged_response_headers(&hcm.log_response_headers, resp.headers()),
+        trailers: None,
+        trace: info,
+        remote: ctx.remote,
+        local: ctx.local,
+        bytes_sent: 0,
+        tls: ctx.tls.get().cloned(),
+    };
+    log.write();
 }
 
 /// `Location` as Envoy's URL parser takes it: an absolute URL with a scheme and a host; its

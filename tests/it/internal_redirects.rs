@@ -8,6 +8,7 @@ use http_body_util::Full;
 use hyper::{Method, Request};
 use serde_json::{json, Value};
 
+use crate::access_log::{file_log, lines, log_dir};
 use crate::common::client::{request, Client};
 use crate::common::config::{bootstrap, static_cluster};
 use crate::common::legate::Legate;
@@ -257,4 +258,37 @@ async fn a_body_over_the_buffer_limit_is_not_redirected() {
     assert_eq!((r.status.as_u16(), r.instance()), (200, "b".to_string()));
     assert_eq!(legate.stat("cluster.a.upstream_internal_redirect_failed_total").await, 1);
     assert_eq!(legate.stat("cluster.a.upstream_internal_redirect_succeeded_total").await, 1);
+}
+
+/// Envoy logs the stream a redirect ends (its 3xx, `internal_redirect`, the request as the
+/// redirect rewrote it, the route it was checked against) and then the new one.
+#[tokio::test]
+async fn each_redirect_ends_a_logged_stream() {
+    let a = upstream::http1().name("a").spawn().await;
+    let b = upstream::http1().name("b").spawn().await;
+    let routes = json!([route("follow", "/follow/", "a", Some(json!({}))), route("landing", "/landing", "b", None)]);
+    let mut doc = bootstrap()
+        .routes(routes)
+        .cluster(static_cluster("a", &[a.addr()]))
+        .cluster(static_cluster("b", &[b.addr()]))
+        .value();
+    let (_dir, path) = log_dir();
+    let format = "%RESPONSE_CODE% %REQ(:AUTHORITY)% %REQ(:PATH)% %ROUTE_NAME% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% \
+                  %RESPONSE_CODE_DETAILS% %REQ(X-ENVOY-ORIGINAL-URL)%\n";
+    doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["access_log"] =
+        json!([file_log(&path, Some(json!({ "text_format": format })))]);
+    let legate = Legate::start(serde_yaml::to_string(&doc).expect("yaml")).await;
+    let r = Client::h1()
+        .get_with(&legate.url("main", "/follow/status/302/x"), &[("x-echo-response-header", &to("http://h/landing/y"))])
+        .await;
+    assert_eq!(r.instance(), "b");
+    let original = format!("http://{}/follow/status/302/x", legate.listener("main"));
+    let got = lines(&path, 2).await;
+    assert_eq!(
+        got,
+        vec![
+            format!("302 h /landing/y landing b {} internal_redirect {original}", a.addr()),
+            format!("200 h /landing/y landing b {} via_upstream {original}", b.addr()),
+        ]
+    );
 }

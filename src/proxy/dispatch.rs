@@ -1,7 +1,8 @@
 //! The connection manager's part of a request before the router: the request head's checks
 //! (codec rejections, methods, authority, path normalization, upgrades), internal-only headers,
 //! the route lookup, the decoding filters, and the route's action (a direct response, a
-//! redirect, or forwarding through [`super::router`]).
+//! redirect, or forwarding through [`super::router`]); again for each internal redirect
+//! followed ([`super::internal_redirect`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

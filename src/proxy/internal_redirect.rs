@@ -114,7 +114,7 @@ fn next_request(
     let target = route_name.clone().unwrap_or_default();
     for p in &c.policy.predicates {
         let accepted = match p {
-            RedirectPredicate::AllowListedRoutes(names) => names.iter().any(|n| *n == target),
+            RedirectPredicate::AllowListedRoutes(names) => names.contains(&target),
             RedirectPredicate::SafeCrossScheme => !state.https || target_https,
             RedirectPredicate::PreviousRoutes => {
                 let i = match state.previous.iter().position(|(r, _)| *r == c.route_name) {

@@ -1,7 +1,8 @@
 //! The router's work around [`super::forward::forward`]: the request body as the attempts need
-//! it (replayable for retries, streamed otherwise), the request as the access log sees it, and
-//! the upstream's response shaped for the downstream (hop-by-hop headers, `server`,
-//! `x-envoy-upstream-service-time`, header operations, the body's route and idle timers).
+//! it (replayable for retries and internal redirects, streamed otherwise), the request as the
+//! access log sees it, the answer an internal redirect may follow, and the upstream's response
+//! shaped for the downstream (hop-by-hop headers, `server`, `x-envoy-upstream-service-time`,
+//! header operations, the body's route and idle timers).
 
 use std::sync::Arc;
 
@@ -45,7 +46,8 @@ pub(super) async fn forward_to(
 ) -> Result<Response<ResBody>, LocalReason> {
     let policy = limits.policy.as_deref();
     let retries = policy.filter(|p| p.num_retries > 0);
-    let redirects = fwd.internal_redirect.as_deref();
+    // An upgrade's request never ends before its answer: Envoy never redirects it.
+    let redirects = fwd.internal_redirect.as_deref().filter(|_| trace.upgrade.is_none());
     // Kept as it streams for retries, mirrors and internal redirects alike.
     let recorded = retries.is_some() || shadows.is_some() || redirects.is_some();
     // The route's idle timeout, or the connection manager's.

@@ -20,6 +20,7 @@ pub(crate) mod hcm;
 pub(crate) mod headers;
 pub(crate) mod health;
 pub(crate) mod http_filters;
+pub(crate) mod internal_redirect;
 pub(crate) mod lb_config;
 pub(crate) mod listener;
 pub(crate) mod local_ratelimit;

@@ -63,6 +63,9 @@ pub struct StreamInfo {
     pub format: Option<Box<super::header_format::FormatEnv>>,
     /// An HTTP/1.1 upgrade request (WebSocket), and the upstream's side once it answered 101.
     pub upgrade: Option<super::upgrade::UpgradeRequest>,
+    /// An answer the route's internal redirect policy may follow, set by the router only
+    /// for a route with a policy and an answer of one of its codes.
+    pub redirect: Option<Box<super::internal_redirect::Candidate>>,
 }
 
 /// How Envoy's log shows a request refused on its raw head.

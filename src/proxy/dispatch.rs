@@ -1,7 +1,8 @@
 //! The connection manager's part of a request before the router: the request head's checks
 //! (codec rejections, methods, authority, path normalization, upgrades), internal-only headers,
 //! the route lookup, the decoding filters, and the route's action (a direct response, a
-//! redirect, or forwarding through [`super::router`]).
+//! redirect, or forwarding through [`super::router`]); again for each internal redirect
+//! followed ([`super::internal_redirect`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::access::{RawHead, StreamInfo};
 use super::body::ResBody;
 use super::header_format::{self, FormatEnv, FormatRequest, FormatResponse};
 use super::headers::{self, X_ENVOY_ORIGINAL_HOST, X_ENVOY_ORIGINAL_PATH};
+use super::internal_redirect::{self, Followed};
 use super::local_reply::{self, reply, LocalReason};
 use super::mirror::Shadows;
 use super::router::{forward_to, header_ops, Side};
@@ -164,7 +166,7 @@ pub(super) async fn process(
 
     // The authority: `:authority` for h2; for HTTP/1 the request target's when it is in
     // absolute form (RFC 9112 3.2.2: `Host` is then ignored), else `Host`.
-    let authority: HeaderValue = match parts.uri.authority() {
+    let mut authority: HeaderValue = match parts.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).map_err(|_| LocalReason::BadRequest)?,
         None => match parts.headers.get(HOST) {
             Some(h) => h.clone(),
@@ -174,7 +176,7 @@ pub(super) async fn process(
             },
         },
     };
-    let authority_str = authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
+    let mut authority_str = authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
     let mut full_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     if cfg.normalize_path || cfg.merge_slashes {
         if let Some(normal) = normalize::normalize(&full_path, cfg.normalize_path, cfg.merge_slashes) {
@@ -191,15 +193,97 @@ pub(super) async fn process(
         trace.upgrade = UpgradeRequest::of(&parts.headers);
     }
 
+    let mut body = RequestBody::Incoming(body);
+    let mut followed: Option<Box<Followed>> = None;
+    loop {
+        let here = (&authority, authority_str.as_str(), full_path);
+        let result =
+            pass(ctx, clusters, hcm, parts, body, (&mut *trace, route_idle), &mut *chain, here, followed.is_some())
+                .await;
+        // Set only for a route with an internal redirect policy and an answer of its codes.
+        let Some(candidate) = trace.redirect.take() else { return result };
+        let Ok(resp) = result else { return result };
+        let state = followed.get_or_insert_with(|| {
+            let https = match parts.uri.scheme_str() {
+                Some(s) => s != "http",
+                None => ctx.tls.get().is_some(),
+            };
+            Box::new(Followed::new(https))
+        });
+        let table = &hcm.routes;
+        let https = state.https;
+        let lookup = |path: &str, method: &str, authority: &str, h: &http::HeaderMap| {
+            let scheme = if https { "https" } else { "http" };
+            let mut view = RequestView::new(path, method, authority, scheme, h);
+            view.downstream = routing_downstream(ctx, cfg, h, table.require_tls);
+            view.runtime = Some((&ctx.shared.runtime, rand::random()));
+            table.find(&view).ok().map(|(_, r)| {
+                let cluster = match &r.action {
+                    ActionRt::Forward(fwd) => match &fwd.target {
+                        crate::routing::Target::Cluster(c) => c.cluster.clone(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                (r.name.clone(), cluster)
+            })
+        };
+        let Some(next) = internal_redirect::follow(*candidate, &resp, state, lookup) else { return Ok(resp) };
+        if trace.logging {
+            internal_redirect::log_followed(hcm, ctx, parts.version, &resp, &next, trace);
+        }
+        drop(resp);
+        // Envoy sends the new request on a new stream of the same connection manager.
+        hcm.stats.downstream_rq_total.inc();
+        hcm.stats.rq_total.inc();
+        if parts.version == Version::HTTP_2 {
+            hcm.stats.downstream_rq_http2_total.inc();
+        } else {
+            hcm.stats.downstream_rq_http1_total.inc();
+        }
+        parts.method = next.method;
+        parts.uri = next.uri;
+        parts.headers = next.headers;
+        authority_str = next.authority.to_str().map_err(|_| LocalReason::BadRequest)?.to_string();
+        authority = next.authority;
+        full_path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        body = RequestBody::Buffered(next.body);
+        // The new stream's filters: a new chain.
+        *chain = filters::Stream::default();
+    }
+}
+
+/// One pass of a request through routing, the decoding filters and the route's action: the
+/// request as the client sent it, then each internal redirect's (`redirected`), which Envoy
+/// handles as a new stream whose headers the connection manager does not set again.
+#[allow(clippy::too_many_arguments)]
+async fn pass(
+    ctx: &ConnCtx,
+    clusters: &std::collections::HashMap<String, Arc<crate::upstream::Cluster>>,
+    hcm: &Hcm,
+    parts: &mut http::request::Parts,
+    mut body: RequestBody,
+    (trace, route_idle): (&mut StreamInfo, &std::sync::atomic::AtomicBool),
+    chain: &mut filters::Stream,
+    (authority, authority_str, mut full_path): (&HeaderValue, &str, String),
+    redirected: bool,
+) -> Result<Response<ResBody>, LocalReason> {
+    let cfg = &hcm.config;
+    let authority = authority.clone();
+    let authority_str = authority_str.to_string();
     let table: &RouteTable = &hcm.routes;
-    if !table.internal_only_headers.is_empty() && !headers::client_is_internal(&parts.headers, cfg, ctx.remote) {
+    if !redirected
+        && !table.internal_only_headers.is_empty()
+        && !headers::client_is_internal(&parts.headers, cfg, ctx.remote)
+    {
         // Envoy cleans them before routing: an external client cannot match a route by them.
         for name in table.internal_only_headers.iter() {
             parts.headers.remove(name);
         }
     }
     let method_str = parts.method.as_str().to_string();
-    let mut view = RequestView::new(&full_path, &method_str, &authority_str, "http", &parts.headers);
+    let scheme = if redirected && parts.uri.scheme_str() == Some("https") { "https" } else { "http" };
+    let mut view = RequestView::new(&full_path, &method_str, &authority_str, scheme, &parts.headers);
     view.downstream = routing_downstream(ctx, cfg, &parts.headers, table.require_tls);
     // Envoy's stream id: one random value a route's `runtime_fraction` is drawn with.
     view.runtime = Some((&ctx.shared.runtime, rand::random()));
@@ -234,7 +318,6 @@ pub(super) async fn process(
         },
         Err(_) => None,
     };
-    let mut body = RequestBody::Incoming(body);
     if !hcm.filters.is_empty() {
         let (route, weighted) = match (&found, picked) {
             (Ok((_, r)), Some((_, w))) => (Some(*r), w),
@@ -358,16 +441,19 @@ pub(super) async fn process(
                 UpgradeRequest::restore(&mut parts.headers, up.upgrade.clone(), up.connection.clone());
             }
             headers::strip_expect_continue(&mut parts.headers);
-            headers::mutate_forwarding(
-                &mut parts.headers,
-                cfg,
-                ctx.remote,
-                ctx.shared.local_ip,
-                ctx.tls.get().map(|t| &**t),
-            );
-            trace.forwarding_headers_set = true;
-            if cfg.add_user_agent {
-                headers::add_user_agent(&mut parts.headers, &ctx.shared.local_node);
+            // A redirect's request carries what the first pass set.
+            if !redirected {
+                headers::mutate_forwarding(
+                    &mut parts.headers,
+                    cfg,
+                    ctx.remote,
+                    ctx.shared.local_ip,
+                    ctx.tls.get().map(|t| &**t),
+                );
+                trace.forwarding_headers_set = true;
+                if cfg.add_user_agent {
+                    headers::add_user_agent(&mut parts.headers, &ctx.shared.local_node);
+                }
             }
             // Envoy computes the key as it chooses the host: on the headers as the connection
             // manager and the filters left them, before the route's header operations.

@@ -202,6 +202,7 @@ pub async fn forward(
     timeout: Option<Duration>,
     policy: Option<&RetryPolicy>,
     progress: Option<&Progress>,
+    deferred_codes: &[u16],
 ) -> Result<Outcome, Failure> {
     if let Some(p) = policy.filter(|p| p.hedge_on_per_try_timeout) {
         if p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some() {
@@ -319,8 +320,11 @@ pub async fn forward(
                     backoff(cluster, policy, attempt, asked, deadline()).await;
                     continue;
                 }
-                // Only the answer that is passed on is charged to the cluster's codes.
-                stats.charge(status, prepared.internal);
+                // Only the answer that is passed on is charged to the cluster's codes; one an
+                // internal redirect may follow is charged by the caller if it is passed on.
+                if !deferred_codes.contains(&status) {
+                    stats.charge(status, prepared.internal);
+                }
                 if attempt > 1 && retry_stop.is_none() {
                     stats.upstream_rq_retry_success.inc();
                 }

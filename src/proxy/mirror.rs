@@ -120,7 +120,7 @@ impl MirrorBody {
 
 async fn send(cluster: &Arc<Cluster>, template: &AttemptTemplate, body: MirrorBody, timeout: Duration) {
     let body = body.source();
-    match forward::forward(cluster, template, body, Some(timeout), None, None).await {
+    match forward::forward(cluster, template, body, Some(timeout), None, None, &[]).await {
         Ok(out) => {
             // Read to its end so that the connection can serve again; bounded by the caller.
             let mut body = out.response.into_body();

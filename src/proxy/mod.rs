@@ -14,6 +14,7 @@ mod dispatch;
 pub mod forward;
 mod header_format;
 pub mod headers;
+mod internal_redirect;
 mod limits;
 pub mod local_reply;
 pub mod mirror;

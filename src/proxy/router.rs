@@ -1,7 +1,8 @@
 //! The router's work around [`super::forward::forward`]: the request body as the attempts need
-//! it (replayable for retries, streamed otherwise), the request as the access log sees it, and
-//! the upstream's response shaped for the downstream (hop-by-hop headers, `server`,
-//! `x-envoy-upstream-service-time`, header operations, the body's route and idle timers).
+//! it (replayable for retries and internal redirects, streamed otherwise), the request as the
+//! access log sees it, the answer an internal redirect may follow, and the upstream's response
+//! shaped for the downstream (hop-by-hop headers, `server`, `x-envoy-upstream-service-time`,
+//! header operations, the body's route and idle timers).
 
 use std::sync::Arc;
 
@@ -45,8 +46,10 @@ pub(super) async fn forward_to(
 ) -> Result<Response<ResBody>, LocalReason> {
     let policy = limits.policy.as_deref();
     let retries = policy.filter(|p| p.num_retries > 0);
-    // Kept as it streams for retries and mirrors alike.
-    let recorded = retries.is_some() || shadows.is_some();
+    // An upgrade's request never ends before its answer: Envoy never redirects it.
+    let redirects = fwd.internal_redirect.as_deref().filter(|_| trace.upgrade.is_none());
+    // Kept as it streams for retries, mirrors and internal redirects alike.
+    let recorded = retries.is_some() || shadows.is_some() || redirects.is_some();
     // The route's idle timeout, or the connection manager's.
     let idle = fwd.idle_timeout.unwrap_or(hcm.config.stream_idle_timeout);
     let route_timed = limits.timeout.is_some()
@@ -131,11 +134,26 @@ pub(super) async fn forward_to(
         (Some(s), BodySource::Recorded(r)) => Some((s, r.handle())),
         _ => None,
     };
+    // What an internal redirect would send again: the body whole, when it has ended.
+    let kept = match (redirects, &body) {
+        (None, _) => None,
+        (Some(_), BodySource::Replayable(bytes)) => Some(Ok(bytes.clone().unwrap_or_default())),
+        (Some(_), BodySource::Recorded(r)) => Some(Err(r.handle())),
+        (Some(_), BodySource::Stream(_)) => None,
+    };
+    let deferred = redirects.map_or(&[][..], |p| &p.codes[..]);
     // Pinned where it is made, as in `stream::handle`: the combinators below then move a
     // pointer, not the kilobytes of the forwarding's state.
     let outcome = {
-        let forwarding =
-            std::pin::pin!(forward::forward(cluster, &prepared, body, limits.timeout, policy, progress.as_deref()));
+        let forwarding = std::pin::pin!(forward::forward(
+            cluster,
+            &prepared,
+            body,
+            limits.timeout,
+            policy,
+            progress.as_deref(),
+            deferred
+        ));
         let route_idle = fwd.idle_timeout.flatten();
         let forwarding = stream_duration::idle_within(route_idle, trace.progress.as_deref(), forwarding);
         stream_duration::within(limits.stream_deadline, forwarding).await
@@ -271,6 +289,25 @@ pub(super) async fn forward_to(
             Err(reason)
         }
     };
+    if let (Some(p), Ok(resp)) = (redirects, &result) {
+        if p.codes.contains(&resp.status().as_u16()) {
+            let body = kept.and_then(|k| match k {
+                Ok(bytes) => Some(bytes),
+                Err(recording) => recording.whole().map(|(data, _)| data),
+            });
+            trace.redirect = Some(Box::new(super::internal_redirect::Candidate {
+                policy: Box::new(p.clone()),
+                route_name: route.name.clone().unwrap_or_default(),
+                cluster: Arc::clone(cluster),
+                method: prepared.method.clone(),
+                path: prepared.path.clone(),
+                authority: prepared.authority.clone(),
+                headers: prepared.headers.clone(),
+                body,
+                internal,
+            }));
+        }
+    }
     if trace.logging {
         // A logger wants the request as forwarded; the attempts sent copies of it.
         let AttemptTemplate { path, mut authority, headers, .. } = prepared;

@@ -254,7 +254,7 @@ fn warn_over_limits(ctx: &ConnCtx) {
 }
 
 /// Copies of the response headers the loggers read (all values of each), not of them all.
-fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -> http::HeaderMap {
+pub(super) fn logged_response_headers(names: &[http::HeaderName], sent: &http::HeaderMap) -> http::HeaderMap {
     let mut kept = http::HeaderMap::new();
     for name in names {
         for value in sent.get_all(name) {

@@ -259,12 +259,12 @@ mod tests {
         // The deadline counts from the stream's start, not from when forwarding began.
         let start = tokio::time::Instant::now();
         tokio::time::sleep(MS(200)).await;
-        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
         let r = within(Some(start + Duration::from_secs(1)), slow).await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         let start = tokio::time::Instant::now();
-        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
         let r = within(Some(start + Duration::from_secs(1)), quick).await;
         assert_eq!(r.and_then(Result::ok).map(|o| o.response.status().as_u16()), Some(200));
         assert_eq!(start.elapsed(), MS(900));
@@ -288,7 +288,8 @@ mod tests {
         let t = template();
         let idle = Some(Duration::from_secs(1));
         let start = tokio::time::Instant::now();
-        let r = idle_within(idle, None, forward(&cluster, &t, BodySource::Replayable(None), None, None, None)).await;
+        let r =
+            idle_within(idle, None, forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[])).await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         // The client still sending pushes it back.
@@ -301,13 +302,13 @@ mod tests {
                 p.touch();
             })
         };
-        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
         let r = idle_within(idle, Some(&p), slow).await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), MS(1800));
         toucher.await.unwrap_or_default();
         let start = tokio::time::Instant::now();
-        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None);
+        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
         let r = idle_within(idle, None, quick).await;
         assert_eq!(r.and_then(Result::ok).map(|o| o.response.status().as_u16()), Some(200));
         assert_eq!(start.elapsed(), MS(900));

@@ -242,6 +242,7 @@ fn build_route(
                 append_xfh: f.append_x_forwarded_host,
                 stream_duration: f.max_stream_duration,
                 legacy_grpc: f.legacy_grpc.filter(|_| f.max_stream_duration.is_none()),
+                internal_redirect: f.internal_redirect.clone().map(Box::new),
                 idle_timeout: f.idle_timeout,
             }))
         }

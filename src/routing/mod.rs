@@ -172,6 +172,8 @@ pub struct ForwardRt {
     pub legacy_grpc: Option<model::LegacyGrpcTimeout>,
     /// `idle_timeout`: `Some(None)` disables the stream idle timeout for the route.
     pub idle_timeout: Option<Option<Duration>>,
+    /// `internal_redirect_policy`: `None` for most routes, which then pay one branch.
+    pub internal_redirect: Option<Box<model::InternalRedirectPolicy>>,
 }
 
 /// One `request_mirror_policies` entry.

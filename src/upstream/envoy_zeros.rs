@@ -1,7 +1,7 @@
 //! The cluster stats Envoy shows for every cluster (a STATIC one included) that legate never
 //! moves: the discovery counters of a cluster without discovery (`update_*`, `assignment_*`),
 //! and those of features legate does not have (zone and subset load balancing, HTTP/3, flow
-//! control, internal redirects). They exist at 0 so that `/stats` and `/stats/prometheus`
+//! control). They exist at 0 so that `/stats` and `/stats/prometheus`
 //! list the names Envoy 1.40 lists for the same cluster; DNS and EDS clusters count their
 //! `update_*` in the same counters (the store hands out one counter per name).
 
@@ -46,8 +46,6 @@ const COUNTERS: &[&str] = &[
     "upstream_flow_control_paused_reading_total",
     "upstream_flow_control_resumed_reading_total",
     "upstream_http3_broken",
-    "upstream_internal_redirect_failed_total",
-    "upstream_internal_redirect_succeeded_total",
     "upstream_rq_0rtt",
     "upstream_rq_cancelled",
     "upstream_rq_maintenance_mode",

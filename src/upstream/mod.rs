@@ -72,6 +72,9 @@ pub struct ClusterStats {
     pub upstream_rq_retry_limit_exceeded: Counter,
     /// Requests no longer retried because their body outgrew the retry buffer.
     pub retry_or_shadow_abandoned: Counter,
+    /// Internal redirects followed / refused (the 3xx then passed on) for the route's cluster.
+    pub upstream_internal_redirect_succeeded_total: Counter,
+    pub upstream_internal_redirect_failed_total: Counter,
     pub upstream_rq_retry_backoff_exponential: Counter,
     /// Always 0: legate has no rate-limited back-off (`rate_limited_retry_back_off` is refused).
     pub upstream_rq_retry_backoff_ratelimited: Counter,
@@ -168,6 +171,8 @@ impl ClusterStats {
             upstream_rq_retry_success: c("upstream_rq_retry_success"),
             upstream_rq_retry_limit_exceeded: c("upstream_rq_retry_limit_exceeded"),
             retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
+            upstream_internal_redirect_succeeded_total: c("upstream_internal_redirect_succeeded_total"),
+            upstream_internal_redirect_failed_total: c("upstream_internal_redirect_failed_total"),
             upstream_rq_retry_backoff_exponential: c("upstream_rq_retry_backoff_exponential"),
             upstream_rq_retry_backoff_ratelimited: c("upstream_rq_retry_backoff_ratelimited"),
             upstream_rq_rx_reset: c("upstream_rq_rx_reset"),

@@ -35,6 +35,7 @@ mod hashing_lb_config;
 mod header_formatters;
 mod health_checks;
 mod hedging;
+mod internal_redirects;
 mod listener_stats;
 mod local_replies;
 mod locality_lb;

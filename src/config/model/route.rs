@@ -328,6 +328,34 @@ pub struct ForwardAction {
     /// `idle_timeout`, in place of the connection manager's `stream_idle_timeout`;
     /// `Some(None)` when 0 (no idle timeout at all).
     pub idle_timeout: Option<Option<Duration>>,
+    /// `internal_redirect_policy`, or the deprecated `internal_redirect_action:
+    /// HANDLE_INTERNAL_REDIRECT` with `max_internal_redirects`.
+    pub internal_redirect: Option<InternalRedirectPolicy>,
+}
+
+/// `RouteAction.InternalRedirectPolicy`: which upstream 3xx answers the proxy follows itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InternalRedirectPolicy {
+    /// `max_internal_redirects`, default 1: redirects one request may follow in all.
+    pub max_internal_redirects: u32,
+    /// `redirect_response_codes` kept of 301, 302, 303, 307, 308 (Envoy ignores the others);
+    /// default 302 alone.
+    pub codes: Vec<u16>,
+    pub predicates: Vec<RedirectPredicate>,
+    pub allow_cross_scheme_redirect: bool,
+    /// `response_headers_to_copy`, lowercased.
+    pub response_headers_to_copy: Vec<String>,
+}
+
+/// One of `InternalRedirectPolicy.predicates`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedirectPredicate {
+    /// `allow_listed_routes`: the target route's name is one of these.
+    AllowListedRoutes(Vec<String>),
+    /// `previous_routes`: a route followed once from this route is not followed again.
+    PreviousRoutes,
+    /// `safe_cross_scheme`: no https to http.
+    SafeCrossScheme,
 }
 
 /// `RouteAction.MaxStreamDuration`: how long the whole stream may last, counted from its

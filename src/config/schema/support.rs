@@ -1012,9 +1012,31 @@ pub(crate) static TABLE: &[Message] = &[
             "grpc_timeout_offset",
             "idle_timeout",
             "hedge_policy", // proxy/forward/hedge.rs (issue 14)
+            // validate/internal_redirect.rs, proxy/internal_redirect.rs (issue 16).
+            "internal_redirect_policy",
+            "internal_redirect_action",
+            "max_internal_redirects",
         ],
         &[],
     ),
+    m(
+        "envoy.config.route.v3.InternalRedirectPolicy",
+        &[
+            "max_internal_redirects",
+            "redirect_response_codes",
+            "predicates",
+            "allow_cross_scheme_redirect",
+            "response_headers_to_copy",
+        ],
+        &[],
+    ),
+    m(
+        "envoy.extensions.internal_redirect.allow_listed_routes.v3.AllowListedRoutesConfig",
+        &["allowed_route_names"],
+        &[],
+    ),
+    m("envoy.extensions.internal_redirect.previous_routes.v3.PreviousRoutesConfig", &[], &[]),
+    m("envoy.extensions.internal_redirect.safe_cross_scheme.v3.SafeCrossSchemeConfig", &[], &[]),
     m(
         "envoy.config.route.v3.RouteAction.MaxStreamDuration",
         &["max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"],

@@ -1,5 +1,5 @@
-//! `RouteAction` fields beyond the cluster and rewrites: the stream duration, gRPC timeouts and
-//! the route's idle timeout.
+//! `RouteAction` fields beyond the cluster and rewrites: the stream duration, gRPC timeouts,
+//! the route's idle timeout and the internal redirect policy.
 
 use std::time::Duration;
 
@@ -92,4 +92,70 @@ fn the_per_try_idle_timeout() {
     assert_eq!(f.map(|f| f.retry_policy.and_then(|p| p.per_try_idle_timeout)), Ok(Some(ms(500))));
     let f = action("retry_policy: {retry_on: 5xx, per_try_idle_timeout: 0s}");
     assert_eq!(f.map(|f| f.retry_policy.and_then(|p| p.per_try_idle_timeout)), Ok(None));
+}
+
+#[test]
+fn internal_redirect_policy_with_envoys_defaults() {
+    let f = action("internal_redirect_policy: {}");
+    let expected = InternalRedirectPolicy {
+        max_internal_redirects: 1,
+        codes: vec![302],
+        predicates: vec![],
+        allow_cross_scheme_redirect: false,
+        response_headers_to_copy: vec![],
+    };
+    assert_eq!(f.map(|f| f.internal_redirect), Ok(Some(expected.clone())));
+    // Codes Envoy does not follow are dropped without a word; none left follows nothing.
+    let f = action("internal_redirect_policy: {redirect_response_codes: [200, 303, 308], max_internal_redirects: 3}");
+    let p = f.map(|f| f.internal_redirect.map(|p| (p.codes, p.max_internal_redirects)));
+    assert_eq!(p, Ok(Some((vec![303, 308], 3))));
+    let f = action("internal_redirect_policy: {redirect_response_codes: [404]}");
+    assert_eq!(f.map(|f| f.internal_redirect.map(|p| p.codes)), Ok(Some(vec![])));
+    let prev = "{name: p, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.internal_redirect.previous_routes.v3.PreviousRoutesConfig}}";
+    let listed = "{name: a, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.internal_redirect.allow_listed_routes.v3.AllowListedRoutesConfig, allowed_route_names: [r1]}}";
+    let safe = "{name: s, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.internal_redirect.safe_cross_scheme.v3.SafeCrossSchemeConfig}}";
+    let f = action(&format!(
+        "internal_redirect_policy: {{predicates: [{prev}, {listed}, {safe}], allow_cross_scheme_redirect: true, response_headers_to_copy: [X-Copied]}}"
+    ));
+    let p = f.map(|f| {
+        f.internal_redirect.map(|p| (p.predicates, p.allow_cross_scheme_redirect, p.response_headers_to_copy))
+    });
+    let predicates = vec![
+        RedirectPredicate::PreviousRoutes,
+        RedirectPredicate::AllowListedRoutes(vec!["r1".to_string()]),
+        RedirectPredicate::SafeCrossScheme,
+    ];
+    assert_eq!(p, Ok(Some((predicates, true, vec!["x-copied".to_string()]))));
+    assert_eq!(action("timeout: 1s").map(|f| f.internal_redirect), Ok(None));
+}
+
+#[test]
+fn the_deprecated_internal_redirect_fields() {
+    let f = action("internal_redirect_action: HANDLE_INTERNAL_REDIRECT, max_internal_redirects: 4");
+    assert_eq!(f.map(|f| f.internal_redirect.map(|p| (p.codes, p.max_internal_redirects))), Ok(Some((vec![302], 4))));
+    let f = action("internal_redirect_action: PASS_THROUGH_INTERNAL_REDIRECT, max_internal_redirects: 4");
+    assert_eq!(f.map(|f| f.internal_redirect), Ok(None));
+    // The policy, when set, is the one Envoy reads.
+    let f = action(
+        "internal_redirect_action: HANDLE_INTERNAL_REDIRECT, internal_redirect_policy: {max_internal_redirects: 2}",
+    );
+    assert_eq!(f.map(|f| f.internal_redirect.map(|p| p.max_internal_redirects)), Ok(Some(2)));
+}
+
+#[test]
+fn an_internal_redirect_policy_envoy_refuses_names_its_field() {
+    let at = format!("{ROUTE}.internal_redirect_policy");
+    let e = action("internal_redirect_policy: {response_headers_to_copy: [\":path\"]}").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.starts_with(&format!("{at}.response_headers_to_copy"))), "{e:#?}");
+    let e = action("internal_redirect_policy: {response_headers_to_copy: [host]}").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.starts_with(&format!("{at}.response_headers_to_copy"))), "{e:#?}");
+    let fs = "{name: f, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.internal_redirect.filter_state.v3.FilterStateConfig}}";
+    let e = action(&format!("internal_redirect_policy: {{predicates: [{fs}]}}")).err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.starts_with(&format!("{at}.predicates[0]"))), "{e:#?}");
+    let e = action("internal_redirect_policy: {redirect_response_codes: [301, 302, 303, 307, 308, 302]}")
+        .err()
+        .unwrap_or_default();
+    assert!(e.iter().any(|m| m.starts_with(&format!("{at}.redirect_response_codes"))), "{e:#?}");
+    let e = action("internal_redirect_action: SOMETIMES").err().unwrap_or_default();
+    assert!(e.iter().any(|m| m.starts_with(&format!("{ROUTE}.internal_redirect_action"))), "{e:#?}");
 }

@@ -233,6 +233,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
     // Envoy reads the offset only with a maximum.
     let legacy_grpc = max_grpc_timeout.map(|max| LegacyGrpcTimeout { max, offset: grpc_timeout_offset });
     let idle_timeout = o.duration(ctx, "idle_timeout").map(|d| (!d.is_zero()).then_some(d));
+    let internal_redirect = super::internal_redirect::route_policy(ctx, &mut o);
     let path = o.path.clone();
     // A specifier legate does not implement (a plugin) is refused by the support table.
     let plugin = o.has_unread();
@@ -265,6 +266,7 @@ fn forward(ctx: &mut Ctx, mut o: Obj<'_>) -> Option<ForwardAction> {
         max_stream_duration,
         legacy_grpc,
         idle_timeout,
+        internal_redirect,
     })
 }
 

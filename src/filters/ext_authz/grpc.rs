@@ -45,7 +45,7 @@ pub async fn check(
     let template = template(s, req.local_ip);
     let body = BodySource::Replayable(Some(Bytes::from(frame)));
     let sent = std::time::Instant::now();
-    let out = match forward::forward(cluster, &template, body, Some(s.timeout), None, None).await {
+    let out = match forward::forward(cluster, &template, body, Some(s.timeout), None, None, &[]).await {
         Ok(out) => out,
         Err(f) => {
             cluster.stats.charge(f.reason.status_and_body().0.as_u16(), true);

@@ -38,7 +38,7 @@ pub async fn check(
     let template = template(s, adds, req);
     let body = req.body.as_ref().map(|(b, _)| b.clone()).filter(|b| !b.is_empty());
     let sent = std::time::Instant::now();
-    match forward::forward(cluster, &template, BodySource::Replayable(body), Some(s.timeout), None, None).await {
+    match forward::forward(cluster, &template, BodySource::Replayable(body), Some(s.timeout), None, None, &[]).await {
         Ok(out) => {
             let (mut parts, body) = out.response.into_parts();
             let Ok(body) = http_body_util::Limited::new(body, MAX_ANSWER).collect().await else {

@@ -47,7 +47,7 @@ async fn run(
     timeout: Option<Duration>,
 ) -> Result<Outcome, Failure> {
     let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
-    forward(cluster, &prepared(), body, timeout, policy, None).await
+    forward(cluster, &prepared(), body, timeout, policy, None, &[]).await
 }
 
 fn ok(r: Result<Outcome, Failure>) -> Outcome {
@@ -218,7 +218,7 @@ async fn the_route_timeout_counts_from_the_end_of_the_request() {
         ends.end();
     });
     let body = BodySource::Stream(Some(ReqBody::empty()));
-    let f = failed(forward(&cluster, &prepared(), body, Some(ms(200)), None, Some(&progress)).await);
+    let f = failed(forward(&cluster, &prepared(), body, Some(ms(200)), None, Some(&progress), &[]).await);
     assert_eq!(f.reason, LocalReason::UpstreamTimeout);
     assert_eq!(start.elapsed(), ms(1200), "a slow upload does not eat into the route timeout");
     assert_eq!(stat(&store, "upstream_rq_timeout"), 1);
@@ -394,7 +394,7 @@ async fn retriable_request_headers_limit_retries_to_the_requests_matching_one() 
     let mut req = prepared();
     req.headers.insert("x-idempotent", HeaderValue::from_static("1"));
     let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
-    let out = ok(forward(&cluster, &req, body, None, Some(&p), None).await);
+    let out = ok(forward(&cluster, &req, body, None, Some(&p), None, &[]).await);
     assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
 }
 

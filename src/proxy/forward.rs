@@ -206,7 +206,8 @@ pub async fn forward(
 ) -> Result<Outcome, Failure> {
     if let Some(p) = policy.filter(|p| p.hedge_on_per_try_timeout) {
         if p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some() {
-            return hedge::forward(cluster, prepared, body, timeout, p, progress).await;
+            // Boxed: only hedged requests carry the race's state, not every request's future.
+            return Box::pin(hedge::forward(cluster, prepared, body, timeout, p, progress, deferred_codes)).await;
         }
     }
     let stats = &cluster.stats;

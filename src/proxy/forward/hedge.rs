@@ -74,6 +74,8 @@ struct Race<'a> {
     retry_stop: Option<RetryStop>,
     /// The host of the latest attempt, for a timeout's log line.
     last_host: Option<Arc<Host>>,
+    /// Codes an internal redirect may follow: charged by the caller if passed on.
+    deferred_codes: &'a [u16],
 }
 
 /// Races the attempts of one request under a policy with `hedge_on_per_try_timeout` and a
@@ -85,6 +87,7 @@ pub(super) async fn forward(
     timeout: Option<Duration>,
     policy: &RetryPolicy,
     progress: Option<&Progress>,
+    deferred_codes: &[u16],
 ) -> Result<Outcome, Failure> {
     let max_attempts = match &body {
         BodySource::Replayable(_) | BodySource::Recorded(_) if super::request_retriable(policy, prepared) => {
@@ -111,6 +114,7 @@ pub(super) async fn forward(
         connected: None,
         retry_stop: None,
         last_host: None,
+        deferred_codes,
     };
     race.launch()?;
     let global = attempt_timeout(timeout, (None, None), start, progress, start);
@@ -307,7 +311,9 @@ impl<'a> Race<'a> {
                     host.stats.rq_success.inc();
                 }
                 self.reset_others();
-                stats.charge(status, self.prepared.internal);
+                if !self.deferred_codes.contains(&status) {
+                    stats.charge(status, self.prepared.internal);
+                }
                 // Envoy counts a success when an answer it asks the policy about (not one of
                 // an attempt already hedged) is not retriable, after some retry was sent.
                 if self.attempt > 1 && !retried && !wants {

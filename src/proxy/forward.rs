@@ -385,29 +385,10 @@ pub async fn forward(
                 });
             }
             Err(AttemptError::Upstream(e)) => {
-                host.stats.rq_error.inc();
-                if !matches!(e, UpstreamError::PendingOverflow { .. }) {
-                    // A connect failure or a reset is a local-origin failure (a 503 without
-                    // the split); a reset comes after the connection's success, as in Envoy.
-                    if !e.before_connection() {
-                        cluster.outlier_local(&host, Local::ConnectSuccess);
-                    }
-                    cluster.outlier_local(&host, Local::ConnectFailed);
-                }
+                let reason = attempt_failed(cluster, &host, &e);
                 if matches!(e, UpstreamError::Reset { .. }) {
                     connected = Some(Arc::clone(&host));
                 }
-                let reason = LocalReason::from_upstream_error(&e);
-                match reason {
-                    LocalReason::UpstreamReset => {
-                        stats.upstream_cx_destroy_with_active_rq.inc();
-                        stats.upstream_cx_destroy_remote_with_active_rq.inc();
-                    }
-                    // Envoy counts a refused stream as no reset: it never started.
-                    LocalReason::StreamReset { refused: false } => stats.upstream_rq_rx_reset.inc(),
-                    _ => {}
-                }
-                tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 let wants = policy.is_some_and(|p| retry_on_error(p, reason));
                 if let Some(_slot) = retry(wants, &body, attempt, &mut retry_stop) {
                     backoff(cluster, policy, attempt, None, deadline()).await;
@@ -420,6 +401,33 @@ pub async fn forward(
             }
         }
     }
+}
+
+/// What an attempt that failed in the upstream (no answer) counts: the host's error, the
+/// outlier detector's local-origin events, the cluster's reset counters; its local reply.
+fn attempt_failed(cluster: &Cluster, host: &Arc<Host>, e: &UpstreamError) -> LocalReason {
+    let stats = &cluster.stats;
+    host.stats.rq_error.inc();
+    if !matches!(e, UpstreamError::PendingOverflow { .. }) {
+        // A connect failure or a reset is a local-origin failure (a 503 without the split);
+        // a reset comes after the connection's success, as in Envoy.
+        if !e.before_connection() {
+            cluster.outlier_local(host, Local::ConnectSuccess);
+        }
+        cluster.outlier_local(host, Local::ConnectFailed);
+    }
+    let reason = LocalReason::from_upstream_error(e);
+    match reason {
+        LocalReason::UpstreamReset => {
+            stats.upstream_cx_destroy_with_active_rq.inc();
+            stats.upstream_cx_destroy_remote_with_active_rq.inc();
+        }
+        // Envoy counts a refused stream as no reset: it never started.
+        LocalReason::StreamReset { refused: false } => stats.upstream_rq_rx_reset.inc(),
+        _ => {}
+    }
+    tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
+    reason
 }
 
 /// `retriable_request_headers`: when the policy lists some, the request must match one to be

@@ -332,26 +332,10 @@ impl<'a> Race<'a> {
                 }))
             }
             Err(e) => {
-                host.stats.rq_error.inc();
-                if !matches!(e, UpstreamError::PendingOverflow { .. }) {
-                    if !e.before_connection() {
-                        cluster.outlier_local(&host, Local::ConnectSuccess);
-                    }
-                    cluster.outlier_local(&host, Local::ConnectFailed);
-                }
+                let reason = super::attempt_failed(cluster, &host, &e);
                 if matches!(e, UpstreamError::Reset { .. }) {
                     self.connected = Some(Arc::clone(&host));
                 }
-                let reason = LocalReason::from_upstream_error(&e);
-                match reason {
-                    LocalReason::UpstreamReset => {
-                        stats.upstream_cx_destroy_with_active_rq.inc();
-                        stats.upstream_cx_destroy_remote_with_active_rq.inc();
-                    }
-                    LocalReason::StreamReset { refused: false } => stats.upstream_rq_rx_reset.inc(),
-                    _ => {}
-                }
-                tracing::debug!(cluster.name = %cluster.name(), error = %e, "upstream attempt failed");
                 if !retried {
                     if let Decision::Retry(slot) = self.decide(retry_on_error(policy, reason), self.sends.is_empty()) {
                         self.schedule(slot, None);

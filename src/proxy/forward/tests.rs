@@ -26,7 +26,7 @@ fn policy(retry_on: RetryOn, num_retries: u32, per_try_timeout: Option<Duration>
     RetryPolicy { retry_on, num_retries, per_try_timeout, ..RetryPolicy::default() }
 }
 
-fn prepared() -> AttemptTemplate {
+pub(super) fn prepared() -> AttemptTemplate {
     AttemptTemplate {
         method: Method::POST,
         path: "/p".into(),

@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
-use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use super::super::{forward, AttemptTemplate, BodySource, Failure, Outcome, RetryStop};
+use super::super::tests::prepared;
+use super::super::{forward, BodySource, Failure, Outcome, RetryStop};
 use crate::config::model::{RetryOn, RetryPolicy};
 use crate::proxy::local_reply::LocalReason;
 use crate::stats::Store;
@@ -31,20 +30,6 @@ fn policy(num_retries: u32, hedge: bool) -> RetryPolicy {
         per_try_timeout: Some(ms(100)),
         hedge_on_per_try_timeout: hedge,
         ..RetryPolicy::default()
-    }
-}
-
-fn prepared() -> AttemptTemplate {
-    AttemptTemplate {
-        method: Method::POST,
-        path: "/p".into(),
-        authority: HeaderValue::from_static("example.com"),
-        headers: HeaderMap::new(),
-        set_attempt_count: true,
-        auto_host_rewrite: false,
-        append_xfh: false,
-        internal: false,
-        lb_hash: None,
     }
 }
 

@@ -8,19 +8,23 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 pub use crate::body::{client_body_failure, BodyError, ClientBodyFailure, ReqBody};
 use crate::stats::Counter;
+use crate::upstream::response::UpstreamBody;
 
 /// Envoy's response flag and details for an upstream response body that broke off after its
 /// headers were passed on: an HTTP/1.1 upstream closing early or breaking its framing is a
 /// protocol error (`UPE`) to Envoy. `None` for errors told elsewhere (the route timeout) or
 /// left as they are (HTTP/2 stream errors).
 pub fn upstream_body_failure(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, &'static str)> {
+    const UPE: (&str, &str) = ("UPE", "upstream_reset_after_response_started{protocol_error}");
+    if e.is::<crate::upstream::h1::Error>() {
+        return Some(UPE);
+    }
     let hyper_error = e.downcast_ref::<hyper::Error>()?;
     let h2 = std::error::Error::source(hyper_error).is_some_and(|s| s.is::<h2::Error>());
-    (!h2).then_some(("UPE", "upstream_reset_after_response_started{protocol_error}"))
+    (!h2).then_some(UPE)
 }
 
 /// The route timeout ran out while the upstream was still sending the body.
@@ -138,9 +142,9 @@ impl BodyTimers {
 pub enum ResBody {
     /// The upstream's body; with `true` its trailers are dropped (an HTTP/1.1 upstream without
     /// `enable_trailers`).
-    Upstream(Incoming, bool),
+    Upstream(UpstreamBody, bool),
     UpstreamUntil {
-        body: Incoming,
+        body: UpstreamBody,
         timers: Box<BodyTimers>,
         drop_trailers: bool,
     },
@@ -171,10 +175,10 @@ impl ResBody {
 
 /// The upstream body's next frame; trailers end the body instead when `drop_trailers`.
 fn upstream_frame(
-    body: &mut Incoming,
+    body: &mut UpstreamBody,
     drop_trailers: bool,
     cx: &mut Context<'_>,
-) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
     match Pin::new(body).poll_frame(cx) {
         Poll::Ready(Some(Ok(frame))) if drop_trailers && frame.is_trailers() => Poll::Ready(None),
         other => other,
@@ -187,11 +191,11 @@ impl Body for ResBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ResBody::Upstream(b, drop_trailers) => upstream_frame(b, *drop_trailers, cx).map_err(Into::into),
+            ResBody::Upstream(b, drop_trailers) => upstream_frame(b, *drop_trailers, cx),
             ResBody::UpstreamUntil { body, timers, drop_trailers } => {
                 if let Poll::Ready(frame) = upstream_frame(body, *drop_trailers, cx) {
                     timers.touch();
-                    return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+                    return Poll::Ready(frame);
                 }
                 timers.poll_expired(cx).map(|e| Some(Err(e)))
             }

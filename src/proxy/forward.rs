@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::upstream::response::UpstreamResponse;
 use bytes::Bytes;
 use http::header::HeaderValue;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use http::{HeaderMap, Method, Request, Uri, Version};
 
 use super::body::ReqBody;
 use super::headers::X_ENVOY_ATTEMPT_COUNT;
@@ -96,7 +96,7 @@ impl BodySource {
 }
 
 pub struct Outcome {
-    pub response: Response<Incoming>,
+    pub response: UpstreamResponse,
     pub host: Arc<Host>,
     pub service_time: Duration,
     /// When the answering attempt was sent (the start of Envoy's `upstream_rq_time`).

@@ -16,7 +16,7 @@ pub enum UpstreamError {
     Handshake { addr: SocketAddr, source: hyper::Error },
     /// The connection broke after the request was (maybe partly) sent, before response headers.
     #[error("upstream {addr} reset: {source}")]
-    Reset { addr: SocketAddr, source: hyper::Error },
+    Reset { addr: SocketAddr, source: crate::body::BodyError },
     /// The request had to wait for a connection and `max_pending_requests` were waiting.
     #[error("too many requests pending for {addr}")]
     PendingOverflow { addr: SocketAddr },
@@ -41,7 +41,7 @@ impl UpstreamError {
     /// (rather than the connection closing).
     pub fn stream_reset(&self) -> Option<h2::Reason> {
         let UpstreamError::Reset { source, .. } = self else { return None };
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
         // hyper wraps the h2 error once; the bound only guards against a cyclic chain.
         for _ in 0..4 {
             let e = cause?;

@@ -30,6 +30,7 @@ mod envoy_zeros;
 mod error;
 #[cfg(test)]
 pub mod fake;
+pub mod h1;
 mod hc;
 mod hc_events;
 mod hc_grpc;
@@ -40,6 +41,7 @@ pub mod maglev;
 pub mod membership;
 mod outlier;
 pub mod pool;
+pub mod response;
 pub mod ring_hash;
 pub mod slow_start;
 pub mod xxh64;

@@ -24,15 +24,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::breakers::{Breakers, ConnectionSlot};
 use super::conn_life::{ConnLife, Lived};
-use super::connect::{Connector, UpstreamIo};
+use super::connect::Connector;
 pub use super::error::UpstreamError;
+use super::h1;
+use super::response::{UpstreamBody, UpstreamResponse};
 use crate::body::ReqBody;
 use crate::config::model::{Http2Options, UpstreamProtocol};
 use crate::stats::io::CountedIo;
@@ -98,7 +99,7 @@ pub struct Pool {
 
 /// A connection to send a request on.
 enum Conn {
-    H1(http1::SendRequest<ReqBody>),
+    H1(H1Conn),
     /// An `auto_config` connection on which ALPN chose HTTP/2.
     H2(http2::SendRequest<ReqBody>),
 }
@@ -140,8 +141,32 @@ const MAX_IDLE: usize = 256;
 
 /// An idle HTTP/1.1 connection, and since when.
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    conn: H1Conn,
     since: tokio::time::Instant,
+}
+
+/// An HTTP/1.1 connection: spoken by the own client, or handed to hyper's (for a request the
+/// own client does not send) and kept there.
+enum H1Conn {
+    Own(Box<h1::Conn>),
+    Hyper(http1::SendRequest<ReqBody>),
+}
+
+impl H1Conn {
+    /// The upstream has not closed it.
+    fn is_open(&mut self) -> bool {
+        match self {
+            H1Conn::Own(c) => c.is_open(),
+            H1Conn::Hyper(s) => !s.is_closed(),
+        }
+    }
+}
+
+/// How an exchange on the own client's connection ended without a response.
+enum OwnFailure {
+    /// Nothing was written: the idle connection was dead.
+    Unsent(std::io::Error),
+    Failed(UpstreamError),
 }
 
 impl Pool {
@@ -240,7 +265,7 @@ impl Pool {
     }
 
     /// Sends a request on a pooled or new connection.
-    pub async fn send(self: &Arc<Self>, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(self: &Arc<Self>, req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         if let Some(pool) = self.named.as_ref().and_then(|n| n.pool_for(self, &req)) {
             return pool.send_here(req).await;
         }
@@ -248,7 +273,7 @@ impl Pool {
     }
 
     /// Sends a request on a connection of this pool.
-    async fn send_here(self: &Arc<Self>, req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send_here(self: &Arc<Self>, req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         match self.protocol {
             UpstreamProtocol::Http1 if self.auto => self.send_auto(req).await,
             UpstreamProtocol::Http1 => self.send_h1(req).await,
@@ -258,7 +283,7 @@ impl Pool {
 
     /// `auto_config`: on the host's HTTP/2 connection if ALPN gave it one, else as HTTP/1.1
     /// (where a new connection may still turn out to be HTTP/2).
-    async fn send_auto(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send_auto(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
         match existing {
             Some(sender) => {
@@ -278,15 +303,15 @@ impl Pool {
         }
     }
 
-    async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         // Every idle connection may have been closed by the upstream meanwhile; after that
         // many dead ones a new connection is made, so the loop is bounded.
         for dead in 0..=MAX_IDLE {
             let idle = if dead < MAX_IDLE { self.pop_idle() } else { None };
-            let (mut sender, fresh) = match idle {
-                Some(s) => (s, false),
+            let (conn, fresh) = match idle {
+                Some(c) => (c, false),
                 None => match req.body_mut().read_while(self.acquire_h1(dead == MAX_IDLE)).await {
-                    Ok((Conn::H1(s), fresh)) => (s, fresh),
+                    Ok((Conn::H1(c), fresh)) => (c, fresh),
                     Ok((Conn::H2(s), _)) => {
                         as_h2(&mut req);
                         return self.send_on_h2(s, req).await;
@@ -296,9 +321,26 @@ impl Pool {
             };
             if let Some(failure) = req.body().failure() {
                 // Nothing was written on the connection: it stays usable.
-                self.recycle(sender);
+                match conn {
+                    H1Conn::Own(c) => self.keep(H1Conn::Own(c)),
+                    H1Conn::Hyper(s) => self.recycle(s),
+                }
                 return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
             }
+            let mut sender = match conn {
+                H1Conn::Own(c) => match h1::encode::plan(&req) {
+                    Some(plan) => match self.exchange(c, &req, &plan).await {
+                        Ok(resp) => return Ok(resp),
+                        Err(OwnFailure::Unsent(_)) if !fresh => continue,
+                        Err(OwnFailure::Unsent(e)) => {
+                            return Err(UpstreamError::Reset { addr: self.addr, source: Box::new(e) })
+                        }
+                        Err(OwnFailure::Failed(e)) => return Err(e),
+                    },
+                    None => self.to_hyper(c).await?,
+                },
+                H1Conn::Hyper(s) => s,
+            };
             if fresh {
                 let resp = sender.send_request(req).await.map_err(|e| self.sent_error(e))?;
                 return self.h1_response(sender, resp);
@@ -323,16 +365,61 @@ impl Pool {
     fn h1_response(
         self: &Arc<Self>,
         sender: http1::SendRequest<ReqBody>,
-        resp: Response<Incoming>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let h = resp.headers();
+        resp: http::Response<hyper::body::Incoming>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.check_framing(resp.headers())?;
+        self.recycle(sender);
+        Ok(resp.map(UpstreamBody::Hyper))
+    }
+
+    /// Envoy's codec rejects `content-length` with `transfer-encoding` (RFC 9112, 6.3: a
+    /// request smuggling vector) where hyper lets chunked framing win and keeps both headers.
+    /// Dropping the response then closes its connection.
+    fn check_framing(&self, h: &http::HeaderMap) -> Result<(), UpstreamError> {
         if h.contains_key(http::header::TRANSFER_ENCODING) && h.contains_key(http::header::CONTENT_LENGTH) {
             self.stats.cx_protocol_error.inc();
-            // Dropping the body and the sender closes the connection.
             return Err(UpstreamError::Protocol { addr: self.addr });
         }
-        self.recycle(sender);
-        Ok(resp)
+        Ok(())
+    }
+
+    /// Sends `req` on `conn` with the own client; the response's body hands the connection
+    /// back to this pool when it ends.
+    async fn exchange(
+        self: &Arc<Self>,
+        mut conn: Box<h1::Conn>,
+        req: &Request<ReqBody>,
+        plan: &h1::encode::Plan<'_>,
+    ) -> Result<UpstreamResponse, OwnFailure> {
+        match h1::exchange(&mut conn, req, plan, self.proper_case, self.buffer_limit).await {
+            Ok(head) => {
+                self.check_framing(head.response.headers()).map_err(OwnFailure::Failed)?;
+                let home: Arc<dyn h1::decode::Home> = Arc::clone(self) as Arc<dyn h1::decode::Home>;
+                Ok(h1::decode::response(head, conn, home).map(UpstreamBody::Own))
+            }
+            Err(h1::Failed::Unsent(e)) => Err(OwnFailure::Unsent(e)),
+            Err(h1::Failed::Sent(e)) => {
+                Err(OwnFailure::Failed(UpstreamError::Reset { addr: self.addr, source: Box::new(e) }))
+            }
+        }
+    }
+
+    /// The connection handed to hyper's client, for a request the own client does not send.
+    async fn to_hyper(&self, conn: Box<h1::Conn>) -> Result<http1::SendRequest<ReqBody>, UpstreamError> {
+        let (sender, conn) = self
+            .h1_builder()
+            .handshake(TokioIo::new((*conn).into_io()))
+            .await
+            .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
+        // An upgrade (101) hands the socket to the tunnel, its stats with it.
+        self.drive(conn.with_upgrades());
+        Ok(sender)
+    }
+
+    fn h1_builder(&self) -> http1::Builder {
+        let mut b = http1::Builder::new();
+        b.max_buf_size(self.buffer_limit).title_case_headers(self.proper_case);
+        b
     }
 
     /// The error of a request that was (maybe partly) written: the client's body failing is
@@ -340,16 +427,16 @@ impl Pool {
     fn sent_error(&self, source: hyper::Error) -> UpstreamError {
         match crate::body::client_body_failure(&source) {
             Some(failure) => UpstreamError::DownstreamBody { addr: self.addr, failure },
-            None => UpstreamError::Reset { addr: self.addr, source },
+            None => UpstreamError::Reset { addr: self.addr, source: Box::new(source) },
         }
     }
 
     /// An idle connection that is still open.
-    fn pop_idle(&self) -> Option<http1::SendRequest<ReqBody>> {
+    fn pop_idle(&self) -> Option<H1Conn> {
         let mut idle = lock(&self.idle);
-        while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() {
-                return Some(i.sender);
+        while let Some(mut i) = idle.pop() {
+            if i.conn.is_open() {
+                return Some(i.conn);
             }
         }
         None
@@ -387,37 +474,42 @@ impl Pool {
         }
     }
 
+    /// A connection of hyper's goes back to the pool when hyper says it can take the next
+    /// request (its response body was read to the end).
     fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<ReqBody>) {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
             if sender.ready().await.is_err() {
                 return;
             }
-            let kept = {
-                let mut idle = lock(&pool.idle);
-                let kept = idle.len() < MAX_IDLE;
-                if kept {
-                    // Taken under the lock: the list stays oldest first.
-                    idle.push(Idle { sender, since: tokio::time::Instant::now() });
-                }
-                kept
-            };
-            pool.breakers.released();
-            if let (true, Some(timeout)) = (kept, pool.idle_timeout) {
-                if !pool.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                    tokio::spawn(sweep_idle(Arc::downgrade(&pool), timeout));
-                }
-            }
+            pool.keep(H1Conn::Hyper(sender));
         });
+    }
+
+    /// Puts a connection ready for the next request on the idle list (closed when the list
+    /// is full), and tells a request waiting under `max_connections`.
+    fn keep(self: &Arc<Self>, conn: H1Conn) {
+        let kept = {
+            let mut idle = lock(&self.idle);
+            let kept = idle.len() < MAX_IDLE;
+            if kept {
+                // Taken under the lock: the list stays oldest first.
+                idle.push(Idle { conn, since: tokio::time::Instant::now() });
+            }
+            kept
+        };
+        self.breakers.released();
+        if let (true, Some(timeout)) = (kept, self.idle_timeout) {
+            if !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                tokio::spawn(sweep_idle(Arc::downgrade(self), timeout));
+            }
+        }
     }
 
     /// Opens a TCP connection in the place `slot` holds under `max_connections`; the
     /// connection's IO holds the slot and its stats until it is dropped.
     /// The bool says ALPN chose HTTP/2.
-    async fn connect_tcp(
-        &self,
-        slot: ConnectionSlot,
-    ) -> Result<(TokioIo<Lived<CountedIo<UpstreamIo>>>, bool), UpstreamError> {
+    async fn connect_tcp(&self, slot: ConnectionSlot) -> Result<(h1::Io, bool), UpstreamError> {
         self.stats.cx_total.inc();
         self.stats.host_cx_total.inc();
         let addr = self.addr;
@@ -450,7 +542,7 @@ impl Pool {
             opened: Instant::now(),
             _slot: slot,
         };
-        Ok((TokioIo::new(Lived::new(counted, life)), h2))
+        Ok((Lived::new(counted, life), h2))
     }
 
     /// Runs a connection's task; its IO carries the connection's stats and slot.
@@ -479,15 +571,7 @@ impl Pool {
         if self.auto {
             self.stats.cx_http1_total.inc();
         }
-        let (sender, conn) = http1::Builder::new()
-            .max_buf_size(self.buffer_limit)
-            .title_case_headers(self.proper_case)
-            .handshake(io)
-            .await
-            .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
-        // An upgrade (101) hands the socket to the tunnel, its stats with it.
-        self.drive(conn.with_upgrades());
-        Ok(Conn::H1(sender))
+        Ok(Conn::H1(H1Conn::Own(h1::Conn::new(io))))
     }
 
     /// A new HTTP/2 connection for a request that found none: pending until it is up. A
@@ -507,23 +591,20 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn h2_handshake(
-        &self,
-        io: TokioIo<Lived<CountedIo<UpstreamIo>>>,
-    ) -> Result<http2::SendRequest<ReqBody>, UpstreamError> {
+    async fn h2_handshake(&self, io: h1::Io) -> Result<http2::SendRequest<ReqBody>, UpstreamError> {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(self.h2_options.initial_stream_window_size)
             .initial_connection_window_size(self.h2_options.initial_connection_window_size)
             .header_table_size(self.h2_options.hpack_table_size)
             .max_send_buf_size(self.buffer_limit)
-            .handshake(io)
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|source| UpstreamError::Handshake { addr: self.addr, source })?;
         self.drive(conn);
         Ok(sender)
     }
 
-    async fn send_h2(&self, mut req: Request<ReqBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send_h2(&self, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
         let sender = match existing {
             Some(s) => s,
@@ -539,12 +620,13 @@ impl Pool {
         &self,
         mut sender: http2::SendRequest<ReqBody>,
         req: Request<ReqBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<UpstreamResponse, UpstreamError> {
         if let Some(failure) = req.body().failure() {
             return Err(UpstreamError::DownstreamBody { addr: self.addr, failure });
         }
-        sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source })?;
-        sender.send_request(req).await.map_err(|e| self.sent_error(e))
+        sender.ready().await.map_err(|source| UpstreamError::Reset { addr: self.addr, source: Box::new(source) })?;
+        let resp = sender.send_request(req).await.map_err(|e| self.sent_error(e))?;
+        Ok(resp.map(UpstreamBody::Hyper))
     }
 }
 
@@ -568,4 +650,10 @@ fn unsent(mut req: Request<ReqBody>, e: UpstreamError) -> UpstreamError {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl h1::decode::Home for Pool {
+    fn take_back(self: Arc<Self>, conn: Box<h1::Conn>) {
+        self.keep(H1Conn::Own(conn));
+    }
 }

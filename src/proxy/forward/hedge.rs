@@ -14,10 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::upstream::response::UpstreamResponse;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http::Response;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{
@@ -42,7 +41,7 @@ struct Running {
     timed_out: bool,
 }
 
-type Sent<'a> = BoxFuture<'a, (u32, Result<Response<Incoming>, UpstreamError>)>;
+type Sent<'a> = BoxFuture<'a, (u32, Result<UpstreamResponse, UpstreamError>)>;
 
 /// What the policy said to one more attempt.
 enum Decision<'a> {
@@ -268,7 +267,7 @@ impl<'a> Race<'a> {
     fn answered(
         &mut self,
         n: u32,
-        result: Result<Response<Incoming>, UpstreamError>,
+        result: Result<UpstreamResponse, UpstreamError>,
     ) -> Option<Result<Outcome, Failure>> {
         let Running { host, sent, retried, .. } = self.take_running(n)?;
         let (cluster, policy) = (self.cluster, self.policy);

@@ -21,6 +21,6 @@ impl Pool {
         let Some(slot) = self.breakers.connection(host_has_none, true) else {
             return Err(UpstreamError::PendingOverflow { addr: self.addr });
         };
-        Ok(self.connect_tcp(slot).await?.0.into_inner())
+        Ok(self.connect_tcp(slot).await?.0)
     }
 }

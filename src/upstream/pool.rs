@@ -393,7 +393,10 @@ impl Pool {
     ) -> Result<UpstreamResponse, OwnFailure> {
         match h1::exchange(&mut conn, req, plan, self.proper_case, self.buffer_limit).await {
             Ok(head) => {
-                self.check_framing(head.response.headers()).map_err(OwnFailure::Failed)?;
+                if head.length_and_transfer_encoding() {
+                    self.stats.cx_protocol_error.inc();
+                    return Err(OwnFailure::Failed(UpstreamError::Protocol { addr: self.addr }));
+                }
                 let home: Arc<dyn h1::decode::Home> = Arc::clone(self) as Arc<dyn h1::decode::Home>;
                 Ok(h1::decode::response(head, conn, home).map(UpstreamBody::Own))
             }

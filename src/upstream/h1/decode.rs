@@ -50,6 +50,52 @@ pub struct Head {
     pub response: http::Response<()>,
     framing: Framing,
     keep_alive: bool,
+    length_and_chunked: bool,
+}
+
+impl Head {
+    /// The head has both `content-length` and `transfer-encoding` (which Envoy refuses).
+    pub fn length_and_transfer_encoding(&self) -> bool {
+        self.length_and_chunked
+    }
+}
+
+/// What a head's framing headers say, gathered as its lines are read (looking each up again
+/// by name cost more than the rest of the framing).
+#[derive(Default)]
+struct Lengths {
+    /// `transfer-encoding` was present: whether its last coding is chunked.
+    chunked: Option<bool>,
+    seen_length: bool,
+    /// Every `content-length` item so far is this one number (`None`: none yet, or invalid).
+    length: Option<u64>,
+    invalid: bool,
+}
+
+impl Lengths {
+    fn add(&mut self, v: &HeaderValue) {
+        self.seen_length = true;
+        let Ok(s) = v.to_str() else {
+            self.invalid = true;
+            return;
+        };
+        for item in s.split(',') {
+            let item = item.trim();
+            let n = match item.bytes().all(|b| b.is_ascii_digit()) {
+                true if !item.is_empty() => item.parse::<u64>().ok(),
+                _ => None,
+            };
+            match (n, self.length) {
+                (Some(n), Some(l)) if n != l => self.invalid = true,
+                (Some(n), _) => self.length = Some(n),
+                (None, _) => self.invalid = true,
+            }
+        }
+    }
+}
+
+fn last_coding_is_chunked(v: &HeaderValue) -> bool {
+    v.to_str().ok().and_then(|v| v.rsplit(',').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
 }
 
 /// Reads the final response head of an exchange (informational ones skipped). `head_request`:
@@ -110,23 +156,32 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
     let reason =
         res.reason.filter(|r| Some(*r) != status.canonical_reason()).map(|r| Bytes::copy_from_slice(r.as_bytes()));
     // Header positions, so that values become slices of the head's bytes, not copies.
+    // (A Vec: an array for the most headers would be zeroed per response, 3 KiB.)
     let base = conn.buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = res.headers.len();
-    for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        *span = (name, name + h.name.len(), value, value + h.value.len());
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = res
+        .headers
+        .iter()
+        .map(|h| {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            (name, name + h.name.len(), value, value + h.value.len())
+        })
+        .collect();
     let bytes = conn.buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
-    for &(n0, n1, v0, v1) in &spans[..count] {
+    let mut lengths = Lengths::default();
+    for &(n0, n1, v0, v1) in &spans {
         let name = HeaderName::from_bytes(&bytes[n0..n1]).map_err(|_| Error::Parse("invalid header name"))?;
         let value =
             HeaderValue::from_maybe_shared(bytes.slice(v0..v1)).map_err(|_| Error::Parse("invalid header value"))?;
-        if name == header::CONNECTION {
+        if name == header::TRANSFER_ENCODING {
+            // The last line's last coding is the one that counts.
+            lengths.chunked = Some(last_coding_is_chunked(&value));
+        } else if name == header::CONTENT_LENGTH {
+            lengths.add(&value);
+        } else if name == header::CONNECTION {
             // Once a line asks to close, a later keep-alive does not undo it (hyper's rule).
             if saw_close || has_token(&value, "close") {
                 saw_close = true;
@@ -137,7 +192,7 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
         }
         headers.append(name, value);
     }
-    let (framing, upgrade) = framing(code, version, &headers, head_request)?;
+    let (framing, upgrade) = framing(code, version, &lengths, head_request)?;
     if upgrade {
         // Only requests asking for no upgrade are sent here: a switch is not an answer.
         return Err(Error::Parse("unexpected 101 Switching Protocols"));
@@ -150,7 +205,8 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
         response.extensions_mut().insert(reason);
     }
     let keep_alive = keep_alive && framing != Framing::Eof;
-    Ok(Some(Parsed::Final(Head { response, framing, keep_alive })))
+    let length_and_chunked = lengths.chunked.is_some() && lengths.seen_length;
+    Ok(Some(Parsed::Final(Head { response, framing, keep_alive, length_and_chunked })))
 }
 
 fn parse_error(e: httparse::Error) -> &'static str {
@@ -166,54 +222,27 @@ fn parse_error(e: httparse::Error) -> &'static str {
 }
 
 /// RFC 9112's message body length, hyper's client's way; true: a protocol switch.
-fn framing(code: u16, version: Version, h: &HeaderMap, head_request: bool) -> Result<(Framing, bool), Error> {
+fn framing(code: u16, version: Version, l: &Lengths, head_request: bool) -> Result<(Framing, bool), Error> {
     if code == 101 {
         return Ok((Framing::Done, true));
     }
     if code == 204 || code == 304 || head_request {
         return Ok((Framing::Done, false));
     }
-    if h.contains_key(header::TRANSFER_ENCODING) {
+    if let Some(chunked) = l.chunked {
         if version == Version::HTTP_10 {
             return Err(Error::Parse("transfer-encoding in an HTTP/1.0 response"));
         }
-        let chunked = h
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
         return Ok((if chunked { Framing::Chunked(Chunk::Size) } else { Framing::Eof }, false));
     }
-    if !h.contains_key(header::CONTENT_LENGTH) {
+    if !l.seen_length {
         return Ok((Framing::Eof, false));
     }
-    match content_length(h) {
+    match l.length.filter(|_| !l.invalid) {
         Some(0) => Ok((Framing::Done, false)),
         Some(n) => Ok((Framing::Length(n), false)),
         None => Err(Error::Parse("invalid content-length")),
     }
-}
-
-/// Every `content-length` value (lines and comma-separated items): one number, the same in
-/// all, or `None`.
-fn content_length(h: &HeaderMap) -> Option<u64> {
-    let mut found = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
-        for item in v.to_str().ok()?.split(',') {
-            let item = item.trim();
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let n: u64 = item.parse().ok()?;
-            if found.is_some_and(|f| f != n) {
-                return None;
-            }
-            found = Some(n);
-        }
-    }
-    found
 }
 
 fn has_token(v: &HeaderValue, token: &str) -> bool {

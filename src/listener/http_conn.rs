@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::codec_reply::CodecReplies;
 use super::downstream::Downstream;
+use super::gated::gated;
 use super::head_scan::{HeadScan, ScanIo};
 use super::prefixed::PrefixedIo;
 use super::{idle, Drain};
@@ -186,6 +187,8 @@ pub(super) async fn serve_connection(
         }
     };
     tokio::pin!(stream_watch);
+    // Every branch but the connection's behind a gate: the task wakes for each of the
+    // connection's reads and writes, and `select!` polls every branch each time.
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -194,11 +197,11 @@ pub(super) async fn serve_connection(
                 }
                 break;
             }
-            _ = shutdown.changed(), if !stopping => {
+            _ = gated(shutdown.changed()), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            changed = stop.changed(), if !draining && !stopping => {
+            changed = gated(stop.changed()), if !draining && !stopping => {
                 draining = true;
                 if changed.is_err() {
                     // The listener manager is gone: the process is stopping.
@@ -215,7 +218,7 @@ pub(super) async fn serve_connection(
                     drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
                 }
             }
-            changed = retire.changed(), if retire_open && !draining && !stopping => {
+            changed = gated(retire.changed()), if retire_open && !draining && !stopping => {
                 if changed.is_err() {
                     // Every version of the chain is gone: only at exit.
                     retire_open = false;
@@ -233,7 +236,7 @@ pub(super) async fn serve_connection(
                 }
                 drain_deadline.as_mut().reset(tokio::time::Instant::now() + ctx.shared.drain_time);
             }
-            changed = admin.changed(), if admin_open && !stopping => {
+            changed = gated(admin.changed()), if admin_open && !stopping => {
                 if changed.is_err() {
                     admin_open = false;
                     continue;
@@ -250,11 +253,11 @@ pub(super) async fn serve_connection(
                     }
                 }
             }
-            _ = &mut drain_deadline => {
+            _ = gated(drain_deadline.as_mut()) => {
                 tracing::debug!(client.addr = %ctx.remote, "drain time over; closing connection");
                 break;
             }
-            () = idle::idle_expired(&ctx.activity, idle_timeout), if idle == IdleState::Watching && !stopping => {
+            () = gated(idle::idle_expired(&ctx.activity, idle_timeout)), if idle == IdleState::Watching && !stopping => {
                 idle = IdleState::Draining;
                 if let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) {
                     hcm.stats.downstream_cx_idle_timeout.inc();
@@ -262,7 +265,7 @@ pub(super) async fn serve_connection(
                 ctx.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 idle_drain.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
             }
-            () = &mut stream_watch => {}
+            () = gated(stream_watch.as_mut()) => {}
             () = &mut idle_drain, if idle == IdleState::Draining => {
                 // Closes an idle HTTP/1.1 connection at once, or after the answer in progress;
                 // h2 gets its GOAWAY and closes once its streams are done.

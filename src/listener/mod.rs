@@ -10,6 +10,7 @@ mod accept;
 pub mod chain_match;
 mod codec_reply;
 pub mod downstream;
+mod gated;
 pub mod head_scan;
 mod http_conn;
 pub mod idle;

@@ -89,9 +89,11 @@ pub struct RqTiming {
 
 impl RqTiming {
     fn record(&self) {
-        self.downstream.record_duration(self.started.elapsed());
+        // One reading of the clock for both: they end at the same moment.
+        let now = Instant::now();
+        self.downstream.record_duration(now.saturating_duration_since(self.started));
         if let Some((sent, h)) = &self.upstream {
-            h.record_duration(sent.elapsed());
+            h.record_duration(now.saturating_duration_since(*sent));
         }
     }
 }

@@ -270,7 +270,6 @@ async fn pass(
 ) -> Result<Response<ResBody>, LocalReason> {
     let cfg = &hcm.config;
     let authority = authority.clone();
-    let authority_str = authority_str.to_string();
     let table: &RouteTable = &hcm.routes;
     if !redirected
         && !table.internal_only_headers.is_empty()
@@ -281,9 +280,12 @@ async fn pass(
             parts.headers.remove(name);
         }
     }
-    let method_str = parts.method.as_str().to_string();
+    // The method as the client sent it (a copy, not an allocation, for the standard ones):
+    // the filters may change the request's.
+    let method = parts.method.clone();
+    let method_str = method.as_str();
     let scheme = if redirected && parts.uri.scheme_str() == Some("https") { "https" } else { "http" };
-    let mut view = RequestView::new(&full_path, &method_str, &authority_str, scheme, &parts.headers);
+    let mut view = RequestView::new(&full_path, method_str, authority_str, scheme, &parts.headers);
     view.downstream = routing_downstream(ctx, cfg, &parts.headers, table.require_tls);
     // Envoy's stream id: one random value a route's `runtime_fraction` is drawn with.
     view.runtime = Some((&ctx.shared.runtime, rand::random()));
@@ -311,7 +313,7 @@ async fn pass(
                 // `use_hash_policy`: the route's hash, on the request as routing sees it.
                 let policy = fwd.hash_policy.as_ref()?;
                 // Before the filters: no filter state yet, as in Envoy.
-                let req = RequestLine { path: &full_path, authority: &authority_str, method: &method_str };
+                let req = RequestLine { path: &full_path, authority: authority_str, method: method_str };
                 policy.key(&hash_input(parts, req, cfg, ctx, None)).hash
             })),
             _ => None,
@@ -340,8 +342,8 @@ async fn pass(
         };
         let info = filters::RequestInfo {
             full_path: &full_path,
-            method: &method_str,
-            authority: &authority_str,
+            method: method_str,
+            authority: authority_str,
             cluster,
             remote: headers::trusted_remote(&parts.headers, cfg, ctx.remote),
             direct_remote: ctx.remote,
@@ -362,7 +364,10 @@ async fn pass(
         Ok(found) => found,
         Err(NoRoute::NoVirtualHost | NoRoute::NoRouteMatch) => return Err(LocalReason::NoRoute),
     };
-    trace.route_name.clone_from(&route.name);
+    if trace.logging {
+        // Only a log line reads it: no copy of the name per request without a logger.
+        trace.route_name.clone_from(&route.name);
+    }
     let weighted_ops = picked.and_then(|(_, w)| w).map(|w| &w.headers);
     if header_format::formatted(Side::Request, weighted_ops, route, vh, table)
         || header_format::formatted(Side::Response, weighted_ops, route, vh, table)
@@ -383,7 +388,7 @@ async fn pass(
             trace.details = Some("direct_response");
             let mut body = body.clone().unwrap_or_default();
             if let Some((line, _)) = format.as_deref() {
-                body = format_body(line, &body, parts, ctx, route, (&authority_str, &full_path, &method_str));
+                body = format_body(line, &body, parts, ctx, route, (authority_str, &full_path, method_str));
             }
             let mut resp = if local_reply::is_grpc_request(&parts.headers) {
                 let head = parts.method == Method::HEAD;
@@ -400,11 +405,11 @@ async fn pass(
                     resp.headers_mut().insert(LOCATION, v);
                 }
             }
-            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+            response_ops(resp.headers_mut(), parts, trace, route, vh, table, (authority_str, &full_path));
             Ok(resp)
         }
         ActionRt::Redirect(rd) => {
-            let location = rewrite::redirect_location(rd, route, vh.matchers(), vh, &authority_str, &full_path);
+            let location = rewrite::redirect_location(rd, route, vh.matchers(), vh, authority_str, &full_path);
             trace.local_reply = true;
             trace.details = Some("direct_response");
             let status = StatusCode::from_u16(rd.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
@@ -420,7 +425,7 @@ async fn pass(
                 resp
             };
             if !vh.is_tls_redirect(route) {
-                response_ops(resp.headers_mut(), parts, trace, route, vh, table, (&authority_str, &full_path));
+                response_ops(resp.headers_mut(), parts, trace, route, vh, table, (authority_str, &full_path));
             }
             Ok(resp)
         }
@@ -431,7 +436,6 @@ async fn pass(
                 return Err(LocalReason::NoCluster(fwd.cluster_not_found_status));
             };
             let weighted_ops = weighted.map(|w| w.headers.clone());
-            let cluster_name = cluster.name().to_string();
             let local_ip = ctx.shared.local_ip;
             let runtime = &ctx.shared.runtime;
             trace.cluster = Some(Arc::clone(&cluster));
@@ -459,7 +463,7 @@ async fn pass(
             // manager and the filters left them, before the route's header operations.
             let lb_key = match &fwd.hash_policy {
                 Some(policy) if cluster.config.lb_policy.is_hashing() => {
-                    let req = RequestLine { path: &full_path, authority: &authority_str, method: &method_str };
+                    let req = RequestLine { path: &full_path, authority: authority_str, method: method_str };
                     policy.key(&hash_input(parts, req, cfg, ctx, chain.filter_state.as_deref()))
                 }
                 _ => LbKey::default(),
@@ -476,11 +480,11 @@ async fn pass(
             let ctx = env.map(|env| {
                 let req = FormatRequest {
                     headers: empty_headers(),
-                    method: &method_str,
+                    method: method_str,
                     path: &full_path,
-                    authority: &authority_str,
+                    authority: authority_str,
                 };
-                env.context(req, FormatResponse { cluster: Some(&cluster_name), ..FormatResponse::default() })
+                env.context(req, FormatResponse { cluster: Some(cluster.name()), ..FormatResponse::default() })
             });
             header_ops(Side::Request, &mut parts.headers, weighted_ops.as_ref(), route, vh, table, ctx.as_ref());
 

@@ -61,15 +61,28 @@ fn lists_token(h: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// Whether the map has `name`, by a look along its names when they are few: for the headers
+/// asked about on every request, which are mostly absent, a dozen comparisons (a standard
+/// name is one byte) cost less than the lookup, which hashes the name and probes the table.
+pub(crate) fn has(h: &HeaderMap, name: &HeaderName) -> bool {
+    if h.keys_len() > 16 {
+        return h.contains_key(name);
+    }
+    h.keys().any(|k| k == name)
+}
+
 /// An upgrade request as Envoy sees one: an `Upgrade` header that `Connection` names. An
 /// `Upgrade` header alone is hop-by-hop noise, removed and otherwise ignored.
 pub fn is_upgrade_request(h: &HeaderMap) -> bool {
-    h.contains_key(UPGRADE) && lists_token(h, &CONNECTION, b"upgrade")
+    has(h, &UPGRADE) && lists_token(h, &CONNECTION, b"upgrade")
 }
 
 /// Removes `Expect: 100-continue` (the continue is this hop's business); any other
 /// expectation goes upstream, as Envoy forwards it.
 pub fn strip_expect_continue(h: &mut HeaderMap) {
+    if !has(h, &EXPECT) {
+        return;
+    }
     let continue_only = {
         let mut lines = h.get_all(EXPECT).iter();
         matches!((lines.next(), lines.next()), (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
@@ -82,49 +95,109 @@ pub fn strip_expect_continue(h: &mut HeaderMap) {
 /// Removes hop-by-hop headers, including those the `connection` header names.
 /// `te: trailers` stays, as in Envoy (gRPC needs it).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most requests have none of these: one pass over the names instead of seven lookups.
+    // Most requests have none of these, and most answers only `connection`: one pass over
+    // the names, then lookups for those present only (a removal hashes its name).
     // Headers that `connection` names matter only when it is there; `http2-settings` only
     // with `upgrade`.
-    let hop_by_hop = |n: &HeaderName| {
-        n == CONNECTION || n == TE || n == TRANSFER_ENCODING || n == UPGRADE || n == KEEP_ALIVE || n == PROXY_CONNECTION
-    };
-    if !h.keys().any(hop_by_hop) {
+    const C: u8 = 1;
+    const T: u8 = 2;
+    const TENC: u8 = 4;
+    const U: u8 = 8;
+    const KA: u8 = 16;
+    const PC: u8 = 32;
+    let present = h.keys().fold(0u8, |acc, n| {
+        acc | if n == CONNECTION {
+            C
+        } else if n == TE {
+            T
+        } else if n == TRANSFER_ENCODING {
+            TENC
+        } else if n == UPGRADE {
+            U
+        } else if n == KEEP_ALIVE {
+            KA
+        } else if n == PROXY_CONNECTION {
+            PC
+        } else {
+            0
+        }
+    });
+    if present == 0 {
         return;
     }
     // An h2c upgrade's settings belong to the connection being upgraded, named in
     // `Connection` or not (Envoy's codec drops them with the upgrade).
-    if is_upgrade_request(h) && h.get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c")) {
+    if present & (U | C) == U | C
+        && is_upgrade_request(h)
+        && h.get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c"))
+    {
         h.remove(&HTTP2_SETTINGS);
     }
-    // Every `connection` line counts: a token on the second line is as hop-by-hop as one on
-    // the first (RFC 9110 7.6.1), and Envoy strips both.
-    // Bytes, not str: a non-ASCII byte elsewhere in the line must not keep its tokens.
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .filter(|n| n != TE)
-        .collect();
-    for n in named {
-        h.remove(n);
+    if present & C != 0 {
+        // Every `connection` line counts: a token on the second line is as hop-by-hop as one
+        // on the first (RFC 9110 7.6.1), and Envoy strips both.
+        remove_connection_tokens(h);
+        h.remove(CONNECTION);
     }
-    h.remove(CONNECTION);
-    h.remove(&KEEP_ALIVE);
-    h.remove(&PROXY_CONNECTION);
-    h.remove(TRANSFER_ENCODING);
-    h.remove(UPGRADE);
+    // Those `connection` named are gone already; a second removal finds nothing.
+    for (bit, name) in [(KA, &KEEP_ALIVE), (PC, &PROXY_CONNECTION)] {
+        if present & bit != 0 {
+            h.remove(name);
+        }
+    }
+    if present & TENC != 0 {
+        h.remove(TRANSFER_ENCODING);
+    }
+    if present & U != 0 {
+        h.remove(UPGRADE);
+    }
+    if present & T == 0 {
+        return;
+    }
     // Envoy keeps `te: trailers` when any element of any line is exactly `trailers` (case
     // and parameters count: `Trailers` or `trailers;q=1` is not it), and nothing else of TE.
-    if h.contains_key(TE) {
-        let trailers = h
-            .get_all(TE)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .any(|t| t.trim_ascii() == b"trailers");
-        h.remove(TE);
-        if trailers {
-            h.insert(TE, HeaderValue::from_static("trailers"));
+    let trailers =
+        h.get_all(TE).iter().flat_map(|v| v.as_bytes().split(|b| *b == b',')).any(|t| t.trim_ascii() == b"trailers");
+    h.remove(TE);
+    if trailers {
+        h.insert(TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Removes the headers the `connection` lines name (but `te`, whose `trailers` may stay). By
+/// `&str`: a `HeaderName` built from a token that is no standard header (`keep-alive`, in
+/// nearly every HTTP/1 answer) is an allocation, and so was the list of them.
+fn remove_connection_tokens(h: &mut HeaderMap) {
+    // Copies of the lines (a shared buffer each, no bytes copied), so that the map can change
+    // while their tokens are read; a list only when there is more than one line.
+    let one;
+    let several: Vec<HeaderValue>;
+    let lines: &[HeaderValue] = {
+        let mut all = h.get_all(CONNECTION).iter();
+        match (all.next(), all.next()) {
+            (None, _) => return,
+            (Some(v), None) => {
+                one = [v.clone()];
+                &one
+            }
+            (Some(_), Some(_)) => {
+                several = h.get_all(CONNECTION).iter().cloned().collect();
+                &several
+            }
+        }
+    };
+    for v in lines {
+        // Bytes, not str: a non-ASCII byte elsewhere in the line must not keep its tokens.
+        for t in v.as_bytes().split(|b| *b == b',') {
+            let Ok(name) = std::str::from_utf8(t.trim_ascii()) else { continue };
+            if name.is_empty() || name.eq_ignore_ascii_case("te") || name.eq_ignore_ascii_case("connection") {
+                continue;
+            }
+            // A look along the names rather than a removal that hashes one: the token names a
+            // header that is not there in nearly every case (`keep-alive`).
+            if h.keys().any(|k| k.as_str().eq_ignore_ascii_case(name)) {
+                h.remove(name);
+            }
         }
     }
 }
@@ -160,7 +233,7 @@ pub fn mutate_forwarding(
             append_xff(h, ip);
         }
         h.insert(X_FORWARDED_PROTO.clone(), proto);
-    } else if !h.contains_key(&X_FORWARDED_PROTO) {
+    } else if !has(h, &X_FORWARDED_PROTO) {
         h.insert(X_FORWARDED_PROTO.clone(), proto);
     }
     if !internal {
@@ -176,7 +249,7 @@ pub fn mutate_forwarding(
         h.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
     }
     let edge = cfg.use_remote_address && !internal;
-    if cfg.generate_request_id && (!h.contains_key(&X_REQUEST_ID) || (edge && !cfg.preserve_external_request_id)) {
+    if cfg.generate_request_id && (!has(h, &X_REQUEST_ID) || (edge && !cfg.preserve_external_request_id)) {
         h.insert(X_REQUEST_ID.clone(), new_request_id());
     }
     internal
@@ -262,10 +335,12 @@ pub fn append_forwarded_host(h: &mut HeaderMap, original: &HeaderValue) {
 
 /// The client address per `x-forwarded-for` after skipping `trusted_hops` right-most entries.
 fn last_xff_address(h: &HeaderMap, trusted_hops: u32) -> Option<IpAddr> {
+    if !has(h, &X_FORWARDED_FOR) {
+        return None;
+    }
     let xff = h.get(&X_FORWARDED_FOR)?.to_str().ok()?;
-    let entries: Vec<&str> = xff.split(',').map(str::trim).collect();
-    let idx = entries.len().checked_sub(1 + trusted_hops as usize)?;
-    entries.get(idx)?.parse().ok()
+    // From the right, without collecting the entries: this runs for every request.
+    xff.rsplit(',').nth(trusted_hops as usize)?.trim().parse().ok()
 }
 
 /// A random UUID (version 4), as Envoy generates for `x-request-id`.
@@ -372,6 +447,33 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert!(h.get("x-second").is_none() && h.get("x-third").is_none() && h.get("x-fourth").is_none());
         assert!(h.get(CONNECTION).is_none() && h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn connection_tokens_are_matched_without_case_and_te_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Keep-Alive, X-Foo, TE, Connection, bad name"));
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["te", "x-keep"]);
+    }
+
+    #[test]
+    fn xff_entry_is_counted_from_the_right() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1, 10.0.0.2 ,10.0.0.3"));
+        assert_eq!(last_xff_address(&h, 0), "10.0.0.3".parse().ok());
+        assert_eq!(last_xff_address(&h, 1), "10.0.0.2".parse().ok());
+        assert_eq!(last_xff_address(&h, 2), "10.0.0.1".parse().ok());
+        assert_eq!(last_xff_address(&h, 3), None);
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1,junk"));
+        assert_eq!(last_xff_address(&h, 0), None);
+        assert_eq!(last_xff_address(&HeaderMap::new(), 0), None);
     }
 
     #[test]

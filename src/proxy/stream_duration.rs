@@ -101,7 +101,9 @@ pub(super) fn route_limits<'a>(
     headers: &mut HeaderMap,
     started: Option<tokio::time::Instant>,
 ) -> Effective<'a> {
-    let grpc = super::local_reply::is_grpc_request(headers);
+    // Only the gRPC timeouts ask; most routes have neither, and the lookup is per request.
+    let grpc =
+        (fwd.legacy_grpc.is_some() || fwd.stream_duration.is_some()) && super::local_reply::is_grpc_request(headers);
     // Under `max_grpc_timeout` a gRPC request's `grpc-timeout` is its route timeout.
     let legacy = fwd.legacy_grpc.filter(|_| grpc).map(|l| legacy_timeout(&l, header_timeout(headers)));
     let policy = fwd.retry_policy.as_ref();

@@ -54,7 +54,10 @@ impl Xfcc {
         }
         let peer = match (self.mode, tls.and_then(|s| s.peer.as_ref().map(|p| (s, p)))) {
             (ForwardClientCert::Sanitize, _) | (_, None) => {
-                h.remove(&X_FORWARDED_CLIENT_CERT);
+                // Nearly every request has none: a look first, not a removal (a hashed lookup).
+                if crate::proxy::headers::has(h, &X_FORWARDED_CLIENT_CERT) {
+                    h.remove(&X_FORWARDED_CLIENT_CERT);
+                }
                 return;
             }
             (_, Some(p)) => p,

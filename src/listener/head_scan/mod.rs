@@ -263,10 +263,15 @@ impl HeadScan {
     }
 
     fn header(&mut self, line: &[u8]) -> State {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { return self.refused_by_hyper() };
+        // The name ends at its first byte that is no `tchar`, which must be the colon: one
+        // pass finds the colon and checks the name.
+        let colon = match line.iter().position(|&b| !tchar(b)) {
+            Some(c) if c > 0 && line[c] == b':' => c,
+            // A byte hyper's parser refuses: the head is its 400, whatever else is wrong.
+            _ => return self.refused_by_hyper(),
+        };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        // A byte hyper's parser refuses: the head is its 400, whatever else is wrong.
-        if name.is_empty() || !name.iter().all(|&b| tchar(b)) || !value.iter().all(|&b| value_byte(b)) {
+        if !value.iter().all(|&b| value_byte(b)) {
             return self.refused_by_hyper();
         }
         if name.eq_ignore_ascii_case(b"content-length") {

@@ -58,6 +58,15 @@ pub struct Options {
     pub watch: WatchOptions,
 }
 
+static STARTED_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what runs once the first configuration is applied and the listeners are up, after
+/// Envoy's schema was released: the binary, which owns the allocator, returns the memory
+/// startup freed (`main.rs`). The first hook set stays.
+pub fn on_started(hook: fn()) {
+    let _ = STARTED_HOOK.set(hook);
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -369,6 +378,11 @@ pub async fn run_with_loggers(
     let drain = Drain { shutdown: shutdown_rx.clone(), alive: alive_tx, admin: admin_drain_rx };
     let manager = ListenerManager::new(Arc::clone(&shared), drain);
     let reloader = crate::reload::spawn(Arc::clone(&server), sources, manager, options.watch, shutdown_rx).await?;
+    // The first configuration is applied: what only parsing it needed can go.
+    crate::config::release_schema();
+    if let Some(hook) = STARTED_HOOK.get() {
+        hook();
+    }
     server.server_stats.initialization_time_ms.record_duration(server.started.elapsed());
     server.refresh_stats();
     spawn_stats_flush(Arc::clone(&server));

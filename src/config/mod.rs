@@ -136,6 +136,13 @@ pub fn not_supported() -> String {
     schema::not_supported()
 }
 
+/// Releases Envoy's schema (the descriptor pool configurations are checked with) now rather
+/// than when it has been idle for a while: startup calls this once its configuration is
+/// applied. A later parse decodes it again.
+pub fn release_schema() {
+    schema::release()
+}
+
 /// Cross-resource checks usable after an LDS/CDS update too: route configs (inline) naming
 /// clusters that do not exist (unless `validate_clusters` is false) -> one error each, with the
 /// field path under `root` (`resources`, `static_resources.listeners`). The errors' `file` is

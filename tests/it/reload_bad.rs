@@ -91,6 +91,15 @@ async fn rds_unknown_field() {
     rds_rejected(discovery("v2", vec![rc]), "update_rejected", "bogus_field").await;
 }
 
+/// Startup releases Envoy's schema once the first configuration is applied: a reload decodes
+/// it again, and an unknown field deep in a route is still refused at its path.
+#[tokio::test]
+async fn rds_unknown_nested_field_after_startup_names_its_path() {
+    let mut rc = route_config_to("local_route", "b_svc");
+    rc["virtual_hosts"][0]["routes"][1]["route"]["zzz_no_such"] = json!(1);
+    rds_rejected(discovery("v2", vec![rc]), "update_rejected", "virtual_hosts[0].routes[1].route.zzz_no_such").await;
+}
+
 #[tokio::test]
 async fn rds_wrong_type_url() {
     let mut rc = route_config_to("local_route", "b_svc");

@@ -21,7 +21,7 @@ pub(crate) fn not_supported() -> String {
          saying why (for example a `GRPC` `api_type`: configuration comes from files and REST \
          EDS polling only).\n",
     );
-    let Some(pool) = super::pool() else {
+    let Some(pool) = super::pool_all() else {
         out.push_str("\n(Envoy's schema is missing from this build.)\n");
         return out;
     };

@@ -147,6 +147,17 @@ fn check(yaml: &str, message: &str) -> Vec<String> {
     ctx.schema_errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
 }
 
+/// Startup releases the schema once its configuration is applied: the next parse (a reload)
+/// decodes it again and still refuses a field at its path.
+#[test]
+fn a_parse_after_the_schema_was_released_names_the_path() {
+    let route = "match: {prefix: /}\nroute: {cluster: a, zzz_no_such: 1}\n";
+    let before = check(route, "envoy.config.route.v3.Route");
+    assert!(before.len() == 1 && before[0].starts_with("c.route.zzz_no_such: unknown field"), "{before:#?}");
+    crate::config::release_schema();
+    assert_eq!(check(route, "envoy.config.route.v3.Route"), before);
+}
+
 #[test]
 fn an_extension_legate_does_not_implement_is_named_by_type() {
     let cluster = r#"

@@ -109,10 +109,9 @@ fn main() -> ExitCode {
 
 /// Gives back what startup used and the running proxy does not (`server::on_started`): the
 /// pages jemalloc holds freed, Envoy's schema (released just before) most of them, at once
-/// rather than over the decay time; then the pages of the executable mapped so far.
+/// rather than over the decay time.
 fn release_startup_memory() {
     purge_allocator();
-    unmap_executable();
 }
 
 /// Returns this thread's cached free objects to the arena, then every arena's unused dirty
@@ -133,47 +132,6 @@ fn purge_allocator() {
             );
         }
     }
-}
-
-/// Unmaps the executable's read-only mappings that hold only file pages: about 12 MiB of
-/// code and read-only data were mapped by startup (parsing, the schema's decoder, TLS and DNS
-/// setup, in 64 KiB fault-around blocks), most of which the running proxy never touches
-/// again. The pages stay in the page cache; what the proxy runs next is mapped back on its
-/// first touch, a minor fault. Mappings with anonymous pages (the relocated RELRO data) are
-/// left alone: dropping those would lose the relocations.
-fn unmap_executable() {
-    let (Ok(exe), Ok(smaps)) = (std::fs::read_link("/proc/self/exe"), std::fs::read_to_string("/proc/self/smaps"))
-    else {
-        return;
-    };
-    let exe = exe.to_string_lossy();
-    let mut candidate: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        if let Some((start, end, perms, path)) = mapping_header(line) {
-            candidate = (path == exe && !perms.contains('w')).then_some((start, end));
-        } else if let Some(kib) = line.strip_prefix("Anonymous:") {
-            let anonymous = kib.trim().trim_end_matches("kB").trim() != "0";
-            if let (Some((start, end)), false) = (candidate.take(), anonymous) {
-                // SAFETY: a private, read-only file mapping without anonymous pages: after
-                // MADV_DONTNEED its pages read back from the file, as after the kernel's own
-                // reclaim. No Rust object lives in it.
-                unsafe {
-                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-                }
-            }
-        }
-    }
-}
-
-/// A `/proc/self/smaps` mapping line as (start, end, permissions, path).
-fn mapping_header(line: &str) -> Option<(usize, usize, &str, &str)> {
-    let mut fields = line.splitn(6, ' ');
-    let (start, end) = fields.next()?.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
-    let perms = fields.next()?;
-    let path = fields.nth(3).unwrap_or("").trim_start();
-    Some((start, end, perms, path))
 }
 
 /// How long the runtime may take to stop once the server is done.

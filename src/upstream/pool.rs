@@ -22,6 +22,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
@@ -85,8 +86,11 @@ pub struct Pool {
     idle_timeout: Option<Duration>,
     /// Oldest first: each is pushed with the time it came back.
     idle: Mutex<Vec<Idle>>,
-    /// The idle sweeper runs (only while some connection is idle).
+    /// The idle watcher runs (only while some connection is idle).
     sweeping: std::sync::atomic::AtomicBool,
+    /// Wakes the idle watcher; `idle_waker` is its waker, which idle sockets hold.
+    idle_signal: Arc<IdleSignal>,
+    idle_waker: Waker,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
     connector: Connector,
     /// `auto_config`: the protocol of each new connection is the one ALPN chose.
@@ -104,35 +108,73 @@ enum Conn {
     H2(http2::SendRequest<ReqBody>),
 }
 
-/// Closes `pool`'s connections idle for `timeout`, each when its time is up; ends when none is
-/// idle (a connection put back then starts another). Weak: a removed cluster's pool (and
-/// stats) must go at once.
-async fn sweep_idle(pool: std::sync::Weak<Pool>, timeout: Duration) {
-    // Bounded: each turn closes the expired or waits for the oldest one's time.
+/// Watches `pool`'s idle connections: closes each the upstream closed (the own client's
+/// connections have no task of their own to notice; hyper's close themselves) and, with an
+/// idle `timeout`, each idle that long. Woken by the idle sockets themselves (registered with
+/// `signal`'s waker when they come back) or by the oldest one's time; ends when none is idle
+/// (a connection put back then starts another). Weak: a removed cluster's pool (and stats)
+/// must go at once; its drop wakes this to end.
+async fn watch_idle(pool: std::sync::Weak<Pool>, signal: Arc<IdleSignal>, timeout: Option<Duration>) {
+    let waker = Waker::from(Arc::clone(&signal));
+    // Bounded: each turn closes what ended and waits for a socket or the oldest one's time.
     loop {
         let next = {
             let Some(pool) = pool.upgrade() else { return };
             let now = tokio::time::Instant::now();
+            let mut closed = Vec::new();
+            let mut expired = 0;
             let mut idle = lock(&pool.idle);
-            let expired = idle.iter().take_while(|i| i.since + timeout <= now).count();
-            let closed: Vec<Idle> = idle.drain(..expired).collect();
-            let next = idle.first().map(|i| i.since + timeout);
-            if next.is_none() {
-                // Under the lock: a connection put back after this starts a new sweeper.
+            let mut i = 0;
+            while i < idle.len() {
+                let timed_out = timeout.is_some_and(|t| idle[i].since + t <= now);
+                if timed_out || !idle[i].conn.is_open_watched(&waker) {
+                    expired += usize::from(timed_out);
+                    closed.push(idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            let next = timeout.and_then(|t| idle.first().map(|i| i.since + t));
+            let empty = idle.is_empty();
+            if empty {
+                // Under the lock: a connection put back after this starts a new watcher.
                 pool.sweeping.store(false, std::sync::atomic::Ordering::Release);
             }
             drop(idle);
-            for _ in &closed {
+            for _ in 0..expired {
                 pool.stats.cx_idle_timeout.inc();
             }
-            // Dropping the senders closes the connections.
+            // Dropping them closes the connections.
             drop(closed);
-            match next {
-                Some(at) => at,
-                None => return,
+            if empty {
+                return;
             }
+            next
         };
-        tokio::time::sleep_until(next).await;
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = signal.notify.notified() => {}
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+            }
+            None => signal.notify.notified().await,
+        }
+    }
+}
+
+/// What wakes a pool's idle watcher: a waker the idle sockets hold.
+#[derive(Default)]
+struct IdleSignal {
+    notify: tokio::sync::Notify,
+}
+
+impl Wake for IdleSignal {
+    fn wake(self: Arc<Self>) {
+        self.notify.notify_one();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.notify.notify_one();
     }
 }
 
@@ -155,8 +197,14 @@ enum H1Conn {
 impl H1Conn {
     /// The upstream has not closed it.
     fn is_open(&mut self) -> bool {
+        self.is_open_watched(Waker::noop())
+    }
+
+    /// The upstream has not closed it; an own connection's socket wakes `waker` when that
+    /// changes.
+    fn is_open_watched(&mut self, waker: &Waker) -> bool {
         match self {
-            H1Conn::Own(c) => c.is_open(),
+            H1Conn::Own(c) => c.is_open(waker),
             H1Conn::Hyper(s) => !s.is_closed(),
         }
     }
@@ -182,6 +230,7 @@ impl Pool {
         breakers: Arc<Breakers>,
     ) -> Self {
         let (idle, h2) = (Mutex::new(Vec::new()), Mutex::new(None));
+        let signal = Arc::new(IdleSignal::default());
         // A soft limit in Envoy; in hyper the read buffer must also hold a whole response
         // head, which Envoy bounds separately at 60 KiB (`max_response_headers_kb`).
         let buffer_limit = (buffer_limit as usize).max(64 * 1024);
@@ -196,6 +245,8 @@ impl Pool {
             idle_timeout,
             idle,
             sweeping: std::sync::atomic::AtomicBool::new(false),
+            idle_signal: Arc::clone(&signal),
+            idle_waker: Waker::from(signal),
             h2,
             connector: Connector::Tcp,
             auto: false,
@@ -207,6 +258,7 @@ impl Pool {
     /// A pool to the same host with the same settings for the connections of one request
     /// name, through `connector`; it counts in the same stats and breakers.
     fn for_name(&self, connector: Connector) -> Pool {
+        let signal = Arc::new(IdleSignal::default());
         Pool {
             addr: self.addr,
             protocol: self.protocol,
@@ -218,6 +270,8 @@ impl Pool {
             idle_timeout: self.idle_timeout,
             idle: Mutex::new(Vec::new()),
             sweeping: std::sync::atomic::AtomicBool::new(false),
+            idle_signal: Arc::clone(&signal),
+            idle_waker: Waker::from(signal),
             h2: Mutex::new(None),
             connector,
             auto: self.auto,
@@ -491,7 +545,12 @@ impl Pool {
 
     /// Puts a connection ready for the next request on the idle list (closed when the list
     /// is full), and tells a request waiting under `max_connections`.
-    fn keep(self: &Arc<Self>, conn: H1Conn) {
+    fn keep(self: &Arc<Self>, mut conn: H1Conn) {
+        // From here its socket wakes the idle watcher if the upstream closes it.
+        if !conn.is_open_watched(&self.idle_waker) {
+            // Dropped: its slot under `max_connections` wakes a waiting request.
+            return;
+        }
         let kept = {
             let mut idle = lock(&self.idle);
             let kept = idle.len() < MAX_IDLE;
@@ -502,10 +561,8 @@ impl Pool {
             kept
         };
         self.breakers.released();
-        if let (true, Some(timeout)) = (kept, self.idle_timeout) {
-            if !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                tokio::spawn(sweep_idle(Arc::downgrade(self), timeout));
-            }
+        if kept && !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tokio::spawn(watch_idle(Arc::downgrade(self), Arc::clone(&self.idle_signal), self.idle_timeout));
         }
     }
 
@@ -658,5 +715,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl h1::decode::Home for Pool {
     fn take_back(self: Arc<Self>, conn: Box<h1::Conn>) {
         self.keep(H1Conn::Own(conn));
+    }
+}
+
+impl Drop for Pool {
+    /// Its idle watcher, if one runs, ends.
+    fn drop(&mut self) {
+        self.idle_signal.notify.notify_one();
     }
 }

@@ -82,6 +82,7 @@ mod upgrades;
 mod upgrades_h2;
 mod upstream;
 mod upstream_auto_sni;
+mod upstream_h1;
 mod upstream_h1_options;
 mod upstream_resets;
 mod upstream_rotation;

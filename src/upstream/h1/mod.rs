@@ -73,8 +73,9 @@ impl<T: AsyncRead + Unpin> Conn<T> {
     /// Whether an idle connection may carry a request: the upstream has not closed it nor
     /// sent anything unasked. Reads without waiting; a read that would wait costs no system
     /// call, as the runtime knows the socket has nothing.
-    pub fn is_open(&mut self) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+    /// `waker` is woken when that may change (the socket becomes readable).
+    pub fn is_open(&mut self, waker: &std::task::Waker) -> bool {
+        let mut cx = Context::from_waker(waker);
         let mut byte = [0u8; 1];
         let mut probe = ReadBuf::new(&mut byte);
         matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut probe), Poll::Pending)

@@ -16,12 +16,6 @@ use crate::common::tls::{connect, get_h1, Alg, Ca, ClientOpts};
 use crate::common::upstream;
 use crate::upgrades::{WsClient, WsUpstream};
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("local_addr").port()).collect()
-}
-
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -34,7 +28,7 @@ fn fill(text: &str, vars: &[(&str, String)]) -> String {
 async fn the_websocket_sandbox_upgrades_on_the_manager_or_on_one_route() {
     let ws = WsUpstream::spawn().await;
     for name in ["envoy-ws.yaml", "envoy-ws-route.yaml"] {
-        let port = free_ports(1)[0];
+        let port = crate::common::free_ports(1)[0];
         let text = match name {
             "envoy-ws.yaml" => include_str!("../fixtures/examples/websocket/envoy-ws.yaml"),
             _ => include_str!("../fixtures/examples/websocket/envoy-ws-route.yaml"),
@@ -72,7 +66,7 @@ async fn the_front_proxy_sandbox_routes_http_and_https_to_two_services() {
     write(certs.path(), "front-proxy-key.pem", &pair.key);
     let service1 = upstream::http1().name("service1").spawn().await;
     let service2 = upstream::http1().name("service2").spawn().await;
-    let ports = free_ports(4);
+    let ports = crate::common::free_ports(4);
     let (http, https, envoy1, envoy2) = (ports[0], ports[1], ports[2], ports[3]);
     let mut services = Vec::new();
     for (text, port, service) in [

@@ -16,12 +16,6 @@ use crate::common::tls::{connect, get_h1, Alg, Ca, ClientOpts};
 use crate::common::upstream;
 use crate::upstream_tls::{boot, chain, inline, listener, socket, DOWNSTREAM};
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("local_addr").port()).collect()
-}
-
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
 }
@@ -45,7 +39,7 @@ async fn the_tls_sni_sandbox_picks_chains_by_sni_and_the_client_originates_by_sn
     let http0 = upstream::http1().name("service-http0").spawn().await;
     let http1 = upstream::http1().name("service-http1").spawn().await;
     let https = https_service(&ca.server(&["domain3.example.com"], Alg::Rsa), "service-https").await;
-    let ports = free_ports(2);
+    let ports = crate::common::free_ports(2);
     let fill = |text: &str| {
         text.replace("${PROXY_PORT}", &ports[0].to_string())
             .replace("${CLIENT_PORT}", &ports[1].to_string())
@@ -100,7 +94,7 @@ async fn the_double_proxy_sandbox_runs_mtls_between_two_legates() {
     write(certs.path(), "cacert.pem", &ca.cert);
     // The database: bytes relayed both ways, so an HTTP service stands in for it.
     let postgres = upstream::http1().name("postgres").spawn().await;
-    let ports = free_ports(2);
+    let ports = crate::common::free_ports(2);
     let fill = |text: &str| {
         text.replace("${FRONTEND_PORT}", &ports[0].to_string())
             .replace("${BACKEND_PORT}", &ports[1].to_string())
@@ -200,7 +194,7 @@ async fn the_websocket_sandbox_proxies_wss_and_passes_wss_through() {
     let service = wss_service(&ca.server(&["service-wss"], Alg::Ecdsa), &ws).await;
     let service_port = service.listener("front").port();
     for (name, serves_as) in [("envoy-wss.yaml", "front-envoy"), ("envoy-wss-passthrough.yaml", "service-wss")] {
-        let port = free_ports(1)[0];
+        let port = crate::common::free_ports(1)[0];
         let text = match name {
             "envoy-wss.yaml" => include_str!("../fixtures/examples/websocket/envoy-wss.yaml"),
             _ => include_str!("../fixtures/examples/websocket/envoy-wss-passthrough.yaml"),

@@ -241,10 +241,7 @@ fn gzip_window(data: &[u8], window_bits: u8) -> Vec<u8> {
 #[tokio::test]
 async fn the_gzip_sandbox_compresses_answers_and_decodes_uploads() {
     let up = upstream::http1().spawn().await;
-    let ports: Vec<u16> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ports: Vec<u16> = crate::common::free_ports(3);
     let yaml = include_str!("../fixtures/examples/gzip.yaml")
         .replace("${LISTEN_PORT}", &ports[0].to_string())
         .replace("${STATS_PORT}", &ports[1].to_string())

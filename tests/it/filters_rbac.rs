@@ -140,10 +140,7 @@ async fn the_rbac_sandbox_matcher_denies_foreign_referers() {
     let up = upstream::http1().spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("access.log");
-    let ports: Vec<u16> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ports: Vec<u16> = crate::common::free_ports(2);
     let yaml = include_str!("../fixtures/examples/rbac.yaml")
         .replace("${LISTEN_PORT}", &ports[0].to_string())
         .replace("${ADMIN_PORT}", &ports[1].to_string())

@@ -192,10 +192,7 @@ async fn the_bridge_turns_trailers_into_http1_headers() {
 #[tokio::test]
 async fn the_grpc_bridge_sandbox_sets_and_gets_through_both_proxies() {
     let service = kv_service().await;
-    let ports: Vec<u16> = (0..4)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ports: Vec<u16> = crate::common::free_ports(4);
     let server = include_str!("../fixtures/examples/grpc-bridge-server.yaml")
         .replace("${LISTEN_PORT}", &ports[0].to_string())
         .replace("${ADMIN_PORT}", &ports[1].to_string())

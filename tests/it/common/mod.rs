@@ -51,6 +51,15 @@ pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     }
 }
 
+/// `n` distinct free ports on 127.0.0.1 for a config that names its own ports. All are held
+/// until every one is chosen: a port released at once may be handed out again by the next
+/// bind, and two listeners of one config on the same port fail to start.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("local_addr").port()).collect()
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound then released).
 pub fn dead_addr() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

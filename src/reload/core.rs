@@ -244,6 +244,9 @@ impl Core {
             .collect();
         // Connections on chains this reload changes or removes keep their last version.
         let retired = crate::snapshot::retire_chains(&prev, &built.snapshot);
+        // Counted before the swap, as Envoy counts before the new version serves: whoever sees
+        // the new configuration at work finds it counted.
+        count_changes(&shared, d, &prev, built.snapshot.clusters.len());
         shared.snapshot.store(Arc::new(built.snapshot));
         if !retired.is_empty() {
             let drain_time = shared.drain_time;
@@ -292,7 +295,6 @@ impl Core {
                 }
             });
         }
-        count_changes(&shared, d, &prev);
         let old = std::mem::replace(&mut self.resources, next);
         // What the new snapshot replaced can hold a 10,000-route configuration and its compiled
         // table: freeing them takes milliseconds, which would delay the first requests on the
@@ -344,7 +346,7 @@ fn forget_when_gone<T: Send + Sync + 'static>(
     });
 }
 
-fn count_changes(shared: &ProcessState, d: &Diff, prev: &Snapshot) {
+fn count_changes(shared: &ProcessState, d: &Diff, prev: &Snapshot, active_clusters: usize) {
     let s = &shared.stats;
     let initial = prev.listeners.is_empty() && prev.clusters.is_empty();
     s.counter("listener_manager.listener_added").add(d.listeners.added.len() as u64);
@@ -355,8 +357,7 @@ fn count_changes(shared: &ProcessState, d: &Diff, prev: &Snapshot) {
         s.counter("cluster_manager.cluster_modified").add(d.clusters.modified.len() as u64);
         s.counter("cluster_manager.cluster_removed").add(d.clusters.removed.len() as u64);
     }
-    let snap = shared.snapshot.load();
-    s.gauge("cluster_manager.active_clusters").set(snap.clusters.len() as i64);
+    s.gauge("cluster_manager.active_clusters").set(active_clusters as i64);
     s.gauge("cluster_manager.warming_clusters").set(0);
     if d.listeners.modified.iter().flat_map(|(_, l)| l.hcms()).any(|h| matches!(h.routes, RouteSource::Rds { .. }))
         || !d.routes.is_empty()

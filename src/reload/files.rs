@@ -417,6 +417,14 @@ impl FileSource {
 
     fn record(&self, results: &[FileResult], applied: bool, error: Option<String>, started: Instant, d: &Diff) {
         let server = &self.server;
+        // `/reloads` first: whoever sees a counter move finds the attempt it counted.
+        server.history.record(Attempt {
+            files: results.iter().map(|r| r.path.display().to_string()).collect(),
+            outcome: if applied { "applied" } else { "rejected" },
+            error: error.clone(),
+            duration: started.elapsed(),
+            changes: if applied { d.summary() } else { serde_json::Value::Null },
+        });
         for r in results {
             for w in &r.warnings {
                 // Envoy accepts such a dynamic resource with a warning and counts it.
@@ -440,13 +448,6 @@ impl FileSource {
                 server.clear_error(&r.role.to_string());
             }
         }
-        server.history.record(Attempt {
-            files: results.iter().map(|r| r.path.display().to_string()).collect(),
-            outcome: if applied { "applied" } else { "rejected" },
-            error,
-            duration: started.elapsed(),
-            changes: if applied { d.summary() } else { serde_json::Value::Null },
-        });
     }
 }
 

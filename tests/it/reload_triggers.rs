@@ -21,6 +21,8 @@ async fn identical_content_changes_nothing() {
     // before it have been seen.
     Write::Rename.apply(&rig.path("eds.yaml"), &cla("v2", "e_svc", &[rig.setup.b.addr()]));
     assert_eventually!(rig.hit("/eds").await == "b", "eds.yaml moved e_svc to b");
+    // The attempt is recorded just after the new snapshot serves.
+    assert_eventually!(rig.reloads().await.len() > reloads, "the eds.yaml reload is recorded");
     assert_eq!(rig.stat(&format!("{RDS}.update_attempt")).await, attempts, "rds update_attempt moved");
     let now = rig.reloads().await;
     assert_eq!(now.len(), reloads + 1, "one new reload (eds.yaml) expected: {now:#?}");
@@ -40,6 +42,7 @@ async fn unrelated_files_trigger_nothing() {
     std::fs::create_dir(rig.path("subdir")).expect("mkdir");
     Write::Rename.apply(&rig.path("eds.yaml"), &cla("v2", "e_svc", &[rig.setup.b.addr()]));
     assert_eventually!(rig.hit("/eds").await == "b", "eds.yaml moved e_svc to b");
+    assert_eventually!(rig.reloads().await.len() > reloads, "the eds.yaml reload is recorded");
     let now = rig.reloads().await;
     assert_eq!(now.len(), reloads + 1, "only the eds.yaml change reloads: {now:#?}");
     assert_eq!(now[0]["files"], json!([rig.path("eds.yaml").to_str().unwrap()]), "{:#?}", now[0]);
@@ -57,13 +60,15 @@ async fn cds_and_rds_written_together_apply_as_one() {
     Write::Rename.apply(&rig.path("rds.yaml"), &rds_to("v2", "c_svc"));
     Write::Rename.apply(&rig.path("cds.yaml"), &cds(&rig.setup, "v2", vec![static_cluster("c_svc", &[c.addr()])]));
     assert_eventually!(rig.hit("/").await == "c", "traffic reaches c");
+    let both = |reloads: &[serde_json::Value]| {
+        reloads.iter().any(|r| {
+            let f = r["files"].to_string();
+            r["outcome"] == "applied" && f.contains("rds.yaml") && f.contains("cds.yaml")
+        })
+    };
+    // The attempt is recorded just after the new snapshot serves.
+    assert_eventually!(both(&rig.reloads().await), "one applied reload names both files");
     rig.assert_no_rejected_reload().await;
-    let reloads = rig.reloads().await;
-    let both = reloads.iter().any(|r| {
-        let f = r["files"].to_string();
-        r["outcome"] == "applied" && f.contains("rds.yaml") && f.contains("cds.yaml")
-    });
-    assert!(both, "no single applied reload names both files: {reloads:#?}");
     assert_eq!(rig.stat("cluster_manager.cds.update_rejected").await, 0);
     assert_eq!(rig.stat(&format!("{RDS}.update_rejected")).await, 0);
 }

@@ -20,6 +20,7 @@ use super::downstream::Downstream;
 use super::gated::gated;
 use super::head_scan::{HeadScan, ScanIo};
 use super::prefixed::PrefixedIo;
+use super::served::{maybe_h2, Served, H2_PREFACE_LINE};
 use super::{idle, Drain};
 use crate::config::model::CodecType;
 use crate::proxy::{handle, ConnCtx};
@@ -111,7 +112,8 @@ pub(super) async fn serve_connection(
         first
     };
     hstats.downstream_cx_rx_bytes_total.add(first.len() as u64);
-    let is_h2 = first.starts_with(b"PRI * HTTP/2.0") || cfg.codec_type == CodecType::Http2;
+    let is_h2 = first.starts_with(H2_PREFACE_LINE) || cfg.codec_type == CodecType::Http2;
+    let maybe_h2_start = maybe_h2(&first);
     if is_h2 {
         hstats.downstream_cx_http2_total.inc();
     } else {
@@ -133,33 +135,12 @@ pub(super) async fn serve_connection(
     let scanned = ScanIo::new(counted, scan, Arc::clone(&ctx));
     let prefixed = PrefixedIo::new(Bytes::from(first), scanned);
     let io = TokioIo::new(CodecReplies::new(prefixed, hcm.server_name.clone(), Arc::clone(&ctx)));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .max_buf_size(header_bytes)
-        .max_headers(cfg.max_headers_count as usize)
-        .keep_alive(true);
-    let h2 = &cfg.http2;
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // Enforced per stream by the request path (a reset, as Envoy; h2 would answer 431
-        // itself), so hyper's bound only caps what a header block may cost: 4x the limit.
-        .max_header_list_size((header_bytes as u32).saturating_mul(4))
-        // Envoy's default: no limit.
-        .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
-        .initial_stream_window_size(h2.initial_stream_window_size)
-        .initial_connection_window_size(h2.initial_connection_window_size);
-    if h2.allow_connect {
-        // RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, so clients may send WebSocket over h2.
-        builder.http2().enable_connect_protocol();
-    }
-    let builder = match cfg.codec_type {
-        CodecType::Auto => builder,
-        CodecType::Http1 => builder.http1_only(),
-        CodecType::Http2 => builder.http2_only(),
-    };
+    let max_headers = cfg.max_headers_count as usize;
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).max_buf_size(header_bytes).max_headers(max_headers).keep_alive(true);
+    // Without the preface's start, an AUTO connection is HTTP/1.1 for good.
+    let http1_only = cfg.codec_type == CodecType::Http1 || (cfg.codec_type == CodecType::Auto && !maybe_h2_start);
+    let detecting = (!http1_only).then(|| detecting_builder(cfg, header_bytes));
     let idle_timeout = cfg.idle_timeout;
     // HTTP/1 requests time out by the connection's one stream timer (h2 streams run at once).
     let stream_idle = cfg.stream_idle_timeout.filter(|_| !is_h2);
@@ -167,7 +148,10 @@ pub(super) async fn serve_connection(
     drop(hcm);
     let svc_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| handle(Arc::clone(&svc_ctx), req));
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let conn = match &detecting {
+        None => Served::Http1 { conn: http1.serve_connection(io, service).with_upgrades() },
+        Some(builder) => Served::Detecting { conn: builder.serve_connection_with_upgrades(io, service) },
+    };
     tokio::pin!(conn);
     let mut draining = false;
     let mut stopping = false;
@@ -302,6 +286,41 @@ pub(super) async fn serve_connection(
     lstats.downstream_cx_destroy.inc();
     record_length(&hcm_cx_length);
     hstats_destroy(&ctx);
+}
+
+/// hyper-util's server for connections that may be h2: HTTP/1.1 as the HTTP/1.1-only one,
+/// h2 from the manager's settings.
+fn detecting_builder(
+    cfg: &crate::config::model::HttpConnectionManager,
+    header_bytes: usize,
+) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // As the HTTP/1.1-only server is set up.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(header_bytes)
+        .max_headers(cfg.max_headers_count as usize)
+        .keep_alive(true);
+    let h2 = &cfg.http2;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Enforced per stream by the request path (a reset, as Envoy; h2 would answer 431
+        // itself), so hyper's bound only caps what a header block may cost: 4x the limit.
+        .max_header_list_size((header_bytes as u32).saturating_mul(4))
+        // Envoy's default: no limit.
+        .max_concurrent_streams(h2.max_concurrent_streams.unwrap_or(2_147_483_647))
+        .initial_stream_window_size(h2.initial_stream_window_size)
+        .initial_connection_window_size(h2.initial_connection_window_size);
+    if h2.allow_connect {
+        // RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, so clients may send WebSocket over h2.
+        builder.http2().enable_connect_protocol();
+    }
+    match cfg.codec_type {
+        CodecType::Http2 => builder.http2_only(),
+        _ => builder,
+    }
 }
 
 /// The longest a new connection may take to send its first bytes.

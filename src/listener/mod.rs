@@ -17,6 +17,7 @@ pub mod idle;
 pub mod inspect;
 pub mod manager;
 mod prefixed;
+mod served;
 mod tcp_conn;
 pub mod tls_hello;
 

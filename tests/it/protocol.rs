@@ -309,3 +309,50 @@ async fn h2_requests_obey_the_header_limits() {
     let lines: Vec<&str> = out.lines().filter(|l| l.contains(WARNING)).collect();
     assert!(lines.len() >= 2 && lines.len() <= 12, "rate-limited: {lines:#?}");
 }
+
+/// With `codec_type: AUTO`, a connection is served as HTTP/1.1 alone once its first bytes
+/// cannot start the h2 preface; a preface that arrives in pieces still gets h2.
+#[tokio::test]
+async fn an_h2_preface_in_pieces_is_still_h2() {
+    use crate::common::config::{direct, hcm, route_config, vhost};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let manager = hcm(route_config(json!([vhost("all", &["*"], json!([direct(json!({"prefix": "/"}), "hi")]))])));
+    let legate = Legate::start(bootstrap().listener_hcm("main", manager).yaml()).await;
+    let mut s = tokio::net::TcpStream::connect(legate.listener("main")).await.expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(b"PRI * HT").await.expect("first piece");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The rest of the preface, an empty SETTINGS, then GET / (HPACK: :method GET, :scheme
+    // http, :path /, :authority "x") ending the stream.
+    let mut rest = b"TP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    rest.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    rest.extend_from_slice(&[0, 0, 6, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x41, 1, b'x']);
+    s.write_all(&rest).await.expect("rest");
+    // Frames until a HEADERS frame on stream 1; bounded by the bytes read and the deadline.
+    let mut got = Vec::new();
+    let headers = crate::common::bounded("an h2 answer", async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+            let mut at = 0;
+            while got.len() >= at + 9 {
+                let len = usize::from(got[at]) << 16 | usize::from(got[at + 1]) << 8 | usize::from(got[at + 2]);
+                let (kind, stream) =
+                    (got[at + 3], u32::from_be_bytes([got[at + 5], got[at + 6], got[at + 7], got[at + 8]]));
+                if got.len() < at + 9 + len {
+                    break;
+                }
+                if kind == 1 && stream == 1 {
+                    return got[at + 9..at + 9 + len].to_vec();
+                }
+                at += 9 + len;
+            }
+            assert!(got.len() < 1 << 16, "no HEADERS frame for stream 1");
+        }
+    })
+    .await;
+    assert!(!got.starts_with(b"HTTP/1"), "answered as HTTP/1: {:?}", String::from_utf8_lossy(&got));
+    assert_eq!(headers.first(), Some(&0x88), ":status 200 (HPACK index 8) first: {headers:?}");
+}

@@ -28,6 +28,9 @@ pub struct AttemptTemplate {
     pub method: Method,
     /// Path and query; the authority for HTTP/2 upstreams comes from `authority`.
     pub path: String,
+    /// `path` parsed, when it is the client's own origin-form target: HTTP/1.1 attempts share
+    /// it instead of parsing the path again.
+    pub target: Option<http::uri::PathAndQuery>,
     pub authority: HeaderValue,
     pub headers: HeaderMap,
     pub set_attempt_count: bool,
@@ -39,6 +42,10 @@ pub struct AttemptTemplate {
     pub internal: bool,
     /// The route's `hash_policy` key, for RING_HASH / MAGLEV clusters (every attempt).
     pub lb_hash: Option<u64>,
+    /// The headers are read after the first attempt is built (a mirror sent later, an
+    /// internal redirect, the access log, formatted response headers): each attempt copies
+    /// them. Otherwise a request with one attempt moves them into it.
+    pub headers_read_after: bool,
 }
 
 /// The request body: streamed once (no retry policy), held in memory, or recorded while it
@@ -197,7 +204,7 @@ async fn attempt_timeout(
 /// the body, when it was still arriving as forwarding began.
 pub async fn forward(
     cluster: &Arc<Cluster>,
-    prepared: &AttemptTemplate,
+    prepared: &mut AttemptTemplate,
     mut body: BodySource,
     timeout: Option<Duration>,
     policy: Option<&RetryPolicy>,
@@ -207,7 +214,7 @@ pub async fn forward(
     if let Some(p) = policy.filter(|p| p.hedge_on_per_try_timeout) {
         if p.per_try_timeout.is_some() || p.per_try_idle_timeout.is_some() {
             // Boxed: only hedged requests carry the race's state, not every request's future.
-            return Box::pin(hedge::forward(cluster, prepared, body, timeout, p, progress, deferred_codes)).await;
+            return Box::pin(hedge::forward(cluster, &*prepared, body, timeout, p, progress, deferred_codes)).await;
         }
     }
     let stats = &cluster.stats;
@@ -278,7 +285,14 @@ pub async fn forward(
             });
         };
         hosts.attempted(&host);
-        let req = build_request(cluster, prepared, req_body, attempt, &host);
+        // Only the last possible attempt may take the headers: every retry is bounded by
+        // `max_attempts`.
+        let headers = if max_attempts == 1 && !prepared.headers_read_after {
+            std::mem::take(&mut prepared.headers)
+        } else {
+            prepared.headers.clone()
+        };
+        let req = build_request(cluster, prepared, headers, req_body, attempt, &host);
         if attempt > 1 {
             stats.upstream_rq_retry.inc();
         }
@@ -550,10 +564,17 @@ async fn backoff(
     tokio::time::sleep(wait).await;
 }
 
-fn build_request(cluster: &Cluster, p: &AttemptTemplate, body: ReqBody, attempt: u32, host: &Host) -> Request<ReqBody> {
+/// The attempt's request: `headers` are the template's, moved or copied.
+fn build_request(
+    cluster: &Cluster,
+    p: &AttemptTemplate,
+    mut headers: HeaderMap,
+    body: ReqBody,
+    attempt: u32,
+    host: &Host,
+) -> Request<ReqBody> {
     let mut req = Request::new(body);
     *req.method_mut() = p.method.clone();
-    let mut headers = p.headers.clone();
     if p.set_attempt_count {
         headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
     }
@@ -576,7 +597,10 @@ fn build_request(cluster: &Cluster, p: &AttemptTemplate, body: ReqBody, attempt:
             if hyper::body::Body::is_end_stream(req.body()) {
                 super::headers::length_of_empty_body(&p.method, &mut headers);
             }
-            *req.uri_mut() = Uri::try_from(p.path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+            *req.uri_mut() = match &p.target {
+                Some(target) => Uri::from(target.clone()),
+                None => Uri::try_from(p.path.as_str()).unwrap_or_else(|_| Uri::from_static("/")),
+            };
         }
         crate::config::model::UpstreamProtocol::Http2 => {
             *req.version_mut() = Version::HTTP_2;

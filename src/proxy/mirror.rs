@@ -86,7 +86,7 @@ impl Shadows {
             tokio::spawn(async move {
                 let cluster = shadow.cluster;
                 // The attempt's own timer ends it first; this bounds reading the answer.
-                let _ = tokio::time::timeout(timeout, send(&cluster, &template, body, timeout)).await;
+                let _ = tokio::time::timeout(timeout, send(&cluster, &mut template, body, timeout)).await;
             });
         }
     }
@@ -118,7 +118,7 @@ impl MirrorBody {
     }
 }
 
-async fn send(cluster: &Arc<Cluster>, template: &AttemptTemplate, body: MirrorBody, timeout: Duration) {
+async fn send(cluster: &Arc<Cluster>, template: &mut AttemptTemplate, body: MirrorBody, timeout: Duration) {
     let body = body.source();
     match forward::forward(cluster, template, body, Some(timeout), None, None, &[]).await {
         Ok(out) => {
@@ -146,6 +146,7 @@ fn copy(main: &AttemptTemplate, keep_host: bool, local_ip: Option<IpAddr>) -> At
     AttemptTemplate {
         method: main.method.clone(),
         path: main.path.clone(),
+        target: main.target.clone(),
         authority: if keep_host { main.authority.clone() } else { shadow_host(&main.authority) },
         headers: h,
         set_attempt_count: false,
@@ -154,6 +155,7 @@ fn copy(main: &AttemptTemplate, keep_host: bool, local_ip: Option<IpAddr>) -> At
         internal: true,
         // Envoy sends the copy through its async client, whose route has no hash policy.
         lb_hash: None,
+        headers_read_after: false,
     }
 }
 
@@ -207,6 +209,7 @@ mod tests {
         let main = AttemptTemplate {
             method: http::Method::POST,
             path: "/a".into(),
+            target: None,
             authority: HeaderValue::from_static("svc:80"),
             headers: h,
             set_attempt_count: true,
@@ -214,6 +217,7 @@ mod tests {
             append_xfh: false,
             internal: false,
             lb_hash: Some(7),
+            headers_read_after: false,
         };
         let c = copy(&main, false, Some([192, 0, 2, 2].into()));
         assert_eq!(c.authority, "svc-shadow:80");

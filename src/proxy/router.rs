@@ -114,9 +114,11 @@ pub(super) async fn forward_to(
         }
     };
     let internal = parts.headers.get(&headers::X_ENVOY_INTERNAL).is_some_and(|v| v == "true");
-    let prepared = AttemptTemplate {
+    let target = parts.uri.path_and_query().filter(|t| parts.uri.scheme().is_none() && t.as_str() == path).cloned();
+    let mut prepared = AttemptTemplate {
         method: parts.method.clone(),
         path,
+        target,
         authority,
         headers: std::mem::take(&mut parts.headers),
         set_attempt_count: vh.include_request_attempt_count,
@@ -124,6 +126,7 @@ pub(super) async fn forward_to(
         auto_host_rewrite: matches!(fwd.host_rewrite, HostRewrite::Auto),
         append_xfh: fwd.append_xfh,
         lb_hash: lb_key.hash,
+        headers_read_after: shadows.is_some() || redirects.is_some() || trace.logging || trace.format.is_some(),
     };
     // A body already whole goes to the mirrors now; a streamed one once it has been sent.
     let shadows = match (shadows, &body) {
@@ -147,7 +150,7 @@ pub(super) async fn forward_to(
     let outcome = {
         let forwarding = std::pin::pin!(forward::forward(
             cluster,
-            &prepared,
+            &mut prepared,
             body,
             limits.timeout,
             policy,

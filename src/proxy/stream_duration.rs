@@ -238,6 +238,7 @@ mod tests {
         super::super::forward::AttemptTemplate {
             method: http::Method::GET,
             path: "/".into(),
+            target: None,
             authority: HeaderValue::from_static("example.com"),
             headers: HeaderMap::new(),
             set_attempt_count: false,
@@ -245,6 +246,7 @@ mod tests {
             append_xfh: false,
             internal: false,
             lb_hash: None,
+            headers_read_after: false,
         }
     }
 
@@ -257,16 +259,17 @@ mod tests {
             Step::Answer { status: 200, after: MS(900) },
         ]);
         let (cluster, _store) = fake::cluster("", 1, &up);
-        let t = template();
         // The deadline counts from the stream's start, not from when forwarding began.
         let start = tokio::time::Instant::now();
         tokio::time::sleep(MS(200)).await;
-        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
+        let mut t = template();
+        let slow = forward(&cluster, &mut t, BodySource::Replayable(None), None, None, None, &[]);
         let r = within(Some(start + Duration::from_secs(1)), slow).await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         let start = tokio::time::Instant::now();
-        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
+        let mut t = template();
+        let quick = forward(&cluster, &mut t, BodySource::Replayable(None), None, None, None, &[]);
         let r = within(Some(start + Duration::from_secs(1)), quick).await;
         assert_eq!(r.and_then(Result::ok).map(|o| o.response.status().as_u16()), Some(200));
         assert_eq!(start.elapsed(), MS(900));
@@ -287,11 +290,14 @@ mod tests {
             Step::Answer { status: 200, after: MS(900) },
         ]);
         let (cluster, _store) = fake::cluster("", 1, &up);
-        let t = template();
         let idle = Some(Duration::from_secs(1));
         let start = tokio::time::Instant::now();
-        let r =
-            idle_within(idle, None, forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[])).await;
+        let r = idle_within(
+            idle,
+            None,
+            forward(&cluster, &mut template(), BodySource::Replayable(None), None, None, None, &[]),
+        )
+        .await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         // The client still sending pushes it back.
@@ -304,13 +310,15 @@ mod tests {
                 p.touch();
             })
         };
-        let slow = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
+        let mut t = template();
+        let slow = forward(&cluster, &mut t, BodySource::Replayable(None), None, None, None, &[]);
         let r = idle_within(idle, Some(&p), slow).await;
         assert!(r.is_none());
         assert_eq!(start.elapsed(), MS(1800));
         toucher.await.unwrap_or_default();
         let start = tokio::time::Instant::now();
-        let quick = forward(&cluster, &t, BodySource::Replayable(None), None, None, None, &[]);
+        let mut t = template();
+        let quick = forward(&cluster, &mut t, BodySource::Replayable(None), None, None, None, &[]);
         let r = idle_within(idle, None, quick).await;
         assert_eq!(r.and_then(Result::ok).map(|o| o.response.status().as_u16()), Some(200));
         assert_eq!(start.elapsed(), MS(900));

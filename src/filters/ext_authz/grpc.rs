@@ -42,10 +42,10 @@ pub async fn check(
     frame.push(0);
     frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
     frame.extend_from_slice(&message);
-    let template = template(s, req.local_ip);
+    let mut template = template(s, req.local_ip);
     let body = BodySource::Replayable(Some(Bytes::from(frame)));
     let sent = std::time::Instant::now();
-    let out = match forward::forward(cluster, &template, body, Some(s.timeout), None, None, &[]).await {
+    let out = match forward::forward(cluster, &mut template, body, Some(s.timeout), None, None, &[]).await {
         Ok(out) => out,
         Err(f) => {
             cluster.stats.charge(f.reason.status_and_body().0.as_u16(), true);
@@ -93,6 +93,7 @@ fn template(s: &GrpcService, local_ip: Option<std::net::IpAddr>) -> AttemptTempl
     AttemptTemplate {
         method: Method::POST,
         path: PATH.to_string(),
+        target: None,
         authority: HeaderValue::from_str(&s.authority).unwrap_or_else(|_| HeaderValue::from_static("")),
         headers: h,
         set_attempt_count: false,
@@ -100,6 +101,7 @@ fn template(s: &GrpcService, local_ip: Option<std::net::IpAddr>) -> AttemptTempl
         append_xfh: false,
         internal: true,
         lb_hash: None,
+        headers_read_after: false,
     }
 }
 

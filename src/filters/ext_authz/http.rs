@@ -35,10 +35,11 @@ pub async fn check(
     cluster: &Arc<Cluster>,
     req: &CheckRequest<'_>,
 ) -> Decision {
-    let template = template(s, adds, req);
+    let mut template = template(s, adds, req);
     let body = req.body.as_ref().map(|(b, _)| b.clone()).filter(|b| !b.is_empty());
     let sent = std::time::Instant::now();
-    match forward::forward(cluster, &template, BodySource::Replayable(body), Some(s.timeout), None, None, &[]).await {
+    match forward::forward(cluster, &mut template, BodySource::Replayable(body), Some(s.timeout), None, None, &[]).await
+    {
         Ok(out) => {
             let (mut parts, body) = out.response.into_parts();
             let Ok(body) = http_body_util::Limited::new(body, MAX_ANSWER).collect().await else {
@@ -101,6 +102,7 @@ pub(super) fn template(s: &HttpService, adds: &[(HeaderName, HeaderText)], req: 
     AttemptTemplate {
         method: req.parts.method.clone(),
         path: format!("{}{}", s.path_prefix, req.info.full_path),
+        target: None,
         authority: HeaderValue::from_str(req.info.authority).unwrap_or_else(|_| HeaderValue::from_static("")),
         headers: h,
         set_attempt_count: false,
@@ -108,6 +110,7 @@ pub(super) fn template(s: &HttpService, adds: &[(HeaderName, HeaderText)], req: 
         append_xfh: false,
         internal: true,
         lb_hash: None,
+        headers_read_after: false,
     }
 }
 

@@ -181,7 +181,7 @@ impl<'a> Race<'a> {
         };
         self.hosts.attempted(&host);
         let n = self.attempt;
-        let req = build_request(self.cluster, self.prepared, req_body, n, &host);
+        let req = build_request(self.cluster, self.prepared, self.prepared.headers.clone(), req_body, n, &host);
         if n > 1 {
             stats.upstream_rq_retry.inc();
         }

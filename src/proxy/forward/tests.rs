@@ -30,6 +30,7 @@ pub(super) fn prepared() -> AttemptTemplate {
     AttemptTemplate {
         method: Method::POST,
         path: "/p".into(),
+        target: None,
         authority: HeaderValue::from_static("example.com"),
         headers: HeaderMap::new(),
         set_attempt_count: true,
@@ -37,6 +38,7 @@ pub(super) fn prepared() -> AttemptTemplate {
         append_xfh: false,
         internal: false,
         lb_hash: None,
+        headers_read_after: false,
     }
 }
 
@@ -47,7 +49,7 @@ async fn run(
     timeout: Option<Duration>,
 ) -> Result<Outcome, Failure> {
     let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
-    forward(cluster, &prepared(), body, timeout, policy, None, &[]).await
+    forward(cluster, &mut prepared(), body, timeout, policy, None, &[]).await
 }
 
 fn ok(r: Result<Outcome, Failure>) -> Outcome {
@@ -218,7 +220,7 @@ async fn the_route_timeout_counts_from_the_end_of_the_request() {
         ends.end();
     });
     let body = BodySource::Stream(Some(ReqBody::empty()));
-    let f = failed(forward(&cluster, &prepared(), body, Some(ms(200)), None, Some(&progress), &[]).await);
+    let f = failed(forward(&cluster, &mut prepared(), body, Some(ms(200)), None, Some(&progress), &[]).await);
     assert_eq!(f.reason, LocalReason::UpstreamTimeout);
     assert_eq!(start.elapsed(), ms(1200), "a slow upload does not eat into the route timeout");
     assert_eq!(stat(&store, "upstream_rq_timeout"), 1);
@@ -394,7 +396,7 @@ async fn retriable_request_headers_limit_retries_to_the_requests_matching_one() 
     let mut req = prepared();
     req.headers.insert("x-idempotent", HeaderValue::from_static("1"));
     let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
-    let out = ok(forward(&cluster, &req, body, None, Some(&p), None, &[]).await);
+    let out = ok(forward(&cluster, &mut req, body, None, Some(&p), None, &[]).await);
     assert_eq!((out.response.status().as_u16(), out.attempts), (200, 2));
 }
 
@@ -446,4 +448,42 @@ async fn a_per_try_idle_timeout_ends_a_silent_try_and_is_retried_as_a_per_try_ti
     let both = RetryPolicy { per_try_idle_timeout: Some(ms(400)), ..policy(five_xx(), 0, Some(ms(1000))) };
     let out = ok(run(&cluster, Some(&both), None).await);
     assert_eq!(out.response.status().as_u16(), 200);
+}
+
+/// A template with one header, for the move-or-copy rule of its headers.
+fn with_header(read_after: bool) -> AttemptTemplate {
+    let mut t = prepared();
+    t.headers.insert("x-kept", HeaderValue::from_static("yes"));
+    t.headers_read_after = read_after;
+    t
+}
+
+fn kept_headers(up: &FakeUpstream) -> Vec<bool> {
+    up.seen().iter().map(|s| s.headers.get("x-kept").is_some_and(|v| v == "yes")).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_attempt_moves_the_headers_and_every_retry_gets_a_copy() {
+    let body = || BodySource::Replayable(Some(Bytes::from_static(b"hello")));
+    // One attempt, nothing reads the headers after: they move into the request.
+    let up = FakeUpstream::new([answer(200)]);
+    let (cluster, _store) = fake::cluster("", 1, &up);
+    let mut t = with_header(false);
+    ok(forward(&cluster, &mut t, body(), None, None, None, &[]).await);
+    assert_eq!(kept_headers(&up), [true]);
+    assert!(t.headers.is_empty(), "the one attempt took the headers");
+    // Read after (a logger, a mirror, a redirect): the template keeps them.
+    let up = FakeUpstream::new([answer(200)]);
+    let (cluster, _store) = fake::cluster("", 1, &up);
+    let mut t = with_header(true);
+    ok(forward(&cluster, &mut t, body(), None, None, None, &[]).await);
+    assert_eq!(kept_headers(&up), [true]);
+    assert_eq!(t.headers.get("x-kept").map(|v| v.as_bytes()), Some(&b"yes"[..]));
+    // Retries: every attempt sends them whole.
+    let up = FakeUpstream::new([answer(503), answer(503), answer(200)]);
+    let (cluster, _store) = fake::cluster("", 1, &up);
+    let mut t = with_header(false);
+    let out = ok(forward(&cluster, &mut t, body(), None, Some(&policy(five_xx(), 2, None)), None, &[]).await);
+    assert_eq!(out.attempts, 3);
+    assert_eq!(kept_headers(&up), [true, true, true]);
 }

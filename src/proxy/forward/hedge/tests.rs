@@ -35,7 +35,7 @@ fn policy(num_retries: u32, hedge: bool) -> RetryPolicy {
 
 async fn run(cluster: &Arc<Cluster>, policy: &RetryPolicy, timeout: Option<Duration>) -> Result<Outcome, Failure> {
     let body = BodySource::Replayable(Some(Bytes::from_static(b"hello")));
-    forward(cluster, &prepared(), body, timeout, Some(policy), None, &[]).await
+    forward(cluster, &mut prepared(), body, timeout, Some(policy), None, &[]).await
 }
 
 fn ok(r: Result<Outcome, Failure>) -> Outcome {
@@ -172,7 +172,7 @@ async fn a_recorded_body_is_sent_whole_by_the_hedge() {
     let source = crate::body::ReqBody::Full(Some(Bytes::from_static(b"streamed")));
     let recording = crate::body::replay::Recording::new(source, 1 << 20, crate::stats::Counter::default());
     let body = BodySource::Recorded(recording);
-    let out = ok(forward(&cluster, &prepared(), body, Some(ms(2000)), Some(&policy(2, true)), None, &[]).await);
+    let out = ok(forward(&cluster, &mut prepared(), body, Some(ms(2000)), Some(&policy(2, true)), None, &[]).await);
     assert_eq!(out.response.status(), 200);
     assert_eq!(up.seen().len(), 2);
     assert!(up.seen().iter().all(|s| s.body == "streamed"), "{:?}", up.seen());
@@ -184,7 +184,7 @@ async fn a_streamed_body_is_not_hedged() {
     let (cluster, _store) = fake::cluster("", 2, &up);
     let body = BodySource::Stream(Some(crate::body::ReqBody::Full(Some(Bytes::from_static(b"x")))));
     let start = Instant::now();
-    let out = ok(forward(&cluster, &prepared(), body, Some(ms(2000)), Some(&policy(2, true)), None, &[]).await);
+    let out = ok(forward(&cluster, &mut prepared(), body, Some(ms(2000)), Some(&policy(2, true)), None, &[]).await);
     assert_eq!(start.elapsed(), ms(400));
     assert_eq!((out.response.status().as_u16(), out.attempts), (200, 1));
     assert_eq!(up.seen().len(), 1);

@@ -51,86 +51,108 @@ pub type IdleLimit = Option<(std::time::Duration, Counter)>;
 /// The timers of a streamed response body: the route timeout (which in Envoy covers the
 /// whole response), the connection manager's `stream_idle_timeout` and the route's
 /// `max_stream_duration`, on one timer that wakes at the earliest and is only moved when it
-/// fires.
+/// fires. The timer is armed the first time the body has nothing to give: a body that is
+/// whole when its head arrives (most small answers) never registers one.
 pub struct BodyTimers {
-    pub timer: Pin<Box<tokio::time::Sleep>>,
-    /// When the route timeout ends, and `upstream_rq_timeout`.
-    pub route: Option<(tokio::time::Instant, Counter)>,
-    /// `stream_idle_timeout` and `downstream_rq_idle_timeout`.
-    pub idle: Option<(std::time::Duration, Counter)>,
-    /// When the stream's `max_stream_duration` ends, and `downstream_rq_max_duration_reached`.
-    pub duration: Option<(tokio::time::Instant, Counter)>,
-    /// The retry policy's `per_try_idle_timeout` and `upstream_rq_per_try_idle_timeout`.
-    pub try_idle: Option<(std::time::Duration, Counter)>,
-    /// When the last frame came.
-    pub last: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    limits: Limits,
+    /// When the last frame came; before the first, when the body was first found waiting.
+    last: Option<tokio::time::Instant>,
 }
 
-impl BodyTimers {
-    /// `None` when neither timeout applies (no timer is made).
-    pub fn new(
-        route: Option<(tokio::time::Instant, Counter)>,
-        idle: Option<(std::time::Duration, Counter)>,
-        (duration, try_idle): (Deadline, IdleLimit),
-    ) -> Option<Box<Self>> {
-        let last = tokio::time::Instant::now();
-        let timer = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
-        let mut t = BodyTimers { timer, route, idle, duration, try_idle, last };
-        let first = t.next()?;
-        t.timer.as_mut().reset(first);
-        Some(Box::new(t))
-    }
+/// The deadlines and idle limits a response body is under, with the counters they move.
+struct Limits {
+    /// When the route timeout ends, and `upstream_rq_timeout`.
+    route: Option<(tokio::time::Instant, Counter)>,
+    /// `stream_idle_timeout` and `downstream_rq_idle_timeout`.
+    idle: Option<(std::time::Duration, Counter)>,
+    /// When the stream's `max_stream_duration` ends, and `downstream_rq_max_duration_reached`.
+    duration: Option<(tokio::time::Instant, Counter)>,
+    /// The retry policy's `per_try_idle_timeout` and `upstream_rq_per_try_idle_timeout`.
+    try_idle: Option<(std::time::Duration, Counter)>,
+}
 
-    fn next(&self) -> Option<tokio::time::Instant> {
-        let idle = self.idle.as_ref().map(|i| self.last + i.0);
-        let try_idle = self.try_idle.as_ref().map(|i| self.last + i.0);
+impl Limits {
+    /// The earliest moment one may expire, given the last frame's.
+    fn next(&self, last: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let idle = self.idle.as_ref().map(|i| last + i.0);
+        let try_idle = self.try_idle.as_ref().map(|i| last + i.0);
         [self.route.as_ref().map(|r| r.0), idle, self.duration.as_ref().map(|d| d.0), try_idle]
             .into_iter()
             .flatten()
             .min()
     }
 
+    /// The error of the first limit passed at `now`, its counter moved.
+    fn expired(&self, now: tokio::time::Instant, last: tokio::time::Instant) -> Option<BodyError> {
+        if let Some((at, counter)) = &self.route {
+            if *at <= now {
+                counter.inc();
+                return Some(Box::new(BodyTimeout));
+            }
+        }
+        if let Some((at, counter)) = &self.duration {
+            if *at <= now {
+                counter.inc();
+                return Some(Box::new(BodyDurationTimeout));
+            }
+        }
+        if let Some((idle, counter)) = &self.try_idle {
+            if last + *idle <= now {
+                counter.inc();
+                return Some(Box::new(BodyTimeout));
+            }
+        }
+        if let Some((idle, counter)) = &self.idle {
+            if last + *idle <= now {
+                counter.inc();
+                return Some(Box::new(BodyIdleTimeout));
+            }
+        }
+        None
+    }
+}
+
+impl BodyTimers {
+    /// `None` when no timeout applies.
+    pub fn new(
+        route: Option<(tokio::time::Instant, Counter)>,
+        idle: Option<(std::time::Duration, Counter)>,
+        (duration, try_idle): (Deadline, IdleLimit),
+    ) -> Option<Box<Self>> {
+        if route.is_none() && idle.is_none() && duration.is_none() && try_idle.is_none() {
+            return None;
+        }
+        Some(Box::new(BodyTimers { timer: None, limits: Limits { route, idle, duration, try_idle }, last: None }))
+    }
+
     /// A frame came.
     fn touch(&mut self) {
-        if self.idle.is_some() || self.try_idle.is_some() {
-            self.last = tokio::time::Instant::now();
+        if self.limits.idle.is_some() || self.limits.try_idle.is_some() {
+            self.last = Some(tokio::time::Instant::now());
         }
     }
 
-    /// The error ending the body when a timeout expired.
+    /// The error ending the body when a timeout expired; arms the timer on the first wait.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<BodyError> {
+        if self.timer.is_none() {
+            let last = *self.last.get_or_insert_with(tokio::time::Instant::now);
+            let Some(first) = self.limits.next(last) else { return Poll::Pending };
+            self.timer = Some(Box::pin(tokio::time::sleep_until(first)));
+        }
+        let Some(timer) = self.timer.as_mut() else { return Poll::Pending };
         // Bounded: each turn either expires or moves the timer to a later deadline.
         loop {
-            if self.timer.as_mut().poll(cx).is_pending() {
+            if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             let now = tokio::time::Instant::now();
-            if let Some((at, counter)) = &self.route {
-                if *at <= now {
-                    counter.inc();
-                    return Poll::Ready(Box::new(BodyTimeout));
-                }
+            let last = self.last.unwrap_or(now);
+            if let Some(e) = self.limits.expired(now, last) {
+                return Poll::Ready(e);
             }
-            if let Some((at, counter)) = &self.duration {
-                if *at <= now {
-                    counter.inc();
-                    return Poll::Ready(Box::new(BodyDurationTimeout));
-                }
-            }
-            if let Some((idle, counter)) = &self.try_idle {
-                if self.last + *idle <= now {
-                    counter.inc();
-                    return Poll::Ready(Box::new(BodyTimeout));
-                }
-            }
-            if let Some((idle, counter)) = &self.idle {
-                if self.last + *idle <= now {
-                    counter.inc();
-                    return Poll::Ready(Box::new(BodyIdleTimeout));
-                }
-            }
-            match self.next() {
-                Some(next) => self.timer.as_mut().reset(next),
+            match self.limits.next(last) {
+                Some(next) => timer.as_mut().reset(next),
                 None => return Poll::Pending,
             }
         }
@@ -228,5 +250,75 @@ impl Body for ResBody {
             ResBody::Decompressed(d) => d.size_hint(),
             ResBody::Grpc(g) => g.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::stats::Store;
+
+    async fn expiry(t: &mut BodyTimers) -> BodyError {
+        std::future::poll_fn(|cx| t.poll_expired(cx)).await
+    }
+
+    #[test]
+    fn no_limit_no_timers() {
+        assert!(BodyTimers::new(None, None, (None, None)).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_is_armed_at_the_first_wait_and_idle_counts_from_the_last_frame() {
+        let store = Store::new();
+        let (route, idle) = (store.counter("route"), store.counter("idle"));
+        let start = tokio::time::Instant::now();
+        let Some(mut t) = BodyTimers::new(
+            Some((start + Duration::from_secs(1), route.clone())),
+            Some((Duration::from_millis(300), idle.clone())),
+            (None, None),
+        ) else {
+            panic!("timers expected");
+        };
+        assert!(t.timer.is_none(), "nothing registered before the body waits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Frames keep coming: the idle limit moves with them.
+        let e = {
+            let mut waited = Box::pin(expiry(&mut t));
+            assert!(futures_poll_once(waited.as_mut()).await.is_none());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(waited);
+            t.touch();
+            expiry(&mut t).await
+        };
+        assert!(e.is::<BodyIdleTimeout>(), "{e}");
+        assert_eq!(start.elapsed(), Duration::from_millis(600), "300 ms after the frame at 300 ms");
+        assert_eq!((route.value(), idle.value()), (0, 1));
+        // The route deadline still holds when frames keep the idle timer away.
+        let start = tokio::time::Instant::now();
+        let Some(mut t) = BodyTimers::new(
+            Some((start + Duration::from_millis(500), route.clone())),
+            Some((Duration::from_secs(60), idle.clone())),
+            (None, None),
+        ) else {
+            panic!("timers expected");
+        };
+        let e = expiry(&mut t).await;
+        assert!(e.is::<BodyTimeout>(), "{e}");
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        assert_eq!((route.value(), idle.value()), (1, 1));
+    }
+
+    /// Polls once: `Some` if it was ready.
+    async fn futures_poll_once<F: Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut f).poll(cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            })
+        })
+        .await
     }
 }

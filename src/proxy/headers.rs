@@ -345,7 +345,13 @@ fn last_xff_address(h: &HeaderMap, trusted_hops: u32) -> Option<IpAddr> {
 
 /// A random UUID (version 4), as Envoy generates for `x-request-id`.
 pub fn new_request_id() -> HeaderValue {
-    let mut b: [u8; 16] = rand::random();
+    use rand::RngCore;
+    // Two words from the thread's generator: an array sampled whole would draw one word per
+    // byte.
+    let mut rng = rand::thread_rng();
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
+    b[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";

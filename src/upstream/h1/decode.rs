@@ -128,6 +128,9 @@ pub fn poll_head<T: AsyncRead + Unpin>(
     }
 }
 
+/// Response headers whose positions are kept on the stack.
+const INLINE_SPANS: usize = 16;
+
 enum Parsed {
     Final(Head),
     Informational,
@@ -155,24 +158,32 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
     let version = if res.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
     let reason =
         res.reason.filter(|r| Some(*r) != status.canonical_reason()).map(|r| Bytes::copy_from_slice(r.as_bytes()));
-    // Header positions, so that values become slices of the head's bytes, not copies.
-    // (A Vec: an array for the most headers would be zeroed per response, 3 KiB.)
+    // Header positions, so that values become slices of the head's bytes, not copies. On the
+    // stack for the usual few headers (an array for the most would be zeroed per response,
+    // 3 KiB); a Vec beyond.
     let base = conn.buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = res
-        .headers
-        .iter()
-        .map(|h| {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            (name, name + h.name.len(), value, value + h.value.len())
-        })
-        .collect();
+    let span = |h: &httparse::Header<'_>| {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        (name, name + h.name.len(), value, value + h.value.len())
+    };
+    let mut inline = [(0, 0, 0, 0); INLINE_SPANS];
+    let heap: Vec<(usize, usize, usize, usize)>;
+    let spans = if res.headers.len() <= INLINE_SPANS {
+        for (slot, h) in inline.iter_mut().zip(res.headers.iter()) {
+            *slot = span(h);
+        }
+        &inline[..res.headers.len()]
+    } else {
+        heap = res.headers.iter().map(span).collect();
+        &heap[..]
+    };
     let bytes = conn.buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
     let mut lengths = Lengths::default();
-    for &(n0, n1, v0, v1) in &spans {
+    for &(n0, n1, v0, v1) in spans {
         let name = HeaderName::from_bytes(&bytes[n0..n1]).map_err(|_| Error::Parse("invalid header name"))?;
         let value =
             HeaderValue::from_maybe_shared(bytes.slice(v0..v1)).map_err(|_| Error::Parse("invalid header value"))?;

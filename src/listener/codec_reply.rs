@@ -91,7 +91,8 @@ fn hyper_error(buf: &[u8]) -> Option<(HyperError, &[u8])> {
 }
 
 /// Envoy's local reply for `r`: the body as `text/plain`, the listener's `server`, and close.
-fn render(r: &HeadRejection, date: &[u8], server: &HeaderValue) -> Bytes {
+/// Envoy's local reply to a head: the reason as a `text/plain` body, `connection: close`.
+pub(super) fn render(r: &HeadRejection, date: &[u8], server: &HeaderValue) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(
         format!(

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::codec_reply::CodecReplies;
 use super::downstream::Downstream;
 use super::gated::gated;
-use super::head_scan::{HeadScan, ScanIo};
+use super::head_scan::{HeadScan, HeadTimeout, ScanIo};
 use super::prefixed::PrefixedIo;
 use super::served::{maybe_h2, Served, H2_PREFACE_LINE};
 use super::{idle, Drain};
@@ -132,12 +132,20 @@ pub(super) async fn serve_connection(
     if let Some(flagged) = scan.as_mut().and_then(|s| s.feed(&mut first)) {
         let _ = ctx.head_flaw.set(flagged);
     }
-    let scanned = ScanIo::new(counted, scan, Arc::clone(&ctx));
+    let head_timeout = cfg.stream_idle_timeout.filter(|_| !is_h2).map(|t| HeadTimeout::new(t, hcm.server_name.clone()));
+    let scanned = ScanIo::new(counted, scan, Arc::clone(&ctx), head_timeout);
     let prefixed = PrefixedIo::new(Bytes::from(first), scanned);
     let io = TokioIo::new(CodecReplies::new(prefixed, hcm.server_name.clone(), Arc::clone(&ctx)));
     let max_headers = cfg.max_headers_count as usize;
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.timer(TokioTimer::new()).max_buf_size(header_bytes).max_headers(max_headers).keep_alive(true);
+    // No header read timeout: hyper's also runs while a keep-alive connection waits for its
+    // next request (it closed them after 30 s); the head in progress has `HeadTimeout`.
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(header_bytes)
+        .max_headers(max_headers)
+        .keep_alive(true);
     // Without the preface's start, an AUTO connection is HTTP/1.1 for good.
     let http1_only = cfg.codec_type == CodecType::Http1 || (cfg.codec_type == CodecType::Auto && !maybe_h2_start);
     let detecting = (!http1_only).then(|| detecting_builder(cfg, header_bytes));
@@ -299,6 +307,7 @@ fn detecting_builder(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .max_buf_size(header_bytes)
         .max_headers(cfg.max_headers_count as usize)
         .keep_alive(true);

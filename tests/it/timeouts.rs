@@ -5,7 +5,7 @@
 //! |---|---|
 //! | route `timeout` | counts from the end of the request: a slow upload is a 200; a slow answer a 504 |
 //! | `retry_policy.per_try_timeout` | likewise from the end of the request |
-//! | HCM `stream_idle_timeout` | 504 `stream timeout` (408 while uploading), `downstream_rq_idle_timeout` |
+//! | HCM `stream_idle_timeout` | 504 `stream timeout` (408 while uploading or while the head stalls), `downstream_rq_idle_timeout`; not between keep-alive requests |
 //! | HCM `request_timeout` | 408 `request timeout` + `connection: close`, `downstream_rq_timeout` |
 //! | HCM `common_http_protocol_options.idle_timeout` | idle keep-alive closed, `downstream_cx_idle_timeout` |
 //! | HCM `drain_timeout` | an idle connection stays usable (answers `connection: close`) while it drains |
@@ -299,4 +299,44 @@ async fn timeouts_legate_does_not_implement_are_refused_by_name() {
             run.output
         );
     }
+}
+
+/// A head that stops arriving halfway gets Envoy's `408 stream timeout` once the stream idle
+/// timeout passes (Envoy 1.40 answers the same bytes), counted as an idle timeout.
+#[tokio::test]
+async fn a_stalled_head_gets_408_after_the_stream_idle_timeout() {
+    let up = upstream::http1().spawn().await;
+    let legate = Legate::start(config(&up, json!({"stream_idle_timeout": "0.4s"}), json!({})).yaml()).await;
+    let addr = legate.listener("main");
+    // A first request, then half of a second head on the same connection.
+    let mut s = one_request(addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(b"GET /second HTTP/1.1\r\nhost: x\r\n").await.expect("write");
+    let started = Instant::now();
+    let answer = bounded("408", read_answer(&mut s)).await;
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nstream timeout"), "{answer}");
+    assert!(waited >= Duration::from_millis(350) && waited < Duration::from_secs(3), "after {waited:?}");
+    let mut rest = [0u8; 16];
+    assert_eq!(bounded("close", s.read(&mut rest)).await.unwrap_or(0), 0, "closed after the 408");
+    assert_eq!(legate.stat("http.ingress_http.downstream_rq_idle_timeout").await, 1);
+    assert_eq!(legate.stat("http.ingress_http.downstream_rq_4xx").await, 1);
+    assert_eq!(up.requests(), 1, "the stalled request never reached the upstream");
+}
+
+/// Between requests, a keep-alive connection waits on its `idle_timeout` alone (Envoy's
+/// default is an hour): not on the stream idle timeout, nor on a header read timer of its
+/// own (hyper's closed it after 30 s).
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_30_seconds() {
+    let up = upstream::http1().spawn().await;
+    let legate = Legate::start(config(&up, json!({"stream_idle_timeout": "0.4s"}), json!({})).yaml()).await;
+    let mut s = one_request(legate.listener("main")).await;
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+    let answer = bounded("answer", read_answer(&mut s)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(legate.stat("http.ingress_http.downstream_rq_idle_timeout").await, 0);
 }

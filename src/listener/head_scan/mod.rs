@@ -22,7 +22,7 @@ mod scan_io;
 
 use crate::proxy::request_head::{self, HeadRejection};
 use lex::{as_http_11, chunk_size, memchr_nl, parse_decimal, tchar, value_byte};
-pub use scan_io::ScanIo;
+pub use scan_io::{HeadTimeout, ScanIo};
 
 /// What is wrong with a request head, in Envoy's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,20 @@ impl HeadScan {
 
     pub fn is_off(&self) -> bool {
         self.state == State::Off
+    }
+
+    /// The heads completed so far.
+    pub fn heads(&self) -> u64 {
+        self.requests
+    }
+
+    /// A request head has begun and is not whole yet.
+    pub fn mid_head(&self) -> bool {
+        match self.state {
+            State::RequestLine => !self.line.is_empty(),
+            State::Headers => true,
+            _ => false,
+        }
     }
 
     /// Follows `buf`, the next bytes read from the client. Reports the first flawed head, after

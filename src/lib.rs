@@ -16,6 +16,7 @@ mod common_ends;
 pub mod config;
 pub mod discovery;
 pub mod filters;
+pub mod idle_release;
 pub mod listener;
 mod percent;
 pub mod proxy;

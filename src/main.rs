@@ -72,6 +72,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     legate::server::on_started(release_startup_memory);
+    // When the last downstream connection closes, what the burst freed goes back at once
+    // rather than over the decay time (the thread cache never, on an idle thread).
+    legate::idle_release::on_idle(purge_allocator);
     let options = cli.options();
     // One worker: a current-thread runtime. A multi-thread runtime with one worker ran every
     // task on that worker all the same (the main thread only waits in `block_on`), but paid

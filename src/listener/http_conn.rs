@@ -53,7 +53,7 @@ pub(super) async fn serve_connection(
     let opened = std::time::Instant::now();
     lstats.downstream_cx_total.inc();
     let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
-    let _total = GaugeGuard::new(&ctx.shared.total_connections);
+    let _total = crate::idle_release::OpenConnection::new(&ctx.shared);
     let Some(hcm) = ctx.hcm(&ctx.shared.snapshot.load()) else { return };
     let hstats = &hcm.stats;
     let hcm_cx_length = hstats.downstream_cx_length_ms.clone();

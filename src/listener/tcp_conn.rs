@@ -41,7 +41,7 @@ pub(super) async fn serve_tcp(c: TcpConn, drain: Drain, mut stop: watch::Receive
     let opened = std::time::Instant::now();
     lstats.downstream_cx_total.inc();
     let _l_active = GaugeGuard::new(&lstats.downstream_cx_active);
-    let _total = GaugeGuard::new(&shared.total_connections);
+    let _total = crate::idle_release::OpenConnection::new(&shared);
     let drain_time = shared.drain_time;
     let ends = async move {
         tokio::select! {

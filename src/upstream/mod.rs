@@ -628,6 +628,13 @@ impl Cluster {
         self.balancer.choose(&source.hosts, &source.schedule).cloned()
     }
 
+    /// Gives back the buffers of its hosts' idle connections ([`crate::idle_release`]).
+    pub fn release_idle_buffers(&self) {
+        for h in self.hosts.load().all.iter() {
+            h.pool.release_idle_buffers();
+        }
+    }
+
     /// Closes every idle upstream connection (the cluster left the configuration).
     pub fn shutdown(&self) {
         for h in self.hosts.load().all.iter() {

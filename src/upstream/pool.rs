@@ -357,6 +357,19 @@ impl Pool {
         }
     }
 
+    /// Gives back the buffers of the own client's idle connections (the process went idle,
+    /// [`crate::idle_release`]); each allocates them again for its next request.
+    pub fn release_idle_buffers(&self) {
+        for i in lock(&self.idle).iter_mut() {
+            if let H1Conn::Own(c) = &mut i.conn {
+                c.release_buffers();
+            }
+        }
+        if let Some(n) = &self.named {
+            n.release_idle_buffers();
+        }
+    }
+
     async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
         // Every idle connection may have been closed by the upstream meanwhile; after that
         // many dead ones a new connection is made, so the loop is bounded.
@@ -722,5 +735,46 @@ impl Drop for Pool {
     /// Its idle watcher, if one runs, ends.
     fn drop(&mut self) {
         self.idle_signal.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::upstream::fake::{self, FakeUpstream};
+
+    impl Pool {
+        /// The read and request buffer capacities of the own client's idle connections.
+        fn idle_buffers(&self) -> Vec<(usize, usize)> {
+            lock(&self.idle)
+                .iter()
+                .filter_map(|i| match &i.conn {
+                    H1Conn::Own(c) => Some(c.buffer_capacity()),
+                    H1Conn::Hyper(_) => None,
+                })
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_whose_buffers_were_released_carries_the_next_request() {
+        let up = FakeUpstream::new([]);
+        let (cluster, _store) = fake::cluster("", 1, &up);
+        let pool = Arc::clone(&cluster.hosts.load().all[0].pool);
+        for round in 0..2 {
+            let req = Request::builder().uri("/").header("host", "h").body(ReqBody::Full(None)).unwrap();
+            let resp = pool.send(req).await.unwrap_or_else(|e| panic!("request {round}: {e}"));
+            assert_eq!(resp.status(), 200);
+            assert!(resp.into_body().collect().await.is_ok());
+            let before = pool.idle_buffers();
+            assert!(matches!(before[..], [(r, w)] if r > 0 && w > 0), "kept with its buffers: {before:?}");
+            cluster.release_idle_buffers();
+            assert_eq!(pool.idle_buffers(), [(0, 0)]);
+        }
+        // The second request went on the same connection.
+        assert_eq!(up.connections(), 1);
+        assert_eq!(up.seen().len(), 2);
     }
 }

@@ -81,6 +81,22 @@ impl<T: AsyncRead + Unpin> Conn<T> {
         matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut probe), Poll::Pending)
     }
 
+    /// Gives back the read and request buffers of a connection between exchanges (the
+    /// process went idle, [`crate::idle_release`]); the next exchange allocates them again.
+    /// A read buffer still holding bytes is kept (such a connection is not pooled anyway).
+    pub fn release_buffers(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        self.out = Vec::new();
+    }
+
+    /// The capacity of the read and request buffers.
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> (usize, usize) {
+        (self.buf.capacity(), self.out.capacity())
+    }
+
     /// Reads more of the response into the buffer; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < READ_MIN {

@@ -316,3 +316,41 @@ async fn an_idle_connection_the_upstream_closed_is_not_open() {
     server.write_all(b"unasked").await.unwrap();
     assert!(!conn.is_open(std::task::Waker::noop()), "bytes nobody asked for");
 }
+
+#[tokio::test]
+async fn a_connection_whose_buffers_were_released_carries_the_next_exchange() {
+    let (client, mut server) = tokio::io::duplex(1 << 16);
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+    let upstream = tokio::spawn(async move {
+        let mut got = vec![0u8; 4096];
+        // Two exchanges, one answer each.
+        for _ in 0..2 {
+            if server.read(&mut got).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let _ = server.write_all(answer).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    });
+    let back = Arc::new(Back::default());
+    let mut conn = Conn::new(client);
+    for round in 0..2 {
+        let request = get();
+        let plan = encode::plan(&request).expect("planned");
+        let head = match exchange(&mut conn, &request, &plan, false, 64 * 1024).await {
+            Ok(h) => h,
+            Err(_) => panic!("exchange {round} failed"),
+        };
+        let home: Arc<dyn Home<DuplexStream>> = Arc::clone(&back) as Arc<dyn Home<DuplexStream>>;
+        let (parts, body) = decode::response(head, conn, home).into_parts();
+        assert_eq!(parts.status, 200);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+        let mut kept = back.0.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("handed back");
+        let (read, write) = kept.buffer_capacity();
+        assert!(read > 0 && write > 0, "an exchange leaves its buffers: {read} {write}");
+        kept.release_buffers();
+        assert_eq!(kept.buffer_capacity(), (0, 0));
+        conn = Box::new(kept);
+    }
+    upstream.abort();
+}

@@ -52,4 +52,10 @@ impl Named {
             p.close_idle();
         }
     }
+
+    pub(super) fn release_idle_buffers(&self) {
+        for p in lock(&self.pools).values() {
+            p.release_idle_buffers();
+        }
+    }
 }

@@ -301,8 +301,10 @@ pub async fn forward(
         let sent = tokio::time::Instant::now();
         let result = {
             let _host_active = GaugeGuard::new(&host.stats.rq_active);
-            let send = host.pool.send(req);
-            let expiry = attempt_timeout(timeout, per_try, start, progress, sent);
+            // Pinned where they are made: `select!` would otherwise move the pool's future,
+            // kilobytes of state, on every request.
+            let send = std::pin::pin!(host.pool.send(req));
+            let expiry = std::pin::pin!(attempt_timeout(timeout, per_try, start, progress, sent));
             tokio::select! {
                 r = send => r.map_err(AttemptError::Upstream),
                 e = expiry => Err(AttemptError::Timeout(e)),

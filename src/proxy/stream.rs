@@ -192,13 +192,15 @@ pub async fn handle(
         upstream: trace.upstream_sent.take(),
         _stream: stream,
     };
-    let log = log_start.map(|(start, started)| {
-        let request = logged_request(&ctx, &hcm, parts, &mut trace);
-        Box::new(PendingLog {
+    // A `match`, not `Option::map`: a closure would take the request's parts and trace by
+    // value, copying them even when nothing is logged.
+    let log = match log_start {
+        None => None,
+        Some((start, started)) => Some(Box::new(PendingLog {
             loggers: Arc::clone(&hcm.access_logs),
             start,
             started,
-            request,
+            request: logged_request(&ctx, &hcm, parts, &mut trace),
             version,
             status: if client_gone { 0 } else { rparts.status.as_u16() },
             response_headers: logged_response_headers(&hcm.log_response_headers, &rparts.headers),
@@ -208,8 +210,8 @@ pub async fn handle(
             local: ctx.local,
             bytes_sent: 0,
             tls: ctx.tls.get().cloned(),
-        })
-    });
+        })),
+    };
     if h2_tunnel {
         // Logged and counted as the 101 it was; the client's stream gets its 200.
         upgrade::UpgradeRequest::to_h2_answer(&mut rparts.status, &mut rparts.headers);

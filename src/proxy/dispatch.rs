@@ -354,7 +354,9 @@ async fn pass(
             clusters,
             route_name: route.and_then(|r| r.name.as_deref()),
         };
-        hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain).await?;
+        // Boxed: the filters' awaits (ext_authz, a buffered body...) are kilobytes of state
+        // a request without filters should not carry in its future.
+        Box::pin(hcm.filters.decode(&ctx.shared, parts, &mut body, info, chain)).await?;
         if chain.grpc.path_changed {
             // The gRPC bridge's `ignore_query_parameters`: the upstream gets the new path.
             full_path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -581,3 +583,7 @@ fn response_ops(
     });
     header_ops(Side::Response, headers, None, route, vh, table, ctx.as_ref());
 }
+
+#[cfg(test)]
+#[path = "future_sizes.rs"]
+mod future_sizes;

@@ -331,7 +331,7 @@ impl Pool {
         match self.protocol {
             UpstreamProtocol::Http1 if self.auto => self.send_auto(req).await,
             UpstreamProtocol::Http1 => self.send_h1(req).await,
-            UpstreamProtocol::Http2 => self.send_h2(req).await,
+            UpstreamProtocol::Http2 => Box::pin(self.send_h2(req)).await,
         }
     }
 
@@ -342,7 +342,7 @@ impl Pool {
         match existing {
             Some(sender) => {
                 as_h2(&mut req);
-                self.send_on_h2(sender, req).await
+                Box::pin(self.send_on_h2(sender, req)).await
             }
             None => self.send_h1(req).await,
         }
@@ -377,11 +377,11 @@ impl Pool {
             let idle = if dead < MAX_IDLE { self.pop_idle() } else { None };
             let (conn, fresh) = match idle {
                 Some(c) => (c, false),
-                None => match req.body_mut().read_while(self.acquire_h1(dead == MAX_IDLE)).await {
+                None => match req.body_mut().read_while(Box::pin(self.acquire_h1(dead == MAX_IDLE))).await {
                     Ok((Conn::H1(c), fresh)) => (c, fresh),
                     Ok((Conn::H2(s), _)) => {
                         as_h2(&mut req);
-                        return self.send_on_h2(s, req).await;
+                        return Box::pin(self.send_on_h2(s, req)).await;
                     }
                     Err(e) => return Err(unsent(req, e)),
                 },
@@ -404,7 +404,7 @@ impl Pool {
                         }
                         Err(OwnFailure::Failed(e)) => return Err(e),
                     },
-                    None => self.to_hyper(c).await?,
+                    None => Box::pin(self.to_hyper(c)).await?,
                 },
                 H1Conn::Hyper(s) => s,
             };

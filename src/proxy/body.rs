@@ -269,24 +269,26 @@ mod tests {
         assert!(BodyTimers::new(None, None, (None, None)).is_none());
     }
 
+    /// Timers under a route deadline `route` from now and an idle limit `idle`.
+    fn timers(route: Duration, idle: Duration, counters: &(Counter, Counter)) -> Box<BodyTimers> {
+        let deadline = tokio::time::Instant::now() + route;
+        let t = BodyTimers::new(Some((deadline, counters.0.clone())), Some((idle, counters.1.clone())), (None, None));
+        t.unwrap_or_else(|| panic!("timers expected"))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_timer_is_armed_at_the_first_wait_and_idle_counts_from_the_last_frame() {
+        use futures_util::FutureExt;
         let store = Store::new();
-        let (route, idle) = (store.counter("route"), store.counter("idle"));
+        let counters = (store.counter("route"), store.counter("idle"));
         let start = tokio::time::Instant::now();
-        let Some(mut t) = BodyTimers::new(
-            Some((start + Duration::from_secs(1), route.clone())),
-            Some((Duration::from_millis(300), idle.clone())),
-            (None, None),
-        ) else {
-            panic!("timers expected");
-        };
+        let mut t = timers(Duration::from_secs(1), Duration::from_millis(300), &counters);
         assert!(t.timer.is_none(), "nothing registered before the body waits");
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Frames keep coming: the idle limit moves with them.
         let e = {
             let mut waited = Box::pin(expiry(&mut t));
-            assert!(futures_poll_once(waited.as_mut()).await.is_none());
+            assert!(waited.as_mut().now_or_never().is_none());
             tokio::time::sleep(Duration::from_millis(200)).await;
             drop(waited);
             t.touch();
@@ -294,31 +296,13 @@ mod tests {
         };
         assert!(e.is::<BodyIdleTimeout>(), "{e}");
         assert_eq!(start.elapsed(), Duration::from_millis(600), "300 ms after the frame at 300 ms");
-        assert_eq!((route.value(), idle.value()), (0, 1));
+        assert_eq!((counters.0.value(), counters.1.value()), (0, 1));
         // The route deadline still holds when frames keep the idle timer away.
         let start = tokio::time::Instant::now();
-        let Some(mut t) = BodyTimers::new(
-            Some((start + Duration::from_millis(500), route.clone())),
-            Some((Duration::from_secs(60), idle.clone())),
-            (None, None),
-        ) else {
-            panic!("timers expected");
-        };
+        let mut t = timers(Duration::from_millis(500), Duration::from_secs(60), &counters);
         let e = expiry(&mut t).await;
         assert!(e.is::<BodyTimeout>(), "{e}");
         assert_eq!(start.elapsed(), Duration::from_millis(500));
-        assert_eq!((route.value(), idle.value()), (1, 1));
-    }
-
-    /// Polls once: `Some` if it was ready.
-    async fn futures_poll_once<F: Future + Unpin>(f: F) -> Option<F::Output> {
-        let mut f = f;
-        std::future::poll_fn(|cx| {
-            Poll::Ready(match Pin::new(&mut f).poll(cx) {
-                Poll::Ready(v) => Some(v),
-                Poll::Pending => None,
-            })
-        })
-        .await
+        assert_eq!((counters.0.value(), counters.1.value()), (1, 1));
     }
 }

@@ -131,6 +131,9 @@ pub fn poll_head<T: AsyncRead + Unpin>(
 /// Response headers whose positions are kept on the stack.
 const INLINE_SPANS: usize = 16;
 
+/// Header slots beyond the upstream's own in a response's map (see `parse_head`).
+const MAP_HEADROOM: usize = 8;
+
 enum Parsed {
     Final(Head),
     Informational,
@@ -179,7 +182,11 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
         &heap[..]
     };
     let bytes = conn.buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for what the proxy adds to the response, and for the next request: hyper keeps the
+    // map of the response it wrote and parses the connection's next request into it, to which
+    // the proxy adds its forwarding headers. A map sized to the upstream's headers alone grew
+    // (a reallocation and a rehash) on every request.
+    let mut headers = HeaderMap::with_capacity(spans.len() + MAP_HEADROOM);
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
     let mut lengths = Lengths::default();

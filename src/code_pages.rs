@@ -11,8 +11,8 @@
 //! Only the segments the ELF file maps without write permission qualify: their pages are the
 //! file's own (a position-independent Rust executable has no text relocations), so dropping
 //! them loses nothing. The part made read-only after relocation (RELRO) lies in a writable
-//! segment, and a private page written by relocation would be lost: it is never touched. A
-//! software breakpoint a debugger set in code that startup ran is lost too, once.
+//! segment, and a private page written by relocation would be lost: it is never touched. With
+//! the fallback for kernels before 5.4, a breakpoint a debugger had set there is lost, once.
 
 /// Drops the pages of the executable's read-only segments from the process's page tables;
 /// returns the bytes advised (0 where this is not supported).

@@ -75,6 +75,22 @@ struct Lengths {
 impl Lengths {
     fn add(&mut self, v: &HeaderValue) {
         self.seen_length = true;
+        // The usual value, one number, read without the general path's `str` splitting; at
+        // most 19 digits cannot overflow, so this is the general path's result.
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+            let n = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            match self.length {
+                Some(l) if n != l => self.invalid = true,
+                _ => self.length = Some(n),
+            }
+            return;
+        }
+        self.add_items(v);
+    }
+
+    /// The general path: comma-separated items, each one the same number.
+    fn add_items(&mut self, v: &HeaderValue) {
         let Ok(s) = v.to_str() else {
             self.invalid = true;
             return;
@@ -191,7 +207,11 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
     let mut saw_close = false;
     let mut lengths = Lengths::default();
     for &(n0, n1, v0, v1) in spans {
-        let name = HeaderName::from_bytes(&bytes[n0..n1]).map_err(|_| Error::Parse("invalid header name"))?;
+        let raw = &bytes[n0..n1];
+        let name = match known_name(raw) {
+            Some(name) => name,
+            None => HeaderName::from_bytes(raw).map_err(|_| Error::Parse("invalid header name"))?,
+        };
         let value =
             HeaderValue::from_maybe_shared(bytes.slice(v0..v1)).map_err(|_| Error::Parse("invalid header value"))?;
         if name == header::TRANSFER_ENCODING {
@@ -201,11 +221,12 @@ fn parse_head<T>(conn: &mut Conn<T>, head_request: bool) -> Result<Option<Parsed
             lengths.add(&value);
         } else if name == header::CONNECTION {
             // Once a line asks to close, a later keep-alive does not undo it (hyper's rule).
-            if saw_close || has_token(&value, "close") {
+            let (close, asks_keep_alive) = connection_tokens(&value);
+            if saw_close || close {
                 saw_close = true;
                 keep_alive = false;
             } else if !keep_alive {
-                keep_alive = has_token(&value, "keep-alive");
+                keep_alive = asks_keep_alive;
             }
         }
         headers.append(name, value);
@@ -263,8 +284,49 @@ fn framing(code: u16, version: Version, l: &Lengths, head_request: bool) -> Resu
     }
 }
 
-fn has_token(v: &HeaderValue, token: &str) -> bool {
-    v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// Whether a `connection` value lists `close` and `keep-alive`: comma-separated tokens, blanks
+/// around them ignored, case-insensitive; a value that is not visible ASCII lists none
+/// (`HeaderValue::to_str`'s rule). One pass over the bytes: through `str` splitting it cost
+/// more than the rest of the head's framing.
+fn connection_tokens(v: &HeaderValue) -> (bool, bool) {
+    let b = v.as_bytes();
+    if !b.iter().all(|&c| c == b'\t' || (32..127).contains(&c)) {
+        return (false, false);
+    }
+    let (mut close, mut keep_alive) = (false, false);
+    for t in b.split(|&c| c == b',') {
+        // Only blanks and tabs can surround a token here (the bytes are visible ASCII).
+        let t = t.trim_ascii();
+        close |= t.eq_ignore_ascii_case(b"close");
+        keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+    }
+    (close, keep_alive)
+}
+
+/// The standard header names upstream responses mostly carry, by length, matched before
+/// `HeaderName::from_bytes` (which lowercases the name into a buffer and looks it up among
+/// all standard names, about 150 instructions a name). A name equal to one of these but
+/// for ASCII case is that standard name whichever way it is parsed.
+fn known_name(raw: &[u8]) -> Option<HeaderName> {
+    // The two usual spellings compare as a few words; any other casing byte by byte.
+    let is = |lower: &[u8], canonical: &[u8]| raw == lower || raw == canonical || raw.eq_ignore_ascii_case(lower);
+    // By length and first letter, so that at most one name is compared.
+    let first = raw.first()?.to_ascii_lowercase();
+    Some(match (raw.len(), first) {
+        (4, b'd') if is(b"date", b"Date") => header::DATE,
+        (4, b'e') if is(b"etag", b"ETag") => header::ETAG,
+        (4, b'v') if is(b"vary", b"Vary") => header::VARY,
+        (6, b's') if is(b"server", b"Server") => header::SERVER,
+        (10, b'c') if is(b"connection", b"Connection") => header::CONNECTION,
+        (10, b's') if is(b"set-cookie", b"Set-Cookie") => header::SET_COOKIE,
+        (12, b'c') if is(b"content-type", b"Content-Type") => header::CONTENT_TYPE,
+        (13, b'l') if is(b"last-modified", b"Last-Modified") => header::LAST_MODIFIED,
+        (13, b'a') if is(b"accept-ranges", b"Accept-Ranges") => header::ACCEPT_RANGES,
+        (13, b'c') if is(b"cache-control", b"Cache-Control") => header::CACHE_CONTROL,
+        (14, b'c') if is(b"content-length", b"Content-Length") => header::CONTENT_LENGTH,
+        (17, b't') if is(b"transfer-encoding", b"Transfer-Encoding") => header::TRANSFER_ENCODING,
+        _ => return None,
+    })
 }
 
 /// Where a finished exchange's connection goes: back to its pool, if the pool still wants it.
@@ -483,4 +545,119 @@ pub fn response<T: AsyncRead + Unpin>(
 ) -> http::Response<Body<T>> {
     let body = Body::new(conn, &head, home);
     head.response.map(|()| body)
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn known_names_are_the_names_from_bytes_parses() {
+        let names = [
+            "date",
+            "Date",
+            "DATE",
+            "dAte",
+            "etag",
+            "ETag",
+            "Etag",
+            "vary",
+            "Vary",
+            "server",
+            "Server",
+            "SERVER",
+            "connection",
+            "Connection",
+            "set-cookie",
+            "Set-Cookie",
+            "content-type",
+            "Content-Type",
+            "CONTENT-TYPE",
+            "last-modified",
+            "Last-Modified",
+            "accept-ranges",
+            "Accept-Ranges",
+            "cache-control",
+            "Cache-Control",
+            "content-length",
+            "Content-Length",
+            "content-LENGTH",
+            "transfer-encoding",
+            "Transfer-Encoding",
+        ];
+        for n in names {
+            let fast = known_name(n.as_bytes()).unwrap_or_else(|| panic!("{n} not known"));
+            assert_eq!(fast, HeaderName::from_bytes(n.as_bytes()).unwrap(), "{n}");
+            assert_eq!(fast.as_str(), n.to_ascii_lowercase());
+        }
+        // Same length and first letter, another name: left to `from_bytes`.
+        for n in ["dat3", "dates", "content-lengtx", "servers", "x-date", "", "c", "set_cookie", "connectio\u{e9}"] {
+            assert!(known_name(n.as_bytes()).is_none(), "{n}");
+        }
+    }
+
+    fn value(b: &[u8]) -> HeaderValue {
+        HeaderValue::from_bytes(b).unwrap()
+    }
+
+    /// What the connection header's tokens were found to be before the one-pass reading.
+    fn tokens_by_str(v: &HeaderValue) -> (bool, bool) {
+        let has = |token: &str| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)));
+        (has("close"), has("keep-alive"))
+    }
+
+    #[test]
+    fn connection_tokens_are_read_as_str_splitting_reads_them() {
+        let values: [&[u8]; 14] = [
+            b"close",
+            b"Close",
+            b"keep-alive",
+            b"Keep-Alive",
+            b" keep-alive , close ",
+            b"upgrade, close",
+            b"closed",
+            b"keep-alive2",
+            b"",
+            b",,",
+            b"\tclose\t",
+            b"x-close, keep-alive",
+            b"close\xff",
+            b"te,\tKEEP-ALIVE",
+        ];
+        for v in values {
+            let v = value(v);
+            assert_eq!(connection_tokens(&v), tokens_by_str(&v), "{v:?}");
+        }
+        assert_eq!(connection_tokens(&value(b"keep-alive, close")), (true, true));
+        assert_eq!(connection_tokens(&value(b"close\xff")), (false, false));
+    }
+
+    #[test]
+    fn lengths_read_fast_are_the_general_paths() {
+        let lists: [&[&str]; 10] = [
+            &["128"],
+            &["0"],
+            &["128", "128"],
+            &["128", "129"],
+            &["9999999999999999999"],
+            &["99999999999999999999"],
+            &["18446744073709551615"],
+            &["12, 12"],
+            &["+1"],
+            &["5", "5, 5", "6"],
+        ];
+        for list in lists {
+            let (mut fast, mut general) = (Lengths::default(), Lengths::default());
+            for v in list {
+                fast.add(&value(v.as_bytes()));
+                general.seen_length = true;
+                general.add_items(&value(v.as_bytes()));
+            }
+            let got = (fast.seen_length, fast.length, fast.invalid);
+            assert_eq!(got, (general.seen_length, general.length, general.invalid), "{list:?}");
+        }
+        let mut one = Lengths::default();
+        one.add(&value(b"128"));
+        assert_eq!((one.length, one.invalid), (Some(128), false));
+    }
 }

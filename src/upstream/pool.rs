@@ -318,36 +318,6 @@ impl Pool {
         self.addr
     }
 
-    /// Sends a request on a pooled or new connection.
-    pub async fn send(self: &Arc<Self>, req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
-        if let Some(pool) = self.named.as_ref().and_then(|n| n.pool_for(self, &req)) {
-            return pool.send_here(req).await;
-        }
-        self.send_here(req).await
-    }
-
-    /// Sends a request on a connection of this pool.
-    async fn send_here(self: &Arc<Self>, req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
-        match self.protocol {
-            UpstreamProtocol::Http1 if self.auto => self.send_auto(req).await,
-            UpstreamProtocol::Http1 => self.send_h1(req).await,
-            UpstreamProtocol::Http2 => Box::pin(self.send_h2(req)).await,
-        }
-    }
-
-    /// `auto_config`: on the host's HTTP/2 connection if ALPN gave it one, else as HTTP/1.1
-    /// (where a new connection may still turn out to be HTTP/2).
-    async fn send_auto(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
-        let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
-        match existing {
-            Some(sender) => {
-                as_h2(&mut req);
-                Box::pin(self.send_on_h2(sender, req)).await
-            }
-            None => self.send_h1(req).await,
-        }
-    }
-
     /// Closes idle connections (a cluster removed or a host gone).
     pub fn close_idle(&self) {
         lock(&self.idle).clear();
@@ -370,7 +340,28 @@ impl Pool {
         }
     }
 
-    async fn send_h1(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
+    /// Sends a request on a pooled or new connection.
+    ///
+    /// One async fn for the whole HTTP/1.1 path: the request (and the future holding it) was
+    /// moved down three nested futures before, a copy each. The rarer paths (a pool per
+    /// request name, HTTP/2) are boxed, which keeps this future small.
+    pub async fn send(self: &Arc<Self>, mut req: Request<ReqBody>) -> Result<UpstreamResponse, UpstreamError> {
+        if let Some(pool) = self.named.as_ref().and_then(|n| n.pool_for(self, &req)) {
+            // A per-name pool has no names of its own: this recurses once.
+            return Box::pin(pool.send(req)).await;
+        }
+        if self.protocol == UpstreamProtocol::Http2 {
+            return Box::pin(self.send_h2(req)).await;
+        }
+        if self.auto {
+            // `auto_config`: on the host's HTTP/2 connection if ALPN gave it one, else as
+            // HTTP/1.1 (where a new connection may still turn out to be HTTP/2).
+            let existing = lock(&self.h2).as_ref().filter(|s| !s.is_closed()).cloned();
+            if let Some(sender) = existing {
+                as_h2(&mut req);
+                return Box::pin(self.send_on_h2(sender, req)).await;
+            }
+        }
         // Every idle connection may have been closed by the upstream meanwhile; after that
         // many dead ones a new connection is made, so the loop is bounded.
         for dead in 0..=MAX_IDLE {

@@ -14,6 +14,11 @@ connection, from threads), dumps the counters and prints:
 
     python3 benches/profile_requests.py --bin target/release/legate [-n 20000] [-c 4] [--top 30]
     python3 benches/profile_requests.py --bin target/release/legate --config my.yaml   # your config
+    python3 benches/profile_requests.py --nginx     # nginx as the proxy, the same way, to compare
+
+With --nginx, nginx is the proxy under callgrind (bench.py's reverse-proxy config: one worker,
+upstream keep-alive, no access log; run without a master process, so that callgrind follows the
+process that serves), to see where the difference per request is.
 
 With --config, the file must listen on 127.0.0.1:{port} and forward to 127.0.0.1:{up_port}
 (both written as those placeholders; the script fills them in). The default config is the
@@ -84,6 +89,20 @@ http { access_log off; keepalive_requests 100000000;
     return subprocess.Popen(["nginx", "-c", conf, "-p", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def nginx_proxy_config(d, port, up):
+    """bench.py's nginx reverse proxy, as one process (no master) for callgrind."""
+    conf = os.path.join(d, "proxy.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes 1; daemon off; master_process off; pid %s/proxy.pid; error_log %s/proxy.err;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
+  upstream up { server 127.0.0.1:%d; keepalive 256; keepalive_requests 100000000; }
+  server { listen 127.0.0.1:%d;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+""" % (d, d, up, port))
+    return conf
+
+
 def answer(sock, buf):
     """Reads one answer (content-length framed); returns what is left over."""
     while True:
@@ -144,13 +163,16 @@ def control(pid, flag):
 
 def main():
     a = argparse.ArgumentParser()
-    a.add_argument("--bin", required=True)
+    a.add_argument("--bin", help="the proxy binary (legate, or Envoy with --envoy)")
+    a.add_argument("--nginx", action="store_true", help="profile nginx as the proxy instead of --bin")
     a.add_argument("--envoy", action="store_true", help="the binary is Envoy (adds its flags)")
     a.add_argument("--config", help="a config with {port} and {up_port} placeholders")
     a.add_argument("-n", type=int, default=20000, help="requests measured")
     a.add_argument("-c", type=int, default=4, help="keep-alive connections")
     a.add_argument("--top", type=int, default=30)
     args = a.parse_args()
+    if not args.bin and not args.nginx:
+        sys.exit("needs --bin or --nginx")
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "nginx"):
         if not shutil.which(tool):
             sys.exit("needs %s on PATH" % tool)
@@ -162,8 +184,11 @@ def main():
         with open(cfg, "w") as f:
             f.write(text.replace("{port}", str(port)).replace("{up_port}", str(up)))
         out = os.path.join(d, "callgrind.out")
-        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, "--dump-instr=no", "--compress-strings=no", "--compress-pos=no",
-                args.bin, "-c", cfg, "--concurrency", "1"]
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, "--dump-instr=no", "--compress-strings=no", "--compress-pos=no"]
+        if args.nginx:
+            argv += ["nginx", "-c", nginx_proxy_config(d, port, up), "-p", d]
+        else:
+            argv += [args.bin, "-c", cfg, "--concurrency", "1"]
         if args.envoy:
             argv += ["--disable-hot-restart", "--base-id", str(os.getpid() % 60000)]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"))
@@ -197,7 +222,8 @@ def main():
     if not total:
         sys.exit("no totals in callgrind_annotate's output")
     ir = int(total.group(1).replace(",", ""))
-    print("%s: %d requests over %d connections in %.1f s under callgrind" % (args.bin, args.n, args.c, took))
+    shown = "nginx (proxy)" if args.nginx else args.bin
+    print("%s: %d requests over %d connections in %.1f s under callgrind" % (shown, args.n, args.c, took))
     print("Ir per request: %.0f" % (ir / args.n))
 
     def rows(text, keep, limit):
@@ -224,6 +250,8 @@ def main():
     # a cutoff at a third once hid `memcpy` at two thirds (kilobyte futures moved by value).
     for n, name in [r for r in rows(excl, lambda _: True, args.top + 10) if r[0] < ir * 0.9][: args.top]:
         print("%9.0f  %s" % (n / args.n, short(name)))
+    if args.nginx:
+        return
     print("\nlegate's own functions by inclusive Ir per request:")
     for n, name in rows(incl, lambda s: "legate::" in s, args.top):
         print("%9.0f  %s" % (n / args.n, short(name)))

@@ -18,7 +18,7 @@ each odd round:
 
 wrk requests /svc099/x in every run: the last of the 100 routes in routes+log, and the plain
 configs route everything. A routes+log run whose log file got no lines during the measurement
-is an error, and so is any non-2xx answer (a wrong route would show as one). Each round prints
+is an error, and so is any non-2xx answer or socket error (a wrong route would show as one). Each round prints
 the four CPU us/request figures, the legate/nginx ratio for plain and for routes+log, and the
 change (routes+log ratio / plain ratio); then the medians, and PASS when the median change is
 <= 1.10, else FAIL (exit code 1).
@@ -36,160 +36,21 @@ talks to 127.0.0.1, on ports it picks free at startup. Resolution: 10 ms of CPU 
 0.1% of a 10 s run; other work on the machine adds noise, so read several rounds.
 """
 import argparse
-import atexit
-import http.client
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-BODY = "upstream-A " + "x" * (128 - len("upstream-A ") - 1)
+# The load method's processes, CPU accounting, upstream and wrk runs are access_log_overhead.py's.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from access_log_overhead import (  # noqa: E402
+    count_lines, cpu_seconds, free_port, log, nginx_conf, run_wrk, spawn, stop, wait_ready)
+
 N_ROUTES = 100
 PATH = f"/svc{N_ROUTES - 1:03d}/x"  # matches only the last of the 100 prefixes
 BUDGET = 1.10
 RUNS = [("nginx", "plain"), ("nginx", "routes+log"), ("legate", "plain"), ("legate", "routes+log")]
-
-_started = []
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(cmd, cpus, logfile):
-    f = open(logfile, "ab")
-    p = subprocess.Popen(["taskset", "-c", cpus] + cmd, stdout=f, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    p._logf = f
-    _started.append(p)
-    return p
-
-
-def _pids_in_session(sid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:
-                out.append(int(d))
-    return out
-
-
-def stop(p, timeout=10):
-    if p.poll() is None:
-        try:
-            p.send_signal(signal.SIGTERM)
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        except ProcessLookupError:
-            pass
-    # nginx workers and any other leftover of the session this script created, by PID
-    for pid in _pids_in_session(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    p._logf.close()
-    if p in _started:
-        _started.remove(p)
-
-
-@atexit.register
-def _cleanup():
-    for p in list(_started):
-        stop(p, timeout=5)
-
-
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
-
-
-def proc_tree(pid):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, i = [pid], 0
-    while i < len(out):
-        out += kids.get(out[i], [])
-        i += 1
-    return out
-
-
-def cpu_seconds(pid):
-    """utime+stime (all threads) summed over the process tree, seconds."""
-    t = 0
-    for p in proc_tree(pid):
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        t += int(f[11]) + int(f[12])
-    return t / CLK_TCK
-
-
-def get(port, path=PATH, timeout=0.5):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    except (OSError, http.client.HTTPException):
-        return None, b""
-    finally:
-        c.close()
-
-
-def wait_ready(port, proc, timeout=30.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited rc={proc.returncode}; see its log")
-        status, body = get(port)
-        if status == 200 and body.startswith(b"upstream-"):
-            return
-        time.sleep(0.002)
-    raise RuntimeError(f"not ready on :{port} within {timeout}s")
-
-
-def upstream_conf(d, port):
-    return f"""# upstream for routes_log_ratio.py (as bench.py's): 1 worker, 128-byte bodies
-worker_processes 1;
-daemon off;
-master_process on;
-pid {d}/upstream.pid;
-error_log {d}/upstream_error.log warn;
-worker_rlimit_nofile 65536;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 "{BODY}\\n"; }} }}
-}}
-"""
-
 
 NGINX_PROXY_LOCATION = """    location {prefix} {{
       proxy_pass http://up;
@@ -282,27 +143,6 @@ static_resources:
 """
 
 
-def run_wrk(a, url, secs):
-    cmd = ["taskset", "-c", a.load_cpus, "wrk", "-t", "1", "-c", str(a.conns), "-d", f"{secs}s",
-           "--latency", "--timeout", "5s", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30).stdout
-    m = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return ((int(m.group(1)) if m else 0), (int(non2xx.group(1)) if non2xx else 0),
-            (sum(map(int, sock.groups())) if sock else 0))
-
-
-def count_lines(path):
-    if not path or not os.path.exists(path):
-        return 0
-    n = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
-
-
 def measure(a, workdir, upstream_port, proxy, variant, rnd):
     d = os.path.join(workdir, f"r{rnd}-{proxy}-{variant.replace('+', '-')}")
     os.makedirs(d, exist_ok=True)
@@ -324,18 +164,18 @@ def measure(a, workdir, upstream_port, proxy, variant, rnd):
         run_wrk(a, url, a.warmup)
         lines_before = count_lines(log_path)
         c0 = cpu_seconds(p.pid)
-        requests, non2xx, sock_errors = run_wrk(a, url, a.duration)
+        requests, errors = run_wrk(a, url, a.duration)
         c1 = cpu_seconds(p.pid)
     finally:
         # stopping flushes buffered log lines (legate's file logger, nginx's buffer=)
         stop(p)
-    r = {"requests": requests, "non2xx": non2xx, "sock_errors": sock_errors, "cpu_s": c1 - c0,
+    r = {"requests": requests, "errors": errors, "cpu_s": c1 - c0,
          "us_per_req": (c1 - c0) / max(requests, 1) * 1e6, "rps": requests / a.duration}
     what = f"round {rnd} {proxy} {variant}"
     if requests == 0:
         raise RuntimeError(f"{what}: wrk made no requests; see {d}")
-    if non2xx:
-        raise RuntimeError(f"{what}: {non2xx} non-2xx answers to {PATH} (wrong route?); see {d}")
+    if errors:
+        raise RuntimeError(f"{what}: {errors} non-2xx answers or socket errors for {PATH} (wrong route?); see {d}")
     if log_path:
         # wrk's count excludes requests cut off at its deadline, which may still be logged
         r["logged"] = count_lines(log_path) - lines_before
@@ -370,7 +210,7 @@ def main():
     os.makedirs(up_dir, exist_ok=True)
     upstream_port = free_port()
     conf = os.path.join(up_dir, "nginx.conf")
-    open(conf, "w").write(upstream_conf(up_dir, upstream_port))
+    open(conf, "w").write(nginx_conf(up_dir, upstream_port))
     up = spawn(["nginx", "-p", up_dir, "-c", conf, "-e", os.path.join(up_dir, "upstream_error.log")],
                a.load_cpus, os.path.join(up_dir, "stdout.log"))
     rounds = []
@@ -382,7 +222,7 @@ def main():
             for proxy, variant in order:
                 res[proxy, variant] = r = measure(a, workdir, upstream_port, proxy, variant, rnd)
                 log(f"round {rnd} {proxy} {variant}: {r['us_per_req']:.2f} us/req ({r['rps']:.0f} rps, "
-                    f"socket errors {r['sock_errors']}"
+                    f"errors {r['errors']}"
                     + (f", {r['logged']} lines for {r['requests']} requests" if "logged" in r else "") + ")")
                 time.sleep(1.0)
             us = {k: v["us_per_req"] for k, v in res.items()}
